@@ -1,0 +1,26 @@
+"""The `tracefail` command. Kept light: heavy libraries load inside the commands that use them."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="tracefail",
+    help="Find out why LLM agents and multi-agent systems fail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Each module registers its commands on `app` when imported.
+COMMAND_MODULES = [
+    "tracefail.cli.corpus",
+]
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
+
+
+def main() -> None:
+    app()

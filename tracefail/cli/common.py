@@ -1,0 +1,44 @@
+"""What every command shares: the --db option, opening the store, and error exits.
+
+Data goes to stdout; diagnostics go to stderr so `tracefail ls --json | jq` stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from tracefail.store import DEFAULT_DB, Database, StoreError
+
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True)
+
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+DbOption = Annotated[
+    Path,
+    typer.Option("--db", envvar="TRACEFAIL_DB", help="DuckDB corpus file.", show_default=True),
+]
+DEFAULT_DB_PATH = Path(DEFAULT_DB)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def open_db(path: Path, *, read_only: bool = False) -> Database:
+    try:
+        return Database(path, read_only=read_only)
+    except StoreError as exc:
+        fail(str(exc))
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")

@@ -1,0 +1,186 @@
+"""Corpus commands: ingest, formats, ls, show, sql, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracefail.cli import app
+from tracefail.cli.common import (
+    DEFAULT_DB_PATH,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    DbOption,
+    err,
+    fail,
+    open_db,
+    out,
+    print_json,
+)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Trace files or folders.")],
+    db: DbOption = DEFAULT_DB_PATH,
+    format: Annotated[str | None, typer.Option("--format", "-f", help="Skip detection.")] = None,
+) -> None:
+    """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tracefail.ingest import registry
+    from tracefail.services.ingest import ingest as run_ingest
+
+    if format:
+        try:
+            registry.by_name(format)
+        except KeyError as exc:
+            fail(str(exc.args[0]), EXIT_USAGE)
+    store = open_db(db)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("ingest", total=None)
+
+        def on_file(path: Path, number: int, total: int) -> None:
+            progress.update(task, total=total, completed=number - 1, description=f"ingest {path.name}")
+
+        report = run_ingest(store, paths, format_name=format, on_file=on_file)
+    store.close()
+    for message in report.messages:
+        err.print(f"[yellow]quarantined:[/] {message}", markup=True, highlight=False)
+    counts = report.as_dict()
+    out.print(
+        f"ingested {counts['traces']} traces, {counts['steps']} steps, {counts['labels']} labels, "
+        f"{counts['attributions']} attributions from {counts['files']} files; "
+        f"{counts['duplicates']} duplicates skipped, {counts['quarantined']} quarantined",
+        highlight=False,
+    )
+    if report.quarantined:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def formats() -> None:
+    """List the trace formats ingest understands."""
+    from tracefail.ingest.registry import ADAPTERS
+
+    for adapter in ADAPTERS:
+        out.print(f"{adapter.name:<16} {adapter.description}", highlight=False)
+
+
+@app.command("ls")
+def list_traces(
+    db: DbOption = DEFAULT_DB_PATH,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """One row per trace: id, source, framework, llm, steps, outcome, label counts."""
+    from rich.table import Table
+
+    from tracefail.store import traces as trace_store
+
+    store = open_db(db, read_only=True)
+    frame = trace_store.list_traces(store)
+    store.close()
+    if json_out:
+        print_json(frame.to_dicts())
+        return
+    table = Table(show_edge=False, header_style="bold")
+    columns = ["trace_id", "source", "framework", "llm", "n_steps", "outcome", "n_labels",
+               "n_modes_present", "n_attributions"]
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.select(columns).iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+
+
+@app.command()
+def show(
+    trace_id: Annotated[str, typer.Argument(help="Trace id (see `tracefail ls`).")],
+    db: DbOption = DEFAULT_DB_PATH,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A trace with its steps, labels and attributions."""
+    from rich.markup import escape
+
+    from tracefail.store import traces as trace_store
+
+    store = open_db(db, read_only=True)
+    found = trace_store.get_trace(store, trace_id)
+    store.close()
+    if found is None:
+        fail(f"{db}: no trace {trace_id!r} (see `tracefail ls`)")
+    if json_out:
+        print_json(found)
+        return
+    head = found["trace"]
+    out.print(f"[bold]{escape(head['trace_id'])}[/]  {escape(str(head['framework']))}  "
+              f"{escape(str(head['llm']))}  outcome={head['outcome']}", highlight=False)
+    if head["task"]:
+        out.print(f"task: {escape(head['task'][:500])}", highlight=False)
+    for step in found["steps"]:
+        who = escape(str(step["agent"] or step["role"] or "?"))
+        text = escape(step["content"][:400].replace("\n", " "))
+        out.print(f"[cyan]{step['step_idx']:>4}[/] [bold]{who}[/]: {text}", highlight=False)
+    for label in found["labels"]:
+        out.print(f"label {label['mode_id']} present={label['present']} p={label['probability']} "
+                  f"source={escape(label['source'])}", highlight=False)
+    for attr in found["attributions"]:
+        out.print(f"attribution agent={escape(str(attr['agent']))} step={attr['step_idx']} "
+                  f"source={escape(attr['source'])}", highlight=False)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
+    db: DbOption = DEFAULT_DB_PATH,
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Run read-only SQL against the corpus (the database is opened read-only)."""
+    import duckdb
+    from rich.table import Table
+
+    from tracefail.store import traces as trace_store
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json, not {format!r}", EXIT_USAGE)
+    store = open_db(db, read_only=True)
+    try:
+        frame = trace_store.read_only_query(store, query)
+    except duckdb.Error as exc:
+        fail("SQL error: " + " ".join(str(exc).split()))
+    finally:
+        store.close()
+    if format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif format == "json":
+        print_json(frame.to_dicts())
+    else:
+        table = Table(show_edge=False, header_style="bold")
+        for column in frame.columns:
+            table.add_column(column, overflow="fold")
+        for row in frame.iter_rows():
+            table.add_row(*["" if v is None else str(v) for v in row])
+        out.print(table)
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file.")],
+    db: DbOption = DEFAULT_DB_PATH,
+    format: Annotated[str, typer.Option("--format", help="jsonl, parquet or csv.")] = "jsonl",
+) -> None:
+    """Export traces with their steps and labels."""
+    from tracefail.store.export import FORMATS, export_corpus
+
+    if format not in FORMATS:
+        fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", EXIT_USAGE)
+    store = open_db(db, read_only=True)
+    n = export_corpus(store, format, output)
+    store.close()
+    err.print(f"wrote {n} traces to {output}", highlight=False)

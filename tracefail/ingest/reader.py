@@ -1,0 +1,153 @@
+"""Reading source files record by record with bounded memory.
+
+A 200 MB JSON array is never loaded whole: `iter_json_array` finds each top-level element's
+extent with a string-aware scan (regex jumps over string bodies at C speed) and parses only that
+slice, so memory is bounded by the largest record and one broken record does not sink the file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHUNK = 1 << 20
+HEAD_BYTES = 64 * 1024
+_STRUCT = re.compile(r'["{}\[\]]')
+_STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: fast on MB strings
+_SCALAR_END = re.compile(r"[,\]]")
+
+
+class SourceError(Exception):
+    """The whole file is unusable (binary, not JSON, empty, ...)."""
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record's text and where it sits in its file (for error messages and quarantine)."""
+
+    locator: str  # "record 12" / "line 40" / "whole file"
+    text: str
+
+
+def _reject_constant(name: str) -> None:
+    """NaN/Infinity are not JSON; we read them as missing values rather than invent numbers."""
+    return None
+
+
+def loads(text: str) -> Any:
+    """Parse JSON, mapping the non-standard NaN/Infinity tokens to None."""
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+def is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def read_head(path: Path, size: int = HEAD_BYTES) -> str:
+    """The first bytes as text, for format sniffing; raises SourceError on binary data."""
+    with path.open("rb") as fh:
+        data = fh.read(size)
+    if not data.strip():
+        raise SourceError("empty file")
+    if b"\x00" in data:
+        raise SourceError("binary data (NUL bytes), not a text trace file")
+    return data.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def open_text(path: Path):
+    return path.open("r", encoding="utf-8", errors="strict", newline="")
+
+
+def iter_jsonl(path: Path) -> Iterator[RawRecord]:
+    with open_text(path) as fh:
+        for number, line in enumerate(fh, start=1):
+            if line.strip():
+                yield RawRecord(f"line {number}", line)
+
+
+def first_char(head: str) -> str:
+    stripped = head.lstrip()
+    return stripped[:1]
+
+
+def iter_json_array(path: Path) -> Iterator[RawRecord]:
+    """Yield each element of a top-level JSON array as its own text slice."""
+    with open_text(path) as fh:
+        buf = fh.read(CHUNK).lstrip("\ufeff")
+        pos = _skip_ws(buf, 0)
+        if pos >= len(buf) or buf[pos] != "[":
+            raise SourceError("expected a JSON array")
+        pos += 1
+        index = 0
+        eof = False
+        while True:
+            pos = _skip_separators(buf, pos)
+            while pos >= len(buf) and not eof:
+                more = fh.read(CHUNK)
+                eof = not more
+                buf, pos = buf[pos:] + more, 0
+                pos = _skip_separators(buf, pos)
+            if pos >= len(buf):
+                raise SourceError(f"truncated: the array is not closed after record {index}")
+            if buf[pos] == "]":
+                return
+            end = _element_end(buf, pos)
+            while end is None and not eof:
+                more = fh.read(max(CHUNK, len(buf)))
+                eof = not more
+                buf, pos = buf[pos:] + more, 0
+                end = _element_end(buf, pos)
+            if end is None:
+                yield RawRecord(f"record {index}", buf[pos:])
+                raise SourceError(f"truncated inside record {index}")
+            yield RawRecord(f"record {index}", buf[pos:end])
+            index += 1
+            pos = end
+
+
+def _skip_ws(buf: str, pos: int) -> int:
+    while pos < len(buf) and buf[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _skip_separators(buf: str, pos: int) -> int:
+    while pos < len(buf) and buf[pos] in " \t\r\n,":
+        pos += 1
+    return pos
+
+
+def _element_end(buf: str, start: int) -> int | None:
+    """End offset of the JSON value starting at `start`, or None if the buffer ends first."""
+    first = buf[start]
+    if first not in "{[":
+        # a scalar element: it ends at the next comma or closing bracket outside strings
+        if first == '"':
+            match = _STRING_BODY.match(buf, start + 1)
+            return match.end() if match else None
+        match = _SCALAR_END.search(buf, start)
+        return match.start() if match else None
+    depth = 0
+    pos = start
+    while True:
+        match = _STRUCT.search(buf, pos)
+        if match is None:
+            return None
+        char = match.group()
+        pos = match.end()
+        if char == '"':
+            body = _STRING_BODY.match(buf, pos)
+            if body is None:
+                return None
+            pos = body.end()
+        elif char in "{[":
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return pos

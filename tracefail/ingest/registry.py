@@ -1,0 +1,52 @@
+"""Which adapters exist and which one a file belongs to (auto-detection or `--format`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracefail.ingest.base import Adapter
+from tracefail.ingest.reader import SourceError, read_head
+from tracefail.ingest.whowhen import WhoWhenAdapter
+
+# Order matters: the first adapter whose sniff() accepts a file wins, so the most specific
+# formats come first.
+ADAPTERS: list[Adapter] = [
+    WhoWhenAdapter(),
+]
+
+SUFFIXES = {".json", ".jsonl", ".ndjson", ".parquet", ".eval"}
+
+
+def by_name(name: str) -> Adapter:
+    for adapter in ADAPTERS:
+        if adapter.name == name:
+            return adapter
+    known = ", ".join(a.name for a in ADAPTERS)
+    raise KeyError(f"unknown format {name!r}; known formats: {known}")
+
+
+def detect(path: Path) -> Adapter:
+    """The adapter for `path`; SourceError with a one-line reason when none fits."""
+    head = "" if path.suffix in {".parquet", ".eval"} else read_head(path)
+    for adapter in ADAPTERS:
+        if path.suffix in adapter.suffixes and adapter.sniff(path, head):
+            return adapter
+    raise SourceError("format not recognised (use --format; `tracefail formats` lists them)")
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files to ingest: files as given, directories walked for known suffixes, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = [p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES]
+            files.extend(sorted(found, key=_natural_key))
+        else:
+            files.append(path)
+    return files
+
+
+def _natural_key(path: Path) -> tuple:
+    import re
+
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path)))

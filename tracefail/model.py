@@ -1,0 +1,197 @@
+"""Pydantic v2 types shared by every layer: the one vocabulary for traces, labels and verdicts.
+
+Everything that crosses a layer boundary (ingest -> store, judge -> store, store -> TUI) is one
+of these types, so adapters and backends can be checked in isolation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class StepKind(StrEnum):
+    """What a step is. Message-level logs use MESSAGE; span trees use the span kind."""
+
+    MESSAGE = "message"
+    LLM = "llm"
+    TOOL = "tool"
+    AGENT = "agent"
+    CHAIN = "chain"
+    RETRIEVER = "retriever"
+    EVENT = "event"
+    OTHER = "other"
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    UNKNOWN = "unknown"
+
+
+class ToolCall(BaseModel):
+    """A tool/function call requested inside a step (OpenAI style)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str | None = None
+    name: str
+    arguments: str = ""  # JSON text as the source gave it; never re-serialized
+
+
+class Step(BaseModel):
+    """One message or span of a trace. `step_idx` is flat and 0-based in trace order."""
+
+    step_idx: int = Field(ge=0)
+    agent: str | None = None  # who spoke / acted (speaker), never the chat-relative role
+    recipient: str | None = None  # hand-off target when the source says it (Magentic-One "->")
+    role: str | None = None  # system/user/assistant/tool/... as the source gives it
+    kind: StepKind = StepKind.MESSAGE
+    name: str | None = None  # span name, thought/action marker, ...
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    start_ts: datetime | None = None
+    end_ts: datetime | None = None
+    status: str | None = None  # ok / error / the source's status text
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Label(BaseModel):
+    """One failure-mode judgement about a trace from one source (human, judge, dataset, heuristic)."""
+
+    trace_id: str
+    taxonomy_id: str
+    taxonomy_version: str
+    mode_id: str
+    present: bool | None  # None: the source gave no usable answer for this mode (e.g. NaN)
+    probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    raw_probability: float | None = Field(default=None, ge=0.0, le=1.0)  # before calibration
+    evidence_steps: list[int] = Field(default_factory=list)
+    agent: str | None = None
+    rationale: str | None = None
+    source: str  # "human:<user>", "llm-judge:<config hash>", "dataset:<name>", "heuristic:<name>"
+    run_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Attribution(BaseModel):
+    """Where a failure began: the responsible agent and the 0-based step (Who&When style)."""
+
+    trace_id: str
+    agent: str | None = None
+    step_idx: int | None = Field(default=None, ge=0)
+    reason: str | None = None
+    probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    source: str
+    run_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Trace(BaseModel):
+    """A whole agent run with its steps, plus the labels that shipped with it."""
+
+    trace_id: str
+    source: str  # format/dataset family: whowhen, mast, openai-chat, otel, ...
+    native_id: str | None = None
+    framework: str | None = None  # AG2, Magentic-One, MetaGPT, ChatDev, ...
+    llm: str | None = None
+    benchmark: str | None = None
+    task: str | None = None
+    ground_truth: str | None = None
+    outcome: Outcome = Outcome.UNKNOWN
+    source_file: str | None = None
+    raw: str | None = None  # original text when steps were split out of a free-form log
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    steps: list[Step] = Field(default_factory=list)
+    labels: list[Label] = Field(default_factory=list)
+    attributions: list[Attribution] = Field(default_factory=list)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_are_ordered(cls, steps: list[Step]) -> list[Step]:
+        for i, step in enumerate(steps):
+            if step.step_idx != i:
+                raise ValueError(f"step {i} has step_idx {step.step_idx}; steps must be 0..n-1")
+        return steps
+
+    def content_hash(self) -> str:
+        """Hash of what the trace says (not where it came from): equal content, equal hash."""
+        payload = json.dumps(
+            {
+                "task": self.task,
+                "steps": [s.model_dump(mode="json", exclude={"metadata"}) for s in self.steps],
+                "raw": self.raw,
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def stable_id(source: str, native_id: str | None, fallback_hash: str) -> str:
+    """`source:native` when the source has an id, else `source:sha256-prefix` of the content."""
+    return f"{source}:{native_id}" if native_id else f"{source}:{fallback_hash[:16]}"
+
+
+class FailureMode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    category: str
+    definition: str
+    stage: str | None = None
+    positive_example: str | None = None
+    negative_example: str | None = None
+
+
+class Taxonomy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    version: str
+    name: str
+    description: str = ""
+    categories: dict[str, str] = Field(default_factory=dict)  # category id -> name
+    modes: list[FailureMode]
+
+    def mode(self, mode_id: str) -> FailureMode:
+        for m in self.modes:
+            if m.id == mode_id:
+                return m
+        raise KeyError(f"taxonomy {self.id} has no mode {mode_id!r}")
+
+
+class ModeVerdict(BaseModel):
+    """The judge's answer for one mode of one trace."""
+
+    mode_id: str
+    present: bool
+    probability: float = Field(ge=0.0, le=1.0)
+    evidence_steps: list[int] = Field(default_factory=list)
+    agent: str | None = None
+    rationale: str = ""
+
+
+class Verdict(BaseModel):
+    """The judge's structured answer for a whole trace."""
+
+    trace_id: str
+    modes: list[ModeVerdict] = Field(default_factory=list)
+    root_cause_agent: str | None = None
+    root_cause_step: int | None = Field(default=None, ge=0)
+    root_cause_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    summary: str = ""
+    steps_read: list[int] = Field(default_factory=list)  # which steps the judge saw
+    truncated: bool = False

@@ -1,0 +1,130 @@
+"""Ingest facade: files -> adapters -> store, with quarantine and counts. No printing here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracefail.ingest import registry
+from tracefail.ingest.base import Adapter, Rejected, excerpt
+from tracefail.ingest.reader import SourceError
+from tracefail.model import Trace
+from tracefail.store import Database
+from tracefail.store import runs as run_store
+from tracefail.store import traces as trace_store
+
+BATCH = 200
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+
+
+@dataclass
+class IngestReport:
+    files: int = 0
+    traces: int = 0
+    steps: int = 0
+    labels: int = 0
+    attributions: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
+    run_id: str | None = None
+
+    def as_dict(self) -> dict[str, int]:
+        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "quarantined")
+        return {k: getattr(self, k) for k in keys}
+
+
+Progress = Callable[[str, int], None]  # (file, bytes done in that file) -> None
+
+
+def _oversized(trace: Trace, limit: int) -> str | None:
+    for step in trace.steps:
+        if len(step.content) > limit:
+            return (
+                f"step {step.step_idx} content is {len(step.content):,} characters, over the "
+                f"{limit:,}-character field limit"
+            )
+    if trace.raw and len(trace.raw) > limit * 4:
+        return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
+    return None
+
+
+def ingest(
+    db: Database,
+    paths: list[Path],
+    *,
+    format_name: str | None = None,
+    max_field_chars: int = MAX_FIELD_CHARS,
+    on_file: Callable[[Path, int, int], None] | None = None,
+) -> IngestReport:
+    """Ingest files or folders. Bad files and records are quarantined; good ones always land."""
+    forced = registry.by_name(format_name) if format_name else None
+    files = registry.expand(paths)
+    report = IngestReport()
+    report.run_id = run_store.start_run(
+        db, "ingest", {"paths": [str(p) for p in paths], "format": format_name}
+    )
+
+    def reject(file: Path, record: str | None, reason: str, text: str = "") -> None:
+        report.quarantined += 1
+        where = f"{file}: {record}: " if record else f"{file}: "
+        report.messages.append(where + reason)
+        trace_store.quarantine(db, str(file), record, reason, excerpt(text, 2000), report.run_id)
+
+    pending: list[Trace] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        added = trace_store.add_traces(db, pending, report.run_id)
+        report.traces += added.traces
+        report.steps += added.steps
+        report.labels += added.labels
+        report.attributions += added.attributions
+        report.duplicates += added.duplicates
+        for trace, reason in added.conflicts:
+            reject(Path(trace.source_file or "?"), trace.native_id or trace.trace_id, reason)
+        pending.clear()
+
+    seen_in_batch: set[str] = set()
+    for number, file in enumerate(files, start=1):
+        report.files += 1
+        if on_file:
+            on_file(file, number, len(files))
+        if not file.exists():
+            reject(file, None, "no such file")
+            continue
+        try:
+            adapter: Adapter = forced or registry.detect(file)
+            for item in adapter.parse(file):
+                if isinstance(item, Rejected):
+                    reject(file, item.record, item.reason, item.excerpt)
+                    continue
+                problem = _oversized(item, max_field_chars)
+                if problem:
+                    reject(file, item.native_id or item.trace_id, problem)
+                    continue
+                if item.trace_id in seen_in_batch:
+                    flush()  # let the store decide duplicate vs conflict against the first copy
+                    seen_in_batch.clear()
+                seen_in_batch.add(item.trace_id)
+                pending.append(item)
+                if len(pending) >= BATCH:
+                    flush()
+                    seen_in_batch.clear()
+        except SourceError as exc:
+            reject(file, None, str(exc))
+        except UnicodeDecodeError as exc:
+            reject(file, None, f"not UTF-8 text at byte {exc.start} (binary data?)")
+        except OSError as exc:
+            reject(file, None, f"cannot read: {exc.strerror or exc}")
+        except Exception as exc:  # an adapter bug must not cost the rest of the batch
+            reject(file, None, f"{type(exc).__name__} while reading: {str(exc).splitlines()[0] if str(exc) else ''}")
+        flush()
+        seen_in_batch.clear()
+    run_store.finish_run(
+        db, report.run_id, counts=report.as_dict(), n_errors=report.quarantined,
+        status="done",
+    )
+    return report

@@ -1,0 +1,141 @@
+"""The DuckDB connection and the numbered migrations. Only `tracefail.store` uses this module."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+
+DEFAULT_DB = "tracefail.duckdb"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+
+class StoreError(Exception):
+    """A store problem a user can act on; the message is one line naming the file."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, file name, SQL) for every shipped migration, in order."""
+    found = []
+    for entry in resources.files("tracefail.store.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def latest_version() -> int:
+    return migrations()[-1][0]
+
+
+class Database:
+    """One corpus file (or `:memory:`), migrated to the current schema on open."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        if read_only and self.path != ":memory:" and not Path(self.path).exists():
+            raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
+        try:
+            self.connection = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise StoreError(
+                    f"{self.path}: the database is open for writing in another process; "
+                    "wait for it to finish or open it read-only later"
+                ) from None
+            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({text.splitlines()[0]})") from None
+        except duckdb.Error as exc:
+            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({str(exc).splitlines()[0]})") from None
+        self._migrate()
+
+    # --- schema -----------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        exists = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        row = self.connection.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0] or 0)
+
+    def _migrate(self) -> None:
+        current = self.schema_version()
+        latest = latest_version()
+        if current > latest:
+            raise StoreError(
+                f"{self.path}: schema version {current} is newer than this tracefail "
+                f"understands ({latest}); upgrade tracefail"
+            )
+        pending = [m for m in migrations() if m[0] > current]
+        if not pending:
+            return
+        if self.read_only:
+            raise StoreError(
+                f"{self.path}: schema version {current} needs migrating to {latest}; "
+                "open it once without read-only (any write command) to upgrade"
+            )
+        if current == 0 and self._has_foreign_tables():
+            raise StoreError(f"{self.path}: a DuckDB file, but not a tracefail database")
+        for number, name, sql in pending:
+            with self.transaction():
+                if number == 1:
+                    self.connection.execute(
+                        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                        "name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+                    )
+                self.connection.execute(sql)
+                self.connection.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", [number, name, now()]
+                )
+
+    def _has_foreign_tables(self) -> bool:
+        count = self.connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchone()[0]
+        return bool(count)
+
+    # --- access -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing writes: a killed process leaves either everything or nothing."""
+        self.connection.execute("BEGIN TRANSACTION")
+        try:
+            yield self.connection
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        else:
+            self.connection.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+        return self.connection.execute(sql, params or [])
+
+    def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+        """A query result as a polars DataFrame (Arrow under the hood, no row loop)."""
+        relation = self.connection.sql(sql, params=list(params) if params else None)
+        return relation.pl() if relation is not None else pl.DataFrame()
+
+    def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.connection.execute(sql, params or []).fetchall()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,46 @@
+"""Corpus export straight from DuckDB (COPY streams; nothing is built up in Python)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracefail.store.db import Database
+
+FORMATS = ("jsonl", "parquet", "csv")
+
+_NESTED = """
+    SELECT t.* EXCLUDE (raw),
+           coalesce((SELECT list(s ORDER BY s.step_idx) FROM (SELECT * EXCLUDE (trace_id) FROM steps
+                     WHERE steps.trace_id = t.trace_id) s), []) AS steps,
+           coalesce((SELECT list(l ORDER BY l.label_id) FROM (SELECT * EXCLUDE (trace_id) FROM labels
+                     WHERE labels.trace_id = t.trace_id) l), []) AS labels,
+           coalesce((SELECT list(a ORDER BY a.attribution_id) FROM (SELECT * EXCLUDE (trace_id)
+                     FROM attributions WHERE attributions.trace_id = t.trace_id) a), []) AS attributions
+    FROM traces t ORDER BY t.trace_id
+"""
+
+# CSV cannot nest: one row per step, with the trace's columns and its labels as JSON text.
+_FLAT = """
+    SELECT t.trace_id, t.source, t.framework, t.llm, t.benchmark, t.outcome, t.n_steps,
+           s.* EXCLUDE (trace_id),
+           (SELECT to_json(list(l)) FROM (SELECT mode_id, present, probability, source,
+                   evidence_steps FROM labels WHERE labels.trace_id = t.trace_id) l) AS trace_labels,
+           (SELECT to_json(list(a)) FROM (SELECT agent, step_idx, source FROM attributions
+                   WHERE attributions.trace_id = t.trace_id) a) AS trace_attributions
+    FROM traces t JOIN steps s USING (trace_id)
+    ORDER BY t.trace_id, s.step_idx
+"""
+
+
+def export_corpus(db: Database, fmt: str, out: Path) -> int:
+    """Write the corpus to `out`; returns the number of traces written."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    target = str(out).replace("'", "''")
+    if fmt == "jsonl":
+        db.execute(f"COPY ({_NESTED}) TO '{target}' (FORMAT json)")
+    elif fmt == "parquet":
+        db.execute(f"COPY ({_NESTED}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+    else:
+        db.execute(f"COPY ({_FLAT}) TO '{target}' (FORMAT csv, HEADER)")
+    return db.rows("SELECT count(*) FROM traces")[0][0]

@@ -1,0 +1,259 @@
+"""Writing and reading traces, steps, dataset labels and quarantined records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+import pyarrow as pa
+
+from tracefail.model import Attribution, Label, Step, Trace
+from tracefail.store.db import Database, now
+
+
+@dataclass
+class AddResult:
+    traces: int = 0
+    steps: int = 0
+    labels: int = 0
+    attributions: int = 0
+    duplicates: int = 0
+    conflicts: list[tuple[Trace, str]] = field(default_factory=list)
+
+
+_TRACE_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()), ("source", pa.string()), ("native_id", pa.string()),
+        ("framework", pa.string()), ("llm", pa.string()), ("benchmark", pa.string()),
+        ("task", pa.string()), ("ground_truth", pa.string()), ("outcome", pa.string()),
+        ("n_steps", pa.int32()), ("content_hash", pa.string()), ("source_file", pa.string()),
+        ("raw", pa.string()), ("metadata", pa.string()), ("ingest_run_id", pa.string()),
+        ("ingested_at", pa.timestamp("us")),
+    ]
+)
+_STEP_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()), ("step_idx", pa.int32()), ("span_id", pa.string()),
+        ("parent_span_id", pa.string()), ("agent", pa.string()), ("recipient", pa.string()),
+        ("role", pa.string()), ("kind", pa.string()), ("name", pa.string()),
+        ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
+        ("model", pa.string()), ("tokens_in", pa.int32()), ("tokens_out", pa.int32()),
+        ("start_ts", pa.timestamp("us")), ("end_ts", pa.timestamp("us")),
+        ("status", pa.string()), ("metadata", pa.string()),
+    ]
+)
+_LABEL_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()), ("taxonomy_id", pa.string()), ("taxonomy_version", pa.string()),
+        ("mode_id", pa.string()), ("present", pa.bool_()), ("probability", pa.float64()),
+        ("raw_probability", pa.float64()), ("evidence_steps", pa.list_(pa.int32())),
+        ("agent", pa.string()), ("rationale", pa.string()), ("source", pa.string()),
+        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+    ]
+)
+_ATTRIBUTION_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()), ("agent", pa.string()), ("step_idx", pa.int32()),
+        ("reason", pa.string()), ("probability", pa.float64()), ("source", pa.string()),
+        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+    ]
+)
+
+
+def _json(value: object) -> str | None:
+    return json.dumps(value, ensure_ascii=False, default=str) if value else None
+
+
+def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict]) -> None:
+    if not rows:
+        return
+    arrow = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841 - scanned by name below
+    columns = ", ".join(schema.names)
+    db.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM arrow")
+
+
+def _step_row(trace_id: str, step: Step) -> dict:
+    return {
+        "trace_id": trace_id, "step_idx": step.step_idx, "span_id": step.span_id,
+        "parent_span_id": step.parent_span_id, "agent": step.agent, "recipient": step.recipient,
+        "role": step.role, "kind": step.kind.value, "name": step.name, "content": step.content,
+        "tool_calls": _json([c.model_dump() for c in step.tool_calls]),
+        "tool_call_id": step.tool_call_id, "model": step.model, "tokens_in": step.tokens_in,
+        "tokens_out": step.tokens_out, "start_ts": step.start_ts, "end_ts": step.end_ts,
+        "status": step.status, "metadata": _json(step.metadata),
+    }
+
+
+def label_rows(labels: Sequence[Label]) -> list[dict]:
+    created = now()
+    return [
+        {
+            **label.model_dump(exclude={"metadata"}),
+            "metadata": _json(label.metadata),
+            "created_at": created,
+        }
+        for label in labels
+    ]
+
+
+def attribution_rows(attributions: Sequence[Attribution]) -> list[dict]:
+    created = now()
+    return [
+        {**a.model_dump(exclude={"metadata"}), "metadata": _json(a.metadata), "created_at": created}
+        for a in attributions
+    ]
+
+
+def insert_labels(db: Database, labels: Sequence[Label]) -> None:
+    """Append labels (callers own the transaction). Labels are never updated in place."""
+    _insert(db, "labels", _LABEL_SCHEMA, label_rows(labels))
+
+
+def insert_attributions(db: Database, attributions: Sequence[Attribution]) -> None:
+    _insert(db, "attributions", _ATTRIBUTION_SCHEMA, attribution_rows(attributions))
+
+
+def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
+    """Store new traces with their steps and shipped labels in one transaction.
+
+    A trace whose id is already stored with the same content is a duplicate and is skipped;
+    the same id with different content is a conflict for the caller to quarantine.
+    """
+    result = AddResult()
+    if not traces:
+        return result
+    hashes = {t.trace_id: t.content_hash() for t in traces}
+    stored = dict(
+        db.rows(
+            "SELECT trace_id, content_hash FROM traces WHERE trace_id IN (SELECT unnest(?))",
+            [list(hashes)],
+        )
+    )
+    fresh: list[Trace] = []
+    for trace in traces:
+        known = stored.get(trace.trace_id)
+        if known is None:
+            stored[trace.trace_id] = hashes[trace.trace_id]
+            fresh.append(trace)
+        elif known == hashes[trace.trace_id]:
+            result.duplicates += 1
+        else:
+            result.conflicts.append(
+                (trace, f"trace id {trace.trace_id} is already stored with different content")
+            )
+    ingested = now()
+    trace_rows, step_rows, labels, attributions = [], [], [], []
+    for trace in fresh:
+        trace_rows.append(
+            {
+                "trace_id": trace.trace_id, "source": trace.source, "native_id": trace.native_id,
+                "framework": trace.framework, "llm": trace.llm, "benchmark": trace.benchmark,
+                "task": trace.task, "ground_truth": trace.ground_truth,
+                "outcome": trace.outcome.value, "n_steps": len(trace.steps),
+                "content_hash": hashes[trace.trace_id], "source_file": trace.source_file,
+                "raw": trace.raw, "metadata": _json(trace.metadata), "ingest_run_id": run_id,
+                "ingested_at": ingested,
+            }
+        )
+        step_rows.extend(_step_row(trace.trace_id, s) for s in trace.steps)
+        labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
+        attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
+    with db.transaction():
+        _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
+        _insert(db, "steps", _STEP_SCHEMA, step_rows)
+        insert_labels(db, labels)
+        insert_attributions(db, attributions)
+    result.traces = len(fresh)
+    result.steps = len(step_rows)
+    result.labels = len(labels)
+    result.attributions = len(attributions)
+    return result
+
+
+def quarantine(
+    db: Database, file: str, record: str | None, reason: str, excerpt: str | None, run_id: str | None
+) -> None:
+    """Keep a rejected record and why, so nothing a user gave us silently disappears."""
+    db.execute(
+        "INSERT INTO quarantine (file, record, reason, excerpt, run_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [file, record, reason, (excerpt or "")[:2000], run_id, now()],
+    )
+
+
+def list_traces(db: Database) -> pl.DataFrame:
+    """One row per trace with step and label counts, for `ls` and the corpus screen."""
+    return db.frame(
+        """
+        SELECT t.trace_id, t.source, t.framework, t.llm, t.benchmark, t.n_steps, t.outcome,
+               coalesce(l.n_labels, 0) AS n_labels,
+               coalesce(l.n_present, 0) AS n_modes_present,
+               coalesce(a.n_attributions, 0) AS n_attributions,
+               coalesce(l.sources, []) AS label_sources
+        FROM traces t
+        LEFT JOIN (
+            SELECT trace_id, count(*) AS n_labels, count(*) FILTER (WHERE present) AS n_present,
+                   list(DISTINCT source ORDER BY source) AS sources
+            FROM labels GROUP BY trace_id
+        ) l USING (trace_id)
+        LEFT JOIN (SELECT trace_id, count(*) AS n_attributions FROM attributions GROUP BY trace_id) a
+            USING (trace_id)
+        ORDER BY t.source, t.trace_id
+        """
+    )
+
+
+def trace_ids(db: Database, limit: int | None = None) -> list[str]:
+    sql = "SELECT trace_id FROM traces ORDER BY trace_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [r[0] for r in db.rows(sql)]
+
+
+def get_trace(db: Database, trace_id: str) -> dict | None:
+    """The trace row, its steps, labels and attributions as plain dicts (JSON-ready)."""
+    head = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id])
+    if head.is_empty():
+        return None
+    return {
+        "trace": head.to_dicts()[0],
+        "steps": db.frame(
+            "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
+        ).to_dicts(),
+        "labels": db.frame(
+            "SELECT * EXCLUDE (trace_id) FROM labels WHERE trace_id = ? ORDER BY label_id", [trace_id]
+        ).to_dicts(),
+        "attributions": db.frame(
+            "SELECT * EXCLUDE (trace_id) FROM attributions WHERE trace_id = ? ORDER BY attribution_id",
+            [trace_id],
+        ).to_dicts(),
+    }
+
+
+def get_steps(db: Database, trace_id: str) -> list[Step]:
+    """The steps of one trace as model objects, for readers that re-process them."""
+    rows = db.frame(
+        "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
+    ).to_dicts()
+    steps = []
+    for row in rows:
+        row["tool_calls"] = json.loads(row["tool_calls"]) if row["tool_calls"] else []
+        row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else {}
+        steps.append(Step.model_validate({k: v for k, v in row.items() if v is not None}))
+    return steps
+
+
+def counts(db: Database) -> dict[str, int]:
+    tables = ["traces", "steps", "labels", "attributions", "features", "quarantine", "runs"]
+    return {t: db.rows(f"SELECT count(*) FROM {t}")[0][0] for t in tables}
+
+
+def quarantined(db: Database) -> pl.DataFrame:
+    return db.frame("SELECT * FROM quarantine ORDER BY quarantine_id")
+
+
+def read_only_query(db: Database, sql: str) -> pl.DataFrame:
+    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes."""
+    return db.frame(sql)
