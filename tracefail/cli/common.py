@@ -16,7 +16,7 @@ from rich.console import Console
 from tracefail.store import DEFAULT_DB, Database, StoreError
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
