@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from tracefail.model import Trace
+from tracefail.model import Trace, stable_id
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,50 @@ def text_of(value: object) -> str:
                 parts.append(json.dumps(part, ensure_ascii=False))
         return "\n".join(parts)
     return json.dumps(value, ensure_ascii=False)
+
+
+def parse_time(value: object) -> datetime | None:
+    """A timestamp as naive UTC: ISO-8601 text, or Unix seconds/ms/ns (int, float or digits)."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, str) and not value.strip().lstrip("-").replace(".", "", 1).isdigit():
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    for scale in (1, 1e3, 1e6, 1e9):  # seconds, ms, µs, ns: the first that lands before 2300
+        if number / scale < 1e10:
+            return datetime.fromtimestamp(number / scale, UTC).replace(tzinfo=None)
+    return None
+
+
+def with_id(trace: Trace) -> Trace:
+    """Give a mapped trace its stable id (source + native id, else a content hash)."""
+    trace.trace_id = stable_id(trace.source, trace.native_id, trace.content_hash())
+    return trace
+
+
+def as_int(value: object) -> int | None:
+    """Token counts arrive as ints, floats or digit strings (OTLP intValue); anything else is None."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def first_json(head: str) -> object:
+    """The first JSON value of a JSONL head (its first non-empty line), or None."""
+    for line in head.splitlines():
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None

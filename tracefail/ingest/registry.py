@@ -5,13 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracefail.ingest.base import Adapter
+from tracefail.ingest.chat import OpenAIChatAdapter
+from tracefail.ingest.claude_code import ClaudeCodeAdapter
+from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.inspect_log import InspectAdapter
+from tracefail.ingest.langfuse import LangfuseAdapter
+from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
+from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.reader import SourceError, read_head
+from tracefail.ingest.taubench import TauBenchAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
 
 # Order matters: the first adapter whose sniff() accepts a file wins, so the most specific
-# formats come first.
+# formats come first and the generic chat JSONL comes last.
 ADAPTERS: list[Adapter] = [
+    MastHumanAdapter(),
+    MastFullAdapter(),
     WhoWhenAdapter(),
+    TauBenchAdapter(),
+    LangfuseAdapter(),
+    InspectAdapter(),
+    OtlpAdapter(),
+    SpanTreeAdapter(),
+    CodexAdapter(),
+    ClaudeCodeAdapter(),
+    OpenAIChatAdapter(),
 ]
 
 SUFFIXES = {".json", ".jsonl", ".ndjson", ".parquet", ".eval"}

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, text_of
+from tracefail.ingest.base import Rejected, excerpt, text_of, with_id
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
 from tracefail.model import Attribution, Outcome, Step, Trace
 
@@ -82,7 +82,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         },
         steps=steps,
     )
-    trace.trace_id = f"{SOURCE}:{trace.native_id}" if trace.native_id else f"{SOURCE}:{trace.content_hash()[:16]}"
+    with_id(trace)
     step_raw = record.get("mistake_step")
     if record.get("mistake_agent") is not None or step_raw is not None:
         step_idx = _step_index(step_raw, len(steps))

@@ -1,0 +1,135 @@
+"""Claude Code session logs (~/.claude/projects/<project>/<session>.jsonl): one file, one trace.
+
+Each line is an entry (`type` user/assistant/system/summary/...) whose `message.content` is
+text or blocks. Every block becomes a step: text and thinking are messages, `tool_use` a tool
+call, `tool_result` (inside a user entry) the tool's answer. `uuid`/`parentUuid` are kept as
+span ids so the conversation tree (and side chains of sub-agents) survives.
+A broken line (e.g. the half-written last line of a live session) is quarantined alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, text_of, with_id
+from tracefail.ingest.reader import iter_jsonl, loads
+from tracefail.model import Step, StepKind, ToolCall, Trace
+
+_SKIP = {"summary", "file-history-snapshot", "queue-operation"}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def entry_steps(entry: dict[str, Any]) -> list[Step]:
+    """Steps for one entry, with step_idx 0; the caller numbers them."""
+    kind = entry.get("type")
+    message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+    if kind == "system":
+        message = {"role": "system", "content": entry.get("content", "")}
+    role = message.get("role", kind)
+    agent = f"{role} (sidechain)" if entry.get("isSidechain") and role == "assistant" else role
+    usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    base = {
+        "agent": agent,
+        "role": role,
+        "parent_span_id": entry.get("parentUuid"),
+        "model": message.get("model"),
+        "start_ts": parse_time(entry.get("timestamp")),
+    }
+    steps = []
+    for number, block in enumerate(_blocks(message.get("content"))):
+        span = entry.get("uuid") if number == 0 else f"{entry.get('uuid')}#{number}"
+        btype = block.get("type")
+        if btype == "tool_use":
+            call = ToolCall(
+                id=block.get("id"),
+                name=str(block.get("name") or "?"),
+                arguments=json.dumps(block.get("input"), ensure_ascii=False),
+            )
+            step = Step(step_idx=0, span_id=span, kind=StepKind.MESSAGE, tool_calls=[call], **base)
+        elif btype == "tool_result":
+            step = Step(
+                step_idx=0,
+                span_id=span,
+                kind=StepKind.TOOL,
+                content=text_of(block.get("content")),
+                tool_call_id=block.get("tool_use_id"),
+                status="error" if block.get("is_error") else None,
+                **{**base, "agent": "tool", "role": "tool"},
+            )
+        elif btype == "thinking":
+            step = Step(
+                step_idx=0, span_id=span, name="thinking", content=str(block.get("thinking", "")), **base
+            )
+        elif btype == "text":
+            step = Step(step_idx=0, span_id=span, content=str(block.get("text", "")), **base)
+        else:  # images and future block types: keep that they happened, not their bytes
+            step = Step(step_idx=0, span_id=span, kind=StepKind.EVENT, name=str(btype), **base)
+        steps.append(step)
+    if steps and usage:
+        steps[0].tokens_in = as_int(usage.get("input_tokens"))
+        steps[0].tokens_out = as_int(usage.get("output_tokens"))
+    for step in steps:
+        if entry.get("isSidechain"):
+            step.metadata["sidechain"] = True
+    return steps
+
+
+class ClaudeCodeAdapter:
+    name = "claude-code"
+    description = "Claude Code session JSONL (~/.claude/projects/*/*.jsonl); one session per file"
+    suffixes = (".jsonl",)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        first = first_json(head)
+        return isinstance(first, dict) and (
+            "parentUuid" in first
+            or "sessionId" in first
+            or (first.get("type") == "summary" and "leafUuid" in first)
+        )
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        steps: list[Step] = []
+        session, summary, task = None, None, None
+        for raw in iter_jsonl(path):
+            try:
+                entry = loads(raw.text)
+                if not isinstance(entry, dict) or "type" not in entry:
+                    raise ValueError("not a Claude Code entry (no `type`)")
+            except ValueError as exc:
+                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                continue
+            session = session or entry.get("sessionId")
+            if entry["type"] == "summary":
+                summary = summary or entry.get("summary")
+            if entry["type"] in _SKIP or entry.get("isMeta"):
+                continue
+            for step in entry_steps(entry):
+                step.step_idx = len(steps)
+                steps.append(step)
+                if task is None and step.role == "user" and step.kind is StepKind.MESSAGE and step.content:
+                    task = step.content
+        if not steps:
+            yield Rejected("whole file", "no user or assistant entries in the session")
+            return
+        models = [s.model for s in steps if s.model]
+        yield with_id(
+            Trace(
+                trace_id="",
+                source="claude-code",
+                native_id=session or path.stem,
+                framework="Claude Code",
+                llm=models[0] if models else None,
+                task=task,
+                source_file=str(path),
+                metadata={"summary": summary} if summary else {},
+                steps=steps,
+            )
+        )

@@ -1,0 +1,125 @@
+"""Inspect AI eval logs: `.eval` (zip of header.json + samples/*.json) or one `.json` log.
+
+Each sample x epoch is a trace: its `messages` map like any chat; the score decides the outcome.
+The `.eval` zip is read one sample member at a time, so memory is bounded by one sample.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, excerpt, text_of, with_id
+from tracefail.ingest.chat import first_user_text, message_steps
+from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.model import Outcome, Trace
+
+_CORRECT = {"C", "CORRECT", "1", "1.0", "TRUE"}
+_INCORRECT = {"I", "INCORRECT", "0", "0.0", "FALSE"}
+
+
+def outcome_of(scores: Any) -> Outcome:
+    """The first scorer's value: C/1/True -> success, I/0/False -> failure, else unknown."""
+    if not isinstance(scores, dict) or not scores:
+        return Outcome.UNKNOWN
+    first = next(iter(scores.values()))
+    value = str(first.get("value") if isinstance(first, dict) else first).upper()
+    if value in _CORRECT:
+        return Outcome.SUCCESS
+    if value in _INCORRECT:
+        return Outcome.FAILURE
+    return Outcome.UNKNOWN
+
+
+def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: str) -> Trace:
+    messages = sample.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("the sample has no `messages`")
+    if sample.get("id") is None:
+        raise ValueError("the sample has no `id`")
+    run = spec.get("eval_id") or spec.get("run_id") or spec.get("task_id") or "run"
+    sample_input = sample.get("input")
+    task = first_user_text(sample_input) if isinstance(sample_input, list) else text_of(sample_input)
+    target = sample.get("target")
+    return with_id(
+        Trace(
+            trace_id="",
+            source="inspect",
+            native_id=f"{spec.get('task', 'task')}/{run}/{sample['id']}/{sample.get('epoch', 1)}",
+            framework="Inspect",
+            llm=spec.get("model"),
+            benchmark=spec.get("task"),
+            task=task or None,
+            ground_truth=None
+            if target is None
+            else ("\n".join(target) if isinstance(target, list) else str(target)),
+            outcome=outcome_of(sample.get("scores")),
+            source_file=source_file,
+            metadata={k: sample[k] for k in ("scores", "metadata", "model_usage", "error") if sample.get(k)},
+            steps=message_steps(messages),
+        )
+    )
+
+
+class InspectAdapter:
+    name = "inspect"
+    description = "Inspect AI eval logs: .eval zip (header.json + samples/*.json) or .json log"
+    suffixes = (".eval", ".json")
+
+    def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix == ".eval":
+            return zipfile.is_zipfile(path)
+        return first_char(head) == "{" and '"eval"' in head and '"version"' in head and '"status"' in head
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        if path.suffix == ".eval":
+            yield from self._parse_zip(path)
+            return
+        with open_text(path) as fh:
+            text = fh.read()
+        try:
+            log = loads(text)
+            if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
+                raise ValueError("not an Inspect log (no `eval` object)")
+        except ValueError as exc:
+            yield Rejected("whole file", str(exc).splitlines()[0], excerpt(text))
+            return
+        for number, sample in enumerate(log.get("samples") or []):
+            yield self._one(f"samples[{number}]", sample, log["eval"], str(path))
+
+    def _parse_zip(self, path: Path) -> Iterator[Trace | Rejected]:
+        try:
+            archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as exc:
+            yield Rejected("whole file", f"not a readable .eval zip: {exc}")
+            return
+        with archive:
+            names = archive.namelist()
+            header = next((n for n in ("header.json", "_journal/start.json") if n in names), None)
+            if header is None:
+                yield Rejected("whole file", "the .eval zip has no header.json")
+                return
+            try:
+                spec = loads(archive.read(header).decode("utf-8"))["eval"]
+            except (ValueError, KeyError, TypeError) as exc:
+                yield Rejected(header, f"unreadable eval header: {exc}")
+                return
+            for name in sorted(n for n in names if n.startswith("samples/") and n.endswith(".json")):
+                try:
+                    sample = loads(archive.read(name).decode("utf-8"))
+                except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+                    yield Rejected(name, f"not valid JSON: {exc}")
+                    continue
+                yield self._one(name, sample, spec, str(path))
+
+    @staticmethod
+    def _one(locator: str, sample: Any, spec: dict[str, Any], source_file: str) -> Trace | Rejected:
+        try:
+            if not isinstance(sample, dict):
+                raise ValueError("the sample is not an object")
+            return sample_to_trace(sample, spec, source_file)
+        except (ValueError, TypeError) as exc:
+            return Rejected(locator, str(exc).splitlines()[0], excerpt(json.dumps(sample, default=str)))

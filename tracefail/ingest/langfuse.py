@@ -1,0 +1,165 @@
+"""Langfuse trace exports: a trace object with its `observations` (API `GET /traces/{id}`, UI export).
+
+Accepted shapes: one trace object, a list of them, or `{"data": [...]}`. Observations become
+steps ordered by `startTime`; `parentObservationId` is the parent span (null: child of the trace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, text_of, with_id
+from tracefail.ingest.chat import tool_calls_of
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
+from tracefail.model import Step, StepKind, ToolCall, Trace
+
+_TYPES = {
+    "GENERATION": StepKind.LLM,
+    "SPAN": StepKind.CHAIN,
+    "EVENT": StepKind.EVENT,
+    "AGENT": StepKind.AGENT,
+    "TOOL": StepKind.TOOL,
+    "CHAIN": StepKind.CHAIN,
+    "RETRIEVER": StepKind.RETRIEVER,
+    "EVALUATOR": StepKind.CHAIN,
+    "GUARDRAIL": StepKind.CHAIN,
+    "EMBEDDING": StepKind.OTHER,
+}
+
+
+def _output(value: Any) -> tuple[str, list[ToolCall]]:
+    """A generation's output: a message, a list of choices/messages, or any JSON."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        found = [_output(v.get("message", v)) for v in value]
+        return "\n".join(t for t, _ in found if t), [c for _, cs in found for c in cs]
+    if isinstance(value, dict) and ("content" in value or "tool_calls" in value):
+        return text_of(value.get("content")), tool_calls_of(value)
+    return text_of(value), []
+
+
+def _usage(obs: dict[str, Any]) -> tuple[int | None, int | None]:
+    usage = obs.get("usageDetails") or obs.get("usage") or {}
+    if not isinstance(usage, dict):
+        return None, None
+    return (
+        as_int(usage.get("input", usage.get("promptTokens", usage.get("input_tokens")))),
+        as_int(usage.get("output", usage.get("completionTokens", usage.get("output_tokens")))),
+    )
+
+
+def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
+    observations = record.get("observations")
+    if not isinstance(observations, list) or not record.get("id"):
+        raise ValueError("not a Langfuse trace (needs `id` and an `observations` list)")
+    if not all(isinstance(o, dict) for o in observations):
+        raise ValueError("an observation is not an object")
+    ordered = sorted(
+        enumerate(observations),
+        key=lambda p: (
+            parse_time(p[1].get("startTime")) is None,
+            parse_time(p[1].get("startTime")) or 0,
+            p[0],
+        ),
+    )
+    steps = []
+    for idx, (_, obs) in enumerate(ordered):
+        kind = _TYPES.get(str(obs.get("type") or "").upper(), StepKind.OTHER)
+        content, calls = _output(obs.get("output"))
+        tokens_in, tokens_out = _usage(obs)
+        if kind is StepKind.TOOL and not calls:
+            calls = [ToolCall(name=str(obs.get("name") or "?"), arguments=text_of(obs.get("input")))]
+        level = str(obs.get("level") or "").upper()
+        meta = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
+        steps.append(
+            Step(
+                step_idx=idx,
+                agent=meta.get("agent")
+                or meta.get("agent_name")
+                or (obs.get("name") if kind is StepKind.AGENT else None),
+                role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
+                kind=kind,
+                name=obs.get("name"),
+                content=content,
+                tool_calls=calls,
+                span_id=obs.get("id"),
+                parent_span_id=obs.get("parentObservationId"),
+                model=obs.get("model"),
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+                start_ts=parse_time(obs.get("startTime")),
+                end_ts=parse_time(obs.get("endTime")),
+                status="error" if level == "ERROR" else ("ok" if level else None),
+                metadata={
+                    k: v
+                    for k, v in {
+                        "level": obs.get("level"),
+                        "statusMessage": obs.get("statusMessage"),
+                        "metadata": meta,
+                    }.items()
+                    if v
+                },
+            )
+        )
+    by_id = {s.span_id: s for s in steps}
+    for step in steps:  # inherit the agent of the nearest AGENT observation above
+        parent, hops = by_id.get(step.parent_span_id), 0
+        while step.agent is None and parent is not None and hops < len(steps):
+            step.agent, parent, hops = parent.agent, by_id.get(parent.parent_span_id), hops + 1
+    task = record.get("input")
+    if isinstance(task, dict) and isinstance(task.get("messages"), list):
+        from tracefail.ingest.chat import first_user_text
+
+        task = first_user_text(task["messages"])
+    models = [s.model for s in steps if s.model]
+    return with_id(
+        Trace(
+            trace_id="",
+            source="langfuse",
+            native_id=str(record["id"]),
+            framework=None,
+            llm=models[0] if models else None,
+            task=text_of(task) or None,
+            source_file=source_file,
+            metadata={
+                k: record[k]
+                for k in ("name", "sessionId", "userId", "tags", "metadata", "output")
+                if record.get(k)
+            },
+            steps=steps,
+        )
+    )
+
+
+class LangfuseAdapter:
+    name = "langfuse"
+    description = "Langfuse trace export JSON (trace with `observations`; one, a list, or {data: [...]})"
+    suffixes = (".json",)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return first_char(head) in "{[" and '"observations"' in head
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        if first_char(_head(path)) == "[":
+            records: Iterator[RawRecord] = iter_json_array(path)
+        else:
+            with open_text(path) as fh:
+                records = iter([RawRecord("whole file", fh.read())])
+        for raw in records:
+            try:
+                value = loads(raw.text)
+                items = value.get("data") if isinstance(value, dict) and "data" in value else [value]
+                if not isinstance(items, list):
+                    raise ValueError("`data` is not a list of traces")
+                for number, item in enumerate(items):
+                    if not isinstance(item, dict):
+                        raise ValueError(f"trace {number} is not an object")
+                    yield record_to_trace(item, str(path))
+            except (ValueError, TypeError) as exc:
+                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+
+
+def _head(path: Path) -> str:
+    with open_text(path) as fh:
+        return fh.read(4096)

@@ -1,0 +1,457 @@
+"""OpenTelemetry spans -> steps: OTLP JSON exports and TRAIL-style nested span trees.
+
+Attributes may follow any of the three generations of the GenAI semantic conventions
+(`gen_ai.prompt`/`gen_ai.completion` attributes; per-message events; `gen_ai.input.messages`/
+`gen_ai.output.messages`) or OpenInference (`llm.output_messages.0.message.content`, flattened).
+An LLM span repeats the whole conversation in its input, so a step's content is only what the
+span produced (its output messages, a tool's result); the input is not stored per step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, text_of, with_id
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
+from tracefail.model import Step, StepKind, ToolCall, Trace
+
+SOURCE = "otel"
+
+_KINDS = {
+    "LLM": StepKind.LLM,
+    "TOOL": StepKind.TOOL,
+    "AGENT": StepKind.AGENT,
+    "CHAIN": StepKind.CHAIN,
+    "RETRIEVER": StepKind.RETRIEVER,
+    "EMBEDDING": StepKind.OTHER,
+    "RERANKER": StepKind.RETRIEVER,
+    "GUARDRAIL": StepKind.CHAIN,
+    "EVALUATOR": StepKind.CHAIN,
+}
+_OPERATIONS = {
+    "chat": StepKind.LLM,
+    "text_completion": StepKind.LLM,
+    "generate_content": StepKind.LLM,
+    "execute_tool": StepKind.TOOL,
+    "invoke_agent": StepKind.AGENT,
+    "create_agent": StepKind.AGENT,
+    "embeddings": StepKind.OTHER,
+}
+
+
+# --- attribute values ----------------------------------------------------------------------
+def any_value(value: Any) -> Any:
+    """Decode an OTLP AnyValue ({"stringValue": ...}, {"arrayValue": {"values": [...]}}, ...)."""
+    if not isinstance(value, dict):
+        return value
+    for key, inner in value.items():
+        if key == "arrayValue":
+            return [any_value(v) for v in (inner or {}).get("values", [])]
+        if key == "kvlistValue":
+            return attributes((inner or {}).get("values", []))
+        if key == "intValue":
+            return as_int(inner)
+        if key in ("stringValue", "boolValue", "doubleValue", "bytesValue"):
+            return inner
+    return None
+
+
+def attributes(items: Any) -> dict[str, Any]:
+    """OTLP `[{key, value}]` lists, or plain dicts (already decoded exports), as one dict."""
+    if isinstance(items, dict):
+        return dict(items)
+    return {item["key"]: any_value(item.get("value")) for item in items or [] if isinstance(item, dict)}
+
+
+def indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """Un-flatten `prefix.N.rest` keys into a list of {rest: value} dicts ordered by N."""
+    pattern = re.compile(re.escape(prefix) + r"\.(\d+)\.(.+)$")
+    groups: dict[int, dict[str, Any]] = defaultdict(dict)
+    for key, value in attrs.items():
+        match = pattern.match(key)
+        if match:
+            groups[int(match.group(1))][match.group(2)] = value
+    return [groups[i] for i in sorted(groups)]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+# --- messages in the three GenAI generations and OpenInference ----------------------------------
+def _parts_message(message: dict[str, Any]) -> tuple[str, list[ToolCall], str | None]:
+    """Generation-3 message {role, parts: [{type: text|tool_call|tool_call_response|reasoning}]}."""
+    texts, calls, call_id = [], [], None
+    for part in message.get("parts") or []:
+        if not isinstance(part, dict):
+            continue
+        kind = part.get("type")
+        if kind == "tool_call":
+            args = part.get("arguments")
+            calls.append(
+                ToolCall(
+                    id=part.get("id"),
+                    name=str(part.get("name") or "?"),
+                    arguments=args if isinstance(args, str) else json.dumps(args),
+                )
+            )
+        elif kind == "tool_call_response":
+            call_id = part.get("id")
+            texts.append(text_of(part.get("result", part.get("response"))))
+        else:
+            texts.append(text_of(part.get("content", part.get("text"))))
+    return "\n".join(t for t in texts if t), calls, call_id
+
+
+def _openai_message(message: dict[str, Any]) -> tuple[str, list[ToolCall], str | None]:
+    from tracefail.ingest.chat import tool_calls_of
+
+    if "parts" in message:
+        return _parts_message(message)
+    inner = message.get("message") if isinstance(message.get("message"), dict) else message
+    return text_of(inner.get("content")), tool_calls_of(inner), inner.get("tool_call_id")
+
+
+def _oi_message(flat: dict[str, Any]) -> tuple[str, list[ToolCall], str | None]:
+    """An OpenInference message from its flattened keys (`message.content`, `message.tool_calls.0...`)."""
+    content = flat.get("message.content")
+    if content is None:
+        content = "\n".join(str(p.get("message_content.text", "")) for p in indexed(flat, "message.contents"))
+    calls = [
+        ToolCall(
+            id=c.get("tool_call.id"),
+            name=str(c.get("tool_call.function.name") or "?"),
+            arguments=text_of(c.get("tool_call.function.arguments")),
+        )
+        for c in indexed(flat, "message.tool_calls")
+    ]
+    return text_of(content), calls, flat.get("message.tool_call_id")
+
+
+def output_of(attrs: dict[str, Any], events: list[dict[str, Any]]) -> tuple[str, list[ToolCall], str | None]:
+    """What the span produced, newest convention first; ("", [], None) when it says nothing."""
+    outputs = _json_value(attrs.get("gen_ai.output.messages"))  # generation 3
+    for event in events:
+        if event["name"] == "gen_ai.client.inference.operation.details" and outputs is None:
+            outputs = _json_value(event["attributes"].get("gen_ai.output.messages"))
+    if isinstance(outputs, list):
+        return _join([_openai_message(m) for m in outputs if isinstance(m, dict)])
+    choices = [e for e in events if e["name"] == "gen_ai.choice"]  # generation 2
+    if choices:
+        found = []
+        for event in choices:
+            body = event["attributes"]
+            message = _json_value(body.get("message", body.get("gen_ai.event.content", body.get("body"))))
+            if isinstance(message, dict):
+                found.append(_openai_message(message))
+            elif isinstance(message, str):
+                found.append((message, [], None))
+            elif "message.content" in body or "content" in body:
+                found.append((text_of(body.get("message.content", body.get("content"))), [], None))
+        return _join(found)
+    oi = indexed(attrs, "llm.output_messages")  # OpenInference
+    if oi:
+        return _join([_oi_message(m) for m in oi])
+    completion = indexed(attrs, "gen_ai.completion")  # generation 1 (indexed, OpenLLMetry style)
+    if completion:
+        return _join([_openai_message(_nest_tool_calls(m)) for m in completion])
+    if "gen_ai.completion" in attrs:
+        value = _json_value(attrs["gen_ai.completion"])
+        if isinstance(value, list):
+            return _join(
+                [_openai_message(m) if isinstance(m, dict) else (text_of(m), [], None) for m in value]
+            )
+        return text_of(value), [], None
+    result = attrs.get("gen_ai.tool.call.result", attrs.get("output.value"))
+    return ("" if result is None else text_of(result)), [], None
+
+
+def _nest_tool_calls(flat: dict[str, Any]) -> dict[str, Any]:
+    message = {k: v for k, v in flat.items() if "." not in k}
+    calls = indexed(flat, "tool_calls")
+    if calls:
+        message["tool_calls"] = [
+            {"id": c.get("id"), "function": {"name": c.get("name"), "arguments": c.get("arguments")}}
+            for c in calls
+        ]
+    return message
+
+
+def _join(found: list[tuple[str, list[ToolCall], str | None]]) -> tuple[str, list[ToolCall], str | None]:
+    text = "\n".join(t for t, _, _ in found if t)
+    calls = [c for _, cs, _ in found for c in cs]
+    call_id = next((i for _, _, i in found if i), None)
+    return text, calls, call_id
+
+
+def first_input_text(attrs: dict[str, Any], events: list[dict[str, Any]]) -> str | None:
+    """The first user message a span saw: the task, when the trace has no better source."""
+    candidates: list[tuple[str | None, str]] = []
+    inputs = _json_value(attrs.get("gen_ai.input.messages"))
+    if isinstance(inputs, list):
+        candidates += [(m.get("role"), _openai_message(m)[0]) for m in inputs if isinstance(m, dict)]
+    candidates += [
+        (e["name"].split(".")[1], text_of(e["attributes"].get("content")))
+        for e in events
+        if e["name"] == "gen_ai.user.message"
+    ]
+    candidates += [(m.get("message.role"), _oi_message(m)[0]) for m in indexed(attrs, "llm.input_messages")]
+    candidates += [(m.get("role"), text_of(m.get("content"))) for m in indexed(attrs, "gen_ai.prompt")]
+    return next((text for role, text in candidates if role == "user" and text), None)
+
+
+# --- spans -> steps ----------------------------------------------------------------------------
+def _status(status: Any) -> str | None:
+    if isinstance(status, dict):
+        status = status.get("code")
+    text = str(status or "").upper()
+    if text in ("2", "STATUS_CODE_ERROR", "ERROR"):
+        return "error"
+    if text in ("1", "STATUS_CODE_OK", "OK"):
+        return "ok"
+    return None
+
+
+def _kind(attrs: dict[str, Any]) -> StepKind:
+    oi = str(attrs.get("openinference.span.kind") or "").upper()
+    if oi in _KINDS:
+        return _KINDS[oi]
+    operation = str(attrs.get("gen_ai.operation.name") or "")
+    if operation in _OPERATIONS:
+        return _OPERATIONS[operation]
+    if "llm.model_name" in attrs or "gen_ai.request.model" in attrs:
+        return StepKind.LLM
+    return (
+        StepKind.CHAIN
+        if any(k.startswith(("gen_ai.", "llm.", "input.", "output.")) for k in attrs)
+        else StepKind.OTHER
+    )
+
+
+def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
+    """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
+    attrs, events = span["attributes"], span["events"]
+    kind = _kind(attrs)
+    content, calls, call_id = output_of(attrs, events)
+    tool_name = attrs.get("gen_ai.tool.name", attrs.get("tool.name"))
+    if kind is StepKind.TOOL and not calls and tool_name:
+        args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))
+        call_id = attrs.get("gen_ai.tool.call.id", attrs.get("tool_call.id", call_id))
+        calls = [
+            ToolCall(
+                id=call_id, name=str(tool_name), arguments=args if isinstance(args, str) else text_of(args)
+            )
+        ]
+    usage_in = attrs.get(
+        "gen_ai.usage.input_tokens",
+        attrs.get("gen_ai.usage.prompt_tokens", attrs.get("llm.token_count.prompt")),
+    )
+    usage_out = attrs.get(
+        "gen_ai.usage.output_tokens",
+        attrs.get("gen_ai.usage.completion_tokens", attrs.get("llm.token_count.completion")),
+    )
+    step = Step(
+        step_idx=0,
+        agent=attrs.get("gen_ai.agent.name")
+        or attrs.get("agent.name")
+        or (span["name"] if kind is StepKind.AGENT else None),
+        role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
+        kind=kind,
+        name=span["name"],
+        content=content,
+        tool_calls=calls,
+        tool_call_id=call_id if kind is StepKind.TOOL else None,
+        span_id=span["span_id"],
+        parent_span_id=span["parent_span_id"],
+        model=attrs.get("gen_ai.response.model")
+        or attrs.get("gen_ai.request.model")
+        or attrs.get("llm.model_name"),
+        tokens_in=as_int(usage_in),
+        tokens_out=as_int(usage_out),
+        start_ts=span["start"],
+        end_ts=span["end"],
+        status=_status(span["status"]),
+        metadata={
+            k: v
+            for k, v in {"status_message": span["status_message"], "service": span["service"]}.items()
+            if v
+        },
+    )
+    return step, first_input_text(attrs, events) or (
+        attrs.get("input.value") if span["parent_span_id"] is None else None
+    )
+
+
+def spans_to_trace(
+    trace_id: str, spans: list[dict[str, Any]], source_file: str, metadata: dict[str, Any]
+) -> Trace:
+    if not spans:
+        raise ValueError("the trace has no spans")
+    order = sorted(range(len(spans)), key=lambda i: (spans[i]["start"] is None, spans[i]["start"] or 0, i))
+    steps, task = [], None
+    by_id = {}
+    for idx, i in enumerate(order):
+        step, seen_task = span_step(spans[i])
+        step.step_idx = idx
+        steps.append(step)
+        by_id[step.span_id] = step
+        task = task or (seen_task if isinstance(seen_task, str) else None)
+    for step in steps:  # a span without its own agent belongs to the nearest agent above it
+        parent, hops = by_id.get(step.parent_span_id), 0
+        while step.agent is None and parent is not None and hops < len(steps):
+            step.agent, parent, hops = parent.agent, by_id.get(parent.parent_span_id), hops + 1
+    models = [s.model for s in steps if s.model]
+    return with_id(
+        Trace(
+            trace_id="",
+            source=SOURCE,
+            native_id=trace_id,
+            llm=models[0] if models else None,
+            task=task,
+            source_file=source_file,
+            metadata=metadata,
+            steps=steps,
+        )
+    )
+
+
+def _otlp_span(span: dict[str, Any], service: str | None) -> dict[str, Any]:
+    events = [
+        {"name": e.get("name", ""), "attributes": attributes(e.get("attributes"))}
+        for e in span.get("events") or []
+    ]
+    status = span.get("status") or {}
+    return {
+        "span_id": span.get("spanId") or None,
+        "parent_span_id": span.get("parentSpanId") or None,
+        "name": span.get("name"),
+        "attributes": attributes(span.get("attributes")),
+        "events": events,
+        "start": parse_time(span.get("startTimeUnixNano")),
+        "end": parse_time(span.get("endTimeUnixNano")),
+        "status": status,
+        "status_message": status.get("message") if isinstance(status, dict) else None,
+        "service": service,
+    }
+
+
+def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(traceId, normalised span) for every span of one OTLP/JSON export document."""
+    for resource_spans in document.get("resourceSpans") or []:
+        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+        for scope_spans in (
+            resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
+        ):
+            for span in scope_spans.get("spans") or []:
+                if not isinstance(span, dict) or not span.get("traceId"):
+                    raise ValueError("a span without `traceId`")
+                yield span["traceId"], _otlp_span(span, resource.get("service.name"))
+
+
+class OtlpAdapter:
+    name = "otel"
+    description = "OpenTelemetry OTLP/JSON resourceSpans (GenAI semconv 1-3, OpenInference); .json/.jsonl"
+    suffixes = (".json", ".jsonl", ".ndjson")
+
+    def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix == ".json":
+            return first_char(head) == "{" and '"resourceSpans"' in head
+        first = first_json(head)
+        return isinstance(first, dict) and "resourceSpans" in first
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        documents = (
+            iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", _read(path))])
+        )
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for raw in documents:  # a trace's spans may be spread over several export batches
+            try:
+                document = loads(raw.text)
+                if not isinstance(document, dict) or "resourceSpans" not in document:
+                    raise ValueError("not an OTLP/JSON export (no `resourceSpans`)")
+                for trace_id, span in otlp_spans(document):
+                    grouped[trace_id].append(span)
+            except (ValueError, TypeError, AttributeError) as exc:
+                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+        for trace_id, spans in grouped.items():
+            try:
+                yield spans_to_trace(trace_id, spans, str(path), {"format": "otlp"})
+            except (ValueError, TypeError) as exc:
+                yield Rejected(f"trace {trace_id}", str(exc).splitlines()[0])
+
+
+# --- TRAIL-style span trees: {trace_id, spans: [{span_id, span_attributes, child_spans: [...]}]} ----
+def _tree_span(span: dict[str, Any], parent: str | None, out: list[dict[str, Any]]) -> None:
+    attrs = attributes(span.get("span_attributes", span.get("attributes")))
+    start = parse_time(span.get("start_time", span.get("timestamp")))
+    end = parse_time(span.get("end_time"))
+    out.append(
+        {
+            "span_id": span.get("span_id"),
+            "parent_span_id": span.get("parent_span_id") or parent,
+            "name": span.get("span_name", span.get("name")),
+            "attributes": attrs,
+            "events": [
+                {
+                    "name": e.get("name", e.get("event_name", "")),
+                    "attributes": attributes(e.get("attributes", e.get("event_attributes"))),
+                }
+                for e in span.get("events") or []
+                if isinstance(e, dict)
+            ],
+            "start": start,
+            "end": end,
+            "status": span.get("status_code"),
+            "status_message": span.get("status_message"),
+            "service": None,
+        }
+    )
+    for child in span.get("child_spans") or []:
+        if isinstance(child, dict):
+            _tree_span(child, span.get("span_id"), out)
+
+
+class SpanTreeAdapter:
+    name = "span-tree"
+    description = "OpenInference span trees as JSON ({trace_id, spans[].child_spans}; TRAIL benchmark files)"
+    suffixes = (".json",)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return (
+            first_char(head) == "{"
+            and '"spans"' in head
+            and ('"child_spans"' in head or '"span_attributes"' in head)
+        )
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        text = _read(path)
+        try:
+            document = loads(text)
+            if not isinstance(document, dict) or not isinstance(document.get("spans"), list):
+                raise ValueError("not a span tree (needs a `spans` list)")
+            spans: list[dict[str, Any]] = []
+            for span in document["spans"]:
+                _tree_span(span, None, spans)
+            native = (
+                document.get("trace_id")
+                or (spans[0]["attributes"].get("trace_id") if spans else None)
+                or path.stem
+            )
+            yield spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
+        except (ValueError, TypeError, AttributeError) as exc:
+            yield Rejected("whole file", str(exc).splitlines()[0], excerpt(text))
+
+
+def _read(path: Path) -> str:
+    with open_text(path) as fh:
+        return fh.read()
