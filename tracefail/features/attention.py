@@ -1,0 +1,220 @@
+"""A custom attention function that reduces attention maps to features inside the forward pass.
+
+Registered once through transformers' AttentionInterface. For layers that are asked for, it
+computes exact fp32 softmax attention over query chunks (keys cut at the chunk's last row) and
+folds every chunk into O(n) per-head accumulators before dropping it, so memory is bounded by
+chunk x window, never by all L x H x n x n maps. Other layers run plain SDPA.
+
+Chunks are aligned with step boundaries, so every chunk lies inside one scored segment (or in
+unscored context) and the per-step statistics need no per-row bookkeeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from tracefail.features import formulas
+
+ATTN_NAME = "tracefail_features"
+CHUNK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A scored span [start, end) in window positions; `key` identifies it to the caller."""
+
+    key: object
+    start: int
+    end: int
+
+
+@dataclass
+class SegmentStats:
+    """Per-head (H,) sums and vectors of one segment in one layer."""
+
+    logdiag: torch.Tensor
+    entropy: torch.Tensor
+    lookback: torch.Tensor | None
+    lookback_nosink: torch.Tensor | None
+    first_message: torch.Tensor | None
+    prev: torch.Tensor  # (H, len): a_{i,i-1} per token (first token: attention to the header)
+    lap_topk: torch.Tensor
+    phi_prefix: torch.Tensor
+    phi_argmin: torch.Tensor
+    phi_step_cut: torch.Tensor | None
+    g_frob: torch.Tensor
+
+
+@dataclass
+class Collector:
+    """What one window's forward pass should measure, and what it measured, per layer."""
+
+    segments: list[Segment]
+    anchor_end: int  # window positions [0, anchor_end) are the task / first message
+    layers: set[int]
+    lap_k: int = 5
+    chunk_rows: int = CHUNK_ROWS
+    stats: dict[int, dict[object, SegmentStats]] = field(default_factory=dict)
+
+
+_active: Collector | None = None
+
+
+@contextmanager
+def collecting(collector: Collector) -> Iterator[Collector]:
+    """Route the registered attention function's measurements into `collector`."""
+    global _active
+    previous, _active = _active, collector
+    try:
+        yield collector
+    finally:
+        _active = previous
+
+
+def register() -> str:
+    """Register the function (and SDPA's mask builder under the same name); idempotent."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTN_NAME, feature_attention)
+    AttentionMaskInterface.register(ATTN_NAME, sdpa_mask)
+    return ATTN_NAME
+
+
+def feature_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """AttentionInterface signature; measures the layer if the active collector asks for it."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    layer = getattr(module, "layer_idx", None)
+    collector = _active
+    if collector is None or layer not in collector.layers or query.shape[0] != 1:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    output, stats = _measure(
+        query[0], key[0], value[0], scaling, collector, kwargs.get("sliding_window"), kwargs.get("softcap")
+    )
+    collector.stats[layer] = stats
+    return output.unsqueeze(0).transpose(1, 2).contiguous(), None
+
+
+def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
+    cuts = {0, n, *range(0, n, chunk)}
+    for seg in segments:
+        cuts.update((seg.start, seg.end))
+    return sorted(c for c in cuts if 0 <= c <= n)
+
+
+def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
+    """Exact attention output for one layer plus per-segment feature statistics."""
+    heads, n, _ = q.shape
+    groups = heads // k.shape[0]
+    if groups > 1:
+        k = k.repeat_interleave(groups, dim=0)
+        v = v.repeat_interleave(groups, dim=0)
+    device = q.device
+    output = torch.empty_like(q)
+    colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
+    colsq = torch.zeros_like(colsum)
+    cut = torch.zeros_like(colsum)
+    diag = torch.zeros_like(colsum)
+    by_start = {seg.start: seg for seg in collector.segments}
+    by_end = {seg.end: seg for seg in collector.segments}
+    partial: dict[object, dict[str, torch.Tensor]] = {}
+    results: dict[object, SegmentStats] = {}
+    current: Segment | None = None
+    cuts = _boundaries(n, collector.segments, collector.chunk_rows)
+    for r0, r1 in zip(cuts[:-1], cuts[1:], strict=True):
+        if r0 in by_start:
+            current = by_start[r0]
+        elif current is not None and r0 >= current.end:
+            current = None
+        rows = torch.arange(r0, r1, device=device)
+        keys = torch.arange(r1, device=device)
+        scores = (q[:, r0:r1].float() @ k[:, :r1].float().transpose(-1, -2)) * scaling
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
+        masked = keys.unsqueeze(0) > rows.unsqueeze(1)
+        if window is not None:
+            masked |= keys.unsqueeze(0) <= rows.unsqueeze(1) - window
+        attn = scores.masked_fill(masked, float("-inf")).softmax(-1)
+        output[:, r0:r1] = (attn.to(v.dtype) @ v[:, :r1]).to(q.dtype)
+        local = torch.arange(r1 - r0, device=device)
+        own = attn[:, local, rows]
+        diag[:, r0:r1] = own
+        colsum[:, :r1] += attn.sum(1)
+        colsq[:, :r1] += attn.square().sum(1)
+        below = attn.cumsum(-1) - attn
+        below[:, :, r0:r1] *= torch.ones(r1 - r0, r1 - r0, device=device).tril()
+        cut[:, :r1] += below.sum(1)
+        if current is not None:
+            _segment_chunk(partial.setdefault(current.key, {}), attn, own, current, collector, r0, r1)
+        if r1 in by_end and current is not None and by_end[r1] is current:
+            results[current.key] = _finish(partial.pop(current.key), current, collector, colsum, colsq, cut, diag)
+    return output, results
+
+
+def _add(acc: dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
+    acc[name] = acc[name] + value if name in acc else value
+
+
+def _segment_chunk(acc, attn, own, seg: Segment, collector: Collector, r0: int, r1: int) -> None:
+    s = seg.start
+    _add(acc, "logdiag", own.clamp_min(1e-30).log().sum(-1))
+    _add(acc, "entropy", formulas.row_entropy(attn).sum(-1))
+    idx = torch.arange(r0, r1, device=attn.device)
+    prev = attn[:, idx - r0, (idx - 1).clamp_min(0)]
+    if r0 == 0:
+        prev[:, 0] = 0.0  # the window's first token has no previous token
+    acc.setdefault("prev", []).append(prev)
+    colsum_seg = attn[:, :, s:r1].sum(1)
+    acc["colsum_seg"] = _extend(acc.get("colsum_seg"), colsum_seg, r1 - s)
+    if s > 0:
+        ctx = attn[:, :, :s].sum(-1)
+        new = attn[:, :, s:].sum(-1)
+        n_new = torch.arange(r0 - s + 1, r1 - s + 1, device=attn.device, dtype=attn.dtype)
+        _add(acc, "lookback", formulas.lookback_ratio(ctx, new, s, n_new).sum(-1))
+        if s > 1:
+            ctx_ns = ctx - attn[:, :, 0]
+            _add(acc, "lookback_nosink", formulas.lookback_ratio(ctx_ns, new, s - 1, n_new).sum(-1))
+    if s >= collector.anchor_end and collector.anchor_end > 0:
+        _add(acc, "first_message", attn[:, :, : collector.anchor_end].sum(-1).sum(-1))
+
+
+def _extend(previous: torch.Tensor | None, chunk_sum: torch.Tensor, width: int) -> torch.Tensor:
+    """Column sums over keys [seg.start, r1): earlier chunks covered fewer keys."""
+    if previous is None:
+        return chunk_sum
+    grown = torch.zeros(chunk_sum.shape[0], width, device=chunk_sum.device, dtype=chunk_sum.dtype)
+    grown[:, : previous.shape[1]] = previous
+    return grown + chunk_sum
+
+
+def _finish(acc, seg: Segment, collector: Collector, colsum, colsq, cut, diag) -> SegmentStats:
+    """Close a segment at its last row: prefix-map transport values and LapEigvals."""
+    s, e = seg.start, seg.end
+    count = e - s
+    lap = formulas.laplacian_eigvals(acc["colsum_seg"], diag[:, s:e], e, first=s)
+    if e >= 2:
+        phi, argmin = formulas.phi_prefix(colsum[:, :e], cut[:, :e])
+    else:
+        phi = argmin = torch.full((colsum.shape[0],), float("nan"))
+    return SegmentStats(
+        logdiag=acc["logdiag"] / count,
+        entropy=acc["entropy"] / count,
+        lookback=acc["lookback"] / count if "lookback" in acc else None,
+        lookback_nosink=acc["lookback_nosink"] / count if "lookback_nosink" in acc else None,
+        first_message=acc["first_message"] / count if "first_message" in acc else None,
+        prev=torch.cat(acc["prev"], -1),
+        lap_topk=formulas.topk_mean(lap, collector.lap_k),
+        phi_prefix=phi,
+        phi_argmin=argmin,
+        phi_step_cut=formulas.ratio_at_cut(colsum[:, :e], cut[:, :e], s) if s >= 1 else None,
+        g_frob=formulas.g_frob(colsum[:, :e], colsq[:, :e], diag[:, :e]),
+    )

@@ -1,0 +1,132 @@
+"""The feature formulas on plain tensors, so each one has a known-answer test.
+
+Definitions follow `../shared/reference/features.md`. The transport values are the reference's
+reconstruction from the paper's abstract (no public implementation), hence the names
+`phi_prefix` and `g_frob` rather than the paper's symbols.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+SPIKE_STDS = 2.0
+MIN_SPIKE_TOKENS = 3
+
+
+def token_stats(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-token uncertainty from next-token logits (rows) and the observed tokens.
+
+    Returns 1-D tensors: maxprob, margin (top-1 minus top-2 probability), entropy (nats),
+    surprisal (-log p of the observed token) and prob_observed.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    prob = logp.exp()
+    top = prob.topk(2, dim=-1).values
+    entropy = -(prob * logp).nan_to_num(0.0).sum(-1)
+    observed = logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    return {
+        "maxprob": top[:, 0],
+        "margin": top[:, 0] - top[:, 1],
+        "entropy": entropy,
+        "surprisal": -observed,
+        "prob_observed": observed.exp(),
+    }
+
+
+def surprisal_spikes(surprisal: torch.Tensor) -> tuple[int, int | None]:
+    """(count, first index) of tokens whose surprisal exceeds the step mean by 2 std.
+
+    Relative to the step itself so the threshold does not depend on the scorer's scale.
+    """
+    if surprisal.numel() < MIN_SPIKE_TOKENS:
+        return 0, None
+    threshold = surprisal.mean() + SPIKE_STDS * surprisal.std()
+    hits = (surprisal > threshold).nonzero().flatten()
+    return int(hits.numel()), (int(hits[0]) if hits.numel() else None)
+
+
+def lookback_ratio(ctx_mass: torch.Tensor, new_mass: torch.Tensor, n_ctx: int, n_new: torch.Tensor) -> torch.Tensor:
+    """Lookback Lens: mean attention per context token over (that + mean per own token)."""
+    ctx = ctx_mass / n_ctx
+    new = new_mass / n_new
+    return ctx / (ctx + new).clamp_min(1e-30)
+
+
+def row_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Shannon entropy (nats) of each attention row (last dim)."""
+    return -(attn * attn.clamp_min(1e-30).log()).sum(-1)
+
+
+def prefix_cut(attn: torch.Tensor) -> torch.Tensor:
+    """cut[..., t] = sum_{i>=t} sum_{j<t} a_ij for a causal map (..., n, n): mass crossing cut t."""
+    n = attn.shape[-1]
+    below = attn.cumsum(-1) - attn  # exclusive: sum_{j<t} a_it
+    rows = torch.arange(n, device=attn.device).unsqueeze(-1)
+    cols = torch.arange(n, device=attn.device).unsqueeze(0)
+    return (below * (cols <= rows)).sum(-2)
+
+
+def phi_prefix(colsum: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bipartite prefix-cut capacity min_t cut(S_t)/min(vol, 2n-vol) and its argmin t/n.
+
+    colsum and cut are (..., n); rows are stochastic so query out-degrees are 1 and the total
+    volume is 2n. Returns (phi, argmin fraction), each (...,). Needs n >= 2.
+    """
+    n = colsum.shape[-1]
+    t = torch.arange(1, n, device=colsum.device, dtype=colsum.dtype)
+    vol = t + colsum.cumsum(-1)[..., :-1]
+    ratio = cut[..., 1:] / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+    phi, where = ratio.min(-1)
+    return phi, (where + 1).to(colsum.dtype) / n
+
+
+def ratio_at_cut(colsum: torch.Tensor, cut: torch.Tensor, t: int) -> torch.Tensor:
+    """The prefix-cut ratio at one cut t (the step start): transport from context to the step."""
+    n = colsum.shape[-1]
+    vol = t + colsum[..., :t].sum(-1)
+    return cut[..., t] / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+
+
+def g_frob(colsum: torch.Tensor, colsq: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
+    """Asymmetry ||P - P^T||_F / ||P + P^T||_F of P = D_out^-1/2 A D_in^-1/2, A causal.
+
+    Lower-triangular P overlaps its transpose only on the diagonal, so the ratio follows from
+    column sums, column sums of squares and the diagonal (all accumulable online).
+    """
+    d_in = colsum.clamp_min(1e-30)
+    norm2 = (colsq / d_in).sum(-1)
+    diag2 = (diag.square() / d_in).sum(-1)
+    return ((norm2 - diag2).clamp_min(0) / (norm2 + diag2).clamp_min(1e-30)).sqrt()
+
+
+def laplacian_eigvals(colsum: torch.Tensor, diag: torch.Tensor, n: int, first: int = 0) -> torch.Tensor:
+    """LapEigvals: eigenvalues of L = D - A for causal A are d_ii - a_ii, d_ii = colsum_i/(n-i).
+
+    colsum/diag hold positions first..first+k-1 of an n-token map; returns (..., k).
+    """
+    positions = torch.arange(first, first + colsum.shape[-1], device=colsum.device, dtype=colsum.dtype)
+    return colsum / (n - positions) - diag
+
+
+def topk_mean(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Mean of the k largest values on the last dim (k capped at its size)."""
+    k = min(k, values.shape[-1])
+    return values.topk(k, dim=-1).values.mean(-1)
+
+
+def rauq_layer(prob: torch.Tensor, prev_attn: torch.Tensor, alpha: float) -> torch.Tensor:
+    """RAUQ for one layer: pick the head with the largest mean previous-token attention, run
+    c_1 = p_1, c_i = alpha p_i + (1 - alpha) a_{i,i-1} c_{i-1}, return -mean log c.
+
+    prob: (N,) observed-token probabilities; prev_attn: (H, N) with a_{i,i-1} of each token.
+    """
+    if prob.numel() == 0:
+        return torch.tensor(math.nan)
+    head = prev_attn[:, 1:].mean(-1).argmax() if prob.numel() > 1 else 0
+    attn = prev_attn[head]
+    confidence = [prob[0]]
+    for i in range(1, prob.numel()):
+        confidence.append(alpha * prob[i] + (1 - alpha) * attn[i] * confidence[-1])
+    return -torch.stack(confidence).clamp_min(1e-30).log().mean()
