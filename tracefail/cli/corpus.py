@@ -80,6 +80,7 @@ def list_traces(
 ) -> None:
     """One row per trace: id, source, framework, llm, steps, outcome, label counts."""
     from rich.table import Table
+    from rich.text import Text
 
     from tracefail.store import traces as trace_store
 
@@ -95,7 +96,7 @@ def list_traces(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in frame.select(columns).iter_rows():
-        table.add_row(*["" if v is None else str(v) for v in row])
+        table.add_row(*[Text("" if v is None else str(v)) for v in row])  # data, never markup
     out.print(table)
 
 
@@ -144,6 +145,7 @@ def sql(
     """Run read-only SQL against the corpus (the database is opened read-only)."""
     import duckdb
     from rich.table import Table
+    from rich.text import Text
 
     from tracefail.store import traces as trace_store
 
@@ -165,7 +167,7 @@ def sql(
         for column in frame.columns:
             table.add_column(column, overflow="fold")
         for row in frame.iter_rows():
-            table.add_row(*["" if v is None else str(v) for v in row])
+            table.add_row(*[Text("" if v is None else str(v)) for v in row])  # data, never markup
         out.print(table)
 
 

@@ -90,7 +90,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 tokens_out=tokens_out,
                 start_ts=parse_time(obs.get("startTime")),
                 end_ts=parse_time(obs.get("endTime")),
-                status="error" if level == "ERROR" else ("ok" if level else None),
+                status=level.lower() if level in ("ERROR", "WARNING") else ("ok" if level else None),
                 metadata={
                     k: v
                     for k, v in {

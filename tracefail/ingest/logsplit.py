@@ -51,11 +51,18 @@ def _steps(chunks: list[_Chunk]) -> list[Step]:
 
 
 def _cut(
-    text: str, header: re.Pattern[str], make: Callable[[re.Match[str], str], _Chunk | None]
+    text: str,
+    header: re.Pattern[str],
+    make: Callable[[re.Match[str], str], _Chunk | None],
+    outside_code: bool = False,
 ) -> list[_Chunk]:
-    """Cut `text` at every `header` match; text before the first header becomes a preamble step."""
+    """Cut `text` at every `header` match; text before the first header becomes a preamble step.
+    With `outside_code`, matches inside ``` fences (e.g. `# comment` lines) are not headers."""
     chunks = []
     matches = list(header.finditer(text))
+    if outside_code:
+        fences = [m.start() for m in re.finditer(r"^```", text, re.M)]
+        matches = [m for m in matches if sum(f < m.start() for f in fences) % 2 == 0]
     if matches and text[: matches[0].start()].strip():
         chunks.append(_Chunk(None, text[: matches[0].start()], name="preamble"))
     for match, nxt in zip(matches, [*matches[1:], None], strict=True):
@@ -196,6 +203,7 @@ def _split_loguru(text: str, style: str) -> Split | None:
 _CHATDEV = re.compile(r"^\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?", re.M)
 _CHATDEV_AGENT = re.compile(r"^(?P<agent>[A-Z][\w .-]{0,60}?): ")
 _CHATDEV_PAIR = re.compile(r"\*\*(?P<a>[^*<]+?)<->(?P<b>[^*]+?) on : ")
+_CHATDEV_TASK = re.compile(r"^\*\*task_prompt\*\*: (.+)$", re.M)
 _CHATDEV_NOISE = "flask app.py did not start for online log"
 
 
@@ -220,7 +228,10 @@ def split_chatdev(text: str) -> Split | None:
             name=match.group("level"),
         )
 
-    return Split("chatdev-log", _steps(_cut(text, _CHATDEV, make)))
+    prompt = _CHATDEV_TASK.search(text)
+    return Split(
+        "chatdev-log", _steps(_cut(text, _CHATDEV, make)), task=prompt.group(1).strip() if prompt else None
+    )
 
 
 # --- HyperAgent: "HyperAgent_<instance> - INFO - Planner's Response: ..." / "Navigator->Planner: ..." --
@@ -273,7 +284,8 @@ def split_magentic(text: str) -> Split | None:
                 continue
             agent, recipient, note = parse_magentic_role(str(rec.get("source", "")))
             chunks.append(_Chunk(agent, text_of(rec.get("message")), recipient, note, rec.get("timestamp")))
-        return Split("magentic-jsonl", _steps(chunks))
+        task = next((c.content for c in chunks if (c.agent or "").lower() in ("human", "user")), None)
+        return Split("magentic-jsonl", _steps(chunks), task=task)
     if not _CONSOLE.search(text):
         return None
 
@@ -299,7 +311,8 @@ def split_appworld(text: str) -> Split | None:
             return _Chunk(parts[0], body, recipient=parts[1])
         return _Chunk(title, body)
 
-    return Split("appworld-markdown", _steps(_cut(text, _MD_HEADING, make)))
+    chunks = _cut(text, _MD_HEADING, make, outside_code=True)
+    return Split("appworld-markdown", _steps(chunks)) if len(chunks) > 1 else None
 
 
 SPLITTERS: dict[str, Callable[[str], Split | None]] = {
