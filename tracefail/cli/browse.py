@@ -1,0 +1,37 @@
+"""`tracefail browse`: the Textual browser (textual is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tracefail.cli import app
+from tracefail.cli.common import DEFAULT_DB_PATH, DbOption, fail
+
+
+def _default_user() -> str:
+    return os.environ.get("USER") or getpass.getuser() or "anonymous"
+
+
+@app.command()
+def browse(
+    db: DbOption = DEFAULT_DB_PATH,
+    user: Annotated[
+        str | None,
+        typer.Option("--user", help="Name stored with your labels (source human:<user>); default $USER."),
+    ] = None,
+    export_dir: Annotated[Path, typer.Option("--export-dir", help="Where exports are written.")] = Path("."),
+) -> None:
+    """Browse traces, failure labels and per-step dynamics; label by hand (keys: ? for help)."""
+    if not db.exists():
+        fail(f"{db}: no such database (run `tracefail ingest` first)")
+    name = (user or _default_user()).strip()
+    if not name or ":" in name:
+        fail(f"--user {name!r}: give a plain name (it is stored as human:<user>)", 2)
+    from tracefail.tui.app import TracefailApp
+
+    TracefailApp(db, name, export_dir=export_dir).run()

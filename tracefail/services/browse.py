@@ -1,0 +1,410 @@
+"""The facade `tracefail browse` talks to: corpus pages, one trace, human labels, export.
+
+Lock design: DuckDB lets one process write a file, and while it does no other process can
+open it, not even read-only. A TUI left open for hours must not block `tracefail label`, and
+must not crash while one runs. So the browser never holds the file: every call opens a
+connection, does its work and closes it (reads read-only, human label writes read-write).
+When another process holds the lock the call retries briefly, then raises `CorpusBusy`; the
+TUI keeps what it already shows, says the corpus is busy, and retries on a timer.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from tracefail import taxonomy
+from tracefail.model import Attribution, Label
+from tracefail.store import Database, DatabaseLocked
+from tracefail.store import browse as store
+from tracefail.store.browse import CorpusFilter, Facets, FeatureThreshold
+
+T = TypeVar("T")
+
+FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "sort")
+FILTER_HELP = (
+    "framework:AG2 llm:gpt-4o mode:1.3 category:<name> source:human agree:no outcome:failure "
+    "surprisal_mean>4 sort:-steps, other words search step text"
+)
+
+
+class CorpusBusy(Exception):
+    """Another process holds the corpus' write lock; retrying later can succeed."""
+
+
+class FilterError(ValueError):
+    """A filter the user typed cannot be understood; the message says which part."""
+
+
+def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> CorpusFilter:
+    """Turn the filter bar's `key:value` words into a CorpusFilter; other words are text search."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise FilterError(f"cannot read filter: {exc}") from None
+    values: dict[str, Any] = {}
+    thresholds: list[FeatureThreshold] = []
+    free: list[str] = []
+    for word in words:
+        key, sep, value = word.partition(":")
+        if sep and key in FILTER_KEYS:
+            if not value:
+                raise FilterError(f"{key}: needs a value")
+            if key == "sort":
+                descending = value.startswith("-")
+                column = value.lstrip("-")
+                if column not in store.SORT_COLUMNS:
+                    raise FilterError(
+                        f"cannot sort by {column!r}; use one of {', '.join(store.SORT_COLUMNS)}"
+                    )
+                values.update(sort=column, descending=descending)
+            elif key == "agree":
+                if value not in ("yes", "no"):
+                    raise FilterError("agree: takes yes (sources agree) or no (sources disagree)")
+                values["agreement"] = "agree" if value == "yes" else "disagree"
+            elif key == "category":
+                modes = (categories or {}).get(value)
+                if not modes:
+                    known = ", ".join(sorted(categories or {})) or "none stored"
+                    raise FilterError(f"unknown category {value!r} (known: {known})")
+                values["category_modes"] = tuple(modes)
+            else:
+                values[key] = value
+            continue
+        threshold = _threshold(word)
+        if threshold is not None:
+            thresholds.append(threshold)
+        else:
+            free.append(word)
+    return CorpusFilter(**values, features=tuple(thresholds), text=" ".join(free) or None)
+
+
+def _threshold(word: str) -> FeatureThreshold | None:
+    for op in (">=", "<=", ">", "<"):
+        name, sep, value = word.partition(op)
+        if sep and name and name.replace("_", "").isalnum():
+            try:
+                return FeatureThreshold(name=name, op=op, value=float(value))  # type: ignore[arg-type]
+            except ValueError:
+                raise FilterError(f"{word}: {value!r} is not a number") from None
+    return None
+
+
+def format_filter(f: CorpusFilter) -> str:
+    """The filter as the words that would produce it (for the status line and exports)."""
+    words = [
+        f"{k}:{getattr(f, k)}"
+        for k in ("framework", "llm", "benchmark", "outcome", "mode", "source")
+        if getattr(f, k)
+    ]
+    if f.agreement:
+        words.append("agree:" + ("yes" if f.agreement == "agree" else "no"))
+    words += [f"{t.name}{t.op}{t.value:g}" for t in f.features]
+    if f.sort != "trace_id" or f.descending:
+        words.append(f"sort:{'-' if f.descending else ''}{f.sort}")
+    if f.text:
+        words.append(shlex.quote(f.text))
+    return " ".join(words)
+
+
+@dataclass
+class CorpusPage:
+    offset: int
+    rows: list[dict[str, Any]]
+    spark_feature: str | None
+    sparks: dict[str, list[float]]
+
+
+@dataclass
+class TraceView:
+    """Everything the trace screen shows, loaded in one worker call."""
+
+    head: dict[str, Any]
+    steps: list[dict[str, Any]]
+    labels: list[dict[str, Any]]
+    attributions: list[dict[str, Any]]
+    features: dict[str, list[float | None]]
+    flagged: list[int] = field(default_factory=list)
+    has_spans: bool = False
+
+    @property
+    def trace_id(self) -> str:
+        return str(self.head["trace_id"])
+
+
+@dataclass
+class SelectionStats:
+    """What the stats screen draws, for the traces the corpus filter selects."""
+
+    total: int
+    by_framework: list[dict[str, Any]]
+    by_llm: list[dict[str, Any]]
+    cooccurrence: list[dict[str, Any]]
+    positions: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A human write, kept so it can be undone."""
+
+    table: Literal["labels", "attributions"]
+    row_id: int
+    trace_id: str
+    description: str
+
+
+def flagged_steps(view: TraceView) -> list[int]:
+    """Steps worth jumping to: evidence of present labels, mistake steps, errored steps."""
+    flagged: set[int] = set()
+    for label in view.labels:
+        if label["present"]:
+            flagged.update(label["evidence_steps"] or [])
+    flagged.update(a["step_idx"] for a in view.attributions if a["step_idx"] is not None)
+    flagged.update(s["step_idx"] for s in view.steps if (s["status"] or "").lower() == "error")
+    return sorted(i for i in flagged if 0 <= i < len(view.steps))
+
+
+def change_points(values: list[float | None], z: float = 2.0) -> list[int]:
+    """Steps where a feature jumps: the step-to-step change is over `z` deviations of all changes."""
+    deltas = [
+        (i, b - a) for i, (a, b) in enumerate(pairwise(values), start=1) if a is not None and b is not None
+    ]
+    if len(deltas) < 3:
+        return []
+    mean = sum(d for _, d in deltas) / len(deltas)
+    sd = math.sqrt(sum((d - mean) ** 2 for _, d in deltas) / len(deltas))
+    if sd == 0:
+        return []
+    return [i for i, d in deltas if abs(d - mean) > z * sd]
+
+
+def trace_markdown(view: TraceView, max_chars: int = 4000) -> str:
+    """The trace as Markdown for pasting into an LLM, labels and mistake attached."""
+    head = view.head
+    lines = [
+        f"# Trace {view.trace_id}",
+        f"framework: {head.get('framework')} · llm: {head.get('llm')} · benchmark: "
+        f"{head.get('benchmark')} · outcome: {head.get('outcome')}",
+    ]
+    if head.get("task"):
+        lines += ["", "## Task", "", str(head["task"])]
+    if view.labels:
+        lines += [
+            "",
+            "## Labels",
+            "",
+            "| mode | present | p | source | evidence | rationale |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label in view.labels:
+            rationale = (label["rationale"] or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(
+                f"| {label['mode_id']} | {label['present']} | {label['probability']} | {label['source']} "
+                f"| {label['evidence_steps'] or ''} | {rationale} |"
+            )
+    if view.attributions:
+        lines += ["", "## Mistake attributions", ""]
+        lines += [
+            f"- {a['source']}: agent {a['agent']} at step {a['step_idx']}: {a['reason'] or ''}"
+            for a in view.attributions
+        ]
+    lines += ["", "## Steps"]
+    for step in view.steps:
+        content = step["content"]
+        cut = f"\n… ({len(content) - max_chars:,} more characters)" if len(content) > max_chars else ""
+        lines += [
+            "",
+            f"### Step {step['step_idx']} · {step['agent'] or step['role'] or '?'}",
+            "",
+            "```text",
+            content[:max_chars].replace("```", "ˋˋˋ") + cut,
+            "```",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class BrowseService:
+    """Short-lived connections per call so the browser never holds the corpus' lock."""
+
+    def __init__(self, path: Path | str, user: str, *, retries: int = 3, backoff_s: float = 0.15) -> None:
+        self.path = Path(path)
+        self.user = user
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.facets_cache: Facets | None = None
+
+    @property
+    def source(self) -> str:
+        return f"human:{self.user}"
+
+    def prepare(self) -> None:
+        """Migrate the schema once if needed (needs the write lock briefly; skipped when busy)."""
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
+        with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
+            Database(self.path).close()
+
+    @contextmanager
+    def _open(self, read_only: bool) -> Iterator[Database]:
+        for attempt in range(self.retries + 1):
+            try:
+                db = Database(self.path, read_only=read_only)
+                break
+            except DatabaseLocked as exc:
+                if attempt == self.retries:
+                    raise CorpusBusy(str(exc)) from None
+                time.sleep(self.backoff_s * (attempt + 1))
+        try:
+            yield db
+        finally:
+            db.close()
+
+    def read(self, fn: Callable[[Database], T]) -> T:
+        with self._open(read_only=True) as db:
+            return fn(db)
+
+    def write(self, fn: Callable[[Database], T]) -> T:
+        with self._open(read_only=False) as db:
+            return fn(db)
+
+    # --- corpus ----------------------------------------------------------------------------------
+    def facets(self) -> Facets:
+        facets = self.read(store.facets)
+        if not facets.categories:  # no taxonomy stored yet: categories of the shipped default
+            tax = taxonomy.find().taxonomy
+            for mode in tax.modes:
+                facets.categories.setdefault(mode.category, []).append(mode.id)
+        self.facets_cache = facets
+        return facets
+
+    def count(self, f: CorpusFilter) -> int:
+        return self.read(lambda db: store.count_traces(db, f))
+
+    def page(self, f: CorpusFilter, offset: int, limit: int) -> CorpusPage:
+        def run(db: Database) -> CorpusPage:
+            rows = store.page_traces(db, f, offset, limit).to_dicts()
+            name, sparks = store.sparklines(db, [r["trace_id"] for r in rows])
+            return CorpusPage(offset=offset, rows=rows, spark_feature=name, sparks=sparks)
+
+        return self.read(run)
+
+    def export_jsonl(self, f: CorpusFilter, out: Path) -> int:
+        return self.read(lambda db: store.export_selection(db, f, out))
+
+    def stats(self, f: CorpusFilter) -> SelectionStats:
+        def run(db: Database) -> SelectionStats:
+            return SelectionStats(
+                total=store.count_traces(db, f),
+                by_framework=store.prevalence(db, f, "framework").to_dicts(),
+                by_llm=store.prevalence(db, f, "llm").to_dicts(),
+                cooccurrence=store.cooccurrence(db, f).to_dicts(),
+                positions=store.failure_positions(db, f).to_dicts(),
+            )
+
+        return self.read(run)
+
+    # --- one trace -------------------------------------------------------------------------------
+    def trace(self, trace_id: str) -> TraceView | None:
+        def run(db: Database) -> TraceView | None:
+            head = store.trace_head(db, trace_id)
+            if head is None:
+                return None
+            steps = store.trace_steps(db, trace_id).to_dicts()
+            view = TraceView(
+                head=head,
+                steps=steps,
+                labels=store.trace_labels(db, trace_id).to_dicts(),
+                attributions=store.trace_attributions(db, trace_id).to_dicts(),
+                features=store.step_features(db, trace_id),
+                has_spans=any(s["parent_span_id"] for s in steps),
+            )
+            view.flagged = flagged_steps(view)
+            return view
+
+        return self.read(run)
+
+    def search(self, trace_id: str, text: str) -> list[int]:
+        return self.read(lambda db: store.search_steps(db, trace_id, text))
+
+    def taxonomy_modes(self) -> list[tuple[str, str, str, str]]:
+        """Modes a human may add: the corpus' stored taxonomies, else the shipped default."""
+        stored = self.read(store.taxonomy_modes)
+        if stored:
+            return stored
+        tax = taxonomy.find().taxonomy
+        return [(tax.id, tax.version, m.id, m.name) for m in tax.modes]
+
+    # --- human labels (appended as source human:<user>; other sources are never changed) --------
+    def label(
+        self,
+        trace_id: str,
+        mode_id: str,
+        present: bool,
+        *,
+        taxonomy: tuple[str, str],
+        probability: float | None = None,
+        evidence_steps: list[int] | None = None,
+        agent: str | None = None,
+        rationale: str | None = None,
+        based_on: int | None = None,
+    ) -> Receipt:
+        label = Label(
+            trace_id=trace_id,
+            taxonomy_id=taxonomy[0],
+            taxonomy_version=taxonomy[1],
+            mode_id=mode_id,
+            present=present,
+            probability=probability if probability is not None else float(present),
+            evidence_steps=evidence_steps or [],
+            agent=agent,
+            rationale=rationale,
+            source=self.source,
+            metadata={"based_on_label": based_on} if based_on is not None else {},
+        )
+        row_id = self.write(lambda db: store.add_human_label(db, label))
+        verb = "present" if present else "absent"
+        return Receipt("labels", row_id, trace_id, f"{mode_id} marked {verb} by {self.source}")
+
+    def review(self, trace_id: str, judged: dict[str, Any], accept: bool) -> Receipt:
+        """Accept or reject another source's label: a human label that agrees or disagrees."""
+        present = bool(judged["present"]) if accept else not bool(judged["present"])
+        action = "accepted" if accept else "rejected"
+        return self.label(
+            trace_id,
+            judged["mode_id"],
+            present,
+            taxonomy=(judged["taxonomy_id"], judged["taxonomy_version"]),
+            evidence_steps=list(judged["evidence_steps"] or []),
+            agent=judged["agent"],
+            rationale=f"{action} {judged['source']} label {judged['label_id']}",
+            based_on=judged["label_id"],
+        )
+
+    def mistake(self, trace_id: str, agent: str | None, step_idx: int, reason: str | None = None) -> Receipt:
+        attribution = Attribution(
+            trace_id=trace_id,
+            agent=agent,
+            step_idx=step_idx,
+            reason=reason,
+            probability=1.0,
+            source=self.source,
+        )
+        row_id = self.write(lambda db: store.add_human_attribution(db, attribution))
+        return Receipt("attributions", row_id, trace_id, f"mistake set to {agent} at step {step_idx}")
+
+    def undo(self, receipt: Receipt) -> bool:
+        return self.write(lambda db: store.undo_human_write(db, receipt.table, receipt.row_id))
+
+
+def with_sort(f: CorpusFilter, column: str) -> CorpusFilter:
+    """Sort by `column`; choosing the current column again flips the direction."""
+    if column not in store.SORT_COLUMNS:
+        raise FilterError(f"cannot sort by {column!r}")
+    return replace(f, sort=column, descending=not f.descending if f.sort == column else False)

@@ -1,0 +1,367 @@
+"""Queries behind `tracefail browse`: a filtered, sorted, paged corpus listing, step search,
+per-step features, and human label writes with undo.
+
+Every listing query pages (LIMIT/OFFSET) so the TUI fetches only what it shows; the filter is
+compiled once into a `WHERE` over `traces t` and reused by the count, the page, the stats and
+the export, so they always agree on what "the current selection" is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from tracefail.model import Attribution, Label
+from tracefail.store import export
+from tracefail.store.db import Database
+from tracefail.store.traces import insert_attributions, insert_labels
+
+FeatureOp = Literal[">", ">=", "<", "<="]
+Agreement = Literal["agree", "disagree"]
+
+# Column name shown by the TUI -> SQL expression it sorts by.
+SORT_COLUMNS: dict[str, str] = {
+    "trace_id": "t.trace_id",
+    "framework": "t.framework",
+    "llm": "t.llm",
+    "benchmark": "t.benchmark",
+    "steps": "t.n_steps",
+    "outcome": "t.outcome",
+    "modes": "len(coalesce(lab.modes, []))",
+    "sources": "len(coalesce(lab.sources, []))",
+}
+# Per-step uncertainty features the sparkline prefers, best first (features issue names).
+SPARK_FEATURES = ("surprisal_mean", "entropy_mean", "max_prob_mean")
+
+
+@dataclass(frozen=True)
+class FeatureThreshold:
+    """`name op value` holds when some step (or the trace aggregate) of a trace satisfies it."""
+
+    name: str
+    op: FeatureOp
+    value: float
+
+
+@dataclass(frozen=True)
+class CorpusFilter:
+    """What the corpus screen shows; empty fields do not filter."""
+
+    framework: str | None = None
+    llm: str | None = None
+    benchmark: str | None = None
+    outcome: str | None = None
+    mode: str | None = None  # a present label of this mode from any source
+    category_modes: tuple[str, ...] = ()  # a present label of any of these modes (one category)
+    source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
+    agreement: Agreement | None = None
+    features: tuple[FeatureThreshold, ...] = ()
+    text: str | None = None  # case-insensitive substring of some step's content
+    sort: str = "trace_id"
+    descending: bool = False
+
+
+_LABEL_AGG = """
+    SELECT trace_id,
+           list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
+           list(DISTINCT source ORDER BY source) AS sources
+    FROM labels GROUP BY trace_id
+"""
+# A trace disagrees when two sources give different present/absent answers for one mode.
+_DISAGREE = """
+    SELECT trace_id FROM labels WHERE present IS NOT NULL
+    GROUP BY trace_id, mode_id HAVING count(DISTINCT present) > 1
+"""
+_MULTI_SOURCE = """
+    SELECT trace_id FROM labels WHERE present IS NOT NULL
+    GROUP BY trace_id HAVING count(DISTINCT source) > 1
+"""
+
+
+def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("framework", "llm", "benchmark", "outcome"):
+        value = getattr(f, column)
+        if value:
+            clauses.append(f"t.{column} = ?")
+            params.append(value)
+    if f.mode:
+        clauses.append("t.trace_id IN (SELECT trace_id FROM labels WHERE present AND mode_id = ?)")
+        params.append(f.mode)
+    if f.category_modes:
+        clauses.append(
+            "t.trace_id IN (SELECT trace_id FROM labels WHERE present AND mode_id IN (SELECT unnest(?)))"
+        )
+        params.append(list(f.category_modes))
+    if f.source:
+        clauses.append(
+            "t.trace_id IN (SELECT trace_id FROM labels WHERE source = ? OR starts_with(source, ?))"
+        )
+        params.extend([f.source, f.source.rstrip(":") + ":"])
+    if f.agreement == "disagree":
+        clauses.append(f"t.trace_id IN ({_DISAGREE})")
+    elif f.agreement == "agree":
+        clauses.append(f"t.trace_id IN ({_MULTI_SOURCE}) AND t.trace_id NOT IN ({_DISAGREE})")
+    for threshold in f.features:
+        if threshold.op not in (">", ">=", "<", "<="):
+            raise ValueError(f"unknown comparison {threshold.op!r}")
+        clauses.append(
+            f"t.trace_id IN (SELECT trace_id FROM features WHERE name = ? AND value {threshold.op} ?)"
+        )
+        params.extend([threshold.name, threshold.value])
+    if f.text:
+        clauses.append("t.trace_id IN (SELECT trace_id FROM steps WHERE contains(lower(content), ?))")
+        params.append(f.text.lower())
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def selection_sql(f: CorpusFilter) -> tuple[str, list[Any]]:
+    """`SELECT trace_id FROM traces t WHERE <filter>`: the current selection, for reuse."""
+    where, params = _where(f)
+    return f"SELECT t.trace_id FROM traces t WHERE {where}", params
+
+
+def count_traces(db: Database, f: CorpusFilter) -> int:
+    where, params = _where(f)
+    return int(db.rows(f"SELECT count(*) FROM traces t WHERE {where}", params)[0][0])
+
+
+def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.DataFrame:
+    """One page of the corpus listing: the trace columns, modes found and label sources."""
+    if f.sort not in SORT_COLUMNS:
+        raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
+    where, params = _where(f)
+    direction = "DESC" if f.descending else "ASC"
+    return db.frame(
+        f"""
+        SELECT t.trace_id, t.framework, t.llm, t.benchmark, t.n_steps, t.outcome,
+               coalesce(lab.modes, []) AS modes, coalesce(lab.sources, []) AS sources,
+               (SELECT list(DISTINCT a.source) FROM attributions a WHERE a.trace_id = t.trace_id)
+                   AS attribution_sources
+        FROM traces t LEFT JOIN ({_LABEL_AGG}) lab USING (trace_id)
+        WHERE {where}
+        ORDER BY {SORT_COLUMNS[f.sort]} {direction} NULLS LAST, t.trace_id {direction}
+        LIMIT ? OFFSET ?
+        """,
+        [*params, int(limit), int(offset)],
+    )
+
+
+def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str, list[float]]]:
+    """Per-step values of the first uncertainty feature stored for these traces, by trace."""
+    if not trace_ids:
+        return None, {}
+    present = {
+        r[0]
+        for r in db.rows(
+            "SELECT DISTINCT name FROM features WHERE trace_id IN (SELECT unnest(?)) AND name IN "
+            "(SELECT unnest(?))",
+            [trace_ids, list(SPARK_FEATURES)],
+        )
+    }
+    name = next((n for n in SPARK_FEATURES if n in present), None)
+    if name is None:
+        return None, {}
+    rows = db.rows(
+        "SELECT trace_id, list(value ORDER BY step_idx) FROM features "
+        "WHERE trace_id IN (SELECT unnest(?)) AND name = ? AND step_idx >= 0 GROUP BY trace_id",
+        [trace_ids, name],
+    )
+    return name, {trace_id: [v for v in values if v is not None] for trace_id, values in rows}
+
+
+@dataclass
+class Facets:
+    """The values each filter can take, for completion and the palette."""
+
+    frameworks: list[str] = field(default_factory=list)
+    llms: list[str] = field(default_factory=list)
+    benchmarks: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+    categories: dict[str, list[str]] = field(default_factory=dict)  # category -> mode ids
+
+
+def _distinct(db: Database, column: str, table: str) -> list[str]:
+    return [
+        r[0] for r in db.rows(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL ORDER BY 1")
+    ]
+
+
+def facets(db: Database) -> Facets:
+    categories: dict[str, list[str]] = {}
+    for (definition,) in db.rows("SELECT definition FROM taxonomies ORDER BY loaded_at"):
+        for mode in json.loads(definition).get("modes", []):
+            if mode.get("category") and mode.get("id"):
+                categories.setdefault(str(mode["category"]), []).append(str(mode["id"]))
+    return Facets(
+        frameworks=_distinct(db, "framework", "traces"),
+        llms=_distinct(db, "llm", "traces"),
+        benchmarks=_distinct(db, "benchmark", "traces"),
+        modes=_distinct(db, "mode_id", "labels"),
+        sources=_distinct(db, "source", "labels"),
+        features=_distinct(db, "name", "features"),
+        categories={k: sorted(set(v)) for k, v in categories.items()},
+    )
+
+
+# --- stats over the selection (the stats screen follows the corpus filter) ---------------------
+def prevalence(db: Database, f: CorpusFilter, by: Literal["framework", "llm"]) -> pl.DataFrame:
+    """Share of selected traces per group with a present label of each mode (any source)."""
+    selection, params = selection_sql(f)
+    return db.frame(
+        f"""
+        WITH sel AS (SELECT t.trace_id, coalesce(t.{by}, '?') AS grp FROM traces t
+                     WHERE t.trace_id IN ({selection})),
+             sizes AS (SELECT grp, count(*) AS n FROM sel GROUP BY grp),
+             hits AS (SELECT DISTINCT sel.grp, sel.trace_id, l.mode_id FROM sel
+                      JOIN labels l USING (trace_id) WHERE l.present)
+        SELECT hits.grp AS "group", hits.mode_id, count(*) AS traces, any_value(sizes.n) AS total,
+               count(*) / any_value(sizes.n) AS share
+        FROM hits JOIN sizes USING (grp) GROUP BY hits.grp, hits.mode_id
+        ORDER BY share DESC, "group", mode_id
+        """,
+        params,
+    )
+
+
+def cooccurrence(db: Database, f: CorpusFilter, limit: int = 15) -> pl.DataFrame:
+    selection, params = selection_sql(f)
+    return db.frame(
+        f"""
+        WITH present AS (SELECT DISTINCT trace_id, mode_id FROM labels
+                         WHERE present AND trace_id IN ({selection}))
+        SELECT a.mode_id AS mode_a, b.mode_id AS mode_b, count(*) AS traces
+        FROM present a JOIN present b ON a.trace_id = b.trace_id AND a.mode_id < b.mode_id
+        GROUP BY ALL ORDER BY traces DESC, mode_a, mode_b LIMIT ?
+        """,
+        [*params, limit],
+    )
+
+
+def failure_positions(db: Database, f: CorpusFilter, bins: int = 10) -> pl.DataFrame:
+    """Where mistakes sit along traces: attributed steps by relative position, in `bins` bins."""
+    selection, params = selection_sql(f)
+    return db.frame(
+        f"""
+        SELECT least(floor(a.step_idx / greatest(t.n_steps, 1) * ?), ? - 1)::INTEGER AS bin,
+               count(*) AS mistakes
+        FROM attributions a JOIN traces t USING (trace_id)
+        WHERE a.step_idx IS NOT NULL AND t.trace_id IN ({selection})
+        GROUP BY bin ORDER BY bin
+        """,
+        [bins, bins, *params],
+    )
+
+
+# --- one trace ---------------------------------------------------------------------------------
+def trace_head(db: Database, trace_id: str) -> dict[str, Any] | None:
+    rows = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id]).to_dicts()
+    return rows[0] if rows else None
+
+
+def trace_steps(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT step_idx, span_id, parent_span_id, agent, recipient, role, kind, name, content, "
+        "tool_calls, status FROM steps WHERE trace_id = ? ORDER BY step_idx",
+        [trace_id],
+    )
+
+
+def trace_labels(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT label_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
+        "evidence_steps, agent, rationale, source, created_at FROM labels WHERE trace_id = ? "
+        "ORDER BY mode_id, source, label_id",
+        [trace_id],
+    )
+
+
+def trace_attributions(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT attribution_id, agent, step_idx, reason, probability, source FROM attributions "
+        "WHERE trace_id = ? ORDER BY attribution_id",
+        [trace_id],
+    )
+
+
+def step_features(db: Database, trace_id: str) -> dict[str, list[float | None]]:
+    """Per-step values by feature name (index = step_idx), from the newest extractor version."""
+    rows = db.rows(
+        """
+        SELECT name, step_idx, value FROM features
+        WHERE trace_id = ? AND step_idx >= 0
+        QUALIFY rank() OVER (PARTITION BY name ORDER BY extractor_version DESC, model) = 1
+        ORDER BY name, step_idx
+        """,
+        [trace_id],
+    )
+    out: dict[str, list[float | None]] = {}
+    for name, step_idx, value in rows:
+        values = out.setdefault(name, [])
+        values.extend([None] * (step_idx + 1 - len(values)))
+        values[step_idx] = value
+    return out
+
+
+def search_steps(db: Database, trace_id: str, text: str) -> list[int]:
+    rows = db.rows(
+        "SELECT step_idx FROM steps WHERE trace_id = ? AND contains(lower(content), ?) ORDER BY step_idx",
+        [trace_id, text.lower()],
+    )
+    return [r[0] for r in rows]
+
+
+def taxonomy_modes(db: Database) -> list[tuple[str, str, str, str]]:
+    """(taxonomy id, version, mode id, mode name) for every stored taxonomy."""
+    found = []
+    for taxonomy_id, version, definition in db.rows(
+        "SELECT taxonomy_id, version, definition FROM taxonomies ORDER BY taxonomy_id, version"
+    ):
+        for mode in json.loads(definition).get("modes", []):
+            found.append((taxonomy_id, version, str(mode.get("id")), str(mode.get("name", ""))))
+    return found
+
+
+# --- human writes ------------------------------------------------------------------------------
+def add_human_label(db: Database, label: Label) -> int:
+    """Append one human label and return its id; other sources' rows are never touched."""
+    if not label.source.startswith("human:"):
+        raise ValueError(f"browse writes human labels only, not {label.source!r}")
+    with db.transaction():
+        insert_labels(db, [label])
+        return int(db.rows("SELECT currval('label_id_seq')")[0][0])
+
+
+def add_human_attribution(db: Database, attribution: Attribution) -> int:
+    if not attribution.source.startswith("human:"):
+        raise ValueError(f"browse writes human attributions only, not {attribution.source!r}")
+    with db.transaction():
+        insert_attributions(db, [attribution])
+        return int(db.rows("SELECT currval('attribution_id_seq')")[0][0])
+
+
+def undo_human_write(db: Database, table: Literal["labels", "attributions"], row_id: int) -> bool:
+    """Delete a row this user wrote; refuses anything that is not a human row."""
+    key = {"labels": "label_id", "attributions": "attribution_id"}[table]
+    with db.transaction():
+        deleted = db.rows(
+            f"DELETE FROM {table} WHERE {key} = ? AND starts_with(source, 'human:') RETURNING {key}",
+            [row_id],
+        )
+    return bool(deleted)
+
+
+def export_selection(db: Database, f: CorpusFilter, out: Path) -> int:
+    """The selected traces with steps, labels and attributions as JSONL (one trace a line)."""
+    selection, params = selection_sql(f)
+    target = str(out).replace("'", "''")
+    nested = f"SELECT * FROM ({export._NESTED}) n WHERE n.trace_id IN ({selection})"
+    db.execute(f"COPY ({nested}) TO '{target}' (FORMAT json)", params)
+    return count_traces(db, f)

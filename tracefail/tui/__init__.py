@@ -1,0 +1,1 @@
+"""The Textual browser (`tracefail browse`). The only package that imports textual."""

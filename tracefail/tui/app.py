@@ -1,0 +1,70 @@
+"""The browser application: owns the service, the corpus filter and the undo stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App
+from textual.binding import Binding, BindingType
+
+from tracefail.services.browse import BrowseService, Receipt
+from tracefail.store.browse import CorpusFilter
+from tracefail.tui.commands import BrowseCommands
+from tracefail.tui.work import background
+
+
+class TracefailApp(App[None]):
+    """`tracefail browse`: corpus -> trace -> graph / stats, with human labels and undo."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tracefail"
+    COMMANDS = App.COMMANDS | {BrowseCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help", tooltip="List every key binding.", id="app.help"),
+        Binding("u", "undo", "Undo label", tooltip="Undo the last human label you wrote.", id="app.undo"),
+        Binding("q", "quit", "Quit", tooltip="Leave tracefail browse.", id="app.quit"),
+    ]
+
+    def __init__(self, db_path: Path | str, user: str, export_dir: Path | None = None) -> None:
+        super().__init__()
+        self.service = BrowseService(db_path, user)
+        self.export_dir = export_dir or Path.cwd()
+        self.corpus_filter = CorpusFilter()
+        self.receipts: list[Receipt] = []
+        self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"
+
+    def on_mount(self) -> None:
+        from tracefail.tui.screens.corpus import CorpusScreen
+
+        self.push_screen(CorpusScreen())
+
+    def action_help(self) -> None:
+        from tracefail.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def remember(self, receipt: Receipt) -> None:
+        self.receipts.append(receipt)
+        self.notify(f"saved: {receipt.description} (u undoes)", title="human label")
+
+    def action_undo(self) -> None:
+        if not self.receipts:
+            self.notify("nothing to undo", severity="warning")
+            return
+        receipt = self.receipts.pop()
+
+        def undone(removed: bool) -> None:
+            self.notify(f"undone: {receipt.description}" if removed else "already gone", title="undo")
+            reload = getattr(self.screen, "reload", None)
+            if callable(reload):
+                reload()
+
+        def busy(message: str) -> None:
+            self.receipts.append(receipt)
+            self.notify(f"corpus busy, undo kept for later: {message}", severity="error")
+
+        background(
+            self, lambda: self.service.undo(receipt), undone, group="write", exclusive=False, busy=busy
+        )

@@ -1,0 +1,270 @@
+"""Corpus screen: the filtered, sorted trace table, fetched one page at a time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from tracefail.services.browse import (
+    FILTER_HELP,
+    CorpusPage,
+    FilterError,
+    format_filter,
+    parse_filter,
+    with_sort,
+)
+from tracefail.store.browse import SORT_COLUMNS, CorpusFilter
+from tracefail.tui.charts import sparkline
+from tracefail.tui.text import one_line
+from tracefail.tui.work import background
+
+if TYPE_CHECKING:
+    from tracefail.tui.app import TracefailApp
+
+PAGE = 200  # rows per query; the next page loads when the cursor nears the end
+RETRY_S = 2.0
+COLUMNS = [  # (key, title, width); keys in SORT_COLUMNS can be sorted by
+    ("trace_id", "trace", 40),
+    ("framework", "framework", 10),
+    ("llm", "llm", 12),
+    ("benchmark", "benchmark", 16),
+    ("steps", "steps", 5),
+    ("outcome", "outcome", 7),
+    ("modes", "failure modes", 18),
+    ("sources", "label sources", 18),
+    ("spark", "uncertainty", 12),
+]
+OUTCOME_STYLE = {"failure": "red", "success": "green"}
+
+
+class CorpusScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Corpus"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "slash", "focus_filter", "Filter", tooltip="Edit the filter / search words.", id="corpus.filter"
+        ),
+        Binding("escape", "clear_filter", "Clear", tooltip="Clear the filter.", id="corpus.clear"),
+        Binding("s", "sort_next", "Sort", tooltip="Sort by the next column.", id="corpus.sort"),
+        Binding("r", "reverse", "Reverse", tooltip="Reverse the sort order.", id="corpus.reverse"),
+        Binding("S", "stats", "Stats", tooltip="Failure statistics of the selection.", id="corpus.stats"),
+        Binding("x", "export", "Export", tooltip="Write the selection as JSONL.", id="corpus.export"),
+        Binding("R", "reload", "Refresh", tooltip="Re-read the corpus.", id="corpus.refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+        self.loaded = 0
+        self.loading = False
+        self.busy: str | None = None
+        self.spark_feature: str | None = None
+        self.row_ids: list[str] = []  # trace id of each loaded table row
+
+    @property
+    def tf(self) -> TracefailApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder=FILTER_HELP, id="filter")
+        table: DataTable[Any] = DataTable(id="corpus", cursor_type="row", zebra_stripes=True)
+        for key, title, width in COLUMNS:
+            table.add_column(title, key=key, width=width)
+        yield table
+        yield Static("loading…", id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).focus()
+        background(self, self.tf.service.prepare, lambda _: self.reload(), group="corpus")
+
+    # --- loading ---------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Count and fetch the first page of the current filter (cancels any older load)."""
+        corpus_filter = self.tf.corpus_filter
+        self.loading = True
+        self._status()
+
+        def work() -> tuple[int, CorpusPage]:
+            service = self.tf.service
+            if service.facets_cache is None:
+                service.facets()
+            return service.count(corpus_filter), service.page(corpus_filter, 0, PAGE)
+
+        background(self, work, self._first_page, group="corpus", busy=self._busy)
+
+    def _first_page(self, result: tuple[int, CorpusPage]) -> None:
+        self.total, page = result
+        self.busy = None
+        table = self.query_one(DataTable)
+        table.clear()
+        self.loaded = 0
+        self._add(page)
+
+    def _more(self) -> None:
+        if self.loading or self.loaded >= self.total:
+            return
+        self.loading = True
+        corpus_filter, offset = self.tf.corpus_filter, self.loaded
+        background(
+            self,
+            lambda: self.tf.service.page(corpus_filter, offset, PAGE),
+            self._add,
+            group="corpus-more",
+            busy=self._busy,
+        )
+
+    def _add(self, page: CorpusPage) -> None:
+        self.loading = False
+        if page.offset != self.loaded:
+            return  # a page for an older filter
+        self.spark_feature = page.spark_feature or self.spark_feature
+        table = self.query_one(DataTable)
+        table.add_rows(
+            [self._cells(row, page.sparks.get(row["trace_id"], [])) for row in page.rows],
+        )
+        self.loaded += len(page.rows)
+        self.row_ids = self.row_ids[: page.offset] + [r["trace_id"] for r in page.rows]
+        self._status()
+
+    def _cells(self, row: dict[str, Any], spark: list[float]) -> list[Any]:
+        return [
+            Text(one_line(row["trace_id"], 40)),
+            Text(one_line(row["framework"], 10)),
+            Text(one_line(row["llm"], 12)),
+            Text(one_line(row["benchmark"], 16)),
+            Text(str(row["n_steps"]), justify="right"),
+            Text(row["outcome"], style=OUTCOME_STYLE.get(row["outcome"], "dim")),
+            Text(one_line(" ".join(row["modes"]), 18), style="bold yellow"),
+            Text(
+                one_line(" ".join(_short_sources(row["sources"], row["attribution_sources"])), 18),
+                style="cyan",
+            ),
+            sparkline(spark, 12),
+        ]
+
+    def _busy(self, message: str) -> None:
+        self.loading = False
+        self.busy = message
+        self._status()
+        self.set_timer(RETRY_S, self.reload)
+
+    def _status(self) -> None:
+        f = self.tf.corpus_filter
+        words = format_filter(f) or "all traces"
+        direction = "↓" if f.descending else "↑"
+        if self.busy:
+            text = Text(
+                f"corpus busy, showing what was read before; retrying every {RETRY_S:g}s · ",
+                style="bold yellow",
+            )
+            text.append(self.busy, style="yellow")
+        else:
+            text = Text()
+            text.append(f"{self.loaded:,} of {self.total:,} traces", style="bold")
+            text.append(f" · {words} · sorted by {f.sort} {direction}")
+            if self.spark_feature:
+                text.append(f" · sparkline: {self.spark_feature}", style="dim")
+            if self.loading:
+                text.append(" · loading…", style="italic")
+        self.query_one("#status", Static).update(text)
+
+    # --- events ----------------------------------------------------------------------------------
+    @on(DataTable.RowHighlighted)
+    def _near_end(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= self.loaded - 20:
+            self._more()
+
+    @on(DataTable.RowSelected)
+    def _open(self, event: DataTable.RowSelected) -> None:
+        from tracefail.tui.screens.trace import TraceScreen
+
+        self.app.push_screen(TraceScreen(self.row_ids[event.cursor_row]))
+
+    @on(DataTable.HeaderSelected)
+    def _sort_by_header(self, event: DataTable.HeaderSelected) -> None:
+        if event.column_key.value in SORT_COLUMNS:
+            self.set_filter(with_sort(self.tf.corpus_filter, str(event.column_key.value)))
+
+    @on(Input.Submitted, "#filter")
+    def _apply(self, event: Input.Submitted) -> None:
+        facets = self.tf.service.facets_cache
+        try:
+            parsed = parse_filter(event.value, facets.categories if facets else None)
+        except FilterError as exc:
+            self.notify(str(exc), title="filter", severity="error")
+            return
+        self.set_filter(
+            replace(parsed, sort=self.tf.corpus_filter.sort, descending=self.tf.corpus_filter.descending)
+            if "sort:" not in event.value
+            else parsed
+        )
+        self.query_one(DataTable).focus()
+
+    def set_filter(self, corpus_filter: CorpusFilter) -> None:
+        self.tf.corpus_filter = corpus_filter
+        self.reload()
+
+    def current_trace(self) -> str | None:
+        table = self.query_one(DataTable)
+        return self.row_ids[table.cursor_row] if 0 <= table.cursor_row < len(self.row_ids) else None
+
+    # --- actions ---------------------------------------------------------------------------------
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        self.query_one(DataTable).focus()
+        self.set_filter(
+            CorpusFilter(sort=self.tf.corpus_filter.sort, descending=self.tf.corpus_filter.descending)
+        )
+
+    def action_sort_next(self) -> None:
+        names = list(SORT_COLUMNS)
+        current = self.tf.corpus_filter.sort
+        self.set_filter(
+            replace(
+                self.tf.corpus_filter, sort=names[(names.index(current) + 1) % len(names)], descending=False
+            )
+        )
+
+    def action_reverse(self) -> None:
+        self.set_filter(replace(self.tf.corpus_filter, descending=not self.tf.corpus_filter.descending))
+
+    def action_stats(self) -> None:
+        from tracefail.tui.screens.stats import StatsScreen
+
+        self.app.push_screen(StatsScreen())
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_export(self) -> None:
+        corpus_filter = self.tf.corpus_filter
+        target = self.tf.export_dir / f"tracefail-selection-{datetime.now():%Y%m%d-%H%M%S}.jsonl"
+
+        def done(count: int) -> None:
+            self.notify(f"{count:,} traces written to {target}", title="export")
+
+        background(self, lambda: self.tf.service.export_jsonl(corpus_filter, target), done, group="export")
+
+
+def _short_sources(sources: list[str], attribution_sources: list[str] | None) -> list[str]:
+    """`llm-judge:3f2a…` -> `judge`, `human:ana` -> `human:ana`: enough to tell sources apart."""
+    names = []
+    for source in [*sources, *(attribution_sources or [])]:
+        kind, _, rest = source.partition(":")
+        short = {"llm-judge": "judge", "dataset": rest or kind, "heuristic": f"heur:{rest}"}.get(kind, source)
+        if short not in names:
+            names.append(short)
+    return names

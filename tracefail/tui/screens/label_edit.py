@@ -1,0 +1,110 @@
+"""Modal form for a human label: edit a judged label or add a mode the judge missed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Button, Input, Label, Static, Switch
+
+
+@dataclass(frozen=True)
+class LabelDraft:
+    """What the form returns; the trace screen turns it into a human label."""
+
+    mode_id: str
+    present: bool
+    probability: float | None
+    evidence_steps: list[int]
+    agent: str | None
+    rationale: str | None
+
+
+class LabelEditor(ModalScreen[LabelDraft | None]):
+    BINDING_GROUP_TITLE = "Label form"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", tooltip="Close without saving.", id="label.cancel"),
+        Binding("ctrl+s", "save", "Save", tooltip="Save as a human label.", id="label.save"),
+    ]
+
+    def __init__(self, title: str, draft: LabelDraft, known_modes: list[str], n_steps: int) -> None:
+        super().__init__()
+        self.title_text = title
+        self.draft = draft
+        self.known_modes = known_modes
+        self.n_steps = n_steps
+
+    def compose(self) -> ComposeResult:
+        d = self.draft
+        with Vertical(id="label-form"):
+            yield Static(self.title_text, classes="form-title")
+            yield Label("mode")
+            yield Input(
+                d.mode_id,
+                id="mode",
+                suggester=SuggestFromList(self.known_modes, case_sensitive=False),
+                placeholder=" ".join(self.known_modes[:8]),
+            )
+            with Horizontal(classes="form-row"):
+                yield Label("present ")
+                yield Switch(d.present, id="present")
+            yield Label("probability (0..1)")
+            yield Input("" if d.probability is None else f"{d.probability:g}", id="probability")
+            yield Label("evidence steps (e.g. 3 7)")
+            yield Input(" ".join(map(str, d.evidence_steps)), id="evidence")
+            yield Label("agent")
+            yield Input(d.agent or "", id="agent")
+            yield Label("rationale")
+            yield Input(d.rationale or "", id="rationale")
+            yield Static("", id="form-error")
+            with Horizontal(classes="form-row"):
+                yield Button("Save (ctrl+s)", variant="primary", id="save")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#mode", Input).focus()
+
+    @on(Button.Pressed, "#save")
+    @on(Input.Submitted)
+    def action_save(self) -> None:
+        try:
+            draft = self._read()
+        except ValueError as exc:
+            self.query_one("#form-error", Static).update(str(exc))
+            return
+        self.dismiss(draft)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def _read(self) -> LabelDraft:
+        mode = self.query_one("#mode", Input).value.strip()
+        if not mode:
+            raise ValueError("a mode is required")
+        if self.known_modes and mode not in self.known_modes:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(self.known_modes)}")
+        raw_p = self.query_one("#probability", Input).value.strip()
+        probability = float(raw_p) if raw_p else None
+        if probability is not None and not 0 <= probability <= 1:
+            raise ValueError("probability must be between 0 and 1")
+        words = self.query_one("#evidence", Input).value.replace(",", " ").split()
+        if not all(w.isdigit() for w in words):
+            raise ValueError("evidence steps are step numbers separated by spaces")
+        evidence = [int(w) for w in words]
+        if any(step >= self.n_steps for step in evidence):
+            raise ValueError(f"this trace has steps 0..{self.n_steps - 1}")
+        return LabelDraft(
+            mode_id=mode,
+            present=self.query_one("#present", Switch).value,
+            probability=probability,
+            evidence_steps=evidence,
+            agent=self.query_one("#agent", Input).value.strip() or None,
+            rationale=self.query_one("#rationale", Input).value.strip() or None,
+        )

@@ -1,0 +1,530 @@
+"""Trace screen: timeline of steps, span tree, step text, labels, feature chart, human labels."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, OptionList, Static, Tree
+from textual.widgets.option_list import Option
+
+from tracefail.services.browse import Receipt, TraceView, change_points, trace_markdown
+from tracefail.tui.charts import sparkline
+from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
+from tracefail.tui.text import PREVIEW_CHARS, literal, one_line
+from tracefail.tui.work import background
+
+if TYPE_CHECKING:
+    from tracefail.tui.app import TracefailApp
+
+AGENT_COLOURS = [
+    "cyan",
+    "magenta",
+    "green",
+    "yellow",
+    "blue",
+    "red",
+    "bright_cyan",
+    "bright_magenta",
+    "bright_green",
+    "bright_yellow",
+    "bright_blue",
+    "orange1",
+]
+PREFERRED_FEATURES = ("surprisal_mean", "entropy_mean", "lookback_ratio", "max_prob_mean")
+
+
+class TraceScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Trace"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "escape", "back", "Back", tooltip="Back to the corpus (or close the search).", id="trace.back"
+        ),
+        Binding("n", "next_flag", "Next flag", tooltip="Next flagged step (or search hit).", id="trace.next"),
+        Binding(
+            "p", "prev_flag", "Prev flag", tooltip="Previous flagged step (or search hit).", id="trace.prev"
+        ),
+        Binding("slash", "search", "Search", tooltip="Search the steps' text.", id="trace.search"),
+        Binding(
+            "f", "next_feature", "Feature", tooltip="Chart the next per-step feature.", id="trace.feature"
+        ),
+        Binding(
+            "t",
+            "toggle_spans",
+            "Spans",
+            show=False,
+            tooltip="Show the span tree instead of the timeline.",
+            id="trace.spans",
+        ),
+        Binding("g", "graph", "Graph", tooltip="Agent hand-off graph of this trace.", id="trace.graph"),
+        Binding(
+            "o",
+            "show_more",
+            "More",
+            show=False,
+            tooltip="Show the whole text of a long step.",
+            id="trace.more",
+        ),
+        Binding(
+            "a",
+            "accept",
+            "Accept",
+            tooltip="Accept the highlighted label as a human label.",
+            id="trace.accept",
+        ),
+        Binding(
+            "x",
+            "reject",
+            "Reject",
+            tooltip="Reject the highlighted label (human: absent).",
+            id="trace.reject",
+        ),
+        Binding("e", "edit", "Edit", tooltip="Edit the highlighted label as a human label.", id="trace.edit"),
+        Binding(
+            "plus", "add_mode", "Add mode", tooltip="Add a failure mode the sources missed.", id="trace.add"
+        ),
+        Binding(
+            "m",
+            "mistake",
+            "Mistake",
+            tooltip="Mark the current step and its agent as the mistake.",
+            id="trace.mistake",
+        ),
+        Binding(
+            "c", "copy_markdown", "Copy", tooltip="Copy the trace as Markdown (and save it).", id="trace.copy"
+        ),
+    ]
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__()
+        self.trace_id = trace_id
+        self.view: TraceView | None = None
+        self.step = 0
+        self.expanded: set[int] = set()
+        self.feature: str | None = None
+        self.hits: list[int] = []
+        self.colours: dict[str, str] = {}
+
+    @property
+    def tf(self) -> TracefailApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text(self.trace_id), id="trace-head")
+        with Horizontal(id="trace-body"):
+            with Vertical(id="trace-left"):
+                yield OptionList(id="timeline")
+                yield Tree("spans", id="spans")
+            with Vertical(id="trace-right"):
+                with VerticalScroll(id="step-scroll"):
+                    yield Static(id="step")
+                labels: DataTable[Any] = DataTable(id="labels", cursor_type="row")
+                labels.add_columns("mode", "present", "p", "source", "evidence", "rationale")
+                yield labels
+                yield Static(id="chart")
+        yield Input(placeholder="search this trace's steps (enter: find, esc: close)", id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#spans").display = False
+        self.query_one("#search").display = False
+        self.reload()
+
+    def reload(self) -> None:
+        background(self, lambda: self.tf.service.trace(self.trace_id), self._show, group="trace")
+
+    # --- drawing ---------------------------------------------------------------------------------
+    def _show(self, view: TraceView | None) -> None:
+        if view is None:
+            self.notify(f"{self.trace_id}: no such trace", severity="error")
+            self.app.pop_screen()
+            return
+        first = self.view is None
+        self.view = view
+        for step in view.steps:
+            agent = step["agent"] or step["role"] or "?"
+            self.colours.setdefault(agent, AGENT_COLOURS[len(self.colours) % len(AGENT_COLOURS)])
+        if self.feature is None or self.feature not in view.features:
+            self.feature = next((f for f in PREFERRED_FEATURES if f in view.features), None) or next(
+                iter(sorted(view.features)), None
+            )
+        self._head()
+        self._timeline(keep=not first)
+        self._labels()
+        if view.has_spans:
+            self._span_tree()
+        self._step()
+
+    def _agent(self, step: dict[str, Any]) -> str:
+        return step["agent"] or step["role"] or "?"
+
+    def _head(self) -> None:
+        assert self.view is not None
+        h = self.view.head
+        text = Text()
+        text.append(one_line(self.trace_id, 80), style="bold")
+        text.append(
+            f"  {h.get('framework') or '?'} · {h.get('llm') or 'llm ?'} · {h.get('benchmark') or ''} · "
+        )
+        text.append(h["outcome"], style="red" if h["outcome"] == "failure" else "green")
+        text.append(f" · {len(self.view.steps)} steps")
+        for a in self.view.attributions:
+            text.append(f"\n✗ mistake: {one_line(a['agent'], 30)} at step {a['step_idx']} ", style="bold red")
+            text.append(f"({a['source']})", style="dim")
+        if h.get("task"):
+            text.append("\ntask: ", style="bold")
+            text.append(one_line(h["task"], 140), style="italic")
+        self.query_one("#trace-head", Static).update(text)
+
+    def _timeline(self, keep: bool) -> None:
+        assert self.view is not None
+        steps = self.view.steps
+        flagged = set(self.view.flagged)
+        mistakes = {a["step_idx"] for a in self.view.attributions}
+        options = []
+        width = max(self.query_one("#timeline").size.width - 10, 24)
+        for i, step in enumerate(steps):
+            agent = self._agent(step)
+            colour = self.colours[agent]
+            target = step["recipient"]
+            if not target and i + 1 < len(steps) and self._agent(steps[i + 1]) != agent:
+                target = self._agent(steps[i + 1])
+            prompt = Text()
+            prompt.append(f"{i:>4} ", style="dim")
+            prompt.append("▌", style=colour)
+            prompt.append(one_line(agent, 28), style=f"bold {colour}")
+            if target:
+                prompt.append(" ⟶ ", style="dim")
+                prompt.append(one_line(target, 24), style=self.colours.get(target, "white"))
+            if i in mistakes:
+                prompt.append("  ✗ mistake", style="bold red")
+            elif i in flagged:
+                prompt.append("  ⚑", style="bold yellow")
+            if step["status"] and step["status"].lower() == "error":
+                prompt.append("  error", style="red")
+            prompt.append("\n      ")
+            prompt.append(one_line(step["content"], width), style="")
+            options.append(Option(prompt, id=str(i)))
+        timeline = self.query_one("#timeline", OptionList)
+        timeline.set_options(options)
+        if steps:
+            timeline.highlighted = min(self.step, len(steps) - 1) if keep else 0
+        if not keep:
+            timeline.focus()
+
+    def _labels(self) -> None:
+        assert self.view is not None
+        table = self.query_one("#labels", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for label in self.view.labels:
+            present = label["present"]
+            table.add_row(
+                Text(label["mode_id"], style="bold"),
+                Text(
+                    "yes" if present else "no" if present is False else "?",
+                    style="red" if present else "green" if present is False else "dim",
+                ),
+                "" if label["probability"] is None else f"{label['probability']:.2f}",
+                Text(one_line(label["source"], 24), style="cyan"),
+                " ".join(map(str, label["evidence_steps"] or [])),
+                Text(one_line(label["rationale"], 200)),
+            )
+        if self.view.labels:
+            table.move_cursor(row=min(row, len(self.view.labels) - 1))
+
+    def _span_tree(self) -> None:
+        assert self.view is not None
+        tree: Tree[int] = self.query_one("#spans", Tree)
+        tree.clear()
+        nodes = {}
+        by_span = {s["span_id"]: s for s in self.view.steps if s["span_id"]}
+        for step in self.view.steps:
+            parent = nodes.get(step["parent_span_id"]) if step["parent_span_id"] in by_span else None
+            label = Text(f"{step['step_idx']} ", style="dim")
+            label.append(one_line(step["name"] or step["kind"], 30), style="bold")
+            label.append(f" {one_line(self._agent(step), 20)}", style=self.colours[self._agent(step)])
+            node = (parent or tree.root).add(label, data=step["step_idx"], expand=True)
+            if step["span_id"]:
+                nodes[step["span_id"]] = node
+        tree.root.expand()
+
+    def _step(self) -> None:
+        if self.view is None or not self.view.steps:
+            return
+        step = self.view.steps[self.step]
+        agent = self._agent(step)
+        text = Text()
+        text.append(f"step {self.step} ", style="bold")
+        text.append(one_line(agent, 40), style=f"bold {self.colours[agent]}")
+        details = [step["role"], step["kind"], step["name"], step["status"]]
+        text.append("  " + " · ".join(one_line(d, 30) for d in details if d), style="dim")
+        for feature, values in sorted(self.view.features.items()):
+            if self.step < len(values) and values[self.step] is not None and feature == self.feature:
+                text.append(f"  {feature}={values[self.step]:.3g}", style="cyan")
+        text.append("\n\n")
+        limit = None if self.step in self.expanded else PREVIEW_CHARS
+        text.append_text(literal(step["content"], limit=limit))
+        if step["tool_calls"]:
+            text.append("\n\ntool calls: ", style="bold")
+            text.append_text(literal(step["tool_calls"], limit=limit))
+        self.query_one("#step", Static).update(text)
+        self.query_one("#step-scroll", VerticalScroll).scroll_home(animate=False)
+        self._chart()
+
+    def _chart(self) -> None:
+        assert self.view is not None
+        chart = self.query_one("#chart", Static)
+        if self.feature is None:
+            chart.update(Text("no per-step features stored for this trace", style="dim"))
+            return
+        values = self.view.features[self.feature]
+        jumps = change_points(values)
+        width = max(chart.size.width - 2, 20)
+        text = Text()
+        text.append(f"{self.feature}", style="bold")
+        text.append(
+            f"  (f: next feature · red: dynamics change at steps {', '.join(map(str, jumps)) or 'none'})\n",
+            style="dim",
+        )
+        text.append_text(sparkline(values, width, marks=jumps, cursor=self.step))
+        chart.update(text)
+
+    # --- navigation ------------------------------------------------------------------------------
+    def go(self, step: int) -> None:
+        if self.view is None or not self.view.steps:
+            return
+        self.step = max(0, min(step, len(self.view.steps) - 1))
+        timeline = self.query_one("#timeline", OptionList)
+        if timeline.highlighted != self.step:
+            timeline.highlighted = self.step
+        self._step()
+
+    @on(OptionList.OptionHighlighted, "#timeline")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.step = event.option_index
+        self._step()
+
+    @on(Tree.NodeSelected, "#spans")
+    def _span_selected(self, event: Tree.NodeSelected[int]) -> None:
+        if event.node.data is not None:
+            self.go(event.node.data)
+
+    @on(DataTable.RowSelected, "#labels")
+    def _label_selected(self, event: DataTable.RowSelected) -> None:
+        label = self._label()
+        if label and label["evidence_steps"]:
+            self.go(label["evidence_steps"][0])
+        elif label:
+            self.notify(f"{label['mode_id']} from {label['source']} cites no evidence step")
+
+    def _targets(self) -> list[int]:
+        assert self.view is not None
+        return self.hits or self.view.flagged
+
+    def action_next_flag(self) -> None:
+        if self.view is None:
+            return
+        later = [i for i in self._targets() if i > self.step]
+        if later:
+            self.go(later[0])
+        else:
+            self.notify("no flagged step after this one" if not self.hits else "no more hits")
+
+    def action_prev_flag(self) -> None:
+        if self.view is None:
+            return
+        earlier = [i for i in self._targets() if i < self.step]
+        if earlier:
+            self.go(earlier[-1])
+        else:
+            self.notify("no flagged step before this one" if not self.hits else "no earlier hits")
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#search")
+    def _search(self, event: Input.Submitted) -> None:
+        needle = event.value.strip()
+        if not needle or self.view is None:
+            self.hits = []
+            return
+        pattern = re.compile(re.escape(needle), re.IGNORECASE)
+        self.hits = [s["step_idx"] for s in self.view.steps if pattern.search(s["content"])]
+        if not self.hits:
+            self.notify(f"no step contains {needle!r}")
+            return
+        self.notify(f"{len(self.hits)} steps contain {needle!r}; n/p move between them, esc clears")
+        self.query_one("#timeline").focus()
+        self.go(next((i for i in self.hits if i >= self.step), self.hits[0]))
+
+    def action_back(self) -> None:
+        box = self.query_one("#search", Input)
+        if box.display or self.hits:
+            box.display = False
+            self.hits = []
+            self.query_one("#timeline").focus()
+            return
+        self.app.pop_screen()
+
+    def action_next_feature(self) -> None:
+        if self.view is None or not self.view.features:
+            self.notify("no per-step features stored for this trace")
+            return
+        names = sorted(self.view.features)
+        self.feature = (
+            names[(names.index(self.feature) + 1) % len(names)] if self.feature in names else names[0]
+        )
+        self._step()
+
+    def set_feature(self, name: str) -> None:
+        if self.view is not None and name in self.view.features:
+            self.feature = name
+            self._step()
+
+    def action_toggle_spans(self) -> None:
+        if self.view is None or not self.view.has_spans:
+            self.notify("this trace has no span tree (no parent_span_id); the timeline is its structure")
+            return
+        tree, timeline = self.query_one("#spans"), self.query_one("#timeline")
+        tree.display, timeline.display = not tree.display, tree.display
+        (tree if tree.display else timeline).focus()
+
+    def action_show_more(self) -> None:
+        self.expanded.add(self.step)
+        self._step()
+
+    def action_graph(self) -> None:
+        from tracefail.tui.screens.graph import GraphScreen
+
+        if self.view is not None:
+            self.app.push_screen(GraphScreen(self.view))
+
+    def action_copy_markdown(self) -> None:
+        if self.view is None:
+            return
+        markdown = trace_markdown(self.view)
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.trace_id)[:80]
+        target = self.tf.export_dir / f"tracefail-trace-{slug}.md"
+
+        def saved(_: None) -> None:
+            self.app.copy_to_clipboard(markdown)
+            self.notify(f"copied to the clipboard and saved to {target}", title="copy for an LLM")
+
+        background(
+            self, lambda: target.write_text(markdown, encoding="utf-8") and None, saved, group="export"
+        )
+
+    # --- human labels ------------------------------------------------------------------------------
+    def _label(self) -> dict[str, Any] | None:
+        if self.view is None or not self.view.labels:
+            return None
+        row = self.query_one("#labels", DataTable).cursor_row
+        return self.view.labels[row] if 0 <= row < len(self.view.labels) else None
+
+    def _saved(self, receipt: Receipt) -> None:
+        self.tf.remember(receipt)
+        self.reload()
+
+    def _review(self, accept: bool) -> None:
+        label = self._label()
+        if label is None:
+            self.notify("no label to review here; + adds one", severity="warning")
+            return
+        background(
+            self,
+            lambda: self.tf.service.review(self.trace_id, label, accept),
+            self._saved,
+            group="write",
+            exclusive=False,
+        )
+
+    def action_accept(self) -> None:
+        self._review(accept=True)
+
+    def action_reject(self) -> None:
+        self._review(accept=False)
+
+    def action_edit(self) -> None:
+        label = self._label()
+        if label is None:
+            self.notify("no label to edit here; + adds one", severity="warning")
+            return
+        draft = LabelDraft(
+            label["mode_id"],
+            bool(label["present"]),
+            label["probability"],
+            list(label["evidence_steps"] or []),
+            label["agent"],
+            label["rationale"],
+        )
+        self._open_editor(
+            f"edit {label['mode_id']} from {label['source']} (saved as {self.tf.service.source})",
+            draft,
+            based_on=label,
+        )
+
+    def action_add_mode(self) -> None:
+        if self.view is None:
+            return
+        agent = self._agent(self.view.steps[self.step]) if self.view.steps else None
+        draft = LabelDraft("", True, None, [self.step] if self.view.steps else [], agent, None)
+        self._open_editor(f"add a failure mode (saved as {self.tf.service.source})", draft, based_on=None)
+
+    def _open_editor(self, title: str, draft: LabelDraft, based_on: dict[str, Any] | None) -> None:
+        assert self.view is not None
+        view = self.view
+
+        def with_modes(modes: list[tuple[str, str, str, str]]) -> None:
+            known = {m[2]: (m[0], m[1]) for m in modes}
+            known.update(
+                {lbl["mode_id"]: (lbl["taxonomy_id"], lbl["taxonomy_version"]) for lbl in view.labels}
+            )
+
+            def save(result: LabelDraft | None) -> None:
+                if result is None:
+                    return
+                taxonomy = known.get(result.mode_id) or ("custom", "1")
+                background(
+                    self,
+                    lambda: self.tf.service.label(
+                        self.trace_id,
+                        result.mode_id,
+                        result.present,
+                        taxonomy=taxonomy,
+                        probability=result.probability,
+                        evidence_steps=result.evidence_steps,
+                        agent=result.agent,
+                        rationale=result.rationale,
+                        based_on=based_on["label_id"] if based_on else None,
+                    ),
+                    self._saved,
+                    group="write",
+                    exclusive=False,
+                )
+
+            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps)), save)
+
+        background(self, self.tf.service.taxonomy_modes, with_modes, group="modes")
+
+    def action_mistake(self) -> None:
+        if self.view is None or not self.view.steps:
+            return
+        step = self.view.steps[self.step]
+        agent = step["agent"]
+        background(
+            self,
+            lambda: self.tf.service.mistake(self.trace_id, agent, self.step),
+            self._saved,
+            group="write",
+            exclusive=False,
+        )
