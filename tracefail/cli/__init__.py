@@ -17,6 +17,8 @@ app = typer.Typer(
 # Each module registers its commands on `app` when imported.
 COMMAND_MODULES = [
     "tracefail.cli.corpus",
+    "tracefail.cli.browse",
+    "tracefail.cli.features",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

@@ -21,6 +21,10 @@ class StoreError(Exception):
     """A store problem a user can act on; the message is one line naming the file."""
 
 
+class DatabaseLocked(StoreError):
+    """Another process holds the file's write lock; waiting and retrying can succeed."""
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -52,7 +56,7 @@ class Database:
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
-                raise StoreError(
+                raise DatabaseLocked(
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
                 ) from None
