@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,6 +40,12 @@ def ingest(
             registry.by_name(format)
         except KeyError as exc:
             fail(str(exc.args[0]), EXIT_USAGE)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
+    if not registry.expand(paths):
+        fail(f"no trace files ({', '.join(sorted(registry.SUFFIXES))}) under {', '.join(map(str, paths))}",
+             EXIT_USAGE)
     store = open_db(db)
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -46,13 +53,20 @@ def ingest(
     ) as progress:
         task = progress.add_task("ingest", total=None)
 
+        current = {"name": ""}
+
         def on_file(path: Path, number: int, total: int) -> None:
+            current["name"] = path.name
             progress.update(task, total=total, completed=number - 1, description=f"ingest {path.name}")
 
-        report = run_ingest(store, paths, format_name=format, on_file=on_file)
+        def on_record(count: int) -> None:  # one big file still shows it is moving
+            if count % 50 == 0:
+                progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
+
+        report = run_ingest(store, paths, format_name=format, on_file=on_file, on_record=on_record)
     store.close()
     for message in report.messages:
-        err.print(f"[yellow]quarantined:[/] {message}", markup=True, highlight=False)
+        err.print(f"[yellow]quarantined:[/] {safe(message)}", markup=True, highlight=False)
     counts = report.as_dict()
     out.print(
         f"ingested {counts['traces']} traces, {counts['steps']} steps, {counts['labels']} labels, "
@@ -80,7 +94,6 @@ def list_traces(
 ) -> None:
     """One row per trace: id, source, framework, llm, steps, outcome, label counts."""
     from rich.table import Table
-    from rich.text import Text
 
     from tracefail.store import traces as trace_store
 
@@ -96,8 +109,29 @@ def list_traces(
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in frame.select(columns).iter_rows():
-        table.add_row(*[Text("" if v is None else str(v)) for v in row])  # data, never markup
+        table.add_row(*[cell(v) for v in row])
     out.print(table)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _visible(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def safe(value: object) -> str:
+    """Trace text for the terminal: rich markup escaped, control codes (ESC...) made visible."""
+    from rich.markup import escape
+
+    return escape(_visible(str(value)))
+
+
+def cell(value: object):
+    """A table cell: data as plain text, never markup or terminal control codes."""
+    from rich.text import Text
+
+    return Text("" if value is None else _visible(str(value)))
 
 
 @app.command()
@@ -107,8 +141,6 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A trace with its steps, labels and attributions."""
-    from rich.markup import escape
-
     from tracefail.store import traces as trace_store
 
     store = open_db(db, read_only=True)
@@ -120,20 +152,20 @@ def show(
         print_json(found)
         return
     head = found["trace"]
-    out.print(f"[bold]{escape(head['trace_id'])}[/]  {escape(str(head['framework']))}  "
-              f"{escape(str(head['llm']))}  outcome={head['outcome']}", highlight=False)
+    out.print(f"[bold]{safe(head['trace_id'])}[/]  {safe(str(head['framework']))}  "
+              f"{safe(str(head['llm']))}  outcome={head['outcome']}", highlight=False)
     if head["task"]:
-        out.print(f"task: {escape(head['task'][:500])}", highlight=False)
+        out.print(f"task: {safe(head['task'][:500])}", highlight=False)
     for step in found["steps"]:
-        who = escape(str(step["agent"] or step["role"] or "?"))
-        text = escape(step["content"][:400].replace("\n", " "))
+        who = safe(str(step["agent"] or step["role"] or "?"))
+        text = safe(step["content"][:400].replace("\n", " "))
         out.print(f"[cyan]{step['step_idx']:>4}[/] [bold]{who}[/]: {text}", highlight=False)
     for label in found["labels"]:
         out.print(f"label {label['mode_id']} present={label['present']} p={label['probability']} "
-                  f"source={escape(label['source'])}", highlight=False)
+                  f"source={safe(label['source'])}", highlight=False)
     for attr in found["attributions"]:
-        out.print(f"attribution agent={escape(str(attr['agent']))} step={attr['step_idx']} "
-                  f"source={escape(attr['source'])}", highlight=False)
+        out.print(f"attribution agent={safe(str(attr['agent']))} step={attr['step_idx']} "
+                  f"source={safe(attr['source'])}", highlight=False)
 
 
 @app.command()
@@ -145,7 +177,6 @@ def sql(
     """Run read-only SQL against the corpus (the database is opened read-only)."""
     import duckdb
     from rich.table import Table
-    from rich.text import Text
 
     from tracefail.store import traces as trace_store
 
@@ -167,7 +198,7 @@ def sql(
         for column in frame.columns:
             table.add_column(column, overflow="fold")
         for row in frame.iter_rows():
-            table.add_row(*[Text("" if v is None else str(v)) for v in row])  # data, never markup
+            table.add_row(*[cell(v) for v in row])
         out.print(table)
 
 

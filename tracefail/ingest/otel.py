@@ -287,9 +287,12 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
             if v
         },
     )
-    return step, first_input_text(attrs, events) or (
-        attrs.get("input.value") if span["parent_span_id"] is None else None
-    )
+    root_input = _json_value(attrs.get("input.value")) if span["parent_span_id"] is None else None
+    if isinstance(root_input, dict):  # smolagents/TRAIL roots wrap the task: {"task": "..."}
+        root_input = next(
+            (root_input[k] for k in ("task", "input", "question") if isinstance(root_input.get(k), str)), None
+        )
+    return step, first_input_text(attrs, events) or root_input
 
 
 def spans_to_trace(

@@ -23,7 +23,16 @@ _SCALAR_END = re.compile(r"[,\]]")
 
 
 class SourceError(Exception):
-    """The whole file is unusable (binary, not JSON, empty, ...)."""
+    """The file cannot be read on from here (binary, not JSON, empty, truncated, ...).
+
+    `record` names where it broke when records before it were fine (they are kept), and
+    `excerpt` holds the broken text for the quarantine row.
+    """
+
+    def __init__(self, message: str, record: str | None = None, excerpt: str = "") -> None:
+        super().__init__(message)
+        self.record = record
+        self.excerpt = excerpt
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,9 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 buf, pos = buf[pos:] + more, 0
                 pos = _skip_separators(buf, pos)
             if pos >= len(buf):
-                raise SourceError(f"truncated: the array is not closed after record {index}")
+                raise SourceError(
+                    "truncated: the array is not closed", f"after record {index - 1}" if index else None
+                )
             if buf[pos] == "]":
                 return
             end = _element_end(buf, pos)
@@ -103,8 +114,9 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 buf, pos = buf[pos:] + more, 0
                 end = _element_end(buf, pos)
             if end is None:
-                yield RawRecord(f"record {index}", buf[pos:])
-                raise SourceError(f"truncated inside record {index}")
+                raise SourceError(
+                    "truncated: the file ends inside this record", f"record {index}", buf[pos : pos + 2000]
+                )
             yield RawRecord(f"record {index}", buf[pos:end])
             index += 1
             pos = end

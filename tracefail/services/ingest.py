@@ -15,6 +15,7 @@ from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
 
 BATCH = 200
+BATCH_CHARS = 32 * 1024 * 1024  # flush early on big records, so memory stays bounded
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 
 
@@ -38,6 +39,11 @@ class IngestReport:
 Progress = Callable[[str, int], None]  # (file, bytes done in that file) -> None
 
 
+def _text_of(trace: Trace) -> str:
+    """The start of a trace's text, for a quarantine row a human will read."""
+    return trace.raw[:2000] if trace.raw else "\n".join(s.content[:2000] for s in trace.steps[:3])[:2000]
+
+
 def _oversized(trace: Trace, limit: int) -> str | None:
     for step in trace.steps:
         if len(step.content) > limit:
@@ -57,6 +63,7 @@ def ingest(
     format_name: str | None = None,
     max_field_chars: int = MAX_FIELD_CHARS,
     on_file: Callable[[Path, int, int], None] | None = None,
+    on_record: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest files or folders. Bad files and records are quarantined; good ones always land."""
     forced = registry.by_name(format_name) if format_name else None
@@ -73,8 +80,11 @@ def ingest(
         trace_store.quarantine(db, str(file), record, reason, excerpt(text, 2000), report.run_id)
 
     pending: list[Trace] = []
+    pending_chars = 0
 
     def flush() -> None:
+        nonlocal pending_chars
+        pending_chars = 0
         if not pending:
             return
         added = trace_store.add_traces(db, pending, report.run_id)
@@ -84,7 +94,12 @@ def ingest(
         report.attributions += added.attributions
         report.duplicates += added.duplicates
         for trace, reason in added.conflicts:
-            reject(Path(trace.source_file or "?"), trace.native_id or trace.trace_id, reason)
+            reject(
+                Path(trace.source_file or "?"),
+                trace.native_id or trace.trace_id,
+                f"{reason}; the stored copy is kept",
+                _text_of(trace),
+            )
         pending.clear()
 
     seen_in_batch: set[str] = set()
@@ -97,34 +112,44 @@ def ingest(
             continue
         try:
             adapter: Adapter = forced or registry.detect(file)
-            for item in adapter.parse(file):
+            for count, item in enumerate(adapter.parse(file), start=1):
+                if on_record:
+                    on_record(count)
                 if isinstance(item, Rejected):
                     reject(file, item.record, item.reason, item.excerpt)
                     continue
                 problem = _oversized(item, max_field_chars)
                 if problem:
-                    reject(file, item.native_id or item.trace_id, problem)
+                    reject(file, item.native_id or item.trace_id, problem, _text_of(item))
                     continue
                 if item.trace_id in seen_in_batch:
                     flush()  # let the store decide duplicate vs conflict against the first copy
                     seen_in_batch.clear()
                 seen_in_batch.add(item.trace_id)
                 pending.append(item)
-                if len(pending) >= BATCH:
+                pending_chars += len(item.raw or "") + sum(len(step.content) for step in item.steps)
+                if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
                     flush()
                     seen_in_batch.clear()
         except SourceError as exc:
-            reject(file, None, str(exc))
+            reject(file, exc.record, str(exc), exc.excerpt)
         except UnicodeDecodeError as exc:
             reject(file, None, f"not UTF-8 text at byte {exc.start} (binary data?)")
         except OSError as exc:
             reject(file, None, f"cannot read: {exc.strerror or exc}")
         except Exception as exc:  # an adapter bug must not cost the rest of the batch
-            reject(file, None, f"{type(exc).__name__} while reading: {str(exc).splitlines()[0] if str(exc) else ''}")
+            reject(
+                file,
+                None,
+                f"{type(exc).__name__} while reading: {str(exc).splitlines()[0] if str(exc) else ''}",
+            )
         flush()
         seen_in_batch.clear()
     run_store.finish_run(
-        db, report.run_id, counts=report.as_dict(), n_errors=report.quarantined,
+        db,
+        report.run_id,
+        counts=report.as_dict(),
+        n_errors=report.quarantined,
         status="done",
     )
     return report
