@@ -46,7 +46,12 @@ def build_tokenizer():
 
 
 def build_tiny_lm(
-    *, seed: int = 0, layers: int = 2, heads: int = 4, kv_heads: int = 2, hidden: int = 32,
+    *,
+    seed: int = 0,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    hidden: int = 32,
     max_positions: int = 4096,
 ):
     """(model, tokenizer): a random Llama with GQA, fp32, eval mode, sdpa attention."""

@@ -48,7 +48,11 @@ def test_feature_attention_matches_eager(tiny_lm, chunk_rows):  # noqa: F811 - f
     model, _ = tiny_lm
     torch.manual_seed(1)
     ids = torch.randint(3, 200, (1, 90))
-    segments = [attention.Segment("a", 20, 41), attention.Segment("b", 41, 60), attention.Segment("c", 70, 90)]
+    segments = [
+        attention.Segment("a", 20, 41),
+        attention.Segment("b", 41, 60),
+        attention.Segment("c", 70, 90),
+    ]
     model.set_attn_implementation("eager")
     with torch.no_grad():
         eager = model(ids, output_attentions=True)

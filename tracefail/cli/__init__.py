@@ -17,6 +17,7 @@ app = typer.Typer(
 # Each module registers its commands on `app` when imported.
 COMMAND_MODULES = [
     "tracefail.cli.corpus",
+    "tracefail.cli.judge",
     "tracefail.cli.browse",
     "tracefail.cli.features",
 ]

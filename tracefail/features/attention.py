@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import torch
 
@@ -130,7 +131,7 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     results: dict[object, SegmentStats] = {}
     current: Segment | None = None
     cuts = _boundaries(n, collector.segments, collector.chunk_rows)
-    for r0, r1 in zip(cuts[:-1], cuts[1:], strict=True):
+    for r0, r1 in pairwise(cuts):
         if r0 in by_start:
             current = by_start[r0]
         elif current is not None and r0 >= current.end:
@@ -156,7 +157,9 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
         if current is not None:
             _segment_chunk(partial.setdefault(current.key, {}), attn, own, current, collector, r0, r1)
         if r1 in by_end and current is not None and by_end[r1] is current:
-            results[current.key] = _finish(partial.pop(current.key), current, collector, colsum, colsq, cut, diag)
+            results[current.key] = _finish(
+                partial.pop(current.key), current, collector, colsum, colsq, cut, diag
+            )
     return output, results
 
 

@@ -47,7 +47,9 @@ def surprisal_spikes(surprisal: torch.Tensor) -> tuple[int, int | None]:
     return int(hits.numel()), (int(hits[0]) if hits.numel() else None)
 
 
-def lookback_ratio(ctx_mass: torch.Tensor, new_mass: torch.Tensor, n_ctx: int, n_new: torch.Tensor) -> torch.Tensor:
+def lookback_ratio(
+    ctx_mass: torch.Tensor, new_mass: torch.Tensor, n_ctx: int, n_new: torch.Tensor
+) -> torch.Tensor:
     """Lookback Lens: mean attention per context token over (that + mean per own token)."""
     ctx = ctx_mass / n_ctx
     new = new_mass / n_new
@@ -116,17 +118,22 @@ def topk_mean(values: torch.Tensor, k: int) -> torch.Tensor:
     return values.topk(k, dim=-1).values.mean(-1)
 
 
-def rauq_layer(prob: torch.Tensor, prev_attn: torch.Tensor, alpha: float) -> torch.Tensor:
-    """RAUQ for one layer: pick the head with the largest mean previous-token attention, run
+def rauq(prob: torch.Tensor, prev_attn: torch.Tensor, alpha: float) -> torch.Tensor:
+    """RAUQ per layer: pick the head with the largest mean previous-token attention, run
     c_1 = p_1, c_i = alpha p_i + (1 - alpha) a_{i,i-1} c_{i-1}, return -mean log c.
 
-    prob: (N,) observed-token probabilities; prev_attn: (H, N) with a_{i,i-1} of each token.
+    prob: (N,) observed-token probabilities; prev_attn: (..., H, N) with a_{i,i-1} per token.
+    Returns (...,): one score per leading index (layer).
     """
     if prob.numel() == 0:
-        return torch.tensor(math.nan)
-    head = prev_attn[:, 1:].mean(-1).argmax() if prob.numel() > 1 else 0
-    attn = prev_attn[head]
-    confidence = [prob[0]]
+        return torch.full(prev_attn.shape[:-2], math.nan)
+    if prob.numel() == 1:
+        return -prob.clamp_min(1e-30).log().expand(prev_attn.shape[:-2]).clone()
+    head = prev_attn[..., 1:].mean(-1).argmax(-1, keepdim=True)
+    attn = prev_attn.gather(-2, head.unsqueeze(-1).expand(*head.shape, prev_attn.shape[-1])).squeeze(-2)
+    confidence = prob[0].expand(attn.shape[:-1])
+    total = confidence.clamp_min(1e-30).log()
     for i in range(1, prob.numel()):
-        confidence.append(alpha * prob[i] + (1 - alpha) * attn[i] * confidence[-1])
-    return -torch.stack(confidence).clamp_min(1e-30).log().mean()
+        confidence = alpha * prob[i] + (1 - alpha) * attn[..., i] * confidence
+        total = total + confidence.clamp_min(1e-30).log()
+    return -total / prob.numel()

@@ -129,9 +129,7 @@ def _load_pretrained(source: str, torch_dtype: Any, device: str) -> tuple[Any, A
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, local_files_only=True, dtype=torch_dtype
-        )
+        model = AutoModelForCausalLM.from_pretrained(source, local_files_only=True, dtype=torch_dtype)
     except OSError as exc:
         raise ModelLoadError(
             f"{source}: no such local model directory or locally cached Hugging Face model "
@@ -142,9 +140,7 @@ def _load_pretrained(source: str, torch_dtype: Any, device: str) -> tuple[Any, A
     return model, tokenizer
 
 
-def load_causal_lm(
-    spec: str | None = None, device: str = "auto", dtype: str | None = None
-) -> LoadedModel:
+def load_causal_lm(spec: str | None = None, device: str = "auto", dtype: str | None = None) -> LoadedModel:
     """Load a scorer by spec: None (embedded SmolLM2), a .gguf path, a local dir or an HF id."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     device = resolve_device(device)

@@ -1,0 +1,132 @@
+"""Feature-extraction facade: pick traces, load the scorer, extract, store, record the run.
+
+Idempotent per (trace, model, extractor version): traces already done are skipped, and each
+trace's rows are written in one transaction when it is finished, so a killed run resumes where
+it stopped. No printing here; callers get counts and one-line error messages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tracefail.store import Database
+from tracefail.store import features as feature_store
+from tracefail.store import runs as run_store
+from tracefail.store import traces as trace_store
+
+
+@dataclass
+class FeatureReport:
+    model: str = ""
+    traces: int = 0  # extracted in this run
+    skipped: int = 0  # already done for this model and extractor version
+    steps: int = 0
+    rows: int = 0
+    tokens: int = 0
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.model,
+            "traces": self.traces,
+            "skipped": self.skipped,
+            "steps": self.steps,
+            "rows": self.rows,
+            "tokens": self.tokens,
+            "errors": len(self.errors),
+            "elapsed_s": round(self.elapsed_s, 2),
+            "tokens_per_s": round(self.tokens / self.elapsed_s, 1) if self.elapsed_s else None,
+        }
+
+
+def select_traces(db: Database, trace_ids: list[str] | None, limit: int | None) -> list[str]:
+    """The requested traces in corpus order; unknown ids are an error naming them."""
+    if not trace_ids:
+        return trace_store.trace_ids(db, limit)
+    known = set(trace_store.trace_ids(db))
+    missing = [t for t in trace_ids if t not in known]
+    if missing:
+        from tracefail.features.errors import FeatureError
+
+        raise FeatureError(f"no such trace(s) in the corpus: {', '.join(missing)}")
+    return list(dict.fromkeys(trace_ids))[:limit] if limit is not None else list(dict.fromkeys(trace_ids))
+
+
+def extract_features(
+    db: Database,
+    *,
+    model: str | None = None,
+    device: str = "auto",
+    window: int = 2048,
+    stride: int | None = None,
+    layers: str = "all",
+    trace_ids: list[str] | None = None,
+    limit: int | None = None,
+    loaded=None,
+    on_start: Callable[[int, str], None] | None = None,
+    on_trace: Callable[[str, int], None] | None = None,
+    on_tokens: Callable[[int], None] | None = None,
+) -> FeatureReport:
+    """Extract and store features for the selected traces. `loaded` (a LoadedModel) skips loading.
+
+    Raises FeatureError (bad option, unknown trace, model that cannot load) before any work.
+    """
+    from tracefail.features.errors import FeatureError
+    from tracefail.features.extract import EXTRACTOR_VERSION, ExtractConfig, Extractor
+    from tracefail.features.loading import load_causal_lm
+
+    selected = select_traces(db, trace_ids, limit)
+    config = ExtractConfig(window=window, stride=stride, layers=layers)
+    if loaded is None:
+        loaded = load_causal_lm(model, device=device)
+    extractor = Extractor(loaded, config)
+    report = FeatureReport(model=loaded.name)
+    done = feature_store.done_traces(db, loaded.name, EXTRACTOR_VERSION)
+    pending = [t for t in selected if t not in done]
+    report.skipped = len(selected) - len(pending)
+    if on_start:
+        on_start(len(pending), loaded.name)
+    run_config = {
+        "model": loaded.name,
+        "device": loaded.device,
+        **config.as_dict(),
+        "layers_resolved": extractor.layers,
+    }
+    report.run_id = run_store.start_run(db, "features", run_config)
+    started = time.perf_counter()
+    status = "interrupted"
+    try:
+        for trace_id in pending:
+            steps = trace_store.get_steps(db, trace_id)
+            try:
+                result = extractor.extract(steps, on_tokens=on_tokens)
+            except (FeatureError, RuntimeError, ValueError) as exc:
+                report.errors.append(
+                    f"{trace_id}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}"
+                )
+                continue
+            feature_store.replace_features(
+                db, trace_id, loaded.name, EXTRACTOR_VERSION, result.rows, report.run_id
+            )
+            report.traces += 1
+            report.steps += len(steps)
+            report.rows += len(result.rows)
+            report.tokens += result.tokens
+            if on_trace:
+                on_trace(trace_id, len(steps))
+        status = "done"
+    finally:
+        report.elapsed_s = time.perf_counter() - started
+        run_store.finish_run(
+            db,
+            report.run_id,
+            status=status,
+            counts=report.as_dict(),
+            n_errors=len(report.errors),
+            tokens_in=report.tokens,
+        )
+    return report
