@@ -7,6 +7,7 @@ slice, so memory is bounded by the largest record and one broken record does not
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -65,7 +66,11 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> str:
         raise SourceError("empty file")
     if b"\x00" in data:
         raise SourceError("binary data (NUL bytes), not a text trace file")
-    return data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    try:  # incremental: a multi-byte character cut by the head limit is not an error
+        text = codecs.getincrementaldecoder("utf-8")().decode(data, final=len(data) < size)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"not UTF-8 text at byte {exc.start} (binary data or another encoding?)") from None
+    return text.lstrip("\ufeff")
 
 
 def open_text(path: Path):
