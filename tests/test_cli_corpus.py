@@ -1,0 +1,216 @@
+"""Corpus commands end to end through the real CLI (Typer's runner, a real DuckDB file)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from tracefail.cli import app
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """The Who&When and MAST samples ingested into a fresh corpus file."""
+    path = tmp_path / "corpus.duckdb"
+    result = run("ingest", SAMPLES / "whowhen", SAMPLES / "mast", "--db", path)
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+def test_ingest_prints_counts_and_is_idempotent(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    first = run("ingest", SAMPLES / "whowhen", "--db", db)
+    assert first.exit_code == 0
+    assert first.stdout.strip() == (
+        "ingested 20 traces, 176 steps, 0 labels, 20 attributions from 20 files; "
+        "0 duplicates skipped, 0 quarantined"
+    )
+    second = run("ingest", SAMPLES / "whowhen", "--db", db)
+    assert second.exit_code == 0
+    assert "ingested 0 traces, 0 steps" in second.stdout and "20 duplicates skipped" in second.stdout
+
+
+def test_ingest_usage_errors_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "c.duckdb"
+    unknown = run("ingest", SAMPLES / "whowhen", "--db", db, "--format", "nope")
+    assert unknown.exit_code == 2 and "unknown format 'nope'" in unknown.stderr
+    missing = run("ingest", tmp_path / "nowhere.json", "--db", db)
+    assert missing.exit_code == 2 and "no such file or folder" in missing.stderr
+    (tmp_path / "empty_dir").mkdir()
+    nothing = run("ingest", tmp_path / "empty_dir", "--db", db)
+    assert nothing.exit_code == 2 and "no trace files" in nothing.stderr
+
+
+def test_forced_format_reads_a_file_detection_would_not(tmp_path: Path) -> None:
+    source = SAMPLES / "openai-chat" / "conversations.jsonl"
+    renamed = tmp_path / "chats.ndjson"
+    shutil.copy(source, renamed)
+    result = run("ingest", renamed, "--db", tmp_path / "c.duckdb", "--format", "openai-chat")
+    assert result.exit_code == 0 and "ingested 2 traces" in result.stdout
+    wrong = run("ingest", renamed, "--db", tmp_path / "d.duckdb", "--format", "mast")
+    assert wrong.exit_code == 3 and "expected a JSON array" in wrong.stderr
+
+
+def test_formats_lists_every_adapter() -> None:
+    result = run("formats")
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names[:3] == ["mast-human", "mast", "whowhen"] and "otel" in names and names[-1] == "openai-chat"
+
+
+def test_ls_json(corpus: Path) -> None:
+    result = run("ls", "--db", corpus, "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert len(rows) == 20 + 8 + 4 + 1
+    mast = next(r for r in rows if r["trace_id"] == "mast:AG2_GSM-Plus_GPT4o/7")
+    assert (mast["framework"], mast["llm"], mast["n_labels"], mast["n_modes_present"]) == (
+        "AG2",
+        "GPT-4o",
+        14,
+        2,
+    )
+    assert mast["label_sources"] == ["dataset:mast"]
+    assert {r["n_attributions"] for r in rows if r["source"] == "whowhen"} == {1}
+
+
+def test_ls_table_prints_ids(corpus: Path) -> None:
+    result = run("ls", "--db", corpus)
+    assert result.exit_code == 0 and "mast-human:16" in result.stdout
+
+
+def test_show_json_and_text(corpus: Path) -> None:
+    result = run("show", "mast-human:16", "--db", corpus, "--json")
+    assert result.exit_code == 0
+    shown = json.loads(result.stdout)
+    assert shown["trace"]["framework"] == "MetaGPT"
+    assert [s["step_idx"] for s in shown["steps"]] == list(range(len(shown["steps"])))
+    assert {lbl["source"] for lbl in shown["labels"]} == {f"human:annotator_{i}" for i in (1, 2, 3)}
+    text = run("show", "mast-human:16", "--db", corpus)
+    assert text.exit_code == 0 and "SimpleCoder" in text.stdout
+    missing = run("show", "nope", "--db", corpus)
+    assert missing.exit_code == 1 and "no trace 'nope'" in missing.stderr
+
+
+def test_show_neutralises_markup_and_terminal_codes(tmp_path: Path) -> None:
+    record = json.loads((SAMPLES / "whowhen" / "1.json").read_text())
+    record["history"][0]["content"] = "[red]not red[/red] \x1b[2Jcleared?"
+    path = tmp_path / "hostile.json"
+    path.write_text(json.dumps(record))
+    db = tmp_path / "c.duckdb"
+    assert run("ingest", path, "--db", db).exit_code == 0
+    shown = run("show", f"whowhen:algorithm-generated/{record['question_ID']}", "--db", db)
+    assert "[red]not red[/red] \\x1b[2Jcleared?" in shown.stdout
+    assert "\x1b" not in shown.stdout
+
+
+def test_sql_reads_and_refuses_writes(corpus: Path) -> None:
+    counted = run("sql", "SELECT count(*) AS n FROM traces", "--db", corpus, "--format", "json")
+    assert counted.exit_code == 0 and json.loads(counted.stdout) == [{"n": 33}]
+    as_csv = run(
+        "sql",
+        "SELECT source, count(*) AS n FROM traces GROUP BY 1 ORDER BY 1",
+        "--db",
+        corpus,
+        "--format",
+        "csv",
+    )
+    assert as_csv.stdout.splitlines()[0] == "source,n"
+    for statement in (
+        "DELETE FROM traces",
+        "DROP TABLE steps",
+        "INSERT INTO runs (run_id, kind, status, started_at) VALUES ('r', 'k', 's', now())",
+    ):
+        refused = run("sql", statement, "--db", corpus)
+        assert refused.exit_code == 1 and "read-only" in refused.stderr
+    still = run("sql", "SELECT count(*) AS n FROM traces", "--db", corpus, "--format", "json")
+    assert json.loads(still.stdout) == [{"n": 33}]
+    bad = run("sql", "SELEC nonsense", "--db", corpus)
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: SQL error")
+    assert run("sql", "SELECT 1", "--db", corpus, "--format", "xml").exit_code == 2
+
+
+def test_export_round_trips(corpus: Path, tmp_path: Path) -> None:
+    shown = json.loads(run("show", "mast:ChatDev_ProgramDev_GPT4o/3", "--db", corpus, "--json").stdout)
+    jsonl = tmp_path / "out.jsonl"
+    assert run("export", "--db", corpus, "--format", "jsonl", "-o", jsonl).exit_code == 0
+    records = {r["trace_id"]: r for r in map(json.loads, jsonl.read_text().splitlines())}
+    assert len(records) == 33
+    exported = records["mast:ChatDev_ProgramDev_GPT4o/3"]
+    assert [s["content"] for s in exported["steps"]] == [s["content"] for s in shown["steps"]]
+    assert len(exported["labels"]) == 14
+
+    parquet = tmp_path / "out.parquet"
+    assert run("export", "--db", corpus, "--format", "parquet", "-o", parquet).exit_code == 0
+    table = pq.read_table(parquet).to_pylist()
+    by_id = {r["trace_id"]: r for r in table}
+    assert len(by_id) == 33
+    assert [s["agent"] for s in by_id["mast:ChatDev_ProgramDev_GPT4o/3"]["steps"]] == [
+        s["agent"] for s in shown["steps"]
+    ]
+
+    flat = tmp_path / "out.csv"
+    assert run("export", "--db", corpus, "--format", "csv", "-o", flat).exit_code == 0
+    with flat.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    total_steps = json.loads(
+        run("sql", "SELECT count(*) AS n FROM steps", "--db", corpus, "--format", "json").stdout
+    )[0]["n"]
+    assert len(rows) == total_steps
+    chatdev = [r for r in rows if r["trace_id"] == "mast:ChatDev_ProgramDev_GPT4o/3"]
+    assert [r["content"] for r in chatdev] == [s["content"] for s in shown["steps"]]
+    assert run("export", "--db", corpus, "--format", "xlsx", "-o", flat).exit_code == 2
+
+
+def test_acceptance_whowhen_algorithm_generated(shared_data: Path, tmp_path: Path) -> None:
+    folder = shared_data / "whowhen-algorithm-generated"
+    db = tmp_path / "ww.duckdb"
+    first = run("ingest", folder, "--db", db)
+    assert first.exit_code == 0, first.stderr
+    counts = run(
+        "sql",
+        "SELECT (SELECT count(*) FROM traces) t, (SELECT count(*) FROM steps) s, "
+        "(SELECT count(*) FROM attributions WHERE source = 'dataset:whowhen') a",
+        "--db",
+        db,
+        "--format",
+        "json",
+    )
+    assert json.loads(counts.stdout) == [{"t": 126, "s": 1099, "a": 126}]
+    again = run("ingest", folder, "--db", db)
+    assert again.exit_code == 0 and "ingested 0 traces, 0 steps, 0 labels, 0 attributions" in again.stdout
+    assert json.loads(run("sql", "SELECT count(*) n FROM traces", "--db", db, "--format", "json").stdout) == [
+        {"n": 126}
+    ]
+
+
+def test_acceptance_corrupted_file_among_good_ones(shared_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    shutil.copytree(shared_data / "whowhen-algorithm-generated", folder)
+    victim = sorted(folder.glob("*.json"))[7]
+    victim.write_bytes(victim.read_bytes()[:900])
+    db = tmp_path / "mixed.duckdb"
+    result = run("ingest", folder, "--db", db)
+    assert result.exit_code == 3
+    lines = [line for line in result.stderr.splitlines() if line.startswith("quarantined:")]
+    assert len(lines) == 1 and str(victim) in lines[0] and "not valid JSON" in lines[0]
+    assert "ingested 125 traces" in result.stdout and "1 quarantined" in result.stdout
+    rows = json.loads(
+        run("sql", "SELECT file, record, reason FROM quarantine", "--db", db, "--format", "json").stdout
+    )
+    assert [(Path(r["file"]).name, r["record"]) for r in rows] == [(victim.name, "whole file")]
+    assert json.loads(run("sql", "SELECT count(*) n FROM traces", "--db", db, "--format", "json").stdout) == [
+        {"n": 125}
+    ]
