@@ -79,7 +79,7 @@ def parse_time(value: object) -> datetime | None:
 
 def with_id(trace: Trace) -> Trace:
     """Give a mapped trace its stable id (source + native id, else a content hash)."""
-    trace.trace_id = stable_id(trace.source, trace.native_id, trace.content_hash())
+    trace.trace_id = stable_id(trace.source, trace.native_id, "" if trace.native_id else trace.content_hash())
     return trace
 
 

@@ -8,6 +8,7 @@ step. The raw text is always kept beside the steps (Trace.raw), so a bad split l
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Callable
@@ -62,7 +63,7 @@ def _cut(
     matches = list(header.finditer(text))
     if outside_code:
         fences = [m.start() for m in re.finditer(r"^```", text, re.M)]
-        matches = [m for m in matches if sum(f < m.start() for f in fences) % 2 == 0]
+        matches = [m for m in matches if bisect.bisect_left(fences, m.start()) % 2 == 0]
     if matches and text[: matches[0].start()].strip():
         chunks.append(_Chunk(None, text[: matches[0].start()], name="preamble"))
     for match, nxt in zip(matches, [*matches[1:], None], strict=True):

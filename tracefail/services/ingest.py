@@ -143,8 +143,7 @@ def ingest(
                 None,
                 f"{type(exc).__name__} while reading: {str(exc).splitlines()[0] if str(exc) else ''}",
             )
-        flush()
-        seen_in_batch.clear()
+    flush()  # batches span files: one transaction per file would dominate on small files
     run_store.finish_run(
         db,
         report.run_id,

@@ -25,6 +25,10 @@ class DatabaseLocked(StoreError):
     """Another process holds the file's write lock; waiting and retrying can succeed."""
 
 
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no detail"
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -60,9 +64,10 @@ class Database:
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
                 ) from None
-            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({text.splitlines()[0]})") from None
+            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})") from None
         except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({str(exc).splitlines()[0]})") from None
+            detail = _first_line(str(exc))
+            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({detail})") from None
         self._migrate()
 
     # --- schema -----------------------------------------------------------------------------

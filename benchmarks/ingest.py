@@ -1,0 +1,129 @@
+"""Ingest speed and memory against DuckDB's own `read_json` of the same files, in one run.
+
+    .venv/bin/python benchmarks/ingest.py [--mast-mb 200] [--whowhen DIR] [--workdir /tmp/...]
+
+Two inputs: the Who&When folder (many small JSON files; ../shared/data when present, else the
+shipped sample) and a synthesized MAST-Data-style array (default 200 MB, trajectories from 2 KB
+to 2 MB, built from the shipped sample records). Each measurement runs in a fresh child process
+so its peak RSS is its own. The baseline only loads JSON into a table; tracefail also splits
+logs into steps, computes ids and content hashes, maps labels and checks every record.
+Timings are wall-clock on whatever else the machine is doing: compare the ratio, not seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data_samples"
+SHARED_WHOWHEN = ROOT.parent / "shared" / "data" / "whowhen-algorithm-generated"
+
+
+def synthesize_mast(path: Path, megabytes: int) -> int:
+    """Write a MAST-Data full-file lookalike of about `megabytes` MB, streaming; returns records."""
+    base = json.loads((SAMPLES / "mast" / "mad_full_sample.json").read_text())
+    target, written, count = megabytes * 1_000_000, 0, 0
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("[\n")
+        while written < target:
+            record = json.loads(json.dumps(base[count % len(base)]))
+            # sizes like the real file: mostly ~10 KB, every 50th ~2 MB
+            repeat = 400 if count % 50 == 49 else 1 + count % 7
+            record["trace"]["trajectory"] = record["trace"]["trajectory"] * repeat
+            record["trace_id"] = record["trace"]["index"] = count
+            text = json.dumps(record, ensure_ascii=False)
+            fh.write(("" if count == 0 else ",\n") + text)
+            written += len(text)
+            count += 1
+        fh.write("\n]\n")
+    return count
+
+
+def child(kind: str, paths: list[Path], array: bool) -> dict:
+    """One measurement in this process: ingest (ours) or read_json (DuckDB)."""
+    from tracefail.store import Database
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Database(Path(tmp) / "bench.duckdb")
+        start = time.perf_counter()
+        if kind == "ours":
+            from tracefail.services.ingest import ingest
+
+            report = ingest(db, paths)
+            rows, extra = report.traces, {"steps": report.steps, "quarantined": report.quarantined}
+        else:
+            from tracefail.store.rawscan import read_json_rows
+
+            rows, extra = read_json_rows(db, paths, array=array), {}
+        seconds = time.perf_counter() - start
+        db.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_mb, **extra}
+
+
+def measure(kind: str, paths: list[Path], array: bool) -> dict:
+    args = [sys.executable, __file__, "--child", kind, "--array" if array else "--no-array", *map(str, paths)]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} run failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(label: str, paths: list[Path], array: bool) -> None:
+    size_mb = sum(p.stat().st_size for p in paths) / 1e6
+    ours = measure("ours", paths, array)
+    base = measure("duckdb", paths, array)
+    print(f"\n{label}: {len(paths)} file(s), {size_mb:.1f} MB")
+    for name, m in (("tracefail ingest", ours), ("duckdb read_json", base)):
+        print(
+            f"  {name:<17} {m['rows']:>6} records  {m['seconds']:7.2f} s  "
+            f"{m['rows'] / m['seconds']:9.1f} rec/s  "
+            f"{size_mb / m['seconds']:7.1f} MB/s  peak RSS {m['peak_rss_mb']:7.0f} MB"
+            + (f"  ({m['steps']} steps, {m['quarantined']} quarantined)" if "steps" in m else "")
+        )
+    print(
+        f"  ratio: tracefail takes {ours['seconds'] / base['seconds']:.2f}x DuckDB's read_json time "
+        f"and {ours['peak_rss_mb'] / base['peak_rss_mb']:.2f}x its peak RSS"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--mast-mb", type=int, default=200, help="size of the synthesized MAST file (0: skip)"
+    )
+    parser.add_argument(
+        "--whowhen", type=Path, default=SHARED_WHOWHEN if SHARED_WHOWHEN.exists() else SAMPLES / "whowhen"
+    )
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tracefail-bench")
+    parser.add_argument("--child", choices=["ours", "duckdb"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--array", action=argparse.BooleanOptionalAction, default=False, help=argparse.SUPPRESS
+    )
+    parser.add_argument("paths", nargs="*", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.paths, args.array)))
+        return
+    print("timings are wall-clock on a shared machine; compare ratios, not seconds")
+    report(f"Who&When ({args.whowhen})", sorted(args.whowhen.glob("*.json")), array=False)
+    if args.mast_mb:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        mast = args.workdir / f"mast_synth_{args.mast_mb}mb.json"
+        if not mast.exists():
+            records = synthesize_mast(mast, args.mast_mb)
+            print(f"\nsynthesized {mast} ({records} records)")
+        report("MAST-style array (synthesized)", [mast], array=True)
+
+
+if __name__ == "__main__":
+    main()
