@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "tracefail.cli.judge",
     "tracefail.cli.browse",
     "tracefail.cli.features",
+    "tracefail.cli.stats",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

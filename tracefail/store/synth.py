@@ -15,9 +15,20 @@ from tracefail.store.db import Database, StoreError, now
 
 # MAST mode ids with base rates near the ones reported in the MAST paper (share of traces).
 MODE_RATES: dict[str, float] = {
-    "1.1": 0.11, "1.2": 0.02, "1.3": 0.16, "1.4": 0.03, "1.5": 0.12,
-    "2.1": 0.02, "2.2": 0.07, "2.3": 0.07, "2.4": 0.01, "2.5": 0.02, "2.6": 0.13,
-    "3.1": 0.06, "3.2": 0.08, "3.3": 0.09,
+    "1.1": 0.11,
+    "1.2": 0.02,
+    "1.3": 0.16,
+    "1.4": 0.03,
+    "1.5": 0.12,
+    "2.1": 0.02,
+    "2.2": 0.07,
+    "2.3": 0.07,
+    "2.4": 0.01,
+    "2.5": 0.02,
+    "2.6": 0.13,
+    "3.1": 0.06,
+    "3.2": 0.08,
+    "3.3": 0.09,
 }
 # Where in a trace the evidence of each mode sits (fraction of the trace), by MAST stage.
 _STAGE_OFFSET = {"1.1": 0.0, "1.2": 0.0, "2.2": 0.0, "1.5": 0.66, "3.1": 0.66, "3.2": 0.66, "3.3": 0.66}
@@ -84,7 +95,7 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             f"""
             CREATE TEMP TABLE synth_truth AS
             SELECT t.i, t.n, t.fw, m.mode_id, m.k AS mk,
-                   {_u('t.i', f'{s + 10} + m.k')} < least(0.95, m.rate * (0.6 + 0.2 * t.fw)
+                   {_u("t.i", f"{s + 10} + m.k")} < least(0.95, m.rate * (0.6 + 0.2 * t.fw)
                        * (0.8 + 0.2 * t.lm)
                        * CASE WHEN m.mode_id = '1.3' AND t.lm = 2 AND t.bm = 2 THEN 3.0 ELSE 1.0 END)
                        AS present
@@ -101,7 +112,7 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             SELECT 'synth:' || t.i, 'synth', t.i::VARCHAR,
                    {_array(FRAMEWORKS)}[t.fw + 1], {_array(LLMS)}[t.lm + 1], {_array(BENCHMARKS)}[t.bm + 1],
                    'synthetic task ' || t.i,
-                   CASE WHEN f.failing THEN 'failure' WHEN {_u('t.i', s + 5)} < 0.5 THEN 'success'
+                   CASE WHEN f.failing THEN 'failure' WHEN {_u("t.i", s + 5)} < 0.5 THEN 'success'
                         ELSE 'unknown' END,
                    t.n, md5('synth' || t.i), '{{"synthetic": true}}', ?
             FROM synth_t t JOIN (SELECT i, bool_or(present) AS failing FROM synth_truth GROUP BY i) f
@@ -120,13 +131,15 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             """
         )
         # Evidence step of each true mode: early, middle or late in the trace by MAST stage.
-        offsets = "CASE mode_id " + " ".join(
-            f"WHEN '{m}' THEN {o}" for m, o in _STAGE_OFFSET.items()
-        ) + " ELSE 0.33 END"
+        offsets = (
+            "CASE mode_id "
+            + " ".join(f"WHEN '{m}' THEN {o}" for m, o in _STAGE_OFFSET.items())
+            + " ELSE 0.33 END"
+        )
         con.execute(
             f"""
             CREATE TEMP TABLE synth_ev AS
-            SELECT *, least(n - 1, floor(n * ({offsets} + 0.33 * {_u('i', f'{s + 8} + mk')})))::INT AS ev
+            SELECT *, least(n - 1, floor(n * ({offsets} + 0.33 * {_u("i", f"{s + 8} + mk")})))::INT AS ev
             FROM synth_truth
             """
         )
@@ -140,17 +153,17 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
                 INSERT INTO labels (trace_id, taxonomy_id, taxonomy_version, mode_id, present,
                                     probability, evidence_steps, agent, rationale, source, created_at)
                 SELECT 'synth:' || e.i, 'mast', '1.0', e.mode_id, v.present,
-                       CASE WHEN v.present THEN 0.5 + 0.5 * {_u('e.i', f'{s + 20 + n_src} + e.mk')}
-                            ELSE 0.5 * {_u('e.i', f'{s + 20 + n_src} + e.mk')} END,
+                       CASE WHEN v.present THEN 0.5 + 0.5 * {_u("e.i", f"{s + 20 + n_src} + e.mk")}
+                            ELSE 0.5 * {_u("e.i", f"{s + 20 + n_src} + e.mk")} END,
                        CASE WHEN v.present THEN [e.ev] ELSE [] END,
                        CASE WHEN v.present THEN
                             {_array(AGENTS)}[((e.ev + hash(e.i, {s + 6})) % {len(AGENTS)})::INT + 1] END,
                        CASE WHEN v.present THEN 'synthetic evidence' END,
                        '{source}', ?::TIMESTAMP + to_microseconds((e.i * 20 + e.mk)::BIGINT)
                 FROM synth_ev e,
-                     LATERAL (SELECT e.present <> ({_u('e.i', f'{s + 30 + n_src} + e.mk')} < {flip})
+                     LATERAL (SELECT e.present <> ({_u("e.i", f"{s + 30 + n_src} + e.mk")} < {flip})
                               AS present) v
-                WHERE {_u('e.i', s + 9)} >= {lo} AND {_u('e.i', s + 9)} < {hi}
+                WHERE {_u("e.i", s + 9)} >= {lo} AND {_u("e.i", s + 9)} < {hi}
                 """,
                 [created],
             )
@@ -160,7 +173,7 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             SELECT 'synth:' || i, {_array(AGENTS)}[((ev + hash(i, {s + 6})) % {len(AGENTS)})::INT + 1],
                    ev, 'synthetic root cause', 0.8, '{DATASET_SOURCE}', ?
             FROM (SELECT i, arg_min(ev, ev) AS ev FROM synth_ev WHERE present GROUP BY i)
-            WHERE {_u('i', s + 9)} >= 0.3 AND {_u('i', s + 9)} < 0.6
+            WHERE {_u("i", s + 9)} >= 0.3 AND {_u("i", s + 9)} < 0.6
             """,
             [created],
         )
@@ -170,13 +183,13 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             f"""
             INSERT INTO features (trace_id, step_idx, model, extractor_version, name, value)
             SELECT 'synth:' || t.i, j, 'synth-lm', 'synth', f.name,
-                   f.base + f.spread * ({_u('t.i', f'j + {s + 40}')} + {_u('j', f't.i + {s + 41}')} - 1)
+                   f.base + f.spread * ({_u("t.i", f"j + {s + 40}")} + {_u("j", f"t.i + {s + 41}")} - 1)
                    + CASE WHEN ev.ev IS NOT NULL THEN f.shift ELSE 0 END
             FROM synth_t t CROSS JOIN generate_series(0, t.n - 1) g(j)
                  CROSS JOIN (SELECT unnest({_array(FEATURES)}) AS name, unnest([2.0, 3.5, 0.4, 0.2]) AS base,
                          unnest([1.0, 1.5, 0.2, 0.1]) AS spread, unnest([0.8, 1.2, -0.1, 0.05]) AS shift) f
                  LEFT JOIN (SELECT DISTINCT i, ev FROM synth_ev WHERE present) ev ON ev.i = t.i AND ev.ev = j
-            WHERE {_u('t.i', s + 11)} < 0.05
+            WHERE {_u("t.i", s + 11)} < 0.05
             """
         )
         for table in ("synth_pool", "synth_t", "synth_truth", "synth_ev"):

@@ -1,0 +1,267 @@
+"""Failure statistics from the store's counts: prevalence with Wilson intervals, category shares,
+co-occurrence (lift, phi), failure position, agent blame, failure rates and agreement.
+
+The store counts (DuckDB); this module turns counts into rates and intervals (polars), so every
+number in the output is either a SQL count or a closed-form function of such counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import polars as pl
+
+from tracefail.analysis.agreement import cohen_kappa
+from tracefail.store import Database
+from tracefail.store import stats as q
+from tracefail.taxonomy import TaxonomyFile
+
+Z95 = 1.959963984540054
+SOURCE_KINDS = {
+    "judge": ["llm-judge:%"],
+    "human": ["human:%"],
+    "dataset": ["dataset:%"],
+    "heuristic": ["heuristic:%"],
+    "all": [],
+}
+GROUPINGS = (*q.GROUP_COLUMNS, "agent")
+
+
+def source_patterns(source: str) -> list[str]:
+    """LIKE patterns for a --source value: a kind (judge, human, ...), `all`, or a source name
+    (`human:alice`, `llm-judge:%`) taken as it is."""
+    return SOURCE_KINDS.get(source, [source])
+
+
+def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials; (nan, nan) when n is 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    return low, 1.0 if k == n else min(1.0, centre + half)
+
+
+def _with_wilson(frame: pl.DataFrame, k: str, n: str, prefix: str = "") -> pl.DataFrame:
+    z2 = Z95 * Z95
+    kk, nn = pl.col(k).cast(pl.Float64), pl.col(n).cast(pl.Float64)
+    p = kk / nn
+    denom = 1 + z2 / nn
+    centre = (p + z2 / (2 * nn)) / denom
+    half = Z95 * ((p * (1 - p) / nn + z2 / (4 * nn * nn)).sqrt()) / denom
+    return frame.with_columns(
+        p.alias(f"{prefix}rate" if prefix else "prevalence"),
+        pl.when(kk == 0).then(0.0).otherwise((centre - half).clip(0.0, 1.0)).alias(f"{prefix}ci_low"),
+        pl.when(kk == nn).then(1.0).otherwise((centre + half).clip(0.0, 1.0)).alias(f"{prefix}ci_high"),
+    )
+
+
+def modes_frame(loaded: TaxonomyFile) -> pl.DataFrame:
+    tax = loaded.taxonomy
+    return pl.DataFrame(
+        {
+            "mode_id": [m.id for m in tax.modes],
+            "name": [m.name for m in tax.modes],
+            "category": [m.category for m in tax.modes],
+            "stage": [m.stage or "" for m in tax.modes],
+        }
+    )
+
+
+def code_map(db: Database, loaded: TaxonomyFile) -> pl.DataFrame:
+    """Stored (version, code, mode name) -> this taxonomy's mode id, via the file's legacy maps."""
+    codes = q.label_codes(db, loaded.taxonomy.id)
+    rows = []
+    for version, code, name in codes.iter_rows():
+        mode_id, _ = loaded.remap(version, code, name or None)
+        if mode_id is not None:
+            rows.append({"taxonomy_version": version, "code": code, "mode_name": name, "mode_id": mode_id})
+    schema = {"taxonomy_version": pl.String, "code": pl.String, "mode_name": pl.String, "mode_id": pl.String}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def select(db: Database, loaded: TaxonomyFile, source: str) -> None:
+    """Make the store's selection tables hold the labels every later call counts."""
+    q.select_labels(
+        db, loaded.taxonomy.id, code_map(db, loaded), modes_frame(loaded), source_patterns(source)
+    )
+
+
+def _described(frame: pl.DataFrame, loaded: TaxonomyFile) -> pl.DataFrame:
+    return frame.join(modes_frame(loaded), on="mode_id", how="left")
+
+
+def _share(frame: pl.DataFrame) -> pl.DataFrame:
+    total = pl.col("affected").sum().over("group")
+    return frame.with_columns(
+        pl.when(total > 0).then(pl.col("affected") / total).otherwise(None).alias("share")
+    )
+
+
+def mode_prevalence(db: Database, loaded: TaxonomyFile, by: str | None) -> pl.DataFrame:
+    """Per group and mode: traces labelled and affected, prevalence with a Wilson 95% interval,
+    and the mode's share of all present (trace, mode) verdicts in the group."""
+    frame = _share(_with_wilson(q.mode_counts(db, by), "affected", "labelled"))
+    return _described(frame, loaded).select(
+        "group",
+        "mode_id",
+        "name",
+        "category",
+        "stage",
+        "labelled",
+        "affected",
+        "prevalence",
+        "ci_low",
+        "ci_high",
+        "share",
+    )
+
+
+def category_prevalence(db: Database, loaded: TaxonomyFile, by: str | None) -> pl.DataFrame:
+    frame = _share(_with_wilson(q.category_counts(db, by), "affected", "labelled"))
+    names = pl.DataFrame(
+        {"category": list(loaded.taxonomy.categories), "name": list(loaded.taxonomy.categories.values())}
+    )
+    return frame.join(names, on="category", how="left").select(
+        "group", "category", "name", "labelled", "affected", "prevalence", "ci_low", "ci_high", "share"
+    )
+
+
+def cooccurrence(db: Database) -> pl.DataFrame:
+    """Mode pairs over traces labelled for both: counts, lift = P(a,b) / (P(a) P(b)), and the
+    phi coefficient of the 2x2 table (null when a margin is empty)."""
+    f = q.pair_counts(db)
+    n, a, b, ab = (pl.col(c).cast(pl.Float64) for c in ("n", "n_a", "n_b", "n_ab"))
+    denom = a * b * (n - a) * (n - b)
+    return f.with_columns(
+        pl.when(a * b > 0).then(ab * n / (a * b)).otherwise(None).alias("lift"),
+        pl.when(denom > 0).then((n * ab - a * b) / denom.sqrt()).otherwise(None).alias("phi"),
+    )
+
+
+def failure_position(db: Database, loaded: TaxonomyFile, bins: int = 10) -> dict[str, pl.DataFrame]:
+    """Evidence steps of present labels along the trace: a histogram per mode and per stage
+    (bin i covers relative positions [i/bins, (i+1)/bins)), and the mean position per mode."""
+    f = _described(q.evidence_positions(db, bins), loaded)
+    per_mode = (
+        f.group_by("mode_id", "name", "stage")
+        .agg(pl.col("steps").sum(), pl.col("rel_sum").sum())
+        .with_columns((pl.col("rel_sum") / pl.col("steps")).alias("mean_position"))
+        .drop("rel_sum")
+        .sort("mode_id")
+    )
+    by_stage = f.group_by("stage", "bin").agg(pl.col("steps").sum()).sort("stage", "bin")
+    return {"position": per_mode, "position_bins": f.drop("rel_sum", "name"), "position_stages": by_stage}
+
+
+def blame(db: Database, source: str, by: str | None) -> dict[str, pl.DataFrame]:
+    """Root-cause attributions per agent (with the agent's share of blamed traces in its group)
+    and the agents present labels name, per mode."""
+    attributed = q.attribution_blame(db, source_patterns(source), by)
+    attributed = attributed.with_columns(
+        (pl.col("traces") / pl.col("traces").sum().over("group")).alias("share")
+    )
+    return {"blame": attributed, "blame_modes": q.label_blame(db)}
+
+
+def failure_rates(db: Database) -> pl.DataFrame:
+    """Share of labelled traces with at least one mode present, per framework and per llm."""
+    parts = [
+        _with_wilson(q.failure_rates(db, column), "failing", "labelled", prefix="failure_").with_columns(
+            pl.lit(column).alias("column")
+        )
+        for column in ("framework", "llm")
+    ]
+    return pl.concat(parts).select(
+        "column",
+        "group",
+        "labelled",
+        "failing",
+        "failure_rate",
+        "failure_ci_low",
+        "failure_ci_high",
+        "outcome_failure",
+    )
+
+
+def _kappa(n11: int, n10: int, n01: int, n00: int) -> float:
+    a = [True] * (n11 + n10) + [False] * (n01 + n00)
+    b = [True] * n11 + [False] * n10 + [True] * n01 + [False] * n00
+    return cohen_kappa(a, b)
+
+
+def agreement(db: Database) -> pl.DataFrame:
+    """Cohen's kappa per mode between label sources on the traces both labelled, for each pair
+    of sources and each pair of source kinds (human vs llm-judge, ...)."""
+    parts = []
+    for level in ("family", "source"):
+        f = q.agreement_counts(db, level)
+        if level == "family":
+            f = f.filter(pl.col("rater_a") != pl.col("rater_b"))
+        parts.append(f.with_columns(pl.lit(level).alias("level")))
+    f = pl.concat(parts)
+    kappas = [_kappa(*row) for row in f.select("n11", "n10", "n01", "n00").iter_rows()]
+    return f.with_columns(
+        (pl.col("n11") + pl.col("n10") + pl.col("n01") + pl.col("n00")).alias("n"),
+        (
+            (pl.col("n11") + pl.col("n00")) / (pl.col("n11") + pl.col("n10") + pl.col("n01") + pl.col("n00"))
+        ).alias("observed_agreement"),
+        pl.Series("kappa", kappas, dtype=pl.Float64),
+    ).select(
+        "level",
+        "rater_a",
+        "rater_b",
+        "mode_id",
+        "n",
+        "n11",
+        "n10",
+        "n01",
+        "n00",
+        "observed_agreement",
+        "kappa",
+    )
+
+
+@dataclass
+class Stats:
+    """Every section of `tracefail stats` as a table, in output order."""
+
+    taxonomy: str
+    source: str
+    by: str | None
+    sections: dict[str, pl.DataFrame]
+
+    def as_dict(self) -> dict:
+        return {
+            "taxonomy": self.taxonomy,
+            "source": self.source,
+            "by": self.by,
+            **{name: _records(frame) for name, frame in self.sections.items()},
+        }
+
+
+def _records(frame: pl.DataFrame) -> list[dict]:
+    """Rows as dicts with NaN turned into null, so the JSON is valid and comparable."""
+    out = []
+    for row in frame.iter_rows(named=True):
+        out.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return out
+
+
+def compute(db: Database, loaded: TaxonomyFile, source: str = "all", by: str | None = None) -> Stats:
+    select(db, loaded, source)
+    sections: dict[str, pl.DataFrame] = {
+        "modes": mode_prevalence(db, loaded, by),
+        "categories": category_prevalence(db, loaded, by),
+        "cooccurrence": cooccurrence(db),
+        **failure_position(db, loaded),
+        **blame(db, source, by),
+        "failure_rates": failure_rates(db),
+        "agreement": agreement(db),
+    }
+    tax = loaded.taxonomy
+    return Stats(taxonomy=f"{tax.id}@{tax.version}", source=source, by=by, sections=sections)

@@ -1,0 +1,57 @@
+"""Statistics tables as CSV, Markdown, JSON or Parquet: one way to write every section."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import polars as pl
+
+FORMATS = ("table", "csv", "json", "parquet", "md")
+
+
+def _cell(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def markdown(frame: pl.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table; pipes and newlines in cells are escaped."""
+
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(esc(c) for c in frame.columns) + " |", "|" + "---|" * frame.width]
+    for row in frame.iter_rows():
+        lines.append("| " + " | ".join(esc(_cell(v)) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv(frame: pl.DataFrame) -> str:
+    return frame.write_csv()
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, default=str) + "\n"
+
+
+def write_sections(sections: dict[str, pl.DataFrame], fmt: str, directory: Path) -> list[Path]:
+    """One file per section (`modes.csv`, `cooccurrence.parquet`, ...) under `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in sections.items():
+        path = directory / f"{name}.{fmt}"
+        if fmt == "parquet":
+            frame.write_parquet(path)
+        elif fmt == "csv":
+            path.write_text(csv(frame), encoding="utf-8")
+        elif fmt == "md":
+            path.write_text(markdown(frame), encoding="utf-8")
+        else:
+            raise ValueError(f"cannot write {fmt} files per section")
+        written.append(path)
+    return written
