@@ -127,3 +127,106 @@ def stats(
             f"no labels from source {safe(source)!s} map onto taxonomy {safe(taxonomy)}", highlight=False
         )
     emit(sections, document, format, output)
+
+
+@app.command()
+def graph(
+    trace_id: Annotated[
+        str | None, typer.Argument(help="A trace id; without one, corpus graphs per framework.")
+    ] = None,
+    db: DbOption = DEFAULT_DB_PATH,
+    framework: Annotated[
+        str | None, typer.Option("--framework", help="Corpus graph of one framework.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="text, json, dot or png.")] = "text",
+    output: OutOption = None,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="Store heuristic repetition/loop labels for every trace and compare them with the judge.",
+        ),
+    ] = False,
+    taxonomy: TaxonomyOption = "mast-v1",
+) -> None:
+    """Agent hand-off graph of a trace (mistake agent and flagged steps marked) or of the corpus,
+    with cycles, repeated hand-off loops and centrality."""
+    from tracefail.services import stats as service
+
+    if format not in ("text", "json", "dot", "png"):
+        fail(f"--format {format}: choose from text, json, dot, png", EXIT_USAGE)
+    if format == "png" and output is None:
+        fail("--format png needs -o FILE.png (or a folder for corpus graphs)", EXIT_USAGE)
+    if detect:
+        _detect(db, taxonomy)
+        return
+    store = open_db(db, read_only=True)
+    try:
+        if trace_id:
+            found = _usage(lambda: service.trace_graph(store, trace_id))
+            graphs = {found.trace_id: (found.graph, found.measures)}
+            extra = {
+                "trace_id": found.trace_id,
+                "framework": found.framework,
+                "flagged_steps": found.flagged,
+                "mistake_agent": found.mistake_agent,
+            }
+        else:
+            graphs = _usage(lambda: service.corpus_graphs(store, framework))
+            extra = {}
+    finally:
+        store.close()
+    _render(graphs, extra, format, output, single=trace_id is not None)
+
+
+def _render(graphs: dict, extra: dict, fmt: str, output: Path | None, *, single: bool) -> None:
+    from tracefail.analysis.tables import json_text
+    from tracefail.graph import render
+
+    if fmt == "png":
+        assert output is not None
+        if single:
+            ((name, (g, _)),) = graphs.items()
+            render.write_png(g, name, output)
+            err.print(f"wrote {output}", highlight=False)
+            return
+        output.mkdir(parents=True, exist_ok=True)
+        for index, (name, (g, _)) in enumerate(graphs.items()):
+            path = output / f"graph-{index:02d}.png"
+            render.write_png(g, f"framework {name}", path)
+            err.print(f"wrote {path} ({safe(name)})", highlight=False)
+        return
+    if fmt == "json":
+        if single:
+            ((_, (g, m)),) = graphs.items()
+            text = json_text(render.as_json(g, m, **extra))
+        else:
+            text = json_text({name: render.as_json(g, m, framework=name) for name, (g, m) in graphs.items()})
+    elif fmt == "dot":
+        text = "".join(render.as_dot(g, name) for name, (g, _) in graphs.items())
+    else:
+        text = "".join(
+            render.as_text(g, m, f"trace {name}" if single else f"framework {name}")
+            for name, (g, m) in graphs.items()
+        )
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+def _detect(db: Path, taxonomy: str) -> None:
+    from tracefail.services import stats as service
+
+    store = open_db(db)
+    try:
+        report = _usage(lambda: service.detect(store, taxonomy=taxonomy))
+    finally:
+        store.close()
+    lines = [f"heuristics read {report.traces} traces, stored {report.written} labels"]
+    lines += [f"  {source}: present in {n} traces" for source, n in sorted(report.present.items())]
+    sys.stdout.write("\n".join(lines) + "\n")
+    if report.versus_judge.height:
+        out.print(_rich_table("heuristics vs judge (same traces)", report.versus_judge))
+    else:
+        sys.stdout.write("  no judge labels on the same traces to compare with\n")

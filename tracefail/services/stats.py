@@ -6,8 +6,16 @@ arguments (raising StatsUsageError with one line a user can act on) and returns 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import networkx as nx
+import polars as pl
+
 from tracefail.analysis import stats as analysis
+from tracefail.graph import handoff
+from tracefail.graph.handoff import GraphMeasures
 from tracefail.store import Database
+from tracefail.store import stats as stats_store
 from tracefail.taxonomy import TaxonomyFile, find
 
 
@@ -35,3 +43,97 @@ def stats(
     """Every statistics section for the labels of `source` mapped onto `taxonomy`."""
     _check_by(by)
     return analysis.compute(db, load_taxonomy(taxonomy), source, by)
+
+
+@dataclass
+class TraceGraph:
+    trace_id: str
+    framework: str | None
+    graph: nx.DiGraph
+    measures: GraphMeasures
+    flagged: list[int]
+    mistake_agent: str | None
+
+
+def trace_graph(db: Database, trace_id: str) -> TraceGraph:
+    """The hand-off graph of one trace with the flagged steps and the attributed agent marked."""
+    from tracefail.store.traces import get_trace
+
+    found = get_trace(db, trace_id)
+    if found is None:
+        raise StatsUsageError(f"{db.path}: no trace {trace_id!r} (see `tracefail ls`)")
+    flagged, mistake = stats_store.trace_markers(db, trace_id)
+    graph = handoff.handoff_graph(found["steps"], flagged=flagged, mistake_agent=mistake)
+    return TraceGraph(
+        trace_id,
+        found["trace"]["framework"],
+        graph,
+        handoff.measures(graph, found["steps"]),
+        flagged,
+        mistake,
+    )
+
+
+def corpus_graphs(db: Database, framework: str | None = None) -> dict[str, tuple[nx.DiGraph, GraphMeasures]]:
+    """One hand-off graph per framework, edges summed over its traces."""
+    edges = stats_store.handoff_edges(db, framework)
+    if framework and not edges.height:
+        raise StatsUsageError(f"{db.path}: no hand-offs in traces of framework {framework!r}")
+    out: dict[str, tuple[nx.DiGraph, GraphMeasures]] = {}
+    for (name,), part in edges.partition_by("framework", as_dict=True, maintain_order=True).items():
+        graph = handoff.corpus_graph(part.iter_rows(named=True))
+        out[str(name)] = (graph, handoff.measures(graph))
+    return out
+
+
+@dataclass
+class DetectReport:
+    traces: int
+    written: int  # labels stored (traces already done by a heuristic are skipped)
+    present: dict[str, int]
+    versus_judge: pl.DataFrame  # per heuristic source: kappa etc. against the judge on shared traces
+
+
+def detect(
+    db: Database, *, taxonomy: str = "mast-v1", batch: int = 2000, boilerplate_traces: int = 3
+) -> DetectReport:
+    """Run the repetition and loop heuristics over every trace not yet labelled by them, store the
+    labels, and compare them with the judge's labels for the same modes."""
+    from tracefail.analysis import heuristics
+    from tracefail.store.labels import done_trace_ids
+    from tracefail.store.traces import insert_labels, trace_ids
+
+    loaded = load_taxonomy(taxonomy)
+    for mode in (heuristics.REPETITION_MODE, heuristics.LOOP_MODE):
+        if mode not in {m.id for m in loaded.taxonomy.modes}:
+            raise StatsUsageError(
+                f"taxonomy {loaded.taxonomy.id} has no mode {mode}; the heuristics label MAST modes"
+            )
+    done = set.intersection(*(done_trace_ids(db, s) for s in heuristics.SOURCES))
+    todo = [t for t in trace_ids(db) if t not in done]
+    ignore = stats_store.boilerplate_texts(db, boilerplate_traces)
+    written = 0
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        steps = stats_store.steps_of(db, chunk)
+        labels = []
+        for (trace_id,), part in steps.partition_by("trace_id", as_dict=True).items():
+            labels.extend(heuristics.trace_labels(str(trace_id), part.to_dicts(), loaded.taxonomy, ignore))
+        with db.transaction():
+            insert_labels(db, labels)
+        written += len(labels)
+    analysis.select(db, loaded, "all")
+    present = {
+        source: int(n)
+        for source, n in db.rows(
+            "SELECT source, count(*) FILTER (WHERE present) FROM stats_labels "
+            "WHERE source LIKE 'heuristic:%' GROUP BY 1"
+        )
+    }
+    agreement = analysis.agreement(db)
+    versus = agreement.filter(
+        (pl.col("level") == "source")
+        & pl.col("rater_a").str.starts_with("heuristic:")
+        & pl.col("rater_b").str.starts_with("llm-judge:")
+    )
+    return DetectReport(len(todo), written, present, versus)

@@ -302,3 +302,45 @@ def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
 def label_counts_by_source(db: Database) -> pl.DataFrame:
     """The bare baseline for benchmarks: COUNT(*) of present labels per source and mode."""
     return db.frame("SELECT source, mode_id, count(*) AS n FROM labels WHERE present GROUP BY ALL")
+
+
+def steps_of(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
+    """trace_id, step_idx, agent, recipient, content of some traces, in trace order."""
+    return db.frame(
+        "SELECT trace_id, step_idx, agent, recipient, content FROM steps "
+        "WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
+        [list(trace_ids)],
+    )
+
+
+def boilerplate_texts(db: Database, min_traces: int) -> set[str]:
+    """Step texts (lower-cased, spaces collapsed) that occur in at least `min_traces` traces:
+    canned replies like a terminal's "no code to execute", which repeat without meaning much."""
+    rows = db.rows(
+        """
+        SELECT text FROM (SELECT trace_id, lower(trim(regexp_replace(content, '\\s+', ' ', 'g'))) AS text
+                          FROM steps)
+        GROUP BY text HAVING count(DISTINCT trace_id) >= ?
+        """,
+        [min_traces],
+    )
+    return {r[0] for r in rows}
+
+
+def trace_markers(db: Database, trace_id: str) -> tuple[list[int], str | None]:
+    """(evidence steps of present labels and attributed steps, the latest attributed agent)."""
+    flagged = db.rows(
+        """
+        SELECT DISTINCT step FROM (
+            SELECT unnest(evidence_steps) AS step FROM labels WHERE trace_id = ? AND present
+            UNION ALL SELECT step_idx FROM attributions WHERE trace_id = ? AND step_idx IS NOT NULL)
+        ORDER BY step
+        """,
+        [trace_id, trace_id],
+    )
+    agent = db.rows(
+        "SELECT agent FROM attributions WHERE trace_id = ? AND agent IS NOT NULL "
+        "ORDER BY created_at DESC, attribution_id DESC LIMIT 1",
+        [trace_id],
+    )
+    return [r[0] for r in flagged], (agent[0][0] if agent else None)

@@ -1,0 +1,1 @@
+"""Failure statistics, slices, audits, heuristic labels and the HTML report (polars over the store)."""

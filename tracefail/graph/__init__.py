@@ -1,0 +1,1 @@
+"""Agent hand-off graphs (networkx): building, measures, loops and repetition, rendering."""
