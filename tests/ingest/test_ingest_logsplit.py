@@ -45,7 +45,10 @@ def test_markdown_headings_inside_code_fences_do_not_cut() -> None:
 
 def test_ag2_json_uses_name_not_role() -> None:
     log = json.dumps(
-        [{"content": "hi", "role": "user", "name": "Planner"}, {"content": ["a", "b"], "role": "user", "name": "Coder"}]
+        [
+            {"content": "hi", "role": "user", "name": "Planner"},
+            {"content": ["a", "b"], "role": "user", "name": "Coder"},
+        ]
     )
     split = split_trajectory(log, "AG2")
     assert [(s.agent, s.content) for s in split.steps] == [("Planner", "hi"), ("Coder", "a\nb")]
