@@ -7,6 +7,7 @@ The `.eval` zip is read one sample member at a time, so memory is bounded by one
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
-from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.ingest.reader import loads, open_text
 from tracefail.model import Outcome, Trace
 
+_LOG_START = re.compile(r'^\s*\{\s*"version"\s*:\s*\d')  # Inspect writes `version` first
 _CORRECT = {"C", "CORRECT", "1", "1.0", "TRUE"}
 _INCORRECT = {"I", "INCORRECT", "0", "0.0", "FALSE"}
 
@@ -72,7 +74,7 @@ class InspectAdapter:
     def sniff(self, path: Path, head: str) -> bool:
         if path.suffix == ".eval":
             return zipfile.is_zipfile(path)
-        return first_char(head) == "{" and '"eval"' in head and '"version"' in head and '"status"' in head
+        return bool(_LOG_START.match(head)) and '"eval"' in head
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         if path.suffix == ".eval":
