@@ -24,7 +24,8 @@ def features(
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     window: Annotated[int, typer.Option("--window", help="Tokens per forward pass.")] = 2048,
     stride: Annotated[
-        int | None, typer.Option("--stride", help="How far a new window moves on (default window/2).")
+        int | None,
+        typer.Option("--stride", help="How far a new window moves on (default 3/4 of the window)."),
     ] = None,
     layers: Annotated[
         str, typer.Option("--layers", help="Layers with attention features: all, none, middle, 0-3,10,-1.")

@@ -17,7 +17,7 @@ import torch
 
 from tracefail.features import attention, formulas
 from tracefail.features.errors import FeatureError
-from tracefail.features.layout import Piece, Window, plan_windows, render
+from tracefail.features.layout import Piece, Window, default_stride, plan_windows, render
 from tracefail.features.loading import LoadedModel
 from tracefail.model import Step
 
@@ -35,14 +35,14 @@ _PER_LAYER = re.compile(r"\.l\d+$")
 @dataclass(frozen=True)
 class ExtractConfig:
     window: int = 2048
-    stride: int | None = None  # default window // 2
+    stride: int | None = None  # default 3/4 window (layout.default_stride)
     layers: str = "all"
     chunk_rows: int = attention.CHUNK_ROWS
 
     def as_dict(self) -> dict:
         return {
             "window": self.window,
-            "stride": self.stride or self.window // 2,
+            "stride": self.stride or default_stride(self.window),
             "layers": self.layers,
             "version": EXTRACTOR_VERSION,
         }

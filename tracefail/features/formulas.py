@@ -131,9 +131,14 @@ def rauq(prob: torch.Tensor, prev_attn: torch.Tensor, alpha: float) -> torch.Ten
         return -prob.clamp_min(1e-30).log().expand(prev_attn.shape[:-2]).clone()
     head = prev_attn[..., 1:].mean(-1).argmax(-1, keepdim=True)
     attn = prev_attn.gather(-2, head.unsqueeze(-1).expand(*head.shape, prev_attn.shape[-1])).squeeze(-2)
-    confidence = prob[0].expand(attn.shape[:-1])
-    total = confidence.clamp_min(1e-30).log()
-    for i in range(1, prob.numel()):
-        confidence = alpha * prob[i] + (1 - alpha) * attn[..., i] * confidence
-        total = total + confidence.clamp_min(1e-30).log()
-    return -total / prob.numel()
+    probs = prob.double().tolist()
+    scores = []
+    # A plain-float loop: the recurrence is sequential, and per-token tensor ops cost ~50x more.
+    for row in attn.reshape(-1, attn.shape[-1]).double().tolist():
+        confidence = probs[0]
+        total = math.log(max(confidence, 1e-30))
+        for p, a in zip(probs[1:], row[1:], strict=True):
+            confidence = alpha * p + (1 - alpha) * a * confidence
+            total += math.log(max(confidence, 1e-30))
+        scores.append(-total / len(probs))
+    return torch.tensor(scores, dtype=torch.float64).reshape(attn.shape[:-1])

@@ -6,8 +6,9 @@ tokens are its content; headers and turn ends are context.
 
 Windows: each window is the anchor (the prefix and first message, capped) plus a recent
 stretch, and it scores whole steps that fit with at least `W - stride - anchor` tokens of
-preceding context. A step longer than a window's budget is split into parts, each scored in
-its own window after the parts before it; the step is marked with the number of parts.
+preceding context (default stride 3/4 W). A step longer than a window's budget is split into
+parts, each scored in its own window after the parts before it; the step is marked with the
+number of parts (`len.parts`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from dataclasses import dataclass
 
 from tracefail.features.errors import FeatureError
 from tracefail.model import Step
+
+# The first message's leading tokens stay in every window (the task, and the attention sink).
+# A fixed cap keeps "attention to the first message" the same whatever the window size.
+ANCHOR_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -84,15 +89,20 @@ def render(steps: list[Step], tokenizer) -> Layout:
     return Layout(ids, spans)
 
 
+def default_stride(window: int) -> int:
+    """A quarter-window overlap: enough context per step without re-reading half of every window."""
+    return window - window // 4
+
+
 def plan_windows(
     layout: Layout, window: int, stride: int | None = None, anchor: int | None = None
 ) -> list[Window]:
     """Cover every step's content with windows of at most `window` tokens."""
-    stride = stride or window // 2
-    anchor_cap = anchor if anchor is not None else window // 8
+    stride = stride if stride is not None else default_stride(window)
+    anchor_cap = anchor if anchor is not None else ANCHOR_TOKENS
     if not 0 < stride <= window or window < 16:
         raise FeatureError(f"window {window} / stride {stride}: need window >= 16 and 0 < stride <= window")
-    overlap = window - stride
+    overlap = max(window - stride, 1)  # a scored token always has a token before it
     anchor_cap = min(anchor_cap, overlap // 2)
     first_end = layout.spans[0].end + 1 if layout.spans else 0
     anchor_end = min(first_end, anchor_cap)
@@ -122,6 +132,9 @@ def plan_windows(
             scored.append(pieces[i])
             end = pieces[i].end
             i += 1
-        ranges = [(0, end)] if contiguous else [(0, anchor_end), (context, end)]
+        if contiguous:
+            ranges = [(0, end)]
+        else:
+            ranges = [(0, anchor_end), (context, end)] if anchor_end else [(context, end)]
         windows.append(Window(ranges, scored, anchor_end=min(anchor_end, end)))
     return windows
