@@ -230,3 +230,86 @@ def _detect(db: Path, taxonomy: str) -> None:
         out.print(_rich_table("heuristics vs judge (same traces)", report.versus_judge))
     else:
         sys.stdout.write("  no judge labels on the same traces to compare with\n")
+
+
+@app.command()
+def slices(
+    db: DbOption = DEFAULT_DB_PATH,
+    mode: Annotated[str | None, typer.Option("--mode", help="Only this failure mode.")] = None,
+    min_size: Annotated[int, typer.Option("--min-size", help="Smallest slice reported (traces).")] = 10,
+    min_lift: Annotated[float, typer.Option("--min-lift", help="Slice rate / corpus rate at least.")] = 1.5,
+    top: Annotated[int, typer.Option("--top", help="Show at most this many slices.")] = 20,
+    source: SourceOption = "all",
+    taxonomy: TaxonomyOption = "mast-v1",
+    format: Annotated[str, typer.Option("--format", help="table, csv, json, parquet or md.")] = "table",
+    output: OutOption = None,
+) -> None:
+    """Error slices: groups of traces (metadata, binned length and features) whose rate of a
+    failure mode is far above the corpus rate, with sizes and Wilson 95% intervals."""
+    from tracefail.services import stats as service
+
+    store = open_db(db, read_only=True)
+    try:
+        found = _usage(
+            lambda: service.slices(
+                store, taxonomy=taxonomy, source=source, mode=mode, min_size=min_size, min_lift=min_lift
+            )
+        )
+    finally:
+        store.close()
+    if not found.height:
+        err.print(
+            f"no slice of at least {min_size} traces has {min_lift}x the corpus rate above its interval",
+            highlight=False,
+        )
+    shown = found.head(top)
+    emit({"slices": shown}, {"slices": shown.to_dicts(), "total": found.height}, format, output)
+
+
+@app.command()
+def audit(
+    mode: Annotated[str, typer.Option("--mode", help="Failure mode id, e.g. 1.3.")],
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Test whether the mode's rate is above this.")
+    ],
+    db: DbOption = DEFAULT_DB_PATH,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Error level; decide when an e-value reaches 1/alpha.")
+    ] = 0.05,
+    source: SourceOption = "all",
+    taxonomy: TaxonomyOption = "mast-v1",
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Anytime-valid test (testing by betting) of "mode M's rate is above T" over the labels in
+    the order they were written: stop labelling as soon as it decides."""
+    from tracefail.analysis.tables import json_text
+    from tracefail.services import stats as service
+
+    store = open_db(db, read_only=True)
+    try:
+        result = _usage(
+            lambda: service.audit(
+                store, mode=mode, threshold=threshold, taxonomy=taxonomy, source=source, alpha=alpha
+            )
+        )
+    finally:
+        store.close()
+    if json_out:
+        sys.stdout.write(json_text({"mode": mode, **result.as_dict()}))
+        return
+    lines = [
+        f"audit of mode {mode}: is its rate above {threshold}? (alpha {alpha}, decide at e >= {1 / alpha:g})",
+        f"{'labels':>8} {'rate':>7} {'e(above)':>12} {'e(below)':>12}",
+    ]
+    lines += [f"{n:>8} {rate:>7.3f} {up:>12.4g} {down:>12.4g}" for n, rate, up, down in result.path]
+    if result.decision != "undecided":
+        e = result.e_above if result.decision == "above" else result.e_below
+        verdict = (
+            f"decision: rate is {result.decision} {threshold} (after {result.decided_at} labels; e = {e:.4g})"
+        )
+    else:
+        verdict = (
+            f"undecided after {result.n} labels (rate {result.rate:.3f}); keep labelling: "
+            f"the test stays valid however long you go on"
+        )
+    sys.stdout.write("\n".join([*lines, verdict]) + "\n")

@@ -162,11 +162,18 @@ class GraphMeasures:
         return asdict(self)
 
 
+def _rotated(cycle: list[Any]) -> list[Any]:
+    """The cycle started at its smallest agent name, so the same cycle always reads the same."""
+    start = min(range(len(cycle)), key=lambda i: str(cycle[i]))
+    return cycle[start:] + cycle[:start]
+
+
 def measures(graph: nx.DiGraph, steps: Sequence[Any] | None = None, *, max_cycle: int = 4) -> GraphMeasures:
     """Size, density, short cycles, weighted degrees and betweenness centrality of a hand-off graph;
     with the trace's steps, also the repeated hand-off loops."""
     cycles = sorted(
-        (c for c in nx.simple_cycles(graph, length_bound=max_cycle) if len(c) > 1), key=lambda c: (len(c), c)
+        (_rotated(c) for c in nx.simple_cycles(graph, length_bound=max_cycle) if len(c) > 1),
+        key=lambda c: (len(c), [str(n) for n in c]),
     )
     return GraphMeasures(
         agents=graph.number_of_nodes(),

@@ -12,6 +12,7 @@ import networkx as nx
 import polars as pl
 
 from tracefail.analysis import stats as analysis
+from tracefail.analysis.audit import AuditResult
 from tracefail.graph import handoff
 from tracefail.graph.handoff import GraphMeasures
 from tracefail.store import Database
@@ -137,3 +138,60 @@ def detect(
         & pl.col("rater_b").str.starts_with("llm-judge:")
     )
     return DetectReport(len(todo), written, present, versus)
+
+
+def slices(
+    db: Database,
+    *,
+    taxonomy: str = "mast-v1",
+    source: str = "all",
+    mode: str | None = None,
+    min_size: int = 10,
+    min_lift: float = 1.5,
+    features: bool = True,
+) -> pl.DataFrame:
+    """Slices of traces (metadata, binned length/agents/feature means) where a mode's rate is far
+    above the corpus rate, best first."""
+    from tracefail.analysis import slices as slicing
+
+    loaded = load_taxonomy(taxonomy)
+    if mode is not None and mode not in {m.id for m in loaded.taxonomy.modes}:
+        raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
+    analysis.select(db, loaded, source)
+    verdicts = stats_store.verdict_table(db)
+    if mode is not None:
+        verdicts = verdicts.filter(pl.col("mode_id") == mode)
+    attributes = stats_store.trace_attributes(db)
+    numeric = list(slicing.NUMERIC)
+    if features:
+        means = stats_store.trace_feature_means(db)
+        if means.height:
+            wide = means.pivot(on="name", index="trace_id", values="value")
+            attributes = attributes.join(wide, on="trace_id", how="left")
+            numeric += [c for c in wide.columns if c != "trace_id"]
+    conditions = slicing.slice_table(attributes, numeric)
+    return slicing.find_slices(verdicts, conditions, min_size=min_size, min_lift=min_lift)
+
+
+def audit(
+    db: Database,
+    *,
+    mode: str,
+    threshold: float,
+    taxonomy: str = "mast-v1",
+    source: str = "all",
+    alpha: float = 0.05,
+) -> AuditResult:
+    """Test "mode's rate > threshold" over the trace verdicts in the order labels were written."""
+    from tracefail.analysis.audit import audit as run_audit
+
+    loaded = load_taxonomy(taxonomy)
+    if mode not in {m.id for m in loaded.taxonomy.modes}:
+        raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
+    if not 0 < threshold < 1:
+        raise StatsUsageError(f"--threshold {threshold}: must be strictly between 0 and 1")
+    if not 0 < alpha < 1:
+        raise StatsUsageError(f"--alpha {alpha}: must be strictly between 0 and 1")
+    analysis.select(db, loaded, source)
+    sequence = stats_store.mode_sequence(db, mode)
+    return run_audit(sequence["present"].to_list(), threshold, alpha=alpha)
