@@ -391,3 +391,12 @@ def test_shipped_samples_ingest_cleanly_and_idempotently(db, tmp_path: Path) -> 
     assert second.duplicates == first.traces
     after = trace_store.counts(db)
     assert {k: v for k, v in after.items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
+
+
+def test_claude_code_session_opening_with_a_snapshot_line(tmp_path: Path) -> None:
+    sample = SAMPLES / "claude-code/0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90.jsonl"
+    snapshot = {"type": "file-history-snapshot", "messageId": "m1", "snapshot": {}, "isSnapshotUpdate": False}
+    path = tmp_path / "session.jsonl"
+    path.write_text("\n".join([json.dumps(snapshot), *sample.read_text().splitlines()[1:]]) + "\n")
+    (trace,) = parse(path)
+    assert len(trace.steps) == 7 and "summary" not in trace.metadata

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, text_of, with_id
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, text_of, with_id
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -88,12 +88,19 @@ class ClaudeCodeAdapter:
     suffixes = (".jsonl",)
 
     def sniff(self, path: Path, head: str) -> bool:
-        first = first_json(head)
-        return isinstance(first, dict) and (
-            "parentUuid" in first
-            or "sessionId" in first
-            or (first.get("type") == "summary" and "leafUuid" in first)
-        )
+        # newer sessions may open with `file-history-snapshot` lines: look at the first few
+        for line in head.splitlines()[:5]:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and (
+                "parentUuid" in entry
+                or "sessionId" in entry
+                or (entry.get("type") == "summary" and "leafUuid" in entry)
+            ):
+                return True
+        return False
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         steps: list[Step] = []
