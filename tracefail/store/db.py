@@ -68,6 +68,8 @@ class Database:
         except duckdb.Error as exc:
             detail = _first_line(str(exc))
             raise StoreError(f"{self.path}: cannot open as a DuckDB database ({detail})") from None
+        # DuckDB draws its own progress bar on stdout for slow queries; stdout carries our data
+        self.connection.execute("SET enable_progress_bar = false")
         self._migrate()
 
     # --- schema -----------------------------------------------------------------------------
