@@ -1,0 +1,225 @@
+"""Judge commands: label (batch, resumable), calibrate, eval."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tracefail.cli import app
+from tracefail.cli.common import (
+    DEFAULT_DB_PATH,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    DbOption,
+    err,
+    fail,
+    open_db,
+    out,
+    print_json,
+)
+
+TaxonomyOption = Annotated[
+    str, typer.Option("--taxonomy", help="Shipped taxonomy name (mast-v1), id, or a YAML/JSON file.")
+]
+JudgeSourceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--judge-source", help="Label source to use (llm-judge:HASH); default: the newest label run."
+    ),
+]
+
+
+@app.command()
+def label(
+    db: DbOption = DEFAULT_DB_PATH,
+    taxonomy: TaxonomyOption = "mast-v1",
+    judge: Annotated[
+        str, typer.Option("--judge", help="local, local:MODEL (HF id, dir or .gguf) or openai:MODEL.")
+    ] = "local",
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="OpenAI-compatible endpoint.")
+    ] = "https://api.openai.com/v1",
+    api_key_env: Annotated[
+        str, typer.Option("--api-key-env", help="Environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Parallel HTTP requests.")] = 8,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    task: Annotated[
+        str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
+    ] = "modes,attribution",
+    traces: Annotated[list[str] | None, typer.Option("--traces", help="Trace ids (repeatable).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="The first N traces by id.")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (local judge).")] = "auto",
+    window_tokens: Annotated[int, typer.Option("--window-tokens", help="Local judge window size.")] = 2048,
+    price_in: Annotated[
+        float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
+    ] = 0.0,
+    price_out: Annotated[float, typer.Option("--price-out", help="USD per 1M output tokens.")] = 0.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+) -> None:
+    """Judge traces for failure modes and root cause; re-running skips traces already judged."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tracefail.features.errors import ModelLoadError
+    from tracefail.services.label import JudgeSpec, LabelUsageError
+    from tracefail.services.label import label as run_label
+    from tracefail.taxonomy import TaxonomyError
+
+    if traces and limit:
+        fail("use --traces or --limit, not both", EXIT_USAGE)
+    spec = JudgeSpec(
+        spec=judge,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        timeout_s=timeout,
+        device=device,
+        window_tokens=window_tokens,
+        price_in_per_mtok=price_in,
+        price_out_per_mtok=price_out,
+    )
+    store = open_db(db)
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        bar = progress.add_task("label", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            progress.update(bar, total=total, completed=done)
+
+        try:
+            report = run_label(
+                store,
+                judge=spec,
+                taxonomy=taxonomy,
+                tasks=task,
+                traces=traces,
+                limit=limit,
+                on_progress=on_progress,
+            )
+        except (LabelUsageError, TaxonomyError) as exc:
+            fail(str(exc), EXIT_USAGE)
+        except ModelLoadError as exc:
+            fail(str(exc))
+        finally:
+            store.close()
+    for trace_id, message in report.errors:
+        err.print(f"[yellow]judge error:[/] {trace_id}: {message}", markup=True, highlight=False)
+    summary = report.as_dict()
+    if json_out:
+        print_json(summary)
+    else:
+        out.print(
+            f"run {report.run_id} ({report.source}): judged {report.judged}, skipped {report.skipped} "
+            f"already done, {len(report.errors)} errors; {report.labels} labels, {report.attributions} "
+            f"attributions; tokens in {report.tokens_in}, out {report.tokens_out}, "
+            f"cost ${report.cost_usd:.4f}; {report.elapsed_s:.1f} s",
+            highlight=False,
+        )
+    if report.errors:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def calibrate(
+    db: DbOption = DEFAULT_DB_PATH,
+    reference: Annotated[str, typer.Option("--reference", help="human or dataset labels.")] = "human",
+    taxonomy: TaxonomyOption = "mast-v1",
+    judge_source: JudgeSourceOption = None,
+    method: Annotated[str, typer.Option("--method", help="platt or temperature.")] = "platt",
+    min_labels: Annotated[int, typer.Option("--min-labels", help="Fewest labels to fit a mode.")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Fit per-mode calibration of judge probabilities; later labels carry calibrated ones."""
+    from tracefail.services.evaluate import EvalError
+    from tracefail.services.evaluate import calibrate as run_calibrate
+    from tracefail.taxonomy import TaxonomyError
+
+    store = open_db(db)
+    try:
+        result = run_calibrate(
+            store,
+            reference=reference,
+            judge_source=judge_source,
+            taxonomy=taxonomy,
+            method=method,
+            min_labels=min_labels,
+        )
+    except (EvalError, TaxonomyError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        store.close()
+    if json_out:
+        print_json(result)
+        return
+    for mode in result["modes"]:
+        if "skipped" in mode:
+            out.print(f"{mode['mode_id']:<5} n={mode['n']:<4} skipped: {mode['skipped']}", highlight=False)
+        else:
+            out.print(
+                f"{mode['mode_id']:<5} n={mode['n']:<4} ECE {mode['ece_before']:.3f} -> "
+                f"{mode['ece_after']:.3f}",
+                highlight=False,
+            )
+    if result["ece_before"] is not None:
+        out.print(
+            f"all   ECE {result['ece_before']:.3f} -> {result['ece_after']:.3f} (in-sample); "
+            f"{result['fitted_modes']} modes fitted",
+            highlight=False,
+        )
+    else:
+        out.print("no mode had enough reference labels to fit", highlight=False)
+
+
+def _ci(value: dict) -> str:
+    return f"{value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+
+
+@app.command("eval")
+def evaluate(
+    db: DbOption = DEFAULT_DB_PATH,
+    reference: Annotated[str, typer.Option("--reference", help="human or dataset labels.")] = "human",
+    taxonomy: TaxonomyOption = "mast-v1",
+    judge_source: JudgeSourceOption = None,
+    reps: Annotated[
+        int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% intervals.")
+    ] = 1000,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Agreement of the judge with human or dataset labels, with baselines and 95% intervals."""
+    from tracefail.services.evaluate import EvalError
+    from tracefail.services.evaluate import evaluate as run_eval
+    from tracefail.taxonomy import TaxonomyError
+
+    store = open_db(db, read_only=True)
+    try:
+        result = run_eval(store, reference=reference, judge_source=judge_source, taxonomy=taxonomy, reps=reps)
+    except (EvalError, TaxonomyError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        store.close()
+    if json_out:
+        print_json(result)
+        return
+    out.print(f"judge {result['judge_source']} vs {reference} labels ({result['taxonomy']})", highlight=False)
+    modes = result["modes"]
+    out.print(f"modes: {modes['n_pairs']} trace-mode pairs over {modes['n_traces']} traces", highlight=False)
+    for row in modes["per_mode"]:
+        out.print(
+            f"  {row['mode_id']:<5} n={row['n']:<4} kappa {_ci(row['kappa'])}  F1 {_ci(row['f1'])}  "
+            f"acc {_ci(row['accuracy'])}",
+            highlight=False,
+        )
+    attribution = result["attribution"]
+    out.print(f"attribution: {attribution['n_traces']} traces (exact match)", highlight=False)
+    if attribution["n_traces"]:
+        rows = {"judge": attribution["judge"], **attribution["baselines"]}
+        for name, row in rows.items():
+            out.print(f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}", highlight=False)

@@ -1,0 +1,131 @@
+"""The JSON a chat judge must return, its JSON Schema, and the checks that pydantic cannot do alone.
+
+A reply that fails these checks is never patched up or guessed: the caller asks once for a
+repair, then records the trace as an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tracefail.judge.prompt import Window
+from tracefail.model import ModeVerdict, Taxonomy
+
+
+class ModeAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode_id: str
+    present: bool
+    probability: float = Field(ge=0.0, le=1.0)
+    evidence_steps: list[int] = Field(default_factory=list)
+    agent: str | None = None
+    rationale: str = ""
+
+
+class RootCause(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str | None = None
+    step: int | None = None
+    probability: float = Field(ge=0.0, le=1.0)
+    reason: str = ""
+
+
+class JudgeOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    modes: list[ModeAnswer] = Field(default_factory=list)
+    root_cause: RootCause | None = None
+
+
+class InvalidOutput(ValueError):
+    """The judge's reply is not the JSON we asked for; the message says what is wrong."""
+
+
+def json_schema(tasks: frozenset[str]) -> dict[str, Any]:
+    """Strict schema for `response_format: json_schema` (every property required, no extras)."""
+    mode = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["mode_id", "present", "probability", "evidence_steps", "agent", "rationale"],
+        "properties": {
+            "mode_id": {"type": "string"},
+            "present": {"type": "boolean"},
+            "probability": {"type": "number"},
+            "evidence_steps": {"type": "array", "items": {"type": "integer"}},
+            "agent": {"type": ["string", "null"]},
+            "rationale": {"type": "string"},
+        },
+    }
+    root = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["agent", "step", "probability", "reason"],
+        "properties": {
+            "agent": {"type": ["string", "null"]},
+            "step": {"type": ["integer", "null"]},
+            "probability": {"type": "number"},
+            "reason": {"type": "string"},
+        },
+    }
+    properties: dict[str, Any] = {}
+    if "modes" in tasks:
+        properties["modes"] = {"type": "array", "items": mode}
+    if "attribution" in tasks:
+        properties["root_cause"] = root
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(properties),
+        "properties": properties,
+    }
+
+
+def parse(text: str, taxonomy: Taxonomy, window: Window, tasks: frozenset[str]) -> JudgeOutput:
+    """Parse and check one reply against the taxonomy and the steps the judge was shown."""
+    body = text.strip()
+    if body.startswith("```"):  # a fenced block around otherwise valid JSON is not a guess
+        body = body.strip("`").removeprefix("json").strip()
+    try:
+        output = JudgeOutput.model_validate_json(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "reply"
+        raise InvalidOutput(f"{where}: {first['msg']}") from None
+    shown = set(window.steps)
+    if "modes" in tasks:
+        expected = [m.id for m in taxonomy.modes]
+        got = [m.mode_id for m in output.modes]
+        if sorted(got) != sorted(expected):
+            missing = sorted(set(expected) - set(got))
+            extra = sorted(set(got) - set(expected))
+            dup = sorted({g for g in got if got.count(g) > 1})
+            raise InvalidOutput(f"modes: missing {missing}, unknown {extra}, repeated {dup}")
+        for answer in output.modes:
+            bad = [s for s in answer.evidence_steps if s not in shown]
+            if bad:
+                raise InvalidOutput(f"modes.{answer.mode_id}.evidence_steps: {bad} not in the trace shown")
+    if "attribution" in tasks:
+        if output.root_cause is None:
+            raise InvalidOutput("root_cause: missing")
+        step = output.root_cause.step
+        if step is not None and step not in shown:
+            raise InvalidOutput(f"root_cause.step: {step} is not a step of the trace shown")
+    return output
+
+
+def to_mode_verdicts(output: JudgeOutput) -> list[ModeVerdict]:
+    return [
+        ModeVerdict(
+            mode_id=a.mode_id,
+            present=a.present,
+            probability=a.probability,
+            evidence_steps=sorted(set(a.evidence_steps)),
+            agent=a.agent,
+            rationale=a.rationale,
+        )
+        for a in output.modes
+    ]

@@ -1,0 +1,330 @@
+"""Judge vs. reference labels: agreement (`tracefail eval`) and calibration (`tracefail calibrate`).
+
+Reference mode labels are remapped into the judge's taxonomy first (the MAST human file mixes
+three older numberings), then reduced to one verdict per (trace, mode) by majority over the
+reference's sources. Attribution is scored by exact match only (0-based step index, exact agent
+name), always beside trivial baselines, so no accuracy is ever read without its floor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from tracefail.analysis.agreement import accuracy_ci, binary_scores_ci, expected_calibration_error
+from tracefail.judge import calibration
+from tracefail.store import Database
+from tracefail.store.labels import (
+    attributions,
+    latest_judge_source,
+    mode_labels,
+    save_calibrations,
+    step_agents,
+)
+from tracefail.store.runs import finish_run, start_run
+from tracefail.taxonomy import DEFAULT_TAXONOMY, TaxonomyFile, find
+
+REFERENCES = {"human": "human:%", "dataset": "dataset:%"}
+
+
+class EvalError(ValueError):
+    """Nothing to compare (no judge run, no reference labels); one line for the user."""
+
+
+def _judge(db: Database, judge_source: str | None) -> str:
+    source = judge_source or latest_judge_source(db)
+    if not source:
+        raise EvalError("no judge labels yet: run `tracefail label` first (or pass --judge-source)")
+    return source
+
+
+def _pattern(reference: str) -> str:
+    if reference not in REFERENCES:
+        raise EvalError(f"--reference {reference!r}: use human or dataset")
+    return REFERENCES[reference]
+
+
+def _meta(value: Any) -> dict:
+    return json.loads(value) if isinstance(value, str) and value else {}
+
+
+@dataclass
+class Reference:
+    verdicts: dict[tuple[str, str], bool] = field(default_factory=dict)
+    mapped: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    ties: int = 0
+
+
+def reference_modes(db: Database, reference: str, loaded: TaxonomyFile) -> Reference:
+    """One reference verdict per (trace, mode id of `loaded`), by majority over its sources."""
+    rows = mode_labels(db, _pattern(reference))
+    ref = Reference()
+    votes: dict[tuple[str, str], dict[str, bool]] = defaultdict(dict)
+    for row in rows.iter_rows(named=True):
+        if row["present"] is None:
+            ref.dropped["no answer (null)"] += 1
+            continue
+        mode, why = loaded.remap(
+            row["taxonomy_version"], row["mode_id"], _meta(row["metadata"]).get("mode_name")
+        )
+        if mode is None:
+            ref.dropped[why] += 1
+            continue
+        ref.mapped += 1
+        key = (row["trace_id"], mode)
+        votes[key][row["source"]] = votes[key].get(row["source"], False) or bool(row["present"])
+    for key, by_source in votes.items():
+        yes = sum(by_source.values())
+        no = len(by_source) - yes
+        if yes == no:
+            ref.ties += 1
+            continue
+        ref.verdicts[key] = yes > no
+    return ref
+
+
+def judge_modes(
+    db: Database, source: str, loaded: TaxonomyFile
+) -> dict[tuple[str, str], tuple[bool, float, float]]:
+    """(trace, mode) -> (present, probability, raw probability), the newest label per key."""
+    tax = loaded.taxonomy
+    out = {}
+    for row in mode_labels(db, source).iter_rows(named=True):
+        if row["taxonomy_id"] != tax.id or row["taxonomy_version"] != tax.version or row["present"] is None:
+            continue
+        raw = row["raw_probability"] if row["raw_probability"] is not None else row["probability"]
+        out[(row["trace_id"], row["mode_id"])] = (bool(row["present"]), row["probability"], raw)
+    return out
+
+
+def _mode_block(db: Database, reference: str, loaded: TaxonomyFile, source: str, reps: int) -> dict[str, Any]:
+    ref = reference_modes(db, reference, loaded)
+    pred = judge_modes(db, source, loaded)
+    keys = sorted(set(ref.verdicts) & set(pred))
+    block: dict[str, Any] = {
+        "n_traces": len({k[0] for k in keys}),
+        "n_pairs": len(keys),
+        "reference_remap": {"mapped": ref.mapped, "dropped": dict(ref.dropped), "ties": ref.ties},
+        "per_mode": [],
+    }
+    if not keys:
+        return block
+    groups: list[tuple[str, list[tuple[str, str]]]] = [
+        (m.id, [k for k in keys if k[1] == m.id]) for m in loaded.taxonomy.modes
+    ]
+    for mode_id, mode_keys in groups:
+        if mode_keys:
+            scores = binary_scores_ci(
+                [pred[k][0] for k in mode_keys], [ref.verdicts[k] for k in mode_keys], reps=reps
+            )
+            block["per_mode"].append(
+                {
+                    "mode_id": mode_id,
+                    "n": len(mode_keys),
+                    "reference_positives": sum(ref.verdicts[k] for k in mode_keys),
+                    **scores,
+                }
+            )
+    block["pooled"] = binary_scores_ci([pred[k][0] for k in keys], [ref.verdicts[k] for k in keys], reps=reps)
+    mode_ids = {m.id for m in loaded.taxonomy.modes}
+    if {"3.2", "3.3"} <= mode_ids:  # MAST: 3.2/3.3 meanings drifted across artefacts; report both merged
+        traces = sorted({t for t, m in keys if m in ("3.2", "3.3")})
+        both = [
+            t
+            for t in traces
+            if (t, "3.2") in pred
+            and (t, "3.3") in pred
+            and (t, "3.2") in ref.verdicts
+            and (t, "3.3") in ref.verdicts
+        ]
+        if both:
+            block["merged_3.2_3.3"] = binary_scores_ci(
+                [pred[(t, "3.2")][0] or pred[(t, "3.3")][0] for t in both],
+                [ref.verdicts[(t, "3.2")] or ref.verdicts[(t, "3.3")] for t in both],
+                reps=reps,
+            )
+    block["ece"] = expected_calibration_error([pred[k][1] for k in keys], [ref.verdicts[k] for k in keys])
+    block["ece_raw"] = expected_calibration_error([pred[k][2] for k in keys], [ref.verdicts[k] for k in keys])
+    return block
+
+
+def _latest(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    return {row["trace_id"]: row for row in frame.iter_rows(named=True)}
+
+
+def _attribution_block(db: Database, reference: str, source: str, reps: int) -> dict[str, Any]:
+    ref = _latest(attributions(db, _pattern(reference)))
+    pred = _latest(attributions(db, source))
+    traces = sorted(set(ref) & set(pred))
+    block: dict[str, Any] = {"n_traces": len(traces)}
+    if not traces:
+        return block
+    steps = step_agents(db, traces)
+    agents_by_trace: dict[str, list[str | None]] = defaultdict(list)
+    for row in steps.iter_rows(named=True):
+        agents_by_trace[row["trace_id"]].append(row["agent"])
+    gold_steps = [ref[t]["step_idx"] for t in traces if ref[t]["step_idx"] is not None]
+    common_step = Counter(gold_steps).most_common(1)[0][0] if gold_steps else 0
+
+    def hit_agent(t: str, agent: str | None) -> bool:
+        return agent is not None and agent == ref[t]["agent"]
+
+    def hit_step(t: str, step: int | None) -> bool:
+        return step is not None and step == ref[t]["step_idx"]
+
+    def at(t: str, step: int) -> str | None:
+        agents = agents_by_trace[t]
+        return agents[step] if 0 <= step < len(agents) else None
+
+    def speaker(t: str) -> tuple[str | None, int | None]:
+        agents = [a for a in agents_by_trace[t] if a]
+        if not agents:
+            return None, None
+        top = Counter(agents).most_common(1)[0][1]
+        first = next(a for a in agents if agents.count(a) == top)  # ties: who spoke first
+        return first, agents_by_trace[t].index(first)
+
+    def random_expectation(t: str) -> tuple[float, float]:
+        agents = {a for a in agents_by_trace[t] if a}
+        n = len(agents_by_trace[t])
+        agent_p = 1 / len(agents) if ref[t]["agent"] in agents else 0.0
+        step_p = 1 / n if ref[t]["step_idx"] is not None and 0 <= ref[t]["step_idx"] < n else 0.0
+        return agent_p, step_p
+
+    def pair(agent_hits: list[float], step_hits: list[float]) -> dict[str, Any]:
+        return {"agent": accuracy_ci(agent_hits, reps=reps), "step": accuracy_ci(step_hits, reps=reps)}
+
+    block["judge"] = pair(
+        [hit_agent(t, pred[t]["agent"]) for t in traces], [hit_step(t, pred[t]["step_idx"]) for t in traces]
+    )
+    expectations = [random_expectation(t) for t in traces]
+    speakers = {t: speaker(t) for t in traces}
+    block["baselines"] = {
+        "random": pair([e[0] for e in expectations], [e[1] for e in expectations]),
+        "most_common_step": {
+            "step_idx": common_step,
+            **pair(
+                [hit_agent(t, at(t, common_step)) for t in traces], [hit_step(t, common_step) for t in traces]
+            ),
+        },
+        "first_step": pair([hit_agent(t, at(t, 0)) for t in traces], [hit_step(t, 0) for t in traces]),
+        "most_frequent_speaker": pair(
+            [hit_agent(t, speakers[t][0]) for t in traces], [hit_step(t, speakers[t][1]) for t in traces]
+        ),
+    }
+    block["notes"] = (
+        "exact match: agent name equality and 0-based step index equality (no substring matching); "
+        "random is the expected accuracy of a uniform guess over the trace's agents/steps; "
+        "most_common_step uses the reference's most frequent step over these traces (an oracle floor); "
+        "most_frequent_speaker predicts that agent and its first step"
+    )
+    return block
+
+
+def evaluate(
+    db: Database,
+    *,
+    reference: str = "human",
+    judge_source: str | None = None,
+    taxonomy: str = DEFAULT_TAXONOMY,
+    reps: int = 1000,
+) -> dict[str, Any]:
+    """Agreement of one judge config with the reference, with 95% bootstrap intervals."""
+    _pattern(reference)
+    source = _judge(db, judge_source)
+    loaded = find(taxonomy)
+    return {
+        "judge_source": source,
+        "reference": reference,
+        "taxonomy": f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
+        "bootstrap": {"reps": reps, "level": 0.95, "unit": "trace-mode pair (modes), trace (attribution)"},
+        "modes": _mode_block(db, reference, loaded, source, reps),
+        "attribution": _attribution_block(db, reference, source, reps),
+    }
+
+
+def calibrate(
+    db: Database,
+    *,
+    reference: str = "human",
+    judge_source: str | None = None,
+    taxonomy: str = DEFAULT_TAXONOMY,
+    method: str = "platt",
+    min_labels: int = 10,
+) -> dict[str, Any]:
+    """Fit a per-mode map from raw judge probability to the reference; later labels use it."""
+    if method not in calibration.METHODS:
+        raise EvalError(f"--method {method!r}: use {' or '.join(calibration.METHODS)}")
+    source = _judge(db, judge_source)
+    loaded = find(taxonomy)
+    tax = loaded.taxonomy
+    ref = reference_modes(db, reference, loaded)
+    pred = judge_modes(db, source, loaded)
+    keys = sorted(set(ref.verdicts) & set(pred))
+    run_id = start_run(
+        db,
+        "calibrate",
+        {
+            "judge_source": source,
+            "reference": reference,
+            "taxonomy": tax.id,
+            "version": tax.version,
+            "method": method,
+        },
+    )
+    modes, rows, all_raw, all_cal, all_y = [], [], [], [], []
+    for mode in tax.modes:
+        mode_keys = [k for k in keys if k[1] == mode.id]
+        raw = [pred[k][2] for k in mode_keys]
+        y = [ref.verdicts[k] for k in mode_keys]
+        entry: dict[str, Any] = {"mode_id": mode.id, "n": len(y), "positives": sum(y)}
+        if len(y) < min_labels or len(set(y)) < 2:
+            entry["skipped"] = f"needs at least {min_labels} labels with both classes"
+            modes.append(entry)
+            continue
+        params = calibration.fit(raw, y, method)
+        cal = [calibration.apply(p, params) for p in raw]
+        entry.update(
+            params=params,
+            ece_before=expected_calibration_error(raw, y),
+            ece_after=expected_calibration_error(cal, y),
+        )
+        modes.append(entry)
+        all_raw += raw
+        all_cal += cal
+        all_y += y
+        rows.append(
+            {
+                "judge_source": source,
+                "taxonomy_id": tax.id,
+                "taxonomy_version": tax.version,
+                "mode_id": mode.id,
+                "method": method,
+                "params": params,
+                "reference": reference,
+                "n": len(y),
+                "ece_before": entry["ece_before"],
+                "ece_after": entry["ece_after"],
+                "run_id": run_id,
+            }
+        )
+    save_calibrations(db, rows)
+    result = {
+        "judge_source": source,
+        "reference": reference,
+        "method": method,
+        "run_id": run_id,
+        "fitted_modes": len(rows),
+        "modes": modes,
+        "ece_before": expected_calibration_error(all_raw, all_y) if all_y else None,
+        "ece_after": expected_calibration_error(all_cal, all_y) if all_y else None,
+        "note": "ECE is in-sample (fitted and measured on the same labels); later labels of this "
+        "judge config carry calibrated probabilities and keep raw_probability",
+    }
+    finish_run(db, run_id, counts={"fitted_modes": len(rows), "pairs": len(all_y)})
+    return result

@@ -1,0 +1,128 @@
+"""Judge-side queries: resumable label writes, taxonomies, calibrations, and eval inputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from tracefail.model import Attribution, Label
+from tracefail.store.db import Database, now
+from tracefail.store.traces import insert_attributions, insert_labels
+
+
+def save_taxonomy(db: Database, taxonomy_id: str, version: str, name: str, definition: dict) -> None:
+    """Insert or replace the definition of one taxonomy version."""
+    with db.transaction():
+        db.execute("DELETE FROM taxonomies WHERE taxonomy_id = ? AND version = ?", [taxonomy_id, version])
+        db.execute(
+            "INSERT INTO taxonomies VALUES (?, ?, ?, ?, ?)",
+            [taxonomy_id, version, name, json.dumps(definition, ensure_ascii=False), now()],
+        )
+
+
+def done_trace_ids(db: Database, source: str) -> set[str]:
+    """Traces already judged by this judge config: a trace's labels are written all at once."""
+    rows = db.rows(
+        "SELECT trace_id FROM labels WHERE source = ? "
+        "UNION SELECT trace_id FROM attributions WHERE source = ?",
+        [source, source],
+    )
+    return {r[0] for r in rows}
+
+
+def save_judgement(db: Database, labels: Sequence[Label], attributions: Sequence[Attribution]) -> None:
+    """One trace's labels and attribution in one transaction: a kill leaves all of it or none."""
+    with db.transaction():
+        insert_labels(db, labels)
+        insert_attributions(db, attributions)
+
+
+def interrupt_stale_runs(db: Database, kind: str, config_hash: str) -> int:
+    """Runs still 'running' when we hold the write lock were killed; say so in their rows."""
+    stale = db.rows(
+        "SELECT run_id FROM runs WHERE kind = ? AND config_hash = ? AND status = 'running'",
+        [kind, config_hash],
+    )
+    db.execute(
+        "UPDATE runs SET status = 'interrupted' WHERE kind = ? AND config_hash = ? AND status = 'running'",
+        [kind, config_hash],
+    )
+    return len(stale)
+
+
+def latest_judge_source(db: Database) -> str | None:
+    """The label source of the newest label run, the default judge for eval and calibrate."""
+    rows = db.rows("SELECT config_hash FROM runs WHERE kind = 'label' ORDER BY started_at DESC LIMIT 1")
+    return f"llm-judge:{rows[0][0]}" if rows else None
+
+
+def mode_labels(db: Database, source_like: str) -> pl.DataFrame:
+    """Mode labels whose source matches a LIKE pattern (e.g. 'human:%'), newest last."""
+    return db.frame(
+        "SELECT trace_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
+        "raw_probability, source, metadata FROM labels WHERE source LIKE ? ORDER BY label_id",
+        [source_like],
+    )
+
+
+def attributions(db: Database, source_like: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT trace_id, agent, step_idx, probability, source FROM attributions "
+        "WHERE source LIKE ? ORDER BY attribution_id",
+        [source_like],
+    )
+
+
+def step_agents(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
+    """(trace_id, step_idx, agent) for the attribution baselines."""
+    return db.frame(
+        "SELECT trace_id, step_idx, agent FROM steps WHERE trace_id IN (SELECT unnest(?)) "
+        "ORDER BY trace_id, step_idx",
+        [list(trace_ids)],
+    )
+
+
+def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
+    frame = db.frame("SELECT trace_id, task, framework, n_steps FROM traces WHERE trace_id = ?", [trace_id])
+    return frame.to_dicts()[0] if frame.height else None
+
+
+def save_calibrations(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+    created = now()
+    with db.transaction():
+        for row in rows:
+            db.execute(
+                "INSERT INTO calibrations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    row["judge_source"],
+                    row["taxonomy_id"],
+                    row["taxonomy_version"],
+                    row["mode_id"],
+                    row["method"],
+                    json.dumps(row["params"]),
+                    row["reference"],
+                    row["n"],
+                    row["ece_before"],
+                    row["ece_after"],
+                    row.get("run_id"),
+                    created,
+                ],
+            )
+
+
+def latest_calibrations(
+    db: Database, judge_source: str, taxonomy_id: str, version: str
+) -> dict[str, tuple[str, dict[str, float]]]:
+    """mode id -> (method, params) of the newest calibration for this judge and taxonomy."""
+    rows = db.rows(
+        """
+        SELECT mode_id, method, params FROM calibrations
+        WHERE judge_source = ? AND taxonomy_id = ? AND taxonomy_version = ?
+        QUALIFY row_number() OVER (PARTITION BY mode_id ORDER BY created_at DESC) = 1
+        """,
+        [judge_source, taxonomy_id, version],
+    )
+    return {mode: (method, json.loads(params)) for mode, method, params in rows}
