@@ -43,6 +43,13 @@ def background(
             if not worker.is_cancelled:
                 app.call_from_thread(app.notify, str(exc), title="error", severity="error", timeout=8)
             return
+        except Exception as exc:  # a bug must not take the browser down; show it and keep going
+            if not worker.is_cancelled:
+                message = f"{type(exc).__name__}: {exc}"
+                app.call_from_thread(
+                    app.notify, message, title="unexpected error", severity="error", timeout=12
+                )
+            return
         if not worker.is_cancelled:
             app.call_from_thread(done, result)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from tracefail.tui.app import TracefailApp
 
 PAGE = 200  # rows per query; the next page loads when the cursor nears the end
+LOOKAHEAD = 20  # rows before the end of what is loaded that trigger the next page
 RETRY_S = 2.0
 COLUMNS = [  # (key, title, width); keys in SORT_COLUMNS can be sorted by
     ("trace_id", "trace", 40),
@@ -134,6 +135,8 @@ class CorpusScreen(Screen[None]):
         self.loaded += len(page.rows)
         self.row_ids = self.row_ids[: page.offset] + [r["trace_id"] for r in page.rows]
         self._status()
+        if table.cursor_row >= self.loaded - LOOKAHEAD:  # the cursor moved on while this page loaded
+            self._more()
 
     def _cells(self, row: dict[str, Any], spark: list[float]) -> list[Any]:
         return [
@@ -180,7 +183,7 @@ class CorpusScreen(Screen[None]):
     # --- events ----------------------------------------------------------------------------------
     @on(DataTable.RowHighlighted)
     def _near_end(self, event: DataTable.RowHighlighted) -> None:
-        if event.cursor_row >= self.loaded - 20:
+        if event.cursor_row >= self.loaded - LOOKAHEAD:
             self._more()
 
     @on(DataTable.RowSelected)

@@ -37,6 +37,7 @@ AGENT_COLOURS = [
     "bright_blue",
     "orange1",
 ]
+PREVIEW_CHARS_PER_STEP = 240
 PREFERRED_FEATURES = ("surprisal_mean", "entropy_mean", "lookback_ratio", "max_prob_mean")
 
 
@@ -189,7 +190,6 @@ class TraceScreen(Screen[None]):
         flagged = set(self.view.flagged)
         mistakes = {a["step_idx"] for a in self.view.attributions}
         options = []
-        width = max(self.query_one("#timeline").size.width - 10, 24)
         for i, step in enumerate(steps):
             agent = self._agent(step)
             colour = self.colours[agent]
@@ -210,7 +210,8 @@ class TraceScreen(Screen[None]):
             if step["status"] and step["status"].lower() == "error":
                 prompt.append("  error", style="red")
             prompt.append("\n      ")
-            prompt.append(one_line(step["content"], width), style="")
+            prompt.append(one_line(step["content"], PREVIEW_CHARS_PER_STEP))
+            prompt.no_wrap, prompt.overflow = True, "ellipsis"  # each line cut at the list's width
             options.append(Option(prompt, id=str(i)))
         timeline = self.query_one("#timeline", OptionList)
         timeline.set_options(options)
@@ -279,11 +280,18 @@ class TraceScreen(Screen[None]):
         self.query_one("#step-scroll", VerticalScroll).scroll_home(animate=False)
         self._chart()
 
+    def on_resize(self) -> None:
+        if self.view is not None:
+            self._chart()
+
     def _chart(self) -> None:
         assert self.view is not None
         chart = self.query_one("#chart", Static)
         if self.feature is None:
             chart.update(Text("no per-step features stored for this trace", style="dim"))
+            return
+        if not chart.size.width:  # not laid out yet: draw once the width is known
+            self.call_after_refresh(self._chart)
             return
         values = self.view.features[self.feature]
         jumps = change_points(values)

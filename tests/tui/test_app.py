@@ -1,0 +1,342 @@
+"""Pilot tests: every screen and binding of `tracefail browse` on a real corpus file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Static, Tree
+from textual.worker import WorkerState
+
+from tracefail.store import Database
+from tracefail.tui.app import TracefailApp
+from tracefail.tui.screens.corpus import CorpusScreen
+from tracefail.tui.screens.graph import GraphScreen
+from tracefail.tui.screens.help import HelpScreen, binding_groups
+from tracefail.tui.screens.label_edit import LabelEditor
+from tracefail.tui.screens.stats import StatsScreen
+from tracefail.tui.screens.trace import TraceScreen
+
+SIZE = (140, 44)
+SPAN_TRACE = "demo:spans"  # built in conftest.py
+INJECT_TRACE = "demo:inject"
+FILTERS = {SPAN_TRACE: 'framework:"OpenAI Agents"', INJECT_TRACE: "framework:MetaGPT"}
+
+
+async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
+    """Let every worker finish and its results reach the widgets (twice quiet in a row)."""
+    quiet = 0
+    for _ in range(1000):
+        await pilot.pause(0.01)
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
+        quiet = 0 if busy else quiet + 1
+        if quiet == 2:
+            return
+    raise AssertionError("workers did not finish")
+
+
+def make_app(corpus_path: Path, tmp_path: Path) -> TracefailApp:
+    return TracefailApp(corpus_path, "tester", export_dir=tmp_path)
+
+
+async def open_trace(pilot, trace_id: str) -> TraceScreen:  # type: ignore[no-untyped-def]
+    await settle(pilot)
+    corpus = pilot.app.screen
+    assert isinstance(corpus, CorpusScreen)
+    corpus.query_one("#filter", Input).value = FILTERS[trace_id]
+    await pilot.press("slash", "end", "enter")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, TraceScreen) and screen.trace_id == trace_id
+    return screen
+
+
+def row_of(screen: TraceScreen, mode: str, source: str) -> int:
+    assert screen.view is not None
+    return next(
+        i for i, lbl in enumerate(screen.view.labels) if (lbl["mode_id"], lbl["source"]) == (mode, source)
+    )
+
+
+def human_rows(path: Path) -> list[tuple]:
+    with Database(path, read_only=True) as db:
+        return db.rows(
+            "SELECT mode_id, present, source FROM labels WHERE source LIKE 'human:%' ORDER BY label_id"
+        )
+
+
+async def test_corpus_lists_filters_and_sorts(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CorpusScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 22 and screen.total == 22
+        await pilot.press("slash")
+        await pilot.press(*"framework:MetaGPT")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.row_ids == [INJECT_TRACE]
+        await pilot.press("escape")  # clear the filter
+        await settle(pilot)
+        assert table.row_count == 22
+        await pilot.press("s")  # trace_id -> framework
+        await settle(pilot)
+        assert app.corpus_filter.sort == "framework"
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.corpus_filter.descending and screen.row_ids[0] == SPAN_TRACE  # "OpenAI Agents" sorts last
+        await pilot.press("R")
+        await settle(pilot)
+        assert table.row_count == 22
+        await pilot.press("slash", *"agree:maybe", "enter")
+        await settle(pilot)
+        assert table.row_count == 22  # a bad filter keeps the old one and says why
+        assert any("agree:" in n.message for n in app._notifications)
+
+
+async def test_corpus_pages_as_the_cursor_moves(corpus_path: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("tracefail.tui.screens.corpus.PAGE", 5)
+    monkeypatch.setattr("tracefail.tui.screens.corpus.LOOKAHEAD", 2)
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CorpusScreen)
+        assert screen.loaded == 5  # one page: the rest is fetched only when the cursor comes near
+        await pilot.press("ctrl+end")
+        await settle(pilot)
+        assert screen.loaded == 10
+        for _ in range(5):
+            await settle(pilot)
+            await pilot.press("ctrl+end")
+        assert screen.loaded == 22 and len(set(screen.row_ids)) == 22
+
+
+async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        assert screen.query_one("#timeline", OptionList).option_count == 4
+        head = str(screen.query_one("#trace-head", Static).render())
+        assert "OpenAI Agents" in head and "gpt-4o" in head
+        await pilot.press("n")
+        assert screen.step == 2  # errored step
+        await pilot.press("n")
+        assert screen.step == 3  # evidence of 3.2
+        await pilot.press("p")
+        assert screen.step == 2
+        assert screen.feature == "surprisal_mean"
+        await pilot.press("f")
+        assert screen.feature == "entropy_mean"
+        assert "entropy_mean" in str(screen.query_one("#chart", Static).render())
+        await pilot.press("slash", *"plan", "enter")
+        assert screen.hits == [0]
+        assert screen.step == 0
+        await pilot.press("escape")  # closes the search, stays on the trace
+        assert app.screen is screen and screen.hits == []
+        await pilot.press("t")
+        assert screen.query_one("#spans", Tree).display
+        assert len(screen.query_one("#spans", Tree).root.children) == 1  # one root span, three children
+        await pilot.press("t")
+        assert screen.query_one("#timeline").display
+        labels = screen.query_one("#labels", DataTable)
+        labels.focus()
+        labels.move_cursor(row=1)
+        await pilot.press("enter")  # jump to the label's evidence step
+        assert screen.step == 3
+        await pilot.press("o")
+        assert 3 in screen.expanded
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, CorpusScreen)
+
+
+async def test_accept_reject_undo_write_human_labels(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        labels = screen.query_one("#labels", DataTable)
+        labels.focus()
+        labels.move_cursor(row=0)  # 1.3 absent (judge)
+        await pilot.press("a")
+        await settle(pilot)
+        assert human_rows(corpus_path) == [("1.3", False, "human:tester")]
+        labels.move_cursor(row=row_of(screen, "3.2", "dataset:demo"))
+        await pilot.press("x")
+        await settle(pilot)
+        assert human_rows(corpus_path)[-1] == ("3.2", False, "human:tester")
+        assert len(screen.view.labels) == 5  # the screen re-read the trace
+        await pilot.press("u")
+        await settle(pilot)
+        assert human_rows(corpus_path) == [("1.3", False, "human:tester")]
+        await pilot.press("u")
+        await settle(pilot)
+        assert human_rows(corpus_path) == []
+        await pilot.press("u")
+        assert any("nothing to undo" in n.message for n in app._notifications)
+
+
+async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        await pilot.press("n", "n")  # step 3
+        await pilot.press("plus")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, LabelEditor)
+        assert editor.query_one("#evidence", Input).value == "3"
+        await pilot.press(*"9.9", "ctrl+s")
+        assert "unknown mode" in str(editor.query_one("#form-error", Static).render())
+        editor.query_one("#mode", Input).value = "2.6"
+        editor.query_one("#rationale", Input).value = "nobody asked which flight"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is screen
+        with Database(corpus_path, read_only=True) as db:
+            assert db.rows(
+                "SELECT mode_id, present, evidence_steps, rationale, taxonomy_id FROM labels "
+                "WHERE source = 'human:tester'"
+            ) == [("2.6", True, [3], "nobody asked which flight", "mast")]
+        labels = screen.query_one("#labels", DataTable)
+        labels.focus()
+        labels.move_cursor(row=row_of(screen, "3.2", "dataset:demo"))
+        await pilot.press("e")
+        await settle(pilot)
+        editor = app.screen
+        assert isinstance(editor, LabelEditor) and editor.query_one("#mode", Input).value == "3.2"
+        editor.query_one("#probability", Input).value = "0.4"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await pilot.press("plus")
+        await settle(pilot)
+        await pilot.press("escape")  # cancel writes nothing
+        await settle(pilot)
+        screen.query_one("#timeline").focus()
+        await pilot.press("m")
+        await settle(pilot)
+        with Database(corpus_path, read_only=True) as db:
+            assert db.rows(
+                "SELECT probability FROM labels WHERE source = 'human:tester' AND mode_id = '3.2'"
+            ) == [(0.4,)]
+            assert db.rows("SELECT agent, step_idx FROM attributions WHERE source = 'human:tester'") == [
+                ("booker", 3)
+            ]
+            assert db.rows("SELECT count(*) FROM labels WHERE source = 'human:tester'")[0][0] == 2
+        assert "✗ mistake" in str(screen.query_one("#trace-head", Static).render())
+
+
+async def test_markup_in_trace_text_is_shown_literally(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, INJECT_TRACE)
+        step = screen.query_one("#step", Static).render()
+        plain = str(step)
+        assert "[bold red]PWNED[/]" in plain and "[link=https://evil.example]click[/link]" in plain
+        assert "\x1b" not in plain and "\x07" not in plain and "␛[31mred" in plain and "␇bell" in plain
+        assert all(not span.style or "link" not in str(span.style) for span in step.spans)
+        assert not any("PWNED" in str(s.style) for s in step.spans)
+        option = screen.query_one("#timeline", OptionList).get_option_at_index(0).prompt
+        assert "[b]agent[/b]" in str(option)
+        head = str(screen.query_one("#trace-head", Static).render())
+        assert "[i]llm[/i]" in head
+
+
+def _has_graph() -> bool:
+    try:
+        from tracefail.graph import handoff_graph  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_graph(), reason="tracefail.graph (the statistics helper's) has not landed")
+async def test_agent_graph(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_trace(pilot, SPAN_TRACE)
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, GraphScreen)
+        text = str(app.screen.query_one("#graph", Static).render())
+        assert "planner" in text and "searcher" in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, TraceScreen)
+
+
+async def test_stats_follow_the_filter(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"framework:AG2", "enter")
+        await settle(pilot)
+        await pilot.press("S")
+        await settle(pilot)
+        assert isinstance(app.screen, StatsScreen)
+        stats = str(app.screen.query_one("#stats", Static).render())
+        assert "20 traces selected" in stats and "AG2 · 1.1" in stats and "OpenAI Agents" not in stats
+        assert "of the trace" in stats  # mistake positions from the Who&When attributions
+        await pilot.press("escape", "escape")
+        await settle(pilot)
+        await pilot.press("S")
+        await settle(pilot)
+        stats = str(app.screen.query_one("#stats", Static).render())
+        assert "22 traces selected" in stats and "OpenAI Agents · 3.2" in stats
+        await pilot.press("R")
+        await settle(pilot)
+        await pilot.press("escape")
+        assert isinstance(app.screen, CorpusScreen)
+
+
+async def test_help_lists_every_binding(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        for _title, bindings in binding_groups():
+            for binding in bindings:
+                assert binding.tooltip or binding.description
+        keys = {b.key for _t, bs in binding_groups() for b in bs}
+        assert {"n", "p", "slash", "a", "x", "e", "plus", "m", "u", "c", "g", "S", "ctrl+p"} <= keys
+        await pilot.press("escape")
+        assert isinstance(app.screen, CorpusScreen)
+
+
+async def test_palette_runs_verb_object_commands(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"filter: framework MetaGPT")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.corpus_filter.framework == "MetaGPT"
+        assert app.screen.row_ids == [INJECT_TRACE]
+
+
+async def test_exports(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", *"mode:3.2", "enter")
+        await settle(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        [jsonl] = tmp_path.glob("tracefail-selection-*.jsonl")
+        assert [json.loads(line)["trace_id"] for line in jsonl.read_text().splitlines()] == [SPAN_TRACE]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        [markdown] = tmp_path.glob("tracefail-trace-*.md")
+        text = markdown.read_text()
+        assert text.startswith("# Trace demo:spans") and "| 3.2 | True |" in text
+        assert app.clipboard == text

@@ -1,0 +1,87 @@
+"""SVG snapshots of each screen at a fixed terminal size (review changes with --snapshot-update)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+from textual.worker import WorkerState
+
+from tracefail.tui.app import TracefailApp
+
+SIZE = (140, 40)
+
+
+async def _settle(pilot: Pilot) -> None:
+    quiet = 0
+    for _ in range(1000):
+        await pilot.pause(0.01)
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
+        quiet = 0 if busy else quiet + 1
+        if quiet == 3:
+            return
+    raise AssertionError("workers did not finish")
+
+
+async def _open_span_trace(pilot: Pilot) -> None:
+    await _settle(pilot)
+    await pilot.press("slash", *'framework:"OpenAI Agents"', "enter")
+    await _settle(pilot)
+    await pilot.press("enter")
+    await _settle(pilot)
+    await pilot.press("n", "n")  # the flagged evidence step
+    await _settle(pilot)
+
+
+def _app(corpus_path: Path, tmp_path: Path) -> TracefailApp:
+    return TracefailApp(corpus_path, "tester", export_dir=tmp_path)
+
+
+def test_corpus_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=_settle)
+
+
+def test_trace_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=_open_span_trace)
+
+
+def test_injection_trace_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("slash", *"framework:MetaGPT", "enter")
+        await _settle(pilot)
+        await pilot.press("enter")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_stats_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("S")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("question_mark")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_label_form(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _open_span_trace(pilot)
+        await pilot.press("plus")
+        await _settle(pilot)
+        for box in pilot.app.screen.query(Input):
+            box.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+        await pilot.pause()
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
