@@ -159,3 +159,11 @@ def test_dot_escapes_agent_names():
     g = handoff_graph([Step(step_idx=0, agent='evil" -> x [color=red'), Step(step_idx=1, agent="b")])
     dot = as_dot(g, "t")
     assert '"evil\\" -> x [color=red"' in dot
+
+
+def test_png_draws_names_with_dollars_as_text(tmp_path):
+    from tracefail.graph.render import write_png
+
+    g = handoff_graph([Step(step_idx=0, agent="costs $5 \\frac{"), Step(step_idx=1, agent="b")])
+    write_png(g, "$ title", tmp_path / "d.png")  # mathtext would raise on the unbalanced "$"
+    assert (tmp_path / "d.png").stat().st_size > 1000

@@ -313,3 +313,26 @@ def audit(
             f"the test stays valid however long you go on"
         )
     sys.stdout.write("\n".join([*lines, verdict]) + "\n")
+
+
+@app.command()
+def report(
+    db: DbOption = DEFAULT_DB_PATH,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="report.html, or a folder for --format png.")
+    ] = Path("report.html"),
+    format: Annotated[str, typer.Option("--format", help="html (one self-contained file) or png.")] = "html",
+    source: SourceOption = "all",
+    taxonomy: TaxonomyOption = "mast-v1",
+) -> None:
+    """A shareable report: prevalence by framework, co-occurrence, failure position, agent blame,
+    judge vs human agreement and feature distributions, in one HTML file that needs no network."""
+    from tracefail.services import stats as service
+
+    store = open_db(db, read_only=True)
+    try:
+        paths = _usage(lambda: service.report(store, output, fmt=format, taxonomy=taxonomy, source=source))
+    finally:
+        store.close()
+    for path in paths:
+        err.print(f"wrote {safe(path)}", highlight=False)

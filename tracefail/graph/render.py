@@ -127,6 +127,7 @@ def write_png(graph: nx.DiGraph, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams["text.parse_math"] = False  # agent names are data: a "$" must not start mathtext
     fig, ax = plt.subplots(figsize=(7, 5.5), dpi=110)
     draw(graph, title, ax)
     fig.tight_layout()

@@ -7,6 +7,7 @@ arguments (raising StatsUsageError with one line a user can act on) and returns 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import networkx as nx
 import polars as pl
@@ -195,3 +196,32 @@ def audit(
     analysis.select(db, loaded, source)
     sequence = stats_store.mode_sequence(db, mode)
     return run_audit(sequence["present"].to_list(), threshold, alpha=alpha)
+
+
+def report(
+    db: Database,
+    output: Path,
+    *,
+    fmt: str = "html",
+    taxonomy: str = "mast-v1",
+    source: str = "all",
+) -> list[Path]:
+    """Write the HTML report (one self-contained file) or the charts as PNGs into a folder."""
+    from tracefail.analysis import report as reporting
+    from tracefail.store.db import now
+
+    if fmt not in ("html", "png"):
+        raise StatsUsageError(f"--format {fmt}: choose html or png")
+    loaded = load_taxonomy(taxonomy)
+    result = analysis.compute(db, loaded, source)
+    by_framework = analysis.mode_prevalence(db, loaded, "framework")
+    split = stats_store.step_feature_split(db, limit_names=4)
+    counts = stats_store.corpus_counts(db)
+    rendered = [
+        (chart, reporting.render_png(chart)) for chart in reporting.charts(result, by_framework, split)
+    ]
+    if fmt == "png":
+        return reporting.write_pngs(rendered, output)
+    generated = now().strftime("%Y-%m-%d %H:%M UTC")
+    output.write_text(reporting.html_report(result, rendered, counts, generated), encoding="utf-8")
+    return [output]

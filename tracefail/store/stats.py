@@ -259,9 +259,10 @@ def mode_sequence(db: Database, mode_id: str) -> pl.DataFrame:
     )
 
 
-def step_feature_split(db: Database, limit_names: int) -> pl.DataFrame:
+def step_feature_split(db: Database, limit_names: int, sample: int = 200_000) -> pl.DataFrame:
     """name, flagged, value for step features: flagged = the step is evidence of a present label
-    or a root-cause attribution. The `limit_names` features with most rows are kept."""
+    or a root-cause attribution. The `limit_names` features with most rows are kept, and at most
+    `sample` rows (a fixed-seed reservoir sample) come back, enough for a histogram."""
     return db.frame(
         f"""
         WITH flagged AS (
@@ -270,11 +271,13 @@ def step_feature_split(db: Database, limit_names: int) -> pl.DataFrame:
             UNION SELECT trace_id, step_idx FROM attributions WHERE step_idx IS NOT NULL),
         names AS (SELECT name FROM features WHERE step_idx >= 0 GROUP BY name
                   ORDER BY count(*) DESC, name LIMIT {int(limit_names)})
-        SELECT f.name, fl.step IS NOT NULL AS flagged, f.value
-        FROM features f JOIN names USING (name)
-        JOIN (SELECT DISTINCT trace_id FROM stats_verdicts) v USING (trace_id)
-        LEFT JOIN flagged fl ON fl.trace_id = f.trace_id AND fl.step = f.step_idx
-        WHERE f.step_idx >= 0 AND f.value IS NOT NULL
+        SELECT * FROM (
+            SELECT f.name, fl.step IS NOT NULL AS flagged, f.value
+            FROM features f JOIN names USING (name)
+            JOIN (SELECT DISTINCT trace_id FROM stats_verdicts) v USING (trace_id)
+            LEFT JOIN flagged fl ON fl.trace_id = f.trace_id AND fl.step = f.step_idx
+            WHERE f.step_idx >= 0 AND f.value IS NOT NULL)
+        USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (1)
         """
     )
 
@@ -344,3 +347,24 @@ def trace_markers(db: Database, trace_id: str) -> tuple[list[int], str | None]:
         [trace_id],
     )
     return [r[0] for r in flagged], (agent[0][0] if agent else None)
+
+
+def corpus_counts(db: Database) -> dict[str, int]:
+    """Headline numbers for the report: the corpus and the current label selection."""
+    row = db.rows(
+        """
+        SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM steps),
+               (SELECT count(DISTINCT trace_id) FROM stats_verdicts), (SELECT count(*) FROM stats_labels),
+               (SELECT count(DISTINCT source) FROM stats_labels),
+               (SELECT count(DISTINCT trace_id) FROM stats_verdicts WHERE present)
+        """
+    )[0]
+    keys = (
+        "traces",
+        "steps",
+        "labelled traces",
+        "labels counted",
+        "label sources",
+        "traces with a failure mode",
+    )
+    return dict(zip(keys, (int(v) for v in row), strict=True))

@@ -139,29 +139,30 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
         con.execute(
             f"""
             CREATE TEMP TABLE synth_ev AS
-            SELECT *, least(n - 1, floor(n * ({offsets} + 0.33 * {_u("i", f"{s + 8} + mk")})))::INT AS ev
+            SELECT *, least(n - 1, floor(n * ({offsets} + 0.33 * {_u("i", f"{s + 300} + mk")})))::INT AS ev
             FROM synth_truth
             """
         )
-        # Label sources: the judge reads 60% of traces, a dataset ships 30%, two humans 3%;
-        # each flips the truth with its own error rate.
+        # Label sources: the judge reads 60% of traces, a dataset ships 30% (all of them also
+        # judged), two humans re-label 3% of the judged ones; each flips the truth at its own rate.
+        # Every (source, mode) draws from its own salt so errors are independent.
         sources = [(JUDGE_SOURCE, 0.0, 0.6, 0.06), (DATASET_SOURCE, 0.3, 0.6, 0.03)]
-        sources += [(h, 0.6, 0.63, 0.05) for h in HUMAN_SOURCES]
+        sources += [(h, 0.57, 0.6, 0.05) for h in HUMAN_SOURCES]
         for n_src, (source, lo, hi, flip) in enumerate(sources):
             con.execute(
                 f"""
                 INSERT INTO labels (trace_id, taxonomy_id, taxonomy_version, mode_id, present,
                                     probability, evidence_steps, agent, rationale, source, created_at)
                 SELECT 'synth:' || e.i, 'mast', '1.0', e.mode_id, v.present,
-                       CASE WHEN v.present THEN 0.5 + 0.5 * {_u("e.i", f"{s + 20 + n_src} + e.mk")}
-                            ELSE 0.5 * {_u("e.i", f"{s + 20 + n_src} + e.mk")} END,
+                       CASE WHEN v.present THEN 0.5 + 0.5 * {_u("e.i", f"{s + 100 + 20 * n_src} + e.mk")}
+                            ELSE 0.5 * {_u("e.i", f"{s + 100 + 20 * n_src} + e.mk")} END,
                        CASE WHEN v.present THEN [e.ev] ELSE [] END,
                        CASE WHEN v.present THEN
                             {_array(AGENTS)}[((e.ev + hash(e.i, {s + 6})) % {len(AGENTS)})::INT + 1] END,
                        CASE WHEN v.present THEN 'synthetic evidence' END,
                        '{source}', ?::TIMESTAMP + to_microseconds((e.i * 20 + e.mk)::BIGINT)
                 FROM synth_ev e,
-                     LATERAL (SELECT e.present <> ({_u("e.i", f"{s + 30 + n_src} + e.mk")} < {flip})
+                     LATERAL (SELECT e.present <> ({_u("e.i", f"{s + 200 + 20 * n_src} + e.mk")} < {flip})
                               AS present) v
                 WHERE {_u("e.i", s + 9)} >= {lo} AND {_u("e.i", s + 9)} < {hi}
                 """,

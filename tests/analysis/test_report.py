@@ -1,0 +1,95 @@
+"""The HTML report is one self-contained file with every chart, and trace text cannot inject HTML."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+from typer.testing import CliRunner
+
+from tracefail.cli import app
+from tracefail.model import Attribution, Label, Step, Trace
+from tracefail.services.stats import report
+from tracefail.store import Database
+from tracefail.store.traces import add_traces, insert_labels
+
+runner = CliRunner()
+EVIL = "<script>alert(1)</script><img src=https://evil.example/x.png> $unbalanced \\frac"
+CHARTS = (
+    "prevalence-by-framework",
+    "cooccurrence",
+    "failure-position",
+    "agent-blame",
+    "agreement",
+    "features",
+)
+
+
+def add_hostile_trace(db: Database) -> None:
+    trace = Trace(
+        trace_id="evil:1",
+        source="evil",
+        framework=EVIL,
+        llm=EVIL,
+        steps=[Step(step_idx=0, agent=EVIL, content=EVIL), Step(step_idx=1, agent="b", content="x")],
+        attributions=[Attribution(trace_id="evil:1", agent=EVIL, step_idx=0, source="dataset:d")],
+    )
+    add_traces(db, [trace], None)
+    with db.transaction():
+        insert_labels(
+            db,
+            [
+                Label(
+                    trace_id="evil:1",
+                    taxonomy_id="mast",
+                    taxonomy_version="1.0",
+                    mode_id="1.1",
+                    present=True,
+                    evidence_steps=[0],
+                    agent=EVIL,
+                    source="llm-judge:j",
+                )
+            ],
+        )
+
+
+def test_report_is_self_contained_with_all_charts(labelled_db: Database, tmp_path):
+    add_hostile_trace(labelled_db)
+    path = tmp_path / "report.html"
+    assert report(labelled_db, path) == [path]
+    text = path.read_text(encoding="utf-8")
+    assert "<script" not in text.lower()
+    assert not re.search(
+        r"""(src|href)\s*=\s*['"]?(https?:)?//""", text, re.I
+    )  # nothing fetched from a network
+    assert "evil.example" not in text  # trace text never reaches the page unescaped or as a resource
+    for slug in CHARTS:
+        assert f"id='{slug}'" in text
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
+    assert len(images) == len(CHARTS)
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "<style>" in text and "Disobey task specification" in text
+
+
+def test_report_table_escapes_text(labelled_db: Database, tmp_path):
+    from tracefail.analysis.report import html_report
+    from tracefail.analysis.stats import compute
+    from tracefail.taxonomy import find
+
+    result = compute(labelled_db, find("mast-v1"))
+    modes = result.sections["modes"]
+    result.sections["modes"] = modes.with_columns(modes["name"].str.replace("^.*$", EVIL))
+    page = html_report(result, [], {"traces": 1}, "now")
+    assert "&lt;script&gt;" in page and "<script>" not in page
+
+
+def test_report_png_and_cli(labelled_db: Database, tmp_path):
+    labelled_db.close()
+    folder = tmp_path / "charts"
+    result = runner.invoke(app, ["report", "--db", labelled_db.path, "--format", "png", "-o", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.stem for p in folder.iterdir()) == sorted(CHARTS)
+    html = runner.invoke(app, ["report", "--db", labelled_db.path, "-o", str(tmp_path / "r.html")])
+    assert html.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
+    bad = runner.invoke(app, ["report", "--db", labelled_db.path, "--format", "pdf"])
+    assert bad.exit_code == 2 and "--format pdf" in bad.output
