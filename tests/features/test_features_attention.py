@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_features_formulas import explicit_cut, explicit_phi
 from tiny_lm import tiny_lm  # noqa: F401 - fixture
 
 from tracefail.features import attention, formulas
@@ -22,9 +23,10 @@ def brute_force(attn: torch.Tensor, seg: attention.Segment, anchor_end: int) -> 
         "prev": prefix[:, rows, rows - 1],
         "g_frob": formulas.g_frob(colsum, prefix.square().sum(1), prefix.diagonal(0, 1, 2)),
     }
-    phi, argmin = formulas.phi_prefix(colsum, formulas.prefix_cut(prefix))
-    result["phi_prefix"], result["phi_argmin"] = phi, argmin
-    result["phi_step_cut"] = formulas.ratio_at_cut(colsum, formulas.prefix_cut(prefix), s)
+    result["phi_prefix"], result["phi_argmin"] = explicit_phi(prefix)
+    cut = explicit_cut(prefix)[:, s]
+    vol = s + colsum[:, :s].sum(-1)
+    result["phi_step_cut"] = cut / torch.minimum(vol, 2 * e - vol)
     lap = colsum[:, s:e] / (e - rows) - own
     result["lap_topk"] = lap.topk(5, -1).values.mean(-1)
     ratios = []

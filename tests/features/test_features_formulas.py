@@ -61,16 +61,33 @@ def test_lookback_ratio_known_values():
     assert same.item() == pytest.approx(0.5)
 
 
-def test_prefix_cut_matches_a_loop():
+def explicit_cut(attn: torch.Tensor) -> torch.Tensor:
+    """cut[..., t] = sum_{i>=t} sum_{j<t} a_ij straight from the definition."""
+    n = attn.shape[-1]
+    return torch.stack([attn[..., t:, :t].sum((-1, -2)) for t in range(n)], -1)
+
+
+def explicit_phi(attn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n = attn.shape[-1]
+    colsum, cut = attn.sum(-2), explicit_cut(attn)
+    vol = torch.arange(n, dtype=attn.dtype) + torch.stack([colsum[..., :t].sum(-1) for t in range(n)], -1)
+    ratio = (cut / torch.minimum(vol, 2 * n - vol))[..., 1:]
+    phi, where = ratio.min(-1)
+    return phi, (where + 1).to(attn.dtype) / n
+
+
+def test_cut_from_column_sums_matches_the_definition():
     attn = random_causal(9)
-    expected = torch.tensor([sum(attn[i, j] for i in range(t, 9) for j in range(t)) for t in range(9)])
-    assert torch.allclose(formulas.prefix_cut(attn), expected.double())
+    assert torch.allclose(formulas.cut_from_colsum(attn.sum(0)), explicit_cut(attn))
+    phi, argmin = formulas.phi_prefix(attn.sum(0))
+    expected_phi, expected_argmin = explicit_phi(attn)
+    assert phi.item() == pytest.approx(expected_phi.item()) and argmin.item() == expected_argmin.item()
 
 
 @pytest.mark.parametrize("n", [200, 1000])
 def test_phi_of_uniform_causal_attention(n):
     attn = uniform_causal(n)
-    phi, argmin = formulas.phi_prefix(attn.sum(0), formulas.prefix_cut(attn))
+    phi, argmin = formulas.phi_prefix(attn.sum(0))
     assert argmin.item() == pytest.approx(0.318, abs=0.005)
     assert phi.item() == pytest.approx(0.364, abs=0.003)
     assert phi.item() >= 0.2  # the abstract's floor
@@ -82,17 +99,17 @@ def test_phi_of_window_attention_is_about_w_over_2n():
     cols = torch.arange(n).unsqueeze(0)
     band = ((cols <= rows) & (cols > rows - w)).double()
     attn = band / band.sum(-1, keepdim=True)
-    phi, _ = formulas.phi_prefix(attn.sum(0), formulas.prefix_cut(attn))
+    phi, _ = formulas.phi_prefix(attn.sum(0))
     assert phi.item() == pytest.approx(0.0075, abs=0.001)
 
 
 def test_ratio_at_cut_equals_the_phi_curve():
     attn = random_causal(12)
-    colsum, cut = attn.sum(0), formulas.prefix_cut(attn)
+    colsum, cut = attn.sum(0), explicit_cut(attn)
     t = 5
     vol = t + colsum[:t].sum()
     expected = cut[t] / min(vol, 24 - vol)
-    assert formulas.ratio_at_cut(colsum, cut, t).item() == pytest.approx(expected.item())
+    assert formulas.ratio_at_cut(colsum, t).item() == pytest.approx(expected.item())
 
 
 def test_g_frob_matches_the_explicit_operator():

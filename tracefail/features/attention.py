@@ -21,6 +21,7 @@ import torch
 from tracefail.features import formulas
 
 ATTN_NAME = "tracefail_features"
+_MASKED = torch.finfo(torch.float32).min
 CHUNK_ROWS = 256
 
 
@@ -123,7 +124,6 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     output = torch.empty_like(q)
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
-    cut = torch.zeros_like(colsum)
     diag = torch.zeros_like(colsum)
     by_start = {seg.start: seg for seg in collector.segments}
     by_end = {seg.end: seg for seg in collector.segments}
@@ -131,35 +131,44 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     results: dict[object, SegmentStats] = {}
     current: Segment | None = None
     cuts = _boundaries(n, collector.segments, collector.chunk_rows)
+    longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
+    future = torch.ones(longest, longest, device=device, dtype=torch.bool).triu(1)
+    keys_t = k.float().transpose(-1, -2)  # fp32 scores and softmax even for bf16 models
+    values = v.float()
     for r0, r1 in pairwise(cuts):
         if r0 in by_start:
             current = by_start[r0]
         elif current is not None and r0 >= current.end:
             current = None
-        rows = torch.arange(r0, r1, device=device)
-        keys = torch.arange(r1, device=device)
-        scores = (q[:, r0:r1].float() @ k[:, :r1].float().transpose(-1, -2)) * scaling
+        m = r1 - r0
+        scores = (q[:, r0:r1].float() * scaling) @ keys_t[:, :, :r1]
         if softcap is not None:
             scores = torch.tanh(scores / softcap) * softcap
-        masked = keys.unsqueeze(0) > rows.unsqueeze(1)
+        # Finite mask value: masked weights are exactly 0 and 0 * mask stays 0 in the entropy.
+        scores[:, :, r0:r1].masked_fill_(future[:m, :m], _MASKED)
         if window is not None:
-            masked |= keys.unsqueeze(0) <= rows.unsqueeze(1) - window
-        attn = scores.masked_fill(masked, float("-inf")).softmax(-1)
-        output[:, r0:r1] = (attn.to(v.dtype) @ v[:, :r1]).to(q.dtype)
-        local = torch.arange(r1 - r0, device=device)
-        own = attn[:, local, rows]
-        diag[:, r0:r1] = own
-        colsum[:, :r1] += attn.sum(1)
-        colsq[:, :r1] += attn.square().sum(1)
-        below = attn.cumsum(-1) - attn
-        below[:, :, r0:r1] *= torch.ones(r1 - r0, r1 - r0, device=device).tril()
-        cut[:, :r1] += below.sum(1)
+            rows = torch.arange(r0, r1, device=device).unsqueeze(1)
+            scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= rows - window, _MASKED)
         if current is not None:
-            _segment_chunk(partial.setdefault(current.key, {}), attn, own, current, collector, r0, r1)
+            logp = scores.log_softmax(-1)
+            attn = logp.exp()
+            entropy = -torch.linalg.vecdot(attn, logp)
+            del logp
+        else:
+            attn = scores.softmax(-1)
+            entropy = None
+        del scores
+        output[:, r0:r1] = (attn @ values[:, :r1]).to(q.dtype)
+        own = attn[:, :, r0:r1].diagonal(0, 1, 2)
+        diag[:, r0:r1] = own
+        chunk_colsum = attn.sum(1)
+        colsum[:, :r1] += chunk_colsum
+        colsq[:, :r1] += torch.linalg.vector_norm(attn, dim=1).square()
+        if current is not None:
+            acc = partial.setdefault(current.key, {})
+            _segment_chunk(acc, attn, own, entropy, chunk_colsum, current, collector, r0, r1)
         if r1 in by_end and current is not None and by_end[r1] is current:
-            results[current.key] = _finish(
-                partial.pop(current.key), current, collector, colsum, colsq, cut, diag
-            )
+            results[current.key] = _finish(partial.pop(current.key), current, collector, colsum, colsq, diag)
     return output, results
 
 
@@ -167,24 +176,23 @@ def _add(acc: dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
     acc[name] = acc[name] + value if name in acc else value
 
 
-def _segment_chunk(acc, attn, own, seg: Segment, collector: Collector, r0: int, r1: int) -> None:
+def _segment_chunk(acc, attn, own, entropy, chunk_colsum, seg: Segment, collector, r0: int, r1: int) -> None:
     s = seg.start
     _add(acc, "logdiag", own.clamp_min(1e-30).log().sum(-1))
-    _add(acc, "entropy", formulas.row_entropy(attn).sum(-1))
+    _add(acc, "entropy", entropy.sum(-1))
     idx = torch.arange(r0, r1, device=attn.device)
     prev = attn[:, idx - r0, (idx - 1).clamp_min(0)]
     if r0 == 0:
         prev[:, 0] = 0.0  # the window's first token has no previous token
     acc.setdefault("prev", []).append(prev)
-    colsum_seg = attn[:, :, s:r1].sum(1)
-    acc["colsum_seg"] = _extend(acc.get("colsum_seg"), colsum_seg, r1 - s)
+    acc["colsum_seg"] = _extend(acc.get("colsum_seg"), chunk_colsum[:, s:r1], r1 - s)
     if s > 0:
-        ctx = attn[:, :, :s].sum(-1)
         new = attn[:, :, s:].sum(-1)
+        ctx = (1.0 - new).clamp_min(0.0)  # rows sum to 1: the context mass is the rest
         n_new = torch.arange(r0 - s + 1, r1 - s + 1, device=attn.device, dtype=attn.dtype)
         _add(acc, "lookback", formulas.lookback_ratio(ctx, new, s, n_new).sum(-1))
         if s > 1:
-            ctx_ns = ctx - attn[:, :, 0]
+            ctx_ns = (ctx - attn[:, :, 0]).clamp_min(0.0)
             _add(acc, "lookback_nosink", formulas.lookback_ratio(ctx_ns, new, s - 1, n_new).sum(-1))
     if s >= collector.anchor_end and collector.anchor_end > 0:
         _add(acc, "first_message", attn[:, :, : collector.anchor_end].sum(-1).sum(-1))
@@ -199,13 +207,13 @@ def _extend(previous: torch.Tensor | None, chunk_sum: torch.Tensor, width: int) 
     return grown + chunk_sum
 
 
-def _finish(acc, seg: Segment, collector: Collector, colsum, colsq, cut, diag) -> SegmentStats:
+def _finish(acc, seg: Segment, collector: Collector, colsum, colsq, diag) -> SegmentStats:
     """Close a segment at its last row: prefix-map transport values and LapEigvals."""
     s, e = seg.start, seg.end
     count = e - s
     lap = formulas.laplacian_eigvals(acc["colsum_seg"], diag[:, s:e], e, first=s)
     if e >= 2:
-        phi, argmin = formulas.phi_prefix(colsum[:, :e], cut[:, :e])
+        phi, argmin = formulas.phi_prefix(colsum[:, :e])
     else:
         phi = argmin = torch.full((colsum.shape[0],), float("nan"))
     return SegmentStats(
@@ -218,6 +226,6 @@ def _finish(acc, seg: Segment, collector: Collector, colsum, colsq, cut, diag) -
         lap_topk=formulas.topk_mean(lap, collector.lap_k),
         phi_prefix=phi,
         phi_argmin=argmin,
-        phi_step_cut=formulas.ratio_at_cut(colsum[:, :e], cut[:, :e], s) if s >= 1 else None,
+        phi_step_cut=formulas.ratio_at_cut(colsum[:, :e], s) if s >= 1 else None,
         g_frob=formulas.g_frob(colsum[:, :e], colsq[:, :e], diag[:, :e]),
     )

@@ -61,22 +61,22 @@ def row_entropy(attn: torch.Tensor) -> torch.Tensor:
     return -(attn * attn.clamp_min(1e-30).log()).sum(-1)
 
 
-def prefix_cut(attn: torch.Tensor) -> torch.Tensor:
-    """cut[..., t] = sum_{i>=t} sum_{j<t} a_ij for a causal map (..., n, n): mass crossing cut t."""
-    n = attn.shape[-1]
-    below = attn.cumsum(-1) - attn  # exclusive: sum_{j<t} a_it
-    rows = torch.arange(n, device=attn.device).unsqueeze(-1)
-    cols = torch.arange(n, device=attn.device).unsqueeze(0)
-    return (below * (cols <= rows)).sum(-2)
+def cut_from_colsum(colsum: torch.Tensor) -> torch.Tensor:
+    """The prefix cuts from column sums alone: rows i < t of a causal map put all their mass
+    on keys j < t, so sum_{j<t} colsum_j = t + cut[t], i.e. cut[t] = prefix(colsum)[t] - t."""
+    n = colsum.shape[-1]
+    before = torch.cat([torch.zeros_like(colsum[..., :1]), colsum.cumsum(-1)[..., :-1]], -1)
+    return (before - torch.arange(n, device=colsum.device, dtype=colsum.dtype)).clamp_min(0)
 
 
-def phi_prefix(colsum: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def phi_prefix(colsum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bipartite prefix-cut capacity min_t cut(S_t)/min(vol, 2n-vol) and its argmin t/n.
 
-    colsum and cut are (..., n); rows are stochastic so query out-degrees are 1 and the total
-    volume is 2n. Returns (phi, argmin fraction), each (...,). Needs n >= 2.
+    colsum is (..., n); rows are stochastic so query out-degrees are 1 and the total volume is
+    2n; vol(S_t) = t + sum_{j<t} colsum_j. Returns (phi, argmin fraction), each (...,); n >= 2.
     """
     n = colsum.shape[-1]
+    cut = cut_from_colsum(colsum)
     t = torch.arange(1, n, device=colsum.device, dtype=colsum.dtype)
     vol = t + colsum.cumsum(-1)[..., :-1]
     ratio = cut[..., 1:] / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
@@ -84,11 +84,12 @@ def phi_prefix(colsum: torch.Tensor, cut: torch.Tensor) -> tuple[torch.Tensor, t
     return phi, (where + 1).to(colsum.dtype) / n
 
 
-def ratio_at_cut(colsum: torch.Tensor, cut: torch.Tensor, t: int) -> torch.Tensor:
+def ratio_at_cut(colsum: torch.Tensor, t: int) -> torch.Tensor:
     """The prefix-cut ratio at one cut t (the step start): transport from context to the step."""
     n = colsum.shape[-1]
-    vol = t + colsum[..., :t].sum(-1)
-    return cut[..., t] / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+    before = colsum[..., :t].sum(-1)
+    vol = t + before
+    return (before - t).clamp_min(0) / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
 
 
 def g_frob(colsum: torch.Tensor, colsq: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
