@@ -91,17 +91,17 @@ def test_injected_text_cannot_change_the_questions(tiny_lm):  # noqa: F811 - fix
     assert len(result.verdict.modes) == 14 and result.verdict.root_cause_step is not None
 
 
-def test_label_run_stores_modes_attribution_and_what_was_read(whowhen_db, tiny_lm):  # noqa: F811 - fixture
-    report = label(whowhen_db, judge=_judge(tiny_lm), limit=2)
+def test_label_run_stores_modes_attribution_and_what_was_read(small_db, tiny_lm):  # noqa: F811 - fixture
+    report = label(small_db, judge=_judge(tiny_lm), limit=2)
     assert (report.judged, report.labels, report.attributions) == (2, 28, 2)
-    rows = whowhen_db.frame(
+    rows = small_db.frame(
         "SELECT probability, raw_probability, metadata, source, run_id FROM labels WHERE source = ?",
         [report.source],
     )
     assert rows["probability"].to_list() == rows["raw_probability"].to_list()
     assert '"steps_read"' in rows["metadata"][0] and '"truncated": false' in rows["metadata"][0]
     assert set(rows["run_id"]) == {report.run_id}
-    run = whowhen_db.rows(
+    run = small_db.rows(
         "SELECT status, tokens_in, CAST(counts AS VARCHAR) FROM runs WHERE run_id = ?", [report.run_id]
     )[0]
     assert run[0] == "done" and run[1] == report.tokens_in > 0 and '"judged": 2' in run[2]
