@@ -15,7 +15,7 @@ from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
 
 BATCH = 200
-BATCH_CHARS = 32 * 1024 * 1024  # flush early on big records, so memory stays bounded
+BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 
 
