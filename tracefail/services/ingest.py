@@ -36,9 +36,6 @@ class IngestReport:
         return {k: getattr(self, k) for k in keys}
 
 
-Progress = Callable[[str, int], None]  # (file, bytes done in that file) -> None
-
-
 def _text_of(trace: Trace) -> str:
     """The start of a trace's text, for a quarantine row a human will read."""
     return trace.raw[:2000] if trace.raw else "\n".join(s.content[:2000] for s in trace.steps[:3])[:2000]

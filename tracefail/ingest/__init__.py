@@ -1,0 +1,1 @@
+"""Source formats -> model.Trace: one adapter per format, detection in `registry`, streaming readers."""
