@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 
@@ -188,7 +189,10 @@ def failure_rates(db: Database) -> pl.DataFrame:
     )
 
 
+@cache
 def _kappa(n11: int, n10: int, n01: int, n00: int) -> float:
+    """Kappa of a 2x2 table through the shared cohen_kappa (cached: many tables repeat, e.g. a
+    source and its one-source family)."""
     a = [True] * (n11 + n10) + [False] * (n01 + n00)
     b = [True] * n11 + [False] * n10 + [True] * n01 + [False] * n00
     return cohen_kappa(a, b)
