@@ -307,6 +307,8 @@ def audit(
         verdict = (
             f"decision: rate is {result.decision} {threshold} (after {result.decided_at} labels; e = {e:.4g})"
         )
+    elif not result.n:
+        verdict = f"no labels for mode {mode} from source {source} yet: nothing to decide"
     else:
         verdict = (
             f"undecided after {result.n} labels (rate {result.rate:.3f}); keep labelling: "
