@@ -93,7 +93,11 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         ax.set_yticks(range(len(modes)), [f"{m} {_short(names.get(m, ''), 28)}" for m in modes])
         n_of = dict(sizes.iter_rows())
         ax.set_xticks(
-            range(len(groups)), [f"{_short(g, 16)}\n(n={n_of[g]})" for g in groups], rotation=30, ha="right"
+            range(len(groups)),
+            [f"{_short(g, 18)} (n={n_of[g]})" for g in groups],
+            rotation=40,
+            ha="right",
+            rotation_mode="anchor",
         )
         for i in range(len(modes)):
             for j in range(len(groups)):
@@ -212,9 +216,9 @@ def _agreement(agreement: pl.DataFrame) -> Callable[[Any], None]:
         colours = ["#54a24b" if k >= 0.6 else ("#eeca3b" if k >= 0.4 else "#e45756") for k in kappas]
         ax.bar(rows["mode_id"].to_list(), kappas, color=colours)
         for x, (k, n) in enumerate(zip(kappas, rows["n"].to_list(), strict=True)):
-            ax.text(x, k + (0.02 if k >= 0 else -0.06), f"n={n}", ha="center", fontsize=7)
+            ax.text(x, k + (0.02 if k >= 0 else -0.09), f"{k:.2f}\nn={n}", ha="center", fontsize=6.5)
         ax.axhline(0, color="#333333", linewidth=0.8)
-        ax.set_ylim(min(-0.2, min(kappas, default=0) - 0.1), 1.08)
+        ax.set_ylim(min(-0.2, min(kappas, default=0) - 0.15), 1.15)
         ax.set_ylabel("Cohen's kappa")
         ax.set_title(f"{pair[0]} vs {pair[1]} (green >= 0.6, yellow >= 0.4)", fontsize=9)
 
