@@ -196,11 +196,16 @@ def agreement_counts(db: Database, level: str) -> pl.DataFrame:
 
     level "source" compares each pair of label sources; "family" first merges sources of one
     kind (human, llm-judge, dataset, heuristic) with "any says present"."""
-    rater = "source" if level == "source" else "split_part(source, ':', 1)"
+    # stats_labels already holds one row per (trace, source, mode); only kinds need merging
+    r = (
+        "SELECT source AS rater, trace_id, mode_id, present FROM stats_labels"
+        if level == "source"
+        else "SELECT split_part(source, ':', 1) AS rater, trace_id, mode_id, bool_or(present) AS present "
+        "FROM stats_labels GROUP BY ALL"
+    )
     return db.frame(
         f"""
-        WITH r AS (SELECT {rater} AS rater, trace_id, mode_id, bool_or(present) AS present
-                   FROM stats_labels GROUP BY ALL)
+        WITH r AS ({r})
         SELECT a.rater AS rater_a, b.rater AS rater_b, a.mode_id,
                count(*) FILTER (WHERE a.present AND b.present) AS n11,
                count(*) FILTER (WHERE a.present AND NOT b.present) AS n10,
