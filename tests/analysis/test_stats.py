@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tracefail.analysis.stats import wilson
 from tracefail.cli import app
 from tracefail.services.stats import StatsUsageError, stats
-from tracefail.store import Database
+from tracefail.store import Database, StoreError
 
 runner = CliRunner()
 
@@ -126,3 +126,27 @@ def test_cli_formats_and_usage_errors(labelled_db: Database, tmp_path):
 def test_unknown_grouping_raises(labelled_db: Database):
     with pytest.raises(StatsUsageError):
         stats(labelled_db, by="colour")
+
+
+def test_by_agent_counts_traces_whose_present_labels_name_the_agent(labelled_db: Database):
+    by = rows(stats(labelled_db, by="agent").sections["modes"], "group", "mode_id")
+    assert by[("A", "1.1")]["affected"] == 1 and by[("A", "1.3")]["affected"] == 1
+    assert by[("B", "1.1")]["affected"] == 1
+    assert by[("(none)", "1.3")]["affected"] == 2 and by[("(none)", "3.2")]["affected"] == 2
+    assert by[("A", "1.1")]["labelled"] == 5  # the denominator is every trace labelled for the mode
+
+
+def test_synthetic_corpus_has_the_promised_shape(whowhen_db: Database):
+    from tracefail.store.synth import FRAMEWORKS, synthesize
+
+    report = synthesize(whowhen_db, 300)
+    assert report.traces == 300 and 3 * 300 <= report.steps <= 17 * 300
+    n_steps = whowhen_db.rows("SELECT sum(n_steps) FROM traces WHERE source = 'synth'")[0][0]
+    assert n_steps == report.steps
+    sources = {r[0] for r in whowhen_db.rows("SELECT DISTINCT split_part(source, ':', 1) FROM labels")}
+    assert sources == {"llm-judge", "dataset", "human"}
+    result = stats(whowhen_db, by="framework")
+    assert set(result.sections["modes"]["group"]) <= set(FRAMEWORKS)
+    assert result.sections["agreement"].filter(result.sections["agreement"]["level"] == "family").height
+    with pytest.raises(StoreError):
+        synthesize(whowhen_db, 10)  # a second synthetic corpus in the same file is refused
