@@ -8,6 +8,9 @@ K_t >= 1/alpha ("above T") without inflating the error. The mirror bet on (T - x
 "p is at least T" and can end the audit with "below T". lambda follows the aGRAPA rule of
 Waudby-Smith & Ramdas (2023, "Estimating means of bounded random variables by betting"),
 truncated at half the largest allowed bet.
+
+The verdicts must arrive as a random sample of the corpus (label traces in shuffled order);
+labelling one framework first would test that framework's rate, not the corpus rate.
 """
 
 from __future__ import annotations
