@@ -214,3 +214,10 @@ def test_acceptance_corrupted_file_among_good_ones(shared_data: Path, tmp_path: 
     assert json.loads(run("sql", "SELECT count(*) n FROM traces", "--db", db, "--format", "json").stdout) == [
         {"n": 125}
     ]
+
+
+def test_export_to_an_unwritable_path_fails_in_one_line(corpus: Path, tmp_path: Path) -> None:
+    result = run("export", "--db", corpus, "--format", "csv", "-o", tmp_path / "missing" / "out.csv")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ") and "cannot write" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -213,7 +213,13 @@ def export(
 
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", EXIT_USAGE)
+    from tracefail.store import StoreError
+
     store = open_db(db, read_only=True)
-    n = export_corpus(store, format, output)
-    store.close()
+    try:
+        n = export_corpus(store, format, output)
+    except StoreError as exc:
+        fail(str(exc))
+    finally:
+        store.close()
     err.print(f"wrote {n} traces to {output}", highlight=False)

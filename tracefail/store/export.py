@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracefail.store.db import Database
+import duckdb
+
+from tracefail.store.db import Database, StoreError
 
 FORMATS = ("jsonl", "parquet", "csv")
 
@@ -38,9 +40,15 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
         raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     target = str(out).replace("'", "''")
     if fmt == "jsonl":
-        db.execute(f"COPY ({_NESTED}) TO '{target}' (FORMAT json)")
+        sql = f"COPY ({_NESTED}) TO '{target}' (FORMAT json)"
     elif fmt == "parquet":
-        db.execute(f"COPY ({_NESTED}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        sql = f"COPY ({_NESTED}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
     else:
-        db.execute(f"COPY ({_FLAT}) TO '{target}' (FORMAT csv, HEADER)")
+        sql = f"COPY ({_FLAT}) TO '{target}' (FORMAT csv, HEADER)"
+    try:
+        db.execute(sql)
+    except duckdb.IOException as exc:
+        raise StoreError(
+            f"{out}: cannot write ({str(exc).splitlines()[0].removeprefix('IO Error: ')})"
+        ) from None
     return db.rows("SELECT count(*) FROM traces")[0][0]
