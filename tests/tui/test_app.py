@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, OptionList, Static, Tree
+from textual.widgets import DataTable, Input, Static, Tree
 from textual.worker import WorkerState
 
 from tracefail.store import Database
@@ -17,6 +17,7 @@ from tracefail.tui.screens.help import HelpScreen, binding_groups
 from tracefail.tui.screens.label_edit import LabelEditor
 from tracefail.tui.screens.stats import StatsScreen
 from tracefail.tui.screens.trace import TraceScreen
+from tracefail.tui.timeline import Timeline
 
 SIZE = (140, 44)
 SPAN_TRACE = "demo:spans"  # built in conftest.py
@@ -121,7 +122,7 @@ async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> Non
     app = make_app(corpus_path, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_trace(pilot, SPAN_TRACE)
-        assert screen.query_one("#timeline", OptionList).option_count == 4
+        assert screen.query_one("#timeline", Timeline).count == 4
         head = str(screen.query_one("#trace-head", Static).render())
         assert "OpenAI Agents" in head and "gpt-4o" in head
         await pilot.press("n")
@@ -241,8 +242,8 @@ async def test_markup_in_trace_text_is_shown_literally(corpus_path: Path, tmp_pa
         assert "\x1b" not in plain and "\x07" not in plain and "␛[31mred" in plain and "␇bell" in plain
         assert all(not span.style or "link" not in str(span.style) for span in step.spans)
         assert not any("PWNED" in str(s.style) for s in step.spans)
-        option = screen.query_one("#timeline", OptionList).get_option_at_index(0).prompt
-        assert "[b]agent[/b]" in str(option)
+        head, preview = screen.query_one("#timeline", Timeline).lines(0)
+        assert "[b]agent[/b]" in str(head) and "[bold red]PWNED[/]" in str(preview)
         head = str(screen.query_one("#trace-head", Static).render())
         assert "[i]llm[/i]" in head
 

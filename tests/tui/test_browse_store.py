@@ -57,9 +57,10 @@ def test_sort_and_pages(service: BrowseService) -> None:
 
 
 def test_sparkline_reads_the_first_uncertainty_feature(service: BrowseService) -> None:
-    page = service.page(CorpusFilter(framework="OpenAI Agents"), 0, 10)
-    assert page.spark_feature == "surprisal_mean"
-    assert len(page.sparks[SPAN_TRACE]) == 4
+    name, values = service.sparks([SPAN_TRACE, INJECT_TRACE])
+    assert name == "surprisal_mean"
+    assert list(values) == [SPAN_TRACE] and len(values[SPAN_TRACE]) == 4
+    assert service.sparks([INJECT_TRACE]) == (None, {})
 
 
 def test_parse_filter_round_trip() -> None:

@@ -118,8 +118,6 @@ def format_filter(f: CorpusFilter) -> str:
 class CorpusPage:
     offset: int
     rows: list[dict[str, Any]]
-    spark_feature: str | None
-    sparks: dict[str, list[float]]
 
 
 @dataclass
@@ -288,12 +286,20 @@ class BrowseService:
         return self.read(lambda db: store.count_traces(db, f))
 
     def page(self, f: CorpusFilter, offset: int, limit: int) -> CorpusPage:
-        def run(db: Database) -> CorpusPage:
-            rows = store.page_traces(db, f, offset, limit).to_dicts()
-            name, sparks = store.sparklines(db, [r["trace_id"] for r in rows])
-            return CorpusPage(offset=offset, rows=rows, spark_feature=name, sparks=sparks)
+        return self.read(lambda db: CorpusPage(offset, store.page_traces(db, f, offset, limit).to_dicts()))
+
+    def page_and_count(self, f: CorpusFilter, limit: int, on_page: Callable[[CorpusPage], None]) -> int:
+        """The first page (handed to `on_page` at once), then the count, on one connection."""
+
+        def run(db: Database) -> int:
+            on_page(CorpusPage(0, store.page_traces(db, f, 0, limit).to_dicts()))
+            return store.count_traces(db, f)
 
         return self.read(run)
+
+    def sparks(self, trace_ids: list[str]) -> tuple[str | None, dict[str, list[float]]]:
+        """(feature name, per-step values by trace) for the corpus table's sparkline column."""
+        return self.read(lambda db: store.sparklines(db, trace_ids))
 
     def export_jsonl(self, f: CorpusFilter, out: Path) -> int:
         return self.read(lambda db: store.export_selection(db, f, out))

@@ -132,21 +132,40 @@ def count_traces(db: Database, f: CorpusFilter) -> int:
 
 
 def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.DataFrame:
-    """One page of the corpus listing: the trace columns, modes found and label sources."""
+    """One page of the corpus listing: the trace columns, modes found and label sources.
+
+    The page's ids are chosen first and only their labels are aggregated, so a page costs the
+    same on 100 or 100,000 traces; sorting by a label column has to aggregate them all.
+    """
     if f.sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
     where, params = _where(f)
     direction = "DESC" if f.descending else "ASC"
+    order = f"{SORT_COLUMNS[f.sort]} {direction} NULLS LAST, t.trace_id {direction}"
+    by_labels = f.sort in ("modes", "sources")
+    label_join = f"LEFT JOIN ({_LABEL_AGG}) lab USING (trace_id)" if by_labels else ""
     return db.frame(
         f"""
-        SELECT t.trace_id, t.framework, t.llm, t.benchmark, t.n_steps, t.outcome,
-               coalesce(lab.modes, []) AS modes, coalesce(lab.sources, []) AS sources,
-               (SELECT list(DISTINCT a.source) FROM attributions a WHERE a.trace_id = t.trace_id)
-                   AS attribution_sources
-        FROM traces t LEFT JOIN ({_LABEL_AGG}) lab USING (trace_id)
-        WHERE {where}
-        ORDER BY {SORT_COLUMNS[f.sort]} {direction} NULLS LAST, t.trace_id {direction}
-        LIMIT ? OFFSET ?
+        WITH page AS (
+            SELECT {SORT_COLUMNS[f.sort]} AS sort_key, t.trace_id, t.framework, t.llm,
+                   t.benchmark, t.n_steps, t.outcome
+            FROM traces t {label_join}
+            WHERE {where}
+            ORDER BY {order} LIMIT ? OFFSET ?
+        )
+        SELECT page.* EXCLUDE (sort_key), coalesce(lab.modes, []) AS modes,
+               coalesce(lab.sources, []) AS sources, coalesce(att.sources, []) AS attribution_sources
+        FROM page
+        LEFT JOIN (
+            SELECT trace_id, list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
+                   list(DISTINCT source ORDER BY source) AS sources
+            FROM labels WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id
+        ) lab USING (trace_id)
+        LEFT JOIN (
+            SELECT trace_id, list(DISTINCT source ORDER BY source) AS sources
+            FROM attributions WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id
+        ) att USING (trace_id)
+        ORDER BY page.sort_key {direction} NULLS LAST, page.trace_id {direction}
         """,
         [*params, int(limit), int(offset)],
     )
@@ -156,23 +175,15 @@ def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str
     """Per-step values of the first uncertainty feature stored for these traces, by trace."""
     if not trace_ids:
         return None, {}
-    present = {
-        r[0]
-        for r in db.rows(
-            "SELECT DISTINCT name FROM features WHERE trace_id IN (SELECT unnest(?)) AND name IN "
-            "(SELECT unnest(?))",
-            [trace_ids, list(SPARK_FEATURES)],
-        )
-    }
-    name = next((n for n in SPARK_FEATURES if n in present), None)
-    if name is None:
-        return None, {}
     rows = db.rows(
-        "SELECT trace_id, list(value ORDER BY step_idx) FROM features "
-        "WHERE trace_id IN (SELECT unnest(?)) AND name = ? AND step_idx >= 0 GROUP BY trace_id",
-        [trace_ids, name],
+        "SELECT name, trace_id, list(value ORDER BY step_idx) FROM features "
+        "WHERE trace_id IN (SELECT unnest(?)) AND name IN (SELECT unnest(?)) AND step_idx >= 0 "
+        "GROUP BY name, trace_id",
+        [trace_ids, list(SPARK_FEATURES)],
     )
-    return name, {trace_id: [v for v in values if v is not None] for trace_id, values in rows}
+    name = next((n for n in SPARK_FEATURES if any(r[0] == n for r in rows)), None)
+    values = {trace_id: [v for v in vs if v is not None] for n, trace_id, vs in rows if n == name}
+    return name, values
 
 
 @dataclass

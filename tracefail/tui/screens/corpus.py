@@ -29,8 +29,8 @@ from tracefail.tui.work import background
 if TYPE_CHECKING:
     from tracefail.tui.app import TracefailApp
 
-PAGE = 200  # rows per query; the next page loads when the cursor nears the end
-LOOKAHEAD = 20  # rows before the end of what is loaded that trigger the next page
+PAGE = 80  # rows per query (two screens); the next page loads when the cursor nears the end
+LOOKAHEAD = 30  # rows before the end of what is loaded that trigger the next page
 RETRY_S = 2.0
 COLUMNS = [  # (key, title, width); keys in SORT_COLUMNS can be sorted by
     ("trace_id", "trace", 40),
@@ -62,8 +62,10 @@ class CorpusScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.total = 0
+        self.total: int | None = None  # counted after the first page is shown
         self.loaded = 0
+        self.generation = 0  # bumped per filter; results of older generations are dropped
+        self.last_page_short = False
         self.loading = False
         self.busy: str | None = None
         self.spark_feature: str | None = None
@@ -85,60 +87,94 @@ class CorpusScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        background(self, self.tf.service.prepare, lambda _: self.reload(), group="corpus")
+        background(self, self.tf.service.prepare, lambda _: self._start(), group="corpus")
 
-    # --- loading ---------------------------------------------------------------------------------
+    def _start(self) -> None:
+        self.reload()
+        background(self, self.tf.service.facets, lambda _: None, group="facets", exclusive=False)
+
+    # --- loading: page first, then the count and the sparklines, each in its own worker --------
     def reload(self) -> None:
-        """Count and fetch the first page of the current filter (cancels any older load)."""
+        """Show the first page of the current filter, then its count (older loads are dropped)."""
         corpus_filter = self.tf.corpus_filter
+        self.generation += 1
+        generation = self.generation
         self.loading = True
+        self.total = None
         self._status()
 
-        def work() -> tuple[int, CorpusPage]:
-            service = self.tf.service
-            if service.facets_cache is None:
-                service.facets()
-            return service.count(corpus_filter), service.page(corpus_filter, 0, PAGE)
+        def on_page(page: CorpusPage) -> None:  # runs in the worker: hand the rows over at once
+            self.app.call_from_thread(self._first_page, generation, page)
 
-        background(self, work, self._first_page, group="corpus", busy=self._busy)
+        background(
+            self,
+            lambda: self.tf.service.page_and_count(corpus_filter, PAGE, on_page),
+            lambda total: self._counted(generation, total),
+            group="corpus",
+            busy=self._busy,
+        )
 
-    def _first_page(self, result: tuple[int, CorpusPage]) -> None:
-        self.total, page = result
+    def _first_page(self, generation: int, page: CorpusPage) -> None:
+        if generation != self.generation:
+            return
         self.busy = None
-        table = self.query_one(DataTable)
-        table.clear()
+        self.query_one(DataTable).clear()
         self.loaded = 0
-        self._add(page)
+        self.row_ids = []
+        self._add(generation, page)
+
+    def _counted(self, generation: int, total: int) -> None:
+        if generation == self.generation:
+            self.total = total
+            self._status()
 
     def _more(self) -> None:
-        if self.loading or self.loaded >= self.total:
+        exhausted = self.total is not None and self.loaded >= self.total
+        if self.loading or exhausted or self.last_page_short:
             return
         self.loading = True
-        corpus_filter, offset = self.tf.corpus_filter, self.loaded
+        corpus_filter, offset, generation = self.tf.corpus_filter, self.loaded, self.generation
         background(
             self,
             lambda: self.tf.service.page(corpus_filter, offset, PAGE),
-            self._add,
+            lambda page: self._add(generation, page),
             group="corpus-more",
             busy=self._busy,
         )
 
-    def _add(self, page: CorpusPage) -> None:
-        self.loading = False
-        if page.offset != self.loaded:
+    def _add(self, generation: int, page: CorpusPage) -> None:
+        if generation != self.generation or page.offset != self.loaded:
             return  # a page for an older filter
-        self.spark_feature = page.spark_feature or self.spark_feature
+        self.loading = False
+        self.last_page_short = len(page.rows) < PAGE
         table = self.query_one(DataTable)
-        table.add_rows(
-            [self._cells(row, page.sparks.get(row["trace_id"], [])) for row in page.rows],
-        )
+        for row in page.rows:
+            table.add_row(*self._cells(row), key=row["trace_id"])
         self.loaded += len(page.rows)
-        self.row_ids = self.row_ids[: page.offset] + [r["trace_id"] for r in page.rows]
+        ids = [r["trace_id"] for r in page.rows]
+        self.row_ids.extend(ids)
         self._status()
+        background(
+            self,
+            lambda: self.tf.service.sparks(ids),
+            lambda found: self._sparks(generation, *found),
+            group="sparks",
+            exclusive=False,
+        )
         if table.cursor_row >= self.loaded - LOOKAHEAD:  # the cursor moved on while this page loaded
             self._more()
 
-    def _cells(self, row: dict[str, Any], spark: list[float]) -> list[Any]:
+    def _sparks(self, generation: int, feature: str | None, values: dict[str, list[float]]) -> None:
+        if generation != self.generation or feature is None:
+            return
+        self.spark_feature = feature
+        table = self.query_one(DataTable)
+        for trace_id, series in values.items():
+            if trace_id in table.rows:
+                table.update_cell(trace_id, "spark", sparkline(series, 12))
+        self._status()
+
+    def _cells(self, row: dict[str, Any]) -> list[Any]:
         return [
             Text(one_line(row["trace_id"], 40)),
             Text(one_line(row["framework"], 10)),
@@ -151,7 +187,7 @@ class CorpusScreen(Screen[None]):
                 one_line(" ".join(_short_sources(row["sources"], row["attribution_sources"])), 18),
                 style="cyan",
             ),
-            sparkline(spark, 12),
+            Text(""),  # the uncertainty sparkline arrives from its own worker
         ]
 
     def _busy(self, message: str) -> None:
@@ -172,7 +208,8 @@ class CorpusScreen(Screen[None]):
             text.append(self.busy, style="yellow")
         else:
             text = Text()
-            text.append(f"{self.loaded:,} of {self.total:,} traces", style="bold")
+            total = "…" if self.total is None else f"{self.total:,}"
+            text.append(f"{self.loaded:,} of {total} traces", style="bold")
             text.append(f" · {words} · sorted by {f.sort} {direction}")
             if self.spark_feature:
                 text.append(f" · sparkline: {self.spark_feature}", style="dim")

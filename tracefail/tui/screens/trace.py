@@ -11,13 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, OptionList, Static, Tree
-from textual.widgets.option_list import Option
+from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 
 from tracefail.services.browse import Receipt, TraceView, change_points, trace_markdown
 from tracefail.tui.charts import sparkline
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
 from tracefail.tui.text import PREVIEW_CHARS, literal, one_line
+from tracefail.tui.timeline import Timeline
 from tracefail.tui.work import background
 
 if TYPE_CHECKING:
@@ -111,6 +111,8 @@ class TraceScreen(Screen[None]):
         self.feature: str | None = None
         self.hits: list[int] = []
         self.colours: dict[str, str] = {}
+        self.flagged: set[int] = set()
+        self.mistakes: set[int] = set()
 
     @property
     def tf(self) -> TracefailApp:
@@ -121,7 +123,7 @@ class TraceScreen(Screen[None]):
         yield Static(Text(self.trace_id), id="trace-head")
         with Horizontal(id="trace-body"):
             with Vertical(id="trace-left"):
-                yield OptionList(id="timeline")
+                yield Timeline(id="timeline")
                 yield Tree("spans", id="spans")
             with Vertical(id="trace-right"):
                 with VerticalScroll(id="step-scroll"):
@@ -156,6 +158,8 @@ class TraceScreen(Screen[None]):
             self.feature = next((f for f in PREFERRED_FEATURES if f in view.features), None) or next(
                 iter(sorted(view.features)), None
             )
+        self.flagged = set(view.flagged)
+        self.mistakes = {a["step_idx"] for a in view.attributions}
         self._head()
         self._timeline(keep=not first)
         self._labels()
@@ -186,39 +190,37 @@ class TraceScreen(Screen[None]):
 
     def _timeline(self, keep: bool) -> None:
         assert self.view is not None
-        steps = self.view.steps
-        flagged = set(self.view.flagged)
-        mistakes = {a["step_idx"] for a in self.view.attributions}
-        options = []
-        for i, step in enumerate(steps):
-            agent = self._agent(step)
-            colour = self.colours[agent]
-            target = step["recipient"]
-            if not target and i + 1 < len(steps) and self._agent(steps[i + 1]) != agent:
-                target = self._agent(steps[i + 1])
-            prompt = Text()
-            prompt.append(f"{i:>4} ", style="dim")
-            prompt.append("▌", style=colour)
-            prompt.append(one_line(agent, 28), style=f"bold {colour}")
-            if target:
-                prompt.append(" ⟶ ", style="dim")
-                prompt.append(one_line(target, 24), style=self.colours.get(target, "white"))
-            if i in mistakes:
-                prompt.append("  ✗ mistake", style="bold red")
-            elif i in flagged:
-                prompt.append("  ⚑", style="bold yellow")
-            if step["status"] and step["status"].lower() == "error":
-                prompt.append("  error", style="red")
-            prompt.append("\n      ")
-            prompt.append(one_line(step["content"], PREVIEW_CHARS_PER_STEP))
-            prompt.no_wrap, prompt.overflow = True, "ellipsis"  # each line cut at the list's width
-            options.append(Option(prompt, id=str(i)))
-        timeline = self.query_one("#timeline", OptionList)
-        timeline.set_options(options)
-        if steps:
-            timeline.highlighted = min(self.step, len(steps) - 1) if keep else 0
+        timeline = self.query_one("#timeline", Timeline)
+        timeline.set_steps(len(self.view.steps), self._step_lines, cursor=self.step if keep else 0)
         if not keep:
             timeline.focus()
+
+    def _step_lines(self, i: int) -> tuple[Text, Text]:
+        """Header (agent, hand-off, flags) and a one-line preview; built only when on screen."""
+        assert self.view is not None
+        steps = self.view.steps
+        step = steps[i]
+        agent = self._agent(step)
+        colour = self.colours[agent]
+        target = step["recipient"]
+        if not target and i + 1 < len(steps) and self._agent(steps[i + 1]) != agent:
+            target = self._agent(steps[i + 1])
+        head = Text()
+        head.append(f"{i:>4} ", style="dim")
+        head.append("▌", style=colour)
+        head.append(one_line(agent, 28), style=f"bold {colour}")
+        if target:
+            head.append(" ⟶ ", style="dim")
+            head.append(one_line(target, 24), style=self.colours.get(target, "white"))
+        if i in self.mistakes:
+            head.append("  ✗ mistake", style="bold red")
+        elif i in self.flagged:
+            head.append("  ⚑", style="bold yellow")
+        if step["status"] and step["status"].lower() == "error":
+            head.append("  error", style="red")
+        preview = Text("      ")
+        preview.append(one_line(step["content"], PREVIEW_CHARS_PER_STEP))
+        return head, preview
 
     def _labels(self) -> None:
         assert self.view is not None
@@ -310,14 +312,15 @@ class TraceScreen(Screen[None]):
         if self.view is None or not self.view.steps:
             return
         self.step = max(0, min(step, len(self.view.steps) - 1))
-        timeline = self.query_one("#timeline", OptionList)
-        if timeline.highlighted != self.step:
-            timeline.highlighted = self.step
-        self._step()
+        timeline = self.query_one("#timeline", Timeline)
+        if timeline.cursor != self.step:
+            timeline.cursor = self.step  # announces Highlighted, which draws the step
+        else:
+            self._step()
 
-    @on(OptionList.OptionHighlighted, "#timeline")
-    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        self.step = event.option_index
+    @on(Timeline.Highlighted, "#timeline")
+    def _highlighted(self, event: Timeline.Highlighted) -> None:
+        self.step = event.index
         self._step()
 
     @on(Tree.NodeSelected, "#spans")
