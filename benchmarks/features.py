@@ -1,7 +1,7 @@
 """Feature-extraction speed and memory against a plain SDPA forward of the same model, one run.
 
     .venv/bin/python benchmarks/features.py [--model ID_OR_PATH] [--window 2048] [--layers all]
-        [--speed-tokens 4096] [--small 4096] [--large 32768] [--skip-memory]
+        [--speed-tokens 4096] [--small 4096] [--large 32768] [--skip-speed] [--skip-memory]
 
 Speed: the same windows (token ids) go through (a) `model(ids)` with SDPA attention and full
 logits, no features, and (b) `Extractor.extract` with attention features on `--layers` and token
@@ -165,12 +165,14 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=4096)
     parser.add_argument("--large", type=int, default=32768)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--child-tokens", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_tokens:
         memory_child(args)
         return
-    speed(args)
+    if not args.skip_speed:
+        speed(args)
     if not args.skip_memory:
         memory(args)
 
