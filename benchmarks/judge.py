@@ -1,6 +1,6 @@
 """Judge throughput, measured in one run against a plain baseline on the same input.
 
-    .venv/bin/python benchmarks/judge.py [--model SPEC] [--traces 3] [--window-tokens 2048]
+    .venv/bin/python benchmarks/judge.py [--model SPEC] [--traces 3] [--window-tokens 2048] [--threads N]
         [--skip-local] [--skip-http] [--requests-per-slot 8]
 
 Local judge (embedded SmolLM2 unless --model): the first --traces Who&When sample traces are
@@ -54,9 +54,9 @@ def sample_traces(n: int) -> list[TraceInput]:
     return traces
 
 
-def bench_local(spec: str | None, n: int, window_tokens: int) -> None:
+def bench_local(spec: str | None, n: int, window_tokens: int, threads: int | None) -> None:
     traces = sample_traces(n)
-    judge = LocalJudge(spec, device="auto", window_tokens=window_tokens)
+    judge = LocalJudge(spec, device="auto", window_tokens=window_tokens, threads=threads)
     started = time.perf_counter()
     scorer = judge.scorer
     loaded_s = time.perf_counter() - started
@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="local judge model (default: embedded SmolLM2)")
     parser.add_argument("--traces", type=int, default=3)
     parser.add_argument("--window-tokens", type=int, default=2048)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--requests-per-slot", type=int, default=8)
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
@@ -159,7 +160,7 @@ def main() -> None:
     if not args.skip_http:
         bench_http(args.requests_per_slot)
     if not args.skip_local:
-        bench_local(args.model, args.traces, args.window_tokens)
+        bench_local(args.model, args.traces, args.window_tokens, args.threads)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ def label(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="The first N traces by id.")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (local judge).")] = "auto",
     window_tokens: Annotated[int, typer.Option("--window-tokens", help="Local judge window size.")] = 2048,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="Torch threads for the local judge (default: all cores)."),
+    ] = None,
     price_in: Annotated[
         float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
     ] = 0.0,
@@ -76,6 +80,7 @@ def label(
         timeout_s=timeout,
         device=device,
         window_tokens=window_tokens,
+        threads=threads,
         price_in_per_mtok=price_in,
         price_out_per_mtok=price_out,
     )

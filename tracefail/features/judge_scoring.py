@@ -24,6 +24,13 @@ class Scores:
     tokens_in: int  # tokens actually run through the model
 
 
+def limit_threads(threads: int) -> None:
+    """Fewer torch threads than cores: on a busy machine spinning threads slow everything down."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
 class YesNoScorer:
     """Wraps a loaded causal LM (features.loading.LoadedModel or a raw model + tokenizer)."""
 

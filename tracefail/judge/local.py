@@ -42,21 +42,25 @@ class LocalJudge:
         window_tokens: int = 2048,
         reuse_cache: bool = True,
         scorer: Any = None,
+        threads: int | None = None,
     ) -> None:
         self.spec = spec
         self.device = device
         self.window_tokens = window_tokens
         self.reuse_cache = reuse_cache
         self._scorer = scorer
+        self.threads = threads
         self._name = scorer.name if scorer is not None else (spec or EMBEDDED_NAME)
 
     @property
     def scorer(self) -> Any:
         if self._scorer is None:
-            from tracefail.features.judge_scoring import YesNoScorer
+            from tracefail.features.judge_scoring import YesNoScorer, limit_threads
             from tracefail.features.loading import load_causal_lm
 
             loaded = load_causal_lm(self.spec, device=self.device)
+            if self.threads:
+                limit_threads(self.threads)
             self._scorer = YesNoScorer(
                 loaded.model, loaded.tokenizer, loaded.name, loaded.device, max_tokens=self.window_tokens
             )

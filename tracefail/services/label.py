@@ -28,6 +28,7 @@ class JudgeSpec:
     timeout_s: float = 120.0
     device: str = "auto"
     window_tokens: int = 2048
+    threads: int | None = None  # torch threads for the local judge (None: one per core)
     window_chars: int = 60_000
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
@@ -46,7 +47,9 @@ def build_judge(spec: JudgeSpec) -> Any:
     if kind == "local":
         from tracefail.judge.local import LocalJudge
 
-        return LocalJudge(model or None, device=spec.device, window_tokens=spec.window_tokens)
+        return LocalJudge(
+            model or None, device=spec.device, window_tokens=spec.window_tokens, threads=spec.threads
+        )
     if kind == "openai":
         if not model:
             raise LabelUsageError("--judge openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
