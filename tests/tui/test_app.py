@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.worker import WorkerState
 
@@ -248,15 +249,6 @@ async def test_markup_in_trace_text_is_shown_literally(corpus_path: Path, tmp_pa
         assert "[i]llm[/i]" in head
 
 
-def _has_graph() -> bool:
-    try:
-        from tracefail.graph import handoff_graph  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_graph(), reason="tracefail.graph (the statistics helper's) has not landed")
 async def test_agent_graph(corpus_path: Path, tmp_path: Path) -> None:
     app = make_app(corpus_path, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -265,7 +257,7 @@ async def test_agent_graph(corpus_path: Path, tmp_path: Path) -> None:
         await settle(pilot)
         assert isinstance(app.screen, GraphScreen)
         text = str(app.screen.query_one("#graph", Static).render())
-        assert "planner" in text and "searcher" in text
+        assert "planner" in text and "searcher" in text and "3 agents" in text
         await pilot.press("escape")
         assert isinstance(app.screen, TraceScreen)
 
@@ -341,3 +333,41 @@ async def test_exports(corpus_path: Path, tmp_path: Path) -> None:
         text = markdown.read_text()
         assert text.startswith("# Trace demo:spans") and "| 3.2 | True |" in text
         assert app.clipboard == text
+
+
+async def test_a_writer_elsewhere_makes_the_corpus_busy_then_it_refreshes(
+    corpus_path: Path, tmp_path: Path
+) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', "
+            "flush=True); time.sleep(60)",
+            str(corpus_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        app = make_app(corpus_path, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            assert isinstance(screen, CorpusScreen)
+            for _ in range(300):
+                await pilot.pause(0.02)
+                if screen.busy:
+                    break
+            assert "open for writing in another process" in (screen.busy or "")
+            assert "corpus busy" in str(screen.query_one("#status", Static).render())
+            holder.kill()
+            holder.wait()
+            for _ in range(500):  # the retry timer reads it once the writer is gone
+                await pilot.pause(0.02)
+                if screen.loaded == 22:
+                    break
+            assert screen.loaded == 22 and screen.busy is None
+    finally:
+        holder.kill()
+        holder.wait()

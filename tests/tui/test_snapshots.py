@@ -85,3 +85,12 @@ def test_label_form(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  #
         await pilot.pause()
 
     assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_graph_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _open_span_trace(pilot)
+        await pilot.press("g")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -29,11 +29,12 @@ StepLines = Callable[[int], tuple[Text, Text]]
 class Timeline(ScrollView, can_focus=True):
     """Two lines per step; the cursor step is highlighted and announced with `Highlighted`."""
 
+    BINDING_GROUP_TITLE = "Trace timeline"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "move(-1)", "Up", show=False),
-        Binding("down,j", "move(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("up,k", "move(-1)", "Previous step", show=False),
+        Binding("down,j", "move(1)", "Next step", show=False),
+        Binding("pageup", "page(-1)", "A page of steps up", show=False),
+        Binding("pagedown", "page(1)", "A page of steps down", show=False),
         Binding("home", "jump(0)", "First step", show=False),
         Binding("end", "jump(-1)", "Last step", show=False),
     ]

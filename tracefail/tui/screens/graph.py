@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.model import Step
+from tracefail.graph import GraphMeasures, handoff_graph, measures
 from tracefail.services.browse import TraceView
 from tracefail.tui.charts import bars
 from tracefail.tui.text import one_line
@@ -41,69 +41,56 @@ class GraphScreen(Screen[None]):
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def _build(self) -> Any:
-        from tracefail.graph import handoff_graph
+    def _build(self) -> tuple[Any, GraphMeasures]:
+        view = self.view
+        mistake = next((a["agent"] for a in view.attributions if a["agent"]), None)
+        graph = handoff_graph(view.steps, flagged=view.flagged, mistake_agent=mistake)
+        return graph, measures(graph, view.steps)
 
-        steps = [
-            Step(
-                step_idx=s["step_idx"],
-                agent=s["agent"],
-                recipient=s["recipient"],
-                role=s["role"],
-                kind=s["kind"],
-                name=s["name"],
-                span_id=s["span_id"],
-                parent_span_id=s["parent_span_id"],
-            )
-            for s in self.view.steps
-        ]
-        return handoff_graph(steps)
-
-    def _show(self, graph: Any) -> None:
-        import networkx as nx
-
+    def _show(self, built: tuple[Any, GraphMeasures]) -> None:
+        graph, m = built
         edges = sorted(
-            ((u, v, _count(d)) for u, v, d in graph.edges(data=True)), key=lambda e: (-e[2], e[0], e[1])
+            ((u, v, int(d["count"])) for u, v, d in graph.edges(data=True)), key=lambda e: (-e[2], e[0], e[1])
         )
         text = Text()
         text.append(f"{one_line(self.view.trace_id, 100)}\n", style="bold")
         text.append(
-            f"{graph.number_of_nodes()} agents · {graph.number_of_edges()} hand-off pairs · "
-            f"{sum(e[2] for e in edges)} hand-offs\n\n",
+            f"{m.agents} agents · {m.handoffs} hand-offs ({m.distinct_handoffs} distinct) · "
+            f"density {m.density:.2f}\n\n",
             style="dim",
         )
         top = max((e[2] for e in edges), default=1)
         text.append("Hand-offs (from ⟶ to)\n", style="bold underline")
-        text.append_text(
-            bars(
-                [(f"{one_line(u, 22)} ⟶ {one_line(v, 22)}", c / top, str(c)) for u, v, c in edges],
-                width=30,
-                label_width=48,
+        rows = [(f"{one_line(u, 22)} ⟶ {one_line(v, 22)}", c / top, str(c)) for u, v, c in edges]
+        text.append_text(bars(rows, width=30, label_width=48) if rows else Text("  none\n", style="dim"))
+        text.append("\nLoops (agents handing work back and forth)\n", style="bold underline")
+        for cycle in m.cycles[:10]:
+            text.append("  cycle: " + " ⟶ ".join(one_line(a, 24) for a in [*cycle, cycle[0]]) + "\n")
+        for loop in m.loops:
+            text.append(
+                f"  repeated {loop.repeats}x at steps {loop.first_step}–{loop.last_step}: "
+                + " ⟶ ".join(one_line(a, 24) for a in loop.agents)
+                + "\n",
+                style="yellow",
             )
-        )
-        loops = [c for c in nx.simple_cycles(graph, length_bound=4)] if edges else []
-        text.append("\nLoops (agents that hand work back and forth)\n", style="bold underline")
-        if loops:
-            for cycle in sorted(loops, key=len)[:20]:
-                text.append("  " + " ⟶ ".join(one_line(a, 24) for a in [*cycle, cycle[0]]) + "\n")
-        else:
+        if not m.cycles and not m.loops:
             text.append("  none\n", style="dim")
-        table = Table(box=None, header_style="bold underline", title_justify="left")
-        table.add_column("agent")
-        table.add_column("steps", justify="right")
-        table.add_column("hands off", justify="right")
-        table.add_column("receives", justify="right")
-        spoke: dict[str, int] = {}
-        for step in self.view.steps:
-            key = step["agent"] or step["role"] or "?"
-            spoke[key] = spoke.get(key, 0) + 1
-        for node in sorted(graph.nodes, key=lambda n: -spoke.get(n, 0)):
-            out = sum(_count(d) for _, _, d in graph.out_edges(node, data=True))
-            into = sum(_count(d) for _, _, d in graph.in_edges(node, data=True))
-            table.add_row(Text(one_line(str(node), 40)), str(spoke.get(node, 0)), str(out), str(into))
-        self.query_one("#graph", Static).update(Text.assemble(text, "\n"))
+        table = Table(box=None, header_style="bold underline")
+        for column in ("agent", "steps", "hands off", "receives", "betweenness", ""):
+            table.add_column(column, justify="left" if column in ("agent", "") else "right")
+        for node, data in sorted(graph.nodes(data=True), key=lambda n: -len(n[1]["steps"])):
+            marks = Text()
+            if data.get("mistake"):
+                marks.append("✗ mistake agent ", style="bold red")
+            if data.get("flagged_steps"):
+                marks.append(f"⚑ {', '.join(map(str, data['flagged_steps'][:8]))}", style="yellow")
+            table.add_row(
+                Text(one_line(str(node), 40)),
+                str(len(data["steps"])),
+                str(m.out_degree.get(node, 0)),
+                str(m.in_degree.get(node, 0)),
+                f"{m.betweenness.get(node, 0.0):.2f}",
+                marks,
+            )
+        self.query_one("#graph", Static).update(text)
         self.query_one("#graph-scroll").mount(Static(table))
-
-
-def _count(data: dict[str, Any]) -> int:
-    return int(data.get("count", data.get("weight", 1)))

@@ -27,6 +27,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
     from tracefail.tui.screens.label_edit import LabelEditor
     from tracefail.tui.screens.stats import StatsScreen
     from tracefail.tui.screens.trace import TraceScreen
+    from tracefail.tui.timeline import Timeline
 
     groups: list[tuple[str, list[Binding]]] = [
         (
@@ -35,7 +36,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
             + [Binding("ctrl+p", "command_palette", "Command palette")],
         ),
     ]
-    for screen in (CorpusScreen, TraceScreen, GraphScreen, StatsScreen, LabelEditor):
+    for screen in (CorpusScreen, TraceScreen, Timeline, GraphScreen, StatsScreen, LabelEditor):
         groups.append(
             (
                 screen.BINDING_GROUP_TITLE or screen.__name__,

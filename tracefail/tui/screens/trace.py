@@ -141,7 +141,21 @@ class TraceScreen(Screen[None]):
         self.reload()
 
     def reload(self) -> None:
-        background(self, lambda: self.tf.service.trace(self.trace_id), self._show, group="trace")
+        background(
+            self, lambda: self.tf.service.trace(self.trace_id), self._show, group="trace", busy=self._busy
+        )
+
+    def _busy(self, message: str) -> None:
+        """Another process is writing: keep what is shown, say so, and try again shortly."""
+        if self.view is None:
+            text = Text(
+                "corpus busy: another process is writing to it; retrying every 2 s\n\n", style="bold yellow"
+            )
+            text.append(message, style="yellow")
+            self.query_one("#step", Static).update(text)
+        else:
+            self.notify(f"corpus busy, showing what was read before; retrying: {message}", severity="warning")
+        self.set_timer(2.0, self.reload)
 
     # --- drawing ---------------------------------------------------------------------------------
     def _show(self, view: TraceView | None) -> None:
