@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,38 @@ def test_unreadable_file_is_quarantined(db, tmp_path: Path) -> None:
     path.chmod(0)
     report = ingest(db, [path])
     assert report.quarantined == 1 and "cannot read" in report.messages[0]
+
+
+def _mutations(text: str, rng: random.Random, count: int) -> list[str]:
+    """Truncations, stray characters and values of the wrong JSON type, at random places."""
+    out = []
+    for trial in range(count):
+        if trial % 3 == 0:
+            out.append(text[: rng.randrange(1, len(text))])
+        elif trial % 3 == 1:
+            i = rng.randrange(len(text))
+            out.append(text[:i] + rng.choice('{}[]",:0an ') + text[i + 1 :])
+        else:
+            j = text.find('"', rng.randrange(len(text)))
+            k = text.find('"', j + 1) if j >= 0 else -1
+            swap = rng.choice(["123", "[]", "{}", "null", "true", '[1, "a"]', '{"x": []}'])
+            out.append(text[:j] + swap + text[k + 1 :] if j >= 0 and k > 0 else text)
+    return out
+
+
+def test_mangled_samples_are_quarantined_never_crash_an_adapter(tmp_path: Path) -> None:
+    """Every adapter turns malformed input into Rejected records, never into an exception
+    (the service's catch-all reports those as '<Error> while reading')."""
+    from tracefail.ingest import registry
+    from tracefail.store import Database
+
+    rng = random.Random(7)
+    samples = [p for p in registry.expand([SAMPLES]) if p.suffix != ".eval" and p.parent.name != "whowhen"]
+    for number, sample in enumerate(samples):
+        name = registry.detect(sample).name
+        with Database(tmp_path / f"{number}.duckdb") as db:
+            for trial, text in enumerate(_mutations(sample.read_text(), rng, 9)):
+                path = tmp_path / f"{trial}{sample.suffix}"
+                path.write_text(text)
+                report = ingest(db, [path], format_name=name)
+                assert not [m for m in report.messages if "while reading" in m], (name, trial)

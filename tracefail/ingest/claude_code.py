@@ -108,8 +108,8 @@ class ClaudeCodeAdapter:
         for raw in iter_jsonl(path):
             try:
                 entry = loads(raw.text)
-                if not isinstance(entry, dict) or "type" not in entry:
-                    raise ValueError("not a Claude Code entry (no `type`)")
+                if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
+                    raise ValueError("not a Claude Code entry (no `type` text)")
             except ValueError as exc:
                 yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
                 continue
@@ -118,7 +118,12 @@ class ClaudeCodeAdapter:
                 summary = summary or entry.get("summary")
             if entry["type"] in _SKIP or entry.get("isMeta"):
                 continue
-            for step in entry_steps(entry):
+            try:
+                new_steps = entry_steps(entry)
+            except (TypeError, ValueError, AttributeError) as exc:  # a malformed entry costs only itself
+                yield Rejected(raw.locator, f"malformed entry: {str(exc).splitlines()[0]}", excerpt(raw.text))
+                continue
+            for step in new_steps:
                 step.step_idx = len(steps)
                 steps.append(step)
                 if task is None and step.role == "user" and step.kind is StepKind.MESSAGE and step.content:

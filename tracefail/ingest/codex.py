@@ -23,7 +23,7 @@ _OUTPUTS = {"function_call_output", "custom_tool_call_output"}
 
 def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
     """A response item as a step (step_idx 0), or None for items that carry nothing readable."""
-    kind = item.get("type")
+    kind = item.get("type") if isinstance(item.get("type"), str) else None
     when = parse_time(ts)
     if kind == "message":
         role = item.get("role")
@@ -115,19 +115,30 @@ class CodexAdapter:
                 yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
                 continue
             kind, payload = line.get("type"), line.get("payload")
+            if kind is not None and not isinstance(kind, str):
+                yield Rejected(raw.locator, "`type` is not text", excerpt(raw.text))
+                continue
             if kind == "session_meta" and isinstance(payload, dict):
                 meta = payload
             elif kind == "turn_context" and isinstance(payload, dict):
                 model = payload.get("model") or model
-            elif kind == "response_item" and isinstance(payload, dict):
-                step = item_step(payload, line.get("timestamp"), model)
-                if step:
-                    step.step_idx = len(steps)
-                    steps.append(step)
             elif kind is None and not meta and "instructions" in line and "id" in line:
                 meta = line
-            elif kind is not None and kind != "event_msg" and "payload" not in line:
-                step = item_step(line, line.get("timestamp"), model)  # pre-envelope response item
+            else:
+                item = payload if kind == "response_item" else line  # older files: bare items
+                if (
+                    not isinstance(item, dict)
+                    or kind == "event_msg"
+                    or (kind != "response_item" and "payload" in line)
+                ):
+                    continue
+                try:
+                    step = item_step(item, line.get("timestamp"), model)
+                except (TypeError, ValueError, AttributeError) as exc:  # a malformed item costs only itself
+                    yield Rejected(
+                        raw.locator, f"malformed item: {str(exc).splitlines()[0]}", excerpt(raw.text)
+                    )
+                    continue
                 if step:
                     step.step_idx = len(steps)
                     steps.append(step)

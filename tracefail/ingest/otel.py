@@ -65,7 +65,13 @@ def attributes(items: Any) -> dict[str, Any]:
     """OTLP `[{key, value}]` lists, or plain dicts (already decoded exports), as one dict."""
     if isinstance(items, dict):
         return dict(items)
-    return {item["key"]: any_value(item.get("value")) for item in items or [] if isinstance(item, dict)}
+    if not isinstance(items, list):
+        return {}
+    return {
+        item["key"]: any_value(item.get("value"))
+        for item in items
+        if isinstance(item, dict) and isinstance(item.get("key"), str)
+    }
 
 
 def indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -384,12 +390,12 @@ class OtlpAdapter:
                     raise ValueError("not an OTLP/JSON export (no `resourceSpans`)")
                 for trace_id, span in otlp_spans(document):
                     grouped[trace_id].append(span)
-            except (ValueError, TypeError, AttributeError) as exc:
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
         for trace_id, spans in grouped.items():
             try:
                 yield spans_to_trace(trace_id, spans, str(path), {"format": "otlp"})
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 yield Rejected(f"trace {trace_id}", str(exc).splitlines()[0])
 
 
@@ -451,7 +457,7 @@ class SpanTreeAdapter:
                 or path.stem
             )
             yield spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
             yield Rejected("whole file", str(exc).splitlines()[0], excerpt(text))
 
 
