@@ -217,3 +217,11 @@ def test_mangled_samples_are_quarantined_never_crash_an_adapter(tmp_path: Path) 
                 path.write_text(text)
                 report = ingest(db, [path], format_name=name)
                 assert not [m for m in report.messages if "while reading" in m], (name, trial)
+
+
+def test_a_field_of_the_wrong_type_is_named_in_the_reason(db, tmp_path: Path) -> None:
+    records = json.loads((SAMPLES / "mast/mad_full_sample.json").read_text())[:2]
+    records[1]["llm_name"] = 42
+    report = ingest(db, [write(tmp_path / "typed.json", records)])
+    assert (report.traces, report.quarantined) == (1, 1)
+    assert report.messages[0].endswith("record 1: llm: Input should be a valid string (got 42)")

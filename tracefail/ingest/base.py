@@ -102,3 +102,16 @@ def first_json(head: str) -> object:
             except ValueError:
                 return None
     return None
+
+
+def reason(exc: Exception) -> str:
+    """One line a user can act on. Pydantic's first line ("1 validation error for Step") names no
+    field, so validation errors say which field holds what instead."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "value"
+        return f"{where}: {first['msg']} (got {excerpt(repr(first.get('input')), 60)})"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

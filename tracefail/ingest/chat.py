@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, first_json, text_of, with_id
+from tracefail.ingest.base import Rejected, excerpt, first_json, reason, text_of, with_id
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -106,4 +106,4 @@ class OpenAIChatAdapter:
                     )
                 )
             except ValueError as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, text_of, with_id
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -111,7 +111,7 @@ class ClaudeCodeAdapter:
                 if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
                     raise ValueError("not a Claude Code entry (no `type` text)")
             except ValueError as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
                 continue
             session = session or entry.get("sessionId")
             if entry["type"] == "summary":
@@ -121,7 +121,7 @@ class ClaudeCodeAdapter:
             try:
                 new_steps = entry_steps(entry)
             except (TypeError, ValueError, AttributeError) as exc:  # a malformed entry costs only itself
-                yield Rejected(raw.locator, f"malformed entry: {str(exc).splitlines()[0]}", excerpt(raw.text))
+                yield Rejected(raw.locator, f"malformed entry: {reason(exc)}", excerpt(raw.text))
                 continue
             for step in new_steps:
                 step.step_idx = len(steps)

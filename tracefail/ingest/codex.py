@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, text_of, with_id
+from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -112,7 +112,7 @@ class CodexAdapter:
                 if not isinstance(line, dict):
                     raise ValueError("not a JSON object")
             except ValueError as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
                 continue
             kind, payload = line.get("type"), line.get("payload")
             if kind is not None and not isinstance(kind, str):
@@ -135,9 +135,7 @@ class CodexAdapter:
                 try:
                     step = item_step(item, line.get("timestamp"), model)
                 except (TypeError, ValueError, AttributeError) as exc:  # a malformed item costs only itself
-                    yield Rejected(
-                        raw.locator, f"malformed item: {str(exc).splitlines()[0]}", excerpt(raw.text)
-                    )
+                    yield Rejected(raw.locator, f"malformed item: {reason(exc)}", excerpt(raw.text))
                     continue
                 if step:
                     step.step_idx = len(steps)

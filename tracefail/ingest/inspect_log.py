@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, text_of, with_id
+from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
 from tracefail.ingest.reader import loads, open_text
 from tracefail.model import Outcome, Trace
@@ -87,7 +87,7 @@ class InspectAdapter:
             if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
                 raise ValueError("not an Inspect log (no `eval` object)")
         except ValueError as exc:
-            yield Rejected("whole file", str(exc).splitlines()[0], excerpt(text))
+            yield Rejected("whole file", reason(exc), excerpt(text))
             return
         for number, sample in enumerate(log.get("samples") or []):
             yield self._one(f"samples[{number}]", sample, log["eval"], str(path))
@@ -124,4 +124,4 @@ class InspectAdapter:
                 raise ValueError("the sample is not an object")
             return sample_to_trace(sample, spec, source_file)
         except (ValueError, TypeError) as exc:
-            return Rejected(locator, str(exc).splitlines()[0], excerpt(json.dumps(sample, default=str)))
+            return Rejected(locator, reason(exc), excerpt(json.dumps(sample, default=str)))

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, text_of, with_id
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
 from tracefail.ingest.chat import tool_calls_of
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
@@ -157,7 +157,7 @@ class LangfuseAdapter:
                         raise ValueError(f"trace {number} is not an object")
                     yield record_to_trace(item, str(path))
             except (ValueError, TypeError) as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
 
 
 def _head(path: Path) -> str:

@@ -329,7 +329,7 @@ SPLITTERS: dict[str, Callable[[str], Split | None]] = {
 
 def split_trajectory(text: str, framework: str | None) -> Split:
     """Steps of a raw run log: the framework's splitter, then any that fits, then one step."""
-    key = (framework or "").lower().replace("-", "").replace(" ", "")
+    key = str(framework or "").lower().replace("-", "").replace(" ", "")
     order = [fn for name, fn in SPLITTERS.items() if name in key]
     order += [fn for fn in SPLITTERS.values() if fn not in order]
     for splitter in order:

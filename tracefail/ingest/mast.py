@@ -9,11 +9,11 @@ mixes three taxonomy rounds whose codes were renumbered, so each label keeps its
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, with_id
+from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.logsplit import split_trajectory
 from tracefail.ingest.reader import first_char, iter_json_array, loads
 from tracefail.model import Label, Trace
@@ -33,7 +33,7 @@ def _records(path: Path) -> Iterator[tuple[str, Any] | Rejected]:
             yield Rejected(raw.locator, f"not valid JSON: {exc}", excerpt(raw.text))
 
 
-def _mapped(path: Path, to_trace) -> Iterator[Trace | Rejected]:
+def _mapped(path: Path, to_trace: Callable[[dict[str, Any], str], Trace]) -> Iterator[Trace | Rejected]:
     for item in _records(path):
         if isinstance(item, Rejected):
             yield item
@@ -43,8 +43,8 @@ def _mapped(path: Path, to_trace) -> Iterator[Trace | Rejected]:
             if not isinstance(record, dict):
                 raise ValueError("record is not an object")
             yield to_trace(record, str(path))
-        except (ValueError, TypeError, KeyError) as exc:
-            yield Rejected(locator, str(exc).splitlines()[0] or type(exc).__name__, excerpt(str(record)))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            yield Rejected(locator, reason(exc), excerpt(str(record)))
 
 
 def _trace(source: str, native: str, record: dict[str, Any], trajectory: Any, source_file: str) -> Trace:

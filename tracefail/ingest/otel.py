@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, text_of, with_id
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -391,12 +391,12 @@ class OtlpAdapter:
                 for trace_id, span in otlp_spans(document):
                     grouped[trace_id].append(span)
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
         for trace_id, spans in grouped.items():
             try:
                 yield spans_to_trace(trace_id, spans, str(path), {"format": "otlp"})
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                yield Rejected(f"trace {trace_id}", str(exc).splitlines()[0])
+                yield Rejected(f"trace {trace_id}", reason(exc))
 
 
 # --- TRAIL-style span trees: {trace_id, spans: [{span_id, span_attributes, child_spans: [...]}]} ----
@@ -458,7 +458,7 @@ class SpanTreeAdapter:
             )
             yield spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            yield Rejected("whole file", str(exc).splitlines()[0], excerpt(text))
+            yield Rejected("whole file", reason(exc), excerpt(text))
 
 
 def _read(path: Path) -> str:

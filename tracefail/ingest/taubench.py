@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, with_id
+from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
 from tracefail.ingest.reader import first_char, iter_json_array, loads
 from tracefail.model import Outcome, Trace
@@ -62,4 +62,4 @@ class TauBenchAdapter:
                     raise ValueError("record is not an object")
                 yield record_to_trace(record, path)
             except (ValueError, TypeError) as exc:
-                yield Rejected(raw.locator, str(exc).splitlines()[0], excerpt(raw.text))
+                yield Rejected(raw.locator, reason(exc), excerpt(raw.text))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, text_of, with_id
+from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
 from tracefail.model import Attribution, Outcome, Step, Trace
 
@@ -77,9 +77,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         ground_truth=None if record.get("ground_truth") is None else str(record.get("ground_truth")),
         outcome=_outcome(record),
         source_file=source_file,
-        metadata={
-            k: record[k] for k in ("level", "system_prompt", "mistake_type", "labels") if k in record
-        },
+        metadata={k: record[k] for k in ("level", "system_prompt", "mistake_type", "labels") if k in record},
         steps=steps,
     )
     with_id(trace)
@@ -112,8 +110,10 @@ def _step_index(raw: Any, n_steps: int) -> int | None:
 
 
 def looks_like_record(obj: Any) -> bool:
-    return isinstance(obj, dict) and isinstance(obj.get("history"), list) and (
-        "mistake_agent" in obj or "question_ID" in obj or "mistake_step" in obj
+    return (
+        isinstance(obj, dict)
+        and isinstance(obj.get("history"), list)
+        and ("mistake_agent" in obj or "question_ID" in obj or "mistake_step" in obj)
     )
 
 
@@ -125,8 +125,10 @@ class WhoWhenAdapter:
     def sniff(self, path: Path, head: str) -> bool:
         if path.suffix == ".parquet":
             return _parquet_has(path, {"history", "mistake_agent"})
-        return first_char(head) in "{[" and '"history"' in head and (
-            '"mistake_agent"' in head or '"question_ID"' in head or '"mistake_step"' in head
+        return (
+            first_char(head) in "{["
+            and '"history"' in head
+            and ('"mistake_agent"' in head or '"question_ID"' in head or '"mistake_step"' in head)
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
@@ -155,7 +157,7 @@ class WhoWhenAdapter:
         try:
             return record_to_trace(record, source_file)
         except ValueError as exc:
-            return Rejected(locator, str(exc).splitlines()[0], excerpt(text))
+            return Rejected(locator, reason(exc), excerpt(text))
 
     def _parse_parquet(self, path: Path) -> Iterator[Trace | Rejected]:
         import pyarrow.parquet as pq
