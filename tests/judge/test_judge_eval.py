@@ -178,6 +178,7 @@ def test_mode_agreement_remaps_old_rounds_and_takes_the_majority(whowhen_db):
     assert by_mode["3.2"]["n"] == 4 and by_mode["3.2"]["reference_positives"] == 1
     assert by_mode["3.2"]["accuracy"]["value"] == pytest.approx(3 / 4)  # traces[2]: judge yes, humans no
     assert by_mode["3.3"]["n"] == 1 and by_mode["3.3"]["accuracy"]["value"] == 1.0
+    assert by_mode["3.3"]["single_class"] and not by_mode["3.2"]["single_class"]
     assert modes["reference_remap"]["dropped"] == {
         "round1-18 2.1 (Unbatched repetitive execution) has no counterpart": 1,
         "no answer (null)": 1,

@@ -63,6 +63,7 @@ def label(
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.features.errors import ModelLoadError
@@ -116,7 +117,7 @@ def label(
         finally:
             store.close()
     for trace_id, message in report.errors:
-        err.print(f"[yellow]judge error:[/] {trace_id}: {message}", markup=True, highlight=False)
+        err.print(f"[yellow]judge error:[/] {escape(trace_id)}: {escape(message)}", highlight=False)
     summary = report.as_dict()
     if json_out:
         print_json(summary)
@@ -127,6 +128,7 @@ def label(
             f"attributions; tokens in {report.tokens_in}, out {report.tokens_out}, "
             f"cost ${report.cost_usd:.4f}; {report.elapsed_s:.1f} s",
             highlight=False,
+            markup=False,
         )
     if report.errors:
         raise typer.Exit(EXIT_PARTIAL)
@@ -166,25 +168,36 @@ def calibrate(
         return
     for mode in result["modes"]:
         if "skipped" in mode:
-            out.print(f"{mode['mode_id']:<5} n={mode['n']:<4} skipped: {mode['skipped']}", highlight=False)
+            out.print(
+                f"{mode['mode_id']:<5} n={mode['n']:<4} skipped: {mode['skipped']}",
+                highlight=False,
+                markup=False,
+            )
         else:
             out.print(
                 f"{mode['mode_id']:<5} n={mode['n']:<4} ECE {mode['ece_before']:.3f} -> "
                 f"{mode['ece_after']:.3f}",
                 highlight=False,
+                markup=False,
             )
     if result["ece_before"] is not None:
         out.print(
             f"all   ECE {result['ece_before']:.3f} -> {result['ece_after']:.3f} (in-sample); "
             f"{result['fitted_modes']} modes fitted",
             highlight=False,
+            markup=False,
         )
     else:
-        out.print("no mode had enough reference labels to fit", highlight=False)
+        out.print("no mode had enough reference labels to fit", highlight=False, markup=False)
 
 
 def _ci(value: dict) -> str:
-    return f"{value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}]"
+    """`0.412 [0.300, 0.520]`; an undefined score (null) prints as n/a."""
+
+    def num(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
 @app.command("eval")
@@ -213,18 +226,31 @@ def evaluate(
     if json_out:
         print_json(result)
         return
-    out.print(f"judge {result['judge_source']} vs {reference} labels ({result['taxonomy']})", highlight=False)
+    out.print(
+        f"judge {result['judge_source']} vs {reference} labels ({result['taxonomy']})",
+        highlight=False,
+        markup=False,
+    )
     modes = result["modes"]
-    out.print(f"modes: {modes['n_pairs']} trace-mode pairs over {modes['n_traces']} traces", highlight=False)
+    out.print(
+        f"modes: {modes['n_pairs']} trace-mode pairs over {modes['n_traces']} traces",
+        highlight=False,
+        markup=False,
+    )
     for row in modes["per_mode"]:
         out.print(
             f"  {row['mode_id']:<5} n={row['n']:<4} kappa {_ci(row['kappa'])}  F1 {_ci(row['f1'])}  "
-            f"acc {_ci(row['accuracy'])}",
+            f"acc {_ci(row['accuracy'])}" + ("  (one class only)" if row["single_class"] else ""),
             highlight=False,
+            markup=False,
         )
     attribution = result["attribution"]
-    out.print(f"attribution: {attribution['n_traces']} traces (exact match)", highlight=False)
+    out.print(f"attribution: {attribution['n_traces']} traces (exact match)", highlight=False, markup=False)
     if attribution["n_traces"]:
         rows = {"judge": attribution["judge"], **attribution["baselines"]}
         for name, row in rows.items():
-            out.print(f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}", highlight=False)
+            out.print(
+                f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}",
+                highlight=False,
+                markup=False,
+            )

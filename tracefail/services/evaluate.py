@@ -9,6 +9,7 @@ name), always beside trivial baselines, so no accuracy is ever read without its 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,6 +128,11 @@ def _mode_block(db: Database, reference: str, loaded: TaxonomyFile, source: str,
                     "mode_id": mode_id,
                     "n": len(mode_keys),
                     "reference_positives": sum(ref.verdicts[k] for k in mode_keys),
+                    # one class on both sides: kappa is 1 by convention and says nothing
+                    "single_class": len(
+                        {pred[k][0] for k in mode_keys} | {ref.verdicts[k] for k in mode_keys}
+                    )
+                    == 1,
                     **scores,
                 }
             )
@@ -151,6 +157,17 @@ def _mode_block(db: Database, reference: str, loaded: TaxonomyFile, source: str,
     block["ece"] = expected_calibration_error([pred[k][1] for k in keys], [ref.verdicts[k] for k in keys])
     block["ece_raw"] = expected_calibration_error([pred[k][2] for k in keys], [ref.verdicts[k] for k in keys])
     return block
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (an undefined score, e.g. precision with no positive prediction) becomes null in JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _latest(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
@@ -238,14 +255,20 @@ def evaluate(
     _pattern(reference)
     source = _judge(db, judge_source)
     loaded = find(taxonomy)
-    return {
-        "judge_source": source,
-        "reference": reference,
-        "taxonomy": f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
-        "bootstrap": {"reps": reps, "level": 0.95, "unit": "trace-mode pair (modes), trace (attribution)"},
-        "modes": _mode_block(db, reference, loaded, source, reps),
-        "attribution": _attribution_block(db, reference, source, reps),
-    }
+    return _json_safe(
+        {
+            "judge_source": source,
+            "reference": reference,
+            "taxonomy": f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
+            "bootstrap": {
+                "reps": reps,
+                "level": 0.95,
+                "unit": "trace-mode pair (modes), trace (attribution)",
+            },
+            "modes": _mode_block(db, reference, loaded, source, reps),
+            "attribution": _attribution_block(db, reference, source, reps),
+        }
+    )
 
 
 def calibrate(
@@ -327,4 +350,4 @@ def calibrate(
         "judge config carry calibrated probabilities and keep raw_probability",
     }
     finish_run(db, run_id, counts={"fitted_modes": len(rows), "pairs": len(all_y)})
-    return result
+    return _json_safe(result)
