@@ -94,3 +94,10 @@ def test_graph_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None: 
         await _settle(pilot)
 
     assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_readme_screenshot_is_the_trace_snapshot() -> None:
+    """docs/tui-trace.svg is the trace snapshot; after --snapshot-update, copy it over."""
+    root = Path(__file__).resolve().parents[2]
+    snapshot = Path(__file__).parent / "__snapshots__" / "test_snapshots" / "test_trace_screen.svg"
+    assert (root / "docs" / "tui-trace.svg").read_bytes() == snapshot.read_bytes()

@@ -26,10 +26,13 @@ def sparkline(
     width: int = 12,
     marks: Sequence[int] = (),
     cursor: int | None = None,
+    stretch: int = 1,
 ) -> Text:
-    """One block per value (max-pooled past `width`); marked steps red, the cursor reversed."""
+    """One block per value (max-pooled past `width`, widened to up to `stretch` cells when there
+    is room); marked steps red, the cursor reversed."""
     if not values:
         return Text("")
+    cells = max(1, min(stretch, width // len(values)))
     scale = max(len(values) / width, 1.0)
     shown = _resample(values, width)
     known = [v for v in shown if v is not None]
@@ -47,7 +50,7 @@ def sparkline(
         style = "bold red" if i in mark_cells else "cyan"
         if i == cursor_cell:
             style += " reverse"
-        text.append(char, style=style)
+        text.append(char * cells, style=style)
     return text
 
 

@@ -131,6 +131,7 @@ class TraceScreen(Screen[None]):
                 labels: DataTable[Any] = DataTable(id="labels", cursor_type="row")
                 labels.add_columns("mode", "present", "p", "source", "evidence", "rationale")
                 yield labels
+                yield Static(id="label-detail")
                 yield Static(id="chart")
         yield Input(placeholder="search this trace's steps (enter: find, esc: close)", id="search")
         yield Footer()
@@ -250,7 +251,7 @@ class TraceScreen(Screen[None]):
                     style="red" if present else "green" if present is False else "dim",
                 ),
                 "" if label["probability"] is None else f"{label['probability']:.2f}",
-                Text(one_line(label["source"], 24), style="cyan"),
+                Text(one_line(label["source"].replace("llm-judge:", "judge:"), 18), style="cyan"),
                 " ".join(map(str, label["evidence_steps"] or [])),
                 Text(one_line(label["rationale"], 200)),
             )
@@ -318,7 +319,7 @@ class TraceScreen(Screen[None]):
             f"  (f: next feature · red: dynamics change at steps {', '.join(map(str, jumps)) or 'none'})\n",
             style="dim",
         )
-        text.append_text(sparkline(values, width, marks=jumps, cursor=self.step))
+        text.append_text(sparkline(values, width, marks=jumps, cursor=self.step, stretch=4))
         chart.update(text)
 
     # --- navigation ------------------------------------------------------------------------------
@@ -341,6 +342,17 @@ class TraceScreen(Screen[None]):
     def _span_selected(self, event: Tree.NodeSelected[int]) -> None:
         if event.node.data is not None:
             self.go(event.node.data)
+
+    @on(DataTable.RowHighlighted, "#labels")
+    def _label_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        label = self._label()
+        detail = self.query_one("#label-detail", Static)
+        if label is None:
+            detail.update("")
+            return
+        text = Text(f"{label['mode_id']} · {label['source']}: ", style="bold")
+        text.append_text(literal(label["rationale"] or "(no rationale)", limit=600))
+        detail.update(text)
 
     @on(DataTable.RowSelected, "#labels")
     def _label_selected(self, event: DataTable.RowSelected) -> None:
