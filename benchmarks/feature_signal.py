@@ -24,6 +24,7 @@ import json
 import os
 import random
 import re
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--skip-halueval", action="store_true")
     parser.add_argument("--skip-whowhen", action="store_true")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # results appear as they come, even when piped
     from tracefail.features.loading import load_causal_lm
 
     loaded = load_causal_lm(args.model, device=args.device)

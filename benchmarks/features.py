@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--child-tokens", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # results appear as they come, even when piped
     if args.child_tokens:
         memory_child(args)
         return
