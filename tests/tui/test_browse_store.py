@@ -177,3 +177,13 @@ def test_a_writer_in_another_process_makes_reads_busy_not_crash(corpus_path: Pat
 def test_injection_trace_is_stored_verbatim(service: BrowseService) -> None:
     view = service.trace(INJECT_TRACE)
     assert view is not None and view.steps[0]["content"].startswith("[bold red]PWNED[/]")
+
+
+def test_each_source_counts_with_its_latest_label(service: BrowseService) -> None:
+    view = service.trace(INJECT_TRACE)
+    assert view is not None and view.labels == []
+    service.label(INJECT_TRACE, "2.2", True, taxonomy=("mast", "1.0"))
+    assert service.count(CorpusFilter(mode="2.2")) == 1
+    service.label(INJECT_TRACE, "2.2", False, taxonomy=("mast", "1.0"))  # the same human changes their mind
+    assert service.count(CorpusFilter(mode="2.2")) == 0
+    assert service.page(CorpusFilter(framework="MetaGPT"), 0, 1).rows[0]["modes"] == []

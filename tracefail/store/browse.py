@@ -65,16 +65,25 @@ class CorpusFilter:
     descending: bool = False
 
 
-_LABEL_AGG = """
+def _latest(where: str = "TRUE") -> str:
+    """Each source's current answer per (trace, mode): its newest label. Labels are appended,
+    never updated, so a human who first accepts and then rejects a mode has rejected it."""
+    return (
+        "(SELECT trace_id, source, mode_id, arg_max(present, label_id) AS present FROM labels "
+        f"WHERE {where} GROUP BY trace_id, source, mode_id)"
+    )
+
+
+_LABEL_AGG = f"""
     SELECT trace_id,
            list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
            list(DISTINCT source ORDER BY source) AS sources
-    FROM labels GROUP BY trace_id
+    FROM {_latest()} GROUP BY trace_id
 """
 # A trace disagrees when two sources give different present/absent answers for one mode.
-_DISAGREE = """
-    SELECT trace_id FROM labels WHERE present IS NOT NULL
-    GROUP BY trace_id, mode_id HAVING count(DISTINCT present) > 1
+_DISAGREE = f"""
+    SELECT trace_id FROM {_latest()} WHERE present IS NOT NULL
+    GROUP BY trace_id, mode_id HAVING bool_or(present) AND NOT bool_and(present)
 """
 _MULTI_SOURCE = """
     SELECT trace_id FROM labels WHERE present IS NOT NULL
@@ -91,11 +100,11 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
             clauses.append(f"t.{column} = ?")
             params.append(value)
     if f.mode:
-        clauses.append("t.trace_id IN (SELECT trace_id FROM labels WHERE present AND mode_id = ?)")
+        clauses.append(f"t.trace_id IN (SELECT trace_id FROM {_latest('mode_id = ?')} WHERE present)")
         params.append(f.mode)
     if f.category_modes:
         clauses.append(
-            "t.trace_id IN (SELECT trace_id FROM labels WHERE present AND mode_id IN (SELECT unnest(?)))"
+            f"t.trace_id IN (SELECT trace_id FROM {_latest('mode_id IN (SELECT unnest(?))')} WHERE present)"
         )
         params.append(list(f.category_modes))
     if f.source:
@@ -159,7 +168,7 @@ def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.Da
         LEFT JOIN (
             SELECT trace_id, list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
                    list(DISTINCT source ORDER BY source) AS sources
-            FROM labels WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id
+            FROM {_latest("trace_id IN (SELECT trace_id FROM page)")} GROUP BY trace_id
         ) lab USING (trace_id)
         LEFT JOIN (
             SELECT trace_id, list(DISTINCT source ORDER BY source) AS sources
@@ -224,7 +233,7 @@ def facets(db: Database) -> Facets:
 
 # --- stats over the selection (the stats screen follows the corpus filter) ---------------------
 def prevalence(db: Database, f: CorpusFilter, by: Literal["framework", "llm"]) -> pl.DataFrame:
-    """Share of selected traces per group with a present label of each mode (any source)."""
+    """Share of selected traces per group where some source's latest label has the mode present."""
     selection, params = selection_sql(f)
     return db.frame(
         f"""
@@ -232,7 +241,7 @@ def prevalence(db: Database, f: CorpusFilter, by: Literal["framework", "llm"]) -
                      WHERE t.trace_id IN ({selection})),
              sizes AS (SELECT grp, count(*) AS n FROM sel GROUP BY grp),
              hits AS (SELECT DISTINCT sel.grp, sel.trace_id, l.mode_id FROM sel
-                      JOIN labels l USING (trace_id) WHERE l.present)
+                      JOIN {_latest()} l USING (trace_id) WHERE l.present)
         SELECT hits.grp AS "group", hits.mode_id, count(*) AS traces, any_value(sizes.n) AS total,
                count(*) / any_value(sizes.n) AS share
         FROM hits JOIN sizes USING (grp) GROUP BY hits.grp, hits.mode_id
@@ -246,8 +255,8 @@ def cooccurrence(db: Database, f: CorpusFilter, limit: int = 15) -> pl.DataFrame
     selection, params = selection_sql(f)
     return db.frame(
         f"""
-        WITH present AS (SELECT DISTINCT trace_id, mode_id FROM labels
-                         WHERE present AND trace_id IN ({selection}))
+        WITH present AS (SELECT DISTINCT trace_id, mode_id FROM {_latest(f"trace_id IN ({selection})")}
+                         WHERE present)
         SELECT a.mode_id AS mode_a, b.mode_id AS mode_b, count(*) AS traces
         FROM present a JOIN present b ON a.trace_id = b.trace_id AND a.mode_id < b.mode_id
         GROUP BY ALL ORDER BY traces DESC, mode_a, mode_b LIMIT ?

@@ -38,6 +38,7 @@ AGENT_COLOURS = [
     "orange1",
 ]
 PREVIEW_CHARS_PER_STEP = 240
+LABEL_COLUMNS = [("mode", 5), ("present", 7), ("p", 4), ("source", 18), ("evidence", 8), ("rationale", 80)]
 PREFERRED_FEATURES = ("surprisal_mean", "entropy_mean", "lookback_ratio", "max_prob_mean")
 
 
@@ -129,7 +130,8 @@ class TraceScreen(Screen[None]):
                 with VerticalScroll(id="step-scroll"):
                     yield Static(id="step")
                 labels: DataTable[Any] = DataTable(id="labels", cursor_type="row")
-                labels.add_columns("mode", "present", "p", "source", "evidence", "rationale")
+                for title, width in LABEL_COLUMNS:  # fixed widths: no re-layout as rows arrive
+                    labels.add_column(title, width=width)
                 yield labels
                 yield Static(id="label-detail")
                 yield Static(id="chart")
@@ -253,7 +255,7 @@ class TraceScreen(Screen[None]):
                 "" if label["probability"] is None else f"{label['probability']:.2f}",
                 Text(one_line(label["source"].replace("llm-judge:", "judge:"), 18), style="cyan"),
                 " ".join(map(str, label["evidence_steps"] or [])),
-                Text(one_line(label["rationale"], 200)),
+                Text(one_line(label["rationale"], 80)),
             )
         if self.view.labels:
             table.move_cursor(row=min(row, len(self.view.labels) - 1))
