@@ -75,7 +75,9 @@ def test_parse_filter_round_trip() -> None:
         text="wrong answer",
     )
     assert parse_filter(format_filter(f)) == f
-    assert parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]}).category_modes == ("3.1", "3.2")
+    category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
+    assert category.category_modes == ("3.1", "3.2")
+    assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
     for bad in ("sort:nope", "agree:maybe", "category:none", "entropy_mean>x", 'unclosed "quote'):
         with pytest.raises(FilterError):
             parse_filter(bad, {})

@@ -74,7 +74,7 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
                 if not modes:
                     known = ", ".join(sorted(categories or {})) or "none stored"
                     raise FilterError(f"unknown category {value!r} (known: {known})")
-                values["category_modes"] = tuple(modes)
+                values.update(category=value, category_modes=tuple(modes))
             else:
                 values[key] = value
             continue
@@ -104,6 +104,8 @@ def format_filter(f: CorpusFilter) -> str:
         for k in ("framework", "llm", "benchmark", "outcome", "mode", "source")
         if getattr(f, k)
     ]
+    if f.category:
+        words.append(f"category:{f.category}")
     if f.agreement:
         words.append("agree:" + ("yes" if f.agreement == "agree" else "no"))
     words += [f"{t.name}{t.op}{t.value:g}" for t in f.features]

@@ -56,6 +56,7 @@ class CorpusFilter:
     benchmark: str | None = None
     outcome: str | None = None
     mode: str | None = None  # a present label of this mode from any source
+    category: str | None = None  # the category's name, for display; its modes filter
     category_modes: tuple[str, ...] = ()  # a present label of any of these modes (one category)
     source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
     agreement: Agreement | None = None

@@ -69,7 +69,7 @@ class BrowseCommands(Provider):
                 commands += [
                     (
                         f"filter: category {c}",
-                        partial(_narrow, screen, category_modes=tuple(m)),
+                        partial(_narrow, screen, category=c, category_modes=tuple(m)),
                         f"A present label of a mode in {c}.",
                     )
                     for c, m in facets.categories.items()
