@@ -68,6 +68,8 @@ def bench_local(spec: str | None, n: int, window_tokens: int, threads: int | Non
         started = time.perf_counter()
         results[reuse] = [judge.judge_sync(t, TAXONOMY, TASKS) for t in traces]
         timings[reuse] = time.perf_counter() - started
+        label = "KV-cache prefix reuse" if reuse else "re-read per question"
+        print(f"  ({label} done in {timings[reuse]:.1f} s)", flush=True)
     windows = sum(r.details["windows"] for r in results[True])
     tokens = {k: sum(r.tokens_in for r in v) for k, v in results.items()}
     gap = max(
