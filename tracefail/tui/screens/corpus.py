@@ -211,6 +211,8 @@ class CorpusScreen(Screen[None]):
             total = "…" if self.total is None else f"{self.total:,}"
             text.append(f"{self.loaded:,} of {total} traces", style="bold")
             text.append(f" · {words} · sorted by {f.sort} {direction}")
+            if self.total == 0:
+                text.append(" · no trace matches; esc clears the filter", style="bold yellow")
             if self.spark_feature:
                 text.append(f" · sparkline: {self.spark_feature}", style="dim")
             if self.loading:
