@@ -1,9 +1,9 @@
 """Judge throughput, measured in one run against a plain baseline on the same input.
 
-    .venv/bin/python benchmarks/judge.py [--model SPEC] [--traces 3] [--window-tokens 2048] [--threads N]
+    .venv/bin/python benchmarks/judge.py [--model SPEC] [--traces 1] [--window-tokens 2048] [--threads N]
         [--skip-local] [--skip-http] [--requests-per-slot 8]
 
-Local judge (embedded SmolLM2 unless --model): the first --traces Who&When sample traces are
+Local judge (embedded SmolLM2 unless --model): the --traces shortest Who&When sample traces are
 judged for all 14 MAST modes plus step attribution, (a) reading each window once and scoring
 every question on its KV cache, (b) re-reading the whole window for every question. Printed:
 traces/minute of (a), and the speed-up (a) over (b) on the same traces; the probabilities of
@@ -48,7 +48,14 @@ LATENCY_S = 0.2
 def sample_traces(n: int) -> list[TraceInput]:
     db = Database(":memory:")
     ingest(db, [ROOT / "data_samples" / "whowhen"])
-    ids = [r[0] for r in db.rows("SELECT trace_id FROM traces ORDER BY trace_id LIMIT ?", [n])]
+    # the shortest traces: the re-read baseline costs ~20x the tokens, keep it affordable on a CPU
+    ids = [
+        r[0]
+        for r in db.rows(
+            "SELECT trace_id FROM steps GROUP BY trace_id ORDER BY sum(length(content)), trace_id LIMIT ?",
+            [n],
+        )
+    ]
     traces = [load_input(db, t) for t in ids]
     db.close()
     return traces
@@ -148,7 +155,7 @@ def bench_http(per_slot: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="local judge model (default: embedded SmolLM2)")
-    parser.add_argument("--traces", type=int, default=3)
+    parser.add_argument("--traces", type=int, default=1)
     parser.add_argument("--window-tokens", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     parser.add_argument("--requests-per-slot", type=int, default=8)
