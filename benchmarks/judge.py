@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from judge_server import StubServer, completion, valid_answer  # noqa: E402
 
+import tracefail.judge.local as local_judge  # noqa: E402
 from tracefail.judge.http import HttpSettings, OpenAIJudge  # noqa: E402
 from tracefail.judge.local import LocalJudge  # noqa: E402
 from tracefail.judge.prompt import TraceInput  # noqa: E402
@@ -63,6 +64,8 @@ def sample_traces(n: int) -> list[TraceInput]:
 
 def bench_local(spec: str | None, n: int, window_tokens: int, threads: int | None) -> None:
     traces = sample_traces(n)
+    # one fixed fence nonce so both passes read identical prompts and their scores must agree
+    local_judge.new_nonce = lambda: "0" * 16
     judge = LocalJudge(spec, device="auto", window_tokens=window_tokens, threads=threads)
     started = time.perf_counter()
     scorer = judge.scorer
