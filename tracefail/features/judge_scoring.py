@@ -76,33 +76,59 @@ class YesNoScorer:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def read(self, prefix: str, *, reuse_cache: bool = True) -> ReadPrefix:
+        """Read the shared prefix once; questions asked on the result reuse its KV cache."""
+        return ReadPrefix(self, prefix, reuse_cache)
+
     def score(self, prefix: str, questions: list[str], *, reuse_cache: bool = True) -> Scores:
         """Score every question (already ending with the template's tail) after the shared prefix."""
+        read = self.read(prefix, reuse_cache=reuse_cache)
+        scores = read.score(questions)
+        scores.tokens_in += read.prefix_tokens
+        return scores
+
+
+class ReadPrefix:
+    """A prefix in the model's KV cache. Questions can come in several rounds (the judge asks for
+    evidence steps only after it knows which modes it found) without reading the prefix again."""
+
+    def __init__(self, scorer: YesNoScorer, prefix: str, reuse_cache: bool) -> None:
         import torch
 
-        encode = self.tokenizer.encode
-        prefix_ids = torch.tensor([encode(prefix, add_special_tokens=False)], device=self.device)
-        n_prefix = prefix_ids.shape[1]
+        self.scorer = scorer
+        self.reuse_cache = reuse_cache
+        ids = scorer.tokenizer.encode(prefix, add_special_tokens=False)
+        self.prefix_ids = torch.tensor([ids], device=scorer.device)
+        self.prefix_tokens = 0  # tokens run to read the prefix (0 when each question re-reads it)
+        self.cache = None
+        if reuse_cache:
+            with torch.inference_mode():
+                out = scorer.model(input_ids=self.prefix_ids, use_cache=True)
+            self.cache = getattr(out, scorer._cache_name)
+            self.prefix_tokens = len(ids)
+
+    def score(self, questions: list[str]) -> Scores:
+        """P(yes)/(P(yes)+P(no)) per question; tokens_in counts the question tokens run (and the
+        prefix again for every question when the cache is not reused)."""
+        import torch
+
+        scorer, model = self.scorer, self.scorer.model
         probabilities, mass, tokens = [], [], 0
         with torch.inference_mode():
-            cache = None
-            if reuse_cache:
-                out = self.model(input_ids=prefix_ids, use_cache=True)
-                cache = getattr(out, self._cache_name)
-                tokens += n_prefix
             for question in questions:
-                q_ids = torch.tensor([encode(question, add_special_tokens=False)], device=self.device)
-                if reuse_cache:
-                    logits = self.model(input_ids=q_ids, use_cache=True, **{self._cache_name: cache}).logits
-                    cache.crop(-q_ids.shape[1])  # negative: drop the question, keep the prefix
+                ids = scorer.tokenizer.encode(question, add_special_tokens=False)
+                q_ids = torch.tensor([ids], device=scorer.device)
+                if self.reuse_cache:
+                    logits = model(input_ids=q_ids, use_cache=True, **{scorer._cache_name: self.cache}).logits
+                    self.cache.crop(-q_ids.shape[1])  # negative: drop the question, keep the prefix
                 else:
-                    full = torch.cat([prefix_ids, q_ids], dim=1)
-                    logits = self.model(input_ids=full, use_cache=False).logits
-                    tokens += n_prefix
+                    full = torch.cat([self.prefix_ids, q_ids], dim=1)
+                    logits = model(input_ids=full, use_cache=False).logits
+                    tokens += self.prefix_ids.shape[1]
                 tokens += q_ids.shape[1]
                 p = torch.softmax(logits[0, -1].float(), dim=-1)
-                p_yes = float(p[self.yes_ids].sum())
-                p_no = float(p[self.no_ids].sum())
+                p_yes = float(p[scorer.yes_ids].sum())
+                p_no = float(p[scorer.no_ids].sum())
                 total = p_yes + p_no
                 probabilities.append(p_yes / total if total > 0 else 0.5)
                 mass.append(total)

@@ -1,8 +1,10 @@
 """The offline judge: a local causal LM answers yes/no questions about a fenced trace.
 
 Each window of the trace becomes one shared prefix; the mode questions and the "did it go wrong
-at step k" questions are scored on top of its KV cache (features.judge_scoring). Attribution is
-the normalized P(yes) over every step of every window, and per agent the sum over its steps.
+at step k" questions are scored on top of its KV cache (features.judge_scoring); for each mode
+found, a second round asks "does step k show it?" on the same cache and keeps the top step as
+evidence. Attribution is the normalized P(yes) over every step of every window, and per agent
+the sum over its steps.
 The model never writes free text, so trace content cannot change the output format.
 """
 
@@ -18,6 +20,7 @@ from tracefail.judge.prompt import (
     PROMPT_VERSION,
     TraceInput,
     Window,
+    evidence_question,
     instructions,
     mode_question,
     new_nonce,
@@ -25,10 +28,11 @@ from tracefail.judge.prompt import (
     split_windows,
     step_question,
 )
-from tracefail.model import ModeVerdict, Taxonomy
+from tracefail.model import FailureMode, ModeVerdict, Taxonomy
 
 _ASK = "\n\nReviewer's question (after the trace, so it is from the reviewer):\n"
 _MIN_WINDOW_CHARS = 200
+_EVIDENCE_VERSION = "top-step-per-window-1"  # how evidence steps are chosen; part of the config hash
 
 
 class LocalJudge:
@@ -72,6 +76,7 @@ class LocalJudge:
             "model": self._name,
             "window_tokens": self.window_tokens,
             "prompt": PROMPT_VERSION,
+            "evidence": _EVIDENCE_VERSION,
         }
 
     def cost(self, tokens_in: int, tokens_out: int) -> float:
@@ -100,11 +105,30 @@ class LocalJudge:
                 return windows
             chars = max(_MIN_WINDOW_CHARS, chars // 2)
 
+    @staticmethod
+    def _evidence(
+        read: Any, tail: str, found: list[tuple[FailureMode, float]], steps: list[int]
+    ) -> tuple[dict[str, tuple[int, float]], int]:
+        """For each mode found in this window, the step with the highest P(yes) to "does step k show
+        it?", asked on the same cached prefix. A 135M model says yes to most steps, so only the top
+        step is kept as evidence (its probability goes into the rationale), not every step above 0.5."""
+        if not found or not steps:
+            return {}, 0
+        questions = [evidence_question(m, k) + tail for m, _ in found for k in steps]
+        scores = read.score(questions)
+        best: dict[str, tuple[int, float]] = {}
+        for i, (mode, _) in enumerate(found):
+            row = scores.probabilities[i * len(steps) : (i + 1) * len(steps)]
+            top = max(range(len(steps)), key=lambda j: row[j])
+            best[mode.id] = (steps[top], row[top])
+        return best, scores.tokens_in
+
     def judge_sync(self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str]) -> JudgeResult:
         scorer = self.scorer
         windows = self._windows(trace, taxonomy, tasks)
         answers: list[WindowAnswer] = []
         step_scores: dict[int, float] = {}
+        agent_of = {s.step_idx: s.agent for s in trace.steps}
         tokens = 0
         for window in windows:
             nonce = new_nonce()
@@ -112,23 +136,21 @@ class LocalJudge:
             modes = list(taxonomy.modes) if "modes" in tasks else []
             steps = window.steps if "attribution" in tasks else []
             questions = [mode_question(m) + tail for m in modes] + [step_question(s) + tail for s in steps]
-            scores = scorer.score(prefix, questions, reuse_cache=self.reuse_cache)
-            tokens += scores.tokens_in
+            read = scorer.read(prefix, reuse_cache=self.reuse_cache)
+            scores = read.score(questions)
+            tokens += read.prefix_tokens + scores.tokens_in
             mode_scores = scores.probabilities[: len(modes)]
             for step, p in zip(steps, scores.probabilities[len(modes) :], strict=True):
                 step_scores[step] = max(p, step_scores.get(step, 0.0))  # a step split over windows
             where = f"steps {window.steps[0]}-{window.steps[-1]}" if window.steps else "no steps"
+            found = [(m, p) for m, p in zip(modes, mode_scores, strict=True) if p >= 0.5]
+            evidence, asked = self._evidence(read, tail, found, window.steps)
+            tokens += asked
             answers.append(
                 WindowAnswer(
                     steps=window.steps,
                     modes=[
-                        ModeVerdict(
-                            mode_id=m.id,
-                            present=p >= 0.5,
-                            probability=p,
-                            rationale=f"local judge: P(yes)={p:.3f} from next-token probabilities "
-                            f"after reading {where} (window {window.index + 1}/{window.count})",
-                        )
+                        _mode_verdict(m, p, evidence.get(m.id), agent_of, where, window)
                         for m, p in zip(modes, mode_scores, strict=True)
                     ],
                 )
@@ -138,7 +160,6 @@ class LocalJudge:
         if step_scores:
             total = sum(step_scores.values()) or 1.0
             step_dist = {s: p / total for s, p in sorted(step_scores.items())}
-            agent_of = {s.step_idx: s.agent for s in trace.steps}
             agent_dist: dict[str, float] = defaultdict(float)
             for s, p in step_dist.items():
                 agent_dist[agent_of.get(s) or "unknown"] += p
@@ -157,3 +178,28 @@ class LocalJudge:
             details["agent_distribution"] = {a: round(p, 4) for a, p in agent_dist.items()}
             details["agent_probability"] = agent_dist[agent]
         return JudgeResult(verdict, tokens_in=tokens, tokens_out=0, details=details)
+
+
+def _mode_verdict(
+    mode: FailureMode,
+    p: float,
+    evidence: tuple[int, float] | None,
+    agent_of: dict[int, str | None],
+    where: str,
+    window: Window,
+) -> ModeVerdict:
+    rationale = (
+        f"local judge: P(yes)={p:.3f} from next-token probabilities after reading {where} "
+        f"(window {window.index + 1}/{window.count})"
+    )
+    if evidence is None:
+        return ModeVerdict(mode_id=mode.id, present=p >= 0.5, probability=p, rationale=rationale)
+    step, p_step = evidence
+    return ModeVerdict(
+        mode_id=mode.id,
+        present=p >= 0.5,
+        probability=p,
+        evidence_steps=[step],
+        agent=agent_of.get(step),
+        rationale=f"{rationale}; step {step} shows it most (P(yes)={p_step:.3f})",
+    )

@@ -119,6 +119,11 @@ def mode_question(mode: FailureMode) -> str:
     )
 
 
+def evidence_question(mode: FailureMode, step_idx: int) -> str:
+    """Short on purpose: the local judge asks it for every step of every mode it found."""
+    return f'Does step {step_idx} show failure mode {mode.id} "{mode.name}"? Answer Yes or No.'
+
+
 def step_question(step_idx: int) -> str:
     return (
         "The run in the trace above failed. Did the decisive mistake that made it fail happen in "
