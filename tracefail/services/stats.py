@@ -215,7 +215,7 @@ def report(
     loaded = load_taxonomy(taxonomy)
     result = analysis.compute(db, loaded, source)
     by_framework = analysis.mode_prevalence(db, loaded, "framework")
-    split = stats_store.step_feature_split(db, limit_names=4)
+    split = stats_store.step_feature_split(db, limit_names=4, prefer=reporting.HEADLINE_FEATURES)
     counts = stats_store.corpus_counts(db)
     rendered = [
         (chart, reporting.render_png(chart)) for chart in reporting.charts(result, by_framework, split)

@@ -264,10 +264,13 @@ def mode_sequence(db: Database, mode_id: str) -> pl.DataFrame:
     )
 
 
-def step_feature_split(db: Database, limit_names: int, sample: int = 200_000) -> pl.DataFrame:
+def step_feature_split(
+    db: Database, limit_names: int, prefer: list[str], sample: int = 200_000
+) -> pl.DataFrame:
     """name, flagged, value for step features: flagged = the step is evidence of a present label
-    or a root-cause attribution. The `limit_names` features with most rows are kept, and at most
-    `sample` rows (a fixed-seed reservoir sample) come back, enough for a histogram."""
+    or a root-cause attribution. `limit_names` features are kept, those in `prefer` first (in that
+    order), then those with most rows; at most `sample` rows (a fixed-seed reservoir sample) come
+    back, enough for a histogram."""
     return db.frame(
         f"""
         WITH flagged AS (
@@ -275,7 +278,8 @@ def step_feature_split(db: Database, limit_names: int, sample: int = 200_000) ->
                  LATERAL (SELECT unnest(l.evidence_steps) AS step) e WHERE l.present
             UNION SELECT trace_id, step_idx FROM attributions WHERE step_idx IS NOT NULL),
         names AS (SELECT name FROM features WHERE step_idx >= 0 GROUP BY name
-                  ORDER BY count(*) DESC, name LIMIT {int(limit_names)})
+                  ORDER BY coalesce(list_position(?, name), 1e9), count(*) DESC, name
+                  LIMIT {int(limit_names)})
         SELECT * FROM (
             SELECT f.name, fl.step IS NOT NULL AS flagged, f.value
             FROM features f JOIN names USING (name)
@@ -283,7 +287,8 @@ def step_feature_split(db: Database, limit_names: int, sample: int = 200_000) ->
             LEFT JOIN flagged fl ON fl.trace_id = f.trace_id AND fl.step = f.step_idx
             WHERE f.step_idx >= 0 AND f.value IS NOT NULL)
         USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (1)
-        """
+        """,
+        [prefer],
     )
 
 
