@@ -14,6 +14,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Step features (names as features/extract.py writes them) that views show first: token
+# uncertainty, attention flow back to earlier steps, transport capacity, confidence.
+HEADLINE_FEATURES = (
+    "tok.surprisal_mean",
+    "tok.entropy_mean",
+    "attn.lookback_ratio",
+    "attn.phi_prefix",
+    "tok.maxprob_mean",
+)
+
 
 class StepKind(StrEnum):
     """What a step is. Message-level logs use MESSAGE; span trees use the span kind."""

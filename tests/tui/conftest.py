@@ -118,8 +118,9 @@ def corpus_path(whowhen_db: Database) -> Path:
         )
         db.execute(
             "INSERT INTO features (trace_id, step_idx, model, extractor_version, name, value) "
-            "SELECT ?, i, 'tiny', '1', n, CASE WHEN n = 'surprisal_mean' THEN 2 + (i = 3)::INT * 6 + sin(i) "
-            "ELSE 1 + i / 10 END FROM range(4) r(i), (VALUES ('surprisal_mean'), ('entropy_mean')) v(n)",
+            "SELECT ?, i, 'tiny', '1', n, "
+            "CASE WHEN n = 'tok.surprisal_mean' THEN 2 + (i = 3)::INT * 6 + sin(i) ELSE 1 + i / 10 END "
+            "FROM range(4) r(i), (VALUES ('tok.surprisal_mean'), ('tok.entropy_mean')) v(n)",
             [SPAN_TRACE],
         )
     path = Path(db.path)

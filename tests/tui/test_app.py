@@ -132,10 +132,10 @@ async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> Non
         assert screen.step == 3  # evidence of 3.2
         await pilot.press("p")
         assert screen.step == 2
-        assert screen.feature == "surprisal_mean"
+        assert screen.feature == "tok.surprisal_mean"
         await pilot.press("f")
-        assert screen.feature == "entropy_mean"
-        assert "entropy_mean" in str(screen.query_one("#chart", Static).render())
+        assert screen.feature == "tok.entropy_mean"
+        assert "tok.entropy_mean" in str(screen.query_one("#chart", Static).render())
         await pilot.press("slash", *"plan", "enter")
         assert screen.hits == [0]
         assert screen.step == 0

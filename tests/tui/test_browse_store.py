@@ -38,10 +38,10 @@ def test_filters_select_the_right_traces(service: BrowseService) -> None:
     assert service.count(CorpusFilter(mode="3.2", source="dataset")) == 1
     assert service.count(CorpusFilter(agreement="disagree")) == 1  # judge says 1.1, dataset says no
     assert _ids(service, CorpusFilter(agreement="agree")) == [SPAN_TRACE]
-    assert _ids(service, CorpusFilter(features=(FeatureThreshold("surprisal_mean", ">", 8.0),))) == [
+    assert _ids(service, CorpusFilter(features=(FeatureThreshold("tok.surprisal_mean", ">", 8.0),))) == [
         SPAN_TRACE
     ]
-    assert service.count(CorpusFilter(features=(FeatureThreshold("surprisal_mean", ">", 99.0),))) == 0
+    assert service.count(CorpusFilter(features=(FeatureThreshold("tok.surprisal_mean", ">", 99.0),))) == 0
     assert _ids(service, CorpusFilter(text="WRONG FLIGHT")) == [SPAN_TRACE]
     assert service.count(CorpusFilter(category_modes=("3.2", "3.3"))) == 1
 
@@ -58,18 +58,18 @@ def test_sort_and_pages(service: BrowseService) -> None:
 
 def test_sparkline_reads_the_first_uncertainty_feature(service: BrowseService) -> None:
     name, values = service.sparks([SPAN_TRACE, INJECT_TRACE])
-    assert name == "surprisal_mean"
+    assert name == "tok.surprisal_mean"
     assert list(values) == [SPAN_TRACE] and len(values[SPAN_TRACE]) == 4
     assert service.sparks([INJECT_TRACE]) == (None, {})
 
 
 def test_parse_filter_round_trip() -> None:
-    f = parse_filter('framework:AG2 mode:1.3 agree:no surprisal_mean>4.5 sort:-steps "wrong answer"')
+    f = parse_filter('framework:AG2 mode:1.3 agree:no tok.surprisal_mean>4.5 sort:-steps "wrong answer"')
     assert f == CorpusFilter(
         framework="AG2",
         mode="1.3",
         agreement="disagree",
-        features=(FeatureThreshold("surprisal_mean", ">", 4.5),),
+        features=(FeatureThreshold("tok.surprisal_mean", ">", 4.5),),
         sort="steps",
         descending=True,
         text="wrong answer",
@@ -78,7 +78,7 @@ def test_parse_filter_round_trip() -> None:
     category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
     assert category.category_modes == ("3.1", "3.2")
     assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
-    for bad in ("sort:nope", "agree:maybe", "category:none", "entropy_mean>x", 'unclosed "quote'):
+    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote'):
         with pytest.raises(FilterError):
             parse_filter(bad, {})
 
@@ -93,7 +93,7 @@ def test_trace_view_flags_and_markdown(service: BrowseService) -> None:
     view = service.trace(SPAN_TRACE)
     assert view is not None and view.has_spans
     assert view.flagged == [2, 3]  # step 2 errored, step 3 is the 3.2 evidence
-    assert sorted(view.features) == ["entropy_mean", "surprisal_mean"]
+    assert sorted(view.features) == ["tok.entropy_mean", "tok.surprisal_mean"]
     markdown = trace_markdown(view)
     assert "## Labels" in markdown and "| 3.2 | True | 0.91 | llm-judge:abc123 |" in markdown
     assert "Booked the wrong flight" in markdown

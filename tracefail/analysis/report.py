@@ -225,10 +225,6 @@ def _agreement(agreement: pl.DataFrame) -> Callable[[Any], None]:
     return draw
 
 
-# Shown first in the feature chart: one token-uncertainty, one attention-flow, one transport feature
-# each, not whichever per-layer variants happen to have most rows.
-HEADLINE_FEATURES = ["tok.surprisal_mean", "tok.entropy_mean", "attn.lookback_ratio", "attn.phi_prefix"]
-
 
 def _features(split: pl.DataFrame) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:

@@ -31,7 +31,7 @@ T = TypeVar("T")
 FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "sort")
 FILTER_HELP = (
     "framework:AG2 llm:gpt-4o mode:1.3 category:<name> source:human agree:no outcome:failure "
-    "surprisal_mean>4 sort:-steps, other words search step text"
+    "tok.surprisal_mean>4 sort:-steps, other words search step text"
 )
 
 
@@ -89,7 +89,7 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
 def _threshold(word: str) -> FeatureThreshold | None:
     for op in (">=", "<=", ">", "<"):
         name, sep, value = word.partition(op)
-        if sep and name and name.replace("_", "").isalnum():
+        if sep and name and name.replace("_", "").replace(".", "").isalnum():
             try:
                 return FeatureThreshold(name=name, op=op, value=float(value))  # type: ignore[arg-type]
             except ValueError:

@@ -16,6 +16,7 @@ from tracefail.analysis import stats as analysis
 from tracefail.analysis.audit import AuditResult
 from tracefail.graph import handoff
 from tracefail.graph.handoff import GraphMeasures
+from tracefail.model import HEADLINE_FEATURES
 from tracefail.store import Database
 from tracefail.store import stats as stats_store
 from tracefail.taxonomy import TaxonomyFile, find
@@ -215,7 +216,7 @@ def report(
     loaded = load_taxonomy(taxonomy)
     result = analysis.compute(db, loaded, source)
     by_framework = analysis.mode_prevalence(db, loaded, "framework")
-    split = stats_store.step_feature_split(db, limit_names=4, prefer=reporting.HEADLINE_FEATURES)
+    split = stats_store.step_feature_split(db, limit_names=4, prefer=list(HEADLINE_FEATURES))
     counts = stats_store.corpus_counts(db)
     rendered = [
         (chart, reporting.render_png(chart)) for chart in reporting.charts(result, by_framework, split)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from tracefail.model import Attribution, Label
+from tracefail.model import HEADLINE_FEATURES, Attribution, Label
 from tracefail.store import export
 from tracefail.store.db import Database
 from tracefail.store.traces import insert_attributions, insert_labels
@@ -34,8 +34,8 @@ SORT_COLUMNS: dict[str, str] = {
     "modes": "len(coalesce(lab.modes, []))",
     "sources": "len(coalesce(lab.sources, []))",
 }
-# Per-step uncertainty features the sparkline prefers, best first (features issue names).
-SPARK_FEATURES = ("surprisal_mean", "entropy_mean", "max_prob_mean")
+# Per-step uncertainty features the sparkline prefers, best first.
+SPARK_FEATURES = tuple(f for f in HEADLINE_FEATURES if f.startswith("tok."))
 
 
 @dataclass(frozen=True)

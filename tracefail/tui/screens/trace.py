@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 
+from tracefail.model import HEADLINE_FEATURES
 from tracefail.services.browse import Receipt, TraceView, change_points, trace_markdown
 from tracefail.tui.charts import sparkline
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
@@ -39,7 +40,6 @@ AGENT_COLOURS = [
 ]
 PREVIEW_CHARS_PER_STEP = 240
 LABEL_COLUMNS = [("mode", 5), ("present", 7), ("p", 4), ("source", 18), ("evidence", 8), ("rationale", 80)]
-PREFERRED_FEATURES = ("surprisal_mean", "entropy_mean", "lookback_ratio", "max_prob_mean")
 
 
 class TraceScreen(Screen[None]):
@@ -172,7 +172,7 @@ class TraceScreen(Screen[None]):
             agent = step["agent"] or step["role"] or "?"
             self.colours.setdefault(agent, AGENT_COLOURS[len(self.colours) % len(AGENT_COLOURS)])
         if self.feature is None or self.feature not in view.features:
-            self.feature = next((f for f in PREFERRED_FEATURES if f in view.features), None) or next(
+            self.feature = next((f for f in HEADLINE_FEATURES if f in view.features), None) or next(
                 iter(sorted(view.features)), None
             )
         self.flagged = set(view.flagged)
@@ -317,10 +317,9 @@ class TraceScreen(Screen[None]):
         width = max(chart.size.width - 2, 20)
         text = Text()
         text.append(f"{self.feature}", style="bold")
-        text.append(
-            f"  (f: next feature · red: dynamics change at steps {', '.join(map(str, jumps)) or 'none'})\n",
-            style="dim",
-        )
+        text.append(f"  f: next · red: change at {', '.join(map(str, jumps)) or 'no step'}", style="dim")
+        text.truncate(width, overflow="ellipsis")
+        text.append("\n")
         text.append_text(sparkline(values, width, marks=jumps, cursor=self.step, stretch=4))
         chart.update(text)
 
