@@ -14,15 +14,10 @@ from tracefail.judge.prompt import Window
 from tracefail.model import ModeVerdict, Taxonomy
 
 
-class ModeAnswer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ModeAnswer(ModeVerdict):
+    """A verdict as the judge wrote it: no extra fields allowed."""
 
-    mode_id: str
-    present: bool
-    probability: float = Field(ge=0.0, le=1.0)
-    evidence_steps: list[int] = Field(default_factory=list)
-    agent: str | None = None
-    rationale: str = ""
+    model_config = ConfigDict(extra="forbid")
 
 
 class RootCause(BaseModel):
@@ -119,13 +114,6 @@ def parse(text: str, taxonomy: Taxonomy, window: Window, tasks: frozenset[str]) 
 
 def to_mode_verdicts(output: JudgeOutput) -> list[ModeVerdict]:
     return [
-        ModeVerdict(
-            mode_id=a.mode_id,
-            present=a.present,
-            probability=a.probability,
-            evidence_steps=sorted(set(a.evidence_steps)),
-            agent=a.agent,
-            rationale=a.rationale,
-        )
+        ModeVerdict(**a.model_dump(exclude={"evidence_steps"}), evidence_steps=sorted(set(a.evidence_steps)))
         for a in output.modes
     ]
