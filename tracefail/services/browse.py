@@ -6,12 +6,24 @@ must not crash while one runs. So the browser never holds the file: every call o
 connection, does its work and closes it (reads read-only, human label writes read-write).
 When another process holds the lock the call retries briefly, then raises `CorpusBusy`; the
 TUI keeps what it already shows, says the corpus is busy, and retries on a timer.
+
+Index design: once the first page is shown, the TUI asks the service to build a `CorpusIndex`
+(one row per trace with its modes, sources, agreement flags and feature ranges) and later
+filter changes, counts and pages are answered from it with polars, in milliseconds, without
+opening the file. The index belongs to one state of the file: it is stamped with the file's
+and its write-ahead log's identity, size and modification time before it is read, and any
+call that finds another stamp drops it and answers with SQL until a new one is built (so a
+`tracefail label` run, an ingest or a human label elsewhere is never hidden). This service's
+own human writes drop it too. Free-text words still scan the steps in DuckDB, once per
+search text and index.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shlex
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -20,11 +32,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import polars as pl
+
 from tracefail import taxonomy
 from tracefail.model import Attribution, Label
 from tracefail.store import Database, DatabaseLocked
 from tracefail.store import browse as store
-from tracefail.store.browse import CorpusFilter, Facets, FeatureThreshold
+from tracefail.store.browse import CorpusFilter, CorpusIndex, Facets, FeatureThreshold
 
 T = TypeVar("T")
 
@@ -230,15 +244,40 @@ def trace_markdown(view: TraceView, max_chars: int = 4000) -> str:
     return "\n".join(lines) + "\n"
 
 
+FileStamp = tuple[tuple[int, int, int, int] | None, ...]
+
+
+@dataclass(frozen=True)
+class _Indexed:
+    index: CorpusIndex
+    stamp: FileStamp
+    built_s: float
+
+
 class BrowseService:
     """Short-lived connections per call so the browser never holds the corpus' lock."""
 
-    def __init__(self, path: Path | str, user: str, *, retries: int = 3, backoff_s: float = 0.15) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        user: str,
+        *,
+        retries: int = 3,
+        backoff_s: float = 0.15,
+        use_index: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.user = user
         self.retries = retries
         self.backoff_s = backoff_s
+        self.use_index = use_index
         self.facets_cache: Facets | None = None
+        self._indexed: _Indexed | None = None
+        self._building = threading.Lock()
+        self._writes = 0  # this service's own writes, counted so a build overlapping one is dropped
+        # the last selection (for paging through it) and the last text searches, per index
+        self._selection: tuple[CorpusFilter, _Indexed, pl.DataFrame] | None = None
+        self._text: dict[tuple[str, int], pl.Series] = {}
 
     @property
     def source(self) -> str:
@@ -271,8 +310,90 @@ class BrowseService:
             return fn(db)
 
     def write(self, fn: Callable[[Database], T]) -> T:
-        with self._open(read_only=False) as db:
-            return fn(db)
+        self._writes += 1
+        self._drop_index()  # before and after: no read may pair the old index with the new file
+        try:
+            with self._open(read_only=False) as db:
+                return fn(db)
+        finally:
+            self._writes += 1
+            self._drop_index()
+
+    # --- the in-memory index (see the module docstring) ----------------------------------------
+    def _stamp(self) -> FileStamp:
+        """Identity, size and modification times of the file and its WAL: any commit changes them."""
+        found = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                found.append(None)
+            else:
+                found.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return tuple(found)
+
+    def _drop_index(self) -> None:
+        self._indexed = None
+        self._selection = None
+        self._text.clear()
+
+    def _fresh(self) -> _Indexed | None:
+        indexed = self._indexed
+        if indexed is None or not self.use_index:
+            return None
+        if indexed.stamp != self._stamp():
+            if self._indexed is indexed:
+                self._drop_index()
+            return None
+        return indexed
+
+    @property
+    def index_ready(self) -> bool:
+        return self._fresh() is not None
+
+    @property
+    def index_wanted(self) -> bool:
+        """True when filters would be answered with SQL and no index is being built."""
+        return self.use_index and not self._building.locked() and self._fresh() is None
+
+    def build_index(self) -> float | None:
+        """Read the index (about a second on 100k traces); seconds taken, or None when off or already
+        being built elsewhere."""
+        if not self.use_index or not self._building.acquire(blocking=False):
+            return None
+        try:
+            started, writes = time.perf_counter(), self._writes
+            stamp = self._stamp()  # before reading: a commit during the read makes it stale at once
+            index = self.read(store.corpus_index)
+            built = _Indexed(index, stamp, time.perf_counter() - started)
+            if self._writes == writes:  # else one of our own writes overlapped the read
+                self._indexed = built
+            return built.built_s
+        finally:
+            self._building.release()
+
+    def _select(self, f: CorpusFilter) -> pl.DataFrame | None:
+        """The selection from the index, or None when there is no index for the file as it is."""
+        indexed = self._fresh()
+        if indexed is None:
+            return None
+        last = self._selection
+        if last is not None and last[0] == f and last[1] is indexed:
+            return last[2]
+        text_ids = None
+        if f.text:
+            key = (f.text.lower(), id(indexed))
+            text_ids = self._text.get(key)
+            if text_ids is None:
+                text_ids = self.read(lambda db: store.text_matches(db, f.text or ""))
+                if len(self._text) >= 8:
+                    self._text.clear()
+                self._text[key] = text_ids
+        selected = store.select_indexed(indexed.index, f, text_ids)
+        if self._fresh() is not indexed:  # the file changed while we filtered
+            return None
+        self._selection = (f, indexed, selected)
+        return selected
 
     # --- corpus ----------------------------------------------------------------------------------
     def facets(self) -> Facets:
@@ -285,13 +406,23 @@ class BrowseService:
         return facets
 
     def count(self, f: CorpusFilter) -> int:
+        selected = self._select(f)
+        if selected is not None:
+            return selected.height
         return self.read(lambda db: store.count_traces(db, f))
 
     def page(self, f: CorpusFilter, offset: int, limit: int) -> CorpusPage:
+        selected = self._select(f)
+        if selected is not None:
+            return CorpusPage(offset, store.indexed_page(selected, offset, limit))
         return self.read(lambda db: CorpusPage(offset, store.page_traces(db, f, offset, limit).to_dicts()))
 
     def page_and_count(self, f: CorpusFilter, limit: int, on_page: Callable[[CorpusPage], None]) -> int:
         """The first page (handed to `on_page` at once), then the count, on one connection."""
+        selected = self._select(f)
+        if selected is not None:
+            on_page(CorpusPage(0, store.indexed_page(selected, 0, limit)))
+            return selected.height
 
         def run(db: Database) -> int:
             on_page(CorpusPage(0, store.page_traces(db, f, 0, limit).to_dicts()))

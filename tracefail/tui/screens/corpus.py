@@ -127,6 +127,20 @@ class CorpusScreen(Screen[None]):
         if generation == self.generation:
             self.total = total
             self._status()
+        self._index()
+
+    def _index(self) -> None:
+        """Build the in-memory index once the screen shows something (and again after the corpus
+        changed): later filter changes are answered from it without a query."""
+        if self.tf.service.index_wanted:
+            background(
+                self,
+                self.tf.service.build_index,
+                lambda _: None,
+                group="index",
+                exclusive=False,
+                busy=lambda _: None,  # the next filter change reads with SQL and asks again
+            )
 
     def _more(self) -> None:
         exhausted = self.total is not None and self.loaded >= self.total
