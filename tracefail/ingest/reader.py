@@ -1,8 +1,9 @@
 """Reading source files record by record with bounded memory.
 
 A 200 MB JSON array is never loaded whole: `iter_json_array` finds each top-level element's
-extent with a string-aware scan (regex jumps over string bodies at C speed) and parses only that
-slice, so memory is bounded by the largest record and one broken record does not sink the file.
+extent with a string-aware scan over bytes (regex jumps over string bodies at C speed) and
+decodes and parses only that slice, so memory is bounded by the largest record and one broken
+record does not sink the file.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 CHUNK = 1 << 20
 HEAD_BYTES = 64 * 1024
-_STRUCT = re.compile(r'["{}\[\]]')
-_STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: fast on MB strings
-_SCALAR_END = re.compile(r"[,\]]")
+_STRUCT = re.compile(rb'["{}\[\]]')
+_STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: fast on MB strings
+_SCALAR_END = re.compile(rb"[,\]]")
 
 
 class SourceError(Exception):
@@ -90,11 +91,19 @@ def first_char(head: str) -> str:
 
 
 def iter_json_array(path: Path) -> Iterator[RawRecord]:
-    """Yield each element of a top-level JSON array as its own text slice."""
-    with open_text(path) as fh:
-        buf = fh.read(CHUNK).lstrip("\ufeff")
+    """Yield each element of a top-level JSON array as its own text slice.
+
+    The scan runs over bytes, not text: a decoded chunk holding one non-ASCII character costs
+    2-4 bytes per character in Python, and JSON's structural characters never occur inside a
+    UTF-8 multi-byte sequence. Only each record is decoded. The buffer keeps the unread tail
+    only, so memory is bounded by the largest record, not by the file.
+    """
+    with path.open("rb") as fh:
+        buf = fh.read(CHUNK)
+        offset = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0  # file offset of buf[0]
+        buf = buf[offset:]
         pos = _skip_ws(buf, 0)
-        if pos >= len(buf) or buf[pos] != "[":
+        if buf[pos : pos + 1] != b"[":
             raise SourceError("expected a JSON array")
         pos += 1
         index = 0
@@ -104,47 +113,57 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
             while pos >= len(buf) and not eof:
                 more = fh.read(CHUNK)
                 eof = not more
-                buf, pos = buf[pos:] + more, 0
+                offset, buf, pos = offset + pos, buf[pos:] + more, 0
                 pos = _skip_separators(buf, pos)
             if pos >= len(buf):
                 raise SourceError(
                     "truncated: the array is not closed", f"after record {index - 1}" if index else None
                 )
-            if buf[pos] == "]":
+            if buf[pos : pos + 1] == b"]":
                 return
             end = _element_end(buf, pos)
             while end is None and not eof:
-                more = fh.read(max(CHUNK, len(buf)))
+                more = fh.read(max(CHUNK, len(buf) - pos))  # doubles the unread part: O(n) rescans
                 eof = not more
-                buf, pos = buf[pos:] + more, 0
+                offset, buf, pos = offset + pos, buf[pos:] + more, 0
                 end = _element_end(buf, pos)
             if end is None:
                 raise SourceError(
-                    "truncated: the file ends inside this record", f"record {index}", buf[pos : pos + 2000]
+                    "truncated: the file ends inside this record",
+                    f"record {index}",
+                    buf[pos : pos + 8000].decode("utf-8", "replace")[:2000],
                 )
-            yield RawRecord(f"record {index}", buf[pos:end])
+            try:
+                text = buf[pos:end].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SourceError(
+                    f"not UTF-8 text at byte {offset + pos + exc.start} (binary data or another encoding?)",
+                    f"record {index}",
+                    buf[pos : pos + 2000].decode("utf-8", "replace"),
+                ) from None
+            yield RawRecord(f"record {index}", text)
             index += 1
             pos = end
 
 
-def _skip_ws(buf: str, pos: int) -> int:
-    while pos < len(buf) and buf[pos] in " \t\r\n":
+def _skip_ws(buf: bytes, pos: int) -> int:
+    while pos < len(buf) and buf[pos] in b" \t\r\n":
         pos += 1
     return pos
 
 
-def _skip_separators(buf: str, pos: int) -> int:
-    while pos < len(buf) and buf[pos] in " \t\r\n,":
+def _skip_separators(buf: bytes, pos: int) -> int:
+    while pos < len(buf) and buf[pos] in b" \t\r\n,":
         pos += 1
     return pos
 
 
-def _element_end(buf: str, start: int) -> int | None:
+def _element_end(buf: bytes, start: int) -> int | None:
     """End offset of the JSON value starting at `start`, or None if the buffer ends first."""
-    first = buf[start]
-    if first not in "{[":
+    first = buf[start : start + 1]
+    if first not in (b"{", b"["):
         # a scalar element: it ends at the next comma or closing bracket outside strings
-        if first == '"':
+        if first == b'"':
             match = _STRING_BODY.match(buf, start + 1)
             return match.end() if match else None
         match = _SCALAR_END.search(buf, start)
@@ -157,12 +176,12 @@ def _element_end(buf: str, start: int) -> int | None:
             return None
         char = match.group()
         pos = match.end()
-        if char == '"':
+        if char == b'"':
             body = _STRING_BODY.match(buf, pos)
             if body is None:
                 return None
             pos = body.end()
-        elif char in "{[":
+        elif char in (b"{", b"["):
             depth += 1
         else:
             depth -= 1
