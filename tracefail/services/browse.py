@@ -32,6 +32,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import polars as pl
 
 from tracefail import taxonomy
@@ -276,7 +277,7 @@ class BrowseService:
         self._building = threading.Lock()
         self._writes = 0  # this service's own writes, counted so a build overlapping one is dropped
         # the last selection (for paging through it) and the last text searches, per index
-        self._selection: tuple[CorpusFilter, _Indexed, pl.DataFrame] | None = None
+        self._selection: tuple[CorpusFilter, _Indexed, np.ndarray] | None = None
         self._text: dict[tuple[str, int], pl.Series] = {}
 
     @property
@@ -372,14 +373,14 @@ class BrowseService:
         finally:
             self._building.release()
 
-    def _select(self, f: CorpusFilter) -> pl.DataFrame | None:
+    def _select(self, f: CorpusFilter) -> tuple[CorpusIndex, np.ndarray] | None:
         """The selection from the index, or None when there is no index for the file as it is."""
         indexed = self._fresh()
         if indexed is None:
             return None
         last = self._selection
         if last is not None and last[0] == f and last[1] is indexed:
-            return last[2]
+            return indexed.index, last[2]
         text_ids = None
         if f.text:
             key = (f.text.lower(), id(indexed))
@@ -393,7 +394,7 @@ class BrowseService:
         if self._fresh() is not indexed:  # the file changed while we filtered
             return None
         self._selection = (f, indexed, selected)
-        return selected
+        return indexed.index, selected
 
     # --- corpus ----------------------------------------------------------------------------------
     def facets(self) -> Facets:
@@ -406,23 +407,23 @@ class BrowseService:
         return facets
 
     def count(self, f: CorpusFilter) -> int:
-        selected = self._select(f)
-        if selected is not None:
-            return selected.height
+        found = self._select(f)
+        if found is not None:
+            return len(found[1])
         return self.read(lambda db: store.count_traces(db, f))
 
     def page(self, f: CorpusFilter, offset: int, limit: int) -> CorpusPage:
-        selected = self._select(f)
-        if selected is not None:
-            return CorpusPage(offset, store.indexed_page(selected, offset, limit))
+        found = self._select(f)
+        if found is not None:
+            return CorpusPage(offset, store.indexed_page(*found, offset, limit))
         return self.read(lambda db: CorpusPage(offset, store.page_traces(db, f, offset, limit).to_dicts()))
 
     def page_and_count(self, f: CorpusFilter, limit: int, on_page: Callable[[CorpusPage], None]) -> int:
         """The first page (handed to `on_page` at once), then the count, on one connection."""
-        selected = self._select(f)
-        if selected is not None:
-            on_page(CorpusPage(0, store.indexed_page(selected, 0, limit)))
-            return selected.height
+        found = self._select(f)
+        if found is not None:
+            on_page(CorpusPage(0, store.indexed_page(*found, 0, limit)))
+            return len(found[1])
 
         def run(db: Database) -> int:
             on_page(CorpusPage(0, store.page_traces(db, f, 0, limit).to_dicts()))

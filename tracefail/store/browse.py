@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from tracefail.model import HEADLINE_FEATURES, Attribution, Label
@@ -210,17 +211,41 @@ _INDEX_SORT: dict[str, pl.Expr] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass
 class CorpusIndex:
-    """One row per trace (listing columns, present modes, label sources, agreement flags) and
-    each trace's lowest and highest value per feature, as read in one snapshot of the corpus."""
+    """One row per trace, sorted by trace id (listing columns, present modes, label sources,
+    agreement flags), the same modes and sources one per row, and each trace's lowest and
+    highest value per feature, as read in one snapshot of the corpus. Rows are referred to by
+    position; a selection is an array of positions in display order."""
 
     traces: pl.DataFrame
-    feature_ranges: pl.DataFrame  # trace_id, name, lo, hi (DuckDB's min/max: NaN is highest)
+    present: pl.DataFrame  # row, mode_id: a mode some source's latest label says is present
+    sources: pl.DataFrame  # row, source: every label source of the trace
+    feature_ranges: pl.DataFrame  # row, name, lo, hi (DuckDB's min/max: NaN is highest)
+    orders: dict[tuple[str, bool], np.ndarray] = field(default_factory=dict)  # filled on demand
+
+    def order(self, column: str, descending: bool) -> np.ndarray:
+        """Row positions sorted as `page_traces` sorts: by `column`, nulls last, then trace id."""
+        key = (column, descending)
+        if key not in self.orders:
+            if column == "trace_id" and not descending:
+                self.orders[key] = np.arange(self.traces.height)
+            else:
+                self.orders[key] = (
+                    self.traces.with_row_index("row")
+                    .sort(
+                        [_INDEX_SORT[column], pl.col("trace_id")],
+                        descending=[descending, descending],
+                        nulls_last=True,
+                    )
+                    .get_column("row")
+                    .to_numpy()
+                )
+        return self.orders[key]
 
 
 def corpus_index(db: Database) -> CorpusIndex:
-    """Read the index in one transaction so both frames see the same corpus."""
+    """Read the index in one transaction so every part sees the same corpus."""
     with db.transaction():
         traces = db.frame(
             f"""
@@ -248,49 +273,51 @@ def corpus_index(db: Database) -> CorpusIndex:
             "SELECT trace_id, name, min(value) AS lo, max(value) AS hi FROM features "
             "WHERE value IS NOT NULL GROUP BY trace_id, name"
         )
-    return CorpusIndex(traces=traces, feature_ranges=ranges)
+    rows = traces.select("trace_id", "modes", "sources").with_row_index("row")
+    return CorpusIndex(
+        traces=traces,
+        present=rows.select("row", mode_id="modes").explode("mode_id").drop_nulls(),
+        sources=rows.select("row", source="sources").explode("source").drop_nulls(),
+        feature_ranges=ranges.join(rows.select("trace_id", "row"), on="trace_id").drop("trace_id"),
+    )
 
 
 def text_matches(db: Database, text: str) -> pl.Series:
     """Ids of traces with a step containing `text` (case-insensitive): a scan of every step."""
-    return (
-        db.frame(
-            "SELECT DISTINCT trace_id FROM steps WHERE contains(lower(content), ?)", [text.lower()]
-        ).get_column("trace_id")
-        if text
-        else pl.Series("trace_id", [], pl.String)
-    )
+    return db.frame(
+        "SELECT DISTINCT trace_id FROM steps WHERE contains(lower(content), ?)", [text.lower()]
+    ).get_column("trace_id")
 
 
-def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | None = None) -> pl.DataFrame:
-    """The traces `f` selects, in its order: the in-memory twin of `_where` + `page_traces`.
-
-    `text_ids` are the traces matching `f.text` (from `text_matches`); required when it is set.
-    """
+def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | None = None) -> np.ndarray:
+    """Positions of the traces `f` selects, in its order: the in-memory twin of `_where` and
+    `page_traces`. `text_ids` are the traces matching `f.text` (`text_matches`), needed when set."""
     if f.sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
-    conditions: list[pl.Expr] = []
+    traces = index.traces
+    keep = np.ones(traces.height, dtype=bool)
+
+    def only(rows: pl.Series) -> None:
+        hit = np.zeros(traces.height, dtype=bool)
+        hit[rows.to_numpy()] = True
+        keep[:] &= hit
+
     for column in ("framework", "llm", "benchmark", "outcome"):
         value = getattr(f, column)
         if value:
-            conditions.append(pl.col(column) == value)
+            keep &= (traces.get_column(column) == value).fill_null(False).to_numpy()
     if f.mode:
-        conditions.append(pl.col("modes").list.contains(f.mode))
+        only(index.present.filter(pl.col("mode_id") == f.mode).get_column("row"))
     if f.category_modes:
-        wanted = list(f.category_modes)
-        conditions.append(pl.col("modes").list.eval(pl.element().is_in(wanted)).list.any())
+        only(index.present.filter(pl.col("mode_id").is_in(list(f.category_modes))).get_column("row"))
     if f.source:
         prefix = f.source.rstrip(":") + ":"
-        conditions.append(
-            pl.col("sources")
-            .list.eval((pl.element() == f.source) | pl.element().str.starts_with(prefix))
-            .list.any()
-        )
+        wanted = (pl.col("source") == f.source) | pl.col("source").str.starts_with(prefix)
+        only(index.sources.filter(wanted).get_column("row"))
     if f.agreement == "disagree":
-        conditions.append(pl.col("disagree"))
+        keep &= traces.get_column("disagree").to_numpy()
     elif f.agreement == "agree":
-        conditions.append(pl.col("multi_source") & ~pl.col("disagree"))
-    ranges = index.feature_ranges
+        keep &= traces.get_column("multi_source").to_numpy() & ~traces.get_column("disagree").to_numpy()
     for threshold in f.features:
         bound = {
             ">": pl.col("hi") > threshold.value,
@@ -300,26 +327,18 @@ def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | No
         }.get(threshold.op)
         if bound is None:
             raise ValueError(f"unknown comparison {threshold.op!r}")
-        hits = ranges.filter((pl.col("name") == threshold.name) & bound).get_column("trace_id")
-        conditions.append(pl.col("trace_id").is_in(hits.implode()))
+        only(index.feature_ranges.filter((pl.col("name") == threshold.name) & bound).get_column("row"))
     if f.text:
         if text_ids is None:
             raise ValueError("a text filter needs the ids of the traces that match it")
-        conditions.append(pl.col("trace_id").is_in(text_ids.implode()))
-    selected = index.traces.filter(*conditions) if conditions else index.traces
-    if f.sort == "trace_id" and not f.descending:
-        return selected  # the index is kept in this order
-    return selected.sort(
-        [_INDEX_SORT[f.sort], pl.col("trace_id")],
-        descending=[f.descending, f.descending],
-        nulls_last=True,
-        maintain_order=False,
-    )
+        keep &= traces.get_column("trace_id").is_in(text_ids.implode()).to_numpy()
+    order = index.order(f.sort, f.descending)
+    return order[keep[order]]
 
 
-def indexed_page(selected: pl.DataFrame, offset: int, limit: int) -> list[dict[str, Any]]:
-    """Rows `offset`..`offset + limit` of a `select_indexed` result, shaped like `page_traces`."""
-    return selected.slice(offset, limit).select(INDEX_COLUMNS).to_dicts()
+def indexed_page(index: CorpusIndex, selected: np.ndarray, offset: int, limit: int) -> list[dict[str, Any]]:
+    """Rows `offset`..`offset + limit` of a `select_indexed` selection, shaped like `page_traces`."""
+    return index.traces[selected[offset : offset + limit]].select(INDEX_COLUMNS).to_dicts()
 
 
 def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str, list[float]]]:

@@ -168,7 +168,9 @@ class CorpusScreen(Screen[None]):
         ids = [r["trace_id"] for r in page.rows]
         self.row_ids.extend(ids)
         self._status()
-        background(
+        # after the rows are on screen, so the sparkline query does not compete with their paint
+        self.call_after_refresh(
+            background,
             self,
             lambda: self.tf.service.sparks(ids),
             lambda found: self._sparks(generation, *found),
@@ -231,7 +233,7 @@ class CorpusScreen(Screen[None]):
                 text.append(f" · sparkline: {self.spark_feature}", style="dim")
             if self.loading:
                 text.append(" · loading…", style="italic")
-        self.query_one("#status", Static).update(text)
+        self.query_one("#status", Static).update(text, layout=False)  # one line: no screen reflow
 
     # --- events ----------------------------------------------------------------------------------
     @on(DataTable.RowHighlighted)
