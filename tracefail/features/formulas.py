@@ -22,9 +22,12 @@ def token_stats(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.
     surprisal (-log p of the observed token) and prob_observed.
     """
     logp = torch.log_softmax(logits.float(), dim=-1)
+    top = logp.topk(2, dim=-1).values.exp()  # exp is monotone: the top-2 of logp are those of p
     prob = logp.exp()
-    top = prob.topk(2, dim=-1).values
-    entropy = -(prob * logp).nan_to_num(0.0).sum(-1)
+    entropy = -torch.linalg.vecdot(prob, logp)
+    bad = entropy.isnan()
+    if bad.any():  # a -inf logit gives 0 * -inf; such a token contributes 0 to the entropy
+        entropy[bad] = -(prob[bad] * logp[bad]).nan_to_num(0.0).sum(-1)
     observed = logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
     return {
         "maxprob": top[:, 0],
