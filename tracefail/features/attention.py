@@ -113,15 +113,38 @@ def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
     return sorted(c for c in cuts if 0 <= c <= n)
 
 
+def _flash_lse(queries, keys, values):
+    """Output and row log-sum-exp of causal attention from torch's fused CPU kernel, or None.
+
+    `queries` are already scaled. The kernel is a private aten op; if this torch lacks it (or
+    the tensors are not on the CPU) the caller computes both itself.
+    """
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is None or queries.device.type != "cpu":
+        return None
+    try:
+        output, lse = op(queries.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), 0.0, True, scale=1.0)
+    except (RuntimeError, NotImplementedError):
+        return None
+    return output[0], lse[0].float()
+
+
 def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
-    """Exact attention output for one layer plus per-segment feature statistics."""
-    heads, n, _ = q.shape
+    """Exact attention output for one layer plus per-segment feature statistics.
+
+    Fast path (CPU, plain causal attention): the fused SDPA kernel gives the output and each
+    row's log-sum-exp; per chunk of query rows one matmul of [q, -lse] and [k, 1] gives log p
+    directly, exp_ in place gives P, and sum_j p_ij s_ij = q_i . (P @ K)_i (a matmul) gives the
+    entropy, so the map is written once and read by reductions only. Rows after the last
+    scored step are not revisited. Otherwise (GPU, sliding window, softcap) each chunk computes
+    E = exp(scores - rowmax) and one matmul E @ [V | K | 1] gives output, row sums and P @ K.
+    """
+    heads, n, dim = q.shape
     groups = heads // k.shape[0]
     if groups > 1:
         k = k.repeat_interleave(groups, dim=0)
         v = v.repeat_interleave(groups, dim=0)
     device = q.device
-    output = torch.empty_like(q)
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
     diag = torch.zeros_like(colsum)
@@ -133,69 +156,111 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     cuts = _boundaries(n, collector.segments, collector.chunk_rows)
     longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
     future = torch.ones(longest, longest, device=device, dtype=torch.bool).triu(1)
-    keys_t = k.float().transpose(-1, -2)  # fp32 scores and softmax even for bf16 models
-    values = v.float()
+    queries = q.float() * scaling  # fp32 scores and softmax even for bf16 models
+    keys = k.float()
+    last = max((seg.end for seg in collector.segments), default=0)
+    fused = _flash_lse(queries, keys, v.float()) if window is None and softcap is None else None
+    if fused is not None:
+        flash_out, lse = fused
+        output = flash_out.to(q.dtype)
+        ones = torch.ones(heads, n, 1, device=device)
+        rows_in = torch.cat([queries, -lse.unsqueeze(-1)], -1)
+        keys_t = torch.cat([keys, ones], -1).transpose(-1, -2)
+    else:
+        output = torch.empty_like(q)
+        rows_in, keys_t = queries, keys.transpose(-1, -2)
+        # Softcapped scores are not q.k, so their entropy takes the elementwise path instead.
+        extended = [v.float(), keys, torch.ones(heads, n, 1, device=device)]
+        if softcap is not None:
+            del extended[1]
+        values = torch.cat(extended, -1)
     for r0, r1 in pairwise(cuts):
         if r0 in by_start:
             current = by_start[r0]
         elif current is not None and r0 >= current.end:
             current = None
+        if fused is not None and r0 >= last:
+            break  # rows after the last scored step feed no statistic; their output is done
         m = r1 - r0
-        scores = (q[:, r0:r1].float() * scaling) @ keys_t[:, :, :r1]
+        scores = torch.bmm(rows_in[:, r0:r1], keys_t[:, :, :r1])
         if softcap is not None:
             scores = torch.tanh(scores / softcap) * softcap
-        # Finite mask value: masked weights are exactly 0 and 0 * mask stays 0 in the entropy.
+        # Finite mask value: masked weights are exactly 0.
         scores[:, :, r0:r1].masked_fill_(future[:m, :m], _MASKED)
         if window is not None:
             rows = torch.arange(r0, r1, device=device).unsqueeze(1)
             scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= rows - window, _MASKED)
-        if current is not None:
-            logp = scores.log_softmax(-1)
-            attn = logp.exp()
-            entropy = -torch.linalg.vecdot(attn, logp)
-            del logp
+        raw = scores.clone() if current is not None and softcap is not None else None
+        if fused is not None:
+            weights = scores.exp_()  # scores were s - lse: these are the probabilities
+            inv_z = None
+            chunk_lse = lse[:, r0:r1]
         else:
-            attn = scores.softmax(-1)
-            entropy = None
+            top = scores.amax(-1, keepdim=True)
+            weights = scores.sub_(top).exp_()  # E, in place: row sums z
+            mixed = torch.bmm(weights, values[:, :r1])
+            inv_z = 1.0 / mixed[:, :, -1]
+            output[:, r0:r1] = (mixed[:, :, :dim] * inv_z.unsqueeze(-1)).to(q.dtype)
+            chunk_lse = top[:, :, 0] - inv_z.log()
+            if r0 >= last:
+                continue
         del scores
-        output[:, r0:r1] = (attn @ values[:, :r1]).to(q.dtype)
-        own = attn[:, :, r0:r1].diagonal(0, 1, 2)
+        own = _rescale(weights[:, :, r0:r1].diagonal(0, 1, 2), inv_z)
         diag[:, r0:r1] = own
-        chunk_colsum = attn.sum(1)
+        chunk_colsum = weights.sum(1) if inv_z is None else torch.bmm(inv_z.unsqueeze(1), weights)[:, 0]
         colsum[:, :r1] += chunk_colsum
-        colsq[:, :r1] += torch.linalg.vector_norm(attn, dim=1).square()
         if current is not None:
+            if raw is not None:
+                expected = _rescale(torch.linalg.vecdot(weights, raw), inv_z)
+            elif inv_z is None:
+                expected = torch.linalg.vecdot(queries[:, r0:r1], torch.bmm(weights, keys[:, :r1]))
+            else:
+                expected = torch.linalg.vecdot(queries[:, r0:r1], mixed[:, :, dim : 2 * dim]) * inv_z
+            entropy = chunk_lse - expected  # -sum p log p = lse - sum p s
             acc = partial.setdefault(current.key, {})
-            _segment_chunk(acc, attn, own, entropy, chunk_colsum, current, collector, r0, r1)
+            _segment_chunk(acc, weights, inv_z, own, entropy, chunk_colsum, current, collector, r0, r1)
+        squares = weights.square_()
+        if inv_z is None:
+            colsq[:, :r1] += squares.sum(1)
+        else:
+            colsq[:, :r1] += torch.bmm(inv_z.square().unsqueeze(1), squares)[:, 0]
         if r1 in by_end and current is not None and by_end[r1] is current:
             results[current.key] = _finish(partial.pop(current.key), current, collector, colsum, colsq, diag)
     return output, results
+
+
+def _rescale(values: torch.Tensor, inv_z: torch.Tensor | None) -> torch.Tensor:
+    """Row values of E times 1/z (the probabilities); unchanged when the rows are already P."""
+    return values if inv_z is None else values * inv_z
 
 
 def _add(acc: dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
     acc[name] = acc[name] + value if name in acc else value
 
 
-def _segment_chunk(acc, attn, own, entropy, chunk_colsum, seg: Segment, collector, r0: int, r1: int) -> None:
+def _segment_chunk(
+    acc, weights, inv_z, own, entropy, chunk_colsum, seg: Segment, collector, r0: int, r1: int
+) -> None:
+    """Fold one chunk of a segment's rows in; p = weights * inv_z (inv_z None: weights are p)."""
     s = seg.start
     _add(acc, "logdiag", own.clamp_min(1e-30).log().sum(-1))
     _add(acc, "entropy", entropy.sum(-1))
-    idx = torch.arange(r0, r1, device=attn.device)
-    prev = attn[:, idx - r0, (idx - 1).clamp_min(0)]
+    idx = torch.arange(r0, r1, device=weights.device)
+    prev = _rescale(weights[:, idx - r0, (idx - 1).clamp_min(0)], inv_z)
     if r0 == 0:
         prev[:, 0] = 0.0  # the window's first token has no previous token
     acc.setdefault("prev", []).append(prev)
     acc["colsum_seg"] = _extend(acc.get("colsum_seg"), chunk_colsum[:, s:r1], r1 - s)
     if s > 0:
-        new = attn[:, :, s:].sum(-1)
+        new = _rescale(weights[:, :, s:].sum(-1), inv_z)
         ctx = (1.0 - new).clamp_min(0.0)  # rows sum to 1: the context mass is the rest
-        n_new = torch.arange(r0 - s + 1, r1 - s + 1, device=attn.device, dtype=attn.dtype)
+        n_new = torch.arange(r0 - s + 1, r1 - s + 1, device=weights.device, dtype=weights.dtype)
         _add(acc, "lookback", formulas.lookback_ratio(ctx, new, s, n_new).sum(-1))
         if s > 1:
-            ctx_ns = (ctx - attn[:, :, 0]).clamp_min(0.0)
+            ctx_ns = (ctx - _rescale(weights[:, :, 0], inv_z)).clamp_min(0.0)
             _add(acc, "lookback_nosink", formulas.lookback_ratio(ctx_ns, new, s - 1, n_new).sum(-1))
     if s >= collector.anchor_end and collector.anchor_end > 0:
-        _add(acc, "first_message", attn[:, :, : collector.anchor_end].sum(-1).sum(-1))
+        _add(acc, "first_message", _rescale(weights[:, :, : collector.anchor_end].sum(-1), inv_z).sum(-1))
 
 
 def _extend(previous: torch.Tensor | None, chunk_sum: torch.Tensor, width: int) -> torch.Tensor:
