@@ -135,3 +135,18 @@ def test_quarantine_rows_are_kept(db: Database) -> None:
         "not valid JSON",
         2000,
     )
+
+
+def test_memory_cap_applies_during_a_bulk_write_and_is_restored(tmp_path: Path) -> None:
+    limit = "SELECT current_setting('memory_limit')"
+    with Database(tmp_path / "cap.duckdb") as db:
+        before = db.rows(limit)[0][0]
+        with db.memory_capped(128 * 1024 * 1024):
+            assert db.rows(limit)[0][0] == "128.0 MiB"
+            trace_store.add_traces(db, [make_trace("1")], None)
+        assert db.rows(limit)[0][0] == before
+        db.execute("SET memory_limit = '64MB'")  # a user's lower limit is kept
+        user = db.rows(limit)[0][0]
+        with db.memory_capped(128 * 1024 * 1024):
+            assert db.rows(limit)[0][0] == user
+        assert db.rows(limit)[0][0] == user

@@ -225,3 +225,25 @@ def test_a_field_of_the_wrong_type_is_named_in_the_reason(db, tmp_path: Path) ->
     report = ingest(db, [write(tmp_path / "typed.json", records)])
     assert (report.traces, report.quarantined) == (1, 1)
     assert report.messages[0].endswith("record 1: llm: Input should be a valid string (got 42)")
+
+
+def test_array_reader_reads_across_small_chunks_and_names_a_non_utf8_record(tmp_path: Path) -> None:
+    import tracefail.ingest.reader as reader
+
+    big = "é" * 3000  # non-ASCII, several chunks long
+    records = [{"n": n, "text": big if n % 3 == 0 else "x"} for n in range(60)]
+    path = tmp_path / "many.json"
+    path.write_bytes(json.dumps(records, ensure_ascii=False).encode("utf-8")[:-1] + b", {\"n\": \xff}]")
+    old = reader.CHUNK
+    reader.CHUNK = 1024
+    try:
+        seen = []
+        with pytest.raises(SourceError) as failure:
+            for raw in iter_json_array(path):
+                seen.append(loads(raw.text))
+    finally:
+        reader.CHUNK = old
+    assert seen == records
+    assert failure.value.record == "record 60"
+    bad_byte = path.read_bytes().index(0xFF)
+    assert str(failure.value).startswith(f"not UTF-8 text at byte {bad_byte} ")

@@ -17,6 +17,9 @@ from tracefail.store import traces as trace_store
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
 MAX_FIELD_CHARS = 16 * 1024 * 1024
+# DuckDB caches every block it writes up to its memory_limit (80% of RAM by default), so an
+# uncapped bulk load grows with the file; written blocks are on disk, evicting them is free.
+DB_MEMORY_CAP = 128 * 1024 * 1024
 
 
 @dataclass
@@ -62,7 +65,23 @@ def ingest(
     on_file: Callable[[Path, int, int], None] | None = None,
     on_record: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Ingest files or folders. Bad files and records are quarantined; good ones always land."""
+    """Ingest files or folders. Bad files and records are quarantined; good ones always land.
+
+    Memory is bounded by one batch (BATCH records or BATCH_CHARS characters) plus DuckDB's
+    capped buffer pool, whatever the size of the input.
+    """
+    with db.memory_capped(DB_MEMORY_CAP):
+        return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+
+
+def _ingest(
+    db: Database,
+    paths: list[Path],
+    format_name: str | None,
+    max_field_chars: int,
+    on_file: Callable[[Path, int, int], None] | None,
+    on_record: Callable[[int], None] | None,
+) -> IngestReport:
     forced = registry.by_name(format_name) if format_name else None
     files = registry.expand(paths)
     report = IngestReport()

@@ -29,6 +29,20 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
 
 
+_UNITS = {
+    "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+
+
+def _setting_bytes(text: str) -> float:
+    """DuckDB's memory setting text ("18.8 GiB", "256.0 MiB", "0 bytes") as bytes."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", text or "")
+    if not match:
+        return float("inf")
+    return float(match.group(1)) * _UNITS.get(match.group(2).lower() or "b", float("inf"))
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -130,6 +144,34 @@ class Database:
             raise
         else:
             self.connection.execute("COMMIT")
+
+    @contextmanager
+    def memory_capped(self, limit_bytes: int) -> Iterator[None]:
+        """Cap DuckDB's buffer pool for a long write, then restore the previous limit.
+
+        DuckDB keeps every block it writes cached up to `memory_limit` (80% of RAM by default),
+        so a bulk load's RSS grows with the data written. Capped, written blocks are evicted
+        (they are on disk already). A lower limit set by the user is kept.
+        """
+        setting = "SELECT current_setting('memory_limit')"
+        before = self.connection.execute(setting).fetchone()[0]
+        if _setting_bytes(before) <= limit_bytes:
+            yield
+            return
+        self.connection.execute("RESET memory_limit")  # the default is exact; its text is rounded
+        restore = "RESET memory_limit"
+        if self.connection.execute(setting).fetchone()[0] != before:
+            restore = f"SET memory_limit = '{before}'"
+        try:
+            self.connection.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
+        except duckdb.Error:  # cannot evict down to the cap right now: run uncapped
+            self.connection.execute(restore)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.connection.execute(restore)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.connection.execute(sql, params or [])
