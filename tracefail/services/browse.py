@@ -366,6 +366,9 @@ class BrowseService:
             started, writes = time.perf_counter(), self._writes
             stamp = self._stamp()  # before reading: a commit during the read makes it stale at once
             index = self.read(store.corpus_index)
+            for column in store.SORT_COLUMNS:  # every order now, so no filter change has to sort
+                for descending in (False, True):
+                    index.order(column, descending)
             built = _Indexed(index, stamp, time.perf_counter() - started)
             if self._writes == writes:  # else one of our own writes overlapped the read
                 self._indexed = built
@@ -373,8 +376,9 @@ class BrowseService:
         finally:
             self._building.release()
 
-    def _select(self, f: CorpusFilter) -> tuple[CorpusIndex, np.ndarray] | None:
-        """The selection from the index, or None when there is no index for the file as it is."""
+    def _select(self, f: CorpusFilter, scan: bool = True) -> tuple[CorpusIndex, np.ndarray] | None:
+        """The selection from the index, or None when there is no index for the file as it is
+        (or, without `scan`, when its text words were not searched yet)."""
         indexed = self._fresh()
         if indexed is None:
             return None
@@ -385,6 +389,8 @@ class BrowseService:
         if f.text:
             key = (f.text.lower(), id(indexed))
             text_ids = self._text.get(key)
+            if text_ids is None and not scan:
+                return None
             if text_ids is None:
                 text_ids = self.read(lambda db: store.text_matches(db, f.text or ""))
                 if len(self._text) >= 8:
@@ -417,6 +423,14 @@ class BrowseService:
         if found is not None:
             return CorpusPage(offset, store.indexed_page(*found, offset, limit))
         return self.read(lambda db: CorpusPage(offset, store.page_traces(db, f, offset, limit).to_dicts()))
+
+    def indexed_page_and_count(self, f: CorpusFilter, limit: int) -> tuple[CorpusPage, int] | None:
+        """The first page and the count from the index alone, in milliseconds and without
+        touching the file (fit for the UI thread); None when only a query can answer."""
+        found = self._select(f, scan=False)
+        if found is None:
+            return None
+        return CorpusPage(0, store.indexed_page(*found, 0, limit)), len(found[1])
 
     def page_and_count(self, f: CorpusFilter, limit: int, on_page: Callable[[CorpusPage], None]) -> int:
         """The first page (handed to `on_page` at once), then the count, on one connection."""

@@ -95,12 +95,20 @@ class CorpusScreen(Screen[None]):
 
     # --- loading: page first, then the count and the sparklines, each in its own worker --------
     def reload(self) -> None:
-        """Show the first page of the current filter, then its count (older loads are dropped)."""
+        """Show the first page of the current filter, then its count (older loads are dropped).
+
+        Once the corpus index is built, page and count come from memory at once; until then, and
+        for free-text words not searched yet, a worker queries the file."""
         corpus_filter = self.tf.corpus_filter
         self.generation += 1
         generation = self.generation
         self.loading = True
         self.total = None
+        answered = self.tf.service.indexed_page_and_count(corpus_filter, PAGE)
+        if answered is not None:  # from the in-memory index: milliseconds, no file access
+            self._first_page(generation, answered[0])
+            self._counted(generation, answered[1])
+            return
         self._status()
 
         def on_page(page: CorpusPage) -> None:  # runs in the worker: hand the rows over at once
