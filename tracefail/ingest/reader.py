@@ -121,12 +121,13 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 )
             if buf[pos : pos + 1] == b"]":
                 return
-            end = _element_end(buf, pos)
+            scan = [0, 0]  # resumable: a record spanning reads is scanned once
+            end = _element_end(buf, pos, scan)
             while end is None and not eof:
-                more = fh.read(max(CHUNK, len(buf) - pos))  # doubles the unread part: O(n) rescans
+                more = fh.read(max(CHUNK, len(buf) - pos))
                 eof = not more
                 offset, buf, pos = offset + pos, buf[pos:] + more, 0
-                end = _element_end(buf, pos)
+                end = _element_end(buf, pos, scan)
             if end is None:
                 raise SourceError(
                     "truncated: the file ends inside this record",
@@ -158,8 +159,12 @@ def _skip_separators(buf: bytes, pos: int) -> int:
     return pos
 
 
-def _element_end(buf: bytes, start: int) -> int | None:
-    """End offset of the JSON value starting at `start`, or None if the buffer ends first."""
+def _element_end(buf: bytes, start: int, state: list[int] | None = None) -> int | None:
+    """End offset of the JSON value starting at `start`, or None if the buffer ends first.
+
+    `state` ([offset from start, depth]) carries the scan over a refill: the next call with
+    a longer buffer resumes where this one stopped instead of rescanning the record.
+    """
     first = buf[start : start + 1]
     if first not in (b"{", b"["):
         # a scalar element: it ends at the next comma or closing bracket outside strings
@@ -168,22 +173,22 @@ def _element_end(buf: bytes, start: int) -> int | None:
             return match.end() if match else None
         match = _SCALAR_END.search(buf, start)
         return match.start() if match else None
-    depth = 0
-    pos = start
+    state = state if state is not None else [0, 0]
+    pos, depth = start + state[0], state[1]
     while True:
         match = _STRUCT.search(buf, pos)
         if match is None:
+            state[:] = [len(buf) - start, depth]
             return None
         char = match.group()
-        pos = match.end()
         if char == b'"':
-            body = _STRING_BODY.match(buf, pos)
-            if body is None:
+            body = _STRING_BODY.match(buf, match.end())
+            if body is None:  # the buffer ends inside this string: resume at its quote
+                state[:] = [match.start() - start, depth]
                 return None
             pos = body.end()
-        elif char in (b"{", b"["):
-            depth += 1
         else:
-            depth -= 1
+            pos = match.end()
+            depth += 1 if char in (b"{", b"[") else -1
             if depth == 0:
                 return pos
