@@ -11,6 +11,7 @@ unscored context) and the per-step statistics need no per-row bookkeeping.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -107,9 +108,9 @@ def feature_attention(module, query, key, value, attention_mask, scaling=None, d
 
 
 def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
+    """Chunk rows end at every step end, so each chunk's scored rows belong to one step."""
     cuts = {0, n, *range(0, n, chunk)}
-    for seg in segments:
-        cuts.update((seg.start, seg.end))
+    cuts.update(seg.end for seg in segments)
     return sorted(c for c in cuts if 0 <= c <= n)
 
 
@@ -134,10 +135,13 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
 
     Fast path (CPU, plain causal attention): the fused SDPA kernel gives the output and each
     row's log-sum-exp; per chunk of query rows one matmul of [q, -lse] and [k, 1] gives log p
-    directly, exp_ in place gives P, and sum_j p_ij s_ij = q_i . (P @ K)_i (a matmul) gives the
-    entropy, so the map is written once and read by reductions only. Rows after the last
-    scored step are not revisited. Otherwise (GPU, sliding window, softcap) each chunk computes
-    E = exp(scores - rowmax) and one matmul E @ [V | K | 1] gives output, row sums and P @ K.
+    directly and exp_ in place gives P. Otherwise (GPU, sliding window, softcap) each chunk
+    computes E = exp(scores - rowmax), one matmul E @ [V | 1] gives output and row sums, and P
+    = E / z in place. Then per chunk: column sums and column sums of squares (reductions), and
+    for the scored rows one matmul P @ [K | 1(j < anchor)] gives the entropy (sum_j p_ij s_ij =
+    q_i . (P @ K)_i, so -sum p log p = lse - q . PK) and the mass on the first message. Per-row
+    values go into (H, n) buffers; per-step means and the prefix-map values are computed for all
+    steps at once at the end of the layer (see `_summarise`).
     """
     heads, n, dim = q.shape
     groups = heads // k.shape[0]
@@ -148,37 +152,34 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
     diag = torch.zeros_like(colsum)
-    by_start = {seg.start: seg for seg in collector.segments}
-    by_end = {seg.end: seg for seg in collector.segments}
-    partial: dict[object, dict[str, torch.Tensor]] = {}
-    results: dict[object, SegmentStats] = {}
-    current: Segment | None = None
-    cuts = _boundaries(n, collector.segments, collector.chunk_rows)
+    rows = {name: torch.zeros_like(colsum) for name in ("entropy", "new", "sink", "anchor", "prev")}
+    segments = [seg for seg in collector.segments if seg.end > seg.start]
+    by_end = {seg.end: seg for seg in segments}
+    cuts = _boundaries(n, segments, collector.chunk_rows)
     longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
     future = torch.ones(longest, longest, device=device, dtype=torch.bool).triu(1)
     queries = q.float() * scaling  # fp32 scores and softmax even for bf16 models
     keys = k.float()
-    last = max((seg.end for seg in collector.segments), default=0)
+    last = max((seg.end for seg in segments), default=0)
+    anchor = collector.anchor_end
+    ones = torch.ones(heads, n, 1, device=device)
+    in_anchor = (torch.arange(n, device=device) < anchor).float()[:, None].expand(heads, n, 1)
+    keys_ext = torch.cat([keys, in_anchor], -1)
     fused = _flash_lse(queries, keys, v.float()) if window is None and softcap is None else None
     if fused is not None:
         flash_out, lse = fused
         output = flash_out.to(q.dtype)
-        ones = torch.ones(heads, n, 1, device=device)
         rows_in = torch.cat([queries, -lse.unsqueeze(-1)], -1)
         keys_t = torch.cat([keys, ones], -1).transpose(-1, -2)
     else:
         output = torch.empty_like(q)
+        lse = torch.zeros_like(colsum)
         rows_in, keys_t = queries, keys.transpose(-1, -2)
-        # Softcapped scores are not q.k, so their entropy takes the elementwise path instead.
-        extended = [v.float(), keys, torch.ones(heads, n, 1, device=device)]
-        if softcap is not None:
-            del extended[1]
-        values = torch.cat(extended, -1)
+        values = torch.cat([v.float(), ones], -1)
+    snapshots: list[tuple[Segment, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    results: dict[object, SegmentStats] = {}
+    seg_index = 0
     for r0, r1 in pairwise(cuts):
-        if r0 in by_start:
-            current = by_start[r0]
-        elif current is not None and r0 >= current.end:
-            current = None
         if fused is not None and r0 >= last:
             break  # rows after the last scored step feed no statistic; their output is done
         m = r1 - r0
@@ -188,109 +189,129 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
         # Finite mask value: masked weights are exactly 0.
         scores[:, :, r0:r1].masked_fill_(future[:m, :m], _MASKED)
         if window is not None:
-            rows = torch.arange(r0, r1, device=device).unsqueeze(1)
-            scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= rows - window, _MASKED)
-        raw = scores.clone() if current is not None and softcap is not None else None
+            position = torch.arange(r0, r1, device=device).unsqueeze(1)
+            scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= position - window, _MASKED)
+        while seg_index < len(segments) and segments[seg_index].end <= r0:
+            seg_index += 1
+        seg = segments[seg_index] if seg_index < len(segments) else None
+        a = max(r0, seg.start) if seg is not None and seg.start < r1 else r1  # scored rows a..r1
+        raw = scores[:, a - r0 :].clone() if a < r1 and softcap is not None else None
         if fused is not None:
-            weights = scores.exp_()  # scores were s - lse: these are the probabilities
-            inv_z = None
-            chunk_lse = lse[:, r0:r1]
+            attn = scores.exp_()  # scores were s - lse: these are the probabilities
         else:
             top = scores.amax(-1, keepdim=True)
-            weights = scores.sub_(top).exp_()  # E, in place: row sums z
-            mixed = torch.bmm(weights, values[:, :r1])
-            inv_z = 1.0 / mixed[:, :, -1]
-            output[:, r0:r1] = (mixed[:, :, :dim] * inv_z.unsqueeze(-1)).to(q.dtype)
-            chunk_lse = top[:, :, 0] - inv_z.log()
+            attn = scores.sub_(top).exp_()
+            mixed = torch.bmm(attn, values[:, :r1])
+            inv_z = 1.0 / mixed[:, :, -1:]
+            output[:, r0:r1] = (mixed[:, :, :dim] * inv_z).to(q.dtype)
+            lse[:, r0:r1] = top[:, :, 0] - inv_z[:, :, 0].log()
             if r0 >= last:
                 continue
+            attn.mul_(inv_z)
         del scores
-        own = _rescale(weights[:, :, r0:r1].diagonal(0, 1, 2), inv_z)
-        diag[:, r0:r1] = own
-        chunk_colsum = weights.sum(1) if inv_z is None else torch.bmm(inv_z.unsqueeze(1), weights)[:, 0]
-        colsum[:, :r1] += chunk_colsum
-        if current is not None:
-            if raw is not None:
-                expected = _rescale(torch.linalg.vecdot(weights, raw), inv_z)
-            elif inv_z is None:
-                expected = torch.linalg.vecdot(queries[:, r0:r1], torch.bmm(weights, keys[:, :r1]))
-            else:
-                expected = torch.linalg.vecdot(queries[:, r0:r1], mixed[:, :, dim : 2 * dim]) * inv_z
-            entropy = chunk_lse - expected  # -sum p log p = lse - sum p s
-            acc = partial.setdefault(current.key, {})
-            _segment_chunk(acc, weights, inv_z, own, entropy, chunk_colsum, current, collector, r0, r1)
-        squares = weights.square_()
-        if inv_z is None:
-            colsq[:, :r1] += squares.sum(1)
-        else:
-            colsq[:, :r1] += torch.bmm(inv_z.square().unsqueeze(1), squares)[:, 0]
-        if r1 in by_end and current is not None and by_end[r1] is current:
-            results[current.key] = _finish(partial.pop(current.key), current, collector, colsum, colsq, diag)
-    return output, results
+        diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
+        colsum[:, :r1] += attn.sum(1)
+        if a < r1:
+            _rows_chunk(rows, attn[:, a - r0 :], queries, keys_ext, lse, raw, seg.start, a, r1, dim)
+        colsq[:, :r1] += attn.square_().sum(1)
+        if r1 in by_end:
+            snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
+            if len(snapshots) >= SNAPSHOT_BATCH:
+                results.update(_transport(snapshots, collector.lap_k))
+                snapshots = []
+    if snapshots:
+        results.update(_transport(snapshots, collector.lap_k))
+    return output, _summarise(segments, results, rows, diag, anchor)
 
 
-def _rescale(values: torch.Tensor, inv_z: torch.Tensor | None) -> torch.Tensor:
-    """Row values of E times 1/z (the probabilities); unchanged when the rows are already P."""
-    return values if inv_z is None else values * inv_z
+# Prefix-map snapshots (3 x H x n floats each) are reduced in batches of this many steps.
+SNAPSHOT_BATCH = 32
 
 
-def _add(acc: dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
-    acc[name] = acc[name] + value if name in acc else value
+def _rows_chunk(rows, attn, queries, keys_ext, lse, raw, s: int, a: int, r1: int, dim: int) -> None:
+    """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers."""
+    mixed = torch.bmm(attn, keys_ext[:, :r1])
+    if raw is None:
+        expected = torch.linalg.vecdot(queries[:, a:r1], mixed[:, :, :dim])
+    else:  # softcapped scores are not q . k
+        expected = torch.linalg.vecdot(attn, raw)
+    rows["entropy"][:, a:r1] = lse[:, a:r1] - expected  # -sum p log p = lse - sum p s
+    rows["anchor"][:, a:r1] = mixed[:, :, dim]
+    rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
+    rows["sink"][:, a:r1] = attn[:, :, 0]
+    idx = torch.arange(a, r1, device=attn.device)
+    rows["prev"][:, a:r1] = attn[:, idx - a, (idx - 1).clamp_min(0)]
+    if a == 0:
+        rows["prev"][:, 0] = 0.0  # the window's first token has no previous token
 
 
-def _segment_chunk(
-    acc, weights, inv_z, own, entropy, chunk_colsum, seg: Segment, collector, r0: int, r1: int
-) -> None:
-    """Fold one chunk of a segment's rows in; p = weights * inv_z (inv_z None: weights are p)."""
-    s = seg.start
-    _add(acc, "logdiag", own.clamp_min(1e-30).log().sum(-1))
-    _add(acc, "entropy", entropy.sum(-1))
-    idx = torch.arange(r0, r1, device=weights.device)
-    prev = _rescale(weights[:, idx - r0, (idx - 1).clamp_min(0)], inv_z)
-    if r0 == 0:
-        prev[:, 0] = 0.0  # the window's first token has no previous token
-    acc.setdefault("prev", []).append(prev)
-    acc["colsum_seg"] = _extend(acc.get("colsum_seg"), chunk_colsum[:, s:r1], r1 - s)
-    if s > 0:
-        new = _rescale(weights[:, :, s:].sum(-1), inv_z)
-        ctx = (1.0 - new).clamp_min(0.0)  # rows sum to 1: the context mass is the rest
-        n_new = torch.arange(r0 - s + 1, r1 - s + 1, device=weights.device, dtype=weights.dtype)
-        _add(acc, "lookback", formulas.lookback_ratio(ctx, new, s, n_new).sum(-1))
-        if s > 1:
-            ctx_ns = (ctx - _rescale(weights[:, :, 0], inv_z)).clamp_min(0.0)
-            _add(acc, "lookback_nosink", formulas.lookback_ratio(ctx_ns, new, s - 1, n_new).sum(-1))
-    if s >= collector.anchor_end and collector.anchor_end > 0:
-        _add(acc, "first_message", _rescale(weights[:, :, : collector.anchor_end].sum(-1), inv_z).sum(-1))
+def _transport(snapshots, lap_k: int) -> dict[object, dict[str, torch.Tensor | None]]:
+    """phi, its argmin, the step-start cut ratio, g_frob and LapEigvals for a batch of steps,
+    each from the column sums / squares / diagonal over the rows before the step's end
+    (columns at or after the end are zero there, so zero-padding to n changes no sum)."""
+    colsum = torch.stack([snap[1] for snap in snapshots])  # (B, H, n)
+    colsq = torch.stack([snap[2] for snap in snapshots])
+    diag = torch.stack([snap[3] for snap in snapshots])
+    device = colsum.device
+    ends = torch.tensor([snap[0].end for snap in snapshots], device=device)
+    starts = torch.tensor([snap[0].start for snap in snapshots], device=device)
+    phi, argmin = formulas.phi_prefix(colsum, ends)
+    step_cut = formulas.ratio_at_cut(colsum, starts, ends)
+    g = formulas.g_frob(colsum, colsq, diag)
+    lap = formulas.laplacian_eigvals(colsum, diag, ends)
+    positions = torch.arange(colsum.shape[-1], device=device)
+    inside = (positions >= starts[:, None]) & (positions < ends[:, None])
+    lap_topk = formulas.topk_mean(lap.masked_fill(~inside[:, None], -math.inf), lap_k, inside.sum(-1))
+    out = {}
+    for b, (seg, *_) in enumerate(snapshots):
+        out[seg.key] = {
+            "phi_prefix": phi[b],
+            "phi_argmin": argmin[b],
+            "phi_step_cut": step_cut[b] if seg.start >= 1 else None,
+            "g_frob": g[b],
+            "lap_topk": lap_topk[b],
+        }
+    return out
 
 
-def _extend(previous: torch.Tensor | None, chunk_sum: torch.Tensor, width: int) -> torch.Tensor:
-    """Column sums over keys [seg.start, r1): earlier chunks covered fewer keys."""
-    if previous is None:
-        return chunk_sum
-    grown = torch.zeros(chunk_sum.shape[0], width, device=chunk_sum.device, dtype=chunk_sum.dtype)
-    grown[:, : previous.shape[1]] = previous
-    return grown + chunk_sum
+def _summarise(segments, transport, rows, diag, anchor: int) -> dict[object, SegmentStats]:
+    """Per-step means of the per-row values, all steps at once (one matmul per value)."""
+    if not segments:
+        return {}
+    n = diag.shape[-1]
+    device = diag.device
+    member = torch.zeros(n, len(segments), device=device)
+    start = torch.ones(n, device=device)  # rows outside steps: any positive value
+    for index, seg in enumerate(segments):
+        member[seg.start : seg.end, index] = 1.0 / (seg.end - seg.start)
+        start[seg.start : seg.end] = max(seg.start, 1)
+    position = torch.arange(n, device=device, dtype=torch.float32)
+    n_new = (position - start + 1).clamp_min(1)
+    new = rows["new"]
+    ctx = (1.0 - new).clamp_min(0.0)  # rows sum to 1: the context mass is the rest
+    ctx_ns = (ctx - rows["sink"]).clamp_min(0.0)
+    per_row = torch.stack(
+        [
+            diag.clamp_min(1e-30).log(),
+            rows["entropy"],
+            formulas.lookback_ratio(ctx, new, start, n_new),
+            formulas.lookback_ratio(ctx_ns, new, (start - 1).clamp_min(1), n_new),
+            rows["anchor"],
+        ]
+    )  # (5, H, n)
+    means = per_row @ member  # (5, H, S)
+    stats = {}
+    for index, seg in enumerate(segments):
+        s = seg.start
+        extra = transport[seg.key]
+        stats[seg.key] = SegmentStats(
+            logdiag=means[0, :, index],
+            entropy=means[1, :, index],
+            lookback=means[2, :, index] if s > 0 else None,
+            lookback_nosink=means[3, :, index] if s > 1 else None,
+            first_message=means[4, :, index] if s >= anchor and anchor > 0 else None,
+            prev=rows["prev"][:, s : seg.end],
+            **extra,
+        )
+    return stats
 
-
-def _finish(acc, seg: Segment, collector: Collector, colsum, colsq, diag) -> SegmentStats:
-    """Close a segment at its last row: prefix-map transport values and LapEigvals."""
-    s, e = seg.start, seg.end
-    count = e - s
-    lap = formulas.laplacian_eigvals(acc["colsum_seg"], diag[:, s:e], e, first=s)
-    if e >= 2:
-        phi, argmin = formulas.phi_prefix(colsum[:, :e])
-    else:
-        phi = argmin = torch.full((colsum.shape[0],), float("nan"))
-    return SegmentStats(
-        logdiag=acc["logdiag"] / count,
-        entropy=acc["entropy"] / count,
-        lookback=acc["lookback"] / count if "lookback" in acc else None,
-        lookback_nosink=acc["lookback_nosink"] / count if "lookback_nosink" in acc else None,
-        first_message=acc["first_message"] / count if "first_message" in acc else None,
-        prev=torch.cat(acc["prev"], -1),
-        lap_topk=formulas.topk_mean(lap, collector.lap_k),
-        phi_prefix=phi,
-        phi_argmin=argmin,
-        phi_step_cut=formulas.ratio_at_cut(colsum[:, :e], s) if s >= 1 else None,
-        g_frob=formulas.g_frob(colsum[:, :e], colsq[:, :e], diag[:, :e]),
-    )

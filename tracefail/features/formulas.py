@@ -72,27 +72,57 @@ def cut_from_colsum(colsum: torch.Tensor) -> torch.Tensor:
     return (before - torch.arange(n, device=colsum.device, dtype=colsum.dtype)).clamp_min(0)
 
 
-def phi_prefix(colsum: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _per_item(lengths: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) per-item values shaped to broadcast against (B, ..., n) tensors' leading dims."""
+    return lengths.to(like.dtype).reshape(lengths.shape + (1,) * (like.dim() - lengths.dim()))
+
+
+def phi_prefix(
+    colsum: torch.Tensor, lengths: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Bipartite prefix-cut capacity min_t cut(S_t)/min(vol, 2n-vol) and its argmin t/n.
 
     colsum is (..., n); rows are stochastic so query out-degrees are 1 and the total volume is
     2n; vol(S_t) = t + sum_{j<t} colsum_j. Returns (phi, argmin fraction), each (...,); n >= 2.
+    With `lengths` (B,), colsum is (B, ..., N) zero-padded: item b is its first lengths[b]
+    columns (NaN where a length is below 2).
     """
     n = colsum.shape[-1]
     cut = cut_from_colsum(colsum)
     t = torch.arange(1, n, device=colsum.device, dtype=colsum.dtype)
     vol = t + colsum.cumsum(-1)[..., :-1]
-    ratio = cut[..., 1:] / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
-    phi, where = ratio.min(-1)
-    return phi, (where + 1).to(colsum.dtype) / n
+    total = 2 * n if lengths is None else 2 * _per_item(lengths, colsum[..., :1])
+    ratio = cut[..., 1:] / torch.minimum(vol, total - vol).clamp_min(1e-30)
+    if lengths is None:
+        phi, where = ratio.min(-1)
+        return phi, (where + 1).to(colsum.dtype) / n
+    size = _per_item(lengths, colsum[..., :1])
+    phi, where = ratio.masked_fill(t >= size, math.inf).min(-1)
+    size = size[..., 0]
+    argmin = (where + 1).to(colsum.dtype) / size
+    short = size < 2
+    return phi.masked_fill(short, math.nan), argmin.masked_fill(short, math.nan)
 
 
-def ratio_at_cut(colsum: torch.Tensor, t: int) -> torch.Tensor:
-    """The prefix-cut ratio at one cut t (the step start): transport from context to the step."""
-    n = colsum.shape[-1]
-    before = colsum[..., :t].sum(-1)
-    vol = t + before
-    return (before - t).clamp_min(0) / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+def ratio_at_cut(
+    colsum: torch.Tensor, t: int | torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The prefix-cut ratio at one cut t (the step start): transport from context to the step.
+
+    With tensors t and `lengths` (B,), colsum is (B, ..., N) zero-padded as in `phi_prefix`.
+    """
+    if lengths is None:
+        n = colsum.shape[-1]
+        before = colsum[..., :t].sum(-1)
+        vol = t + before
+        return (before - t).clamp_min(0) / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+    prefix = torch.cat([torch.zeros_like(colsum[..., :1]), colsum.cumsum(-1)], -1)
+    index = t.reshape(t.shape + (1,) * (colsum.dim() - 1)).expand(*colsum.shape[:-1], 1)
+    before = prefix.gather(-1, index)[..., 0]
+    cut_at = _per_item(t, before)
+    total = 2 * _per_item(lengths, before)
+    vol = cut_at + before
+    return (before - cut_at).clamp_min(0) / torch.minimum(vol, total - vol).clamp_min(1e-30)
 
 
 def g_frob(colsum: torch.Tensor, colsq: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
@@ -107,19 +137,33 @@ def g_frob(colsum: torch.Tensor, colsq: torch.Tensor, diag: torch.Tensor) -> tor
     return ((norm2 - diag2).clamp_min(0) / (norm2 + diag2).clamp_min(1e-30)).sqrt()
 
 
-def laplacian_eigvals(colsum: torch.Tensor, diag: torch.Tensor, n: int, first: int = 0) -> torch.Tensor:
+def laplacian_eigvals(
+    colsum: torch.Tensor, diag: torch.Tensor, n: int | torch.Tensor, first: int = 0
+) -> torch.Tensor:
     """LapEigvals: eigenvalues of L = D - A for causal A are d_ii - a_ii, d_ii = colsum_i/(n-i).
 
-    colsum/diag hold positions first..first+k-1 of an n-token map; returns (..., k).
+    colsum/diag hold positions first..first+k-1 of an n-token map; returns (..., k). n may be
+    a (B,) tensor for (B, ..., k) inputs (values at positions >= n are then meaningless).
     """
     positions = torch.arange(first, first + colsum.shape[-1], device=colsum.device, dtype=colsum.dtype)
+    if isinstance(n, torch.Tensor):
+        n = _per_item(n, colsum)
     return colsum / (n - positions) - diag
 
 
-def topk_mean(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Mean of the k largest values on the last dim (k capped at its size)."""
+def topk_mean(values: torch.Tensor, k: int, counts: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of the k largest values on the last dim (k capped at its size).
+
+    With `counts` (B,), item b has counts[b] valid values (the rest are -inf) and k is capped
+    at that count.
+    """
     k = min(k, values.shape[-1])
-    return values.topk(k, dim=-1).values.mean(-1)
+    top = values.topk(k, dim=-1).values
+    if counts is None:
+        return top.mean(-1)
+    used = _per_item(counts.clamp(max=k), top[..., 0])
+    valid = torch.arange(k, device=values.device) < used.unsqueeze(-1)
+    return torch.where(valid, top, 0.0).sum(-1) / used
 
 
 def rauq(prob: torch.Tensor, prev_attn: torch.Tensor, alpha: float) -> torch.Tensor:
