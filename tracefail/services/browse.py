@@ -9,13 +9,13 @@ TUI keeps what it already shows, says the corpus is busy, and retries on a timer
 
 Index design: once the first page is shown, the TUI asks the service to build a `CorpusIndex`
 (one row per trace with its modes, sources, agreement flags and feature ranges) and later
-filter changes, counts and pages are answered from it with polars, in milliseconds, without
-opening the file. The index belongs to one state of the file: it is stamped with the file's
-and its write-ahead log's identity, size and modification time before it is read, and any
-call that finds another stamp drops it and answers with SQL until a new one is built (so a
-`tracefail label` run, an ingest or a human label elsewhere is never hidden). This service's
-own human writes drop it too. Free-text words still scan the steps in DuckDB, once per
-search text and index.
+filter changes, counts and pages are answered from it in memory (numpy masks over row
+positions, every sort order precomputed), in milliseconds, without opening the file. The
+index belongs to one state of the file: it is stamped with the file's and its write-ahead
+log's identity, size and change times before it is read, and any call that finds another
+stamp drops it and answers with SQL until a new one is built (so a `tracefail label` run, an
+ingest or a human label elsewhere is never hidden). This service's own human writes drop it
+too. Free-text words still scan the steps in DuckDB, once per search text and index.
 """
 
 from __future__ import annotations
@@ -358,8 +358,8 @@ class BrowseService:
         return self.use_index and not self._building.locked() and self._fresh() is None
 
     def build_index(self) -> float | None:
-        """Read the index (about a second on 100k traces); seconds taken, or None when off or already
-        being built elsewhere."""
+        """Read the index (2-3 s on 100k traces / 1.4M labels on a busy 2-core machine); seconds
+        taken, or None when the index is off or another thread is building it."""
         if not self.use_index or not self._building.acquire(blocking=False):
             return None
         try:
@@ -371,6 +371,7 @@ class BrowseService:
                     index.order(column, descending)
             built = _Indexed(index, stamp, time.perf_counter() - started)
             if self._writes == writes:  # else one of our own writes overlapped the read
+                self._drop_index()  # selections and text hits of any earlier index go with it
                 self._indexed = built
             return built.built_s
         finally:
