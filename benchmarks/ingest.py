@@ -1,12 +1,13 @@
 """Ingest speed and memory against DuckDB's own `read_json` of the same files, in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--mast-mb 200] [--whowhen DIR] [--workdir /tmp/...]
+    .venv/bin/python benchmarks/ingest.py [--mast-mb 50 200] [--whowhen DIR] [--workdir /tmp/...]
 
 Two inputs: the Who&When folder (many small JSON files; ../shared/data when present, else the
 shipped sample) and a synthesized MAST-Data-style array (default 200 MB, trajectories from 2 KB
-to 2 MB, built from the shipped sample records). Each measurement runs in a fresh child process
-so its peak RSS is its own. The baseline only loads JSON into a table; tracefail also splits
-logs into steps, computes ids and content hashes, maps labels and checks every record.
+to 2 MB, built from the shipped sample records; give several sizes to see how peak RSS scales).
+Each measurement runs in a fresh child process so its peak RSS is its own. The baseline only
+loads JSON into a table; tracefail also splits logs into steps, computes ids and content
+hashes, maps labels and checks every record.
 Timings are wall-clock on whatever else the machine is doing: compare the ratio, not seconds.
 """
 
@@ -104,7 +105,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--mast-mb", type=int, default=200, help="size of the synthesized MAST file (0: skip)"
+        "--mast-mb", type=int, nargs="+", default=[200],
+        help="size(s) in MB of the synthesized MAST file (0: skip)",
     )
     parser.add_argument(
         "--whowhen", type=Path, default=SHARED_WHOWHEN if SHARED_WHOWHEN.exists() else SAMPLES / "whowhen"
@@ -122,11 +124,11 @@ def main() -> None:
         return
     print("timings are wall-clock on a shared machine; compare ratios, not seconds")
     report(f"Who&When ({args.whowhen})", sorted(args.whowhen.glob("*.json")), array=False, repeat=args.repeat)
-    if args.mast_mb:
+    for megabytes in (mb for mb in args.mast_mb if mb > 0):
         args.workdir.mkdir(parents=True, exist_ok=True)
-        mast = args.workdir / f"mast_synth_{args.mast_mb}mb.json"
+        mast = args.workdir / f"mast_synth_{megabytes}mb.json"
         if not mast.exists():
-            records = synthesize_mast(mast, args.mast_mb)
+            records = synthesize_mast(mast, megabytes)
             print(f"\nsynthesized {mast} ({records} records)")
         report("MAST-style array (synthesized)", [mast], array=True, repeat=1)
 
