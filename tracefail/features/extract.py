@@ -28,6 +28,20 @@ RAUQ_ALPHA = 0.5  # lm-polygraph's default for instruct scorers
 LAP_K = 5
 TOKEN_NAMES = ("maxprob", "margin", "entropy", "surprisal", "prob_observed")
 LAYER_FEATURES = ("lookback_ratio", "entropy", "first_message", "logdet", "lap_topk", "phi_prefix", "g_frob")
+# (feature name, SegmentStats field), in the order the rows are written.
+_STAT_FIELDS = (
+    ("lookback_ratio", "lookback"),
+    ("entropy", "entropy"),
+    ("first_message", "first_message"),
+    ("logdet", "logdiag"),
+    ("lap_topk", "lap_topk"),
+    ("phi_prefix", "phi_prefix"),
+    ("g_frob", "g_frob"),
+    ("lookback_ratio_nosink", "lookback_nosink"),
+    ("phi_argmin", "phi_argmin"),
+    ("phi_step_cut", "phi_step_cut"),
+    ("prev_token", "prev"),
+)
 _LAYER_PART = re.compile(r"^(-?\d+)(?:-(\d+))?$")
 _PER_LAYER = re.compile(r"\.l\d+$")
 
@@ -164,26 +178,19 @@ class Extractor:
             torch.stack([collector.stats[layer][piece].prev.float().cpu() for layer in self.rauq_layers])
         )
         per_layer: dict[str, list[float]] = {}
-        for layer in self.layers:
-            stats = collector.stats[layer][piece]
-            values = {
-                "lookback_ratio": stats.lookback,
-                "entropy": stats.entropy,
-                "first_message": stats.first_message,
-                "logdet": stats.logdiag,
-                "lap_topk": stats.lap_topk,
-                "phi_prefix": stats.phi_prefix,
-                "g_frob": stats.g_frob,
-                "lookback_ratio_nosink": stats.lookback_nosink,
-                "phi_argmin": stats.phi_argmin,
-                "phi_step_cut": stats.phi_step_cut,
-                "prev_token": stats.prev[:, 1:].mean(-1) if stats.prev.shape[1] > 1 else None,
-            }
-            for name, heads in values.items():
-                if heads is None:
+        stats = [collector.stats[layer][piece] for layer in self.layers]
+        for name, attr in _STAT_FIELDS:
+            if attr == "prev":
+                if stats[0].prev.shape[1] < 2:
                     continue
-                # LLM-Check sums log-diagonals over heads; every other feature is a head mean.
-                value = float(heads.sum() if name == "logdet" else heads.mean())
+                heads = torch.stack([item.prev[:, 1:] for item in stats]).mean(-1)
+            else:
+                if getattr(stats[0], attr) is None:  # same for every layer: depends on the step's start
+                    continue
+                heads = torch.stack([getattr(item, attr) for item in stats])  # (layers, heads)
+            # LLM-Check sums log-diagonals over heads; every other feature is a head mean.
+            values = (heads.sum(-1) if name == "logdet" else heads.mean(-1)).tolist()
+            for layer, value in zip(self.layers, values, strict=True):
                 if math.isfinite(value):
                     per_layer.setdefault(name, []).append(value)
                     if name in LAYER_FEATURES:
