@@ -19,6 +19,8 @@ BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bou
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 # DuckDB caches every block it writes up to its memory_limit (80% of RAM by default), so an
 # uncapped bulk load grows with the file; written blocks are on disk, evicting them is free.
+# Not lower: a batch pins ~40 MiB (uncommitted rows, index nodes) and at a 32 MiB cap a commit
+# runs out of memory, which DuckDB treats as fatal for the whole database.
 DB_MEMORY_CAP = 128 * 1024 * 1024
 
 

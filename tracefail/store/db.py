@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -170,8 +170,11 @@ class Database:
             return
         try:
             yield
-        finally:
-            self.connection.execute(restore)
+        except BaseException:
+            with suppress(duckdb.Error):  # a dead connection must not mask the original error
+                self.connection.execute(restore)
+            raise
+        self.connection.execute(restore)
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.connection.execute(sql, params or [])
