@@ -82,6 +82,7 @@ def speed(args) -> None:
         assert result.tokens == n_tokens
         return time.perf_counter() - start
 
+    load_before = os.getloadavg()[0]
     plain()  # warm-up (allocator, kernels)
     timings = {"plain": [], "features": []}
     for _ in range(args.repeats):  # interleaved so background load hits both alike
@@ -97,6 +98,9 @@ def speed(args) -> None:
     )
     print(f"  feature extraction : {n_tokens / t_feat:8.1f} tok/s  (best of {args.repeats}: {t_feat:.2f} s)")
     print(f"  ratio features/plain: {t_plain / t_feat:.2f}  (target >= 0.6)")
+    # Other work on the machine changes both timings, and not alike: the feature pass runs many
+    # more small ops, each waiting on both threads. A load that moved during the run voids it.
+    print(f"  load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
 
 
 def memory_child(args) -> None:
