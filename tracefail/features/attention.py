@@ -152,7 +152,7 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
     diag = torch.zeros_like(colsum)
-    rows = {name: torch.zeros_like(colsum) for name in ("entropy", "new", "sink", "anchor", "prev")}
+    rows = {name: torch.zeros_like(colsum) for name in ("entropy", "new", "context_nosink", "anchor", "prev")}
     segments = [seg for seg in collector.segments if seg.end > seg.start]
     by_end = {seg.end: seg for seg in segments}
     cuts = _boundaries(n, segments, collector.chunk_rows)
@@ -238,7 +238,8 @@ def _rows_chunk(rows, attn, queries, keys_ext, lse, raw, s: int, a: int, r1: int
     rows["entropy"][:, a:r1] = lse[:, a:r1] - expected  # -sum p log p = lse - sum p s
     rows["anchor"][:, a:r1] = mixed[:, :, dim]
     rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
-    rows["sink"][:, a:r1] = attn[:, :, 0]
+    if s > 1:  # summed directly: 1 - own - sink cancels badly in fp32 when the sink takes most
+        rows["context_nosink"][:, a:r1] = attn[:, :, 1:s].sum(-1)
     idx = torch.arange(a, r1, device=attn.device)
     rows["prev"][:, a:r1] = attn[:, idx - a, (idx - 1).clamp_min(0)]
     if a == 0:
@@ -289,7 +290,7 @@ def _summarise(segments, transport, rows, diag, anchor: int) -> dict[object, Seg
     n_new = (position - start + 1).clamp_min(1)
     new = rows["new"]
     ctx = (1.0 - new).clamp_min(0.0)  # rows sum to 1: the context mass is the rest
-    ctx_ns = (ctx - rows["sink"]).clamp_min(0.0)
+    ctx_ns = rows["context_nosink"]
     per_row = torch.stack(
         [
             diag.clamp_min(1e-30).log(),
