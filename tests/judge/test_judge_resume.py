@@ -93,3 +93,33 @@ def test_sigkill_mid_run_then_resume(tmp_path):
 
         again = label(db, judge=_judge(), limit=N_TRACES)
         assert (again.skipped, again.judged) == (N_TRACES, 0)
+
+
+def test_sigterm_ends_the_run_as_interrupted_with_whole_traces(tmp_path):
+    """The CLI turns SIGTERM into KeyboardInterrupt, so the run row is closed, not left running."""
+    path = tmp_path / "corpus.duckdb"
+    marker = tmp_path / "progress.txt"
+    with Database(path) as db:
+        assert ingest(db, [write_small_traces(tmp_path / "small")]).quarantined == 0
+    code = "from tracefail.cli.common import stop_on_sigterm\nstop_on_sigterm()\n" + CHILD.format(
+        tests=str(ROOT / "tests"), marker=str(marker), db=str(path), n=N_TRACES
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and child.poll() is None:
+        if marker.exists() and len(marker.read_text().split()) >= 2:
+            break
+        time.sleep(0.05)
+    assert child.poll() is None, child.stderr.read().decode()[-2000:]
+    os.kill(child.pid, signal.SIGTERM)
+    child.wait(timeout=60)
+    child.stderr.close()
+
+    with Database(path) as db:
+        per_trace = db.rows(
+            "SELECT trace_id, count(*) FROM labels WHERE source LIKE 'llm-judge:%' GROUP BY trace_id"
+        )
+        assert 2 <= len(per_trace) <= N_TRACES and {n for _, n in per_trace} == {14}
+        assert db.rows("SELECT status FROM runs WHERE kind = 'label'") == [("interrupted",)]
+

@@ -27,4 +27,7 @@ for _module in COMMAND_MODULES:
 
 
 def main() -> None:
+    from tracefail.cli.common import stop_on_sigterm
+
+    stop_on_sigterm()
     app()

@@ -6,6 +6,7 @@ Data goes to stdout; diagnostics go to stderr so `tracefail ls --json | jq` stay
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -42,3 +43,14 @@ def open_db(path: Path, *, read_only: bool = False) -> Database:
 
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")
+
+
+def stop_on_sigterm() -> None:
+    """`kill PID` (SIGTERM, what service managers and timeouts send) ends a run like Ctrl-C does:
+    the finished traces are committed and the run row says "interrupted", not "running"."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
