@@ -221,3 +221,15 @@ def test_export_to_an_unwritable_path_fails_in_one_line(corpus: Path, tmp_path: 
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "cannot write" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["label", "--judge", "openai:gpt-4o-mini"], ["features"], ["calibrate"], ["graph", "--detect"], ["ls"]],
+)
+def test_a_mistyped_db_is_an_error_not_a_new_empty_corpus(tmp_path, command):
+    db = tmp_path / "typo.duckdb"
+    result = run(*command, "--db", db)
+    assert result.exit_code == 1
+    assert f"{db}: no such database (run `tracefail ingest` first)" in result.output
+    assert not db.exists()

@@ -34,7 +34,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def open_db(path: Path, *, read_only: bool = False) -> Database:
+def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
+    """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
+    if not create and str(path) != ":memory:" and not Path(path).exists():
+        fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
         return Database(path, read_only=read_only)
     except StoreError as exc:

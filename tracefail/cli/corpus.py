@@ -46,7 +46,7 @@ def ingest(
     if not registry.expand(paths):
         fail(f"no trace files ({', '.join(sorted(registry.SUFFIXES))}) under {', '.join(map(str, paths))}",
              EXIT_USAGE)
-    store = open_db(db)
+    store = open_db(db, create=True)
     with Progress(
         TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
