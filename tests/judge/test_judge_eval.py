@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from tracefail.judge import calibration
 from tracefail.judge.runner import to_rows
 from tracefail.model import Attribution, Label
 from tracefail.services.evaluate import EvalError, calibrate, evaluate
+from tracefail.store import Database
 from tracefail.store.labels import save_judgement
 from tracefail.taxonomy import find
 
@@ -270,3 +272,16 @@ def test_cli_label_with_http_judge_then_eval_json(whowhen_db, tmp_path):
     assert attribution["judge"]["step"]["value"] == attribution["baselines"]["first_step"]["step"]["value"]
     bad = runner.invoke(app, ["label", "--db", path, "--judge", "gpt4"])
     assert bad.exit_code == 2 and "use local, local:MODEL or openai:MODEL" in bad.stderr
+
+
+def test_openai_endpoint_without_a_key_fails_before_the_run(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    path = tmp_path / "c.duckdb"
+    runner = CliRunner()
+    sample = Path(__file__).resolve().parents[2] / "data_samples" / "whowhen" / "1.json"
+    assert runner.invoke(app, ["ingest", "--db", path, str(sample)]).exit_code == 0
+    result = runner.invoke(app, ["label", "--db", path, "--judge", "openai:gpt-4o-mini"])
+    assert result.exit_code == 2
+    assert "$OPENAI_API_KEY is not set" in result.stderr
+    with Database(path) as db:
+        assert db.rows("SELECT count(*) FROM runs WHERE kind = 'label'") == [(0,)]

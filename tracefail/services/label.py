@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +54,13 @@ def build_judge(spec: JudgeSpec) -> Any:
     if kind == "openai":
         if not model:
             raise LabelUsageError("--judge openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
+        if "api.openai.com" in spec.base_url and not os.environ.get(spec.api_key_env):
+            # Fail before the run: without a key every request would only be refused. (Local
+            # servers such as vLLM or Ollama need none, so only OpenAI's own endpoint is checked.)
+            raise LabelUsageError(
+                f"--judge {spec.spec}: ${spec.api_key_env} is not set (the API key is read from the "
+                "environment); set it, or point --base-url at a server that needs no key"
+            )
         from tracefail.judge.http import HttpSettings, OpenAIJudge
 
         return OpenAIJudge(
