@@ -189,3 +189,19 @@ def test_errors_are_recorded_and_other_traces_go_on(whowhen_db):
         for r in whowhen_db.rows("SELECT DISTINCT trace_id FROM labels WHERE source = ?", [report.source])
     }
     assert not failed & stored and len(stored) == report.judged
+
+
+def test_a_run_stops_when_the_endpoint_refuses_every_trace(whowhen_db):
+    """A wrong key (401) fails every trace alike: the run gives up after a streak, not after 20."""
+
+    def refused(body, number, headers):
+        return 401, {"error": {"message": "Incorrect API key provided"}}, {}
+
+    with StubServer(refused) as server:
+        spec = JudgeSpec(spec="openai:stub", base_url=server.base_url, concurrency=1)
+        report = label(whowhen_db, judge=spec)
+    assert report.judged == 0 and len(report.errors) == 3 and len(server.requests) == 3
+    assert report.stopped and "3 traces in a row" in report.stopped and "17 traces were not sent" in report.stopped
+    run = whowhen_db.rows("SELECT status FROM runs WHERE run_id = ?", [report.run_id])[0]
+    assert run == ("failed",)
+    assert not whowhen_db.rows("SELECT 1 FROM labels WHERE source = ?", [report.source])

@@ -118,6 +118,8 @@ def label(
             store.close()
     for trace_id, message in report.errors:
         err.print(f"[yellow]judge error:[/] {escape(trace_id)}: {escape(message)}", highlight=False)
+    if report.stopped:
+        err.print(f"[red]{escape(report.stopped)}[/]", highlight=False)
     summary = report.as_dict()
     if json_out:
         print_json(summary)
@@ -130,6 +132,8 @@ def label(
             highlight=False,
             markup=False,
         )
+    if report.stopped:
+        raise typer.Exit(1)
     if report.errors:
         raise typer.Exit(EXIT_PARTIAL)
 

@@ -15,6 +15,11 @@ class JudgeError(Exception):
     """This trace could not be judged (invalid output, HTTP failure); the run goes on."""
 
 
+class JudgeUnavailable(JudgeError):
+    """The endpoint itself failed (unreachable, key refused, unknown model): the next traces would
+    fail the same way, so a run stops after a few of these in a row."""
+
+
 @dataclass
 class JudgeResult:
     verdict: Verdict

@@ -18,12 +18,13 @@ from typing import Any
 
 import httpx
 
-from tracefail.judge.backend import JudgeError, JudgeResult, WindowAnswer, merge_windows
+from tracefail.judge.backend import JudgeError, JudgeResult, JudgeUnavailable, WindowAnswer, merge_windows
 from tracefail.judge.output import InvalidOutput, json_schema, parse, to_mode_verdicts
 from tracefail.judge.prompt import PROMPT_VERSION, TraceInput, new_nonce, split_windows, structured_request
 from tracefail.model import Taxonomy
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+ENDPOINT_STATUS = {401, 403, 404}  # wrong key, no access, wrong URL or model: no trace can pass
 
 
 @dataclass
@@ -152,11 +153,14 @@ class OpenAIJudge:
                 if response.status_code < 300:
                     return self._content(response)
                 failure = f"HTTP {response.status_code}"
+                if response.status_code in ENDPOINT_STATUS:
+                    raise JudgeUnavailable(f"{failure} from {url}: {response.text[:200]}")
                 if response.status_code not in RETRY_STATUS:
                     raise JudgeError(f"{failure} from {url}: {response.text[:200]}")
             attempt += 1
             if attempt > self.settings.max_retries:
-                raise JudgeError(f"{failure} from {url} after {self.settings.max_retries} retries")
+                message = f"{failure} from {url} after {self.settings.max_retries} retries"
+                raise (JudgeUnavailable if response is None else JudgeError)(message)
             await asyncio.sleep(self._delay(attempt, response))
 
     def _delay(self, attempt: int, response: httpx.Response | None) -> float:

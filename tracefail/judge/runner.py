@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracefail.judge import calibration
-from tracefail.judge.backend import Judge, JudgeError, JudgeResult
+from tracefail.judge.backend import Judge, JudgeError, JudgeResult, JudgeUnavailable
 from tracefail.judge.prompt import TraceInput
 from tracefail.model import Attribution, Label
 from tracefail.store import Database
@@ -49,6 +49,7 @@ class LabelReport:
     elapsed_s: float = 0.0
     interrupted_runs: int = 0
     calibrated_modes: int = 0
+    stopped: str | None = None  # why the run gave up early (the endpoint kept failing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class LabelReport:
             "cost_usd": self.cost_usd,
             "elapsed_s": round(self.elapsed_s, 2),
             "calibrated_modes": self.calibrated_modes,
+            "stopped": self.stopped,
         }
 
 
@@ -171,7 +173,7 @@ def label_corpus(
         asyncio.run(
             _judge_all(db, judge, taxonomy, tasks, todo, concurrency, report, calibrations, on_progress)
         )
-        status = "done"
+        status = "failed" if report.stopped else "done"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -203,21 +205,32 @@ async def _judge_all(
     on_progress: Progress | None,
 ) -> None:
     bound = asyncio.Semaphore(max(1, concurrency))
+    # Traces in flight fail together when the endpoint is down, so a streak of that size (and at
+    # least 3) means it is the endpoint, not the traces.
+    give_up_after = max(3, concurrency)
+    streak = 0
 
-    async def one(trace_id: str) -> tuple[str, JudgeResult | None, str | None]:
+    async def one(trace_id: str) -> tuple[str, JudgeResult | None, JudgeError | None]:
         async with bound:
             try:
                 trace = load_input(db, trace_id)
                 return trace_id, await judge.judge(trace, taxonomy.taxonomy, tasks), None
             except JudgeError as exc:
-                return trace_id, None, str(exc)
+                return trace_id, None, exc
 
+    pending = [asyncio.ensure_future(one(t)) for t in todo]
     try:
-        pending = [asyncio.ensure_future(one(t)) for t in todo]
         for number, future in enumerate(asyncio.as_completed(pending), start=1):
             trace_id, result, error = await future
+            streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
             if result is None:
-                report.errors.append((trace_id, error or "unknown error"))
+                report.errors.append((trace_id, str(error) or "unknown error"))
+                if streak >= give_up_after:
+                    report.stopped = (
+                        f"stopped after {streak} traces in a row failed at the endpoint ({error}); "
+                        f"{len(todo) - number} traces were not sent, re-run to resume"
+                    )
+                    break
             else:
                 labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
                 save_judgement(db, labels, attributions)
@@ -229,4 +242,7 @@ async def _judge_all(
             if on_progress:
                 on_progress(number, len(todo))
     finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         await judge.aclose()
