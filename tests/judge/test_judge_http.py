@@ -201,7 +201,8 @@ def test_a_run_stops_when_the_endpoint_refuses_every_trace(whowhen_db):
         spec = JudgeSpec(spec="openai:stub", base_url=server.base_url, concurrency=1)
         report = label(whowhen_db, judge=spec)
     assert report.judged == 0 and len(report.errors) == 3 and len(server.requests) == 3
-    assert report.stopped and "3 traces in a row" in report.stopped and "17 traces were not sent" in report.stopped
+    assert report.stopped and "3 traces in a row" in report.stopped
+    assert "17 traces were not sent" in report.stopped
     run = whowhen_db.rows("SELECT status FROM runs WHERE run_id = ?", [report.run_id])[0]
     assert run == ("failed",)
     assert not whowhen_db.rows("SELECT 1 FROM labels WHERE source = ?", [report.source])
