@@ -76,17 +76,33 @@ def _latest(where: str = "TRUE") -> str:
     )
 
 
-_LABEL_AGG = f"""
-    SELECT trace_id,
-           list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
-           list(DISTINCT source ORDER BY source) AS sources
-    FROM {_latest()} GROUP BY trace_id
-"""
-# A trace disagrees when two sources give different present/absent answers for one mode.
-_DISAGREE = f"""
-    SELECT trace_id FROM {_latest()} WHERE present IS NOT NULL
-    GROUP BY trace_id, mode_id HAVING bool_or(present) AND NOT bool_and(present)
-"""
+def _label_agg(latest: str) -> str:
+    """Per trace of the `latest` labels (a `_latest` relation): present modes and sources."""
+    return f"""
+        SELECT trace_id,
+               list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
+               list(DISTINCT source ORDER BY source) AS sources
+        FROM {latest} GROUP BY trace_id
+    """
+
+
+def _disagree(latest: str) -> str:
+    """Traces where two sources of the `latest` labels give different answers for one mode."""
+    return f"""
+        SELECT DISTINCT trace_id FROM {latest} WHERE present IS NOT NULL
+        GROUP BY trace_id, mode_id HAVING bool_or(present) AND NOT bool_and(present)
+    """
+
+
+def _attribution_sources(where: str = "TRUE") -> str:
+    return f"""
+        SELECT trace_id, list(DISTINCT source ORDER BY source) AS sources
+        FROM attributions WHERE {where} GROUP BY trace_id
+    """
+
+
+_LABEL_AGG = _label_agg(_latest())
+_DISAGREE = _disagree(_latest())
 _MULTI_SOURCE = """
     SELECT trace_id FROM labels WHERE present IS NOT NULL
     GROUP BY trace_id HAVING count(DISTINCT source) > 1
@@ -142,6 +158,9 @@ def count_traces(db: Database, f: CorpusFilter) -> int:
     return int(db.rows(f"SELECT count(*) FROM traces t WHERE {where}", params)[0][0])
 
 
+_ON_PAGE = "trace_id IN (SELECT trace_id FROM page)"
+
+
 def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.DataFrame:
     """One page of the corpus listing: the trace columns, modes found and label sources.
 
@@ -167,15 +186,8 @@ def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.Da
         SELECT page.* EXCLUDE (sort_key), coalesce(lab.modes, []) AS modes,
                coalesce(lab.sources, []) AS sources, coalesce(att.sources, []) AS attribution_sources
         FROM page
-        LEFT JOIN (
-            SELECT trace_id, list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
-                   list(DISTINCT source ORDER BY source) AS sources
-            FROM {_latest("trace_id IN (SELECT trace_id FROM page)")} GROUP BY trace_id
-        ) lab USING (trace_id)
-        LEFT JOIN (
-            SELECT trace_id, list(DISTINCT source ORDER BY source) AS sources
-            FROM attributions WHERE trace_id IN (SELECT trace_id FROM page) GROUP BY trace_id
-        ) att USING (trace_id)
+        LEFT JOIN ({_label_agg(_latest(_ON_PAGE))}) lab USING (trace_id)
+        LEFT JOIN ({_attribution_sources(_ON_PAGE)}) att USING (trace_id)
         ORDER BY page.sort_key {direction} NULLS LAST, page.trace_id {direction}
         """,
         [*params, int(limit), int(offset)],
@@ -187,7 +199,8 @@ def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.Da
 # every keystroke costs 0.1-0.5 s on 100k traces. The browser instead reads, once per corpus
 # state, one row per trace with everything the filters and the listing need, and filters that
 # frame in memory. The SQL above stays the definition: the index is built from the same
-# `_latest`, `_DISAGREE` and `_MULTI_SOURCE` queries, and the tests check both paths agree.
+# `_latest`, `_label_agg`, `_disagree` and `_MULTI_SOURCE` queries, and the tests check both
+# paths agree.
 INDEX_COLUMNS = (
     "trace_id",
     "framework",
@@ -250,15 +263,10 @@ def corpus_index(db: Database) -> CorpusIndex:
         traces = db.frame(
             f"""
             WITH latest AS MATERIALIZED (SELECT * FROM {_latest()}),
-            lab AS (SELECT trace_id,
-                           list(DISTINCT mode_id ORDER BY mode_id) FILTER (WHERE present) AS modes,
-                           list(DISTINCT source ORDER BY source) AS sources
-                    FROM latest GROUP BY trace_id),
-            dis AS (SELECT DISTINCT trace_id FROM latest WHERE present IS NOT NULL
-                    GROUP BY trace_id, mode_id HAVING bool_or(present) AND NOT bool_and(present)),
+            lab AS ({_label_agg("latest")}),
+            dis AS ({_disagree("latest")}),
             multi AS ({_MULTI_SOURCE}),
-            att AS (SELECT trace_id, list(DISTINCT source ORDER BY source) AS sources
-                    FROM attributions GROUP BY trace_id)
+            att AS ({_attribution_sources()})
             SELECT t.trace_id, t.framework, t.llm, t.benchmark, t.n_steps, t.outcome,
                    coalesce(lab.modes, []) AS modes, coalesce(lab.sources, []) AS sources,
                    coalesce(att.sources, []) AS attribution_sources,
