@@ -73,7 +73,7 @@ def cut_from_colsum(colsum: torch.Tensor) -> torch.Tensor:
 
 
 def _per_item(lengths: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(B,) per-item values shaped to broadcast against (B, ..., n) tensors' leading dims."""
+    """(B,) per-item values (or one 0-d value) shaped to broadcast against (B, ..., n) tensors."""
     return lengths.to(like.dtype).reshape(lengths.shape + (1,) * (like.dim() - lengths.dim()))
 
 
@@ -85,18 +85,16 @@ def phi_prefix(
     colsum is (..., n); rows are stochastic so query out-degrees are 1 and the total volume is
     2n; vol(S_t) = t + sum_{j<t} colsum_j. Returns (phi, argmin fraction), each (...,); n >= 2.
     With `lengths` (B,), colsum is (B, ..., N) zero-padded: item b is its first lengths[b]
-    columns (NaN where a length is below 2).
+    columns (NaN where a length is below 2). Without, every item has all n columns.
     """
     n = colsum.shape[-1]
+    if lengths is None:
+        lengths = torch.tensor(n, device=colsum.device)
+    size = _per_item(lengths, colsum[..., :1])
     cut = cut_from_colsum(colsum)
     t = torch.arange(1, n, device=colsum.device, dtype=colsum.dtype)
     vol = t + colsum.cumsum(-1)[..., :-1]
-    total = 2 * n if lengths is None else 2 * _per_item(lengths, colsum[..., :1])
-    ratio = cut[..., 1:] / torch.minimum(vol, total - vol).clamp_min(1e-30)
-    if lengths is None:
-        phi, where = ratio.min(-1)
-        return phi, (where + 1).to(colsum.dtype) / n
-    size = _per_item(lengths, colsum[..., :1])
+    ratio = cut[..., 1:] / torch.minimum(vol, 2 * size - vol).clamp_min(1e-30)
     phi, where = ratio.masked_fill(t >= size, math.inf).min(-1)
     size = size[..., 0]
     argmin = (where + 1).to(colsum.dtype) / size
@@ -109,13 +107,12 @@ def ratio_at_cut(
 ) -> torch.Tensor:
     """The prefix-cut ratio at one cut t (the step start): transport from context to the step.
 
-    With tensors t and `lengths` (B,), colsum is (B, ..., N) zero-padded as in `phi_prefix`.
+    With tensors t and `lengths` (B,), colsum is (B, ..., N) zero-padded as in `phi_prefix`;
+    without `lengths`, every item has all n columns.
     """
     if lengths is None:
-        n = colsum.shape[-1]
-        before = colsum[..., :t].sum(-1)
-        vol = t + before
-        return (before - t).clamp_min(0) / torch.minimum(vol, 2 * n - vol).clamp_min(1e-30)
+        lengths = torch.tensor(colsum.shape[-1], device=colsum.device)
+    t = torch.as_tensor(t, device=colsum.device)
     prefix = torch.cat([torch.zeros_like(colsum[..., :1]), colsum.cumsum(-1)], -1)
     index = t.reshape(t.shape + (1,) * (colsum.dim() - 1)).expand(*colsum.shape[:-1], 1)
     before = prefix.gather(-1, index)[..., 0]
