@@ -48,12 +48,13 @@ def _judge() -> LocalJudge:
     return LocalJudge(scorer=YesNoScorer(model, tokenizer, "tiny-llama", max_tokens=4096))
 
 
-def test_sigkill_mid_run_then_resume(tmp_path):
+def _signal_mid_run(tmp_path: Path, sig: int, prelude: str = "") -> Path:
+    """Start a label run in a child process, send it `sig` after two traces, return the corpus."""
     path = tmp_path / "corpus.duckdb"
     marker = tmp_path / "progress.txt"
     with Database(path) as db:
         assert ingest(db, [write_small_traces(tmp_path / "small")]).quarantined == 0
-    code = CHILD.format(tests=str(ROOT / "tests"), marker=str(marker), db=str(path), n=N_TRACES)
+    code = prelude + CHILD.format(tests=str(ROOT / "tests"), marker=str(marker), db=str(path), n=N_TRACES)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
@@ -62,10 +63,14 @@ def test_sigkill_mid_run_then_resume(tmp_path):
             break
         time.sleep(0.05)
     assert child.poll() is None, child.stderr.read().decode()[-2000:]
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
+    os.kill(child.pid, sig)
+    child.wait(timeout=60)
     child.stderr.close()
+    return path
 
+
+def test_sigkill_mid_run_then_resume(tmp_path):
+    path = _signal_mid_run(tmp_path, signal.SIGKILL)
     with Database(path) as db:
         per_trace = db.rows(
             "SELECT trace_id, count(*) FROM labels WHERE source LIKE 'llm-judge:%' GROUP BY trace_id"
@@ -97,25 +102,8 @@ def test_sigkill_mid_run_then_resume(tmp_path):
 
 def test_sigterm_ends_the_run_as_interrupted_with_whole_traces(tmp_path):
     """The CLI turns SIGTERM into KeyboardInterrupt, so the run row is closed, not left running."""
-    path = tmp_path / "corpus.duckdb"
-    marker = tmp_path / "progress.txt"
-    with Database(path) as db:
-        assert ingest(db, [write_small_traces(tmp_path / "small")]).quarantined == 0
-    code = "from tracefail.cli.common import stop_on_sigterm\nstop_on_sigterm()\n" + CHILD.format(
-        tests=str(ROOT / "tests"), marker=str(marker), db=str(path), n=N_TRACES
-    )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    child = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and child.poll() is None:
-        if marker.exists() and len(marker.read_text().split()) >= 2:
-            break
-        time.sleep(0.05)
-    assert child.poll() is None, child.stderr.read().decode()[-2000:]
-    os.kill(child.pid, signal.SIGTERM)
-    child.wait(timeout=60)
-    child.stderr.close()
-
+    prelude = "from tracefail.cli.common import stop_on_sigterm\nstop_on_sigterm()\n"
+    path = _signal_mid_run(tmp_path, signal.SIGTERM, prelude)
     with Database(path) as db:
         per_trace = db.rows(
             "SELECT trace_id, count(*) FROM labels WHERE source LIKE 'llm-judge:%' GROUP BY trace_id"

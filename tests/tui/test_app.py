@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pilot_wait import settle
 from textual.widgets import DataTable, Input, Static, Tree
-from textual.worker import WorkerState
 
 from tracefail.store import Database
 from tracefail.tui.app import TracefailApp
@@ -24,18 +24,6 @@ SIZE = (140, 44)
 SPAN_TRACE = "demo:spans"  # built in conftest.py
 INJECT_TRACE = "demo:inject"
 FILTERS = {SPAN_TRACE: 'framework:"OpenAI Agents"', INJECT_TRACE: "framework:MetaGPT"}
-
-
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    """Let every worker finish and its results reach the widgets (twice quiet in a row)."""
-    quiet = 0
-    for _ in range(1000):
-        await pilot.pause(0.01)
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
-        quiet = 0 if busy else quiet + 1
-        if quiet == 2:
-            return
-    raise AssertionError("workers did not finish")
 
 
 def make_app(corpus_path: Path, tmp_path: Path) -> TracefailApp:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pilot_wait import settle
 from textual.widgets import DataTable, Input
-from textual.worker import WorkerState
 
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
@@ -14,17 +14,6 @@ from tracefail.tui.screens.trace import TraceScreen
 
 SIZE = (140, 44)
 SPAN_TRACE = "demo:spans"  # built in conftest.py
-
-
-async def settle(pilot) -> None:  # type: ignore[no-untyped-def]
-    quiet = 0
-    for _ in range(1000):
-        await pilot.pause(0.01)
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
-        quiet = 0 if busy else quiet + 1
-        if quiet == 2:
-            return
-    raise AssertionError("workers did not finish")
 
 
 async def test_filters_come_from_the_index_and_follow_human_labels(corpus_path: Path, tmp_path: Path) -> None:

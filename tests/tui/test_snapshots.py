@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pilot_wait import settle
 from textual.pilot import Pilot
 from textual.widgets import Input
-from textual.worker import WorkerState
 
 from tracefail.tui.app import TracefailApp
 
@@ -14,14 +14,7 @@ SIZE = (140, 40)
 
 
 async def _settle(pilot: Pilot) -> None:
-    quiet = 0
-    for _ in range(1000):
-        await pilot.pause(0.01)
-        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
-        quiet = 0 if busy else quiet + 1
-        if quiet == 3:
-            return
-    raise AssertionError("workers did not finish")
+    await settle(pilot, quiet_rounds=3)
 
 
 async def _open_span_trace(pilot: Pilot) -> None:

@@ -1,0 +1,18 @@
+"""Waiting in pilot tests: until every worker has finished and its results reached the widgets."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+from textual.worker import WorkerState
+
+
+async def settle(pilot: Pilot, quiet_rounds: int = 2) -> None:
+    """Return once no worker has been pending or running for `quiet_rounds` checks in a row."""
+    quiet = 0
+    for _ in range(1000):
+        await pilot.pause(0.01)
+        busy = any(w.state in (WorkerState.PENDING, WorkerState.RUNNING) for w in pilot.app.workers)
+        quiet = 0 if busy else quiet + 1
+        if quiet == quiet_rounds:
+            return
+    raise AssertionError("workers did not finish")
