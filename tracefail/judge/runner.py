@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +31,11 @@ from tracefail.store.traces import get_steps
 from tracefail.taxonomy import TaxonomyFile, register
 
 Progress = Callable[[int, int], None]
+# (trace_id, input) pairs in -> (trace_id, (result, judge error), executor error) out, as they finish
+Executor = Callable[
+    [Iterable[tuple[str, TraceInput]]],
+    Iterator[tuple[str, tuple[JudgeResult | None, JudgeError | None] | None, str | None]],
+]
 
 
 @dataclass
@@ -154,7 +159,10 @@ def label_corpus(
     *,
     concurrency: int = 1,
     on_progress: Progress | None = None,
+    execute: Executor | None = None,
 ) -> LabelReport:
+    """Judge `trace_ids` in this process (asyncio, `concurrency` at once) or, with `execute`, on
+    another executor (a Ray pool); either way each verdict is stored here, one trace at a time."""
     config = run_config(judge, taxonomy, tasks)
     source = f"llm-judge:{config_hash(config)}"
     interrupted = interrupt_stale_runs(db, "label", config_hash(config))
@@ -170,9 +178,12 @@ def label_corpus(
     started = time.monotonic()
     status = "failed"
     try:
-        asyncio.run(
-            _judge_all(db, judge, taxonomy, tasks, todo, concurrency, report, calibrations, on_progress)
-        )
+        if execute is None:
+            asyncio.run(
+                _judge_all(db, judge, taxonomy, tasks, todo, concurrency, report, calibrations, on_progress)
+            )
+        else:
+            _store_all(db, execute, taxonomy, todo, concurrency, report, calibrations, on_progress)
         status = "failed" if report.stopped else "done"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -205,9 +216,7 @@ async def _judge_all(
     on_progress: Progress | None,
 ) -> None:
     bound = asyncio.Semaphore(max(1, concurrency))
-    # Traces in flight fail together when the endpoint is down, so a streak of that size (and at
-    # least 3) means it is the endpoint, not the traces.
-    give_up_after = max(3, concurrency)
+    give_up_after = _give_up_after(concurrency)
     streak = 0
 
     async def one(trace_id: str) -> tuple[str, JudgeResult | None, JudgeError | None]:
@@ -223,22 +232,10 @@ async def _judge_all(
         for number, future in enumerate(asyncio.as_completed(pending), start=1):
             trace_id, result, error = await future
             streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
-            if result is None:
-                report.errors.append((trace_id, str(error) or "unknown error"))
-                if streak >= give_up_after:
-                    report.stopped = (
-                        f"stopped after {streak} traces in a row failed at the endpoint ({error}); "
-                        f"{len(todo) - number} traces were not sent, re-run to resume"
-                    )
-                    break
-            else:
-                labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
-                save_judgement(db, labels, attributions)
-                report.judged += 1
-                report.labels += len(labels)
-                report.attributions += len(attributions)
-                report.tokens_in += result.tokens_in
-                report.tokens_out += result.tokens_out
+            _record(db, trace_id, result, error, taxonomy, report, calibrations)
+            if streak >= give_up_after:
+                report.stopped = _stop_message(streak, error, len(todo) - number)
+                break
             if on_progress:
                 on_progress(number, len(todo))
     finally:
@@ -246,3 +243,68 @@ async def _judge_all(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await judge.aclose()
+
+
+def _give_up_after(concurrency: int) -> int:
+    """Traces in flight fail together when the endpoint is down, so a streak of that size (and at
+    least 3) means it is the endpoint, not the traces."""
+    return max(3, concurrency)
+
+
+def _stop_message(streak: int, error: object, not_sent: int) -> str:
+    return (
+        f"stopped after {streak} traces in a row failed at the endpoint ({error}); "
+        f"{not_sent} traces were not sent, re-run to resume"
+    )
+
+
+def _record(
+    db: Database,
+    trace_id: str,
+    result: JudgeResult | None,
+    error: JudgeError | str | None,
+    taxonomy: TaxonomyFile,
+    report: LabelReport,
+    calibrations: dict,
+) -> None:
+    """Store one trace's verdict in one transaction, or count its error."""
+    if result is None:
+        report.errors.append((trace_id, str(error) or "unknown error"))
+        return
+    labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
+    save_judgement(db, labels, attributions)
+    report.judged += 1
+    report.labels += len(labels)
+    report.attributions += len(attributions)
+    report.tokens_in += result.tokens_in
+    report.tokens_out += result.tokens_out
+
+
+def _store_all(
+    db: Database,
+    execute: Executor,
+    taxonomy: TaxonomyFile,
+    todo: list[str],
+    concurrency: int,
+    report: LabelReport,
+    calibrations: dict,
+    on_progress: Progress | None,
+) -> None:
+    """The driver side of a fanned-out run: inputs are read lazily, verdicts stored as they land."""
+    give_up_after = _give_up_after(concurrency)
+    streak = 0
+    outcomes = execute((t, load_input(db, t)) for t in todo)
+    try:
+        for number, (trace_id, outcome, failure) in enumerate(outcomes, start=1):
+            result, error = outcome if outcome is not None else (None, failure)
+            streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
+            _record(db, trace_id, result, error, taxonomy, report, calibrations)
+            if streak >= give_up_after:
+                report.stopped = _stop_message(streak, error, len(todo) - number)
+                break
+            if on_progress:
+                on_progress(number, len(todo))
+    finally:
+        close = getattr(outcomes, "close", None)
+        if close:
+            close()
