@@ -6,6 +6,7 @@ Data goes to stdout; diagnostics go to stderr so `tracefail ls --json | jq` stay
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -36,7 +37,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
     """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
-    if not create and str(path) != ":memory:" and not Path(path).exists():
+    remote = re.match(r"^[a-z][a-z0-9+.-]+:/", str(path))  # s3://, gs://, https:// Parquet corpora
+    if not create and str(path) != ":memory:" and not remote and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
         return Database(path, read_only=read_only)

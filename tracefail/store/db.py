@@ -65,8 +65,13 @@ class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
     def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> None:
+        from tracefail.store.partitioned import is_partitioned
+
         self.path = str(path)
         self.read_only = read_only
+        if is_partitioned(self.path):
+            self._open_partitioned()
+            return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
@@ -85,6 +90,27 @@ class Database:
         # DuckDB draws its own progress bar on stdout for slow queries; stdout carries our data
         self.connection.execute("SET enable_progress_bar = false")
         self._migrate()
+
+    def _open_partitioned(self) -> None:
+        """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only)."""
+        from tracefail.store.partitioned import PartitionError, location, mount
+
+        self.path = location(self.path)
+        if not self.read_only:
+            raise StoreError(
+                f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
+                "exported from, then export again"
+            )
+        self.connection = duckdb.connect(":memory:")
+        self.connection.execute("SET enable_progress_bar = false")
+        self.read_only = False  # the in-memory schema is created, then replaced by views
+        self._migrate()
+        self.read_only = True
+        try:
+            mount(self.connection, self.path, latest_version())
+        except PartitionError:
+            self.connection.close()
+            raise
 
     # --- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
