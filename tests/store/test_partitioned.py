@@ -86,3 +86,20 @@ def test_a_parquet_corpus_is_read_only_and_bad_folders_are_one_line_errors(corpu
     assert len(result.stderr.strip().splitlines()) == 1
     usage = CliRunner().invoke(app, [*export, str(tmp_path / "x"), "--format", "csv"])
     assert usage.exit_code == 2
+
+
+def test_the_browser_reads_a_parquet_corpus_and_refuses_to_write_it(corpus, tmp_path):
+    from tracefail.services.browse import BrowseService, CorpusFilter
+
+    folder = tmp_path / "by-framework"
+    by = ["--partition-by", "framework"]
+    run("export", "--db", str(corpus), "--format", "parquet", *by, "-o", str(folder))
+    on_file, on_folder = BrowseService(corpus, "ann"), BrowseService(folder, "ann")
+    on_folder.prepare()
+    everything = CorpusFilter()
+    assert on_folder.count(everything) == on_file.count(everything) > 0
+    first = on_file.page(everything, 0, 1).rows[0]["trace_id"]
+    assert on_folder.page(everything, 0, 5) == on_file.page(everything, 0, 5)
+    assert on_folder.trace(first) == on_file.trace(first)
+    with pytest.raises(StoreError, match="read-only"):
+        on_folder.mistake(first, "Solver", 0)

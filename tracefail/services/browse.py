@@ -40,6 +40,7 @@ from tracefail.model import Attribution, Label
 from tracefail.store import Database, DatabaseLocked
 from tracefail.store import browse as store
 from tracefail.store.browse import CorpusFilter, CorpusIndex, Facets, FeatureThreshold
+from tracefail.store.partitioned import is_partitioned
 
 T = TypeVar("T")
 
@@ -286,6 +287,8 @@ class BrowseService:
 
     def prepare(self) -> None:
         """Migrate the schema once if needed (needs the write lock briefly; skipped when busy)."""
+        if is_partitioned(self.path):
+            return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
