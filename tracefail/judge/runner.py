@@ -23,19 +23,19 @@ from tracefail.store.labels import (
     done_trace_ids,
     interrupt_stale_runs,
     latest_calibrations,
-    save_judgement,
-    trace_header,
+    save_judgements,
+    trace_headers,
 )
 from tracefail.store.runs import config_hash, finish_run, start_run
-from tracefail.store.traces import get_steps
+from tracefail.store.traces import steps_of
 from tracefail.taxonomy import TaxonomyFile, register
 
 Progress = Callable[[int, int], None]
-# (trace_id, input) pairs in -> (trace_id, (result, judge error), executor error) out, as they finish
-Executor = Callable[
-    [Iterable[tuple[str, TraceInput]]],
-    Iterator[tuple[str, tuple[JudgeResult | None, JudgeError | None] | None, str | None]],
-]
+# (trace_id, input) pairs in -> batches of (trace_id, (result, judge error), executor error) out,
+# each batch what finished together
+Outcome = tuple[str, tuple[JudgeResult | None, JudgeError | None] | None, str | None]
+Executor = Callable[[Iterable[tuple[str, TraceInput]]], Iterator[list[Outcome]]]
+CHUNK = 64  # traces read from the corpus per query when feeding an executor
 
 
 @dataclass
@@ -90,10 +90,20 @@ def judge_source(judge: Judge, taxonomy: TaxonomyFile, tasks: frozenset[str]) ->
 
 
 def load_input(db: Database, trace_id: str) -> TraceInput:
-    head = trace_header(db, trace_id) or {}
-    steps = get_steps(db, trace_id)
-    agents = sorted({s.agent for s in steps if s.agent})
-    return TraceInput(trace_id=trace_id, steps=steps, task=head.get("task"), agents=agents)
+    return load_inputs(db, [trace_id])[0]
+
+
+def load_inputs(db: Database, trace_ids: Sequence[str]) -> list[TraceInput]:
+    """What the judge reads, for several traces in two queries."""
+    heads = trace_headers(db, trace_ids)
+    steps = steps_of(db, trace_ids)
+    inputs = []
+    for trace_id in trace_ids:
+        found = steps.get(trace_id, [])
+        agents = sorted({s.agent for s in found if s.agent})
+        task = heads.get(trace_id, {}).get("task")
+        inputs.append(TraceInput(trace_id=trace_id, steps=found, task=task, agents=agents))
+    return inputs
 
 
 def to_rows(
@@ -232,7 +242,9 @@ async def _judge_all(
         for number, future in enumerate(asyncio.as_completed(pending), start=1):
             trace_id, result, error = await future
             streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
-            _record(db, trace_id, result, error, taxonomy, report, calibrations)
+            stored = _record(trace_id, result, error, taxonomy, report, calibrations)
+            if stored is not None:
+                save_judgements(db, [stored])
             if streak >= give_up_after:
                 report.stopped = _stop_message(streak, error, len(todo) - number)
                 break
@@ -259,25 +271,30 @@ def _stop_message(streak: int, error: object, not_sent: int) -> str:
 
 
 def _record(
-    db: Database,
     trace_id: str,
     result: JudgeResult | None,
     error: JudgeError | str | None,
     taxonomy: TaxonomyFile,
     report: LabelReport,
     calibrations: dict,
-) -> None:
-    """Store one trace's verdict in one transaction, or count its error."""
+) -> tuple[list[Label], list[Attribution]] | None:
+    """One trace's rows to store, counted in the report; None (and the error counted) if it failed."""
     if result is None:
         report.errors.append((trace_id, str(error) or "unknown error"))
-        return
+        return None
     labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
-    save_judgement(db, labels, attributions)
     report.judged += 1
     report.labels += len(labels)
     report.attributions += len(attributions)
     report.tokens_in += result.tokens_in
     report.tokens_out += result.tokens_out
+    return labels, attributions
+
+
+def _inputs(db: Database, todo: list[str]) -> Iterator[tuple[str, TraceInput]]:
+    for start in range(0, len(todo), CHUNK):
+        for trace in load_inputs(db, todo[start : start + CHUNK]):
+            yield trace.trace_id, trace
 
 
 def _store_all(
@@ -290,21 +307,31 @@ def _store_all(
     calibrations: dict,
     on_progress: Progress | None,
 ) -> None:
-    """The driver side of a fanned-out run: inputs are read lazily, verdicts stored as they land."""
+    """The driver side of a fanned-out run: inputs are read in chunks, and the verdicts that
+    finished together are stored in one transaction of whole traces as they land."""
     give_up_after = _give_up_after(concurrency)
     streak = 0
-    outcomes = execute((t, load_input(db, t)) for t in todo)
+    number = 0
+    batches = execute(_inputs(db, todo))
     try:
-        for number, (trace_id, outcome, failure) in enumerate(outcomes, start=1):
-            result, error = outcome if outcome is not None else (None, failure)
-            streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
-            _record(db, trace_id, result, error, taxonomy, report, calibrations)
-            if streak >= give_up_after:
-                report.stopped = _stop_message(streak, error, len(todo) - number)
+        for batch in batches:
+            rows = []
+            for trace_id, outcome, failure in batch:
+                number += 1
+                result, error = outcome if outcome is not None else (None, failure)
+                streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
+                stored = _record(trace_id, result, error, taxonomy, report, calibrations)
+                if stored is not None:
+                    rows.append(stored)
+                if streak >= give_up_after:
+                    report.stopped = _stop_message(streak, error, len(todo) - number)
+                    break
+            save_judgements(db, rows)
+            if report.stopped:
                 break
             if on_progress:
                 on_progress(number, len(todo))
     finally:
-        close = getattr(outcomes, "close", None)
+        close = getattr(batches, "close", None)
         if close:
             close()

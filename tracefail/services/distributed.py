@@ -83,9 +83,10 @@ def _first_line(exc: BaseException) -> str:
 
 def _stream(
     ray: Any, actors: list[Any], per_actor: int, method: str, items: Iterable[tuple[str, Any]]
-) -> Iterator[tuple[str, Any, str | None]]:
-    """(key, result, None) or (key, None, error) as calls finish; at most `per_actor` in flight
-    per actor, and the next item is read only when a slot frees (inputs are not all loaded)."""
+) -> Iterator[list[tuple[str, Any, str | None]]]:
+    """Batches of (key, result, None) or (key, None, error): every call finished by the time the
+    driver looks. At most `per_actor` calls in flight per actor, and the next item is read only
+    when a slot frees (inputs are never all loaded)."""
     pending = iter(items)
     in_flight: dict[Any, tuple[str, Any]] = {}
 
@@ -100,16 +101,31 @@ def _stream(
             submit(actor)
     try:
         while in_flight:
-            (ready,), _ = ray.wait(list(in_flight), num_returns=1)
-            key, actor = in_flight.pop(ready)
-            try:
-                yield key, ray.get(ready), None
-            except ray.exceptions.RayError as exc:
-                yield key, None, f"ray worker failed: {_first_line(exc)}"
-            submit(actor)
+            ray.wait(list(in_flight), num_returns=1)
+            ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
+            batch = []
+            for ref in ready:
+                key, actor = in_flight.pop(ref)
+                try:
+                    batch.append((key, ray.get(ref), None))
+                except ray.exceptions.RayError as exc:
+                    batch.append((key, None, f"ray worker failed: {_first_line(exc)}"))
+                submit(actor)
+            yield batch
     finally:
         for ref in in_flight:
             ray.cancel(ref, force=False)
+
+
+def _wait_ready(ray: Any, calls: list[Any]) -> list[Any]:
+    """Every actor built (model loaded, judge made) before work starts; else the first reason."""
+    from tracefail.features.errors import ModelLoadError
+
+    try:
+        return list(ray.get(calls))
+    except ray.exceptions.RayActorError as exc:
+        cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
+        raise ModelLoadError(_first_line(cause)) from None
 
 
 # --- features -------------------------------------------------------------------------------
@@ -150,23 +166,17 @@ class FeaturePool:
 
     def run(self, items: Iterable[tuple[str, list[Step]]]) -> Iterator[tuple[str, Any, str | None]]:
         """(trace_id, (rows, tokens, error), None) per trace, or (trace_id, None, ray error)."""
-        return _stream(self.ray, self.actors, 2, "extract", items)
+        for batch in _stream(self.ray, self.actors, 2, "extract", items):
+            yield from batch
 
 
 @contextmanager
 def feature_pool(options: RayOptions, model: str | None, device: str, config: Any) -> Iterator[FeaturePool]:
     """Start `options.workers` FeatureWorkers; a model that cannot load fails here, once."""
-    from tracefail.features.errors import ModelLoadError
-
     with ray_session(options) as ray:
         remote = ray.remote(FeatureWorker).options(**_actor_options(options))
         actors = [remote.remote(model, device, config) for _ in range(max(1, options.workers))]
-        try:
-            described = ray.get([a.describe.remote() for a in actors])
-        except ray.exceptions.RayActorError as exc:
-            cause = exc.cause if isinstance(getattr(exc, "cause", None), BaseException) else exc
-            raise ModelLoadError(_first_line(cause)) from None
-        name, dev, layers = described[0]
+        name, dev, layers = _wait_ready(ray, [a.describe.remote() for a in actors])[0]
         try:
             yield FeaturePool(ray, actors, name, dev, layers)
         finally:
@@ -209,6 +219,9 @@ class JudgeWorker:
         self.tasks = tasks
         self.limiter = limiter
 
+    def ready(self) -> bool:
+        return True
+
     async def run(self, trace: Any) -> tuple[Any, Any]:
         """(JudgeResult, None) or (None, JudgeError)."""
         from tracefail.judge.backend import JudgeError
@@ -231,8 +244,8 @@ class JudgePool:
     per_actor: int
     limiter: Any
 
-    def run(self, items: Iterable[tuple[str, Any]]) -> Iterator[tuple[str, Any, str | None]]:
-        """(trace_id, (result, judge error), None), or (trace_id, None, ray error)."""
+    def run(self, items: Iterable[tuple[str, Any]]) -> Iterator[list[tuple[str, Any, str | None]]]:
+        """Batches of (trace_id, (result, judge error), None) or (trace_id, None, ray error)."""
         return _stream(self.ray, self.actors, self.per_actor, "run", items)
 
     def peak_concurrency(self) -> int | None:
@@ -258,6 +271,7 @@ def judge_pool(
             max_concurrency=per_actor if http else 1,
         )
         actors = [remote.remote(spec, taxonomy, tasks, limiter) for _ in range(workers)]
+        _wait_ready(ray, [a.ready.remote() for a in actors])
         try:
             yield JudgePool(ray, actors, per_actor, limiter)
         finally:
