@@ -72,11 +72,12 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
                 part.get("call_id") or part.get("id"),
             )
         )
-    elif isinstance(part.get("functionCall"), dict):  # Gemini
-        call = part["functionCall"]
-        calls.append(_call(call.get("name"), call.get("args"), call.get("id")))
-    elif isinstance(part.get("functionResponse"), dict):
-        _part(part["functionResponse"].get("response"), texts, calls)
+    elif isinstance(part.get("functionCall", part.get("function_call")), dict):  # Gemini, camel or snake
+        call = part.get("functionCall", part.get("function_call"))
+        calls.append(_call(call.get("name"), call.get("args", call.get("arguments")), call.get("id")))
+        _part(part.get("content"), texts, calls)  # an OpenAI legacy message may carry text too
+    elif isinstance(part.get("functionResponse", part.get("function_response")), dict):
+        _part(part.get("functionResponse", part.get("function_response")).get("response"), texts, calls)
     elif kind in ("reasoning",) and part.get("summary"):
         _part(part.get("summary"), texts, calls)
     elif kind in ("image", "image_url", "input_image", "inlineData") or "inlineData" in part:

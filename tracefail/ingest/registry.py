@@ -9,10 +9,13 @@ from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
+from tracefail.ingest.jaeger import JaegerAdapter
 from tracefail.ingest.langfuse import LangfuseAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
+from tracefail.ingest.phoenix import PhoenixAdapter
 from tracefail.ingest.reader import HEAD_BYTES, SourceError, read_head
+from tracefail.ingest.span_attributes import SpanAttributesAdapter
 from tracefail.ingest.taubench import TauBenchAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
 
@@ -27,8 +30,11 @@ ADAPTERS: list[Adapter] = [
     InspectAdapter(),
     OtlpAdapter(),
     SpanTreeAdapter(),
+    JaegerAdapter(),
+    PhoenixAdapter(),
     CodexAdapter(),
     ClaudeCodeAdapter(),
+    SpanAttributesAdapter(),
     OpenAIChatAdapter(),
 ]
 
