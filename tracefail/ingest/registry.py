@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tracefail.ingest.adamast import AdaMastAdapter
+from tracefail.ingest.atif import AtifAdapter
+from tracefail.ingest.autogen_state import AutoGenStateAdapter
 from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
 from tracefail.ingest.jaeger import JaegerAdapter
 from tracefail.ingest.langfuse import LangfuseAdapter
@@ -32,6 +36,10 @@ ADAPTERS: list[Adapter] = [
     SpanTreeAdapter(),
     JaegerAdapter(),
     PhoenixAdapter(),
+    AtifAdapter(),
+    GeminiCliAdapter(),
+    AutoGenStateAdapter(),
+    AdaMastAdapter(),
     CodexAdapter(),
     ClaudeCodeAdapter(),
     SpanAttributesAdapter(),
