@@ -16,7 +16,18 @@ from typing import Any
 from tracefail.model import ToolCall
 
 _CHATML = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(?:<\|im_end\|>|$)", re.S)
-_TEXT_KEYS = ("text", "content", "output_text", "value", "response", "result", "output", "error", "answer", "message")
+_TEXT_KEYS = (
+    "text",
+    "content",
+    "output_text",
+    "value",
+    "response",
+    "result",
+    "output",
+    "error",
+    "answer",
+    "message",
+)
 
 
 def _arguments(value: Any) -> str:
