@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.content import parse_json_text
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -55,12 +56,14 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             status=item.get("status"),
         )
     if kind in _OUTPUTS:
-        output = item.get("output")
+        output = parse_json_text(
+            item.get("output")
+        )  # shell output: '{"output": ..., "metadata": {exit_code}}'
+        failed = False
         if isinstance(output, dict):  # {"content": ..., "success": bool} in some versions
-            failed = output.get("success") is False
-            output = output.get("content", output)
-        else:
-            failed = False
+            meta = output.get("metadata") if isinstance(output.get("metadata"), dict) else {}
+            failed = output.get("success") is False or bool(meta.get("exit_code"))
+            output = output.get("content", output.get("output", output))
         return Step(
             step_idx=0,
             agent="tool",
