@@ -12,7 +12,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, reason, with_id
 from tracefail.ingest.chat import message_steps, outcome_of
-from tracefail.ingest.content import parse_json_text
+from tracefail.ingest.content import mapping, parse_json_text
 from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
 from tracefail.model import Step, Trace
 
@@ -40,7 +40,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
     raw = record.get("raw_trajectory")
     if not isinstance(raw, str) or not record.get("problem_id"):
         raise ValueError("not an AdaMAST trace (needs `problem_id` and a `raw_trajectory` text)")
-    meta = record.get("metadata") if isinstance(record.get("metadata"), dict) else {}
+    meta = mapping(record.get("metadata"))
     decoded = parse_json_text(raw)
     if isinstance(decoded, list) and decoded and all(isinstance(m, dict) and "role" in m for m in decoded):
         steps = message_steps(decoded)

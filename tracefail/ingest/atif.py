@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
-from tracefail.ingest.content import readable
+from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.reader import first_char, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -29,7 +29,7 @@ def _refs(result: dict[str, Any]) -> list[dict[str, Any]]:
 def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
     if not isinstance(doc.get("steps"), list):
         raise ValueError("not an ATIF trajectory (needs a `steps` list)")
-    agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
+    agent = mapping(doc.get("agent"))
     agent_name = str(agent.get("name") or "agent")
     steps: list[Step] = []
     subagents: list[dict[str, Any]] = []
@@ -47,7 +47,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             for c in item.get("tool_calls") or []
             if isinstance(c, dict)
         ]
-        metrics = item.get("metrics") if isinstance(item.get("metrics"), dict) else {}
+        metrics = mapping(item.get("metrics"))
         when = parse_time(item.get("timestamp"))
         reasoning = item.get("reasoning_content")
         steps.append(
@@ -73,7 +73,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 },
             )
         )
-        observation = item.get("observation") if isinstance(item.get("observation"), dict) else {}
+        observation = mapping(item.get("observation"))
         for result in observation.get("results") or []:
             if not isinstance(result, dict):
                 continue
@@ -94,7 +94,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 )
             )
     task = next((s.content for s in steps if s.role == "user" and s.content), None)
-    final = doc.get("final_metrics") if isinstance(doc.get("final_metrics"), dict) else {}
+    final = mapping(doc.get("final_metrics"))
     return with_id(
         Trace(
             trace_id="",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
-from tracefail.ingest.content import readable
+from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.reader import first_char, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -30,7 +30,7 @@ def manager_thread(doc: dict[str, Any]) -> tuple[str, list[Any]]:
 
 def _step(index: int, message: dict[str, Any]) -> Step:
     kind = str(message.get("type") or "")
-    usage = message.get("models_usage") if isinstance(message.get("models_usage"), dict) else {}
+    usage = mapping(message.get("models_usage"))
     content = message.get("content")
     calls: list[ToolCall] = []
     call_id = None

@@ -40,6 +40,11 @@ def _call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
     )
 
 
+def mapping(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one: optional nested objects read safely."""
+    return value if isinstance(value, dict) else {}
+
+
 def parse_json_text(value: Any) -> Any:
     """A string that holds a JSON object or array, decoded; anything else unchanged."""
     if isinstance(value, str) and value.strip()[:1] in ("{", "["):
@@ -83,12 +88,11 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
                 part.get("call_id") or part.get("id"),
             )
         )
-    elif isinstance(part.get("functionCall", part.get("function_call")), dict):  # Gemini, camel or snake
-        call = part.get("functionCall", part.get("function_call"))
+    elif call := mapping(part.get("functionCall", part.get("function_call"))):  # Gemini, camel or snake
         calls.append(_call(call.get("name"), call.get("args", call.get("arguments")), call.get("id")))
         _part(part.get("content"), texts, calls)  # an OpenAI legacy message may carry text too
-    elif isinstance(part.get("functionResponse", part.get("function_response")), dict):
-        _part(part.get("functionResponse", part.get("function_response")).get("response"), texts, calls)
+    elif response := mapping(part.get("functionResponse", part.get("function_response"))):
+        _part(response.get("response"), texts, calls)
     elif kind in ("reasoning",) and part.get("summary"):
         _part(part.get("summary"), texts, calls)
     elif kind in ("image", "image_url", "input_image", "inlineData") or "inlineData" in part:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
-from tracefail.ingest.content import readable
+from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.reader import first_char, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -28,7 +28,7 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             raise ValueError(f"message {number} is not an object")
         kind = str(message.get("type") or "")
         text, _ = readable(message.get("content"))
-        tokens = message.get("tokens") if isinstance(message.get("tokens"), dict) else {}
+        tokens = mapping(message.get("tokens"))
         thoughts = [t for t in message.get("thoughts") or [] if isinstance(t, dict)]
         calls = [c for c in message.get("toolCalls") or [] if isinstance(c, dict)]
         when = parse_time(message.get("timestamp"))

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, parse_time, reason
+from tracefail.ingest.content import mapping
 from tracefail.ingest.otel import spans_to_trace
 from tracefail.ingest.reader import first_char, loads, open_text
 from tracefail.model import Trace
@@ -34,7 +35,7 @@ def _span(span: dict[str, Any], processes: dict[str, Any]) -> dict[str, Any]:
     )
     start = span.get("startTime")
     duration = span.get("duration")
-    events = []
+    events: list[dict[str, Any]] = []
     for log in span.get("logs") or []:
         fields = _tags(log.get("fields")) if isinstance(log, dict) else {}
         events.append({"name": str(fields.pop("event", "log")), "attributes": fields})
@@ -42,7 +43,7 @@ def _span(span: dict[str, Any], processes: dict[str, Any]) -> dict[str, Any]:
         lines = [" ".join([e["name"], *(f"{k}={v}" for k, v in e["attributes"].items())]) for e in events]
         tags = {**tags, "output.value": "\n".join(lines)}
     error = tags.get("error") is True or str(tags.get("otel.status_code", "")).upper() == "ERROR"
-    process = processes.get(span.get("processID")) or {}
+    process = processes.get(str(span.get("processID"))) or {}
     return {
         "span_id": span.get("spanID"),
         "parent_span_id": parent,
@@ -61,7 +62,7 @@ def trace_of(trace: dict[str, Any], source_file: str) -> Trace:
     spans = trace.get("spans")
     if not isinstance(spans, list) or not trace.get("traceID"):
         raise ValueError("not a Jaeger trace (needs `traceID` and a `spans` list)")
-    processes = trace.get("processes") if isinstance(trace.get("processes"), dict) else {}
+    processes = mapping(trace.get("processes"))
     normalised = [_span(s, processes) for s in spans if isinstance(s, dict)]
     return spans_to_trace(
         str(trace["traceID"]),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason
+from tracefail.ingest.content import mapping
 from tracefail.ingest.otel import attributes, spans_to_trace
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads
 from tracefail.model import Trace
@@ -32,7 +33,7 @@ def flatten(value: Any, prefix: str = "", out: dict[str, Any] | None = None) -> 
 
 
 def _span(span: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    context = span.get("context") if isinstance(span.get("context"), dict) else {}
+    context = mapping(span.get("context"))
     trace_id = context.get("trace_id") or span.get("trace_id")
     if not trace_id:
         raise ValueError("a span without `context.trace_id`")
