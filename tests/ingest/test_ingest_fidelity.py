@@ -65,7 +65,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
     ("otel/tempo_batches.json", "otel", otlp_spans, True),
     ("otel/adk_spans_and_logs.jsonl", "otel", lambda rows: sum(otlp_spans(r) for r in rows), False),
     ("otel/vercel_ai_sdk.json", "otel", otlp_spans, False),
-    ("otel/span_attributes.json", "span-attributes", lambda d: 1, True),
+    ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, True),
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), True),
     ("phoenix/spans.json", "phoenix", len, True),
     ("atif/trajectory.json", "atif", atif_units, True),
@@ -171,3 +171,11 @@ def test_trajectory_formats_keep_outcomes_links_and_tools() -> None:
     assert codex.steps[0].role == "user" and codex.task.startswith("What changed")
     assert codex.steps[2].name == "web_search" and codex.steps[4].status == "error"
     assert codex.steps[-1].tokens_in == 3100
+
+
+def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
+    (span,) = traces("otel/openinference_genai_span_attributes.json", "span-attributes")
+    (step,) = span.steps
+    assert step.content == "The weather in Paris is currently rainy with a temperature of 57°F."
+    assert (step.tokens_in, step.tokens_out, step.model) == (97, 52, "gpt-4-0613")
+    assert span.task == "Weather in Paris?"

@@ -17,14 +17,12 @@ _PREFIXES = ("gen_ai.", "ai.", "llm.", "gcp.vertex.agent.", "openinference.")
 
 
 def _is_attribute_map(value: Any) -> bool:
+    """Flat (no nested objects) with at least one GenAI-family key; plain keys such as `input`
+    and `output` may sit beside them, as OpenInference writes."""
     return (
         isinstance(value, dict)
-        and bool(value)
-        and all(
-            (isinstance(k, str) and "." in k) or k in ("trace_id", "traceId", "span_id", "spanId", "name")
-            for k in value
-        )
-        and any(k.startswith(_PREFIXES) for k in value)
+        and any(isinstance(k, str) and k.startswith(_PREFIXES) for k in value)
+        and not any(isinstance(v, dict) for v in value.values())
     )
 
 
