@@ -179,3 +179,33 @@ def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
     assert step.content == "The weather in Paris is currently rainy with a temperature of 57°F."
     assert (step.tokens_in, step.tokens_out, step.model) == (97, 52, "gpt-4-0613")
     assert span.task == "Weather in Paris?"
+
+
+def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:
+    from tracefail.services.ingest import ingest
+
+    folder = tmp_path / "claude"
+    folder.mkdir()
+    for sample in (SAMPLES / "claude-code").glob("*.jsonl"):
+        (folder / sample.name).write_bytes(sample.read_bytes())
+    report = ingest(db, [folder])
+    assert (report.traces, report.quarantined) == (2, 0), report.messages  # no collision on sessionId
+    parent_steps = len(
+        traces("claude-code/0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90.jsonl", "claude-code")[0].steps
+    )
+    assert report.steps == parent_steps + 4
+
+
+def test_a_broken_record_of_a_new_format_is_quarantined_with_its_place(db, tmp_path: Path) -> None:
+    from tracefail.services.ingest import ingest
+
+    good = tmp_path / "spans.json"
+    spans = load("phoenix/spans.json")
+    spans.insert(2, {"name": "no context", "span_kind": "LLM", "context": {"span_id": "x"}})
+    good.write_text(json.dumps(spans))
+    bad = tmp_path / "trajectory.json"
+    bad.write_text('{"schema_version": "ATIF-v1.6", "steps": {"not": "a list"}}')
+    report = ingest(db, [good, bad])
+    assert report.traces == 1 and report.steps == 5 and report.quarantined == 2
+    assert any("record 2" in m and "context.trace_id" in m for m in report.messages), report.messages
+    assert any("trajectory.json: whole file" in m and "steps" in m for m in report.messages), report.messages

@@ -83,7 +83,9 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             steps.append(
                 Step(
                     step_idx=len(steps),
-                    agent="tool" if not refs else str(refs[0].get("session_id") or "subagent"),
+                    agent="tool"
+                    if not refs
+                    else str(refs[0].get("session_id") or refs[0].get("trajectory_id") or "subagent"),
                     role="tool",
                     kind=StepKind.TOOL if not refs else StepKind.AGENT,
                     name=names.get(result.get("source_call_id")),
@@ -126,7 +128,14 @@ class AtifAdapter:
     suffixes = (".json",)
 
     def sniff(self, path: Path, head: str) -> bool:
-        return first_char(head) == "{" and '"ATIF-v1' in head and '"steps"' in head
+        return (
+            first_char(head) == "{"
+            and '"steps"' in head
+            and (
+                '"ATIF-v1' in head
+                or ('"schema_version"' in head and '"step_id"' in head and '"source"' in head)
+            )
+        )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         with open_text(path) as fh:
