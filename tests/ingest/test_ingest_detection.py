@@ -31,3 +31,22 @@ def test_key_order_does_not_matter_for_langfuse(tmp_path: Path) -> None:
     path = tmp_path / "t.json"
     path.write_text(json.dumps(reordered))
     assert registry.detect(path).name == "langfuse"
+
+
+def test_a_telling_key_between_two_big_values_is_found(tmp_path: Path) -> None:
+    export = json.loads((SAMPLES / "langfuse" / "agents_sdk_export.json").read_text())
+    export["trace"]["input"] = {"messages": [{"role": "user", "content": "x" * (3 * HEAD_BYTES)}]}
+    export["observations"][-1]["output"] = {"content": [{"type": "text", "text": "y" * (3 * HEAD_BYTES)}]}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(export))
+    text = path.read_text()
+    assert '"observations"' not in text[:HEAD_BYTES] + text[-HEAD_BYTES:]
+    assert registry.detect(path).name == "langfuse"
+
+
+def test_a_one_line_jsonl_longer_than_the_head_is_read_whole(tmp_path: Path) -> None:
+    line = json.loads((SAMPLES / "openai-chat" / "conversations.jsonl").read_text().splitlines()[0])
+    line["messages"][0]["content"] = "z" * (2 * HEAD_BYTES)
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(line) + "\n")  # head and tail are both cut out of this one line
+    assert registry.detect(path).name == "openai-chat"

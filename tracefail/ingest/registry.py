@@ -18,7 +18,8 @@ from tracefail.ingest.langfuse import LangfuseAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.phoenix import PhoenixAdapter
-from tracefail.ingest.reader import HEAD_BYTES, SourceError, read_head
+from tracefail.ingest.reader import SourceError
+from tracefail.ingest.sniff_views import views
 from tracefail.ingest.span_attributes import SpanAttributesAdapter
 from tracefail.ingest.taubench import TauBenchAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
@@ -58,28 +59,13 @@ def by_name(name: str) -> Adapter:
 
 
 def detect(path: Path) -> Adapter:
-    """The adapter for `path`; SourceError with a one-line reason when none fits.
-
-    Adapters sniff the first 64 KiB; when none fits a bigger file, they sniff again with its
-    last 64 KiB appended, because some files put their telling keys after a long body (the
-    Who&When Hand-Crafted files have their labels after a `history` of several 100 KiB).
-    """
-    head = "" if path.suffix in {".parquet", ".eval"} else read_head(path)
-    views = [head]
-    if head and path.stat().st_size > HEAD_BYTES:
-        views.append(head + "\n" + read_tail(path))
-    for view in views:
+    """The adapter for `path`; SourceError with a one-line reason when none fits. Sniffers see
+    the first 64 KiB first, then wider views only while none has matched (`sniff_views`)."""
+    for view in views(path):
         for adapter in ADAPTERS:
             if path.suffix in adapter.suffixes and adapter.sniff(path, view):
                 return adapter
     raise SourceError("format not recognised (use --format; `tracefail formats` lists them)")
-
-
-def read_tail(path: Path, size: int = HEAD_BYTES) -> str:
-    """The last `size` bytes as text (a cut multi-byte character at the start is dropped)."""
-    with path.open("rb") as fh:
-        fh.seek(max(0, path.stat().st_size - size))
-        return fh.read().decode("utf-8", "ignore")
 
 
 def expand(paths: list[Path]) -> list[Path]:
