@@ -209,3 +209,20 @@ def test_a_broken_record_of_a_new_format_is_quarantined_with_its_place(db, tmp_p
     assert report.traces == 1 and report.steps == 5 and report.quarantined == 2
     assert any("record 2" in m and "context.trace_id" in m for m in report.messages), report.messages
     assert any("trajectory.json: whole file" in m and "steps" in m for m in report.messages), report.messages
+
+
+def test_base64_ids_of_protobuf_dumps_read_as_the_same_hex_trace(tmp_path: Path) -> None:
+    import base64
+
+    doc = load("otel/tempo_batches.json")
+    for span in doc["batches"][0]["instrumentationLibrarySpans"][0]["spans"]:
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if key in span:
+                span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    path = tmp_path / "tempo_b64.json"
+    path.write_text(json.dumps(doc))
+    (b64,) = list(registry.detect(path).parse(path))
+    (hexed,) = traces("otel/tempo_batches.json", "otel")
+    assert b64.trace_id == hexed.trace_id and [s.parent_span_id for s in b64.steps] == [
+        s.parent_span_id for s in hexed.steps
+    ]

@@ -9,6 +9,7 @@ span produced (its output messages, a tool's result); the input is not stored pe
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import defaultdict
@@ -22,6 +23,7 @@ from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, op
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 _KINDS = {
     "LLM": StepKind.LLM,
@@ -345,8 +347,8 @@ def _otlp_span(span: dict[str, Any], service: str | None) -> dict[str, Any]:
     ]
     status = span.get("status") or {}
     return {
-        "span_id": span.get("spanId") or None,
-        "parent_span_id": span.get("parentSpanId") or None,
+        "span_id": hex_id(span.get("spanId")),
+        "parent_span_id": hex_id(span.get("parentSpanId")),
         "name": span.get("name"),
         "attributes": attributes(span.get("attributes")),
         "events": events,
@@ -356,6 +358,20 @@ def _otlp_span(span: dict[str, Any], service: str | None) -> dict[str, Any]:
         "status_message": status.get("message") if isinstance(status, dict) else None,
         "service": service,
     }
+
+
+def hex_id(value: Any) -> str | None:
+    """Trace and span ids as hex: OTLP/JSON says hex, but protobuf-to-JSON dumps (older Tempo
+    exports among them) write base64, and the same trace must get the same id either way."""
+    if not value:
+        return None
+    text = str(value)
+    if _HEX.fullmatch(text):
+        return text.lower()
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except ValueError:
+        return text
 
 
 def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -368,7 +384,7 @@ def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
             for span in scope_spans.get("spans") or []:
                 if not isinstance(span, dict) or not span.get("traceId"):
                     raise ValueError("a span without `traceId`")
-                yield span["traceId"], _otlp_span(span, resource.get("service.name"))
+                yield str(hex_id(span["traceId"])), _otlp_span(span, resource.get("service.name"))
 
 
 def otlp_log_events(document: dict[str, Any]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
@@ -397,8 +413,8 @@ def otlp_log_events(document: dict[str, Any]) -> Iterator[tuple[str, str | None,
                     ],
                 }
                 yield (
-                    record["traceId"],
-                    record.get("spanId") or None,
+                    str(hex_id(record["traceId"])),
+                    hex_id(record.get("spanId")),
                     {
                         "name": record.get("eventName") or attrs.get("event.name") or "log",
                         "attributes": {**attrs, "message": message},

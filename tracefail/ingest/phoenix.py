@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason
-from tracefail.ingest.content import mapping
+from tracefail.ingest.content import mapping, parse_json_text
 from tracefail.ingest.otel import attributes, spans_to_trace
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads
 from tracefail.model import Trace
@@ -37,7 +37,7 @@ def _span(span: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     trace_id = context.get("trace_id") or span.get("trace_id")
     if not trace_id:
         raise ValueError("a span without `context.trace_id`")
-    attrs = flatten(span.get("attributes") or {})
+    attrs = flatten(parse_json_text(span.get("attributes")) or {})  # some exports keep it as JSON text
     if span.get("span_kind") and "openinference.span.kind" not in attrs:
         attrs["openinference.span.kind"] = span["span_kind"]
     return str(trace_id), {
