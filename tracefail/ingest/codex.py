@@ -82,7 +82,9 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             role="assistant",
             kind=StepKind.TOOL,
             name="web_search",
-            content=str(action.get("query") or ""),
+            content=" ".join(  # search: its query; find_in_page / open_page: the url and pattern
+                str(action[k]) for k in ("query", "url", "pattern") if action.get(k)
+            ),
             tool_calls=[
                 ToolCall(
                     id=item.get("id"), name="web_search", arguments=json.dumps(action, ensure_ascii=False)
