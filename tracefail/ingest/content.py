@@ -19,6 +19,7 @@ _CHATML = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(?:<\|im_end\|>|$)", re.S)
 _TEXT_KEYS = (
     "text",
     "content",
+    "thinking",
     "output_text",
     "value",
     "response",
