@@ -25,7 +25,10 @@ def load(relative: str) -> Any:
 
 
 def traces(relative: str, fmt: str) -> list[Trace]:
-    path = SAMPLES / relative
+    return traces_at(SAMPLES / relative, fmt)
+
+
+def traces_at(path: Path, fmt: str) -> list[Trace]:
     adapter = registry.detect(path)
     assert adapter.name == fmt
     items = list(adapter.parse(path))
@@ -226,3 +229,14 @@ def test_base64_ids_of_protobuf_dumps_read_as_the_same_hex_trace(tmp_path: Path)
     assert b64.trace_id == hexed.trace_id and [s.parent_span_id for s in b64.steps] == [
         s.parent_span_id for s in hexed.steps
     ]
+
+
+def test_langfuse_jsonl_export_one_trace_per_line(tmp_path: Path) -> None:
+    export = load("langfuse/agents_sdk_export.json")
+    second = json.loads(json.dumps(export))
+    second["trace"]["id"] = "another"
+    path = tmp_path / "export.jsonl"
+    path.write_text(json.dumps(export) + "\n" + json.dumps(second) + "\n")
+    found = traces_at(path, "langfuse")
+    assert [t.native_id for t in found] == ["5f0e2c1a9b7d4e3f8a6b1c2d3e4f5a6b", "another"]
+    assert [len(t.steps) for t in found] == [len(export["observations"])] * 2

@@ -96,7 +96,9 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             task=task,
             source_file=source_file,
             metadata={
-                k: doc[k] for k in ("projectHash", "startTime", "lastUpdated", "summary") if doc.get(k)
+                k: doc[k]
+                for k in ("projectHash", "startTime", "lastUpdated", "summary", "kind")
+                if doc.get(k)
             },
             steps=steps,
         )

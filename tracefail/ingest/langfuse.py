@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
-from tracefail.ingest.content import readable
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads, open_text
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
@@ -167,15 +167,20 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
 
 class LangfuseAdapter:
     name = "langfuse"
-    description = "Langfuse trace export JSON (trace with `observations`; one, a list, or {data: [...]})"
-    suffixes = (".json",)
+    description = "Langfuse trace export (trace with `observations`; one, a list, {data: [...]}, or JSONL)"
+    suffixes = (".json", ".jsonl", ".ndjson")
 
     def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix != ".json":
+            first = first_json(head)
+            return isinstance(first, dict) and "observations" in {*first, *mapping(first.get("trace"))}
         return first_char(head) in "{[" and '"observations"' in head and '"resourceSpans"' not in head
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        if first_char(_head(path)) == "[":
-            records: Iterator[RawRecord] = iter_json_array(path)
+        if path.suffix != ".json":
+            records: Iterator[RawRecord] = iter_jsonl(path)
+        elif first_char(_head(path)) == "[":
+            records = iter_json_array(path)
         else:
             with open_text(path) as fh:
                 records = iter([RawRecord("whole file", fh.read())])
