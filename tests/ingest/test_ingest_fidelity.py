@@ -55,6 +55,11 @@ def atif_units(doc: dict[str, Any]) -> int:
     return sum(1 + len((s.get("observation") or {}).get("results", [])) for s in doc["steps"])
 
 
+def autogen_units(doc: dict[str, Any]) -> int:
+    (thread,) = [s["message_thread"] for s in doc["agent_states"].values() if "message_thread" in s]
+    return len(thread)
+
+
 def codex_units(rows: list[dict[str, Any]]) -> int:
     items = [r for r in rows if r["type"] == "response_item"]
     said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
@@ -79,12 +84,8 @@ CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
         lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
         True,
     ),
-    (
-        "autogen/team_state.json",
-        "autogen-state",
-        lambda d: len(d["agent_states"]["RoundRobinGroupChatManager"]["message_thread"]),
-        True,
-    ),
+    ("autogen/team_state.json", "autogen-state", autogen_units, True),
+    ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, True),
     ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), True),
     ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), True),
     (
@@ -160,6 +161,9 @@ def test_trajectory_formats_keep_outcomes_links_and_tools() -> None:
     (team,) = traces("autogen/team_state.json", "autogen-state")
     assert [s.agent for s in team.steps] == ["user", "writer", "writer", "writer", "writer", "critic"]
     assert team.steps[4].recipient == "critic" and team.steps[2].tool_call_id == "call_w1"
+    (real,) = traces("autogen/state_tutorial_team_state.json", "autogen-state")
+    assert real.native_id == "a55364ad-86fd-46ab-9449-dcb5260b1e06" and real.metadata["team"] == "RoundRobin"
+    assert [(s.agent, s.tokens_out) for s in real.steps] == [("user", None), ("assistant_agent", 34)]
     demo = traces("adamast/traces.jsonl", "openai-chat")
     assert [(t.native_id, t.outcome) for t in demo] == [
         ("demo-1", Outcome.FAILURE),
