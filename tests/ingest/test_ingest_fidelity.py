@@ -78,6 +78,15 @@ CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
     ("phoenix/spans.json", "phoenix", len, True),
     ("atif/trajectory.json", "atif", atif_units, True),
     ("atif/trajectory.verifier.json", "atif", atif_units, True),
+    *[
+        (
+            f"atif/harbor-golden/hello-world-context-summarization.trajectory{part}.json",
+            "atif",
+            atif_units,
+            True,
+        )
+        for part in ("", ".summarization-1-summary", ".summarization-1-questions", ".summarization-1-answers")
+    ],
     (
         "gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json",
         "gemini-cli",
@@ -156,6 +165,16 @@ def test_trajectory_formats_keep_outcomes_links_and_tools() -> None:
     (atif,) = traces("atif/trajectory.json", "atif")
     assert atif.metadata["subagents"][0]["session_id"] == "tb-hello-world-7f3e-verifier"
     assert atif.steps[4].agent == "tb-hello-world-7f3e-verifier" and atif.steps[2].tokens_in == 820
+    (golden,) = traces("atif/harbor-golden/hello-world-context-summarization.trajectory.json", "atif")
+    handoff = next(s for s in golden.steps if s.kind is StepKind.AGENT)
+    linked = [r["session_id"] for r in handoff.metadata["subagent_trajectory_ref"]]
+    for ref in linked:  # each referenced sub-agent file is there and is the trace it names
+        (sub_trace,) = traces(
+            f"atif/harbor-golden/hello-world-context-summarization.trajectory.{ref.split('-summarization-')[-1]}.json",
+            "atif",
+        )
+        assert sub_trace.native_id == ref
+    assert golden.steps[1].tool_calls[0].name == "bash_command" and golden.llm == "openai/gpt-4o"
     (gem,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
     assert gem.steps[2].content.startswith("FAIL src/sum.test.js") and gem.steps[4].status == "error"
     (team,) = traces("autogen/team_state.json", "autogen-state")
@@ -186,6 +205,17 @@ def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
     assert step.content == "The weather in Paris is currently rainy with a temperature of 57°F."
     assert (step.tokens_in, step.tokens_out, step.model) == (97, 52, "gpt-4-0613")
     assert span.task == "Weather in Paris?"
+
+
+def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
+    head = load("atif/harbor-golden/hello-world-context-summarization.trajectory.json")
+    head["continued_trajectory_ref"] = "trajectory.cont-1.json"
+    (tmp_path / "trajectory.json").write_text(json.dumps(head))
+    (tmp_path / "trajectory.cont-1.json").write_text(json.dumps({**head, "continued_trajectory_ref": None}))
+    (first,) = traces_at(tmp_path / "trajectory.json", "atif")
+    (second,) = traces_at(tmp_path / "trajectory.cont-1.json", "atif")
+    assert first.metadata["continued_in"] == "trajectory.cont-1.json"
+    assert (first.native_id, second.native_id) == ("NORMALIZED_SESSION_ID", "NORMALIZED_SESSION_ID/cont-1")
 
 
 def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:
