@@ -218,6 +218,24 @@ def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
     assert (first.native_id, second.native_id) == ("NORMALIZED_SESSION_ID", "NORMALIZED_SESSION_ID/cont-1")
 
 
+def test_a_gemini_cli_jsonl_log_replays_to_the_same_session(tmp_path: Path) -> None:
+    """The `.jsonl` log of gemini-cli's chatRecordingService: rewrites by id, a rewind, a $set."""
+    session = load("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json")
+    messages = session.pop("messages")
+    first_call = next(m for m in messages if m.get("toolCalls"))
+    records: list[dict[str, Any]] = [session]
+    for message in messages:  # a message with tool calls is written first without them, then again
+        records += [{**message, "toolCalls": []}, message] if message is first_call else [message]
+    records += [{"id": "oops", "type": "user", "content": "never mind"}, {"$rewindTo": "oops"}]
+    records.append({"$set": {"summary": "Fix the failing sum test"}})
+    path = tmp_path / "session-2025-10-21T08-15-5c1e7d2a.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (logged,) = traces_at(path, "gemini-cli")
+    (whole,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
+    assert [(s.kind, s.content) for s in logged.steps] == [(s.kind, s.content) for s in whole.steps]
+    assert logged.trace_id == whole.trace_id and logged.metadata["summary"] == "Fix the failing sum test"
+
+
 def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:
     from tracefail.services.ingest import ingest
 
