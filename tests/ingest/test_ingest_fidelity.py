@@ -70,6 +70,14 @@ def codex_units(rows: list[dict[str, Any]]) -> int:
 # (sample, format, units in the file counted with plain JSON code, tool steps whose source is text)
 CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
     ("langfuse/agents_sdk_export.json", "langfuse", lambda d: len(d["observations"]), False),
+    *[
+        (f"langfuse/framework-traces/{name}.trace.json", "langfuse", lambda d: len(d["observations"]), text)
+        for name, text in [
+            ("openai-agents-2025-09-30", True),
+            ("microsoft-agent-2025-12-17", True),
+            ("vercel-aisdk-2025-11-17", False),  # its tool returns a JSON object
+        ]
+    ],
     ("otel/tempo_batches.json", "otel", otlp_spans, True),
     ("otel/adk_spans_and_logs.jsonl", "otel", lambda rows: sum(otlp_spans(r) for r in rows), False),
     ("otel/vercel_ai_sdk.json", "otel", otlp_spans, False),
@@ -155,6 +163,18 @@ def test_langfuse_and_phoenix_keep_scores_errors_and_agents() -> None:
     assert lf.steps[1].tool_calls[0].name == "get_forecast" and lf.steps[1].tokens_in == 142
     assert lf.steps[3].status == "error" and "HTTP 503" in lf.steps[3].content
     assert lf.steps[4].content.startswith("No umbrella needed")
+    (agents,) = traces("langfuse/framework-traces/openai-agents-2025-09-30.trace.json", "langfuse")
+    assert agents.task == "What's the weather in Tokyo?"  # from a generation: the trace has no input
+    assert agents.steps[2].tool_calls[0].name == "get_weather" and agents.steps[2].tokens_in == 55
+    assert agents.steps[4].content.startswith("The weather in Tokyo is currently sunny")
+    assert [s["name"] for s in agents.metadata["scores"]] == ["toxicity", "hallucination"]
+    (vercel,) = traces("langfuse/framework-traces/vercel-aisdk-2025-11-17.trace.json", "langfuse")
+    assert vercel.task == "What is the weather like today in San Francisco?"  # `{"prompt": ...}` JSON text
+    assert vercel.steps[1].tool_calls[0].name == "getWeather"  # {toolCallId, toolName, input}
+    (maf,) = traces("langfuse/framework-traces/microsoft-agent-2025-12-17.trace.json", "langfuse")
+    assert (
+        maf.steps[1].tool_calls[0].name == "get_weather" and maf.steps[1].content == ""
+    )  # GenAI tool_call part
     (px,) = traces("phoenix/spans.json", "phoenix")
     assert px.trace_id == "otel:6f3c8a1d2b4e4f5a9c7d1e2f3a4b5c6d"
     assert [s.agent for s in px.steps] == ["orchestrator", "orchestrator", "poet", "poet", "orchestrator"]
