@@ -134,7 +134,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         level = str(obs.get("level") or "").upper()
         if level == "ERROR" and obs.get("statusMessage") and obs["statusMessage"] not in content:
             content = f"{content}\nerror: {obs['statusMessage']}".strip()
-        meta = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
+        meta = mapping(obs.get("metadata"))
         steps.append(
             Step(
                 step_idx=idx,
@@ -177,7 +177,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         ):
             break
     record = {**record, **{k: decoded(record.get(k)) for k in ("output", "metadata")}}
-    scores = record.get("scores") if isinstance(record.get("scores"), list) else []
+    scores: list[Any] = record["scores"] if isinstance(record.get("scores"), list) else []
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(
