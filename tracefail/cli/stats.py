@@ -9,8 +9,17 @@ from typing import Annotated, Any
 import typer
 
 from tracefail.cli import app
-from tracefail.cli.common import DEFAULT_DB_PATH, EXIT_USAGE, DbOption, err, fail, open_db, out
-from tracefail.cli.corpus import cell, safe
+from tracefail.cli.common import (
+    DEFAULT_DB_PATH,
+    EXIT_USAGE,
+    DbOption,
+    cell,
+    err,
+    fail,
+    open_db,
+    out,
+    safe,
+)
 
 SourceOption = Annotated[
     str,

@@ -252,8 +252,3 @@ def counts(db: Database) -> dict[str, int]:
 
 def quarantined(db: Database) -> pl.DataFrame:
     return db.frame("SELECT * FROM quarantine ORDER BY quarantine_id")
-
-
-def read_only_query(db: Database, sql: str) -> pl.DataFrame:
-    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes."""
-    return db.frame(sql)
