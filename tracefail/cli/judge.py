@@ -43,8 +43,16 @@ def label(
     api_key_env: Annotated[
         str, typer.Option("--api-key-env", help="Environment variable holding the API key.")
     ] = "OPENAI_API_KEY",
+    api_key_header: Annotated[
+        str, typer.Option("--api-key-header", help="Key header: Authorization (Bearer) or api-key.")
+    ] = "Authorization",
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Parallel HTTP requests.")] = 8,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds for one whole HTTP request (connect to last byte).")
+    ] = 120.0,
+    max_response_mb: Annotated[
+        float, typer.Option("--max-response-mb", help="Largest reply accepted, in MiB.")
+    ] = 8.0,
     task: Annotated[
         str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
     ] = "modes,attribution",
@@ -77,8 +85,10 @@ def label(
         spec=judge,
         base_url=base_url,
         api_key_env=api_key_env,
+        api_key_header=api_key_header,
         concurrency=concurrency,
         timeout_s=timeout,
+        max_response_mb=max_response_mb,
         device=device,
         window_tokens=window_tokens,
         threads=threads,
