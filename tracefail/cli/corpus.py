@@ -30,6 +30,9 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Trace files or folders.")],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str | None, typer.Option("--format", "-f", help="Skip detection.")] = None,
+    max_record_mb: Annotated[
+        int, typer.Option("--max-record-mb", min=1, help="Largest record (line, array element, file) read.")
+    ] = 256,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,7 +68,8 @@ def ingest(
             if count % 50 == 0:
                 progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
 
-        report = run_ingest(store, paths, format_name=format, on_file=on_file, on_record=on_record)
+        report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
+                            on_file=on_file, on_record=on_record)
     store.close()
     for message in report.messages:
         err.print(f"[yellow]quarantined:[/] {safe(message)}", markup=True, highlight=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason, text_of, with_id
-from tracefail.ingest.reader import iter_jsonl, loads
+from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _CALLS = {"function_call", "custom_tool_call", "local_shell_call"}
@@ -108,7 +108,7 @@ class CodexAdapter:
         model = None
         for raw in iter_jsonl(path):
             try:
-                line = loads(raw.text)
+                line = raw.json()
                 if not isinstance(line, dict):
                     raise ValueError("not a JSON object")
             except ValueError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, read_whole
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
@@ -380,12 +380,12 @@ class OtlpAdapter:
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         documents = (
-            iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", _read(path))])
+            iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", read_whole(path))])
         )
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for raw in documents:  # a trace's spans may be spread over several export batches
             try:
-                document = loads(raw.text)
+                document = raw.json()
                 if not isinstance(document, dict) or "resourceSpans" not in document:
                     raise ValueError("not an OTLP/JSON export (no `resourceSpans`)")
                 for trace_id, span in otlp_spans(document):
@@ -443,7 +443,7 @@ class SpanTreeAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        text = _read(path)
+        text = read_whole(path)
         try:
             document = loads(text)
             if not isinstance(document, dict) or not isinstance(document.get("spans"), list):
@@ -460,7 +460,3 @@ class SpanTreeAdapter:
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             yield Rejected("whole file", reason(exc), excerpt(text))
 
-
-def _read(path: Path) -> str:
-    with open_text(path) as fh:
-        return fh.read()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tracefail.ingest import registry
 from tracefail.ingest.base import Adapter, Rejected, excerpt
-from tracefail.ingest.reader import SourceError
+from tracefail.ingest.reader import MAX_RECORD_BYTES, SourceError
 from tracefail.model import Trace
 from tracefail.store import Database
 from tracefail.store import runs as run_store
@@ -64,6 +64,7 @@ def ingest(
     *,
     format_name: str | None = None,
     max_field_chars: int = MAX_FIELD_CHARS,
+    max_record_bytes: int | None = None,
     on_file: Callable[[Path, int, int], None] | None = None,
     on_record: Callable[[int], None] | None = None,
 ) -> IngestReport:
@@ -72,8 +73,13 @@ def ingest(
     Memory is bounded by one batch (BATCH records or BATCH_CHARS characters) plus DuckDB's
     capped buffer pool, whatever the size of the input.
     """
-    with db.memory_capped(DB_MEMORY_CAP):
-        return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+    token = MAX_RECORD_BYTES.set(max_record_bytes) if max_record_bytes else None
+    try:
+        with db.memory_capped(DB_MEMORY_CAP):
+            return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+    finally:
+        if token is not None:
+            MAX_RECORD_BYTES.reset(token)
 
 
 def _ingest(
@@ -127,6 +133,9 @@ def _ingest(
             on_file(file, number, len(files))
         if not file.exists():
             reject(file, None, "no such file")
+            continue
+        if not file.is_file():  # a FIFO or device would block or never end
+            reject(file, None, "not a regular file (a FIFO, device or socket); skipped")
             continue
         try:
             adapter: Adapter = forced or registry.detect(file)
