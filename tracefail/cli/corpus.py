@@ -71,13 +71,17 @@ def ingest(
         report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
                             on_file=on_file, on_record=on_record)
     store.close()
+    for note in report.notes:
+        err.print(f"updated: {safe(note)}", highlight=False)
     for message in report.messages:
         err.print(f"[yellow]quarantined:[/] {safe(message)}", markup=True, highlight=False)
     counts = report.as_dict()
     out.print(
         f"ingested {counts['traces']} traces, {counts['steps']} steps, {counts['labels']} labels, "
         f"{counts['attributions']} attributions from {counts['files']} files; "
-        f"{counts['duplicates']} duplicates skipped, {counts['quarantined']} quarantined",
+        f"{counts['duplicates']} duplicates skipped, "
+        + (f"{counts['updated']} updated, " if counts["updated"] else "")
+        + f"{counts['quarantined']} quarantined",
         highlight=False,
     )
     if report.quarantined:

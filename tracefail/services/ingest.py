@@ -13,6 +13,7 @@ from tracefail.model import Trace
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
+from tracefail.store.shipped import update_shipped
 
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
@@ -32,12 +33,15 @@ class IngestReport:
     labels: int = 0
     attributions: int = 0
     duplicates: int = 0
+    updated: int = 0  # same steps, new shipped labels/attribution/outcome
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
+    notes: list[str] = field(default_factory=list)  # one line per trace updated in place
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
-        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "quarantined")
+        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated",
+                "quarantined")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -116,7 +120,13 @@ def _ingest(
         report.steps += added.steps
         report.labels += added.labels
         report.attributions += added.attributions
-        report.duplicates += added.duplicates
+        updated = update_shipped(db, added.same_content, report.run_id)
+        report.duplicates += added.duplicates - len(updated)
+        report.updated += len(updated)
+        report.notes.extend(
+            f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution or "
+            "outcome stored (the older ones are kept)" for t in updated
+        )
         for trace, reason in added.conflicts:
             reject(
                 Path(trace.source_file or "?"),

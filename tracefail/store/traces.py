@@ -21,6 +21,7 @@ class AddResult:
     attributions: int = 0
     duplicates: int = 0
     conflicts: list[tuple[Trace, str]] = field(default_factory=list)
+    same_content: list[Trace] = field(default_factory=list)  # duplicates: labels may still be new
 
 
 _TRACE_SCHEMA = pa.schema(
@@ -139,6 +140,7 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
             fresh.append(trace)
         elif known == hashes[trace.trace_id]:
             result.duplicates += 1
+            result.same_content.append(trace)
         else:
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
