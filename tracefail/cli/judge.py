@@ -12,11 +12,13 @@ from tracefail.cli.common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
+    cut,
     err,
     fail,
     open_db,
     out,
     print_json,
+    safe,
 )
 
 TaxonomyOption = Annotated[
@@ -71,7 +73,6 @@ def label(
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.features.errors import ModelLoadError
@@ -127,9 +128,9 @@ def label(
         finally:
             store.close()
     for trace_id, message in report.errors:
-        err.print(f"[yellow]judge error:[/] {escape(trace_id)}: {escape(message)}", highlight=False)
+        err.print(f"[yellow]judge error:[/] {safe(trace_id)}: {safe(cut(message))}", highlight=False)
     if report.stopped:
-        err.print(f"[red]{escape(report.stopped)}[/]", highlight=False)
+        err.print(f"[red]{safe(cut(report.stopped))}[/]", highlight=False)
     summary = report.as_dict()
     if json_out:
         print_json(summary)
