@@ -315,10 +315,18 @@ def spans_to_trace(
         steps.append(step)
         by_id[step.span_id] = step
         task = task or (seen_task if isinstance(seen_task, str) else None)
-    for step in steps:  # a span without its own agent belongs to the nearest agent above it
-        parent, hops = by_id.get(step.parent_span_id), 0
-        while step.agent is None and parent is not None and hops < len(steps):
-            step.agent, parent, hops = parent.agent, by_id.get(parent.parent_span_id), hops + 1
+    # A span without its own agent belongs to the nearest agent above it. Each span is walked
+    # once (settled spans end a walk), so a 20k-span parent chain is linear, and a cycle ends.
+    settled: set[int] = set()
+    for step in steps:
+        chain, node = [], step
+        while node is not None and node.agent is None and id(node) not in settled:
+            chain.append(node)
+            settled.add(id(node))
+            node = by_id.get(node.parent_span_id)
+        agent = node.agent if node is not None else None
+        for waiting in chain:
+            waiting.agent = agent
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(
