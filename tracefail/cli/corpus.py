@@ -11,6 +11,7 @@ import typer
 from tracefail.cli import app
 from tracefail.cli.common import (
     DEFAULT_DB_PATH,
+    EXIT_NOTHING,
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
@@ -84,6 +85,8 @@ def ingest(
         + f"{counts['quarantined']} quarantined",
         highlight=False,
     )
+    if report.traces + report.duplicates == 0:
+        raise typer.Exit(EXIT_NOTHING)
     if report.quarantined:
         raise typer.Exit(EXIT_PARTIAL)
 
