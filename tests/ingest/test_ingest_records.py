@@ -41,7 +41,7 @@ def test_a_bad_byte_in_jsonl_quarantines_only_its_line(db: Database, tmp_path: P
 )
 def test_a_bad_line_in_a_session_costs_only_that_line(db: Database, tmp_path: Path, folder: str,
                                                       line: int) -> None:
-    (sample,) = (SAMPLES / folder).glob("*.jsonl")
+    sample = sorted((SAMPLES / folder).glob("*.jsonl"))[0]
     lines = sample.read_bytes().splitlines(keepends=True)
     lines.insert(line - 1, b'{"type": "user", "broken": "\xfe\xfe"}\n')
     path = tmp_path / sample.name
