@@ -24,10 +24,9 @@ from tracefail.store.labels import (
     interrupt_stale_runs,
     latest_calibrations,
     save_judgements,
-    trace_headers,
 )
 from tracefail.store.runs import config_hash, finish_run, start_run
-from tracefail.store.traces import steps_of
+from tracefail.store.traces import steps_of, trace_headers
 from tracefail.taxonomy import TaxonomyFile, register
 
 Progress = Callable[[int, int], None]
@@ -281,6 +280,9 @@ def _record(
     """One trace's rows to store, counted in the report; None (and the error counted) if it failed."""
     if result is None:
         report.errors.append((trace_id, str(error) or "unknown error"))
+        if isinstance(error, JudgeError):  # a failed or invalid reply still cost its tokens
+            report.tokens_in += error.tokens_in
+            report.tokens_out += error.tokens_out
         return None
     labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
     report.judged += 1

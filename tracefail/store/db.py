@@ -25,6 +25,13 @@ class DatabaseLocked(StoreError):
     """Another process holds the file's write lock; waiting and retrying can succeed."""
 
 
+_SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
 
@@ -64,18 +71,24 @@ def latest_version() -> int:
 class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_DB, *, read_only: bool = False, sandbox: bool = False
+    ) -> None:
+        """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
+        outside it, no extension install or autoload, and a configuration that cannot be changed."""
         from tracefail.store.partitioned import is_partitioned
 
         self.path = str(path)
-        self.read_only = read_only
+        self.read_only = read_only = read_only or sandbox
         if is_partitioned(self.path):
-            self._open_partitioned()
+            self._open_partitioned(sandbox)
             return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
-            self.connection = duckdb.connect(self.path, read_only=read_only)
+            self.connection = duckdb.connect(
+                self.path, read_only=read_only, config=_SANDBOX if sandbox else {}
+            )
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -90,9 +103,12 @@ class Database:
         # DuckDB draws its own progress bar on stdout for slow queries; stdout carries our data
         self.connection.execute("SET enable_progress_bar = false")
         self._migrate()
+        if sandbox:
+            self.connection.execute("SET lock_configuration = true")
 
-    def _open_partitioned(self) -> None:
-        """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only)."""
+    def _open_partitioned(self, sandbox: bool) -> None:
+        """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
+        In the sandbox only the corpus' own location stays readable."""
         from tracefail.store.partitioned import PartitionError, location, mount
 
         self.path = location(self.path)
@@ -101,8 +117,13 @@ class Database:
                 f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
                 "exported from, then export again"
             )
-        self.connection = duckdb.connect(":memory:")
+        config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
+        self.connection = duckdb.connect(":memory:", config=config)
         self.connection.execute("SET enable_progress_bar = false")
+        if sandbox:
+            root = self.path.rstrip("/") + "/"
+            self.connection.execute("SET allowed_directories = [?]", [root])
+            self.connection.execute("SET enable_external_access = false")
         self.read_only = False  # the in-memory schema is created, then replaced by views
         self._migrate()
         self.read_only = True
@@ -111,6 +132,8 @@ class Database:
         except PartitionError:
             self.connection.close()
             raise
+        if sandbox:
+            self.connection.execute("SET lock_configuration = true")
 
     # --- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from tracefail.store.db import Database, StoreError
+from tracefail.store.selection import CorpusFilter, count_traces, selection_sql
 
 FORMATS = ("jsonl", "parquet", "csv")
 
@@ -34,6 +35,20 @@ _FLAT = """
 """
 
 
+def _formula_safe(db: Database, query: str) -> str:
+    """`query` with every text cell a spreadsheet would run as a formula (OWASP: a leading =, +,
+    -, @, tab or CR) prefixed with a quote, so it shows as text."""
+    relation = db.connection.sql(query)
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        column = '"' + name.replace('"', '""') + '"'
+        if str(kind) in ("VARCHAR", "JSON"):
+            column = (f"CASE WHEN regexp_matches({column}, '^[-=+@\\t\\r]') "
+                      f"THEN chr(39) || {column} ELSE {column} END AS {column}")
+        columns.append(column)
+    return f"SELECT {', '.join(columns)} FROM ({query})"
+
+
 def export_corpus(db: Database, fmt: str, out: Path) -> int:
     """Write the corpus to `out`; returns the number of traces written."""
     if fmt not in FORMATS:
@@ -44,7 +59,7 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
     elif fmt == "parquet":
         sql = f"COPY ({_NESTED}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
     else:
-        sql = f"COPY ({_FLAT}) TO '{target}' (FORMAT csv, HEADER)"
+        sql = f"COPY ({_formula_safe(db, _FLAT)}) TO '{target}' (FORMAT csv, HEADER)"
     try:
         db.execute(sql)
     except duckdb.IOException as exc:
@@ -52,3 +67,12 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
             f"{out}: cannot write ({str(exc).splitlines()[0].removeprefix('IO Error: ')})"
         ) from None
     return db.rows("SELECT count(*) FROM traces")[0][0]
+
+
+def export_selection(db: Database, f: CorpusFilter, out: Path) -> int:
+    """The selected traces with steps, labels and attributions as JSONL (one trace a line)."""
+    selection, params = selection_sql(f)
+    target = str(out).replace("'", "''")
+    nested = f"SELECT * FROM ({_NESTED}) n WHERE n.trace_id IN ({selection})"
+    db.execute(f"COPY ({nested}) TO '{target}' (FORMAT json)", params)
+    return count_traces(db, f)

@@ -91,18 +91,6 @@ def step_agents(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
-    return trace_headers(db, [trace_id]).get(trace_id)
-
-
-def trace_headers(db: Database, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    frame = db.frame(
-        "SELECT trace_id, task, framework, n_steps FROM traces WHERE trace_id IN (SELECT unnest(?))",
-        [list(trace_ids)],
-    )
-    return {row["trace_id"]: row for row in frame.to_dicts()}
-
-
 def save_calibrations(db: Database, rows: Sequence[dict[str, Any]]) -> None:
     created = now()
     with db.transaction():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +22,7 @@ class AddResult:
     attributions: int = 0
     duplicates: int = 0
     conflicts: list[tuple[Trace, str]] = field(default_factory=list)
+    same_content: list[Trace] = field(default_factory=list)  # duplicates: labels may still be new
 
 
 _TRACE_SCHEMA = pa.schema(
@@ -188,6 +190,7 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
             fresh.append(trace)
         elif known == hashes[trace.trace_id]:
             result.duplicates += 1
+            result.same_content.append(trace)
         else:
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
@@ -270,13 +273,26 @@ def trace_ids(db: Database, limit: int | None = None) -> list[str]:
     return [r[0] for r in db.rows(sql)]
 
 
+def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
+    """The trace's own row without the raw record: the one reader of a trace's header."""
+    return trace_headers(db, [trace_id]).get(trace_id)
+
+
+def trace_headers(db: Database, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Several traces' headers in one query (a driver feeding many workers reads in chunks)."""
+    rows = db.frame(
+        "SELECT * EXCLUDE (raw) FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)]
+    ).to_dicts()
+    return {row["trace_id"]: row for row in rows}
+
+
 def get_trace(db: Database, trace_id: str) -> dict | None:
     """The trace row, its steps, labels and attributions as plain dicts (JSON-ready)."""
-    head = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id])
-    if head.is_empty():
+    head = trace_header(db, trace_id)
+    if head is None:
         return None
     return {
-        "trace": head.to_dicts()[0],
+        "trace": head,
         "steps": db.frame(
             "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
         ).to_dicts(),
@@ -319,8 +335,3 @@ def counts(db: Database) -> dict[str, int]:
 
 def quarantined(db: Database) -> pl.DataFrame:
     return db.frame("SELECT * FROM quarantine ORDER BY quarantine_id")
-
-
-def read_only_query(db: Database, sql: str) -> pl.DataFrame:
-    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes."""
-    return db.frame(sql)
