@@ -204,6 +204,11 @@ def _ci(value: dict) -> str:
     return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
+def _diff(value: dict) -> str:
+    """`+0.120 [+0.020, +0.230]`: a paired difference and its interval."""
+    return f"{value['diff']:+.3f} [{value['diff_low']:+.3f}, {value['diff_high']:+.3f}]"
+
+
 @app.command("eval")
 def evaluate(
     db: DbOption = DEFAULT_DB_PATH,
@@ -253,8 +258,12 @@ def evaluate(
     if attribution["n_traces"]:
         rows = {"judge": attribution["judge"], **attribution["baselines"]}
         for name, row in rows.items():
+            diff = row.get("judge_minus", {}).get("step")
             out.print(
-                f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}",
+                f"  {name:<31} agent {_ci(row['agent'])}  step {_ci(row['step'])}  "
+                f"±1 {_ci(row['within1'])}  ±3 {_ci(row['within3'])}"
+                + (f"  top-3 {_ci(row['top3'])}" if "top3" in row else "")
+                + (f"  judge−this step {_diff(diff)}" if diff else ""),
                 highlight=False,
                 markup=False,
             )

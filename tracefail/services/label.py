@@ -75,7 +75,14 @@ def build_judge(spec: JudgeSpec) -> Any:
                 price_out_per_mtok=spec.price_out_per_mtok,
             )
         )
-    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL or openai:MODEL")
+    if kind == "ranker":  # a step ranker saved by `tracefail train` (attribution only)
+        from tracefail.judge.ranker import RankerJudge
+
+        try:
+            return RankerJudge(model)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
+    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL, openai:MODEL or ranker:PATH")
 
 
 def select_traces(db: Database, traces: Sequence[str] | None, limit: int | None) -> list[str]:
@@ -102,6 +109,11 @@ def label(
     task_set = parse_tasks(tasks)
     loaded = find(taxonomy)
     backend = build_judge(judge) if isinstance(judge, JudgeSpec) else judge
+    answers = getattr(backend, "tasks", TASKS)
+    if not task_set <= answers:
+        raise LabelUsageError(
+            f"--judge {backend.config()['backend']} answers only --task {','.join(sorted(answers))}"
+        )
     concurrency = judge.concurrency if isinstance(judge, JudgeSpec) and judge.spec.startswith("openai") else 1
     chosen = select_traces(db, traces, limit)
     return label_corpus(
