@@ -60,6 +60,15 @@ def label(
         float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
     ] = 0.0,
     price_out: Annotated[float, typer.Option("--price-out", help="USD per 1M output tokens.")] = 0.0,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="openai judge: all-at-once, step-by-step, binary-search or shortlist."
+        ),
+    ] = "all-at-once",
+    ranker: Annotated[
+        str | None, typer.Option("--ranker", help="Step ranker (from `train`) for --strategy shortlist.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
@@ -84,6 +93,8 @@ def label(
         threads=threads,
         price_in_per_mtok=price_in,
         price_out_per_mtok=price_out,
+        strategy=strategy,
+        ranker=ranker,
     )
     store = open_db(db)
     with Progress(

@@ -117,7 +117,7 @@ class OpenAIJudge:
         verdict = merge_windows(trace.trace_id, answers, len(trace.steps))
         return JudgeResult(verdict, tokens_in, tokens_out, {"windows": len(windows)})
 
-    def _body(self, messages: list[dict], tasks: frozenset[str]) -> dict[str, Any]:
+    def _body(self, messages: list[dict], schema: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "messages": messages,
@@ -126,12 +126,15 @@ class OpenAIJudge:
         if self._schema_supported:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": json_schema(tasks)},
+                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": schema},
             }
         return body
 
-    async def _chat(self, messages: list[dict], tasks: frozenset[str]) -> tuple[str, int, int]:
-        """One chat completion with retries; returns (content, prompt tokens, completion tokens)."""
+    async def _chat(
+        self, messages: list[dict], tasks: frozenset[str], schema: dict[str, Any] | None = None
+    ) -> tuple[str, int, int]:
+        """One chat completion with retries; returns (content, prompt tokens, completion tokens).
+        The reply follows `schema`, by default the verdict schema for `tasks`."""
         url = self.settings.base_url.rstrip("/") + "/chat/completions"
         key = os.environ.get(self.settings.api_key_env)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -139,7 +142,9 @@ class OpenAIJudge:
         while True:
             async with self._semaphore:
                 try:
-                    response = await self._http().post(url, json=self._body(messages, tasks), headers=headers)
+                    response = await self._http().post(
+                        url, json=self._body(messages, schema or json_schema(tasks)), headers=headers
+                    )
                 except (httpx.TimeoutException, httpx.TransportError) as exc:
                     response, failure = None, f"{type(exc).__name__}"
             if response is not None:

@@ -33,6 +33,8 @@ class JudgeSpec:
     window_chars: int = 60_000
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
+    strategy: str = "all-at-once"  # for openai:MODEL, see tracefail.judge.strategies
+    ranker: str | None = None  # the step ranker a shortlist strategy narrows with
 
 
 def parse_tasks(text: str) -> frozenset[str]:
@@ -45,6 +47,8 @@ def parse_tasks(text: str) -> frozenset[str]:
 
 def build_judge(spec: JudgeSpec) -> Any:
     kind, _, model = spec.spec.partition(":")
+    if spec.strategy != "all-at-once" and kind != "openai":
+        raise LabelUsageError(f"--strategy {spec.strategy} needs --judge openai:MODEL")
     if kind == "local":
         from tracefail.judge.local import LocalJudge
 
@@ -63,7 +67,7 @@ def build_judge(spec: JudgeSpec) -> Any:
             )
         from tracefail.judge.http import HttpSettings, OpenAIJudge
 
-        return OpenAIJudge(
+        http = OpenAIJudge(
             HttpSettings(
                 model=model,
                 base_url=spec.base_url,
@@ -75,6 +79,15 @@ def build_judge(spec: JudgeSpec) -> Any:
                 price_out_per_mtok=spec.price_out_per_mtok,
             )
         )
+        if spec.strategy == "all-at-once":
+            return http
+        from tracefail.judge.ranker import RankerJudge
+        from tracefail.judge.strategies import StrategyJudge
+
+        try:
+            return StrategyJudge(http, spec.strategy, RankerJudge(spec.ranker) if spec.ranker else None)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
     if kind == "ranker":  # a step ranker saved by `tracefail train` (attribution only)
         from tracefail.judge.ranker import RankerJudge
 
