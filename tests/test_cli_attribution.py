@@ -94,3 +94,22 @@ def test_ranker_judge_refuses_bad_files_and_mode_tasks(tmp_path: Path) -> None:
     assert nothing.exit_code == 2 and "no attributions" in nothing.stderr
     few = run("train", "--db", db, "-o", model)
     assert few.exit_code == 2 and "need at least 4" in few.stderr
+
+
+def test_stored_lm_features_add_a_ranker_row(tmp_path: Path) -> None:
+    from tracefail.store.features import replace_features
+
+    db = tmp_path / "c.duckdb"
+    assert run("ingest", "--db", db, SAMPLES).exit_code == 0
+    with Database(db) as store:
+        gold = dict(store.rows("SELECT trace_id, step_idx FROM attributions"))
+        lengths = dict(store.rows("SELECT trace_id, n_steps FROM traces"))
+        for trace, n in lengths.items():  # a feature that marks the gold step: it must help
+            rows = [(i, "tok.surprisal_mean", 5.0 if i == gold[trace] else 1.0) for i in range(n)]
+            replace_features(store, trace, "tiny", "v1", [*rows, (-1, "len.trace_tokens", 9.0)], None)
+    trained = run("train", "--db", db, "--cv", 5, "--bootstrap", 20, "-o", tmp_path / "r.json", "--json")
+    assert trained.exit_code == 0, trained.output
+    report = json.loads(trained.stdout)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert report["lm_features"] == 1
+    assert rows["ranker+lm"]["step"]["value"] > rows["ranker"]["step"]["value"]
