@@ -104,11 +104,12 @@ def random_expectation(trace: TraceSteps, gold: Gold) -> tuple[float, float, flo
     agents = {a for a in trace.agents if a}
     n = len(trace.agents)
     agent = 1 / len(agents) if gold.agent in agents else 0.0
-    if gold.step is None or not 0 <= gold.step < n:
+    step = gold.step
+    if step is None or not 0 <= step < n:
         return agent, 0.0, 0.0, 0.0
 
     def within(k: int) -> float:
-        return (min(n - 1, gold.step + k) - max(0, gold.step - k) + 1) / n
+        return (min(n - 1, step + k) - max(0, step - k) + 1) / n
 
     return agent, 1 / n, within(1), within(3)
 
@@ -147,7 +148,11 @@ class Hits:
             out[name] = accuracy_ci(mine.tolist(), reps=reps)
             if baseline is not None:
                 diff = mine - getattr(baseline, name)
-                low, high = bootstrap_ci(lambda idx, d=diff: float(d[idx].mean()), len(diff), reps=reps)
+
+                def mean_diff(idx: np.ndarray, d: np.ndarray = diff) -> float:
+                    return float(d[idx].mean())
+
+                low, high = bootstrap_ci(mean_diff, len(diff), reps=reps)
                 out[name] = {**out[name], "diff": float(diff.mean()), "diff_low": low, "diff_high": high}
         return out
 

@@ -61,7 +61,8 @@ class LinearRanker:
             or data.pop("kind", None) != "logistic-regression"
         ):
             raise ValueError(f"not a tracefail ranker file (format version {FORMAT_VERSION} expected)")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -142,7 +142,14 @@ def _row(name: str, hits: Hits, reps: int, ranker: Hits | None, top3: np.ndarray
     top = None
     if top3 is not None:
         top = Score(**Hits(top3, top3, top3, top3).summary(reps)["step"])
-    return MethodRow(name, *(_score(summary, k) for k in ("agent", "step", "within1", "within3")), top3=top)
+    return MethodRow(
+        name,
+        agent=_score(summary, "agent"),
+        step=_score(summary, "step"),
+        within1=_score(summary, "within1"),
+        within3=_score(summary, "within3"),
+        top3=top,
+    )
 
 
 @dataclass(frozen=True)
