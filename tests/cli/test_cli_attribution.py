@@ -14,7 +14,7 @@ from tracefail.store import Database
 from tracefail.store.traces import insert_attributions
 
 runner = CliRunner()
-SAMPLES = Path(__file__).resolve().parents[1] / "data_samples" / "whowhen"
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples" / "whowhen"
 BASELINES = {
     "first_step",
     "most_common_step",
