@@ -168,7 +168,7 @@ class OpenAIJudge:
         verdict = merge_windows(trace.trace_id, answers, len(trace.steps))
         return JudgeResult(verdict, used[0], used[1], {"windows": len(windows)})
 
-    def _body(self, messages: list[dict], tasks: frozenset[str]) -> dict[str, Any]:
+    def _body(self, messages: list[dict], schema: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "messages": messages,
@@ -177,19 +177,31 @@ class OpenAIJudge:
         if self._schema_supported:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": json_schema(tasks)},
+                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": schema},
             }
         return body
 
+<<<<<<< HEAD
     async def _chat(self, messages: list[dict], tasks: frozenset[str], used: list[int]) -> str:
         """One chat completion with retries; adds each reply's token usage to `used`."""
         url = endpoint(self.settings.base_url)
         shown = redact(str(url))
+=======
+    async def _chat(
+        self, messages: list[dict], tasks: frozenset[str], schema: dict[str, Any] | None = None
+    ) -> tuple[str, int, int]:
+        """One chat completion with retries; returns (content, prompt tokens, completion tokens).
+        The reply follows `schema`, by default the verdict schema for `tasks`."""
+        url = self.settings.base_url.rstrip("/") + "/chat/completions"
+        key = os.environ.get(self.settings.api_key_env)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+>>>>>>> attrib
         attempt = 0
         while True:
             headers: httpx.Headers | dict[str, str] = {}
             async with self._semaphore:
                 try:
+<<<<<<< HEAD
                     async with asyncio.timeout(self.settings.timeout_s):
                         status, headers, body = await self._post(url, self._body(messages, tasks))
                 except (TimeoutError, httpx.TimeoutException):
@@ -199,6 +211,19 @@ class OpenAIJudge:
             if status is not None:
                 text = body.decode("utf-8", "replace")
                 if status == 400 and self._schema_supported and "response_format" in text:
+=======
+                    response = await self._http().post(
+                        url, json=self._body(messages, schema or json_schema(tasks)), headers=headers
+                    )
+                except (httpx.TimeoutException, httpx.TransportError) as exc:
+                    response, failure = None, f"{type(exc).__name__}"
+            if response is not None:
+                if (
+                    response.status_code == 400
+                    and self._schema_supported
+                    and "response_format" in response.text
+                ):
+>>>>>>> attrib
                     self._schema_supported = False  # this server has no json_schema; ask in words
                     continue
                 if status < 300:
