@@ -181,29 +181,25 @@ class OpenAIJudge:
             }
         return body
 
-<<<<<<< HEAD
-    async def _chat(self, messages: list[dict], tasks: frozenset[str], used: list[int]) -> str:
-        """One chat completion with retries; adds each reply's token usage to `used`."""
+    async def _chat(
+        self,
+        messages: list[dict],
+        tasks: frozenset[str],
+        used: list[int],
+        schema: dict[str, Any] | None = None,
+    ) -> str:
+        """One chat completion with retries; adds each reply's token usage to `used`. The reply
+        follows `schema`, by default the verdict schema for `tasks`."""
         url = endpoint(self.settings.base_url)
         shown = redact(str(url))
-=======
-    async def _chat(
-        self, messages: list[dict], tasks: frozenset[str], schema: dict[str, Any] | None = None
-    ) -> tuple[str, int, int]:
-        """One chat completion with retries; returns (content, prompt tokens, completion tokens).
-        The reply follows `schema`, by default the verdict schema for `tasks`."""
-        url = self.settings.base_url.rstrip("/") + "/chat/completions"
-        key = os.environ.get(self.settings.api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
->>>>>>> attrib
         attempt = 0
         while True:
             headers: httpx.Headers | dict[str, str] = {}
             async with self._semaphore:
                 try:
-<<<<<<< HEAD
                     async with asyncio.timeout(self.settings.timeout_s):
-                        status, headers, body = await self._post(url, self._body(messages, tasks))
+                        body_in = self._body(messages, schema or json_schema(tasks))
+                        status, headers, body = await self._post(url, body_in)
                 except (TimeoutError, httpx.TimeoutException):
                     status, failure = None, f"Timeout: no complete reply within {self.settings.timeout_s:g} s"
                 except httpx.TransportError as exc:
@@ -211,19 +207,6 @@ class OpenAIJudge:
             if status is not None:
                 text = body.decode("utf-8", "replace")
                 if status == 400 and self._schema_supported and "response_format" in text:
-=======
-                    response = await self._http().post(
-                        url, json=self._body(messages, schema or json_schema(tasks)), headers=headers
-                    )
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
-                    response, failure = None, f"{type(exc).__name__}"
-            if response is not None:
-                if (
-                    response.status_code == 400
-                    and self._schema_supported
-                    and "response_format" in response.text
-                ):
->>>>>>> attrib
                     self._schema_supported = False  # this server has no json_schema; ask in words
                     continue
                 if status < 300:

@@ -71,7 +71,9 @@ class StrategyJudge:
         window = Window([Piece(s.step_idx, s.agent, s.content or "") for s in steps], 0, 1)
         user = render_trace(trace, window, nonce) + "\n\n" + question + "\nReply with only a JSON object."
         messages = [{"role": "system", "content": instructions(nonce)}, {"role": "user", "content": user}]
-        reply, t_in, t_out = await self.inner._chat(messages, self.tasks, schema)
+        used = [0, 0]
+        reply = await self.inner._chat(messages, self.tasks, used, schema)
+        t_in, t_out = used
         try:
             answer = json.loads(reply)
             if not isinstance(answer, dict) or any(key not in answer for key in schema["required"]):
