@@ -143,9 +143,19 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
             )
+    _write(db, fresh, hashes, run_id, result)
+    return result
+
+
+def _write(
+    db: Database, traces: Sequence[Trace], hashes: dict[str, str], run_id: str | None, result: AddResult,
+    *, replace: bool = False,
+) -> None:
+    """Insert traces with their steps, labels and attributions in one transaction; with
+    `replace`, their stored rows and steps go first (labels and attributions stay)."""
     ingested = now()
     trace_rows, step_rows, labels, attributions = [], [], [], []
-    for trace in fresh:
+    for trace in traces:
         trace_rows.append(
             {
                 "trace_id": trace.trace_id, "source": trace.source, "native_id": trace.native_id,
@@ -161,14 +171,35 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
         labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
         attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
     with db.transaction():
+        if replace:
+            ids = [trace.trace_id for trace in traces]
+            db.execute("DELETE FROM steps WHERE trace_id IN (SELECT unnest(?))", [ids])
+            db.execute("DELETE FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids])
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
         _insert(db, "steps", _STEP_SCHEMA, step_rows)
         insert_labels(db, labels)
         insert_attributions(db, attributions)
-    result.traces = len(fresh)
-    result.steps = len(step_rows)
-    result.labels = len(labels)
-    result.attributions = len(attributions)
+    result.traces += len(traces)
+    result.steps += len(step_rows)
+    result.labels += len(labels)
+    result.attributions += len(attributions)
+
+
+def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
+    """The `raw` text of those ids that are stored (None where a trace kept no raw text)."""
+    if not trace_ids:
+        return {}
+    return dict(
+        db.rows("SELECT trace_id, raw FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)])
+    )
+
+
+def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
+    """Store traces whose new version supersedes the stored one (live traces that grew), in
+    one transaction: their rows and steps are rewritten, their labels are kept."""
+    result = AddResult()
+    if traces:
+        _write(db, traces, {t.trace_id: t.content_hash() for t in traces}, run_id, result, replace=True)
     return result
 
 
