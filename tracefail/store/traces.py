@@ -78,18 +78,18 @@ def _step_columns(traces: Sequence[Trace]) -> pa.Table:
     """All steps of `traces` as one Arrow table, built column by column: a dict per step cost
     more than the DuckDB insert itself on a large corpus."""
     ids = [t.trace_id for t in traces for _ in t.steps]
-    steps = [s for t in traces for s in t.steps]
+    fields = [s.__dict__ for t in traces for s in t.steps]  # a pydantic model's field values
     columns = {
-        name: [getattr(s, name) for s in steps]
+        name: [f[name] for f in fields]
         for name in _STEP_SCHEMA.names
         if name not in ("trace_id", "kind", "tool_calls", "metadata")
     }
     columns["trace_id"] = ids
-    columns["kind"] = [s.kind.value for s in steps]
+    columns["kind"] = [f["kind"].value for f in fields]
     columns["tool_calls"] = [
-        _json([c.model_dump() for c in s.tool_calls]) if s.tool_calls else None for s in steps
+        _json([c.model_dump() for c in f["tool_calls"]]) if f["tool_calls"] else None for f in fields
     ]
-    columns["metadata"] = [_json(s.metadata) if s.metadata else None for s in steps]
+    columns["metadata"] = [_json(f["metadata"]) if f["metadata"] else None for f in fields]
     return pa.Table.from_pydict(columns, schema=_STEP_SCHEMA)
 
 
