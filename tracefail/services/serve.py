@@ -38,6 +38,7 @@ TRACES_PATH = "/v1/traces"
 MAX_BODY = 64 * 1024 * 1024
 BATCH_SPANS = 5000  # write once this many spans wait ...
 FLUSH_SECONDS = 0.5  # ... or once no request came for this long
+QUEUED_REQUESTS = 256
 _INVALID_ARGUMENT = 3  # google.rpc.Code, the status OTLP/HTTP puts in a 400 body
 
 
@@ -75,7 +76,8 @@ class LiveWriter:
             ("requests", "bad_requests", "spans", "traces", "steps", "quarantined"), 0
         )
         self._lock = threading.Lock()
-        self._queue: queue.Queue[_Spans | _Bad | None] = queue.Queue()
+        # bounded: when the writer falls behind, request threads wait instead of memory growing
+        self._queue: queue.Queue[_Spans | _Bad | None] = queue.Queue(maxsize=QUEUED_REQUESTS)
         self._thread = threading.Thread(target=self._run, name="tracefail-live-writer", daemon=True)
         self._thread.start()
 
@@ -176,7 +178,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content_type = self.headers.get("Content-Type")
         protobuf = (content_type or "").split(";")[0].strip().lower() == PROTOBUF
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._error(400, "missing or bad Content-Length (chunked bodies are not accepted)", protobuf, "")
+            return
         if length > MAX_BODY:
             self.close_connection = True
             self._error(413, f"body of {length:,} bytes is over the {MAX_BODY:,}-byte limit", protobuf, "")

@@ -161,7 +161,9 @@ def _write(
     """Insert traces with their steps, labels and attributions in one transaction; with
     `replace`, their stored rows and steps go first (labels and attributions stay)."""
     ingested = now()
-    trace_rows, labels, attributions = [], [], []
+    trace_rows: list[dict] = []
+    labels: list[Label] = []
+    attributions: list[Attribution] = []
     for trace in traces:
         trace_rows.append(
             {
