@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -74,6 +74,14 @@ def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict] | pa.T
     db.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM arrow")
 
 
+def _for_ids(db: Database, sql: str, ids: Iterable[str]) -> list[tuple]:
+    """Run `sql` with `{ids}` standing for a subquery over `ids`. The ids go in as an Arrow
+    column: DuckDB converts a Python list parameter element by element, about 0.25 ms each
+    (a failed pandas import per element when pandas is absent), which cost 11% of a MAST ingest."""
+    wanted_ids = pa.table({"trace_id": pa.array(list(ids), pa.string())})  # noqa: F841 - scanned by name
+    return db.connection.execute(sql.format(ids="(SELECT trace_id FROM wanted_ids)")).fetchall()
+
+
 def _step_columns(traces: Sequence[Trace]) -> pa.Table:
     """All steps of `traces` as one Arrow table, built column by column: a dict per step cost
     more than the DuckDB insert itself on a large corpus."""
@@ -132,12 +140,7 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
     if not traces:
         return result
     hashes = {t.trace_id: t.content_hash() for t in traces}
-    stored = dict(
-        db.rows(
-            "SELECT trace_id, content_hash FROM traces WHERE trace_id IN (SELECT unnest(?))",
-            [list(hashes)],
-        )
-    )
+    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", hashes))
     fresh: list[Trace] = []
     for trace in traces:
         known = stored.get(trace.trace_id)
@@ -182,8 +185,8 @@ def _write(
     with db.transaction():
         if replace:
             ids = [trace.trace_id for trace in traces]
-            db.execute("DELETE FROM steps WHERE trace_id IN (SELECT unnest(?))", [ids])
-            db.execute("DELETE FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids])
+            _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
+            _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
         _insert(db, "steps", _STEP_SCHEMA, step_table)
         insert_labels(db, labels)
@@ -198,9 +201,7 @@ def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
     """The `raw` text of those ids that are stored (None where a trace kept no raw text)."""
     if not trace_ids:
         return {}
-    return dict(
-        db.rows("SELECT trace_id, raw FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)])
-    )
+    return dict(_for_ids(db, "SELECT trace_id, raw FROM traces WHERE trace_id IN {ids}", trace_ids))
 
 
 def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
