@@ -147,7 +147,7 @@ def test_real_otel_exporter_spans_land_as_one_trace_per_run(db: Database) -> Non
     assert [s[:5] for s in steps] == [
         ("agent", "planner", "", None, None),
         ("llm", "planner", "Searching 0", 120, None),
-        ("tool", "planner", "no flights found", None, "error"),
+        ("tool", "planner", "no flights found\nerror: empty result", None, "error"),
     ]
     assert json.loads(steps[2][5])[0]["name"] == "search_flights"
     assert trace_store.counts(db)["quarantine"] == 0
@@ -168,7 +168,9 @@ def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: D
     with receiver(db) as (server, _):  # a restart: the rest merges into the stored trace
         zipped = gzip.compress(otlp_json(trace, second))
         assert post(server.url, zipped, **{"Content-Encoding": "gzip"})[0] == 200
-        assert post(server.url, otlp_json(trace, second[1:]))[0] == 200  # a retry: same span ids
+        # a retry with the same span ids, spelt in upper case: still the same trace and spans
+        assert post(server.url, otlp_json(trace.upper(), [(i.upper(), p and p.upper(), n, a)
+                                                          for i, p, n, a in second[1:]]))[0] == 200
     assert db.rows("SELECT count(*), max(n_steps) FROM traces") == [(1, 3)]
     steps = db.rows("SELECT step_idx, agent, content FROM steps ORDER BY step_idx")
     assert steps == [(0, "coder", ""), (1, "coder", "def f(): ..."), (2, "coder", "2 failed")]

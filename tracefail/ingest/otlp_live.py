@@ -8,7 +8,6 @@ the trace is rebuilt with the same span -> step mapping as OTLP files (`ingest/o
 
 from __future__ import annotations
 
-import base64
 import gzip
 import json
 import zlib
@@ -19,7 +18,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracefail.ingest.otel import SOURCE, _otlp_span, attributes, spans_to_trace
+from tracefail.ingest.otel import SOURCE, _otlp_span, attributes, hex_id, spans_to_trace
 from tracefail.ingest.reader import loads
 from tracefail.model import Trace, stable_id
 
@@ -67,26 +66,13 @@ def _from_protobuf(body: bytes) -> dict[str, Any]:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise BadRequest(f"body is not an OTLP protobuf ExportTraceServiceRequest ({exc})") from None
-    document = json_format.MessageToDict(request, use_integers_for_enums=True)
-    for resource_spans in document.get("resourceSpans", []):
-        for scope_spans in resource_spans.get("scopeSpans", []):
-            for span in scope_spans.get("spans", []):
-                _hex_ids(span)
-                for link in span.get("links", []):
-                    _hex_ids(link)
-    return document
-
-
-def _hex_ids(item: dict[str, Any]) -> None:
-    """Protobuf-to-JSON writes bytes as base64; OTLP/JSON (and our stored ids) use hex."""
-    for key in _ID_FIELDS:
-        if key in item:
-            item[key] = base64.b64decode(item[key]).hex()
+    # ids come out base64 (protobuf bytes); spans_by_trace turns them into OTLP/JSON's hex
+    return json_format.MessageToDict(request, use_integers_for_enums=True)
 
 
 def spans_by_trace(document: dict[str, Any]) -> dict[str, list[SpanGroup]]:
     """The spans of one export document grouped by trace id; BadRequest if it is not OTLP."""
-    resource_list = document.get("resourceSpans")
+    resource_list = document.get("resourceSpans", document.get("batches"))  # batches: older Tempo
     if not isinstance(resource_list, list):
         raise BadRequest("not an OTLP trace export (no `resourceSpans` list)")
     grouped: dict[str, list[SpanGroup]] = defaultdict(list)
@@ -101,7 +87,9 @@ def spans_by_trace(document: dict[str, Any]) -> dict[str, list[SpanGroup]]:
             for span in (scope_spans.get("spans") if isinstance(scope_spans, dict) else None) or []:
                 if not isinstance(span, dict) or not span.get("traceId") or not span.get("spanId"):
                     raise BadRequest(f"resourceSpans[{number}]: a span without `traceId` or `spanId`")
-                per_trace[str(span["traceId"])].append(span)
+                # one id spelling (hex) whatever the sender used, so retries and files match
+                span = {**span, **{key: hex_id(span[key]) for key in _ID_FIELDS if span.get(key)}}
+                per_trace[span["traceId"]].append(span)
         for trace_id, spans in per_trace.items():
             grouped[trace_id].append((service if isinstance(service, str) else None, spans))
     return grouped
