@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tracefail.cli import app
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 runner = CliRunner()
 
 
