@@ -71,6 +71,15 @@ def label(
         float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
     ] = 0.0,
     price_out: Annotated[float, typer.Option("--price-out", help="USD per 1M output tokens.")] = 0.0,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="openai judge: all-at-once, step-by-step, binary-search or shortlist."
+        ),
+    ] = "all-at-once",
+    ranker: Annotated[
+        str | None, typer.Option("--ranker", help="Step ranker (from `train`) for --strategy shortlist.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
     use_ray: RayFlag = False,
     ray_address: RayAddressOption = None,
@@ -102,6 +111,8 @@ def label(
         threads=threads,
         price_in_per_mtok=price_in,
         price_out_per_mtok=price_out,
+        strategy=strategy,
+        ranker=ranker,
     )
     store = open_db(db)
     with Progress(
@@ -223,6 +234,11 @@ def _ci(value: dict) -> str:
     return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
+def _diff(value: dict) -> str:
+    """`+0.120 [+0.020, +0.230]`: a paired difference and its interval."""
+    return f"{value['diff']:+.3f} [{value['diff_low']:+.3f}, {value['diff_high']:+.3f}]"
+
+
 @app.command("eval")
 def evaluate(
     db: DbOption = DEFAULT_DB_PATH,
@@ -272,8 +288,12 @@ def evaluate(
     if attribution["n_traces"]:
         rows = {"judge": attribution["judge"], **attribution["baselines"]}
         for name, row in rows.items():
+            diff = row.get("judge_minus", {}).get("step")
             out.print(
-                f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}",
+                f"  {name:<31} agent {_ci(row['agent'])}  step {_ci(row['step'])}  "
+                f"±1 {_ci(row['within1'])}  ±3 {_ci(row['within3'])}"
+                + (f"  top-3 {_ci(row['top3'])}" if "top3" in row else "")
+                + (f"  judge−this step {_diff(diff)}" if diff else ""),
                 highlight=False,
                 markup=False,
             )

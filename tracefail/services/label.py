@@ -36,6 +36,8 @@ class JudgeSpec:
     window_chars: int = 60_000
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
+    strategy: str = "all-at-once"  # for openai:MODEL, see tracefail.judge.strategies
+    ranker: str | None = None  # the step ranker a shortlist strategy narrows with
 
 
 def parse_tasks(text: str) -> frozenset[str]:
@@ -48,6 +50,8 @@ def parse_tasks(text: str) -> frozenset[str]:
 
 def build_judge(spec: JudgeSpec) -> Any:
     kind, _, model = spec.spec.partition(":")
+    if spec.strategy != "all-at-once" and kind != "openai":
+        raise LabelUsageError(f"--strategy {spec.strategy} needs --judge openai:MODEL")
     if kind == "local":
         from tracefail.judge.local import LocalJudge
 
@@ -82,8 +86,24 @@ def build_judge(spec: JudgeSpec) -> Any:
                 f"--judge {spec.spec}: ${spec.api_key_env} is not set (the API key is read from the "
                 "environment); set it, or point --base-url at a server that needs no key"
             )
-        return OpenAIJudge(settings)
-    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL or openai:MODEL")
+        http = OpenAIJudge(settings)
+        if spec.strategy == "all-at-once":
+            return http
+        from tracefail.judge.ranker import RankerJudge
+        from tracefail.judge.strategies import StrategyJudge
+
+        try:
+            return StrategyJudge(http, spec.strategy, RankerJudge(spec.ranker) if spec.ranker else None)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
+    if kind == "ranker":  # a step ranker saved by `tracefail train` (attribution only)
+        from tracefail.judge.ranker import RankerJudge
+
+        try:
+            return RankerJudge(model)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
+    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL, openai:MODEL or ranker:PATH")
 
 
 def label(
@@ -103,6 +123,11 @@ def label(
     task_set = parse_tasks(tasks)
     loaded = find(taxonomy)
     backend = build_judge(judge) if isinstance(judge, JudgeSpec) else judge
+    answers = getattr(backend, "tasks", TASKS)
+    if not task_set <= answers:
+        raise LabelUsageError(
+            f"--judge {backend.config()['backend']} answers only --task {','.join(sorted(answers))}"
+        )
     http = isinstance(judge, JudgeSpec) and judge.spec.startswith("openai")
     concurrency = judge.concurrency if http else 1
     try:
