@@ -9,12 +9,13 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from tracefail.store import DEFAULT_DB, Database, StoreError
+if TYPE_CHECKING:
+    from tracefail.services.corpus import Database
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -27,7 +28,7 @@ DbOption = Annotated[
     Path,
     typer.Option("--db", envvar="TRACEFAIL_DB", help="DuckDB corpus file.", show_default=True),
 ]
-DEFAULT_DB_PATH = Path(DEFAULT_DB)
+DEFAULT_DB_PATH = Path("tracefail.duckdb")  # the store opens this file when given no path
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -37,10 +38,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
     """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
+    from tracefail.services.corpus import StoreError, open_corpus
+
     if not create and str(path) != ":memory:" and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
-        return Database(path, read_only=read_only)
+        return open_corpus(path, read_only=read_only)
     except StoreError as exc:
         fail(str(exc))
 

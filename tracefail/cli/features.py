@@ -36,8 +36,7 @@ def features(
     """Re-read traces with a local LM and store per-step features (skips traces already done)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import FeatureError, ModelLoadError
-    from tracefail.services.features import extract_features
+    from tracefail.services.features import FeatureError, ModelLoadError, extract_features
 
     store = open_db(db)
     with Progress(

@@ -66,7 +66,7 @@ def label(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import ModelLoadError
+    from tracefail.services.features import ModelLoadError
     from tracefail.services.label import JudgeSpec, LabelUsageError
     from tracefail.services.label import label as run_label
     from tracefail.taxonomy import TaxonomyError

@@ -11,11 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tracefail.features.errors import FeatureError, ModelLoadError
 from tracefail.services.selection import UnknownTraceError, select_traces
 from tracefail.store import Database
 from tracefail.store import features as feature_store
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
+
+__all__ = ["FeatureError", "FeatureReport", "ModelLoadError", "extract_features"]
 
 
 @dataclass
@@ -63,7 +66,6 @@ def extract_features(
 
     Raises FeatureError (bad option, unknown trace, model that cannot load) before any work.
     """
-    from tracefail.features.errors import FeatureError
     from tracefail.features.extract import EXTRACTOR_VERSION, ExtractConfig, Extractor
     from tracefail.features.loading import load_causal_lm
 

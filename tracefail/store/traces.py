@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 
 from tracefail.model import Attribution, Label, Step, Trace
-from tracefail.store.db import Database, now
+from tracefail.store.db import Database, StoreError, now
 
 
 @dataclass
@@ -262,5 +263,9 @@ def quarantined(db: Database) -> pl.DataFrame:
 
 
 def read_only_query(db: Database, sql: str) -> pl.DataFrame:
-    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes."""
-    return db.frame(sql)
+    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes. DuckDB's
+    error comes back as a one-line StoreError."""
+    try:
+        return db.frame(sql)
+    except duckdb.Error as exc:
+        raise StoreError("SQL error: " + " ".join(str(exc).split())) from None
