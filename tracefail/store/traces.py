@@ -146,7 +146,10 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
             )
     ingested = now()
-    trace_rows, step_rows, labels, attributions = [], [], [], []
+    trace_rows: list[dict] = []
+    step_rows: list[dict] = []
+    labels: list[Label] = []
+    attributions: list[Attribution] = []
     for trace in fresh:
         trace_rows.append(
             {
