@@ -122,7 +122,7 @@ def test_get_trace_and_steps_round_trip(db: Database) -> None:
 def test_read_only_database_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "ro.duckdb"
     Database(path).close()
-    with Database(path, read_only=True) as db, pytest.raises(duckdb.Error, match="read-only"):
+    with Database(path, read_only=True) as db, pytest.raises(StoreError, match=r"SQL error: .*read-only"):
         trace_store.read_only_query(db, "DELETE FROM traces")
 
 
