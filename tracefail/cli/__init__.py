@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "tracefail.cli.browse",
     "tracefail.cli.features",
     "tracefail.cli.stats",
+    "tracefail.cli.attribution",
+    "tracefail.cli.serve",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

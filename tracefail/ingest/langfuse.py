@@ -21,7 +21,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
@@ -220,7 +220,7 @@ class LangfuseAdapter:
                 records = iter([RawRecord("whole file", fh.read())])
         for raw in records:
             try:
-                value = loads(raw.text)
+                value = raw.json()
                 items = value.get("data") if isinstance(value, dict) and "data" in value else [value]
                 if not isinstance(items, list):
                     raise ValueError("`data` is not a list of traces")

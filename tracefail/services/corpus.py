@@ -1,4 +1,4 @@
-"""The corpus file for the CLI: open it, list and show traces, read-only SQL, export.
+"""The corpus file for the CLI: open it, list and show traces, export.
 
 The CLI imports this module inside its commands only, so `tracefail --help` never loads
 DuckDB or polars.
@@ -11,7 +11,7 @@ from pathlib import Path
 from tracefail.store import Database, StoreError
 from tracefail.store.export import FORMATS as EXPORT_FORMATS
 from tracefail.store.export import export_corpus
-from tracefail.store.traces import get_trace, list_traces, read_only_query
+from tracefail.store.traces import get_trace, list_traces
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -21,7 +21,6 @@ __all__ = [
     "get_trace",
     "list_traces",
     "open_corpus",
-    "read_only_query",
 ]
 
 
