@@ -41,9 +41,8 @@ def features(
     """Re-read traces with a local LM and store per-step features (skips traces already done)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import FeatureError, ModelLoadError
     from tracefail.services.distributed import DistributedError
-    from tracefail.services.features import extract_features
+    from tracefail.services.features import FeatureError, ModelLoadError, extract_features
 
     executor = ray_options(use_ray, ray_address, workers, gpus_per_worker)
     store = open_db(db)

@@ -89,8 +89,8 @@ def label(
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import ModelLoadError
     from tracefail.services.distributed import DistributedError
+    from tracefail.services.features import ModelLoadError
     from tracefail.services.label import JudgeSpec, LabelUsageError
     from tracefail.services.label import label as run_label
     from tracefail.taxonomy import TaxonomyError

@@ -21,6 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from tracefail import taxonomy
 from tracefail.analysis.change_points import change_points
 from tracefail.model import Attribution, Label
@@ -34,7 +36,7 @@ from tracefail.store import facets as facet_store
 from tracefail.store import human as human_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
-from tracefail.store.corpus_index import indexed_page
+from tracefail.store.corpus_index import CorpusIndex, indexed_page
 from tracefail.store.partitioned import is_partitioned
 from tracefail.store.selection import CorpusFilter
 from tracefail.store.traces import trace_header
@@ -123,7 +125,7 @@ class BrowseService:
         """Build the index now (in a worker); seconds taken, or None when off or already building."""
         return self.index.build(self.read)
 
-    def _select(self, f: CorpusFilter, scan: bool = True) -> Any:
+    def _select(self, f: CorpusFilter, scan: bool = True) -> tuple[CorpusIndex, np.ndarray] | None:
         return self.index.select(f, self.read, scan)
 
     # --- corpus ----------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def _stream(
         while in_flight:
             ray.wait(list(in_flight), num_returns=1)
             ready, _ = ray.wait(list(in_flight), num_returns=len(in_flight), timeout=0)
-            batch = []
+            batch: list[tuple[str, Any, str | None]] = []
             for ref in ready:
                 key, actor = in_flight.pop(ref)
                 try:

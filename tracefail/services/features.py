@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracefail.features.errors import FeatureError, ModelLoadError
 from tracefail.model import Step
 from tracefail.services.distributed import RayOptions
 from tracefail.services.selection import UnknownTraceError, select_traces
@@ -19,6 +20,8 @@ from tracefail.store import Database
 from tracefail.store import features as feature_store
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
+
+__all__ = ["FeatureError", "FeatureReport", "ModelLoadError", "extract_features"]
 
 
 @dataclass
@@ -68,7 +71,6 @@ def extract_features(
 
     Raises FeatureError (bad option, unknown trace, model that cannot load) before any work.
     """
-    from tracefail.features.errors import FeatureError
     from tracefail.features.extract import ExtractConfig, Extractor
     from tracefail.features.loading import load_causal_lm
 

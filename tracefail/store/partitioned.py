@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -89,7 +90,7 @@ def _export(connection: duckdb.DuckDBPyConnection, out: Path, by: str) -> int:
             f"COPY ({query}) TO {_quote(str(target))} "
             f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), WRITE_PARTITION_COLUMNS true)"
         )
-    return int(connection.execute("SELECT count(*) FROM traces").fetchone()[0])
+    return int(_scalar(connection, "SELECT count(*) FROM traces"))
 
 
 def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> None:
@@ -100,7 +101,7 @@ def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> Non
         return f"{root}/{table}/**/*.parquet"
 
     def found(table: str) -> bool:
-        return bool(connection.execute(f"SELECT count(*) FROM glob({_quote(files(table))})").fetchone()[0])
+        return bool(_scalar(connection, f"SELECT count(*) FROM glob({_quote(files(table))})"))
 
     try:
         if not found("traces"):
@@ -110,7 +111,7 @@ def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> Non
                 continue  # nothing exported for it: the empty table stays
             source = f"read_parquet({_quote(files(table))}, hive_partitioning = true, union_by_name = true)"
             if table == "schema_version":
-                exported = connection.execute(f"SELECT max(version) FROM {source}").fetchone()[0]
+                exported = _scalar(connection, f"SELECT max(version) FROM {source}")
                 if exported != latest:
                     raise PartitionError(
                         f"{where}: exported at schema version {exported}, this tracefail reads "
@@ -127,3 +128,10 @@ def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> Non
     except duckdb.Error as exc:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PartitionError(f"{where}: cannot read as a Parquet corpus ({detail})") from None
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The first column of the one row an aggregate query returns."""
+    row = connection.execute(sql).fetchone()
+    assert row is not None, sql  # aggregates always return one row
+    return row[0]
