@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from tracefail.judge.backend import JudgeError, JudgeResult, JudgeUnavailable, WindowAnswer, merge_windows
-from tracefail.judge.output import InvalidOutput, json_schema, parse, to_mode_verdicts
+from tracefail.judge.output import InvalidOutput, json_schema, parse, root_agent, to_mode_verdicts
 from tracefail.judge.prompt import PROMPT_VERSION, TraceInput, new_nonce, split_windows, structured_request
 from tracefail.model import Taxonomy
 
@@ -78,6 +78,8 @@ class OpenAIJudge:
 
     async def judge(self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str]) -> JudgeResult:
         windows = split_windows(trace.steps, self.settings.window_chars)
+        speakers = frozenset(s.agent for s in trace.steps if s.agent)
+        step_speakers = {s.step_idx: s.agent for s in trace.steps}
         answers, tokens_in, tokens_out = [], 0, 0
         for window in windows:
             nonce = new_nonce()
@@ -86,7 +88,7 @@ class OpenAIJudge:
             reply, t_in, t_out = await self._chat(messages, tasks)
             tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
             try:
-                output = parse(reply, taxonomy, window, tasks)
+                output = parse(reply, taxonomy, window, tasks, speakers)
             except InvalidOutput as first:
                 repair = [
                     *messages,
@@ -100,7 +102,7 @@ class OpenAIJudge:
                 reply, t_in, t_out = await self._chat(repair, tasks)
                 tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
                 try:
-                    output = parse(reply, taxonomy, window, tasks)
+                    output = parse(reply, taxonomy, window, tasks, speakers)
                 except InvalidOutput as second:
                     raise JudgeError(f"invalid judge output after one repair: {second}") from None
             root = output.root_cause
@@ -109,7 +111,7 @@ class OpenAIJudge:
                     steps=window.steps,
                     modes=to_mode_verdicts(output),
                     root_step=root.step if root else None,
-                    root_agent=root.agent if root else None,
+                    root_agent=root_agent(root.agent, root.step, step_speakers) if root else None,
                     root_probability=root.probability if root and root.step is not None else 0.0,
                     root_reason=root.reason if root else "",
                 )
