@@ -14,11 +14,13 @@ from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.reader import SourceError, read_head
 from tracefail.ingest.taubench import TauBenchAdapter
+from tracefail.ingest.tracefail_export import TracefailExportAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
 
 # Order matters: the first adapter whose sniff() accepts a file wins, so the most specific
 # formats come first and the generic chat JSONL comes last.
 ADAPTERS: list[Adapter] = [
+    TracefailExportAdapter(),
     MastHumanAdapter(),
     MastFullAdapter(),
     WhoWhenAdapter(),

@@ -550,7 +550,6 @@ def undo_human_write(db: Database, table: Literal["labels", "attributions"], row
 def export_selection(db: Database, f: CorpusFilter, out: Path) -> int:
     """The selected traces with steps, labels and attributions as JSONL (one trace a line)."""
     selection, params = selection_sql(f)
-    target = str(out).replace("'", "''")
-    nested = f"SELECT * FROM ({export._NESTED}) n WHERE n.trace_id IN ({selection})"
-    db.execute(f"COPY ({nested}) TO '{target}' (FORMAT json)", params)
+    nested = export.sections(db, "jsonl", f"t.trace_id IN ({selection})")["traces"]
+    export.write(db, nested, "jsonl", out, params)
     return count_traces(db, f)

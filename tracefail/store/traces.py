@@ -25,39 +25,76 @@ class AddResult:
 
 _TRACE_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("source", pa.string()), ("native_id", pa.string()),
-        ("framework", pa.string()), ("llm", pa.string()), ("benchmark", pa.string()),
-        ("task", pa.string()), ("ground_truth", pa.string()), ("outcome", pa.string()),
-        ("n_steps", pa.int32()), ("content_hash", pa.string()), ("source_file", pa.string()),
-        ("raw", pa.string()), ("metadata", pa.string()), ("ingest_run_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("source", pa.string()),
+        ("native_id", pa.string()),
+        ("framework", pa.string()),
+        ("llm", pa.string()),
+        ("benchmark", pa.string()),
+        ("task", pa.string()),
+        ("ground_truth", pa.string()),
+        ("outcome", pa.string()),
+        ("n_steps", pa.int32()),
+        ("content_hash", pa.string()),
+        ("source_file", pa.string()),
+        ("raw", pa.string()),
+        ("metadata", pa.string()),
+        ("ingest_run_id", pa.string()),
         ("ingested_at", pa.timestamp("us")),
     ]
 )
 _STEP_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("step_idx", pa.int32()), ("span_id", pa.string()),
-        ("parent_span_id", pa.string()), ("agent", pa.string()), ("recipient", pa.string()),
-        ("role", pa.string()), ("kind", pa.string()), ("name", pa.string()),
-        ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
-        ("model", pa.string()), ("tokens_in", pa.int32()), ("tokens_out", pa.int32()),
-        ("start_ts", pa.timestamp("us")), ("end_ts", pa.timestamp("us")),
-        ("status", pa.string()), ("metadata", pa.string()),
+        ("trace_id", pa.string()),
+        ("step_idx", pa.int32()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("agent", pa.string()),
+        ("recipient", pa.string()),
+        ("role", pa.string()),
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("content", pa.string()),
+        ("tool_calls", pa.string()),
+        ("tool_call_id", pa.string()),
+        ("model", pa.string()),
+        ("tokens_in", pa.int32()),
+        ("tokens_out", pa.int32()),
+        ("start_ts", pa.timestamp("us")),
+        ("end_ts", pa.timestamp("us")),
+        ("status", pa.string()),
+        ("metadata", pa.string()),
     ]
 )
 _LABEL_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("taxonomy_id", pa.string()), ("taxonomy_version", pa.string()),
-        ("mode_id", pa.string()), ("present", pa.bool_()), ("probability", pa.float64()),
-        ("raw_probability", pa.float64()), ("evidence_steps", pa.list_(pa.int32())),
-        ("agent", pa.string()), ("rationale", pa.string()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("taxonomy_id", pa.string()),
+        ("taxonomy_version", pa.string()),
+        ("mode_id", pa.string()),
+        ("present", pa.bool_()),
+        ("probability", pa.float64()),
+        ("raw_probability", pa.float64()),
+        ("evidence_steps", pa.list_(pa.int32())),
+        ("agent", pa.string()),
+        ("rationale", pa.string()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 _ATTRIBUTION_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("agent", pa.string()), ("step_idx", pa.int32()),
-        ("reason", pa.string()), ("probability", pa.float64()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("agent", pa.string()),
+        ("step_idx", pa.int32()),
+        ("reason", pa.string()),
+        ("probability", pa.float64()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 
@@ -76,13 +113,25 @@ def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict]) -> No
 
 def _step_row(trace_id: str, step: Step) -> dict:
     return {
-        "trace_id": trace_id, "step_idx": step.step_idx, "span_id": step.span_id,
-        "parent_span_id": step.parent_span_id, "agent": step.agent, "recipient": step.recipient,
-        "role": step.role, "kind": step.kind.value, "name": step.name, "content": step.content,
+        "trace_id": trace_id,
+        "step_idx": step.step_idx,
+        "span_id": step.span_id,
+        "parent_span_id": step.parent_span_id,
+        "agent": step.agent,
+        "recipient": step.recipient,
+        "role": step.role,
+        "kind": step.kind.value,
+        "name": step.name,
+        "content": step.content,
         "tool_calls": _json([c.model_dump() for c in step.tool_calls]),
-        "tool_call_id": step.tool_call_id, "model": step.model, "tokens_in": step.tokens_in,
-        "tokens_out": step.tokens_out, "start_ts": step.start_ts, "end_ts": step.end_ts,
-        "status": step.status, "metadata": _json(step.metadata),
+        "tool_call_id": step.tool_call_id,
+        "model": step.model,
+        "tokens_in": step.tokens_in,
+        "tokens_out": step.tokens_out,
+        "start_ts": step.start_ts,
+        "end_ts": step.end_ts,
+        "status": step.status,
+        "metadata": _json(step.metadata),
     }
 
 
@@ -148,18 +197,27 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
     for trace in fresh:
         trace_rows.append(
             {
-                "trace_id": trace.trace_id, "source": trace.source, "native_id": trace.native_id,
-                "framework": trace.framework, "llm": trace.llm, "benchmark": trace.benchmark,
-                "task": trace.task, "ground_truth": trace.ground_truth,
-                "outcome": trace.outcome.value, "n_steps": len(trace.steps),
-                "content_hash": hashes[trace.trace_id], "source_file": trace.source_file,
-                "raw": trace.raw, "metadata": _json(trace.metadata), "ingest_run_id": run_id,
+                "trace_id": trace.trace_id,
+                "source": trace.source,
+                "native_id": trace.native_id,
+                "framework": trace.framework,
+                "llm": trace.llm,
+                "benchmark": trace.benchmark,
+                "task": trace.task,
+                "ground_truth": trace.ground_truth,
+                "outcome": trace.outcome.value,
+                "n_steps": len(trace.steps),
+                "content_hash": hashes[trace.trace_id],
+                "source_file": trace.source_file,
+                "raw": trace.raw,
+                "metadata": _json(trace.metadata),
+                "ingest_run_id": run_id,
                 "ingested_at": ingested,
             }
         )
         step_rows.extend(_step_row(trace.trace_id, s) for s in trace.steps)
-        labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
-        attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
+        labels.extend(lbl.model_copy(update={"run_id": lbl.run_id or run_id}) for lbl in trace.labels)
+        attributions.extend(a.model_copy(update={"run_id": a.run_id or run_id}) for a in trace.attributions)
     with db.transaction():
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
         _insert(db, "steps", _STEP_SCHEMA, step_rows)

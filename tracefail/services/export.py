@@ -1,0 +1,61 @@
+"""`tracefail export`: the corpus, or the traces a filter selects, as files other tools read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracefail.services.browse import FilterError, parse_filter
+from tracefail.store import Database
+from tracefail.store import export as store_export
+from tracefail.store.browse import selection_sql
+
+
+class ExportUsageError(ValueError):
+    """An export that cannot work as asked (format, filter, output path); one line."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    traces: int
+    paths: list[Path]
+
+
+def export(
+    db: Database, output: Path, *, fmt: str = "jsonl", filter_text: str = "", features: bool = False
+) -> ExportResult:
+    """Write the selected traces. One section (JSONL/Parquet traces) goes to `output` as a file;
+    several (CSV's steps/labels/attributions, or `features`) go into `output` as a folder."""
+    if fmt not in store_export.FORMATS:
+        raise ExportUsageError(f"--format {fmt}: choose one of {', '.join(store_export.FORMATS)}")
+    where, params = "TRUE", []
+    if filter_text.strip():
+        try:
+            selection, params = selection_sql(parse_filter(filter_text, _categories()))
+        except FilterError as exc:
+            raise ExportUsageError(f"--filter: {exc}") from None
+        where = f"t.trace_id IN ({selection})"
+    parts = store_export.sections(db, fmt, where, features=features)
+    if len(parts) == 1:
+        paths = [output]
+    else:
+        if output.suffix and not output.is_dir():
+            raise ExportUsageError(
+                f"-o {output}: this export has {len(parts)} files ({', '.join(parts)}); give a folder"
+            )
+        output.mkdir(parents=True, exist_ok=True)
+        paths = [output / f"{name}.{fmt}" for name in parts]
+    for sql, path in zip(parts.values(), paths, strict=True):
+        store_export.write(db, sql, fmt, path, params)
+    return ExportResult(store_export.count(db, where, params), paths)
+
+
+def _categories() -> dict[str, list[str]]:
+    """category id -> its mode ids in the default taxonomy, for `category:` in filters."""
+    from tracefail.taxonomy import find
+
+    tax = find().taxonomy
+    out: dict[str, list[str]] = {}
+    for mode in tax.modes:
+        out.setdefault(mode.category, []).append(mode.id)
+    return out
