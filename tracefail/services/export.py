@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracefail.services.browse import FilterError, parse_filter
+from tracefail.services.filter_language import FilterError, parse_filter
 from tracefail.store import Database
 from tracefail.store import export as store_export
-from tracefail.store.browse import selection_sql
+from tracefail.store.selection import selection_sql
 
 
 class ExportUsageError(ValueError):

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from tracefail.store.db import Database, StoreError
+from tracefail.store.selection import CorpusFilter, count_traces, selection_sql
 
 FORMATS = ("jsonl", "parquet", "csv")
 _COPY = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER"}
@@ -114,3 +115,10 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
         for name, sql in parts.items():
             write(db, sql, fmt, out / f"{name}.{fmt}")
     return count(db)
+
+
+def export_selection(db: Database, f: CorpusFilter, out: Path) -> int:
+    """The selected traces with steps, labels and attributions as JSONL (one trace a line)."""
+    selection, params = selection_sql(f)
+    write(db, sections(db, "jsonl", f"t.trace_id IN ({selection})")["traces"], "jsonl", out, params)
+    return count_traces(db, f)

@@ -1,0 +1,36 @@
+"""The span tree of a trace (OTel-style parent links), shown instead of the timeline with `t`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Tree
+from textual.widgets._tree import TreeNode
+
+from tracefail.tui.text import one_line
+
+
+class SpanTree(Tree[int]):
+    """Each node's data is its step index; selecting a node is the screen's cue to go there."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("spans", id=id)
+
+    def show(
+        self, steps: list[dict[str, Any]], agent_of: Callable[[dict[str, Any]], str], colours: dict[str, str]
+    ) -> None:
+        self.clear()
+        nodes: dict[str, TreeNode[int]] = {}
+        by_span = {s["span_id"]: s for s in steps if s["span_id"]}
+        for step in steps:
+            parent = nodes.get(step["parent_span_id"]) if step["parent_span_id"] in by_span else None
+            label = Text(f"{step['step_idx']} ", style="dim")
+            label.append(one_line(step["name"] or step["kind"], 30), style="bold")
+            agent = agent_of(step)
+            label.append(f" {one_line(agent, 20)}", style=colours[agent])
+            node = (parent or self.root).add(label, data=step["step_idx"], expand=True)
+            if step["span_id"]:
+                nodes[step["span_id"]] = node
+        self.root.expand()
