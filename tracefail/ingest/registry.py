@@ -28,7 +28,6 @@ from tracefail.ingest.whowhen import WhoWhenAdapter
 # Order matters: the first adapter whose sniff() accepts a file wins, so the most specific
 # formats come first and the generic chat JSONL comes last.
 ADAPTERS: list[Adapter] = [
-    TracefailExportAdapter(),
     MastHumanAdapter(),
     MastFullAdapter(),
     WhoWhenAdapter(),
@@ -46,6 +45,7 @@ ADAPTERS: list[Adapter] = [
     CodexAdapter(),
     ClaudeCodeAdapter(),
     SpanAttributesAdapter(),
+    TracefailExportAdapter(),
     OpenAIChatAdapter(),
 ]
 
