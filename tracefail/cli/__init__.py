@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "tracefail.cli.features",
     "tracefail.cli.stats",
     "tracefail.cli.taxonomy",
+    "tracefail.cli.attribution",
+    "tracefail.cli.serve",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

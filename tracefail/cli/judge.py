@@ -12,11 +12,13 @@ from tracefail.cli.common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
+    cut,
     err,
     fail,
     open_db,
     out,
     print_json,
+    safe,
 )
 
 TaxonomyOption = Annotated[
@@ -43,8 +45,16 @@ def label(
     api_key_env: Annotated[
         str, typer.Option("--api-key-env", help="Environment variable holding the API key.")
     ] = "OPENAI_API_KEY",
+    api_key_header: Annotated[
+        str, typer.Option("--api-key-header", help="Key header: Authorization (Bearer) or api-key.")
+    ] = "Authorization",
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Parallel HTTP requests.")] = 8,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds for one whole HTTP request (connect to last byte).")
+    ] = 120.0,
+    max_response_mb: Annotated[
+        float, typer.Option("--max-response-mb", help="Largest reply accepted, in MiB.")
+    ] = 8.0,
     task: Annotated[
         str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
     ] = "modes,attribution",
@@ -60,10 +70,18 @@ def label(
         float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
     ] = 0.0,
     price_out: Annotated[float, typer.Option("--price-out", help="USD per 1M output tokens.")] = 0.0,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="openai judge: all-at-once, step-by-step, binary-search or shortlist."
+        ),
+    ] = "all-at-once",
+    ranker: Annotated[
+        str | None, typer.Option("--ranker", help="Step ranker (from `train`) for --strategy shortlist.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.features.errors import ModelLoadError
@@ -77,13 +95,17 @@ def label(
         spec=judge,
         base_url=base_url,
         api_key_env=api_key_env,
+        api_key_header=api_key_header,
         concurrency=concurrency,
         timeout_s=timeout,
+        max_response_mb=max_response_mb,
         device=device,
         window_tokens=window_tokens,
         threads=threads,
         price_in_per_mtok=price_in,
         price_out_per_mtok=price_out,
+        strategy=strategy,
+        ranker=ranker,
     )
     store = open_db(db)
     with Progress(
@@ -117,9 +139,9 @@ def label(
         finally:
             store.close()
     for trace_id, message in report.errors:
-        err.print(f"[yellow]judge error:[/] {escape(trace_id)}: {escape(message)}", highlight=False)
+        err.print(f"[yellow]judge error:[/] {safe(trace_id)}: {safe(cut(message))}", highlight=False)
     if report.stopped:
-        err.print(f"[red]{escape(report.stopped)}[/]", highlight=False)
+        err.print(f"[red]{safe(cut(report.stopped))}[/]", highlight=False)
     summary = report.as_dict()
     if json_out:
         print_json(summary)
@@ -213,6 +235,11 @@ def _ci(value: dict) -> str:
     return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
+def _diff(value: dict) -> str:
+    """`+0.120 [+0.020, +0.230]`: a paired difference and its interval."""
+    return f"{value['diff']:+.3f} [{value['diff_low']:+.3f}, {value['diff_high']:+.3f}]"
+
+
 @app.command("eval")
 def evaluate(
     db: DbOption = DEFAULT_DB_PATH,
@@ -281,8 +308,12 @@ def evaluate(
     if attribution["n_traces"]:
         rows = {"judge": attribution["judge"], **attribution["baselines"]}
         for name, row in rows.items():
+            diff = row.get("judge_minus", {}).get("step")
             out.print(
-                f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}",
+                f"  {name:<31} agent {_ci(row['agent'])}  step {_ci(row['step'])}  "
+                f"±1 {_ci(row['within1'])}  ±3 {_ci(row['within3'])}"
+                + (f"  top-3 {_ci(row['top3'])}" if "top3" in row else "")
+                + (f"  judge−this step {_diff(diff)}" if diff else ""),
                 highlight=False,
                 markup=False,
             )

@@ -22,6 +22,22 @@ FORMATS = ("jsonl", "parquet", "csv")
 _COPY = {"jsonl": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd", "csv": "FORMAT csv, HEADER"}
 
 
+def _formula_safe(db: Database, query: str, params: Sequence[Any] | None = None) -> str:
+    """`query` with every text cell a spreadsheet would run as a formula (OWASP: a leading =, +,
+    -, @, tab or CR) prefixed with a quote, so it shows as text."""
+    relation = db.connection.sql(query, params=list(params)) if params else db.connection.sql(query)
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        column = '"' + name.replace('"', '""') + '"'
+        if str(kind) in ("VARCHAR", "JSON"):
+            column = (
+                f"CASE WHEN regexp_matches({column}, '^[-=+@\\t\\r]') "
+                f"THEN chr(39) || {column} ELSE {column} END AS {column}"
+            )
+        columns.append(column)
+    return f"SELECT {', '.join(columns)} FROM ({query})"
+
+
 def _columns(db: Database, table: str, fmt: str, skip: Sequence[str] = ()) -> str:
     """The table's columns as the export writes them (see the module docstring)."""
     out = []
@@ -92,6 +108,8 @@ def sections(db: Database, fmt: str, where: str = "TRUE", features: bool = False
 def write(db: Database, sql: str, fmt: str, out: Path, params: Sequence[Any] | None = None) -> None:
     """COPY one section to one file; an unwritable path is a one-line StoreError."""
     target = str(out).replace("'", "''")
+    if fmt == "csv":
+        sql = _formula_safe(db, sql, params)
     options = _COPY[fmt] + (", FORCE_QUOTE (mode_id)" if fmt == "csv" and " mode_id" in sql else "")
     try:
         db.execute(f"COPY ({sql}) TO '{target}' ({options})", list(params or []))

@@ -80,18 +80,9 @@ def mode_labels(db: Database, source_like: str) -> pl.DataFrame:
 
 def attributions(db: Database, source_like: str) -> pl.DataFrame:
     return db.frame(
-        "SELECT trace_id, agent, step_idx, probability, source FROM attributions "
+        "SELECT trace_id, agent, step_idx, probability, source, metadata FROM attributions "
         "WHERE source LIKE ? ORDER BY attribution_id",
         [source_like],
-    )
-
-
-def step_agents(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
-    """(trace_id, step_idx, agent) for the attribution baselines."""
-    return db.frame(
-        "SELECT trace_id, step_idx, agent FROM steps WHERE trace_id IN (SELECT unnest(?)) "
-        "ORDER BY trace_id, step_idx",
-        [list(trace_ids)],
     )
 
 
