@@ -3,7 +3,7 @@ confidence intervals, and expected calibration error. Plain numpy so any layer c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -72,6 +72,23 @@ def binary_scores(pred: Sequence[bool], ref: Sequence[bool]) -> BinaryScores:
         f1=f1,
         accuracy=float((p == r).mean()) if len(p) else float("nan"),
     )
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    n_items: int,
+    *,
+    reps: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile interval of statistic(indices) over resamples of the items (nan-safe), for
+    statistics that are not a function of a few cell counts (paired differences)."""
+    if n_items == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n_items, n_items)) for _ in range(reps)], dtype=float)
+    return _percentiles(values, level)
 
 
 def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
