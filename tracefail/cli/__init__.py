@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tracefail.cli.browse",
     "tracefail.cli.features",
     "tracefail.cli.stats",
+    "tracefail.cli.taxonomy",
     "tracefail.cli.attribution",
     "tracefail.cli.serve",
 ]

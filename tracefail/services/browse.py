@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -255,7 +256,8 @@ class BrowseService:
         """Accept or reject another source's label: a human label that agrees or disagrees."""
         present = bool(judged["present"]) if accept else not bool(judged["present"])
         action = "accepted" if accept else "rejected"
-        return self.label(
+        theirs = "present" if judged["present"] else "absent"
+        receipt = self.label(
             trace_id,
             judged["mode_id"],
             present,
@@ -265,6 +267,10 @@ class BrowseService:
             rationale=f"{action} {judged['source']} label {judged['label_id']}",
             based_on=judged["label_id"],
         )
+        # reject means "this verdict is wrong": say exactly which verdict was stored
+        said = f"{'accepting' if accept else 'rejecting'} {judged['source']}'s {theirs}"
+        mine = "present" if present else "absent"
+        return replace(receipt, description=f"you: {judged['mode_id']} {mine}, {said}")
 
     def mistake(self, trace_id: str, agent: str | None, step_idx: int, reason: str | None = None) -> Receipt:
         attribution = Attribution(

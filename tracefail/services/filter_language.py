@@ -72,6 +72,8 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
         threshold = _threshold(word)
         if threshold is not None:
             thresholds.append(threshold)
+        elif sep and key.isidentifier():  # a mistyped key must not become a zero-hit text search
+            raise FilterError(f"unknown filter key {key!r} (keys: {', '.join(FILTER_KEYS)})")
         else:
             free.append(word)
     return CorpusFilter(**values, features=tuple(thresholds), text=" ".join(free) or None)

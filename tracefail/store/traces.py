@@ -228,8 +228,8 @@ def _write(
                 "ingested_at": ingested,
             }
         )
-        labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
-        attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
+        labels.extend(lbl.model_copy(update={"run_id": lbl.run_id or run_id}) for lbl in trace.labels)
+        attributions.extend(a.model_copy(update={"run_id": a.run_id or run_id}) for a in trace.attributions)
     step_table = _step_columns(traces)
     with db.transaction():
         if replace:
