@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "tracefail.cli.browse",
     "tracefail.cli.features",
     "tracefail.cli.stats",
+    "tracefail.cli.search",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
