@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "tracefail.cli.features",
     "tracefail.cli.stats",
     "tracefail.cli.search",
+    "tracefail.cli.diff",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
