@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "tracefail.cli.stats",
     "tracefail.cli.search",
     "tracefail.cli.diff",
+    "tracefail.cli.clusters",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
