@@ -245,7 +245,8 @@ def _hits_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
 def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
     """The same matches found by reading every step (no index): a regex per part. No BM25,
     so the score is the number of parts (all equal); used when no current index can be built."""
-    checks, params = [], []
+    checks: list[str] = []
+    params: list[object] = []
     for part in parts:
         pattern = _phrase_regex(part.tokens)
         if part.prefix:
