@@ -63,7 +63,7 @@ def diff(
             folded += 1
             continue
         if folded:
-            table.add_row("", Text(f"… {folded} same steps", style="dim"), "", "", "", "")
+            table.add_row("", "", "", Text(f"… {folded} same steps", style="dim"), "", "")
             folded = 0
         style = "bold red" if i == result.first_divergence else None
         table.add_row(
@@ -76,7 +76,7 @@ def diff(
             style=style,
         )
     if folded:
-        table.add_row("", Text(f"… {folded} same steps", style="dim"), "", "", "", "")
+        table.add_row("", "", "", Text(f"… {folded} same steps", style="dim"), "", "")
     if result.first_divergence is not None:
         out.print(table)
         at = rows[result.first_divergence]
