@@ -135,6 +135,14 @@ def build_index(db: Database) -> IndexState:
         )
         # the index has its own copy of the terms; the text is read from `steps` for snippets
         db.execute("ALTER TABLE search_docs DROP COLUMN content")
+        # postings sorted by term: a query's term ids then touch a few row groups (DuckDB skips
+        # the others by their min/max), instead of scanning every posting of the corpus
+        db.execute(
+            f"CREATE TABLE {FTS_SCHEMA}.terms_by_term AS "
+            f"SELECT * FROM {FTS_SCHEMA}.terms ORDER BY termid, docid"
+        )
+        db.execute(f"DROP TABLE {FTS_SCHEMA}.terms")
+        db.execute(f"ALTER TABLE {FTS_SCHEMA}.terms_by_term RENAME TO terms")
         db.execute(
             "CREATE OR REPLACE TABLE search_index (n_steps BIGINT, latest_ingest TIMESTAMP, "
             "built_at TIMESTAMP, build_s DOUBLE)"
@@ -192,36 +200,59 @@ def _phrase_regex(tokens: tuple[str, ...]) -> str:
     return ("" if first_cjk else r"(^|[^\pL\pN])") + pattern + ("" if last_cjk else r"([^\pL\pN]|$)")
 
 
-def _hits_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
-    """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over query tokens."""
+_NO_HITS = "SELECT NULL::VARCHAR AS trace_id, NULL::INTEGER AS step_idx, NULL::DOUBLE AS score WHERE false"
+
+
+def _query_terms(db: Database, parts: list[QueryPart]) -> list[tuple[int, str, int, int]]:
+    """(part, token, term id, document frequency) for every query token, prefixes expanded."""
     rows, params = [], []
     for group, part in enumerate(parts):
-        tokens = part.tokens
-        for token in tokens:
+        for token in part.tokens:
             rows.append("(?, ?, ?)")
             params += [group, token, part.prefix]
-    phrases = [(g, p) for g, p in enumerate(parts) if p.phrase]
+    found = db.rows(
+        f"""
+        WITH q(grp, token, is_prefix) AS (VALUES {", ".join(rows)})
+        SELECT DISTINCT q.grp, q.token, d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q
+        ON (q.is_prefix AND starts_with(d.term, q.token)) OR (NOT q.is_prefix AND d.term = q.token)
+        """,
+        params,
+    )
+    return [(int(g), str(t), int(i), int(df)) for g, t, i, df in found]
+
+
+def _hits_sql(db: Database, parts: list[QueryPart]) -> tuple[str, list[object]]:
+    """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over query tokens.
+
+    The term ids go into the SQL as literals so DuckDB filters the postings while scanning
+    them (and skips row groups of other terms); a token absent from the index means no hit."""
+    wanted = {(g, t) for g, part in enumerate(parts) for t in part.tokens}
+    qterms = _query_terms(db, parts)
+    if {(g, t) for g, t, _, _ in qterms} != wanted:
+        return _NO_HITS, []
+    ids = ", ".join(sorted({str(i) for _, _, i, _ in qterms}))
+    params: list[object] = []
+    phrases = [p for p in parts if p.phrase]
     verify = ""
     if phrases:
         checks = " AND ".join("regexp_matches(lower(strip_accents(s.content)), ?)" for _ in phrases)
-        params += [_phrase_regex(p.tokens) for _, p in phrases]
+        params += [_phrase_regex(p.tokens) for p in phrases]
         verify = f"""
             JOIN steps s ON s.trace_id = hits.trace_id AND s.step_idx = hits.step_idx
             WHERE {checks}"""
+    # `token` numbers the (part, token) pairs so a prefix's expansions count as one
+    pairs = {(g, t): n for n, (g, t) in enumerate(sorted(wanted))}
+    values = ", ".join(f"({g}, {pairs[(g, t)]}, {i}, {df})" for g, t, i, df in qterms)
     sql = f"""
-        WITH q(grp, token, is_prefix) AS (VALUES {", ".join(rows)}),
-        qterms AS (
-            SELECT DISTINCT q.grp, q.token, d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q
-            ON (q.is_prefix AND starts_with(d.term, q.token)) OR (NOT q.is_prefix AND d.term = q.token)
-        ),
+        WITH qterms(grp, token, termid, df) AS (VALUES {values}),
         tf AS (
             SELECT t.docid, qt.grp, qt.token, qt.df, count(*) AS tf
             FROM {FTS_SCHEMA}.terms t JOIN qterms qt ON t.termid = qt.termid
+            WHERE t.termid IN ({ids})
             GROUP BY ALL
         ),
         matched AS (
-            SELECT docid FROM tf GROUP BY docid
-            HAVING count(DISTINCT (grp, token)) = (SELECT count(*) FROM (SELECT DISTINCT grp, token FROM q))
+            SELECT docid FROM tf GROUP BY docid HAVING count(DISTINCT token) = {len(wanted)}
         ),
         scored AS (
             SELECT tf.docid, sum(
@@ -258,7 +289,7 @@ def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
 
 
 def _matches(db: Database, parts: list[QueryPart], indexed: bool) -> tuple[str, list[object]]:
-    return _hits_sql(parts) if indexed else _scan_sql(parts)
+    return _hits_sql(db, parts) if indexed else _scan_sql(parts)
 
 
 def search_steps(
