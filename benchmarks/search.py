@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from tracefail.services import search as service
 from tracefail.store import Database
 from tracefail.store import search as store
 
-QUERIES = ["umbrella", "verification", "error", "python code", "answer final result", "forecast tomorrow"]
+QUERIES = ["umbrella", "verification", "error", "python code", "pandas dataframe", '"the answer"']
 
 
 def best(call: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -34,7 +35,8 @@ def best(call: Callable[[], object], repeat: int) -> tuple[float, object]:
 
 
 def ilike_scan(db: Database, query: str) -> tuple[int, int]:
-    words = query.split()
+    """Steps containing every word (a quoted phrase as one substring), case-insensitively."""
+    words = [m.group(1) or m.group(2) for m in re.finditer(r'"([^"]+)"|(\S+)', query)]
     where = " AND ".join("content ILIKE ?" for _ in words)
     row = db.rows(
         f"SELECT count(*), count(DISTINCT trace_id) FROM steps WHERE {where}", [f"%{w}%" for w in words]
