@@ -72,13 +72,13 @@ def test_parse_filter_round_trip() -> None:
         features=(FeatureThreshold("tok.surprisal_mean", ">", 4.5),),
         sort="steps",
         descending=True,
-        text="wrong answer",
+        text='"wrong answer"',  # a phrase for the search service
     )
     assert parse_filter(format_filter(f)) == f
     category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
     assert category.category_modes == ("3.1", "3.2")
     assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
-    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote'):
+    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
         with pytest.raises(FilterError):
             parse_filter(bad, {})
 
@@ -98,7 +98,8 @@ def test_trace_view_flags_and_markdown(service: BrowseService) -> None:
     assert "## Labels" in markdown and "| 3.2 | True | 0.91 | llm-judge:abc123 |" in markdown
     assert "Booked the wrong flight" in markdown
     assert service.trace("no:such") is None
-    assert service.search(SPAN_TRACE, "FLIGHT") == [0, 2, 3]
+    assert service.search(SPAN_TRACE, "FLIGHT") == [0, 3]  # whole words: not "flights"
+    assert service.search(SPAN_TRACE, "flight*") == [0, 2, 3]
 
 
 def test_human_labels_append_and_undo(service: BrowseService, corpus_path: Path) -> None:

@@ -15,7 +15,8 @@ index belongs to one state of the file: it is stamped with the file's and its wr
 log's identity, size and change times before it is read, and any call that finds another
 stamp drops it and answers with SQL until a new one is built (so a `tracefail label` run, an
 ingest or a human label elsewhere is never hidden). This service's own human writes drop it
-too. Free-text words still scan the steps in DuckDB, once per search text and index.
+too. Free-text words go through `tracefail.services.search` (the full-text index when it is
+current, else a scan), once per search text and index.
 """
 
 from __future__ import annotations
@@ -37,9 +38,12 @@ import polars as pl
 
 from tracefail import taxonomy
 from tracefail.model import Attribution, Label
+from tracefail.services.search import matching_traces, trace_matches
+from tracefail.services.spans import SpanTiming, span_waterfall
 from tracefail.store import Database, DatabaseLocked
 from tracefail.store import browse as store
 from tracefail.store.browse import CorpusFilter, CorpusIndex, Facets, FeatureThreshold
+from tracefail.store.search import SearchQueryError, parse_query
 
 T = TypeVar("T")
 
@@ -97,8 +101,15 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
         if threshold is not None:
             thresholds.append(threshold)
         else:
-            free.append(word)
-    return CorpusFilter(**values, features=tuple(thresholds), text=" ".join(free) or None)
+            # a quoted phrase ("wrong answer") stays a phrase for the search
+            free.append(f'"{word}"' if " " in word and not word.startswith('"') else word)
+    text = " ".join(free) or None
+    if text is not None:
+        try:
+            parse_query(text)
+        except SearchQueryError as exc:
+            raise FilterError(str(exc)) from None
+    return CorpusFilter(**values, features=tuple(thresholds), text=text)
 
 
 def _threshold(word: str) -> FeatureThreshold | None:
@@ -148,6 +159,7 @@ class TraceView:
     features: dict[str, list[float | None]]
     flagged: list[int] = field(default_factory=list)
     has_spans: bool = False
+    spans: tuple[SpanTiming, ...] = ()  # the span waterfall, when the trace has a span tree
 
     @property
     def trace_id(self) -> str:
@@ -393,7 +405,7 @@ class BrowseService:
             if text_ids is None and not scan:
                 return None
             if text_ids is None:
-                text_ids = self.read(lambda db: store.text_matches(db, f.text or ""))
+                text_ids = self.read(lambda db: matching_traces(db, f.text or ""))
                 if len(self._text) >= 8:
                     self._text.clear()
                 self._text[key] = text_ids
@@ -481,12 +493,15 @@ class BrowseService:
                 has_spans=any(s["parent_span_id"] for s in steps),
             )
             view.flagged = flagged_steps(view)
+            if view.has_spans:
+                view.spans = span_waterfall(db, trace_id)
             return view
 
         return self.read(run)
 
     def search(self, trace_id: str, text: str) -> list[int]:
-        return self.read(lambda db: store.search_steps(db, trace_id, text))
+        """Steps of one trace matching `text` (words, pre*, "phrases"), in trace order."""
+        return self.read(lambda db: trace_matches(db, trace_id, text))
 
     def taxonomy_modes(self) -> list[tuple[str, str, str, str]]:
         """Modes a human may add: the corpus' stored taxonomies, else the shipped default."""

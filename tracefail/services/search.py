@@ -17,7 +17,7 @@ from tracefail.store import Database
 from tracefail.store import search as store
 from tracefail.store.search import SearchQueryError
 
-__all__ = ["SearchHit", "SearchQueryError", "SearchResult", "matching_traces", "search"]
+__all__ = ["SearchHit", "SearchQueryError", "SearchResult", "matching_traces", "search", "trace_matches"]
 
 SNIPPET_CHARS = 160
 # a "word" for highlighting: one CJK character, or a run of letters/digits
@@ -82,7 +82,7 @@ def _index(db: Database) -> tuple[bool, float | None]:
 
 def search(db: Database, query: str, *, limit: int = 20, trace_id: str | None = None) -> SearchResult:
     """Steps matching every part of `query`, best BM25 score first (raises SearchQueryError)."""
-    parts = store.parse_query(db, query)
+    parts = store.parse_query(query)
     indexed, built_s = _index(db)
     top, n_steps, n_traces = store.search_steps(db, query, limit=limit, indexed=indexed, trace_id=trace_id)
     words = {t for p in parts if not p.prefix for t in p.tokens}
@@ -94,6 +94,11 @@ def search(db: Database, query: str, *, limit: int = 20, trace_id: str | None = 
             SearchHit(row["trace_id"], row["step_idx"], row["agent"], row["kind"], row["score"], text, marks)
         )
     return SearchResult(query, tuple(hits), n_steps, n_traces, indexed, built_s)
+
+
+def trace_matches(db: Database, trace_id: str, query: str) -> list[int]:
+    """Steps of one trace matching `query`, in trace order (the trace screen's `/`)."""
+    return store.trace_matches(db, trace_id, query)
 
 
 def matching_traces(db: Database, query: str) -> pl.Series:

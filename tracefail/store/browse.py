@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from tracefail.model import HEADLINE_FEATURES, Attribution, Label
-from tracefail.store import export
+from tracefail.store import export, search
 from tracefail.store.db import Database
 from tracefail.store.traces import insert_attributions, insert_labels
 
@@ -62,7 +62,7 @@ class CorpusFilter:
     source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
     agreement: Agreement | None = None
     features: tuple[FeatureThreshold, ...] = ()
-    text: str | None = None  # case-insensitive substring of some step's content
+    text: str | None = None  # words some step must contain (`tracefail.store.search` queries)
     sort: str = "trace_id"
     descending: bool = False
 
@@ -142,8 +142,9 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
         )
         params.extend([threshold.name, threshold.value])
     if f.text:
-        clauses.append("t.trace_id IN (SELECT trace_id FROM steps WHERE contains(lower(content), ?))")
-        params.append(f.text.lower())
+        clause, text_params = search.scan_clause(f.text)
+        clauses.append(f"t.{clause}")
+        params.extend(text_params)
     return (" AND ".join(clauses) or "TRUE"), params
 
 
@@ -290,16 +291,9 @@ def corpus_index(db: Database) -> CorpusIndex:
     )
 
 
-def text_matches(db: Database, text: str) -> pl.Series:
-    """Ids of traces with a step containing `text` (case-insensitive): a scan of every step."""
-    return db.frame(
-        "SELECT DISTINCT trace_id FROM steps WHERE contains(lower(content), ?)", [text.lower()]
-    ).get_column("trace_id")
-
-
 def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | None = None) -> np.ndarray:
     """Positions of the traces `f` selects, in its order: the in-memory twin of `_where` and
-    `page_traces`. `text_ids` are the traces matching `f.text` (`text_matches`), needed when set."""
+    `page_traces`. `text_ids` are the traces matching `f.text` (the search service), needed when set."""
     if f.sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
     traces = index.traces
@@ -497,14 +491,6 @@ def step_features(db: Database, trace_id: str) -> dict[str, list[float | None]]:
         values.extend([None] * (step_idx + 1 - len(values)))
         values[step_idx] = value
     return out
-
-
-def search_steps(db: Database, trace_id: str, text: str) -> list[int]:
-    rows = db.rows(
-        "SELECT step_idx FROM steps WHERE trace_id = ? AND contains(lower(content), ?) ORDER BY step_idx",
-        [trace_id, text.lower()],
-    )
-    return [r[0] for r in rows]
 
 
 def taxonomy_modes(db: Database) -> list[tuple[str, str, str, str]]:

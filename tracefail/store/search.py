@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,24 +163,22 @@ def ensure_index(db: Database) -> IndexState:
 
 
 # --- queries -------------------------------------------------------------------------------------
-def tokenize(db: Database, text: str) -> list[str]:
-    """Split text into tokens exactly as the index does (the fts `tokenize` macro's expression,
-    after putting CJK characters apart), so queries and documents always agree."""
-    row = db.rows(
-        f"SELECT string_split_regex(regexp_replace(lower(strip_accents(regexp_replace(?, "
-        f"'{_CJK_SQL}', ' \\1 ', 'g'))), '{_IGNORE}', ' ', 'g'), '\\s+')",
-        [text],
-    )
-    return [t for t in row[0][0] if t]
+def tokenize(text: str) -> list[str]:
+    """Split query text into tokens as the index splits documents: CJK characters apart, marks
+    stripped (what DuckDB's strip_accents removes: Unicode categories Mn, Mc, Me), lower-cased,
+    split on everything but letters and digits."""
+    spaced = _CJK.sub(lambda m: f" {m.group(0)} ", text)
+    stripped = "".join(c for c in unicodedata.normalize("NFD", spaced) if unicodedata.category(c)[0] != "M")
+    return [t for t in re.split(r"[\W_]+", unicodedata.normalize("NFC", stripped).lower()) if t]
 
 
-def parse_query(db: Database, query: str) -> list[QueryPart]:
+def parse_query(query: str) -> list[QueryPart]:
     parts: list[QueryPart] = []
     for match in _QUERY_PART.finditer(query):
         quoted, word = match.group(1), match.group(2)
         text = quoted if quoted is not None else word
         prefix = quoted is None and text.endswith("*")
-        tokens = tuple(tokenize(db, text.rstrip("*") if prefix else text))
+        tokens = tuple(tokenize(text.rstrip("*") if prefix else text))
         if tokens:
             # `tool_na*` is two tokens: searched as the phrase "tool na", not as a prefix
             parts.append(QueryPart(tokens, prefix=prefix and len(tokens) == 1))
@@ -288,6 +287,13 @@ def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
     return sql, params
 
 
+def scan_clause(query: str) -> tuple[str, list[object]]:
+    """`trace_id IN (...)` for the traces with a step matching `query`, by scanning the steps:
+    for SQL that has no connection at hand (the corpus filter); same matches as the index."""
+    sql, params = _scan_sql(parse_query(query))
+    return f"trace_id IN (SELECT trace_id FROM ({sql}))", params
+
+
 def _matches(db: Database, parts: list[QueryPart], indexed: bool) -> tuple[str, list[object]]:
     return _hits_sql(db, parts) if indexed else _scan_sql(parts)
 
@@ -297,7 +303,7 @@ def search_steps(
 ) -> tuple[pl.DataFrame, int, int]:
     """The best `limit` hits (trace_id, step_idx, agent, kind, score, content) by BM25, the
     number of matching steps and of matching traces."""
-    sql, params = _matches(db, parse_query(db, query), indexed)
+    sql, params = _matches(db, parse_query(query), indexed)
     where = "WHERE trace_id = ?" if trace_id is not None else ""
     found = db.frame(
         f"""
@@ -316,7 +322,14 @@ def search_steps(
     return found.drop("n_steps", "n_traces"), int(found["n_steps"][0]), int(found["n_traces"][0])
 
 
+def trace_matches(db: Database, trace_id: str, query: str) -> list[int]:
+    """Steps of one trace matching `query`, in trace order (a scan of that trace's steps)."""
+    sql, params = _scan_sql(parse_query(query))
+    rows = db.rows(f"SELECT step_idx FROM ({sql}) WHERE trace_id = ? ORDER BY step_idx", [*params, trace_id])
+    return [int(r[0]) for r in rows]
+
+
 def matching_traces(db: Database, query: str, *, indexed: bool = True) -> pl.Series:
     """Ids of traces with a step matching `query` (for the corpus filter)."""
-    sql, params = _matches(db, parse_query(db, query), indexed)
+    sql, params = _matches(db, parse_query(query), indexed)
     return db.frame(f"SELECT DISTINCT trace_id FROM ({sql})", params).get_column("trace_id")

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
 
 from tracefail.model import HEADLINE_FEATURES
 from tracefail.services.browse import Receipt, TraceView, change_points, trace_markdown
+from tracefail.tui import waterfall
 from tracefail.tui.charts import sparkline
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
 from tracefail.tui.text import PREVIEW_CHARS, literal, one_line
@@ -266,11 +267,15 @@ class TraceScreen(Screen[None]):
         tree.clear()
         nodes = {}
         by_span = {s["span_id"]: s for s in self.view.steps if s["span_id"]}
+        timings = {span.step_idx: span for span in self.view.spans}
+        total_s = waterfall.total_seconds(self.view.spans)
         for step in self.view.steps:
             parent = nodes.get(step["parent_span_id"]) if step["parent_span_id"] in by_span else None
             label = Text(f"{step['step_idx']} ", style="dim")
             label.append(one_line(step["name"] or step["kind"], 30), style="bold")
             label.append(f" {one_line(self._agent(step), 20)}", style=self.colours[self._agent(step)])
+            if step["step_idx"] in timings:
+                label.append_text(waterfall.columns(timings[step["step_idx"]], total_s))
             node = (parent or tree.root).add(label, data=step["step_idx"], expand=True)
             if step["span_id"]:
                 nodes[step["span_id"]] = node
