@@ -32,7 +32,7 @@ from textual.worker import WorkerState
 from tracefail.model import Outcome, Step, Trace
 from tracefail.services.browse import BrowseService
 from tracefail.store import Database
-from tracefail.store.browse import SPARK_FEATURES
+from tracefail.store.trace_view import SPARK_FEATURES
 from tracefail.store.traces import add_traces, list_traces
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen

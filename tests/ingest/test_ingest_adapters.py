@@ -250,7 +250,8 @@ def test_otel_genai_v2_events_and_v1_attributes() -> None:
     assert (events.steps[0].tokens_in, events.steps[0].tokens_out) == (20, 9)
     assert events.task == "Capital of Australia?"
     (attrs,) = parse(SAMPLES / "otel/genai_v1_attributes.json")
-    assert [s.content for s in attrs.steps] == ["Two failed deploys.", "The logs do not say."]
+    errored = "The logs do not say.\nerror: upstream timeout"  # an error span says its error
+    assert [s.content for s in attrs.steps] == ["Two failed deploys.", errored]
     assert [s.status for s in attrs.steps] == ["ok", "error"]
     assert attrs.steps[1].metadata["status_message"] == "upstream timeout"
 

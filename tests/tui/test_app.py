@@ -18,7 +18,7 @@ from tracefail.tui.screens.help import HelpScreen, binding_groups
 from tracefail.tui.screens.label_edit import LabelEditor
 from tracefail.tui.screens.stats import StatsScreen
 from tracefail.tui.screens.trace import TraceScreen
-from tracefail.tui.timeline import Timeline
+from tracefail.tui.widgets.timeline import Timeline
 
 SIZE = (140, 44)
 SPAN_TRACE = "demo:spans"  # built in conftest.py
@@ -115,11 +115,9 @@ async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> Non
         head = str(screen.query_one("#trace-head", Static).render())
         assert "OpenAI Agents" in head and "gpt-4o" in head
         await pilot.press("n")
-        assert screen.step == 2  # errored step
-        await pilot.press("n")
-        assert screen.step == 3  # evidence of 3.2
+        assert screen.step == 3  # evidence of 3.2 (the errored step 2 is marked, not flagged)
         await pilot.press("p")
-        assert screen.step == 2
+        assert screen.step == 3  # nothing flagged before it
         assert screen.feature == "tok.surprisal_mean"
         await pilot.press("f")
         assert screen.feature == "tok.entropy_mean"

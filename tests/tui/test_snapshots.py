@@ -23,7 +23,7 @@ async def _open_span_trace(pilot: Pilot) -> None:
     await _settle(pilot)
     await pilot.press("enter")
     await _settle(pilot)
-    await pilot.press("n", "n")  # the flagged evidence step
+    await pilot.press("n")  # the flagged evidence step
     await _settle(pilot)
 
 

@@ -16,6 +16,7 @@ import polars as pl
 from tracefail.analysis.agreement import cohen_kappa
 from tracefail.store import Database
 from tracefail.store import stats as q
+from tracefail.store.selection import CorpusFilter
 from tracefail.taxonomy import TaxonomyFile
 
 Z95 = 1.959963984540054
@@ -85,10 +86,11 @@ def code_map(db: Database, loaded: TaxonomyFile) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
-def select(db: Database, loaded: TaxonomyFile, source: str) -> None:
-    """Make the store's selection tables hold the labels every later call counts."""
+def select(db: Database, loaded: TaxonomyFile, source: str, within: CorpusFilter | None = None) -> None:
+    """Make the store's selection tables hold the labels every later call counts (of the traces
+    `within` selects, all when None)."""
     q.select_labels(
-        db, loaded.taxonomy.id, code_map(db, loaded), modes_frame(loaded), source_patterns(source)
+        db, loaded.taxonomy.id, code_map(db, loaded), modes_frame(loaded), source_patterns(source), within
     )
 
 

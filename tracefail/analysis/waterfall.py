@@ -23,7 +23,7 @@ class SpanTiming:
     tokens: int | None  # tokens in + out
     cost: float | None
     failing: bool
-    slowest: bool  # among the spans with the most self time
+    slowest: bool  # the most self time, or at least half of the most (at most three spans)
 
 
 def _cost(step: Step) -> float | None:
@@ -98,6 +98,8 @@ def waterfall(steps: list[Step]) -> list[SpanTiming]:
                 False,
             )
         )
+    # where the time went: the largest self time, and any other within half of it (at most 3)
     ranked = sorted((r for r in rows if r.self_s), key=lambda r: (-(r.self_s or 0.0), r.step_idx))
-    slowest = {r.step_idx for r in ranked[:N_SLOWEST]}
+    top = ranked[0].self_s or 0.0 if ranked else 0.0
+    slowest = {r.step_idx for r in ranked[:N_SLOWEST] if (r.self_s or 0.0) >= top / 2}
     return [replace(r, slowest=True) if r.step_idx in slowest else r for r in rows]

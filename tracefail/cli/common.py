@@ -21,6 +21,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
+EXIT_NOTHING = 4  # ingest: not one trace came in from the given paths
 
 DbOption = Annotated[
     Path,

@@ -12,6 +12,7 @@ import typer
 from tracefail.cli import app
 from tracefail.cli.common import (
     DEFAULT_DB_PATH,
+    EXIT_NOTHING,
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
@@ -74,6 +75,8 @@ def ingest(
         f"{counts['duplicates']} duplicates skipped, {counts['quarantined']} quarantined",
         highlight=False,
     )
+    if report.traces + report.duplicates == 0:
+        raise typer.Exit(EXIT_NOTHING)
     if report.quarantined:
         raise typer.Exit(EXIT_PARTIAL)
 

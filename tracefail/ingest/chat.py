@@ -14,7 +14,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, reason, text_of, with_id
 from tracefail.ingest.reader import iter_jsonl, loads
-from tracefail.model import Step, StepKind, ToolCall, Trace
+from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[ToolCall]:
@@ -67,6 +67,20 @@ def message_steps(messages: list[Any], *, first_idx: int = 0) -> list[Step]:
     return steps
 
 
+def outcome_of(value: Any) -> Outcome:
+    """A record's `outcome` (AdaMAST writes `{"status": "failure", "score": 0.0}`; others a word)."""
+    if isinstance(value, dict):
+        value = value.get("status", value.get("outcome"))
+    if isinstance(value, bool):
+        return Outcome.SUCCESS if value else Outcome.FAILURE
+    word = str(value or "").strip().lower()
+    if word in ("success", "succeeded", "pass", "passed", "resolved", "correct"):
+        return Outcome.SUCCESS
+    if word in ("failure", "failed", "fail", "error", "incorrect", "unresolved"):
+        return Outcome.FAILURE
+    return Outcome.UNKNOWN
+
+
 def first_user_text(messages: list[Any]) -> str | None:
     for message in messages:
         if isinstance(message, dict) and message.get("role") == "user":
@@ -92,14 +106,17 @@ class OpenAIChatAdapter:
                 messages = record["messages"]
                 if not messages:
                     raise ValueError("`messages` is empty")
-                native = record.get("id") or record.get("conversation_id")
+                native = record.get("id") or record.get("conversation_id") or record.get("trace_id")
                 yield with_id(
                     Trace(
                         trace_id="",
                         source="openai-chat",
                         native_id=str(native) if native is not None else None,
                         llm=record.get("model") if isinstance(record.get("model"), str) else None,
-                        task=first_user_text(messages),
+                        task=record["task"]
+                        if isinstance(record.get("task"), str)
+                        else first_user_text(messages),
+                        outcome=outcome_of(record.get("outcome")),
                         source_file=str(path),
                         metadata={k: v for k, v in record.items() if k not in {"messages", "id"}},
                         steps=message_steps(messages),

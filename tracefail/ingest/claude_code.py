@@ -104,7 +104,8 @@ class ClaudeCodeAdapter:
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         steps: list[Step] = []
-        session, summary, task = None, None, None
+        session, summary, task, agent_id = None, None, None, None
+        system_events: dict[str, int] = {}
         for raw in iter_jsonl(path):
             try:
                 entry = loads(raw.text)
@@ -114,6 +115,11 @@ class ClaudeCodeAdapter:
                 yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
                 continue
             session = session or entry.get("sessionId")
+            agent_id = agent_id or entry.get("agentId")
+            if entry["type"] == "system" and not entry.get("content"):  # turn_duration and the like
+                subtype = str(entry.get("subtype") or "system")
+                system_events[subtype] = system_events.get(subtype, 0) + 1
+                continue
             if entry["type"] == "summary":
                 summary = summary or entry.get("summary")
             if entry["type"] in _SKIP or entry.get("isMeta"):
@@ -132,16 +138,26 @@ class ClaudeCodeAdapter:
             yield Rejected("whole file", "no user or assistant entries in the session")
             return
         models = [s.model for s in steps if s.model]
+        metadata: dict[str, Any] = {"summary": summary} if summary else {}
+        if system_events:
+            metadata["system_events"] = system_events
+        native = session or path.stem
+        if agent_id:  # a sub-agent transcript: its own trace, linked to the parent session's
+            metadata.update(agent_id=agent_id, parent_trace_id=f"claude-code:{native}")
+            native = f"{native}/agent-{agent_id}"
+            for step in steps:
+                if step.role == "assistant":
+                    step.agent = f"agent-{agent_id}"
         yield with_id(
             Trace(
                 trace_id="",
                 source="claude-code",
-                native_id=session or path.stem,
+                native_id=native,
                 framework="Claude Code",
                 llm=models[0] if models else None,
                 task=task,
                 source_file=str(path),
-                metadata={"summary": summary} if summary else {},
+                metadata=metadata,
                 steps=steps,
             )
         )

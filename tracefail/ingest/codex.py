@@ -1,9 +1,12 @@
 """Codex CLI session rollouts (~/.codex/sessions/YYYY/MM/DD/rollout-*.jsonl): one file, one trace.
 
 Current files wrap each line as {timestamp, type, payload} with `session_meta`, `turn_context`,
-`response_item` (message, function_call, function_call_output, reasoning, ...) and `event_msg`
-(UI events that repeat the response items, skipped). Older files start with a bare
-{id, timestamp, instructions} line followed by bare response items; both are read.
+`response_item` (message, function_call, function_call_output, reasoning, web_search_call, ...)
+and `event_msg` (UI events that mostly repeat the response items). From the events we keep what
+exists nowhere else: a `user_message` whose text no response item carries (Codex Desktop writes
+the prompt only there) and `token_count` usage, which goes on the assistant step before it.
+Older files start with a bare {id, timestamp, instructions} line followed by bare response
+items; both are read.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.content import parse_json_text
 from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -52,12 +56,14 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             status=item.get("status"),
         )
     if kind in _OUTPUTS:
-        output = item.get("output")
+        output = parse_json_text(
+            item.get("output")
+        )  # shell output: '{"output": ..., "metadata": {exit_code}}'
+        failed = False
         if isinstance(output, dict):  # {"content": ..., "success": bool} in some versions
-            failed = output.get("success") is False
-            output = output.get("content", output)
-        else:
-            failed = False
+            meta = output.get("metadata") if isinstance(output.get("metadata"), dict) else {}
+            failed = output.get("success") is False or bool(meta.get("exit_code"))
+            output = output.get("content", output.get("output", output))
         return Step(
             step_idx=0,
             agent="tool",
@@ -67,6 +73,26 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             tool_call_id=item.get("call_id"),
             start_ts=when,
             status="error" if failed else None,
+        )
+    if kind == "web_search_call":
+        action = item.get("action") if isinstance(item.get("action"), dict) else {}
+        return Step(
+            step_idx=0,
+            agent="assistant",
+            role="assistant",
+            kind=StepKind.TOOL,
+            name="web_search",
+            content=" ".join(  # search: its query; find_in_page / open_page: the url and pattern
+                str(action[k]) for k in ("query", "url", "pattern") if action.get(k)
+            ),
+            tool_calls=[
+                ToolCall(
+                    id=item.get("id"), name="web_search", arguments=json.dumps(action, ensure_ascii=False)
+                )
+            ],
+            start_ts=when,
+            model=model,
+            status=item.get("status"),
         )
     if kind == "reasoning":
         summary = "\n".join(text_of(s.get("text")) for s in item.get("summary") or [] if isinstance(s, dict))
@@ -85,6 +111,27 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             else None
         )
     return None
+
+
+def _event(payload: dict[str, Any], ts: Any, steps: list[Step], prompts: list[Step]) -> None:
+    """The parts of a UI event no response item carries: a user prompt, token usage."""
+    kind = payload.get("type")
+    if kind == "user_message" and payload.get("message"):
+        prompts.append(
+            Step(
+                step_idx=0,
+                agent="user",
+                role="user",
+                content=text_of(payload["message"]),
+                start_ts=parse_time(ts),
+            )
+        )
+    elif kind == "token_count" and isinstance(payload.get("info"), dict):
+        usage = payload["info"].get("last_token_usage") or {}
+        last = next((s for s in reversed(steps) if s.role == "assistant"), None)
+        if last is not None and isinstance(usage, dict) and last.tokens_in is None:
+            last.tokens_in = as_int(usage.get("input_tokens"))
+            last.tokens_out = as_int(usage.get("output_tokens"))
 
 
 class CodexAdapter:
@@ -106,6 +153,7 @@ class CodexAdapter:
         steps: list[Step] = []
         meta: dict[str, Any] = {}
         model = None
+        prompts: list[Step] = []  # event_msg user_message steps, kept when no response item says them
         for raw in iter_jsonl(path):
             try:
                 line = loads(raw.text)
@@ -124,6 +172,8 @@ class CodexAdapter:
                 model = payload.get("model") or model
             elif kind is None and not meta and "instructions" in line and "id" in line:
                 meta = line
+            elif kind == "event_msg" and isinstance(payload, dict):
+                _event(payload, line.get("timestamp"), steps, prompts)
             else:
                 item = payload if kind == "response_item" else line  # older files: bare items
                 if (
@@ -140,6 +190,20 @@ class CodexAdapter:
                 if step:
                     step.step_idx = len(steps)
                     steps.append(step)
+        said = {s.content.strip() for s in steps if s.role == "user"}
+        for prompt in prompts:
+            if prompt.content.strip() not in said:
+                at = next(
+                    (
+                        i
+                        for i, s in enumerate(steps)
+                        if s.start_ts and prompt.start_ts and s.start_ts > prompt.start_ts
+                    ),
+                    len(steps),
+                )
+                steps.insert(at, prompt)
+        for index, step in enumerate(steps):
+            step.step_idx = index
         if not steps:
             yield Rejected("whole file", "no response items (messages, tool calls) in the session")
             return

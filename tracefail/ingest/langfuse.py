@@ -1,7 +1,10 @@
 """Langfuse trace exports: a trace object with its `observations` (API `GET /traces/{id}`, UI export).
 
-Accepted shapes: one trace object, a list of them, or `{"data": [...]}`. Observations become
-steps ordered by `startTime`; `parentObservationId` is the parent span (null: child of the trace).
+Accepted shapes: one trace object, `{"trace": {...}, "observations": [...]}` (the UI/SDK export),
+a list of either, or `{"data": [...]}`. Observations become steps ordered by `startTime`;
+`parentObservationId` is the parent span (null: child of the trace). A generation's content is
+its output made readable (provider envelopes unwrapped); the trace's `scores` are kept, and a
+boolean or 0/1 score that names success decides the outcome.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
-from tracefail.ingest.chat import tool_calls_of
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
-from tracefail.model import Step, StepKind, ToolCall, Trace
+from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads, open_text
+from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
     "GENERATION": StepKind.LLM,
@@ -29,14 +32,33 @@ _TYPES = {
 }
 
 
-def _output(value: Any) -> tuple[str, list[ToolCall]]:
-    """A generation's output: a message, a list of choices/messages, or any JSON."""
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        found = [_output(v.get("message", v)) for v in value]
-        return "\n".join(t for t, _ in found if t), [c for _, cs in found for c in cs]
-    if isinstance(value, dict) and ("content" in value or "tool_calls" in value):
-        return text_of(value.get("content")), tool_calls_of(value)
-    return text_of(value), []
+_OUTCOME_WORDS = ("success", "correct", "pass", "resolved", "solved", "reward", "accuracy", "task_completion")
+
+
+def _outcome(scores: list[Any]) -> Outcome:
+    """Success/failure from the first boolean or 0/1 score whose name says success."""
+    for score in scores:
+        if not isinstance(score, dict):
+            continue
+        name = str(score.get("name") or "").lower()
+        value = score.get("value", score.get("stringValue"))
+        if not any(word in name for word in _OUTCOME_WORDS) and score.get("dataType") != "BOOLEAN":
+            continue
+        if isinstance(value, str):
+            value = {"true": 1, "false": 0, "pass": 1, "fail": 0}.get(value.lower(), value)
+        if value in (0, 1, True, False):
+            return Outcome.SUCCESS if value else Outcome.FAILURE
+    return Outcome.UNKNOWN
+
+
+def unwrap(item: dict[str, Any]) -> dict[str, Any]:
+    """`{"trace": {...}, "observations": [...], "scores": [...]}` -> one trace object."""
+    if isinstance(item.get("trace"), dict) and "id" not in item:
+        merged = {**item["trace"], **{k: v for k, v in item.items() if k != "trace"}}
+        if not isinstance(merged.get("observations"), list):
+            merged["observations"] = item["trace"].get("observations")
+        return merged
+    return item
 
 
 def _usage(obs: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -50,6 +72,7 @@ def _usage(obs: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
+    record = unwrap(record)
     observations = record.get("observations")
     if not isinstance(observations, list) or not record.get("id"):
         raise ValueError("not a Langfuse trace (needs `id` and an `observations` list)")
@@ -66,11 +89,19 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
     steps = []
     for idx, (_, obs) in enumerate(ordered):
         kind = _TYPES.get(str(obs.get("type") or "").upper(), StepKind.OTHER)
-        content, calls = _output(obs.get("output"))
+        content, calls = readable(obs.get("output"))
         tokens_in, tokens_out = _usage(obs)
         if kind is StepKind.TOOL and not calls:
-            calls = [ToolCall(name=str(obs.get("name") or "?"), arguments=text_of(obs.get("input")))]
+            args = obs.get("input")
+            calls = [
+                ToolCall(
+                    name=str(obs.get("name") or "?"),
+                    arguments=args if isinstance(args, str) else text_of(args),
+                )
+            ]
         level = str(obs.get("level") or "").upper()
+        if level == "ERROR" and obs.get("statusMessage") and obs["statusMessage"] not in content:
+            content = f"{content}\nerror: {obs['statusMessage']}".strip()
         meta = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
         steps.append(
             Step(
@@ -112,6 +143,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         from tracefail.ingest.chat import first_user_text
 
         task = first_user_text(task["messages"])
+    scores = record.get("scores") if isinstance(record.get("scores"), list) else []
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(
@@ -120,11 +152,12 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
             native_id=str(record["id"]),
             framework=None,
             llm=models[0] if models else None,
-            task=text_of(task) or None,
+            task=readable(task)[0] or None,
+            outcome=_outcome(scores),
             source_file=source_file,
             metadata={
                 k: record[k]
-                for k in ("name", "sessionId", "userId", "tags", "metadata", "output")
+                for k in ("name", "sessionId", "userId", "tags", "metadata", "output", "scores")
                 if record.get(k)
             },
             steps=steps,
@@ -134,15 +167,20 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
 
 class LangfuseAdapter:
     name = "langfuse"
-    description = "Langfuse trace export JSON (trace with `observations`; one, a list, or {data: [...]})"
-    suffixes = (".json",)
+    description = "Langfuse trace export (trace with `observations`; one, a list, {data: [...]}, or JSONL)"
+    suffixes = (".json", ".jsonl", ".ndjson")
 
     def sniff(self, path: Path, head: str) -> bool:
-        return first_char(head) in "{[" and '"observations"' in head
+        if path.suffix != ".json":
+            first = first_json(head)
+            return isinstance(first, dict) and "observations" in {*first, *mapping(first.get("trace"))}
+        return first_char(head) in "{[" and '"observations"' in head and '"resourceSpans"' not in head
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        if first_char(_head(path)) == "[":
-            records: Iterator[RawRecord] = iter_json_array(path)
+        if path.suffix != ".json":
+            records: Iterator[RawRecord] = iter_jsonl(path)
+        elif first_char(_head(path)) == "[":
+            records = iter_json_array(path)
         else:
             with open_text(path) as fh:
                 records = iter([RawRecord("whole file", fh.read())])

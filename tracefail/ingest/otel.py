@@ -9,6 +9,7 @@ span produced (its output messages, a tool's result); the input is not stored pe
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import defaultdict
@@ -17,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
+from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 _KINDS = {
     "LLM": StepKind.LLM,
@@ -246,9 +249,12 @@ def _kind(attrs: dict[str, Any]) -> StepKind:
 
 def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
-    attrs, events = span["attributes"], span["events"]
+    attrs, events = normalise(span["attributes"]), span["events"]
     kind = _kind(attrs)
     content, calls, call_id = output_of(attrs, events)
+    problem = span["status_message"] or attrs.get("error.message") or attrs.get("exception.message")
+    if _status(span["status"]) == "error" and problem and str(problem) not in content:
+        content = f"{content}\nerror: {problem}".strip()
     tool_name = attrs.get("gen_ai.tool.name", attrs.get("tool.name"))
     if kind is StepKind.TOOL and not calls and tool_name:
         args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))
@@ -341,8 +347,8 @@ def _otlp_span(span: dict[str, Any], service: str | None) -> dict[str, Any]:
     ]
     status = span.get("status") or {}
     return {
-        "span_id": span.get("spanId") or None,
-        "parent_span_id": span.get("parentSpanId") or None,
+        "span_id": hex_id(span.get("spanId")),
+        "parent_span_id": hex_id(span.get("parentSpanId")),
         "name": span.get("name"),
         "attributes": attributes(span.get("attributes")),
         "events": events,
@@ -354,9 +360,23 @@ def _otlp_span(span: dict[str, Any], service: str | None) -> dict[str, Any]:
     }
 
 
+def hex_id(value: Any) -> str | None:
+    """Trace and span ids as hex: OTLP/JSON says hex, but protobuf-to-JSON dumps (older Tempo
+    exports among them) write base64, and the same trace must get the same id either way."""
+    if not value:
+        return None
+    text = str(value)
+    if _HEX.fullmatch(text):
+        return text.lower()
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except ValueError:
+        return text
+
+
 def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """(traceId, normalised span) for every span of one OTLP/JSON export document."""
-    for resource_spans in document.get("resourceSpans") or []:
+    for resource_spans in document.get("resourceSpans") or document.get("batches") or []:  # Tempo: batches
         resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
         for scope_spans in (
             resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
@@ -364,34 +384,105 @@ def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]
             for span in scope_spans.get("spans") or []:
                 if not isinstance(span, dict) or not span.get("traceId"):
                     raise ValueError("a span without `traceId`")
-                yield span["traceId"], _otlp_span(span, resource.get("service.name"))
+                yield str(hex_id(span["traceId"])), _otlp_span(span, resource.get("service.name"))
+
+
+def otlp_log_events(document: dict[str, Any]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
+    """(traceId, spanId, event) for every log record of an OTLP/JSON logs document. GenAI
+    instrumentations (Google ADK among them) log messages as `gen_ai.*` log records instead of
+    span events; the record body becomes the event's `message`, as generation 2 puts it."""
+    from tracefail.ingest.content import readable
+
+    for resource_logs in document.get("resourceLogs") or []:
+        for scope_logs in (
+            resource_logs.get("scopeLogs") or resource_logs.get("instrumentationLibraryLogs") or []
+        ):
+            for record in scope_logs.get("logRecords") or []:
+                if not isinstance(record, dict) or not record.get("traceId"):
+                    continue  # a log line outside any trace is not a step of one
+                attrs = attributes(record.get("attributes"))
+                body = any_value(record.get("body"))
+                text, calls = readable(
+                    body.get("content", body.get("message", body)) if isinstance(body, dict) else body
+                )
+                message = {
+                    "role": (body.get("role") if isinstance(body, dict) else None) or "assistant",
+                    "content": text,
+                    "tool_calls": [
+                        {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}} for c in calls
+                    ],
+                }
+                yield (
+                    str(hex_id(record["traceId"])),
+                    hex_id(record.get("spanId")),
+                    {
+                        "name": record.get("eventName") or attrs.get("event.name") or "log",
+                        "attributes": {**attrs, "message": message},
+                        "time": parse_time(record.get("timeUnixNano") or record.get("observedTimeUnixNano")),
+                    },
+                )
+
+
+def _attach_logs(grouped: dict[str, list[dict[str, Any]]], logs: list[tuple[str, str | None, dict]]) -> None:
+    """Log records join their span's events; a record whose span is not in the file is its own step."""
+    by_span = {span["span_id"]: span for spans in grouped.values() for span in spans}
+    for trace_id, span_id, event in logs:
+        if span_id in by_span:
+            by_span[span_id]["events"].append(event)
+            continue
+        message = event["attributes"]["message"]
+        grouped[trace_id].append(
+            {
+                "span_id": None,
+                "parent_span_id": span_id,
+                "name": event["name"],
+                "attributes": {"output.value": message["content"]},
+                "events": [],
+                "start": event["time"],
+                "end": None,
+                "status": None,
+                "status_message": None,
+                "service": None,
+            }
+        )
+
+
+_OTLP_KEYS = ("resourceSpans", "batches", "resourceLogs")
 
 
 class OtlpAdapter:
     name = "otel"
-    description = "OpenTelemetry OTLP/JSON resourceSpans (GenAI semconv 1-3, OpenInference); .json/.jsonl"
+    description = (
+        "OpenTelemetry OTLP/JSON resourceSpans (GenAI semconv 1-3, OpenInference, Google ADK, Vercel AI), "
+        "Grafana Tempo `batches`, `gen_ai.*` log records (resourceLogs); .json/.jsonl"
+    )
     suffixes = (".json", ".jsonl", ".ndjson")
 
     def sniff(self, path: Path, head: str) -> bool:
         if path.suffix == ".json":
-            return first_char(head) == "{" and '"resourceSpans"' in head
+            return first_char(head) == "{" and any(f'"{key}"' in head for key in _OTLP_KEYS)
         first = first_json(head)
-        return isinstance(first, dict) and "resourceSpans" in first
+        return isinstance(first, dict) and any(key in first for key in _OTLP_KEYS)
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         documents = (
             iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", _read(path))])
         )
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        logs: list[tuple[str, str | None, dict[str, Any]]] = []
         for raw in documents:  # a trace's spans may be spread over several export batches
             try:
                 document = loads(raw.text)
-                if not isinstance(document, dict) or "resourceSpans" not in document:
-                    raise ValueError("not an OTLP/JSON export (no `resourceSpans`)")
+                if not isinstance(document, dict) or not any(key in document for key in _OTLP_KEYS):
+                    raise ValueError(
+                        "not an OTLP/JSON export (no `resourceSpans`, `batches` or `resourceLogs`)"
+                    )
                 for trace_id, span in otlp_spans(document):
                     grouped[trace_id].append(span)
+                logs.extend(otlp_log_events(document))
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
+        _attach_logs(grouped, logs)
         for trace_id, spans in grouped.items():
             try:
                 yield spans_to_trace(trace_id, spans, str(path), {"format": "otlp"})

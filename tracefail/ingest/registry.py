@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tracefail.ingest.adamast import AdaMastAdapter
+from tracefail.ingest.atif import AtifAdapter
+from tracefail.ingest.autogen_state import AutoGenStateAdapter
 from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
+from tracefail.ingest.jaeger import JaegerAdapter
 from tracefail.ingest.langfuse import LangfuseAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
-from tracefail.ingest.reader import SourceError, read_head
+from tracefail.ingest.phoenix import PhoenixAdapter
+from tracefail.ingest.reader import SourceError
+from tracefail.ingest.sniff_views import views
+from tracefail.ingest.span_attributes import SpanAttributesAdapter
 from tracefail.ingest.taubench import TauBenchAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
 
@@ -27,8 +35,15 @@ ADAPTERS: list[Adapter] = [
     InspectAdapter(),
     OtlpAdapter(),
     SpanTreeAdapter(),
+    JaegerAdapter(),
+    PhoenixAdapter(),
+    AtifAdapter(),
+    GeminiCliAdapter(),
+    AutoGenStateAdapter(),
+    AdaMastAdapter(),
     CodexAdapter(),
     ClaudeCodeAdapter(),
+    SpanAttributesAdapter(),
     OpenAIChatAdapter(),
 ]
 
@@ -44,11 +59,12 @@ def by_name(name: str) -> Adapter:
 
 
 def detect(path: Path) -> Adapter:
-    """The adapter for `path`; SourceError with a one-line reason when none fits."""
-    head = "" if path.suffix in {".parquet", ".eval"} else read_head(path)
-    for adapter in ADAPTERS:
-        if path.suffix in adapter.suffixes and adapter.sniff(path, head):
-            return adapter
+    """The adapter for `path`; SourceError with a one-line reason when none fits. Sniffers see
+    the first 64 KiB first, then wider views only while none has matched (`sniff_views`)."""
+    for view in views(path):
+        for adapter in ADAPTERS:
+            if path.suffix in adapter.suffixes and adapter.sniff(path, view):
+                return adapter
     raise SourceError("format not recognised (use --format; `tracefail formats` lists them)")
 
 

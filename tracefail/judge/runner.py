@@ -24,10 +24,9 @@ from tracefail.store.labels import (
     interrupt_stale_runs,
     latest_calibrations,
     save_judgement,
-    trace_header,
 )
 from tracefail.store.runs import config_hash, finish_run, start_run
-from tracefail.store.traces import get_steps
+from tracefail.store.traces import get_steps, trace_header
 from tracefail.taxonomy import TaxonomyFile, register
 
 Progress = Callable[[int, int], None]

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from tracefail.analysis.diff import AlignedStep, align, first_divergence
 from tracefail.model import Step
 from tracefail.store import Database
-from tracefail.store import browse as browse_store
-from tracefail.store.traces import get_steps
+from tracefail.store import trace_view as view_store
+from tracefail.store.traces import get_steps, trace_header
 
 PREVIEW_CHARS = 300
 
@@ -67,10 +67,10 @@ def _where(steps: tuple[int, ...], divergent: int | None) -> str:
 
 def _labels(db: Database, trace_id: str, divergent: int | None) -> tuple[RunLabel, ...]:
     found = []
-    for row in browse_store.trace_labels(db, trace_id).filter(present=True).iter_rows(named=True):
+    for row in view_store.trace_labels(db, trace_id).filter(present=True).iter_rows(named=True):
         steps = tuple(sorted(row["evidence_steps"] or ()))
         found.append(RunLabel(row["source"], f"mode {row['mode_id']}", steps, _where(steps, divergent)))
-    for row in browse_store.trace_attributions(db, trace_id).iter_rows(named=True):
+    for row in view_store.trace_attributions(db, trace_id).iter_rows(named=True):
         steps = () if row["step_idx"] is None else (int(row["step_idx"]),)
         what = f"mistake by {row['agent']}" if row["agent"] else "mistake"
         found.append(RunLabel(row["source"], what, steps, _where(steps, divergent)))
@@ -78,7 +78,7 @@ def _labels(db: Database, trace_id: str, divergent: int | None) -> tuple[RunLabe
 
 
 def _side(db: Database, trace_id: str, steps: list[Step], divergent: int | None) -> RunSide:
-    head = browse_store.trace_head(db, trace_id) or {}
+    head = trace_header(db, trace_id) or {}
     step = next((s for s in steps if s.step_idx == divergent), None)
     return RunSide(
         trace_id,
@@ -94,7 +94,7 @@ def _side(db: Database, trace_id: str, steps: list[Step], divergent: int | None)
 def diff_runs(db: Database, trace_a: str, trace_b: str) -> RunDiff:
     """Align two stored runs step by step (raises DiffError for an unknown trace id)."""
     for trace_id in (trace_a, trace_b):
-        if browse_store.trace_head(db, trace_id) is None:
+        if trace_header(db, trace_id) is None:
             raise DiffError(f"{trace_id}: no such trace in {db.path}")
     steps_a, steps_b = get_steps(db, trace_a), get_steps(db, trace_b)
     rows = align(steps_a, steps_b)

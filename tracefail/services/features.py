@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tracefail.services.selection import UnknownTraceError, select_traces
 from tracefail.store import Database
 from tracefail.store import features as feature_store
 from tracefail.store import runs as run_store
@@ -43,19 +44,6 @@ class FeatureReport:
         }
 
 
-def select_traces(db: Database, trace_ids: list[str] | None, limit: int | None) -> list[str]:
-    """The requested traces in corpus order; unknown ids are an error naming them."""
-    if not trace_ids:
-        return trace_store.trace_ids(db, limit)
-    known = set(trace_store.trace_ids(db))
-    missing = [t for t in trace_ids if t not in known]
-    if missing:
-        from tracefail.features.errors import FeatureError
-
-        raise FeatureError(f"no such trace(s) in the corpus: {', '.join(missing)}")
-    return list(dict.fromkeys(trace_ids))[:limit] if limit is not None else list(dict.fromkeys(trace_ids))
-
-
 def extract_features(
     db: Database,
     *,
@@ -79,7 +67,10 @@ def extract_features(
     from tracefail.features.extract import EXTRACTOR_VERSION, ExtractConfig, Extractor
     from tracefail.features.loading import load_causal_lm
 
-    selected = select_traces(db, trace_ids, limit)
+    try:
+        selected = select_traces(db, trace_ids, limit)
+    except UnknownTraceError as exc:
+        raise FeatureError(str(exc)) from None
     config = ExtractConfig(window=window, stride=stride, layers=layers)
     if loaded is None:
         loaded = load_causal_lm(model, device=device)

@@ -9,8 +9,8 @@ from typing import Any
 
 from tracefail.judge.backend import TASKS
 from tracefail.judge.runner import LabelReport, Progress, label_corpus
+from tracefail.services.selection import UnknownTraceError, select_traces
 from tracefail.store import Database
-from tracefail.store.traces import trace_ids as all_trace_ids
 from tracefail.taxonomy import DEFAULT_TAXONOMY, find
 
 
@@ -78,16 +78,6 @@ def build_judge(spec: JudgeSpec) -> Any:
     raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL or openai:MODEL")
 
 
-def select_traces(db: Database, traces: Sequence[str] | None, limit: int | None) -> list[str]:
-    if traces:
-        known = set(all_trace_ids(db))
-        missing = [t for t in traces if t not in known]
-        if missing:
-            raise LabelUsageError(f"no such trace(s): {', '.join(missing[:5])}")
-        return list(dict.fromkeys(traces))
-    return all_trace_ids(db, limit)
-
-
 def label(
     db: Database,
     *,
@@ -103,7 +93,10 @@ def label(
     loaded = find(taxonomy)
     backend = build_judge(judge) if isinstance(judge, JudgeSpec) else judge
     concurrency = judge.concurrency if isinstance(judge, JudgeSpec) and judge.spec.startswith("openai") else 1
-    chosen = select_traces(db, traces, limit)
+    try:
+        chosen = select_traces(db, traces, limit)
+    except UnknownTraceError as exc:
+        raise LabelUsageError(str(exc)) from None
     return label_corpus(
         db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress
     )

@@ -17,9 +17,11 @@ from tracefail.analysis.audit import AuditResult
 from tracefail.graph import handoff
 from tracefail.graph.handoff import GraphMeasures
 from tracefail.model import HEADLINE_FEATURES
-from tracefail.store import Database
+from tracefail.store import Database, trace_view
+from tracefail.store import selection as selection_store
 from tracefail.store import stats as stats_store
-from tracefail.taxonomy import TaxonomyFile, find
+from tracefail.store.selection import CorpusFilter
+from tracefail.taxonomy import DEFAULT_TAXONOMY, TaxonomyFile, find
 
 
 class StatsUsageError(ValueError):
@@ -48,7 +50,89 @@ def stats(
     return analysis.compute(db, load_taxonomy(taxonomy), source, by)
 
 
-@dataclass
+@dataclass(frozen=True)
+class ModeRate:
+    """One mode's prevalence in one group, as the `modes` section of `tracefail stats` has it."""
+
+    group: str
+    mode_id: str
+    labelled: int  # traces some selected source labelled for the mode
+    affected: int  # of those, traces where some source's latest label says present
+    prevalence: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class ModePair:
+    mode_a: str
+    mode_b: str
+    traces: int  # traces with both modes present
+
+
+@dataclass(frozen=True)
+class PositionBin:
+    bin: int  # tenths of the trace length
+    mistakes: int  # attributed mistake steps in the bin
+
+
+@dataclass(frozen=True)
+class SelectionStats:
+    """What the TUI's stats screen draws, for the traces the corpus filter selects: the same
+    prevalence and co-occurrence `tracefail stats --by framework|llm` computes."""
+
+    taxonomy: str
+    total: int
+    by_framework: tuple[ModeRate, ...]
+    by_llm: tuple[ModeRate, ...]
+    cooccurrence: tuple[ModePair, ...]
+    positions: tuple[PositionBin, ...]
+
+
+def _rates(frame: pl.DataFrame) -> tuple[ModeRate, ...]:
+    present = frame.filter(pl.col("affected") > 0).sort(
+        ["prevalence", "group", "mode_id"], descending=[True, False, False]
+    )
+    return tuple(
+        ModeRate(
+            group=r["group"],
+            mode_id=r["mode_id"],
+            labelled=r["labelled"],
+            affected=r["affected"],
+            prevalence=r["prevalence"],
+            ci_low=r["ci_low"],
+            ci_high=r["ci_high"],
+        )
+        for r in present.iter_rows(named=True)
+    )
+
+
+def selection_stats(
+    db: Database, within: CorpusFilter, *, taxonomy: str = DEFAULT_TAXONOMY, top_pairs: int = 15
+) -> SelectionStats:
+    """Prevalence per framework and per llm, co-occurring modes and mistake positions of the
+    selected traces, from the same selection tables as `tracefail stats` (latest label per
+    source by creation time, older taxonomy rounds remapped)."""
+    loaded = load_taxonomy(taxonomy)
+    analysis.select(db, loaded, "all", within)
+    pairs = analysis.cooccurrence(db).filter(pl.col("n_ab") > 0)
+    pairs = pairs.sort(["n_ab", "mode_a", "mode_b"], descending=[True, False, False]).head(top_pairs)
+    tax = loaded.taxonomy
+    return SelectionStats(
+        taxonomy=f"{tax.id}@{tax.version}",
+        total=selection_store.count_traces(db, within),
+        by_framework=_rates(analysis.mode_prevalence(db, loaded, "framework")),
+        by_llm=_rates(analysis.mode_prevalence(db, loaded, "llm")),
+        cooccurrence=tuple(
+            ModePair(a, b, n) for a, b, n in pairs.select("mode_a", "mode_b", "n_ab").iter_rows()
+        ),
+        positions=tuple(
+            PositionBin(b, n) for b, n in stats_store.attribution_positions(db, within).iter_rows()
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class TraceGraph:
     trace_id: str
     framework: str | None
@@ -59,13 +143,15 @@ class TraceGraph:
 
 
 def trace_graph(db: Database, trace_id: str) -> TraceGraph:
-    """The hand-off graph of one trace with the flagged steps and the attributed agent marked."""
+    """The hand-off graph of one trace with the flagged steps and the chosen (newest)
+    attribution's agent marked: the CLI's `graph TRACE` and the TUI's graph screen."""
     from tracefail.store.traces import get_trace
 
     found = get_trace(db, trace_id)
     if found is None:
         raise StatsUsageError(f"{db.path}: no trace {trace_id!r} (see `tracefail ls`)")
-    flagged, mistake = stats_store.trace_markers(db, trace_id)
+    flagged = trace_view.flagged_steps(db, trace_id)
+    mistake = trace_view.mistake_agent(db, trace_id)
     graph = handoff.handoff_graph(found["steps"], flagged=flagged, mistake_agent=mistake)
     return TraceGraph(
         trace_id,

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from tracefail.store.db import Database, StoreError
+from tracefail.store.selection import CorpusFilter, count_traces, selection_sql
 
 FORMATS = ("jsonl", "parquet", "csv")
 
@@ -52,3 +53,12 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
             f"{out}: cannot write ({str(exc).splitlines()[0].removeprefix('IO Error: ')})"
         ) from None
     return db.rows("SELECT count(*) FROM traces")[0][0]
+
+
+def export_selection(db: Database, f: CorpusFilter, out: Path) -> int:
+    """The selected traces with steps, labels and attributions as JSONL (one trace a line)."""
+    selection, params = selection_sql(f)
+    target = str(out).replace("'", "''")
+    nested = f"SELECT * FROM ({_NESTED}) n WHERE n.trace_id IN ({selection})"
+    db.execute(f"COPY ({nested}) TO '{target}' (FORMAT json)", params)
+    return count_traces(db, f)

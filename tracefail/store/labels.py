@@ -85,11 +85,6 @@ def step_agents(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
     )
 
 
-def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
-    frame = db.frame("SELECT trace_id, task, framework, n_steps FROM traces WHERE trace_id = ?", [trace_id])
-    return frame.to_dicts()[0] if frame.height else None
-
-
 def save_calibrations(db: Database, rows: Sequence[dict[str, Any]]) -> None:
     created = now()
     with db.transaction():

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from tracefail.store.db import Database
+from tracefail.store.selection import CorpusFilter, selection_sql
 
 GROUP_COLUMNS = {
     "framework": "t.framework",
@@ -39,8 +40,10 @@ def select_labels(
     code_map: pl.DataFrame,
     modes: pl.DataFrame,
     source_patterns: Sequence[str],
+    within: CorpusFilter | None = None,
 ) -> None:
-    """(Re)build the TEMP selection tables for one taxonomy and a set of source LIKE patterns.
+    """(Re)build the TEMP selection tables for one taxonomy and a set of source LIKE patterns,
+    over the traces `within` selects (all when None).
 
     `code_map`: taxonomy_version, code, mode_name -> mode_id; `modes`: mode_id, name, category,
     stage. Labels without a usable answer (present NULL) are not part of any count.
@@ -48,6 +51,9 @@ def select_labels(
     stats_map = code_map.to_arrow()  # noqa: F841 - scanned by name below
     stats_modes = modes.to_arrow()  # noqa: F841
     where = " OR ".join("l.source LIKE ?" for _ in source_patterns) or "TRUE"
+    traces, trace_params = (
+        selection_sql(within) if within is not None else ("SELECT trace_id FROM traces", [])
+    )
     con = db.connection
     con.execute("CREATE OR REPLACE TEMP TABLE stats_modes AS SELECT * FROM stats_modes")
     con.execute(
@@ -58,11 +64,11 @@ def select_labels(
         FROM labels l
         JOIN stats_map m ON l.taxonomy_version = m.taxonomy_version AND l.mode_id = m.code
              AND coalesce(l.metadata->>'mode_name', '') = m.mode_name
-        WHERE l.taxonomy_id = ? AND l.present IS NOT NULL AND ({where})
+        WHERE l.taxonomy_id = ? AND l.present IS NOT NULL AND ({where}) AND l.trace_id IN ({traces})
         QUALIFY row_number() OVER (PARTITION BY l.trace_id, l.source, m.mode_id
                                    ORDER BY l.created_at DESC, l.label_id DESC) = 1
         """,
-        [taxonomy_id, *source_patterns],
+        [taxonomy_id, *source_patterns, *trace_params],
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stats_verdicts AS SELECT trace_id, mode_id, "
@@ -340,25 +346,6 @@ def boilerplate_texts(db: Database, min_traces: int) -> set[str]:
     return {r[0] for r in rows}
 
 
-def trace_markers(db: Database, trace_id: str) -> tuple[list[int], str | None]:
-    """(evidence steps of present labels and attributed steps, the latest attributed agent)."""
-    flagged = db.rows(
-        """
-        SELECT DISTINCT step FROM (
-            SELECT unnest(evidence_steps) AS step FROM labels WHERE trace_id = ? AND present
-            UNION ALL SELECT step_idx FROM attributions WHERE trace_id = ? AND step_idx IS NOT NULL)
-        ORDER BY step
-        """,
-        [trace_id, trace_id],
-    )
-    agent = db.rows(
-        "SELECT agent FROM attributions WHERE trace_id = ? AND agent IS NOT NULL "
-        "ORDER BY created_at DESC, attribution_id DESC LIMIT 1",
-        [trace_id],
-    )
-    return [r[0] for r in flagged], (agent[0][0] if agent else None)
-
-
 def corpus_counts(db: Database) -> dict[str, int]:
     """Headline numbers for the report: the corpus and the current label selection."""
     row = db.rows(
@@ -378,3 +365,19 @@ def corpus_counts(db: Database) -> dict[str, int]:
         "traces with a failure mode",
     )
     return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def attribution_positions(db: Database, within: CorpusFilter, bins: int = 10) -> pl.DataFrame:
+    """bin, mistakes: where attributed mistake steps (every source) sit along the selected
+    traces, as step / trace length in `bins` bins."""
+    selection, params = selection_sql(within)
+    return db.frame(
+        f"""
+        SELECT least(floor(a.step_idx / greatest(t.n_steps, 1) * ?), ? - 1)::INTEGER AS bin,
+               count(*) AS mistakes
+        FROM attributions a JOIN traces t USING (trace_id)
+        WHERE a.step_idx IS NOT NULL AND t.trace_id IN ({selection})
+        GROUP BY bin ORDER BY bin
+        """,
+        [bins, bins, *params],
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -212,13 +213,19 @@ def trace_ids(db: Database, limit: int | None = None) -> list[str]:
     return [r[0] for r in db.rows(sql)]
 
 
+def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
+    """The trace's own row without the raw record: the one reader of a trace's header."""
+    rows = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id]).to_dicts()
+    return rows[0] if rows else None
+
+
 def get_trace(db: Database, trace_id: str) -> dict | None:
     """The trace row, its steps, labels and attributions as plain dicts (JSON-ready)."""
-    head = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id])
-    if head.is_empty():
+    head = trace_header(db, trace_id)
+    if head is None:
         return None
     return {
-        "trace": head.to_dicts()[0],
+        "trace": head,
         "steps": db.frame(
             "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
         ).to_dicts(),

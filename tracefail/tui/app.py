@@ -8,8 +8,9 @@ from typing import ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from tracefail.services.browse import BrowseService, Receipt
-from tracefail.store.browse import CorpusFilter
+from tracefail.services.browse import BrowseService
+from tracefail.services.filter_language import CorpusFilter
+from tracefail.services.views import Receipt
 from tracefail.tui.commands import BrowseCommands
 from tracefail.tui.work import background
 

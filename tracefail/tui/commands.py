@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tracefail.store.browse import SORT_COLUMNS
+from tracefail.services.filter_language import SORT_COLUMNS
 
 if TYPE_CHECKING:
     from tracefail.tui.app import TracefailApp
@@ -120,7 +120,7 @@ def _narrow(screen: object, **changes: object) -> None:
 
 
 def _sort(screen: object, column: str) -> None:
-    from tracefail.services.browse import with_sort
+    from tracefail.services.filter_language import with_sort
 
     app: TracefailApp = screen.app  # type: ignore[attr-defined]
     screen.set_filter(with_sort(app.corpus_filter, column))  # type: ignore[attr-defined]

@@ -7,7 +7,8 @@ from rich.text import Text
 
 from tracefail.services.spans import SpanTiming
 
-BAR_WIDTH = 24
+BAR_WIDTH = 12
+LEGEND = "spans  █ time · ◆ most self time · ✗ failing"
 
 
 def _seconds(value: float) -> str:
@@ -44,7 +45,7 @@ def columns(span: SpanTiming, total_s: float) -> Text:
     if span.cost is not None:
         text.append(f" ${span.cost:.4f}", style="dim")
     if span.slowest:
-        text.append(" ◆ slowest", style="bold yellow")
+        text.append(" ◆", style="bold yellow")
     if span.failing:
-        text.append(" ✗ failing", style="bold red")
+        text.append(" ✗", style="bold red")
     return text

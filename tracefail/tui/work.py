@@ -13,8 +13,8 @@ from typing import TypeVar
 from textual.dom import DOMNode
 from textual.worker import Worker, get_current_worker
 
-from tracefail.services.browse import CorpusBusy, FilterError
-from tracefail.store import StoreError
+from tracefail.services.browse import CorpusBusy, StoreError
+from tracefail.services.filter_language import FilterError
 
 T = TypeVar("T")
 

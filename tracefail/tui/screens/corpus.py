@@ -13,15 +13,16 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from tracefail.services.browse import (
+from tracefail.services.filter_language import (
     FILTER_HELP,
-    CorpusPage,
+    SORT_COLUMNS,
+    CorpusFilter,
     FilterError,
     format_filter,
     parse_filter,
     with_sort,
 )
-from tracefail.store.browse import SORT_COLUMNS, CorpusFilter
+from tracefail.services.views import CorpusPage
 from tracefail.tui.charts import sparkline
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.table import Table
 from rich.text import Text
@@ -12,22 +12,32 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.graph import GraphMeasures, handoff_graph, measures
-from tracefail.services.browse import TraceView
+from tracefail.services.stats import TraceGraph
 from tracefail.tui.charts import bars
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background
 
+if TYPE_CHECKING:
+    from tracefail.tui.app import TracefailApp
+
 
 class GraphScreen(Screen[None]):
+    """The hand-off graph `tracefail graph TRACE` builds, with the same flagged steps and the same
+    (newest) attributed mistake agent."""
+
     BINDING_GROUP_TITLE = "Agent graph"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", tooltip="Back to the trace.", id="graph.back")
     ]
 
-    def __init__(self, view: TraceView) -> None:
+    def __init__(self, trace_id: str) -> None:
         super().__init__()
-        self.view = view
+        self.trace_id = trace_id
+        self.built: TraceGraph | None = None  # what is drawn, for tests
+
+    @property
+    def tf(self) -> TracefailApp:
+        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -36,24 +46,19 @@ class GraphScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        background(self, self._build, self._show, group="graph")
+        background(self, lambda: self.tf.service.graph(self.trace_id), self._show, group="graph")
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def _build(self) -> tuple[Any, GraphMeasures]:
-        view = self.view
-        mistake = next((a["agent"] for a in view.attributions if a["agent"]), None)
-        graph = handoff_graph(view.steps, flagged=view.flagged, mistake_agent=mistake)
-        return graph, measures(graph, view.steps)
-
-    def _show(self, built: tuple[Any, GraphMeasures]) -> None:
-        graph, m = built
+    def _show(self, built: TraceGraph) -> None:
+        self.built = built
+        graph, m = built.graph, built.measures
         edges = sorted(
             ((u, v, int(d["count"])) for u, v, d in graph.edges(data=True)), key=lambda e: (-e[2], e[0], e[1])
         )
         text = Text()
-        text.append(f"{one_line(self.view.trace_id, 100)}\n", style="bold")
+        text.append(f"{one_line(self.trace_id, 100)}\n", style="bold")
         text.append(
             f"{m.agents} agents · {m.handoffs} hand-offs ({m.distinct_handoffs} distinct) · "
             f"density {m.density:.2f}\n\n",

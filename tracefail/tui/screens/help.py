@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tracefail.services.browse import FILTER_HELP
+from tracefail.services.filter_language import FILTER_HELP
 
 PALETTE_NOTE = (
     "ctrl+p opens the command palette: type a verb (filter, sort, open, export, label, view, feature)."
@@ -27,7 +27,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
     from tracefail.tui.screens.label_edit import LabelEditor
     from tracefail.tui.screens.stats import StatsScreen
     from tracefail.tui.screens.trace import TraceScreen
-    from tracefail.tui.timeline import Timeline
+    from tracefail.tui.widgets.timeline import Timeline
 
     groups: list[tuple[str, list[Binding]]] = [
         (

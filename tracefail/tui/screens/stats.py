@@ -1,8 +1,12 @@
-"""Stats screen: failure-mode prevalence, co-occurrence and mistake position of the selection."""
+"""Stats screen: failure-mode prevalence, co-occurrence and mistake position of the selection.
+
+The numbers come from `services.stats.selection_stats`, the same selection and counts as
+`tracefail stats --by framework|llm`: with no filter the screen and the CLI agree exactly.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -11,7 +15,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.services.browse import SelectionStats, format_filter
+from tracefail.services.filter_language import format_filter
+from tracefail.services.stats import ModeRate, SelectionStats
 from tracefail.tui.charts import bars
 from tracefail.tui.work import background
 
@@ -29,6 +34,10 @@ class StatsScreen(Screen[None]):
         Binding("escape", "back", "Back", tooltip="Back to the corpus.", id="stats.back"),
         Binding("R", "reload", "Refresh", tooltip="Recompute for the current filter.", id="stats.refresh"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stats: SelectionStats | None = None  # what is drawn, for the key help and tests
 
     @property
     def tf(self) -> TracefailApp:
@@ -54,41 +63,41 @@ class StatsScreen(Screen[None]):
         self.app.pop_screen()
 
     def _show(self, stats: SelectionStats) -> None:
+        self.stats = stats
         text = Text()
         text.append(f"{stats.total:,} traces selected", style="bold")
-        text.append(f" · filter: {format_filter(self.tf.corpus_filter) or 'all traces'}\n\n", style="dim")
+        text.append(f" · filter: {format_filter(self.tf.corpus_filter) or 'all traces'}", style="dim")
+        text.append(f" · {stats.taxonomy}\n\n", style="dim")
         for title, rows in (("by framework", stats.by_framework), ("by llm", stats.by_llm)):
             text.append(f"Failure-mode prevalence {title}", style="bold underline")
-            text.append(" (share of the group's traces with the mode present, any source)\n", style="dim")
+            text.append(
+                " (traces with the mode present / traces labelled for it; latest label per source)\n",
+                style="dim",
+            )
             text.append_text(
                 _prevalence(rows) if rows else Text("  no present labels in the selection\n", style="dim")
             )
             text.append("\n")
         text.append("Co-occurring modes", style="bold underline")
         text.append(" (traces where both are present)\n", style="dim")
-        top = max((r["traces"] for r in stats.cooccurrence), default=1)
+        top = max((p.traces for p in stats.cooccurrence), default=1)
         text.append_text(
-            bars(
-                [
-                    (f"{r['mode_a']} + {r['mode_b']}", r["traces"] / top, f"{r['traces']:,}")
-                    for r in stats.cooccurrence
-                ]
-            )
+            bars([(f"{p.mode_a} + {p.mode_b}", p.traces / top, f"{p.traces:,}") for p in stats.cooccurrence])
             if stats.cooccurrence
             else Text("  none\n", style="dim")
         )
         text.append("\nWhere mistakes sit along traces", style="bold underline")
         text.append(" (attributed step / trace length, all attribution sources)\n", style="dim")
-        top = max((r["mistakes"] for r in stats.positions), default=1)
+        top = max((b.mistakes for b in stats.positions), default=1)
         text.append_text(
             bars(
                 [
                     (
-                        f"{r['bin'] * 10:>3}–{r['bin'] * 10 + 10:>3}% of the trace",
-                        r["mistakes"] / top,
-                        f"{r['mistakes']:,}",
+                        f"{b.bin * 10:>3}–{b.bin * 10 + 10:>3}% of the trace",
+                        b.mistakes / top,
+                        f"{b.mistakes:,}",
                     )
-                    for r in stats.positions
+                    for b in stats.positions
                 ]
             )
             if stats.positions
@@ -97,10 +106,10 @@ class StatsScreen(Screen[None]):
         self.query_one("#stats", Static).update(text)
 
 
-def _prevalence(rows: list[dict[str, Any]]) -> Text:
+def _prevalence(rows: tuple[ModeRate, ...]) -> Text:
     return bars(
         [
-            (f"{r['group']} · {r['mode_id']}", r["share"], f"{r['share']:.0%} ({r['traces']}/{r['total']})")
+            (f"{r.group} · {r.mode_id}", r.prevalence, f"{r.prevalence:.0%} ({r.affected}/{r.labelled})")
             for r in rows[:TOP]
         ]
     )

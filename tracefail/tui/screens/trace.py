@@ -1,4 +1,5 @@
-"""Trace screen: timeline of steps, span tree, step text, labels, feature chart, human labels."""
+"""Trace screen: lays out the trace widgets (timeline, span tree, step view, labels panel, feature
+chart), moves between flagged steps and search hits, and turns keys into human labels."""
 
 from __future__ import annotations
 
@@ -9,17 +10,20 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static, Tree
+from textual.widgets import Footer, Header, Input, Static, Tree
 
 from tracefail.model import HEADLINE_FEATURES
-from tracefail.services.browse import Receipt, TraceView, change_points, trace_markdown
-from tracefail.tui import waterfall
-from tracefail.tui.charts import sparkline
+from tracefail.services.markdown import trace_markdown
+from tracefail.services.views import Receipt, TraceView
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
-from tracefail.tui.text import PREVIEW_CHARS, literal, one_line
-from tracefail.tui.timeline import Timeline
+from tracefail.tui.text import one_line
+from tracefail.tui.widgets.feature_chart import FeatureChart
+from tracefail.tui.widgets.labels_panel import LabelsPanel
+from tracefail.tui.widgets.span_tree import SpanTree
+from tracefail.tui.widgets.step_view import StepView
+from tracefail.tui.widgets.timeline import Timeline
 from tracefail.tui.work import background
 
 if TYPE_CHECKING:
@@ -40,7 +44,6 @@ AGENT_COLOURS = [
     "orange1",
 ]
 PREVIEW_CHARS_PER_STEP = 240
-LABEL_COLUMNS = [("mode", 5), ("present", 7), ("p", 4), ("source", 18), ("evidence", 8), ("rationale", 80)]
 
 
 class TraceScreen(Screen[None]):
@@ -126,16 +129,11 @@ class TraceScreen(Screen[None]):
         with Horizontal(id="trace-body"):
             with Vertical(id="trace-left"):
                 yield Timeline(id="timeline")
-                yield Tree("spans", id="spans")
+                yield SpanTree(id="spans")
             with Vertical(id="trace-right"):
-                with VerticalScroll(id="step-scroll"):
-                    yield Static(id="step")
-                labels: DataTable[Any] = DataTable(id="labels", cursor_type="row")
-                for title, width in LABEL_COLUMNS:  # fixed widths: no re-layout as rows arrive
-                    labels.add_column(title, width=width)
-                yield labels
-                yield Static(id="label-detail")
-                yield Static(id="chart")
+                yield StepView(id="step-scroll")
+                yield LabelsPanel()
+                yield FeatureChart(id="chart")
         yield Input(placeholder="search this trace's steps (enter: find, esc: close)", id="search")
         yield Footer()
 
@@ -156,7 +154,7 @@ class TraceScreen(Screen[None]):
                 "corpus busy: another process is writing to it; retrying every 2 s\n\n", style="bold yellow"
             )
             text.append(message, style="yellow")
-            self.query_one("#step", Static).update(text)
+            self.query_one(StepView).message(text)
         else:
             self.notify(f"corpus busy, showing what was read before; retrying: {message}", severity="warning")
         self.set_timer(2.0, self.reload)
@@ -180,9 +178,9 @@ class TraceScreen(Screen[None]):
         self.mistakes = {a["step_idx"] for a in view.attributions}
         self._head()
         self._timeline(keep=not first)
-        self._labels()
+        self.query_one(LabelsPanel).show(view.labels)
         if view.has_spans:
-            self._span_tree()
+            self.query_one(SpanTree).show(view.steps, self._agent, self.colours, view.spans)
         self._step()
 
     def _agent(self, step: dict[str, Any]) -> str:
@@ -240,93 +238,25 @@ class TraceScreen(Screen[None]):
         preview.append(one_line(step["content"], PREVIEW_CHARS_PER_STEP))
         return head, preview
 
-    def _labels(self) -> None:
-        assert self.view is not None
-        table = self.query_one("#labels", DataTable)
-        row = table.cursor_row
-        table.clear()
-        for label in self.view.labels:
-            present = label["present"]
-            table.add_row(
-                Text(label["mode_id"], style="bold"),
-                Text(
-                    "yes" if present else "no" if present is False else "?",
-                    style="red" if present else "green" if present is False else "dim",
-                ),
-                "" if label["probability"] is None else f"{label['probability']:.2f}",
-                Text(one_line(label["source"].replace("llm-judge:", "judge:"), 18), style="cyan"),
-                " ".join(map(str, label["evidence_steps"] or [])),
-                Text(one_line(label["rationale"], 80)),
-            )
-        if self.view.labels:
-            table.move_cursor(row=min(row, len(self.view.labels) - 1))
-
-    def _span_tree(self) -> None:
-        assert self.view is not None
-        tree: Tree[int] = self.query_one("#spans", Tree)
-        tree.clear()
-        nodes = {}
-        by_span = {s["span_id"]: s for s in self.view.steps if s["span_id"]}
-        timings = {span.step_idx: span for span in self.view.spans}
-        total_s = waterfall.total_seconds(self.view.spans)
-        for step in self.view.steps:
-            parent = nodes.get(step["parent_span_id"]) if step["parent_span_id"] in by_span else None
-            label = Text(f"{step['step_idx']} ", style="dim")
-            label.append(one_line(step["name"] or step["kind"], 30), style="bold")
-            label.append(f" {one_line(self._agent(step), 20)}", style=self.colours[self._agent(step)])
-            if step["step_idx"] in timings:
-                label.append_text(waterfall.columns(timings[step["step_idx"]], total_s))
-            node = (parent or tree.root).add(label, data=step["step_idx"], expand=True)
-            if step["span_id"]:
-                nodes[step["span_id"]] = node
-        tree.root.expand()
-
     def _step(self) -> None:
         if self.view is None or not self.view.steps:
             return
-        step = self.view.steps[self.step]
+        view, index = self.view, self.step
+        step = view.steps[index]
         agent = self._agent(step)
-        text = Text()
-        text.append(f"step {self.step} ", style="bold")
-        text.append(one_line(agent, 40), style=f"bold {self.colours[agent]}")
-        details = [step["role"], step["kind"], step["name"], step["status"]]
-        text.append("  " + " · ".join(one_line(d, 30) for d in details if d), style="dim")
-        for feature, values in sorted(self.view.features.items()):
-            if self.step < len(values) and values[self.step] is not None and feature == self.feature:
-                text.append(f"  {feature}={values[self.step]:.3g}", style="cyan")
-        text.append("\n\n")
-        limit = None if self.step in self.expanded else PREVIEW_CHARS
-        text.append_text(literal(step["content"], limit=limit))
-        if step["tool_calls"]:
-            text.append("\n\ntool calls: ", style="bold")
-            text.append_text(literal(step["tool_calls"], limit=limit))
-        self.query_one("#step", Static).update(text)
-        self.query_one("#step-scroll", VerticalScroll).scroll_home(animate=False)
-        self._chart()
-
-    def on_resize(self) -> None:
-        if self.view is not None:
-            self._chart()
-
-    def _chart(self) -> None:
-        assert self.view is not None
-        chart = self.query_one("#chart", Static)
-        if self.feature is None:
-            chart.update(Text("no per-step features stored for this trace", style="dim"))
-            return
-        if not chart.size.width:  # not laid out yet: draw once the width is known
-            self.call_after_refresh(self._chart)
-            return
-        values = self.view.features[self.feature]
-        jumps = change_points(values)
-        width = max(chart.size.width - 2, 20)
-        text = Text()
-        text.append(f"{self.feature}", style="bold")
-        text.append(f"  f: next · red: change at {', '.join(map(str, jumps)) or 'no step'}", style="dim")
-        text.truncate(width, overflow="ellipsis")
-        text.append("\n")
-        text.append_text(sparkline(values, width, marks=jumps, cursor=self.step, stretch=4))
-        chart.update(text)
+        values = view.features.get(self.feature or "", [])
+        here = values[index] if index < len(values) else None
+        self.query_one(StepView).show(
+            step,
+            index,
+            agent,
+            self.colours[agent],
+            (self.feature, here) if self.feature is not None and here is not None else None,
+            index in self.expanded,
+        )
+        self.query_one(FeatureChart).show(
+            self.feature, values, view.changes.get(self.feature or "", []), index
+        )
 
     # --- navigation ------------------------------------------------------------------------------
     def go(self, step: int) -> None:
@@ -349,23 +279,12 @@ class TraceScreen(Screen[None]):
         if event.node.data is not None:
             self.go(event.node.data)
 
-    @on(DataTable.RowHighlighted, "#labels")
-    def _label_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        label = self._label()
-        detail = self.query_one("#label-detail", Static)
-        if label is None:
-            detail.update("")
-            return
-        text = Text(f"{label['mode_id']} · {label['source']}: ", style="bold")
-        text.append_text(literal(label["rationale"] or "(no rationale)", limit=600))
-        detail.update(text)
-
-    @on(DataTable.RowSelected, "#labels")
-    def _label_selected(self, event: DataTable.RowSelected) -> None:
-        label = self._label()
-        if label and label["evidence_steps"]:
+    @on(LabelsPanel.Chosen)
+    def _label_chosen(self, event: LabelsPanel.Chosen) -> None:
+        label = event.label
+        if label["evidence_steps"]:
             self.go(label["evidence_steps"][0])
-        elif label:
+        else:
             self.notify(f"{label['mode_id']} from {label['source']} cites no evidence step")
 
     def _targets(self) -> list[int]:
@@ -450,7 +369,7 @@ class TraceScreen(Screen[None]):
         from tracefail.tui.screens.graph import GraphScreen
 
         if self.view is not None:
-            self.app.push_screen(GraphScreen(self.view))
+            self.app.push_screen(GraphScreen(self.trace_id))
 
     def action_copy_markdown(self) -> None:
         if self.view is None:
@@ -469,10 +388,7 @@ class TraceScreen(Screen[None]):
 
     # --- human labels ------------------------------------------------------------------------------
     def _label(self) -> dict[str, Any] | None:
-        if self.view is None or not self.view.labels:
-            return None
-        row = self.query_one("#labels", DataTable).cursor_row
-        return self.view.labels[row] if 0 <= row < len(self.view.labels) else None
+        return self.query_one(LabelsPanel).current() if self.view is not None else None
 
     def _saved(self, receipt: Receipt) -> None:
         self.tf.remember(receipt)

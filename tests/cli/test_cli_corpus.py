@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tracefail.cli import app
 
-SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 runner = CliRunner()
 
 
@@ -61,7 +61,10 @@ def test_forced_format_reads_a_file_detection_would_not(tmp_path: Path) -> None:
     result = run("ingest", renamed, "--db", tmp_path / "c.duckdb", "--format", "openai-chat")
     assert result.exit_code == 0 and "ingested 2 traces" in result.stdout
     wrong = run("ingest", renamed, "--db", tmp_path / "d.duckdb", "--format", "mast")
-    assert wrong.exit_code == 3 and "expected a JSON array" in wrong.stderr
+    assert wrong.exit_code == 4 and "expected a JSON array" in wrong.stderr  # nothing came in
+    some = run("ingest", renamed, SAMPLES / "mast" / "mad_full_sample.json", "--db", tmp_path / "e.duckdb",
+               "--format", "mast")
+    assert some.exit_code == 3 and "ingested 8 traces" in some.stdout  # some came in, one file did not
 
 
 def test_formats_lists_every_adapter() -> None:

@@ -1,4 +1,4 @@
-"""The browse queries and service on a real DuckDB file: filters, sort, pages, labels, locks."""
+"""The browse service on a real DuckDB file: filters, sort, pages, one trace, labels, locks."""
 
 from __future__ import annotations
 
@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tracefail.services.browse import (
-    BrowseService,
-    CorpusBusy,
-    FilterError,
-    change_points,
-    format_filter,
-    parse_filter,
-    trace_markdown,
-)
+from tracefail.services.browse import BrowseService, CorpusBusy
+from tracefail.services.filter_language import CorpusFilter, FeatureThreshold
+from tracefail.services.markdown import trace_markdown
 from tracefail.store import Database
-from tracefail.store import browse as store
-from tracefail.store.browse import CorpusFilter, FeatureThreshold
+from tracefail.store.human import undo_human_write
 
 SPAN_TRACE = "demo:spans"  # built in conftest.py
 INJECT_TRACE = "demo:inject"
@@ -63,36 +56,11 @@ def test_sparkline_reads_the_first_uncertainty_feature(service: BrowseService) -
     assert service.sparks([INJECT_TRACE]) == (None, {})
 
 
-def test_parse_filter_round_trip() -> None:
-    f = parse_filter('framework:AG2 mode:1.3 agree:no tok.surprisal_mean>4.5 sort:-steps "wrong answer"')
-    assert f == CorpusFilter(
-        framework="AG2",
-        mode="1.3",
-        agreement="disagree",
-        features=(FeatureThreshold("tok.surprisal_mean", ">", 4.5),),
-        sort="steps",
-        descending=True,
-        text='"wrong answer"',  # a phrase for the search service
-    )
-    assert parse_filter(format_filter(f)) == f
-    category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
-    assert category.category_modes == ("3.1", "3.2")
-    assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
-    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
-        with pytest.raises(FilterError):
-            parse_filter(bad, {})
-
-
-def test_change_points_find_the_jump() -> None:
-    assert change_points([1.0, 1.1, 1.0, 1.2, 9.0, 9.1, 9.0, 9.2, 9.1]) == [4]
-    assert change_points([1.0, 1.0, 1.0, 1.0]) == []
-    assert change_points([None, 2.0]) == []
-
-
 def test_trace_view_flags_and_markdown(service: BrowseService) -> None:
     view = service.trace(SPAN_TRACE)
     assert view is not None and view.has_spans
-    assert view.flagged == [2, 3]  # step 2 errored, step 3 is the 3.2 evidence
+    assert view.flagged == [3]  # the 3.2 evidence; step 2 errored, which the timeline shows apart
+    assert view.changes["tok.surprisal_mean"] == []  # too few steps for a change point
     assert sorted(view.features) == ["tok.entropy_mean", "tok.surprisal_mean"]
     markdown = trace_markdown(view)
     assert "## Labels" in markdown and "| 3.2 | True | 0.91 | llm-judge:abc123 |" in markdown
@@ -134,7 +102,7 @@ def test_human_labels_append_and_undo(service: BrowseService, corpus_path: Path)
 def test_undo_refuses_other_sources(corpus_path: Path) -> None:
     with Database(corpus_path) as db:
         judge_id = db.rows("SELECT min(label_id) FROM labels")[0][0]
-        assert not store.undo_human_write(db, "labels", judge_id)
+        assert not undo_human_write(db, "labels", judge_id)
         assert db.rows("SELECT count(*) FROM labels WHERE label_id = ?", [judge_id])[0][0] == 1
 
 

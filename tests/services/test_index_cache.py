@@ -10,8 +10,8 @@ import pytest
 
 from tracefail.model import Label
 from tracefail.services.browse import BrowseService
+from tracefail.services.filter_language import SORT_COLUMNS, CorpusFilter, FeatureThreshold
 from tracefail.store import Database
-from tracefail.store.browse import SORT_COLUMNS, CorpusFilter, FeatureThreshold
 from tracefail.store.traces import insert_labels
 
 SPAN_TRACE = "demo:spans"  # built in conftest.py

@@ -1,0 +1,242 @@
+"""Fidelity of each adapter on its sample: the units in the file, counted with plain JSON code,
+are all accounted for by stored steps, and no step that had text stores a JSON blob instead."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracefail.ingest import registry
+from tracefail.ingest.base import Rejected
+from tracefail.model import Outcome, StepKind, Trace
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+
+
+def load(relative: str) -> Any:
+    path = SAMPLES / relative
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return json.loads(path.read_text())
+
+
+def traces(relative: str, fmt: str) -> list[Trace]:
+    return traces_at(SAMPLES / relative, fmt)
+
+
+def traces_at(path: Path, fmt: str) -> list[Trace]:
+    adapter = registry.detect(path)
+    assert adapter.name == fmt
+    items = list(adapter.parse(path))
+    assert not [i for i in items if isinstance(i, Rejected)]
+    return items  # type: ignore[return-value]
+
+
+def is_json_blob(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict | list)
+    except ValueError:
+        return False
+
+
+def otlp_spans(doc: dict[str, Any]) -> int:
+    return sum(
+        len(scope["spans"])
+        for rs in doc.get("resourceSpans", doc.get("batches", []))
+        for scope in rs.get("scopeSpans", rs.get("instrumentationLibrarySpans", []))
+    )
+
+
+def atif_units(doc: dict[str, Any]) -> int:
+    return sum(1 + len((s.get("observation") or {}).get("results", [])) for s in doc["steps"])
+
+
+def codex_units(rows: list[dict[str, Any]]) -> int:
+    items = [r for r in rows if r["type"] == "response_item"]
+    said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
+    prompts = [r for r in rows if r["type"] == "event_msg" and r["payload"]["type"] == "user_message"]
+    return len(items) + sum(1 for p in prompts if p["payload"]["message"] not in said)
+
+
+# (sample, format, units in the file counted with plain JSON code, tool steps whose source is text)
+CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
+    ("langfuse/agents_sdk_export.json", "langfuse", lambda d: len(d["observations"]), False),
+    ("otel/tempo_batches.json", "otel", otlp_spans, True),
+    ("otel/adk_spans_and_logs.jsonl", "otel", lambda rows: sum(otlp_spans(r) for r in rows), False),
+    ("otel/vercel_ai_sdk.json", "otel", otlp_spans, False),
+    ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, True),
+    ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), True),
+    ("phoenix/spans.json", "phoenix", len, True),
+    ("atif/trajectory.json", "atif", atif_units, True),
+    ("atif/trajectory.verifier.json", "atif", atif_units, True),
+    (
+        "gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json",
+        "gemini-cli",
+        lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
+        True,
+    ),
+    (
+        "autogen/team_state.json",
+        "autogen-state",
+        lambda d: len(d["agent_states"]["RoundRobinGroupChatManager"]["message_thread"]),
+        True,
+    ),
+    ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), True),
+    ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), True),
+    (
+        "claude-code/agent-a7f3c2e1.jsonl",
+        "claude-code",
+        lambda rows: sum(1 for r in rows if r["type"] != "system"),
+        True,
+    ),
+    (
+        "codex/rollout-2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a.jsonl",
+        "codex",
+        codex_units,
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("relative", "fmt", "count", "text_tools"), CASES, ids=[c[0] for c in CASES])
+def test_every_unit_becomes_a_step_and_text_stays_text(
+    relative: str, fmt: str, count: Callable[[Any], int], text_tools: bool
+) -> None:
+    found = traces(relative, fmt)
+    steps = [s for t in found for s in t.steps]
+    expected = count(load(relative)) + (1 if relative == "adamast/trace-unified.json" else 0)
+    assert len(steps) == expected
+    for step in steps:
+        if step.content and (step.kind is not StepKind.TOOL or text_tools):
+            assert not is_json_blob(step.content), (relative, step.step_idx, step.content[:80])
+
+
+def test_otlp_variants_keep_agents_tokens_calls_and_log_text() -> None:
+    (adk,) = traces("otel/adk_spans_and_logs.jsonl", "otel")
+    logs = load("otel/adk_spans_and_logs.jsonl")[1]["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+    assert {r["spanId"] for r in logs} <= {s.span_id for s in adk.steps}  # every log record has its step
+    assert adk.task == "What is the weather in Oslo?"
+    assert adk.steps[1].tool_calls[0].name == "get_weather" and adk.steps[1].tokens_in == 64
+    assert (
+        adk.steps[3].content == "Sorry, I could not get the weather for Oslo right now."
+    )  # from the log only
+    assert {s.agent for s in adk.steps} == {"weather_agent"}
+    (vercel,) = traces("otel/vercel_ai_sdk.json", "otel")
+    assert [s.kind for s in vercel.steps] == [StepKind.AGENT, StepKind.LLM, StepKind.TOOL, StepKind.LLM]
+    assert vercel.steps[1].tool_calls[0].name == "searchTrains" and vercel.steps[3].tokens_out == 12
+    assert vercel.steps[3].content.startswith("The 08:04 TGV") and vercel.task.startswith("Find me a train")
+    (tempo,) = traces("otel/tempo_batches.json", "otel")
+    assert tempo.steps[2].content == "shipped 2025-09-10, carrier DHL" and tempo.steps[0].agent == "support"
+    (jaeger,) = traces("jaeger/ui_01.json", "jaeger")
+    assert jaeger.steps[1].status == "error" and jaeger.steps[2].parent_span_id == "2"
+    assert "some-event" in jaeger.steps[0].content and jaeger.steps[0].metadata["service"] == "service-x"
+
+
+def test_langfuse_and_phoenix_keep_scores_errors_and_agents() -> None:
+    (lf,) = traces("langfuse/agents_sdk_export.json", "langfuse")
+    assert lf.outcome is Outcome.FAILURE and [s["name"] for s in lf.metadata["scores"]] == [
+        "task_success",
+        "helpfulness",
+    ]
+    assert lf.steps[1].tool_calls[0].name == "get_forecast" and lf.steps[1].tokens_in == 142
+    assert lf.steps[3].status == "error" and "HTTP 503" in lf.steps[3].content
+    assert lf.steps[4].content.startswith("No umbrella needed")
+    (px,) = traces("phoenix/spans.json", "phoenix")
+    assert px.trace_id == "otel:6f3c8a1d2b4e4f5a9c7d1e2f3a4b5c6d"
+    assert [s.agent for s in px.steps] == ["orchestrator", "orchestrator", "poet", "poet", "orchestrator"]
+    assert px.steps[1].tool_calls[0].name == "transfer_to_poet" and px.steps[4].status == "error"
+
+
+def test_trajectory_formats_keep_outcomes_links_and_tools() -> None:
+    (atif,) = traces("atif/trajectory.json", "atif")
+    assert atif.metadata["subagents"][0]["session_id"] == "tb-hello-world-7f3e-verifier"
+    assert atif.steps[4].agent == "tb-hello-world-7f3e-verifier" and atif.steps[2].tokens_in == 820
+    (gem,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
+    assert gem.steps[2].content.startswith("FAIL src/sum.test.js") and gem.steps[4].status == "error"
+    (team,) = traces("autogen/team_state.json", "autogen-state")
+    assert [s.agent for s in team.steps] == ["user", "writer", "writer", "writer", "writer", "critic"]
+    assert team.steps[4].recipient == "critic" and team.steps[2].tool_call_id == "call_w1"
+    demo = traces("adamast/traces.jsonl", "openai-chat")
+    assert [(t.native_id, t.outcome) for t in demo] == [
+        ("demo-1", Outcome.FAILURE),
+        ("demo-2", Outcome.SUCCESS),
+    ]
+    (unified,) = traces("adamast/trace-unified.json", "adamast")
+    assert unified.raw and unified.outcome is Outcome.SUCCESS and unified.framework == "claude_code"
+    (sub,) = traces("claude-code/agent-a7f3c2e1.jsonl", "claude-code")
+    assert sub.trace_id.endswith("/agent-a7f3c2e1") and sub.metadata["system_events"] == {"turn_duration": 1}
+    assert sub.metadata["parent_trace_id"] == "claude-code:0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90"
+    (codex,) = traces("codex/rollout-2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a.jsonl", "codex")
+    assert codex.steps[0].role == "user" and codex.task.startswith("What changed")
+    assert codex.steps[2].name == "web_search" and codex.steps[4].status == "error"
+    assert codex.steps[-1].tokens_in == 3100
+
+
+def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
+    (span,) = traces("otel/openinference_genai_span_attributes.json", "span-attributes")
+    (step,) = span.steps
+    assert step.content == "The weather in Paris is currently rainy with a temperature of 57°F."
+    assert (step.tokens_in, step.tokens_out, step.model) == (97, 52, "gpt-4-0613")
+    assert span.task == "Weather in Paris?"
+
+
+def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:
+    from tracefail.services.ingest import ingest
+
+    folder = tmp_path / "claude"
+    folder.mkdir()
+    for sample in (SAMPLES / "claude-code").glob("*.jsonl"):
+        (folder / sample.name).write_bytes(sample.read_bytes())
+    report = ingest(db, [folder])
+    assert (report.traces, report.quarantined) == (2, 0), report.messages  # no collision on sessionId
+    parent_steps = len(
+        traces("claude-code/0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90.jsonl", "claude-code")[0].steps
+    )
+    assert report.steps == parent_steps + 4
+
+
+def test_a_broken_record_of_a_new_format_is_quarantined_with_its_place(db, tmp_path: Path) -> None:
+    from tracefail.services.ingest import ingest
+
+    good = tmp_path / "spans.json"
+    spans = load("phoenix/spans.json")
+    spans.insert(2, {"name": "no context", "span_kind": "LLM", "context": {"span_id": "x"}})
+    good.write_text(json.dumps(spans))
+    bad = tmp_path / "trajectory.json"
+    bad.write_text('{"schema_version": "ATIF-v1.6", "steps": {"not": "a list"}}')
+    report = ingest(db, [good, bad])
+    assert report.traces == 1 and report.steps == 5 and report.quarantined == 2
+    assert any("record 2" in m and "context.trace_id" in m for m in report.messages), report.messages
+    assert any("trajectory.json: whole file" in m and "steps" in m for m in report.messages), report.messages
+
+
+def test_base64_ids_of_protobuf_dumps_read_as_the_same_hex_trace(tmp_path: Path) -> None:
+    import base64
+
+    doc = load("otel/tempo_batches.json")
+    for span in doc["batches"][0]["instrumentationLibrarySpans"][0]["spans"]:
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if key in span:
+                span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    path = tmp_path / "tempo_b64.json"
+    path.write_text(json.dumps(doc))
+    (b64,) = list(registry.detect(path).parse(path))
+    (hexed,) = traces("otel/tempo_batches.json", "otel")
+    assert b64.trace_id == hexed.trace_id and [s.parent_span_id for s in b64.steps] == [
+        s.parent_span_id for s in hexed.steps
+    ]
+
+
+def test_langfuse_jsonl_export_one_trace_per_line(tmp_path: Path) -> None:
+    export = load("langfuse/agents_sdk_export.json")
+    second = json.loads(json.dumps(export))
+    second["trace"]["id"] = "another"
+    path = tmp_path / "export.jsonl"
+    path.write_text(json.dumps(export) + "\n" + json.dumps(second) + "\n")
+    found = traces_at(path, "langfuse")
+    assert [t.native_id for t in found] == ["5f0e2c1a9b7d4e3f8a6b1c2d3e4f5a6b", "another"]
+    assert [len(t.steps) for t in found] == [len(export["observations"])] * 2

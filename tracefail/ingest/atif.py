@@ -1,0 +1,149 @@
+"""ATIF trajectories (Harbor's Agent Trajectory Interchange Format, v1.0-1.6): `schema_version`,
+`session_id`, `agent`, and `steps[]` with `source` (system/user/agent), `message`,
+`reasoning_content`, `tool_calls[]`, `observation.results[]` and `metrics`. Each step is a step;
+each observation result is a tool step of its own, so a tool's output is readable next to its
+call. A result's `subagent_trajectory_ref` names a sub-agent's trajectory, which is its own
+file and trace: the reference is kept on the step and on the trace (`subagents`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
+from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.model import Step, StepKind, ToolCall, Trace
+
+_ROLES = {"agent": "assistant", "user": "user", "system": "system"}
+
+
+def _refs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    refs = result.get("subagent_trajectory_ref")
+    refs = refs if isinstance(refs, list) else [refs] if isinstance(refs, dict) else []
+    return [r for r in refs if isinstance(r, dict)]
+
+
+def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
+    if not isinstance(doc.get("steps"), list):
+        raise ValueError("not an ATIF trajectory (needs a `steps` list)")
+    agent = mapping(doc.get("agent"))
+    agent_name = str(agent.get("name") or "agent")
+    steps: list[Step] = []
+    subagents: list[dict[str, Any]] = []
+    for number, item in enumerate(doc["steps"]):
+        if not isinstance(item, dict):
+            raise ValueError(f"step {number} is not an object")
+        source = str(item.get("source") or "agent")
+        text, calls = readable(item.get("message"))
+        calls += [
+            ToolCall(
+                id=c.get("tool_call_id"),
+                name=str(c.get("function_name") or "?"),
+                arguments=args if isinstance(args := c.get("arguments"), str) else json.dumps(args or {}),
+            )
+            for c in item.get("tool_calls") or []
+            if isinstance(c, dict)
+        ]
+        metrics = mapping(item.get("metrics"))
+        when = parse_time(item.get("timestamp"))
+        reasoning = item.get("reasoning_content")
+        steps.append(
+            Step(
+                step_idx=len(steps),
+                agent=agent_name if source == "agent" else source,
+                role=_ROLES.get(source, source),
+                kind=StepKind.LLM if source == "agent" else StepKind.MESSAGE,
+                content=text,
+                tool_calls=calls,
+                model=item.get("model_name") or (agent.get("model_name") if source == "agent" else None),
+                tokens_in=as_int(metrics.get("prompt_tokens")),
+                tokens_out=as_int(metrics.get("completion_tokens")),
+                start_ts=when,
+                metadata={
+                    k: v
+                    for k, v in {
+                        "step_id": item.get("step_id"),
+                        "reasoning": reasoning,
+                        "cost_usd": metrics.get("cost_usd"),
+                    }.items()
+                    if v is not None
+                },
+            )
+        )
+        observation = mapping(item.get("observation"))
+        for result in observation.get("results") or []:
+            if not isinstance(result, dict):
+                continue
+            refs = _refs(result)
+            subagents += refs
+            names = {c.id: c.name for c in calls}
+            steps.append(
+                Step(
+                    step_idx=len(steps),
+                    agent="tool"
+                    if not refs
+                    else str(refs[0].get("session_id") or refs[0].get("trajectory_id") or "subagent"),
+                    role="tool",
+                    kind=StepKind.TOOL if not refs else StepKind.AGENT,
+                    name=names.get(result.get("source_call_id")),
+                    content=readable(result.get("content"))[0],
+                    tool_call_id=result.get("source_call_id"),
+                    start_ts=when,
+                    metadata={"subagent_trajectory_ref": refs} if refs else {},
+                )
+            )
+    task = next((s.content for s in steps if s.role == "user" and s.content), None)
+    final = mapping(doc.get("final_metrics"))
+    return with_id(
+        Trace(
+            trace_id="",
+            source="atif",
+            native_id=str(doc.get("session_id") or "") or None,
+            framework=agent_name,
+            llm=agent.get("model_name"),
+            task=task,
+            source_file=source_file,
+            metadata={
+                k: v
+                for k, v in {
+                    "schema_version": doc.get("schema_version"),
+                    "agent_version": agent.get("version"),
+                    "final_metrics": final,
+                    "notes": doc.get("notes"),
+                    "subagents": subagents,
+                }.items()
+                if v
+            },
+            steps=steps,
+        )
+    )
+
+
+class AtifAdapter:
+    name = "atif"
+    description = "ATIF trajectory JSON (Harbor, schema_version ATIF-v1.x; steps, tool calls, observations)"
+    suffixes = (".json",)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return (
+            first_char(head) == "{"
+            and '"steps"' in head
+            and (
+                '"ATIF-v1' in head
+                or ('"schema_version"' in head and '"step_id"' in head and '"source"' in head)
+            )
+        )
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        with open_text(path) as fh:
+            text = fh.read()
+        try:
+            doc = loads(text)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            yield trajectory_to_trace(doc, str(path))
+        except (ValueError, TypeError, AttributeError) as exc:
+            yield Rejected("whole file", reason(exc), excerpt(text))

@@ -1,0 +1,132 @@
+"""Gemini CLI sessions (`~/.gemini/tmp/<project hash>/chats/session-*.json`): `sessionId`,
+`startTime`, and `messages[]` of type user / gemini / info / error / warning with `content`,
+`thoughts`, `toolCalls[]` (`name`, `args`, `result[].functionResponse`, `status`), `tokens` and
+`model`. Each message is a step and each tool call a tool step with its result."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
+from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.model import Step, StepKind, ToolCall, Trace
+
+_ROLES = {"user": "user", "gemini": "assistant", "model": "assistant"}
+
+
+def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        raise ValueError("not a Gemini CLI session (needs a `messages` list)")
+    steps: list[Step] = []
+    for number, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ValueError(f"message {number} is not an object")
+        kind = str(message.get("type") or "")
+        text, _ = readable(message.get("content"))
+        tokens = mapping(message.get("tokens"))
+        thoughts = [t for t in message.get("thoughts") or [] if isinstance(t, dict)]
+        calls = [c for c in message.get("toolCalls") or [] if isinstance(c, dict)]
+        when = parse_time(message.get("timestamp"))
+        steps.append(
+            Step(
+                step_idx=len(steps),
+                agent="gemini" if kind == "gemini" else kind or None,
+                role=_ROLES.get(kind, "system"),
+                kind=StepKind.LLM
+                if kind == "gemini"
+                else StepKind.MESSAGE
+                if kind == "user"
+                else StepKind.EVENT,
+                name=None if kind in _ROLES else kind,
+                content=text,
+                tool_calls=[
+                    ToolCall(
+                        id=c.get("id"),
+                        name=str(c.get("name") or "?"),
+                        arguments=a if isinstance(a := c.get("args"), str) else json.dumps(a or {}),
+                    )
+                    for c in calls
+                ],
+                model=message.get("model"),
+                tokens_in=as_int(tokens.get("input")),
+                tokens_out=as_int(tokens.get("output")),
+                start_ts=when,
+                status="error" if kind == "error" else None,
+                metadata={
+                    "thoughts": [f"{t.get('subject', '')}: {t.get('description', '')}" for t in thoughts]
+                }
+                if thoughts
+                else {},
+            )
+        )
+        for call in calls:
+            output, _ = readable(call.get("result"))
+            status = str(call.get("status") or "").lower()
+            steps.append(
+                Step(
+                    step_idx=len(steps),
+                    agent="tool",
+                    role="tool",
+                    kind=StepKind.TOOL,
+                    name=str(call.get("displayName") or call.get("name") or "?"),
+                    content=output or readable(call.get("resultDisplay"))[0],
+                    tool_call_id=call.get("id"),
+                    start_ts=parse_time(call.get("timestamp")) or when,
+                    status="error"
+                    if status in ("error", "cancelled")
+                    else "ok"
+                    if status == "success"
+                    else None,
+                )
+            )
+    task = next((s.content for s in steps if s.role == "user" and s.content), None)
+    models = [s.model for s in steps if s.model]
+    return with_id(
+        Trace(
+            trace_id="",
+            source="gemini-cli",
+            native_id=str(doc.get("sessionId") or "") or None,
+            framework="Gemini CLI",
+            llm=models[0] if models else None,
+            task=task,
+            source_file=source_file,
+            metadata={
+                k: doc[k]
+                for k in ("projectHash", "startTime", "lastUpdated", "summary", "kind")
+                if doc.get(k)
+            },
+            steps=steps,
+        )
+    )
+
+
+class GeminiCliAdapter:
+    name = "gemini-cli"
+    description = (
+        "Gemini CLI session JSON (~/.gemini/tmp/*/chats/session-*.json; user/gemini messages, toolCalls)"
+    )
+    suffixes = (".json",)
+
+    def sniff(self, path: Path, head: str) -> bool:
+        return (
+            first_char(head) == "{"
+            and '"sessionId"' in head
+            and '"messages"' in head
+            and ('"type": "gemini"' in head or '"type":"gemini"' in head or '"projectHash"' in head)
+        )
+
+    def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        with open_text(path) as fh:
+            text = fh.read()
+        try:
+            doc = loads(text)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            yield session_to_trace(doc, str(path))
+        except (ValueError, TypeError, AttributeError) as exc:
+            yield Rejected("whole file", reason(exc), excerpt(text))

@@ -1,0 +1,121 @@
+"""Vendor span attributes -> the GenAI semantic-convention keys the span mapper reads.
+
+Google ADK puts the whole model request and response in `gcp.vertex.agent.llm_request` /
+`llm_response` (JSON text) and tool calls in `gcp.vertex.agent.tool_call_args` / `tool_response`;
+the Vercel AI SDK uses `ai.prompt*`, `ai.response.*`, `ai.toolCall.*` and `ai.usage.*`. Mapping
+them onto `gen_ai.*` keeps one span mapper for every exporter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracefail.ingest.content import parse_json_text, readable
+
+
+def _parts(text: str, calls: list[Any]) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = [{"type": "text", "content": text}] if text else []
+    parts += [{"type": "tool_call", "id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+    return parts
+
+
+def _output_messages(value: Any) -> list[dict[str, Any]]:
+    text, calls = readable(value)
+    return [{"role": "assistant", "parts": _parts(text, calls)}]
+
+
+def _user_messages(contents: Any) -> list[dict[str, Any]]:
+    """User turns of a request (Gemini `contents`, or chat `messages`) as generation-3 messages."""
+    messages = []
+    for content in contents if isinstance(contents, list) else []:
+        if isinstance(content, dict) and content.get("role") == "user":
+            text, _ = readable(content.get("parts", content.get("content")))
+            if text:
+                messages.append({"role": "user", "parts": [{"type": "text", "content": text}]})
+    return messages
+
+
+def _adk(attrs: dict[str, Any]) -> None:
+    response = parse_json_text(attrs.get("gcp.vertex.agent.llm_response"))
+    if isinstance(response, dict) and "gen_ai.output.messages" not in attrs:
+        attrs["gen_ai.output.messages"] = _output_messages(response.get("content"))
+        usage = response.get("usage_metadata") or response.get("usageMetadata") or {}
+        attrs.setdefault(
+            "gen_ai.usage.input_tokens", usage.get("prompt_token_count", usage.get("promptTokenCount"))
+        )
+        attrs.setdefault(
+            "gen_ai.usage.output_tokens",
+            usage.get("candidates_token_count", usage.get("candidatesTokenCount")),
+        )
+        if response.get("error_code") or response.get("error_message"):
+            attrs["error.message"] = (
+                f"{response.get('error_code') or ''} {response.get('error_message') or ''}"
+            )
+    request = parse_json_text(attrs.get("gcp.vertex.agent.llm_request"))
+    if isinstance(request, dict) and "gen_ai.input.messages" not in attrs:
+        attrs["gen_ai.input.messages"] = _user_messages(request.get("contents"))
+        attrs.setdefault("gen_ai.request.model", request.get("model"))
+    if "gcp.vertex.agent.tool_call_args" in attrs:
+        attrs.setdefault("gen_ai.tool.call.arguments", attrs["gcp.vertex.agent.tool_call_args"])
+    if "gcp.vertex.agent.tool_response" in attrs:
+        attrs.setdefault("gen_ai.tool.call.result", readable(attrs["gcp.vertex.agent.tool_response"])[0])
+
+
+def _vercel(attrs: dict[str, Any]) -> None:
+    operation = str(attrs.get("ai.operationId") or "")
+    if operation == "ai.toolCall" or "ai.toolCall.name" in attrs:
+        attrs.setdefault("gen_ai.operation.name", "execute_tool")
+        attrs.setdefault("gen_ai.tool.name", attrs.get("ai.toolCall.name"))
+        attrs.setdefault("gen_ai.tool.call.id", attrs.get("ai.toolCall.id"))
+        args = attrs.get("ai.toolCall.args", attrs.get("ai.toolCall.input"))
+        attrs.setdefault("gen_ai.tool.call.arguments", args)
+        result = attrs.get("ai.toolCall.result", attrs.get("ai.toolCall.output"))
+        if result is not None:
+            attrs.setdefault("gen_ai.tool.call.result", readable(result)[0])
+        return
+    if operation.endswith((".doGenerate", ".doStream")):  # the model call itself
+        attrs.setdefault("gen_ai.operation.name", "chat")
+        text = attrs.get("ai.response.text") or ""
+        calls = parse_json_text(attrs.get("ai.response.toolCalls")) or []
+        _, tool_calls = readable(
+            [
+                {"name": c.get("toolName"), "input": c.get("args", c.get("input")), "id": c.get("toolCallId")}
+                for c in calls
+                if isinstance(c, dict)
+            ]
+        )
+        attrs.setdefault(
+            "gen_ai.output.messages", [{"role": "assistant", "parts": _parts(str(text), tool_calls)}]
+        )
+        prompt = parse_json_text(attrs.get("ai.prompt.messages"))
+        attrs.setdefault("gen_ai.input.messages", _user_messages(prompt))
+    else:  # ai.generateText / ai.streamText: the call as a whole, named by its function id
+        prompt = parse_json_text(attrs.get("ai.prompt"))
+        if isinstance(prompt, dict):
+            user = _user_messages(prompt.get("messages"))
+            if isinstance(prompt.get("prompt"), str):
+                user.insert(0, {"role": "user", "parts": [{"type": "text", "content": prompt["prompt"]}]})
+            attrs.setdefault("gen_ai.input.messages", user)
+        attrs.setdefault("gen_ai.operation.name", "invoke_agent")
+        attrs.setdefault("gen_ai.agent.name", attrs.get("ai.telemetry.functionId") or operation or None)
+    attrs.setdefault("gen_ai.request.model", attrs.get("ai.model.id"))
+    attrs.setdefault(
+        "gen_ai.usage.input_tokens", attrs.get("ai.usage.promptTokens", attrs.get("ai.usage.inputTokens"))
+    )
+    attrs.setdefault(
+        "gen_ai.usage.output_tokens",
+        attrs.get("ai.usage.completionTokens", attrs.get("ai.usage.outputTokens")),
+    )
+
+
+def normalise(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The span's attributes with vendor keys mapped onto `gen_ai.*` (the input is not changed)."""
+    if any(k.startswith("gcp.vertex.agent.") for k in attrs):
+        mapped = dict(attrs)
+        _adk(mapped)
+    elif any(k.startswith("ai.") for k in attrs):
+        mapped = dict(attrs)
+        _vercel(mapped)
+    else:
+        return attrs
+    return {k: v for k, v in mapped.items() if v is not None}

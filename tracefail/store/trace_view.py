@@ -1,0 +1,97 @@
+"""Reads behind the trace screen: one trace's steps, labels, attributions and per-step
+features, step search, and the corpus table's per-trace sparklines."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from tracefail.model import HEADLINE_FEATURES
+from tracefail.store.db import Database
+
+# Per-step uncertainty features the sparkline prefers, best first.
+SPARK_FEATURES = tuple(f for f in HEADLINE_FEATURES if f.startswith("tok."))
+
+
+def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str, list[float]]]:
+    """Per-step values of the first uncertainty feature stored for these traces, by trace."""
+    if not trace_ids:
+        return None, {}
+    rows = db.rows(
+        "SELECT name, trace_id, list(value ORDER BY step_idx) FROM features "
+        "WHERE trace_id IN (SELECT unnest(?)) AND name IN (SELECT unnest(?)) AND step_idx >= 0 "
+        "GROUP BY name, trace_id",
+        [trace_ids, list(SPARK_FEATURES)],
+    )
+    name = next((n for n in SPARK_FEATURES if any(r[0] == n for r in rows)), None)
+    values = {trace_id: [v for v in vs if v is not None] for n, trace_id, vs in rows if n == name}
+    return name, values
+
+
+def trace_steps(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT step_idx, span_id, parent_span_id, agent, recipient, role, kind, name, content, "
+        "tool_calls, status FROM steps WHERE trace_id = ? ORDER BY step_idx",
+        [trace_id],
+    )
+
+
+def trace_labels(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT label_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
+        "evidence_steps, agent, rationale, source, created_at FROM labels WHERE trace_id = ? "
+        "ORDER BY mode_id, source, label_id",
+        [trace_id],
+    )
+
+
+def trace_attributions(db: Database, trace_id: str) -> pl.DataFrame:
+    return db.frame(
+        "SELECT attribution_id, agent, step_idx, reason, probability, source FROM attributions "
+        "WHERE trace_id = ? ORDER BY attribution_id",
+        [trace_id],
+    )
+
+
+def step_features(db: Database, trace_id: str) -> dict[str, list[float | None]]:
+    """Per-step values by feature name (index = step_idx), from the newest extractor version."""
+    rows = db.rows(
+        """
+        SELECT name, step_idx, value FROM features
+        WHERE trace_id = ? AND step_idx >= 0
+        QUALIFY rank() OVER (PARTITION BY name ORDER BY extractor_version DESC, model) = 1
+        ORDER BY name, step_idx
+        """,
+        [trace_id],
+    )
+    out: dict[str, list[float | None]] = {}
+    for name, step_idx, value in rows:
+        values = out.setdefault(name, [])
+        values.extend([None] * (step_idx + 1 - len(values)))
+        values[step_idx] = value
+    return out
+
+
+def flagged_steps(db: Database, trace_id: str) -> list[int]:
+    """Steps worth jumping to: evidence of present labels (any source) and attributed mistake
+    steps, within the trace. The CLI's graph and the TUI's timeline both mark these."""
+    rows = db.rows(
+        """
+        SELECT DISTINCT step FROM (
+            SELECT unnest(evidence_steps) AS step FROM labels WHERE trace_id = ? AND present
+            UNION ALL SELECT step_idx FROM attributions WHERE trace_id = ? AND step_idx IS NOT NULL)
+        WHERE step >= 0 AND step < (SELECT n_steps FROM traces WHERE trace_id = ?)
+        ORDER BY step
+        """,
+        [trace_id, trace_id, trace_id],
+    )
+    return [r[0] for r in rows]
+
+
+def mistake_agent(db: Database, trace_id: str) -> str | None:
+    """The chosen attribution's agent: the newest attribution that names one."""
+    rows = db.rows(
+        "SELECT agent FROM attributions WHERE trace_id = ? AND agent IS NOT NULL "
+        "ORDER BY created_at DESC, attribution_id DESC LIMIT 1",
+        [trace_id],
+    )
+    return rows[0][0] if rows else None

@@ -1,0 +1,1 @@
+"""The trace screen's parts, one widget per job (as posting and harlequin group theirs)."""
