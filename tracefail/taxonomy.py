@@ -101,14 +101,44 @@ def find(ref: str = DEFAULT_TAXONOMY) -> TaxonomyFile:
     raise TaxonomyError(f"{ref}: no such taxonomy file or id (shipped: {names})")
 
 
+MAX_FILE_BYTES = 1024 * 1024  # the shipped MAST file is 11 KB
+MAX_NODES = 100_000  # values after YAML aliases are expanded: an alias bomb is refused unbuilt
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once aliases are expanded, in time linear in the file."""
+    key = id(node)
+    if key not in memo:
+        memo[key] = 1  # a recursive alias counts once instead of looping
+        if isinstance(node, yaml.SequenceNode):
+            memo[key] += sum(_expanded_nodes(child, memo) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            memo[key] += sum(_expanded_nodes(k, memo) + _expanded_nodes(v, memo) for k, v in node.value)
+        memo[key] = min(memo[key], MAX_NODES + 1)
+    return memo[key]
+
+
+def _parse(path: Path, text: str) -> Any:
+    if path.suffix == ".json":
+        return json.loads(text)
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None and _expanded_nodes(root, {}) > MAX_NODES:
+        raise TaxonomyError(f"{path}: more than {MAX_NODES:,} values once YAML aliases are expanded "
+                            "(an alias bomb?)")
+    return yaml.safe_load(text)
+
+
 def load_file(path: Path) -> TaxonomyFile:
     """Parse, schema-check and cross-check one file; raise TaxonomyError with one clear line."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise TaxonomyError(f"{path}: {size:,} bytes; a taxonomy file is at most {MAX_FILE_BYTES:,}")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TaxonomyError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = _parse(path, text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise TaxonomyError(f"{path}: not valid {path.suffix.lstrip('.').upper()} ({first})") from None
@@ -124,7 +154,8 @@ def validate(data: Any, path: Path) -> TaxonomyFile:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise TaxonomyError(f"{path}: {where}: {first.message}{more}")
+        message = first.message if len(first.message) <= 300 else first.message[:300] + "…"
+        raise TaxonomyError(f"{path}: {where}: {message}{more}")
     modes = [FailureMode(**m) for m in data["modes"]]
     ids = [m.id for m in modes]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -115,7 +115,7 @@ def test_show_neutralises_markup_and_terminal_codes(tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     assert run("ingest", path, "--db", db).exit_code == 0
     shown = run("show", f"whowhen:algorithm-generated/{record['question_ID']}", "--db", db)
-    assert "[red]not red[/red] \\x1b[2Jcleared?" in shown.stdout
+    assert "[red]not red[/red] ␛[2Jcleared?" in shown.stdout
     assert "\x1b" not in shown.stdout
 
 

@@ -55,6 +55,11 @@ def atif_units(doc: dict[str, Any]) -> int:
     return sum(1 + len((s.get("observation") or {}).get("results", [])) for s in doc["steps"])
 
 
+def autogen_units(doc: dict[str, Any]) -> int:
+    (thread,) = [s["message_thread"] for s in doc["agent_states"].values() if "message_thread" in s]
+    return len(thread)
+
+
 def codex_units(rows: list[dict[str, Any]]) -> int:
     items = [r for r in rows if r["type"] == "response_item"]
     said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
@@ -65,6 +70,14 @@ def codex_units(rows: list[dict[str, Any]]) -> int:
 # (sample, format, units in the file counted with plain JSON code, tool steps whose source is text)
 CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
     ("langfuse/agents_sdk_export.json", "langfuse", lambda d: len(d["observations"]), False),
+    *[
+        (f"langfuse/framework-traces/{name}.trace.json", "langfuse", lambda d: len(d["observations"]), text)
+        for name, text in [
+            ("openai-agents-2025-09-30", True),
+            ("microsoft-agent-2025-12-17", True),
+            ("vercel-aisdk-2025-11-17", False),  # its tool returns a JSON object
+        ]
+    ],
     ("otel/tempo_batches.json", "otel", otlp_spans, True),
     ("otel/adk_spans_and_logs.jsonl", "otel", lambda rows: sum(otlp_spans(r) for r in rows), False),
     ("otel/vercel_ai_sdk.json", "otel", otlp_spans, False),
@@ -73,18 +86,23 @@ CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
     ("phoenix/spans.json", "phoenix", len, True),
     ("atif/trajectory.json", "atif", atif_units, True),
     ("atif/trajectory.verifier.json", "atif", atif_units, True),
+    *[
+        (
+            f"atif/harbor-golden/hello-world-context-summarization.trajectory{part}.json",
+            "atif",
+            atif_units,
+            True,
+        )
+        for part in ("", ".summarization-1-summary", ".summarization-1-questions", ".summarization-1-answers")
+    ],
     (
         "gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json",
         "gemini-cli",
         lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
         True,
     ),
-    (
-        "autogen/team_state.json",
-        "autogen-state",
-        lambda d: len(d["agent_states"]["RoundRobinGroupChatManager"]["message_thread"]),
-        True,
-    ),
+    ("autogen/team_state.json", "autogen-state", autogen_units, True),
+    ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, True),
     ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), True),
     ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), True),
     (
@@ -145,6 +163,18 @@ def test_langfuse_and_phoenix_keep_scores_errors_and_agents() -> None:
     assert lf.steps[1].tool_calls[0].name == "get_forecast" and lf.steps[1].tokens_in == 142
     assert lf.steps[3].status == "error" and "HTTP 503" in lf.steps[3].content
     assert lf.steps[4].content.startswith("No umbrella needed")
+    (agents,) = traces("langfuse/framework-traces/openai-agents-2025-09-30.trace.json", "langfuse")
+    assert agents.task == "What's the weather in Tokyo?"  # from a generation: the trace has no input
+    assert agents.steps[2].tool_calls[0].name == "get_weather" and agents.steps[2].tokens_in == 55
+    assert agents.steps[4].content.startswith("The weather in Tokyo is currently sunny")
+    assert [s["name"] for s in agents.metadata["scores"]] == ["toxicity", "hallucination"]
+    (vercel,) = traces("langfuse/framework-traces/vercel-aisdk-2025-11-17.trace.json", "langfuse")
+    assert vercel.task == "What is the weather like today in San Francisco?"  # `{"prompt": ...}` JSON text
+    assert vercel.steps[1].tool_calls[0].name == "getWeather"  # {toolCallId, toolName, input}
+    (maf,) = traces("langfuse/framework-traces/microsoft-agent-2025-12-17.trace.json", "langfuse")
+    assert (
+        maf.steps[1].tool_calls[0].name == "get_weather" and maf.steps[1].content == ""
+    )  # GenAI tool_call part
     (px,) = traces("phoenix/spans.json", "phoenix")
     assert px.trace_id == "otel:6f3c8a1d2b4e4f5a9c7d1e2f3a4b5c6d"
     assert [s.agent for s in px.steps] == ["orchestrator", "orchestrator", "poet", "poet", "orchestrator"]
@@ -155,11 +185,24 @@ def test_trajectory_formats_keep_outcomes_links_and_tools() -> None:
     (atif,) = traces("atif/trajectory.json", "atif")
     assert atif.metadata["subagents"][0]["session_id"] == "tb-hello-world-7f3e-verifier"
     assert atif.steps[4].agent == "tb-hello-world-7f3e-verifier" and atif.steps[2].tokens_in == 820
+    (golden,) = traces("atif/harbor-golden/hello-world-context-summarization.trajectory.json", "atif")
+    handoff = next(s for s in golden.steps if s.kind is StepKind.AGENT)
+    linked = [r["session_id"] for r in handoff.metadata["subagent_trajectory_ref"]]
+    for ref in linked:  # each referenced sub-agent file is there and is the trace it names
+        (sub_trace,) = traces(
+            f"atif/harbor-golden/hello-world-context-summarization.trajectory.{ref.split('-summarization-')[-1]}.json",
+            "atif",
+        )
+        assert sub_trace.native_id == ref
+    assert golden.steps[1].tool_calls[0].name == "bash_command" and golden.llm == "openai/gpt-4o"
     (gem,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
     assert gem.steps[2].content.startswith("FAIL src/sum.test.js") and gem.steps[4].status == "error"
     (team,) = traces("autogen/team_state.json", "autogen-state")
     assert [s.agent for s in team.steps] == ["user", "writer", "writer", "writer", "writer", "critic"]
     assert team.steps[4].recipient == "critic" and team.steps[2].tool_call_id == "call_w1"
+    (real,) = traces("autogen/state_tutorial_team_state.json", "autogen-state")
+    assert real.native_id == "a55364ad-86fd-46ab-9449-dcb5260b1e06" and real.metadata["team"] == "RoundRobin"
+    assert [(s.agent, s.tokens_out) for s in real.steps] == [("user", None), ("assistant_agent", 34)]
     demo = traces("adamast/traces.jsonl", "openai-chat")
     assert [(t.native_id, t.outcome) for t in demo] == [
         ("demo-1", Outcome.FAILURE),
@@ -182,6 +225,35 @@ def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
     assert step.content == "The weather in Paris is currently rainy with a temperature of 57°F."
     assert (step.tokens_in, step.tokens_out, step.model) == (97, 52, "gpt-4-0613")
     assert span.task == "Weather in Paris?"
+
+
+def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
+    head = load("atif/harbor-golden/hello-world-context-summarization.trajectory.json")
+    head["continued_trajectory_ref"] = "trajectory.cont-1.json"
+    (tmp_path / "trajectory.json").write_text(json.dumps(head))
+    (tmp_path / "trajectory.cont-1.json").write_text(json.dumps({**head, "continued_trajectory_ref": None}))
+    (first,) = traces_at(tmp_path / "trajectory.json", "atif")
+    (second,) = traces_at(tmp_path / "trajectory.cont-1.json", "atif")
+    assert first.metadata["continued_in"] == "trajectory.cont-1.json"
+    assert (first.native_id, second.native_id) == ("NORMALIZED_SESSION_ID", "NORMALIZED_SESSION_ID/cont-1")
+
+
+def test_a_gemini_cli_jsonl_log_replays_to_the_same_session(tmp_path: Path) -> None:
+    """The `.jsonl` log of gemini-cli's chatRecordingService: rewrites by id, a rewind, a $set."""
+    session = load("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json")
+    messages = session.pop("messages")
+    first_call = next(m for m in messages if m.get("toolCalls"))
+    records: list[dict[str, Any]] = [session]
+    for message in messages:  # a message with tool calls is written first without them, then again
+        records += [{**message, "toolCalls": []}, message] if message is first_call else [message]
+    records += [{"id": "oops", "type": "user", "content": "never mind"}, {"$rewindTo": "oops"}]
+    records.append({"$set": {"summary": "Fix the failing sum test"}})
+    path = tmp_path / "session-2025-10-21T08-15-5c1e7d2a.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    (logged,) = traces_at(path, "gemini-cli")
+    (whole,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
+    assert [(s.kind, s.content) for s in logged.steps] == [(s.kind, s.content) for s in whole.steps]
+    assert logged.trace_id == whole.trace_id and logged.metadata["summary"] == "Fix the failing sum test"
 
 
 def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:

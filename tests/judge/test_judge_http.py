@@ -86,8 +86,8 @@ async def test_gives_up_after_max_retries_and_on_4xx():
 
 
 async def test_timeout_is_retried_then_reported():
-    with StubServer(ok, latency_s=1.0) as server, pytest.raises(JudgeError, match="Timeout"):
-        await _run(_judge(server, timeout_s=0.2, max_retries=1), _trace())
+    with StubServer(ok, latency_s=3.0) as server, pytest.raises(JudgeError, match="Timeout"):
+        await _run(_judge(server, timeout_s=1.0, max_retries=1), _trace())
     assert len(server.requests) == 2
 
 

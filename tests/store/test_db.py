@@ -123,7 +123,7 @@ def test_read_only_database_refuses_writes(tmp_path: Path) -> None:
     path = tmp_path / "ro.duckdb"
     Database(path).close()
     with Database(path, read_only=True) as db, pytest.raises(duckdb.Error, match="read-only"):
-        trace_store.read_only_query(db, "DELETE FROM traces")
+        db.execute("DELETE FROM traces")
 
 
 def test_quarantine_rows_are_kept(db: Database) -> None:

@@ -31,8 +31,22 @@ def markdown(frame: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+# OWASP's CSV injection rule: a text cell starting with one of these is a formula to a
+# spreadsheet (`=HYPERLINK(...)`, `=cmd|' /C calc'!A0`); a leading quote makes it text.
+FORMULA_START = r"^[=+\-@\t\r]"
+
+
 def csv(frame: pl.DataFrame) -> str:
-    return frame.write_csv()
+    """CSV with text cells that a spreadsheet would run as formulas neutralised."""
+    texts = [name for name, dtype in frame.schema.items() if dtype == pl.String]
+    safe = frame.with_columns(
+        pl.when(pl.col(name).str.contains(FORMULA_START))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name in texts
+    )
+    return safe.write_csv()
 
 
 def json_text(value: object) -> str:

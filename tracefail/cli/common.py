@@ -6,6 +6,7 @@ Data goes to stdout; diagnostics go to stderr so `tracefail ls --json | jq` stay
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -30,8 +31,44 @@ DbOption = Annotated[
 DEFAULT_DB_PATH = Path(DEFAULT_DB)
 
 
+MAX_LINE = 500  # characters of one diagnostic line; a 5 MB "one-line" error helps nobody
+
+# Every C0/C1 control character except newline and tab: ESC loses its power (`␛[2J`).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _picture(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return chr(0x2400 + code) if code < 0x20 else "␡" if code == 0x7F else "�"
+
+
+def visible(text: str) -> str:
+    """Control characters as their Unicode pictures (ESC -> ␛), as the TUI shows them."""
+    return _CONTROL.sub(_picture, text)
+
+
+def cut(text: str, limit: int = MAX_LINE) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def safe(value: object) -> str:
+    """Untrusted text for a markup line: rich markup escaped, control codes made visible."""
+    from rich.markup import escape
+
+    return escape(visible(str(value)))
+
+
+def cell(value: object):
+    """A table cell: data as plain text, never markup or terminal control codes."""
+    from rich.text import Text
+
+    return Text("" if value is None else visible(str(value)))
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    """One line on stderr, cut to a sane length, whatever text the message quotes."""
+    err.print(f"[bold red]error:[/] {safe(cut(' '.join(message.split())))}", markup=True,
+              highlight=False)
     raise typer.Exit(code)
 
 

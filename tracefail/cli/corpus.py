@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -16,11 +15,14 @@ from tracefail.cli.common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
+    cell,
     err,
     fail,
     open_db,
     out,
     print_json,
+    safe,
+    visible,
 )
 
 
@@ -29,6 +31,9 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Trace files or folders.")],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str | None, typer.Option("--format", "-f", help="Skip detection.")] = None,
+    max_record_mb: Annotated[
+        int, typer.Option("--max-record-mb", min=1, help="Largest record (line, array element, file) read.")
+    ] = 256,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -64,15 +69,20 @@ def ingest(
             if count % 50 == 0:
                 progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
 
-        report = run_ingest(store, paths, format_name=format, on_file=on_file, on_record=on_record)
+        report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
+                            on_file=on_file, on_record=on_record)
     store.close()
+    for note in report.notes:
+        err.print(f"updated: {safe(note)}", highlight=False)
     for message in report.messages:
         err.print(f"[yellow]quarantined:[/] {safe(message)}", markup=True, highlight=False)
     counts = report.as_dict()
     out.print(
         f"ingested {counts['traces']} traces, {counts['steps']} steps, {counts['labels']} labels, "
         f"{counts['attributions']} attributions from {counts['files']} files; "
-        f"{counts['duplicates']} duplicates skipped, {counts['quarantined']} quarantined",
+        f"{counts['duplicates']} duplicates skipped, "
+        + (f"{counts['updated']} updated, " if counts["updated"] else "")
+        + f"{counts['quarantined']} quarantined",
         highlight=False,
     )
     if report.traces + report.duplicates == 0:
@@ -116,27 +126,6 @@ def list_traces(
     out.print(table)
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
-def _visible(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def safe(value: object) -> str:
-    """Trace text for the terminal: rich markup escaped, control codes (ESC...) made visible."""
-    from rich.markup import escape
-
-    return escape(_visible(str(value)))
-
-
-def cell(value: object):
-    """A table cell: data as plain text, never markup or terminal control codes."""
-    from rich.text import Text
-
-    return Text("" if value is None else _visible(str(value)))
-
-
 @app.command()
 def show(
     trace_id: Annotated[str, typer.Argument(help="Trace id (see `tracefail ls`).")],
@@ -173,27 +162,27 @@ def show(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="A read-only SQL query.")],
+    query: Annotated[str, typer.Argument(help="One read-only SQL statement (SELECT, WITH, ...).")],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
-    """Run read-only SQL against the corpus (the database is opened read-only)."""
-    import duckdb
+    """Run one read-only query in a sandbox: the corpus opened read-only, no files or network
+    outside it, no extensions, no settings; COPY, ATTACH, SET, PRAGMA and the like are refused."""
     from rich.table import Table
 
-    from tracefail.store import traces as trace_store
+    from tracefail.services.sql import QueryError, csv_text, run_query
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", EXIT_USAGE)
-    store = open_db(db, read_only=True)
+    if str(db) != ":memory:" and not db.exists():
+        fail(f"{db}: no such database (run `tracefail ingest` first)")
     try:
-        frame = trace_store.read_only_query(store, query)
-    except duckdb.Error as exc:
-        fail("SQL error: " + " ".join(str(exc).split()))
-    finally:
-        store.close()
+        frame = run_query(db, query)
+    except QueryError as exc:
+        fail(str(exc))
     if format == "csv":
-        sys.stdout.write(frame.write_csv())
+        text = csv_text(frame)
+        sys.stdout.write(visible(text) if sys.stdout.isatty() else text)
     elif format == "json":
         print_json(frame.to_dicts())
     else:

@@ -12,11 +12,13 @@ from tracefail.cli.common import (
     EXIT_PARTIAL,
     EXIT_USAGE,
     DbOption,
+    cut,
     err,
     fail,
     open_db,
     out,
     print_json,
+    safe,
 )
 
 TaxonomyOption = Annotated[
@@ -43,8 +45,16 @@ def label(
     api_key_env: Annotated[
         str, typer.Option("--api-key-env", help="Environment variable holding the API key.")
     ] = "OPENAI_API_KEY",
+    api_key_header: Annotated[
+        str, typer.Option("--api-key-header", help="Key header: Authorization (Bearer) or api-key.")
+    ] = "Authorization",
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Parallel HTTP requests.")] = 8,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per HTTP request.")] = 120.0,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds for one whole HTTP request (connect to last byte).")
+    ] = 120.0,
+    max_response_mb: Annotated[
+        float, typer.Option("--max-response-mb", help="Largest reply accepted, in MiB.")
+    ] = 8.0,
     task: Annotated[
         str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
     ] = "modes,attribution",
@@ -63,7 +73,6 @@ def label(
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.features.errors import ModelLoadError
@@ -77,8 +86,10 @@ def label(
         spec=judge,
         base_url=base_url,
         api_key_env=api_key_env,
+        api_key_header=api_key_header,
         concurrency=concurrency,
         timeout_s=timeout,
+        max_response_mb=max_response_mb,
         device=device,
         window_tokens=window_tokens,
         threads=threads,
@@ -117,9 +128,9 @@ def label(
         finally:
             store.close()
     for trace_id, message in report.errors:
-        err.print(f"[yellow]judge error:[/] {escape(trace_id)}: {escape(message)}", highlight=False)
+        err.print(f"[yellow]judge error:[/] {safe(trace_id)}: {safe(cut(message))}", highlight=False)
     if report.stopped:
-        err.print(f"[red]{escape(report.stopped)}[/]", highlight=False)
+        err.print(f"[red]{safe(cut(report.stopped))}[/]", highlight=False)
     summary = report.as_dict()
     if json_out:
         print_json(summary)

@@ -9,8 +9,17 @@ from typing import Annotated, Any
 import typer
 
 from tracefail.cli import app
-from tracefail.cli.common import DEFAULT_DB_PATH, EXIT_USAGE, DbOption, err, fail, open_db, out
-from tracefail.cli.corpus import cell, safe
+from tracefail.cli.common import (
+    DEFAULT_DB_PATH,
+    EXIT_USAGE,
+    DbOption,
+    cell,
+    err,
+    fail,
+    open_db,
+    out,
+    safe,
+)
 
 SourceOption = Annotated[
     str,
@@ -331,9 +340,16 @@ def report(
     judge vs human agreement and feature distributions, in one HTML file that needs no network."""
     from tracefail.services import stats as service
 
+    if format == "html" and output.is_dir():
+        fail(f"{output}: is a folder; give the report a file name such as {output / 'report.html'}",
+             EXIT_USAGE)
+    if format == "html" and not output.parent.is_dir():
+        fail(f"{output}: no such folder {output.parent}", EXIT_USAGE)
     store = open_db(db, read_only=True)
     try:
         paths = _usage(lambda: service.report(store, output, fmt=format, taxonomy=taxonomy, source=source))
+    except OSError as exc:
+        fail(f"{output}: cannot write ({exc.strerror or exc})")
     finally:
         store.close()
     for path in paths:

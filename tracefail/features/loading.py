@@ -7,7 +7,9 @@ downloaded: Hugging Face ids load only from the local cache.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -88,9 +90,45 @@ def _quiet_transformers() -> None:
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
 
-def _gguf_cache(gguf: Path) -> Path:
+def gguf_digest(gguf: Path) -> str:
+    """SHA-256 of a GGUF file's bytes, remembered by path, size and mtime (hashing ~100 MB once).
+
+    The conversion cache is keyed on it: a different file with the same name and size must never
+    be served the weights converted from another.
+    """
     stat = gguf.stat()
-    return cache_dir() / "models" / f"{gguf.stem}-{stat.st_size}"
+    index = cache_dir() / "gguf-digests.json"
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    try:
+        known = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with gguf.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        known[key] = digest.hexdigest()
+        index.parent.mkdir(parents=True, exist_ok=True)
+        partial = index.with_name(f"{index.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(known), encoding="utf-8")
+        partial.replace(index)  # atomic: a concurrent reader sees the old or the new index
+    return str(known[key])
+
+
+def gguf_model_name(gguf: Path) -> str:
+    """`general.name` from the file's own metadata (not its file name, which anyone can copy)."""
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(str(gguf)).fields.get("general.name")
+        return bytes(field.parts[field.data[0]]).decode("utf-8") if field else gguf.stem
+    except Exception as exc:  # the reader raises many kinds on a file that is not GGUF
+        raise ModelLoadError(f"{gguf}: cannot read as a GGUF model ({_first_line(exc)})") from None
+
+
+def _gguf_cache(gguf: Path) -> Path:
+    return cache_dir() / "models" / f"{gguf.stem}-{gguf_digest(gguf)[:16]}"
 
 
 def _convert_gguf(gguf: Path, target: Path) -> None:
@@ -153,7 +191,8 @@ def load_causal_lm(spec: str | None = None, device: str = "auto", dtype: str | N
         cached = _gguf_cache(gguf)
         if not (cached / "config.json").is_file():
             _convert_gguf(gguf, cached)
-        name = EMBEDDED_NAME if spec is None else f"gguf:{gguf.name}"
+        name = (EMBEDDED_NAME if spec is None
+                else f"gguf:{gguf_model_name(gguf)}@{gguf_digest(gguf)[:12]}")
         model, tokenizer = _load_pretrained(str(cached), torch_dtype, device)
     else:
         local = Path(spec).expanduser()

@@ -13,7 +13,7 @@ from typing import Any
 from tracefail.ingest.base import Rejected, excerpt, first_json, reason, with_id
 from tracefail.ingest.chat import message_steps, outcome_of
 from tracefail.ingest.content import mapping, parse_json_text
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, open_text
 from tracefail.model import Step, Trace
 
 _SPEAKER = re.compile(
@@ -83,7 +83,7 @@ class AdaMastAdapter:
             records = iter_jsonl(path)
         for raw in records:
             try:
-                record = loads(raw.text)
+                record = raw.json()
                 if not isinstance(record, dict):
                     raise ValueError("not a JSON object")
                 yield record_to_trace(record, str(path))

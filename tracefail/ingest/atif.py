@@ -3,11 +3,16 @@
 `reasoning_content`, `tool_calls[]`, `observation.results[]` and `metrics`. Each step is a step;
 each observation result is a tool step of its own, so a tool's output is readable next to its
 call. A result's `subagent_trajectory_ref` names a sub-agent's trajectory, which is its own
-file and trace: the reference is kept on the step and on the trace (`subagents`)."""
+file and trace: the reference is kept on the step and on the trace (`subagents`). Harbor's own
+golden trajectories showed two more things: a long run is split into `trajectory.json` and
+`trajectory.cont-N.json` with the same `session_id` (the head names the next in
+`continued_trajectory_ref`), so a continuation file gets its own id `<session_id>/cont-N`; and
+v1.7 adds `trajectory_id`, which then names the trace."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,14 @@ from tracefail.ingest.reader import first_char, loads, open_text
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _ROLES = {"agent": "assistant", "user": "user", "system": "system"}
+_CONTINUATION = re.compile(r"\.(cont-\d+)\.json$")
+
+
+def _native_id(doc: dict[str, Any], source_file: str) -> str | None:
+    """trajectory_id (v1.7) or session_id; a `*.cont-N.json` continuation adds `/cont-N`."""
+    base = str(doc.get("trajectory_id") or doc.get("session_id") or "") or None
+    part = _CONTINUATION.search(source_file)
+    return f"{base}/{part.group(1)}" if base and part else base
 
 
 def _refs(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -101,7 +114,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
         Trace(
             trace_id="",
             source="atif",
-            native_id=str(doc.get("session_id") or "") or None,
+            native_id=_native_id(doc, source_file),
             framework=agent_name,
             llm=agent.get("model_name"),
             task=task,
@@ -114,6 +127,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                     "final_metrics": final,
                     "notes": doc.get("notes"),
                     "subagents": subagents,
+                    "continued_in": doc.get("continued_trajectory_ref"),
                 }.items()
                 if v
             },

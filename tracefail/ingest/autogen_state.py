@@ -2,7 +2,8 @@
 with `agent_states`, where the group chat manager's `message_thread` holds the conversation in
 order. Each message is a step: `source` is the agent, `TextMessage` content is text,
 `ToolCallRequestEvent` carries calls, `ToolCallExecutionEvent` results (with `is_error`),
-`HandoffMessage` its `target`, and `models_usage` the token counts."""
+`HandoffMessage` its `target`, and `models_usage` the token counts. Real dumps (the AgentChat
+state tutorial) key `agent_states` by `<name>/<team_id>` and carry `team_id`, the trace's id."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def state_to_trace(doc: dict[str, Any], source_file: str, name: str) -> Trace:
     trace = Trace(
         trace_id="",
         source="autogen",
-        native_id=None,
+        native_id=str(doc["team_id"]) if doc.get("team_id") else None,  # real states carry it
         framework="AutoGen AgentChat",
         task=task,
         source_file=source_file,

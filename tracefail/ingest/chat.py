@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, first_json, reason, text_of, with_id
-from tracefail.ingest.reader import iter_jsonl, loads
+from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 
@@ -100,7 +100,7 @@ class OpenAIChatAdapter:
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         for raw in iter_jsonl(path):
             try:
-                record = loads(raw.text)
+                record = raw.json()
                 if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
                     raise ValueError("not a chat record (needs a `messages` list)")
                 messages = record["messages"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
-from tracefail.ingest.reader import iter_jsonl, loads
+from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _SKIP = {"summary", "file-history-snapshot", "queue-operation"}
@@ -108,7 +108,7 @@ class ClaudeCodeAdapter:
         system_events: dict[str, int] = {}
         for raw in iter_jsonl(path):
             try:
-                entry = loads(raw.text)
+                entry = raw.json()
                 if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
                     raise ValueError("not a Claude Code entry (no `type` text)")
             except ValueError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import parse_json_text
-from tracefail.ingest.reader import iter_jsonl, loads
+from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _CALLS = {"function_call", "custom_tool_call", "local_shell_call"}
@@ -156,7 +156,7 @@ class CodexAdapter:
         prompts: list[Step] = []  # event_msg user_message steps, kept when no response item says them
         for raw in iter_jsonl(path):
             try:
-                line = loads(raw.text)
+                line = raw.json()
                 if not isinstance(line, dict):
                     raise ValueError("not a JSON object")
             except ValueError as exc:

@@ -2,7 +2,8 @@
 
 Exports wrap what a model said in many envelopes: OpenAI chat completions (`choices[].message`),
 the OpenAI Responses API (`output[]` items), Anthropic content blocks (`text`, `tool_use`,
-`tool_result`, `thinking`), Gemini `parts` (`text`, `functionCall`, `functionResponse`), ChatML
+`tool_result`, `thinking`), Gemini `parts` (`text`, `functionCall`, `functionResponse`), GenAI
+semconv parts (`tool_call`), Vercel AI SDK tool calls (`toolCallId`, `toolName`), ChatML
 strings and plain `{role, content}` messages. A judge and a person need the words and the
 calls, not the envelope, so every adapter that meets these goes through `readable`.
 """
@@ -79,7 +80,9 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
     kind = part.get("type")
     if kind in ("tool_use", "server_tool_use") or ("name" in part and "input" in part and kind is None):
         calls.append(_call(part.get("name"), part.get("input"), part.get("id")))
-    elif kind in ("function_call", "custom_tool_call") or (
+    elif "toolName" in part:  # Vercel AI SDK tool call (`tool-call` part, `ai.response.toolCalls`)
+        calls.append(_call(part["toolName"], part.get("input", part.get("args")), part.get("toolCallId")))
+    elif kind in ("function_call", "custom_tool_call", "tool_call") or (  # tool_call: GenAI parts
         kind is None and "arguments" in part and "name" in part
     ):
         calls.append(

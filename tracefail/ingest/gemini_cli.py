@@ -1,7 +1,13 @@
 """Gemini CLI sessions (`~/.gemini/tmp/<project hash>/chats/session-*.json`): `sessionId`,
 `startTime`, and `messages[]` of type user / gemini / info / error / warning with `content`,
 `thoughts`, `toolCalls[]` (`name`, `args`, `result[].functionResponse`, `status`), `tokens` and
-`model`. Each message is a step and each tool call a tool step with its result."""
+`model`. Each message is a step and each tool call a tool step with its result.
+
+Since 2026 the CLI writes `session-*.jsonl` instead (`chatRecordingService.ts`): a metadata line
+(`sessionId`, `projectHash`, ...), then one line per message write (a message written again
+under the same `id` replaces the earlier one in place), `{"$rewindTo": id}` (drop that message
+and all after it), and `{"$set": {...}}` (metadata updates; a `messages` list there replaces the
+whole history). The log is replayed the same way the CLI loads it, then read like a `.json`."""
 
 from __future__ import annotations
 
@@ -105,14 +111,52 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
     )
 
 
+def replay(lines: list[Any]) -> dict[str, Any]:
+    """The conversation record a `.jsonl` session log ends at, as the CLI's loader builds it."""
+    metadata: dict[str, Any] = {}
+    messages: dict[str, dict[str, Any]] = {}
+    for record in lines:
+        if not isinstance(record, dict):
+            continue
+        if isinstance(record.get("$rewindTo"), str):
+            ids = list(messages)
+            cut = ids.index(record["$rewindTo"]) if record["$rewindTo"] in ids else 0
+            for key in ids[cut:]:
+                del messages[key]
+        elif isinstance(record.get("id"), str):
+            messages[record["id"]] = record
+        elif isinstance(record.get("$set"), dict):
+            if isinstance(record["$set"].get("messages"), list):
+                messages = {
+                    m["id"]: m for m in record["$set"]["messages"] if isinstance(m, dict) and "id" in m
+                }
+            metadata |= {k: v for k, v in record["$set"].items() if k != "messages"}
+        elif isinstance(record.get("sessionId"), str):
+            metadata |= {k: v for k, v in record.items() if k != "messages"}
+            messages |= {
+                m["id"]: m for m in record.get("messages") or [] if isinstance(m, dict) and "id" in m
+            }
+    return {**metadata, "messages": list(messages.values())}
+
+
+def _is_metadata_line(line: str) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "sessionId" in record and "projectHash" in record
+
+
 class GeminiCliAdapter:
     name = "gemini-cli"
     description = (
-        "Gemini CLI session JSON (~/.gemini/tmp/*/chats/session-*.json; user/gemini messages, toolCalls)"
+        "Gemini CLI session JSON or JSONL log (~/.gemini/tmp/*/chats/session-*.json[l]; messages, toolCalls)"
     )
-    suffixes = (".json",)
+    suffixes = (".json", ".jsonl")
 
     def sniff(self, path: Path, head: str) -> bool:
+        if path.suffix == ".jsonl":
+            return _is_metadata_line(head.split("\n", 1)[0])
         return (
             first_char(head) == "{"
             and '"sessionId"' in head
@@ -124,7 +168,10 @@ class GeminiCliAdapter:
         with open_text(path) as fh:
             text = fh.read()
         try:
-            doc = loads(text)
+            if path.suffix == ".jsonl":
+                doc = replay([loads(line) for line in text.splitlines() if line.strip()])
+            else:
+                doc = loads(text)
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
             yield session_to_trace(doc, str(path))

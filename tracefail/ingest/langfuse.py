@@ -5,17 +5,23 @@ a list of either, or `{"data": [...]}`. Observations become steps ordered by `st
 `parentObservationId` is the parent span (null: child of the trace). A generation's content is
 its output made readable (provider envelopes unwrapped); the trace's `scores` are kept, and a
 boolean or 0/1 score that names success decides the outcome.
+
+Real exports (Langfuse's own framework-trace fixtures) hold `input`, `output` and `metadata` as
+JSON text, not JSON: a question arrives as `"\"What is Langfuse?\""` and a Responses API object
+as a string; they are decoded before they are read. A trace without `input` takes its task from
+the first user message a generation was sent.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
@@ -61,6 +67,31 @@ def unwrap(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def decoded(value: Any) -> Any:
+    """A field stored as JSON text (an object, array or quoted string), decoded, also when it was
+    encoded twice (as some SDKs send it); anything else unchanged."""
+    for _ in range(3):
+        if not (isinstance(value, str) and value.strip()[:1] in ("{", "[", '"')):
+            break
+        try:
+            value = json.loads(value)
+        except ValueError:
+            break
+    return value
+
+
+def _first_user_text(value: Any) -> str | None:
+    """The task in a trace or generation input: a prompt, or the first user (human) message."""
+    if isinstance(value, dict) and isinstance(value.get("prompt"), str):
+        return value["prompt"]
+    if isinstance(value, dict) and isinstance(value.get("messages"), list):
+        value = value["messages"]
+    if isinstance(value, list) and value and all(isinstance(m, dict) for m in value):
+        users = [m for m in value if (m.get("role") or m.get("type")) in ("user", "human")]
+        return readable(users[0].get("content", users[0].get("parts")))[0] or None if users else None
+    return readable(value)[0] or None
+
+
 def _usage(obs: dict[str, Any]) -> tuple[int | None, int | None]:
     usage = obs.get("usageDetails") or obs.get("usage") or {}
     if not isinstance(usage, dict):
@@ -87,7 +118,8 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         ),
     )
     steps = []
-    for idx, (_, obs) in enumerate(ordered):
+    for idx, (_, raw) in enumerate(ordered):
+        obs = {**raw, **{k: decoded(raw.get(k)) for k in ("input", "output", "metadata")}}
         kind = _TYPES.get(str(obs.get("type") or "").upper(), StepKind.OTHER)
         content, calls = readable(obs.get("output"))
         tokens_in, tokens_out = _usage(obs)
@@ -102,7 +134,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         level = str(obs.get("level") or "").upper()
         if level == "ERROR" and obs.get("statusMessage") and obs["statusMessage"] not in content:
             content = f"{content}\nerror: {obs['statusMessage']}".strip()
-        meta = obs.get("metadata") if isinstance(obs.get("metadata"), dict) else {}
+        meta = mapping(obs.get("metadata"))
         steps.append(
             Step(
                 step_idx=idx,
@@ -138,12 +170,14 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         parent, hops = by_id.get(step.parent_span_id), 0
         while step.agent is None and parent is not None and hops < len(steps):
             step.agent, parent, hops = parent.agent, by_id.get(parent.parent_span_id), hops + 1
-    task = record.get("input")
-    if isinstance(task, dict) and isinstance(task.get("messages"), list):
-        from tracefail.ingest.chat import first_user_text
-
-        task = first_user_text(task["messages"])
-    scores = record.get("scores") if isinstance(record.get("scores"), list) else []
+    task = _first_user_text(decoded(record.get("input")))
+    for _, obs in ordered if task is None else ():
+        if str(obs.get("type") or "").upper() == "GENERATION" and (
+            task := _first_user_text(decoded(obs.get("input")))
+        ):
+            break
+    record = {**record, **{k: decoded(record.get(k)) for k in ("output", "metadata")}}
+    scores: list[Any] = record["scores"] if isinstance(record.get("scores"), list) else []
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(
@@ -152,7 +186,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
             native_id=str(record["id"]),
             framework=None,
             llm=models[0] if models else None,
-            task=readable(task)[0] or None,
+            task=task,
             outcome=_outcome(scores),
             source_file=source_file,
             metadata={
@@ -186,7 +220,7 @@ class LangfuseAdapter:
                 records = iter([RawRecord("whole file", fh.read())])
         for raw in records:
             try:
-                value = loads(raw.text)
+                value = raw.json()
                 items = value.get("data") if isinstance(value, dict) and "data" in value else [value]
                 if not isinstance(items, list):
                     raise ValueError("`data` is not a list of traces")

@@ -15,7 +15,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.logsplit import split_trajectory
-from tracefail.ingest.reader import first_char, iter_json_array, loads
+from tracefail.ingest.reader import first_char, iter_json_array
 from tracefail.model import Label, Trace
 
 TAXONOMY = "mast"
@@ -28,7 +28,7 @@ FINAL_ROUND = "v1"  # the 14-mode "Generlazability" (sic) round uses the final c
 def _records(path: Path) -> Iterator[tuple[str, Any] | Rejected]:
     for raw in iter_json_array(path):
         try:
-            yield raw.locator, loads(raw.text)
+            yield raw.locator, raw.json()
         except ValueError as exc:
             yield Rejected(raw.locator, f"not valid JSON: {exc}", excerpt(raw.text))
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.otel_vendors import normalise
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, read_whole
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
@@ -321,10 +321,18 @@ def spans_to_trace(
         steps.append(step)
         by_id[step.span_id] = step
         task = task or (seen_task if isinstance(seen_task, str) else None)
-    for step in steps:  # a span without its own agent belongs to the nearest agent above it
-        parent, hops = by_id.get(step.parent_span_id), 0
-        while step.agent is None and parent is not None and hops < len(steps):
-            step.agent, parent, hops = parent.agent, by_id.get(parent.parent_span_id), hops + 1
+    # A span without its own agent belongs to the nearest agent above it. Each span is walked
+    # once (settled spans end a walk), so a 20k-span parent chain is linear, and a cycle ends.
+    settled: set[int] = set()
+    for step in steps:
+        chain, node = [], step
+        while node is not None and node.agent is None and id(node) not in settled:
+            chain.append(node)
+            settled.add(id(node))
+            node = by_id.get(node.parent_span_id)
+        agent = node.agent if node is not None else None
+        for waiting in chain:
+            waiting.agent = agent
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(
@@ -466,13 +474,13 @@ class OtlpAdapter:
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         documents = (
-            iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", _read(path))])
+            iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", read_whole(path))])
         )
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         logs: list[tuple[str, str | None, dict[str, Any]]] = []
         for raw in documents:  # a trace's spans may be spread over several export batches
             try:
-                document = loads(raw.text)
+                document = raw.json()
                 if not isinstance(document, dict) or not any(key in document for key in _OTLP_KEYS):
                     raise ValueError(
                         "not an OTLP/JSON export (no `resourceSpans`, `batches` or `resourceLogs`)"
@@ -534,7 +542,7 @@ class SpanTreeAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        text = _read(path)
+        text = read_whole(path)
         try:
             document = loads(text)
             if not isinstance(document, dict) or not isinstance(document.get("spans"), list):
@@ -551,7 +559,3 @@ class SpanTreeAdapter:
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             yield Rejected("whole file", reason(exc), excerpt(text))
 
-
-def _read(path: Path) -> str:
-    with open_text(path) as fh:
-        return fh.read()

@@ -14,7 +14,7 @@ from typing import Any
 from tracefail.ingest.base import Rejected, excerpt, first_json, parse_time, reason
 from tracefail.ingest.content import mapping, parse_json_text
 from tracefail.ingest.otel import attributes, spans_to_trace
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, loads
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl
 from tracefail.model import Trace
 
 
@@ -85,7 +85,7 @@ class PhoenixAdapter:
         grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for raw in records:
             try:
-                span = loads(raw.text)
+                span = raw.json()
                 if not isinstance(span, dict):
                     raise ValueError("a span is not an object")
                 trace_id, normalised = _span(span)

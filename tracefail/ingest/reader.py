@@ -13,6 +13,7 @@ import json
 import math
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ HEAD_BYTES = 64 * 1024
 _STRUCT = re.compile(rb'["{}\[\]]')
 _STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: fast on MB strings
 _SCALAR_END = re.compile(rb"[,\]]")
+# One record's most bytes: a file with one unterminated string must not be read into memory
+# whole. Ingest sets it per run (`--max-record-mb`).
+MAX_RECORD_BYTES: ContextVar[int] = ContextVar("MAX_RECORD_BYTES", default=256 * 1024 * 1024)
 
 
 class SourceError(Exception):
@@ -43,6 +47,13 @@ class RawRecord:
 
     locator: str  # "record 12" / "line 40" / "whole file"
     text: str
+    error: str | None = None  # why this record cannot be read (bad bytes, too large)
+
+    def json(self) -> Any:
+        """The record parsed; ValueError (the adapter quarantines the record) if it is unreadable."""
+        if self.error:
+            raise ValueError(self.error)
+        return loads(self.text)
 
 
 def _reject_constant(name: str) -> None:
@@ -70,6 +81,8 @@ def read_head(path: Path, size: int = HEAD_BYTES) -> str:
     try:  # incremental: a multi-byte character cut by the head limit is not an error
         text = codecs.getincrementaldecoder("utf-8")().decode(data, final=len(data) < size)
     except UnicodeDecodeError as exc:
+        if b"\n" in data[: exc.start].strip():  # whole lines before it: sniff those, the line is
+            return data[: data.rindex(b"\n", 0, exc.start)].decode("utf-8").lstrip("\ufeff")  # per-record
         raise SourceError(f"not UTF-8 text at byte {exc.start} (binary data or another encoding?)") from None
     return text.lstrip("\ufeff")
 
@@ -78,11 +91,44 @@ def open_text(path: Path):
     return path.open("r", encoding="utf-8", errors="strict", newline="")
 
 
-def iter_jsonl(path: Path) -> Iterator[RawRecord]:
+def read_whole(path: Path) -> str:
+    """A whole-file record's text, refused before reading when over the record limit."""
+    limit, size = MAX_RECORD_BYTES.get(), path.stat().st_size
+    if size > limit:
+        raise SourceError(f"file is {size:,} bytes, over the {limit:,}-byte record limit")
     with open_text(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            if line.strip():
-                yield RawRecord(f"line {number}", line)
+        return fh.read()
+
+
+def iter_jsonl(path: Path) -> Iterator[RawRecord]:
+    """Each non-blank line, read as bytes: a line with bad bytes or over the record limit becomes
+    a record with an `error` (its line number and true byte offset), and the next line goes on."""
+    limit = MAX_RECORD_BYTES.get()
+    with path.open("rb") as fh:
+        offset = 0
+        for number in range(1, 1 << 62):
+            line = fh.readline(limit + 1)
+            if not line:
+                return
+            start, offset = offset, offset + len(line)
+            if number == 1 and line.startswith(codecs.BOM_UTF8):
+                line = line[len(codecs.BOM_UTF8):]
+            locator = f"line {number}"
+            if len(line) > limit and not line.endswith(b"\n"):
+                while (rest := fh.readline(CHUNK)) and not rest.endswith(b"\n"):  # skip, bounded
+                    offset += len(rest)
+                offset += len(rest)
+                yield RawRecord(locator, line[:2000].decode("utf-8", "replace"),
+                                f"record at byte {start} is over the {limit:,}-byte record limit")
+                continue
+            if not line.strip():
+                continue
+            try:
+                text, error = line.decode("utf-8"), None
+            except UnicodeDecodeError as exc:
+                text = line.decode("utf-8", "replace")
+                error = f"not UTF-8 text at byte {start + exc.start} (binary data or another encoding?)"
+            yield RawRecord(locator, text, error)
 
 
 def first_char(head: str) -> str:
@@ -98,6 +144,7 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
     UTF-8 multi-byte sequence. Only each record is decoded. The buffer keeps the unread tail
     only, so memory is bounded by the largest record, not by the file.
     """
+    limit = MAX_RECORD_BYTES.get()
     with path.open("rb") as fh:
         buf = fh.read(CHUNK)
         offset = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0  # file offset of buf[0]
@@ -124,6 +171,12 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
             scan = [0, 0]  # resumable: a record spanning reads is scanned once
             end = _element_end(buf, pos, scan)
             while end is None and not eof:
+                if len(buf) - pos > limit:
+                    raise SourceError(
+                        f"record at byte {offset + pos} is over the {limit:,}-byte record limit",
+                        f"record {index}",
+                        buf[pos : pos + 2000].decode("utf-8", "replace"),
+                    )
                 more = fh.read(max(CHUNK, len(buf) - pos))
                 eof = not more
                 offset, buf, pos = offset + pos, buf[pos:] + more, 0

@@ -13,7 +13,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
-from tracefail.ingest.reader import first_char, iter_json_array, loads
+from tracefail.ingest.reader import first_char, iter_json_array
 from tracefail.model import Outcome, Trace
 
 
@@ -57,7 +57,7 @@ class TauBenchAdapter:
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         for raw in iter_json_array(path):
             try:
-                record = loads(raw.text)
+                record = raw.json()
                 if not isinstance(record, dict):
                     raise ValueError("record is not an object")
                 yield record_to_trace(record, path)

@@ -12,7 +12,12 @@ TASKS = frozenset({"modes", "attribution"})
 
 
 class JudgeError(Exception):
-    """This trace could not be judged (invalid output, HTTP failure); the run goes on."""
+    """This trace could not be judged (invalid output, HTTP failure); the run goes on.
+
+    It carries the tokens its requests used: a failed trace was still paid for."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
 
 
 class JudgeUnavailable(JudgeError):

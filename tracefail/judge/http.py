@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import random
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,39 @@ from tracefail.model import Taxonomy
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 ENDPOINT_STATUS = {401, 403, 404}  # wrong key, no access, wrong URL or model: no trace can pass
+MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+_SECRET_PARAM = re.compile(r"key|token|secret|sig|pass|auth|cred", re.IGNORECASE)
+
+
+def validate_base_url(base_url: str) -> httpx.URL:
+    """An absolute http(s) URL, or ValueError with one line."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"--base-url {redact(base_url)!r} is not a URL ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"--base-url {redact(base_url)!r} must be an http:// or https:// URL")
+    return url
+
+
+def redact(base_url: str) -> str:
+    """The URL without credentials: user:password and secret-looking query values become ***."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return re.sub(r"//[^/@]*@", "//***@", base_url.split("?")[0])
+    if url.userinfo:
+        url = url.copy_with(username="***", password=None)
+    if url.query:
+        params = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in url.params.multi_items()]
+        url = url.copy_with(params=params)
+    return str(url)
+
+
+def endpoint(base_url: str) -> httpx.URL:
+    """base_url + /chat/completions, keeping its query string (`?api-version=...`)."""
+    url = httpx.URL(base_url)
+    return url.copy_with(path=url.path.rstrip("/") + "/chat/completions")
 
 
 @dataclass
@@ -32,8 +66,10 @@ class HttpSettings:
     model: str
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
+    api_key_header: str = "Authorization"  # "Authorization: Bearer KEY", or e.g. Azure's "api-key: KEY"
     concurrency: int = 8
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # the whole request, connect to last byte
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     max_retries: int = 5
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
@@ -41,6 +77,13 @@ class HttpSettings:
     temperature: float = 0.0
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
+
+    def __post_init__(self) -> None:
+        validate_base_url(self.base_url)
+        if not self.timeout_s > 0:
+            raise ValueError(f"--timeout must be more than 0 seconds, not {self.timeout_s:g}")
+        if self.max_response_bytes <= 0:
+            raise ValueError("the maximum response size must be more than 0 bytes")
 
 
 class OpenAIJudge:
@@ -55,7 +98,7 @@ class OpenAIJudge:
         return {
             "backend": "openai",
             "model": s.model,
-            "base_url": s.base_url.rstrip("/"),
+            "base_url": redact(s.base_url.rstrip("/")),
             "window_chars": s.window_chars,
             "temperature": s.temperature,
             "prompt": PROMPT_VERSION,
@@ -77,14 +120,23 @@ class OpenAIJudge:
         return self._client
 
     async def judge(self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str]) -> JudgeResult:
+        used = [0, 0]  # tokens of every reply, judged or not: a failed trace was still paid for
+        try:
+            return await self._judge(trace, taxonomy, tasks, used)
+        except JudgeError as exc:
+            exc.tokens_in, exc.tokens_out = used
+            raise
+
+    async def _judge(
+        self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str], used: list[int]
+    ) -> JudgeResult:
         windows = split_windows(trace.steps, self.settings.window_chars)
-        answers, tokens_in, tokens_out = [], 0, 0
+        answers = []
         for window in windows:
             nonce = new_nonce()
             system, user = structured_request(trace, window, taxonomy, nonce, tasks)
             messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-            reply, t_in, t_out = await self._chat(messages, tasks)
-            tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
+            reply = await self._chat(messages, tasks, used)
             try:
                 output = parse(reply, taxonomy, window, tasks)
             except InvalidOutput as first:
@@ -97,8 +149,7 @@ class OpenAIJudge:
                         "the corrected JSON object, following the required format exactly.",
                     },
                 ]
-                reply, t_in, t_out = await self._chat(repair, tasks)
-                tokens_in, tokens_out = tokens_in + t_in, tokens_out + t_out
+                reply = await self._chat(repair, tasks, used)
                 try:
                     output = parse(reply, taxonomy, window, tasks)
                 except InvalidOutput as second:
@@ -115,7 +166,7 @@ class OpenAIJudge:
                 )
             )
         verdict = merge_windows(trace.trace_id, answers, len(trace.steps))
-        return JudgeResult(verdict, tokens_in, tokens_out, {"windows": len(windows)})
+        return JudgeResult(verdict, used[0], used[1], {"windows": len(windows)})
 
     def _body(self, messages: list[dict], tasks: frozenset[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -130,41 +181,60 @@ class OpenAIJudge:
             }
         return body
 
-    async def _chat(self, messages: list[dict], tasks: frozenset[str]) -> tuple[str, int, int]:
-        """One chat completion with retries; returns (content, prompt tokens, completion tokens)."""
-        url = self.settings.base_url.rstrip("/") + "/chat/completions"
-        key = os.environ.get(self.settings.api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async def _chat(self, messages: list[dict], tasks: frozenset[str], used: list[int]) -> str:
+        """One chat completion with retries; adds each reply's token usage to `used`."""
+        url = endpoint(self.settings.base_url)
+        shown = redact(str(url))
         attempt = 0
         while True:
+            headers: httpx.Headers | dict[str, str] = {}
             async with self._semaphore:
                 try:
-                    response = await self._http().post(url, json=self._body(messages, tasks), headers=headers)
-                except (httpx.TimeoutException, httpx.TransportError) as exc:
-                    response, failure = None, f"{type(exc).__name__}"
-            if response is not None:
-                if (
-                    response.status_code == 400
-                    and self._schema_supported
-                    and "response_format" in response.text
-                ):
+                    async with asyncio.timeout(self.settings.timeout_s):
+                        status, headers, body = await self._post(url, self._body(messages, tasks))
+                except (TimeoutError, httpx.TimeoutException):
+                    status, failure = None, f"Timeout: no complete reply within {self.settings.timeout_s:g} s"
+                except httpx.TransportError as exc:
+                    status, failure = None, f"{type(exc).__name__}"
+            if status is not None:
+                text = body.decode("utf-8", "replace")
+                if status == 400 and self._schema_supported and "response_format" in text:
                     self._schema_supported = False  # this server has no json_schema; ask in words
                     continue
-                if response.status_code < 300:
-                    return self._content(response)
-                failure = f"HTTP {response.status_code}"
-                if response.status_code in ENDPOINT_STATUS:
-                    raise JudgeUnavailable(f"{failure} from {url}: {response.text[:200]}")
-                if response.status_code not in RETRY_STATUS:
-                    raise JudgeError(f"{failure} from {url}: {response.text[:200]}")
+                if status < 300:
+                    return self._content(text, used)
+                failure = f"HTTP {status}"
+                if status in ENDPOINT_STATUS:
+                    raise JudgeUnavailable(f"{failure} from {shown}: {text[:200]}")
+                if status not in RETRY_STATUS:
+                    raise JudgeError(f"{failure} from {shown}: {text[:200]}")
             attempt += 1
             if attempt > self.settings.max_retries:
-                message = f"{failure} from {url} after {self.settings.max_retries} retries"
-                raise (JudgeUnavailable if response is None else JudgeError)(message)
-            await asyncio.sleep(self._delay(attempt, response))
+                message = f"{failure} from {shown} after {self.settings.max_retries} retries"
+                raise (JudgeUnavailable if status is None else JudgeError)(message)
+            await asyncio.sleep(self._delay(attempt, headers))
 
-    def _delay(self, attempt: int, response: httpx.Response | None) -> float:
-        retry_after = response.headers.get("retry-after") if response is not None else None
+    async def _post(self, url: httpx.URL, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
+        """POST and read the reply, refusing one larger than max_response_bytes."""
+        limit = self.settings.max_response_bytes
+        async with self._http().stream("POST", url, json=body, headers=self._auth()) as response:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise JudgeError(f"reply from {redact(str(url))} is larger than {limit:,} bytes")
+                chunks.append(chunk)
+            return response.status_code, response.headers, b"".join(chunks)
+
+    def _auth(self) -> dict[str, str]:
+        key = os.environ.get(self.settings.api_key_env)
+        if not key:
+            return {}
+        header = self.settings.api_key_header
+        return {header: f"Bearer {key}" if header.lower() == "authorization" else key}
+
+    def _delay(self, attempt: int, headers: httpx.Headers | dict[str, str]) -> float:
+        retry_after = headers.get("retry-after")
         if retry_after:
             try:
                 return min(float(retry_after), self.settings.max_backoff_s)
@@ -174,11 +244,12 @@ class OpenAIJudge:
         return base * (0.5 + random.random() / 2)
 
     @staticmethod
-    def _content(response: httpx.Response) -> tuple[str, int, int]:
+    def _content(text: str, used: list[int]) -> str:
         try:
-            data = response.json()
-            content = data["choices"][0]["message"]["content"] or ""
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-            raise JudgeError(f"not a chat completion response: {response.text[:200]!r}") from None
-        usage = data.get("usage") or {}
-        return content, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            data = json.loads(text)
+            usage = data.get("usage") or {}
+            used[0] += int(usage.get("prompt_tokens") or 0)
+            used[1] += int(usage.get("completion_tokens") or 0)
+            return data["choices"][0]["message"]["content"] or ""
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError):
+            raise JudgeError(f"not a chat completion response: {text[:200]!r}") from None

@@ -224,6 +224,8 @@ async def _judge_all(
             streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
             if result is None:
                 report.errors.append((trace_id, str(error) or "unknown error"))
+                report.tokens_in += error.tokens_in if error else 0
+                report.tokens_out += error.tokens_out if error else 0
                 if streak >= give_up_after:
                     report.stopped = (
                         f"stopped after {streak} traces in a row failed at the endpoint ({error}); "

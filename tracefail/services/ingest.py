@@ -8,11 +8,12 @@ from pathlib import Path
 
 from tracefail.ingest import registry
 from tracefail.ingest.base import Adapter, Rejected, excerpt
-from tracefail.ingest.reader import SourceError
+from tracefail.ingest.reader import MAX_RECORD_BYTES, SourceError
 from tracefail.model import Trace
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
+from tracefail.store.shipped import update_shipped
 
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
@@ -32,12 +33,15 @@ class IngestReport:
     labels: int = 0
     attributions: int = 0
     duplicates: int = 0
+    updated: int = 0  # same steps, new shipped labels/attribution/outcome
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
+    notes: list[str] = field(default_factory=list)  # one line per trace updated in place
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
-        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "quarantined")
+        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated",
+                "quarantined")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -64,6 +68,7 @@ def ingest(
     *,
     format_name: str | None = None,
     max_field_chars: int = MAX_FIELD_CHARS,
+    max_record_bytes: int | None = None,
     on_file: Callable[[Path, int, int], None] | None = None,
     on_record: Callable[[int], None] | None = None,
 ) -> IngestReport:
@@ -72,8 +77,13 @@ def ingest(
     Memory is bounded by one batch (BATCH records or BATCH_CHARS characters) plus DuckDB's
     capped buffer pool, whatever the size of the input.
     """
-    with db.memory_capped(DB_MEMORY_CAP):
-        return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+    token = MAX_RECORD_BYTES.set(max_record_bytes) if max_record_bytes else None
+    try:
+        with db.memory_capped(DB_MEMORY_CAP):
+            return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+    finally:
+        if token is not None:
+            MAX_RECORD_BYTES.reset(token)
 
 
 def _ingest(
@@ -110,7 +120,13 @@ def _ingest(
         report.steps += added.steps
         report.labels += added.labels
         report.attributions += added.attributions
-        report.duplicates += added.duplicates
+        updated = update_shipped(db, added.same_content, report.run_id)
+        report.duplicates += added.duplicates - len(updated)
+        report.updated += len(updated)
+        report.notes.extend(
+            f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution or "
+            "outcome stored (the older ones are kept)" for t in updated
+        )
         for trace, reason in added.conflicts:
             reject(
                 Path(trace.source_file or "?"),
@@ -127,6 +143,9 @@ def _ingest(
             on_file(file, number, len(files))
         if not file.exists():
             reject(file, None, "no such file")
+            continue
+        if not file.is_file():  # a FIFO or device would block or never end
+            reject(file, None, "not a regular file (a FIFO, device or socket); skipped")
             continue
         try:
             adapter: Adapter = forced or registry.detect(file)

@@ -25,8 +25,10 @@ class JudgeSpec:
     spec: str = "local"
     base_url: str = "https://api.openai.com/v1"
     api_key_env: str = "OPENAI_API_KEY"
+    api_key_header: str = "Authorization"
     concurrency: int = 8
     timeout_s: float = 120.0
+    max_response_mb: float = 8.0
     device: str = "auto"
     window_tokens: int = 2048
     threads: int | None = None  # torch threads for the local judge (None: one per core)
@@ -54,27 +56,32 @@ def build_judge(spec: JudgeSpec) -> Any:
     if kind == "openai":
         if not model:
             raise LabelUsageError("--judge openai:MODEL needs a model name, e.g. openai:gpt-4o-mini")
-        if "api.openai.com" in spec.base_url and not os.environ.get(spec.api_key_env):
+        from tracefail.judge.http import HttpSettings, OpenAIJudge, validate_base_url
+
+        try:
+            settings = HttpSettings(
+                model=model,
+                base_url=spec.base_url,
+                api_key_env=spec.api_key_env,
+                api_key_header=spec.api_key_header,
+                concurrency=max(1, spec.concurrency),
+                timeout_s=spec.timeout_s,
+                max_response_bytes=int(spec.max_response_mb * 1024 * 1024),
+                window_chars=spec.window_chars,
+                price_in_per_mtok=spec.price_in_per_mtok,
+                price_out_per_mtok=spec.price_out_per_mtok,
+            )
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from None
+        host = validate_base_url(settings.base_url).host  # lower-cased by the URL parser
+        if host == "api.openai.com" and not os.environ.get(spec.api_key_env):
             # Fail before the run: without a key every request would only be refused. (Local
             # servers such as vLLM or Ollama need none, so only OpenAI's own endpoint is checked.)
             raise LabelUsageError(
                 f"--judge {spec.spec}: ${spec.api_key_env} is not set (the API key is read from the "
                 "environment); set it, or point --base-url at a server that needs no key"
             )
-        from tracefail.judge.http import HttpSettings, OpenAIJudge
-
-        return OpenAIJudge(
-            HttpSettings(
-                model=model,
-                base_url=spec.base_url,
-                api_key_env=spec.api_key_env,
-                concurrency=max(1, spec.concurrency),
-                timeout_s=spec.timeout_s,
-                window_chars=spec.window_chars,
-                price_in_per_mtok=spec.price_in_per_mtok,
-                price_out_per_mtok=spec.price_out_per_mtok,
-            )
-        )
+        return OpenAIJudge(settings)
     raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL or openai:MODEL")
 
 

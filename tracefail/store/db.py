@@ -25,6 +25,13 @@ class DatabaseLocked(StoreError):
     """Another process holds the file's write lock; waiting and retrying can succeed."""
 
 
+_SANDBOX = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
 def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text.strip() else "no detail"
 
@@ -64,13 +71,19 @@ def latest_version() -> int:
 class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path = DEFAULT_DB, *, read_only: bool = False, sandbox: bool = False
+    ) -> None:
+        """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
+        outside it, no extension install or autoload, and a configuration that cannot be changed."""
         self.path = str(path)
-        self.read_only = read_only
+        self.read_only = read_only = read_only or sandbox
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
-            self.connection = duckdb.connect(self.path, read_only=read_only)
+            self.connection = duckdb.connect(
+                self.path, read_only=read_only, config=_SANDBOX if sandbox else {}
+            )
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -85,6 +98,8 @@ class Database:
         # DuckDB draws its own progress bar on stdout for slow queries; stdout carries our data
         self.connection.execute("SET enable_progress_bar = false")
         self._migrate()
+        if sandbox:
+            self.connection.execute("SET lock_configuration = true")
 
     # --- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:

@@ -35,6 +35,20 @@ _FLAT = """
 """
 
 
+def _formula_safe(db: Database, query: str) -> str:
+    """`query` with every text cell a spreadsheet would run as a formula (OWASP: a leading =, +,
+    -, @, tab or CR) prefixed with a quote, so it shows as text."""
+    relation = db.connection.sql(query)
+    columns = []
+    for name, kind in zip(relation.columns, relation.types, strict=True):
+        column = '"' + name.replace('"', '""') + '"'
+        if str(kind) in ("VARCHAR", "JSON"):
+            column = (f"CASE WHEN regexp_matches({column}, '^[-=+@\\t\\r]') "
+                      f"THEN chr(39) || {column} ELSE {column} END AS {column}")
+        columns.append(column)
+    return f"SELECT {', '.join(columns)} FROM ({query})"
+
+
 def export_corpus(db: Database, fmt: str, out: Path) -> int:
     """Write the corpus to `out`; returns the number of traces written."""
     if fmt not in FORMATS:
@@ -45,7 +59,7 @@ def export_corpus(db: Database, fmt: str, out: Path) -> int:
     elif fmt == "parquet":
         sql = f"COPY ({_NESTED}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
     else:
-        sql = f"COPY ({_FLAT}) TO '{target}' (FORMAT csv, HEADER)"
+        sql = f"COPY ({_formula_safe(db, _FLAT)}) TO '{target}' (FORMAT csv, HEADER)"
     try:
         db.execute(sql)
     except duckdb.IOException as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from typing import Any
 
@@ -18,12 +19,29 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def interrupt_dead_runs(db: Database) -> int:
+    """Mark 'running' rows of processes that are gone as 'interrupted'; returns how many.
+
+    Only one process can hold a corpus open for writing, so while we write, a running row
+    started by another process id (or by a version that stored none) belongs to a killed run.
+    """
+    where = ("status = 'running' AND coalesce(TRY_CAST(json_extract(config, '$._pid') AS INTEGER), -1)"
+             " <> ?")
+    stale = db.rows(f"SELECT count(*) FROM runs WHERE {where}", [os.getpid()])[0][0]
+    if stale:
+        db.execute(f"UPDATE runs SET status = 'interrupted' WHERE {where}", [os.getpid()])
+    return int(stale)
+
+
 def start_run(db: Database, kind: str, config: dict[str, Any]) -> str:
+    """A new 'running' row (its process id kept in the config); dead runs are closed first."""
+    interrupt_dead_runs(db)
     run_id = f"{kind}-{now():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+    stored = json.dumps({**config, "_pid": os.getpid()}, default=str)
     db.execute(
         "INSERT INTO runs (run_id, kind, config, config_hash, status, started_at) "
         "VALUES (?, ?, ?, ?, 'running', ?)",
-        [run_id, kind, json.dumps(config, default=str), config_hash(config), now()],
+        [run_id, kind, stored, config_hash(config), now()],
     )
     return run_id
 

@@ -22,6 +22,7 @@ class AddResult:
     attributions: int = 0
     duplicates: int = 0
     conflicts: list[tuple[Trace, str]] = field(default_factory=list)
+    same_content: list[Trace] = field(default_factory=list)  # duplicates: labels may still be new
 
 
 _TRACE_SCHEMA = pa.schema(
@@ -140,6 +141,7 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
             fresh.append(trace)
         elif known == hashes[trace.trace_id]:
             result.duplicates += 1
+            result.same_content.append(trace)
         else:
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
@@ -259,8 +261,3 @@ def counts(db: Database) -> dict[str, int]:
 
 def quarantined(db: Database) -> pl.DataFrame:
     return db.frame("SELECT * FROM quarantine ORDER BY quarantine_id")
-
-
-def read_only_query(db: Database, sql: str) -> pl.DataFrame:
-    """Run user SQL; the caller opens `db` read-only so DuckDB itself refuses writes."""
-    return db.frame(sql)

@@ -1,0 +1,78 @@
+"""Re-ingested traces whose shipped labels, attributions or outcome changed (a corrected dataset).
+
+The steps are the same (same content hash), so this is not a conflict: the dataset's newer
+answer is stored as newer rows of the same source, and the older rows are kept beside them
+(readers take the newest row per source, as with human relabels).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from tracefail.model import Trace
+from tracefail.store.db import Database
+from tracefail.store.traces import insert_attributions, insert_labels
+
+
+def _label_key(source: str, version: str | None, mode: str) -> tuple:
+    return (source, version or "", mode)
+
+
+def _value(present: bool | None, probability: float | None) -> tuple:
+    return (present, None if probability is None else round(float(probability), 6))
+
+
+def update_shipped(db: Database, traces: Sequence[Trace], run_id: str | None) -> list[Trace]:
+    """Store what changed for `traces` (already stored with this content); returns those changed."""
+    with_news = [t for t in traces if t.labels or t.attributions or t.outcome or t.ground_truth]
+    if not with_news:
+        return []
+    ids = [t.trace_id for t in with_news]
+    labels: dict[str, dict[tuple, tuple]] = defaultdict(dict)
+    for trace_id, source, version, mode, present, probability in db.rows(
+        "SELECT trace_id, source, taxonomy_version, mode_id, arg_max(present, label_id), "
+        "arg_max(probability, label_id) FROM labels WHERE trace_id IN (SELECT unnest(?)) GROUP BY ALL",
+        [ids],
+    ):
+        labels[trace_id][_label_key(source, version, mode)] = _value(present, probability)
+    blamed: dict[str, dict[str, set[tuple]]] = defaultdict(lambda: defaultdict(set))
+    for trace_id, source, agent, step in db.rows(
+        "SELECT trace_id, source, agent, step_idx FROM attributions a WHERE trace_id IN "
+        "(SELECT unnest(?)) AND run_id IS NOT DISTINCT FROM (SELECT arg_max(run_id, attribution_id) "
+        "FROM attributions b WHERE b.trace_id = a.trace_id AND b.source = a.source)",
+        [ids],
+    ):
+        blamed[trace_id][source].add((agent, step))
+    heads = {r[0]: r[1:] for r in db.rows(
+        "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
+    )}
+    changed = []
+    for trace in with_news:
+        stored = labels[trace.trace_id]
+        new_labels = any(
+            stored.get(_label_key(lbl.source, lbl.taxonomy_version, lbl.mode_id))
+            != _value(lbl.present, lbl.probability)
+            for lbl in trace.labels
+        )
+        incoming: dict[str, set[tuple]] = defaultdict(set)
+        for attribution in trace.attributions:
+            incoming[attribution.source].add((attribution.agent, attribution.step_idx))
+        new_blame = any(blamed[trace.trace_id].get(s) != pairs for s, pairs in incoming.items())
+        new_head = heads[trace.trace_id] != (trace.outcome.value, trace.ground_truth)
+        if not (new_labels or new_blame or new_head):
+            continue
+        changed.append(trace)
+        with db.transaction():
+            if new_labels:
+                insert_labels(db, [lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels])
+            if new_blame:
+                insert_attributions(
+                    db, [a.model_copy(update={"run_id": run_id}) for a in trace.attributions]
+                )
+            if new_head:
+                db.execute(
+                    "UPDATE traces SET outcome = ?, ground_truth = ? WHERE trace_id = ?",
+                    [trace.outcome.value, trace.ground_truth, trace.trace_id],
+                )
+    return changed
