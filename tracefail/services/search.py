@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 
 import polars as pl
@@ -56,12 +57,16 @@ def snippet(
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """A window of `content` around the first matched word, on one line, with the spans of all
     matched words inside it."""
-    spans = [
-        (m.start(), m.end())
+    found = [
+        (m.start(), m.end(), folded)
         for m in _WORD.finditer(content)
         if (folded := _fold(m.group(0))) in words or any(folded.startswith(p) for p in prefixes)
     ]
-    start = max(0, spans[0][0] - width // 3) if spans else 0
+    spans = [(a, b) for a, b, _ in found]
+    # centre on the rarest matched word in this step ("the" is everywhere, "verify" is the point)
+    counts = Counter(word for _, _, word in found)
+    anchor = min(found, key=lambda f: (counts[f[2]], f[0]))[0] if found else 0
+    start = max(0, anchor - width // 3)
     end = min(len(content), start + width)
     head, tail = ("…" if start else ""), ("…" if end < len(content) else "")
     window = content[start:end]
