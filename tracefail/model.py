@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 # Step features (names as features/extract.py writes them) that views show first: token
 # uncertainty, attention flow back to earlier steps, transport capacity, confidence.
@@ -108,6 +108,12 @@ class Attribution(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+# Dumping all steps in one serializer call costs a fraction of one model_dump per step and
+# yields the same dicts, so content hashes stay what they were.
+_STEP_LIST = TypeAdapter(list[Step])
+_NOT_HASHED = {"__all__": {"metadata"}}
+
+
 class Trace(BaseModel):
     """A whole agent run with its steps, plus the labels that shipped with it."""
 
@@ -140,7 +146,7 @@ class Trace(BaseModel):
         payload = json.dumps(
             {
                 "task": self.task,
-                "steps": [s.model_dump(mode="json", exclude={"metadata"}) for s in self.steps],
+                "steps": _STEP_LIST.dump_python(self.steps, mode="json", exclude=_NOT_HASHED),
                 "raw": self.raw,
             },
             sort_keys=True,

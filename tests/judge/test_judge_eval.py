@@ -262,16 +262,13 @@ def test_cli_label_with_http_judge_then_eval_json(whowhen_db, tmp_path):
     report = json.loads(result.stdout)
     attribution = report["attribution"]
     assert attribution["n_traces"] == 5
-    assert set(attribution["baselines"]) == {
-        "random",
-        "most_common_step",
-        "first_step",
-        "most_frequent_speaker",
-    }
+    assert {"random", "most_common_step", "first_step", "most_frequent_speaker", "last_worker_step"} <= set(
+        attribution["baselines"]
+    )
     # the stub blames step 0 every time, so the judge equals the first-step baseline
     assert attribution["judge"]["step"]["value"] == attribution["baselines"]["first_step"]["step"]["value"]
     bad = runner.invoke(app, ["label", "--db", path, "--judge", "gpt4"])
-    assert bad.exit_code == 2 and "use local, local:MODEL or openai:MODEL" in bad.stderr
+    assert bad.exit_code == 2 and "use local, local:MODEL, openai:MODEL or ranker:PATH" in bad.stderr
 
 
 def test_openai_endpoint_without_a_key_fails_before_the_run(tmp_path, monkeypatch):

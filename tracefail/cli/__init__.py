@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "tracefail.cli.search",
     "tracefail.cli.diff",
     "tracefail.cli.clusters",
+    "tracefail.cli.attribution",
+    "tracefail.cli.serve",
 ]
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

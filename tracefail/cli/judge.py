@@ -20,6 +20,7 @@ from tracefail.cli.common import (
     print_json,
     safe,
 )
+from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
 
 TaxonomyOption = Annotated[
     str, typer.Option("--taxonomy", help="Shipped taxonomy name (mast-v1), id, or a YAML/JSON file.")
@@ -70,18 +71,33 @@ def label(
         float, typer.Option("--price-in", help="USD per 1M input tokens (cost report).")
     ] = 0.0,
     price_out: Annotated[float, typer.Option("--price-out", help="USD per 1M output tokens.")] = 0.0,
+    strategy: Annotated[
+        str,
+        typer.Option(
+            "--strategy", help="openai judge: all-at-once, step-by-step, binary-search or shortlist."
+        ),
+    ] = "all-at-once",
+    ranker: Annotated[
+        str | None, typer.Option("--ranker", help="Step ranker (from `train`) for --strategy shortlist.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    use_ray: RayFlag = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusOption = 0.0,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.features.errors import ModelLoadError
+    from tracefail.services.distributed import DistributedError
     from tracefail.services.label import JudgeSpec, LabelUsageError
     from tracefail.services.label import label as run_label
     from tracefail.taxonomy import TaxonomyError
 
     if traces and limit:
         fail("use --traces or --limit, not both", EXIT_USAGE)
+    executor = ray_options(use_ray, ray_address, workers, gpus_per_worker)
     spec = JudgeSpec(
         spec=judge,
         base_url=base_url,
@@ -95,6 +111,8 @@ def label(
         threads=threads,
         price_in_per_mtok=price_in,
         price_out_per_mtok=price_out,
+        strategy=strategy,
+        ranker=ranker,
     )
     store = open_db(db)
     with Progress(
@@ -120,10 +138,11 @@ def label(
                 traces=traces,
                 limit=limit,
                 on_progress=on_progress,
+                ray=executor,
             )
         except (LabelUsageError, TaxonomyError) as exc:
             fail(str(exc), EXIT_USAGE)
-        except ModelLoadError as exc:
+        except (ModelLoadError, DistributedError) as exc:
             fail(str(exc))
         finally:
             store.close()
@@ -215,6 +234,11 @@ def _ci(value: dict) -> str:
     return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
+def _diff(value: dict) -> str:
+    """`+0.120 [+0.020, +0.230]`: a paired difference and its interval."""
+    return f"{value['diff']:+.3f} [{value['diff_low']:+.3f}, {value['diff_high']:+.3f}]"
+
+
 @app.command("eval")
 def evaluate(
     db: DbOption = DEFAULT_DB_PATH,
@@ -264,8 +288,12 @@ def evaluate(
     if attribution["n_traces"]:
         rows = {"judge": attribution["judge"], **attribution["baselines"]}
         for name, row in rows.items():
+            diff = row.get("judge_minus", {}).get("step")
             out.print(
-                f"  {name:<22} agent {_ci(row['agent'])}  step {_ci(row['step'])}",
+                f"  {name:<31} agent {_ci(row['agent'])}  step {_ci(row['step'])}  "
+                f"±1 {_ci(row['within1'])}  ±3 {_ci(row['within3'])}"
+                + (f"  top-3 {_ci(row['top3'])}" if "top3" in row else "")
+                + (f"  judge−this step {_diff(diff)}" if diff else ""),
                 highlight=False,
                 markup=False,
             )

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 CHUNK = 1 << 20
 HEAD_BYTES = 64 * 1024
 _STRUCT = re.compile(rb'["{}\[\]]')
@@ -61,9 +63,16 @@ def _reject_constant(name: str) -> None:
     return None
 
 
-def loads(text: str) -> Any:
-    """Parse JSON, mapping the non-standard NaN/Infinity tokens to None."""
-    return json.loads(text, parse_constant=_reject_constant)
+def loads(text: str | bytes) -> Any:
+    """Parse JSON, mapping the non-standard NaN/Infinity tokens to None.
+
+    orjson first (several times faster on large records); what it refuses (NaN, integers over
+    64 bits, lone surrogates) goes through the standard parser, which decides what is an error.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_constant=_reject_constant)
 
 
 def is_nan(value: Any) -> bool:

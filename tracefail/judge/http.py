@@ -168,7 +168,7 @@ class OpenAIJudge:
         verdict = merge_windows(trace.trace_id, answers, len(trace.steps))
         return JudgeResult(verdict, used[0], used[1], {"windows": len(windows)})
 
-    def _body(self, messages: list[dict], tasks: frozenset[str]) -> dict[str, Any]:
+    def _body(self, messages: list[dict], schema: dict[str, Any]) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.settings.model,
             "messages": messages,
@@ -177,12 +177,19 @@ class OpenAIJudge:
         if self._schema_supported:
             body["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": json_schema(tasks)},
+                "json_schema": {"name": "tracefail_verdict", "strict": True, "schema": schema},
             }
         return body
 
-    async def _chat(self, messages: list[dict], tasks: frozenset[str], used: list[int]) -> str:
-        """One chat completion with retries; adds each reply's token usage to `used`."""
+    async def _chat(
+        self,
+        messages: list[dict],
+        tasks: frozenset[str],
+        used: list[int],
+        schema: dict[str, Any] | None = None,
+    ) -> str:
+        """One chat completion with retries; adds each reply's token usage to `used`. The reply
+        follows `schema`, by default the verdict schema for `tasks`."""
         url = endpoint(self.settings.base_url)
         shown = redact(str(url))
         attempt = 0
@@ -191,7 +198,8 @@ class OpenAIJudge:
             async with self._semaphore:
                 try:
                     async with asyncio.timeout(self.settings.timeout_s):
-                        status, headers, body = await self._post(url, self._body(messages, tasks))
+                        body_in = self._body(messages, schema or json_schema(tasks))
+                        status, headers, body = await self._post(url, body_in)
                 except (TimeoutError, httpx.TimeoutException):
                     status, failure = None, f"Timeout: no complete reply within {self.settings.timeout_s:g} s"
                 except httpx.TransportError as exc:

@@ -17,14 +17,15 @@ from typing import Any
 import polars as pl
 
 from tracefail.analysis.agreement import accuracy_ci, binary_scores_ci, expected_calibration_error
+from tracefail.analysis.attribution import Gold, Hits, TraceSteps, baseline_hits, top_k_recall
 from tracefail.judge import calibration
 from tracefail.store import Database
+from tracefail.store.attribution import steps_for
 from tracefail.store.labels import (
     attributions,
     latest_judge_source,
     mode_labels,
     save_calibrations,
-    step_agents,
 )
 from tracefail.store.runs import finish_run, start_run
 from tracefail.taxonomy import DEFAULT_TAXONOMY, TaxonomyFile, find
@@ -181,64 +182,33 @@ def _attribution_block(db: Database, reference: str, source: str, reps: int) -> 
     block: dict[str, Any] = {"n_traces": len(traces)}
     if not traces:
         return block
-    steps = step_agents(db, traces)
-    agents_by_trace: dict[str, list[str | None]] = defaultdict(list)
-    for row in steps.iter_rows(named=True):
-        agents_by_trace[row["trace_id"]].append(row["agent"])
-    gold_steps = [ref[t]["step_idx"] for t in traces if ref[t]["step_idx"] is not None]
-    common_step = Counter(gold_steps).most_common(1)[0][0] if gold_steps else 0
-
-    def hit_agent(t: str, agent: str | None) -> bool:
-        return agent is not None and agent == ref[t]["agent"]
-
-    def hit_step(t: str, step: int | None) -> bool:
-        return step is not None and step == ref[t]["step_idx"]
-
-    def at(t: str, step: int) -> str | None:
-        agents = agents_by_trace[t]
-        return agents[step] if 0 <= step < len(agents) else None
-
-    def speaker(t: str) -> tuple[str | None, int | None]:
-        agents = [a for a in agents_by_trace[t] if a]
-        if not agents:
-            return None, None
-        top = Counter(agents).most_common(1)[0][1]
-        first = next(a for a in agents if agents.count(a) == top)  # ties: who spoke first
-        return first, agents_by_trace[t].index(first)
-
-    def random_expectation(t: str) -> tuple[float, float]:
-        agents = {a for a in agents_by_trace[t] if a}
-        n = len(agents_by_trace[t])
-        agent_p = 1 / len(agents) if ref[t]["agent"] in agents else 0.0
-        step_p = 1 / n if ref[t]["step_idx"] is not None and 0 <= ref[t]["step_idx"] < n else 0.0
-        return agent_p, step_p
-
-    def pair(agent_hits: list[float], step_hits: list[float]) -> dict[str, Any]:
-        return {"agent": accuracy_ci(agent_hits, reps=reps), "step": accuracy_ci(step_hits, reps=reps)}
-
-    block["judge"] = pair(
-        [hit_agent(t, pred[t]["agent"]) for t in traces], [hit_step(t, pred[t]["step_idx"]) for t in traces]
-    )
-    expectations = [random_expectation(t) for t in traces]
-    speakers = {t: speaker(t) for t in traces}
+    by_trace: dict[str, list[tuple[str | None, str | None, str | None]]] = defaultdict(list)
+    for row in steps_for(db, traces).iter_rows(named=True):
+        by_trace[row["trace_id"]].append((row["agent"], row["role"], row["kind"]))
+    rules = [TraceSteps.from_steps(t, by_trace[t]) for t in traces]
+    golds = [Gold(ref[t]["step_idx"], ref[t]["agent"]) for t in traces]
+    judge = Hits.of([(pred[t]["step_idx"], pred[t]["agent"]) for t in traces], golds)
+    block["judge"] = judge.summary(reps)
+    rankings = [_meta(pred[t]["metadata"]).get("top_steps") for t in traces]
+    if all(rankings):
+        block["judge"]["top3"] = accuracy_ci(top_k_recall(rankings, golds).tolist(), reps=reps)
     block["baselines"] = {
-        "random": pair([e[0] for e in expectations], [e[1] for e in expectations]),
-        "most_common_step": {
-            "step_idx": common_step,
-            **pair(
-                [hit_agent(t, at(t, common_step)) for t in traces], [hit_step(t, common_step) for t in traces]
-            ),
-        },
-        "first_step": pair([hit_agent(t, at(t, 0)) for t in traces], [hit_step(t, 0) for t in traces]),
-        "most_frequent_speaker": pair(
-            [hit_agent(t, speakers[t][0]) for t in traces], [hit_step(t, speakers[t][1]) for t in traces]
-        ),
+        name: {
+            **hits.summary(reps),
+            "judge_minus": {
+                metric: {k: v[k] for k in ("diff", "diff_low", "diff_high")}
+                for metric, v in judge.summary(reps, hits).items()
+            },
+        }
+        for name, hits in baseline_hits(rules, golds).items()
     }
     block["notes"] = (
         "exact match: agent name equality and 0-based step index equality (no substring matching); "
-        "random is the expected accuracy of a uniform guess over the trace's agents/steps; "
-        "most_common_step uses the reference's most frequent step over these traces (an oracle floor); "
-        "most_frequent_speaker predicts that agent and its first step"
+        "within1/within3: the step is at most 1/3 steps off; judge_minus: judge minus the baseline, "
+        "paired bootstrap over the same traces (diff, diff_low, diff_high); roles are normalised to "
+        "user/orchestrator/tool/worker (worker rules skip the others); random is the expected accuracy "
+        "of a uniform guess; most_common_step/most_common_position use the reference's own steps over "
+        "these traces (an oracle floor); speaker rules predict the agent and its first step"
     )
     return block
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from tracefail.judge.backend import TASKS
 from tracefail.judge.runner import LabelReport, Progress, label_corpus
+from tracefail.services.distributed import RayOptions
 from tracefail.services.selection import UnknownTraceError, select_traces
 from tracefail.store import Database
 from tracefail.taxonomy import DEFAULT_TAXONOMY, find
@@ -35,6 +36,8 @@ class JudgeSpec:
     window_chars: int = 60_000
     price_in_per_mtok: float = 0.0
     price_out_per_mtok: float = 0.0
+    strategy: str = "all-at-once"  # for openai:MODEL, see tracefail.judge.strategies
+    ranker: str | None = None  # the step ranker a shortlist strategy narrows with
 
 
 def parse_tasks(text: str) -> frozenset[str]:
@@ -47,6 +50,8 @@ def parse_tasks(text: str) -> frozenset[str]:
 
 def build_judge(spec: JudgeSpec) -> Any:
     kind, _, model = spec.spec.partition(":")
+    if spec.strategy != "all-at-once" and kind != "openai":
+        raise LabelUsageError(f"--strategy {spec.strategy} needs --judge openai:MODEL")
     if kind == "local":
         from tracefail.judge.local import LocalJudge
 
@@ -81,8 +86,24 @@ def build_judge(spec: JudgeSpec) -> Any:
                 f"--judge {spec.spec}: ${spec.api_key_env} is not set (the API key is read from the "
                 "environment); set it, or point --base-url at a server that needs no key"
             )
-        return OpenAIJudge(settings)
-    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL or openai:MODEL")
+        http = OpenAIJudge(settings)
+        if spec.strategy == "all-at-once":
+            return http
+        from tracefail.judge.ranker import RankerJudge
+        from tracefail.judge.strategies import StrategyJudge
+
+        try:
+            return StrategyJudge(http, spec.strategy, RankerJudge(spec.ranker) if spec.ranker else None)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
+    if kind == "ranker":  # a step ranker saved by `tracefail train` (attribution only)
+        from tracefail.judge.ranker import RankerJudge
+
+        try:
+            return RankerJudge(model)
+        except ValueError as exc:
+            raise LabelUsageError(str(exc)) from exc
+    raise LabelUsageError(f"--judge {spec.spec!r}: use local, local:MODEL, openai:MODEL or ranker:PATH")
 
 
 def label(
@@ -94,16 +115,41 @@ def label(
     traces: Sequence[str] | None = None,
     limit: int | None = None,
     on_progress: Progress | None = None,
+    ray: RayOptions | None = None,
 ) -> LabelReport:
-    """Judge the chosen traces; traces already judged by the same config are skipped."""
+    """Judge the chosen traces; traces already judged by the same config are skipped. With `ray`
+    the judging fans out over Ray workers (each builds its own judge from the spec, so `judge`
+    must be a JudgeSpec) and this process stores every verdict."""
     task_set = parse_tasks(tasks)
     loaded = find(taxonomy)
     backend = build_judge(judge) if isinstance(judge, JudgeSpec) else judge
-    concurrency = judge.concurrency if isinstance(judge, JudgeSpec) and judge.spec.startswith("openai") else 1
+    answers = getattr(backend, "tasks", TASKS)
+    if not task_set <= answers:
+        raise LabelUsageError(
+            f"--judge {backend.config()['backend']} answers only --task {','.join(sorted(answers))}"
+        )
+    http = isinstance(judge, JudgeSpec) and judge.spec.startswith("openai")
+    concurrency = judge.concurrency if http else 1
     try:
         chosen = select_traces(db, traces, limit)
     except UnknownTraceError as exc:
         raise LabelUsageError(str(exc)) from None
-    return label_corpus(
-        db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress
-    )
+    if ray is None:
+        return label_corpus(
+            db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress
+        )
+    if not isinstance(judge, JudgeSpec):
+        raise LabelUsageError("a Ray run builds its judges from a JudgeSpec, not a judge object")
+    from tracefail.services.distributed import judge_pool
+
+    with judge_pool(ray, judge, loaded.taxonomy, task_set, concurrency if http else None) as pool:
+        return label_corpus(
+            db,
+            backend,
+            loaded,
+            task_set,
+            chosen,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            execute=pool.run,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,39 +27,76 @@ class AddResult:
 
 _TRACE_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("source", pa.string()), ("native_id", pa.string()),
-        ("framework", pa.string()), ("llm", pa.string()), ("benchmark", pa.string()),
-        ("task", pa.string()), ("ground_truth", pa.string()), ("outcome", pa.string()),
-        ("n_steps", pa.int32()), ("content_hash", pa.string()), ("source_file", pa.string()),
-        ("raw", pa.string()), ("metadata", pa.string()), ("ingest_run_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("source", pa.string()),
+        ("native_id", pa.string()),
+        ("framework", pa.string()),
+        ("llm", pa.string()),
+        ("benchmark", pa.string()),
+        ("task", pa.string()),
+        ("ground_truth", pa.string()),
+        ("outcome", pa.string()),
+        ("n_steps", pa.int32()),
+        ("content_hash", pa.string()),
+        ("source_file", pa.string()),
+        ("raw", pa.string()),
+        ("metadata", pa.string()),
+        ("ingest_run_id", pa.string()),
         ("ingested_at", pa.timestamp("us")),
     ]
 )
 _STEP_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("step_idx", pa.int32()), ("span_id", pa.string()),
-        ("parent_span_id", pa.string()), ("agent", pa.string()), ("recipient", pa.string()),
-        ("role", pa.string()), ("kind", pa.string()), ("name", pa.string()),
-        ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
-        ("model", pa.string()), ("tokens_in", pa.int32()), ("tokens_out", pa.int32()),
-        ("start_ts", pa.timestamp("us")), ("end_ts", pa.timestamp("us")),
-        ("status", pa.string()), ("metadata", pa.string()),
+        ("trace_id", pa.string()),
+        ("step_idx", pa.int32()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("agent", pa.string()),
+        ("recipient", pa.string()),
+        ("role", pa.string()),
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("content", pa.string()),
+        ("tool_calls", pa.string()),
+        ("tool_call_id", pa.string()),
+        ("model", pa.string()),
+        ("tokens_in", pa.int32()),
+        ("tokens_out", pa.int32()),
+        ("start_ts", pa.timestamp("us")),
+        ("end_ts", pa.timestamp("us")),
+        ("status", pa.string()),
+        ("metadata", pa.string()),
     ]
 )
 _LABEL_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("taxonomy_id", pa.string()), ("taxonomy_version", pa.string()),
-        ("mode_id", pa.string()), ("present", pa.bool_()), ("probability", pa.float64()),
-        ("raw_probability", pa.float64()), ("evidence_steps", pa.list_(pa.int32())),
-        ("agent", pa.string()), ("rationale", pa.string()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("taxonomy_id", pa.string()),
+        ("taxonomy_version", pa.string()),
+        ("mode_id", pa.string()),
+        ("present", pa.bool_()),
+        ("probability", pa.float64()),
+        ("raw_probability", pa.float64()),
+        ("evidence_steps", pa.list_(pa.int32())),
+        ("agent", pa.string()),
+        ("rationale", pa.string()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 _ATTRIBUTION_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("agent", pa.string()), ("step_idx", pa.int32()),
-        ("reason", pa.string()), ("probability", pa.float64()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("agent", pa.string()),
+        ("step_idx", pa.int32()),
+        ("reason", pa.string()),
+        ("probability", pa.float64()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 
@@ -68,24 +105,39 @@ def _json(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str) if value else None
 
 
-def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict]) -> None:
-    if not rows:
+def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict] | pa.Table) -> None:
+    if not len(rows):
         return
-    arrow = pa.Table.from_pylist(rows, schema=schema)  # noqa: F841 - scanned by name below
+    arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)  # noqa: F841
     columns = ", ".join(schema.names)
     db.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM arrow")
 
 
-def _step_row(trace_id: str, step: Step) -> dict:
-    return {
-        "trace_id": trace_id, "step_idx": step.step_idx, "span_id": step.span_id,
-        "parent_span_id": step.parent_span_id, "agent": step.agent, "recipient": step.recipient,
-        "role": step.role, "kind": step.kind.value, "name": step.name, "content": step.content,
-        "tool_calls": _json([c.model_dump() for c in step.tool_calls]),
-        "tool_call_id": step.tool_call_id, "model": step.model, "tokens_in": step.tokens_in,
-        "tokens_out": step.tokens_out, "start_ts": step.start_ts, "end_ts": step.end_ts,
-        "status": step.status, "metadata": _json(step.metadata),
+def _for_ids(db: Database, sql: str, ids: Iterable[str]) -> list[tuple]:
+    """Run `sql` with `{ids}` standing for a subquery over `ids`. The ids go in as an Arrow
+    column: DuckDB converts a Python list parameter element by element, about 0.25 ms each
+    (a failed pandas import per element when pandas is absent), which cost 11% of a MAST ingest."""
+    wanted_ids = pa.table({"trace_id": pa.array(list(ids), pa.string())})  # noqa: F841 - scanned by name
+    return db.connection.execute(sql.format(ids="(SELECT trace_id FROM wanted_ids)")).fetchall()
+
+
+def _step_columns(traces: Sequence[Trace]) -> pa.Table:
+    """All steps of `traces` as one Arrow table, built column by column: a dict per step cost
+    more than the DuckDB insert itself on a large corpus."""
+    ids = [t.trace_id for t in traces for _ in t.steps]
+    fields = [s.__dict__ for t in traces for s in t.steps]  # a pydantic model's field values
+    columns = {
+        name: [f[name] for f in fields]
+        for name in _STEP_SCHEMA.names
+        if name not in ("trace_id", "kind", "tool_calls", "metadata")
     }
+    columns["trace_id"] = ids
+    columns["kind"] = [f["kind"].value for f in fields]
+    columns["tool_calls"] = [
+        _json([c.model_dump() for c in f["tool_calls"]]) if f["tool_calls"] else None for f in fields
+    ]
+    columns["metadata"] = [_json(f["metadata"]) if f["metadata"] else None for f in fields]
+    return pa.Table.from_pydict(columns, schema=_STEP_SCHEMA)
 
 
 def label_rows(labels: Sequence[Label]) -> list[dict]:
@@ -127,12 +179,7 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
     if not traces:
         return result
     hashes = {t.trace_id: t.content_hash() for t in traces}
-    stored = dict(
-        db.rows(
-            "SELECT trace_id, content_hash FROM traces WHERE trace_id IN (SELECT unnest(?))",
-            [list(hashes)],
-        )
-    )
+    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", hashes))
     fresh: list[Trace] = []
     for trace in traces:
         known = stored.get(trace.trace_id)
@@ -146,32 +193,72 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
             )
+    _write(db, fresh, hashes, run_id, result)
+    return result
+
+
+def _write(
+    db: Database, traces: Sequence[Trace], hashes: dict[str, str], run_id: str | None, result: AddResult,
+    *, replace: bool = False,
+) -> None:
+    """Insert traces with their steps, labels and attributions in one transaction; with
+    `replace`, their stored rows and steps go first (labels and attributions stay)."""
     ingested = now()
-    trace_rows, step_rows, labels, attributions = [], [], [], []
-    for trace in fresh:
+    trace_rows: list[dict] = []
+    labels: list[Label] = []
+    attributions: list[Attribution] = []
+    for trace in traces:
         trace_rows.append(
             {
-                "trace_id": trace.trace_id, "source": trace.source, "native_id": trace.native_id,
-                "framework": trace.framework, "llm": trace.llm, "benchmark": trace.benchmark,
-                "task": trace.task, "ground_truth": trace.ground_truth,
-                "outcome": trace.outcome.value, "n_steps": len(trace.steps),
-                "content_hash": hashes[trace.trace_id], "source_file": trace.source_file,
-                "raw": trace.raw, "metadata": _json(trace.metadata), "ingest_run_id": run_id,
+                "trace_id": trace.trace_id,
+                "source": trace.source,
+                "native_id": trace.native_id,
+                "framework": trace.framework,
+                "llm": trace.llm,
+                "benchmark": trace.benchmark,
+                "task": trace.task,
+                "ground_truth": trace.ground_truth,
+                "outcome": trace.outcome.value,
+                "n_steps": len(trace.steps),
+                "content_hash": hashes[trace.trace_id],
+                "source_file": trace.source_file,
+                "raw": trace.raw,
+                "metadata": _json(trace.metadata),
+                "ingest_run_id": run_id,
                 "ingested_at": ingested,
             }
         )
-        step_rows.extend(_step_row(trace.trace_id, s) for s in trace.steps)
         labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
         attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
+    step_table = _step_columns(traces)
     with db.transaction():
+        if replace:
+            ids = [trace.trace_id for trace in traces]
+            _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
+            _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
-        _insert(db, "steps", _STEP_SCHEMA, step_rows)
+        _insert(db, "steps", _STEP_SCHEMA, step_table)
         insert_labels(db, labels)
         insert_attributions(db, attributions)
-    result.traces = len(fresh)
-    result.steps = len(step_rows)
-    result.labels = len(labels)
-    result.attributions = len(attributions)
+    result.traces += len(traces)
+    result.steps += step_table.num_rows
+    result.labels += len(labels)
+    result.attributions += len(attributions)
+
+
+def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
+    """The `raw` text of those ids that are stored (None where a trace kept no raw text)."""
+    if not trace_ids:
+        return {}
+    return dict(_for_ids(db, "SELECT trace_id, raw FROM traces WHERE trace_id IN {ids}", trace_ids))
+
+
+def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
+    """Store traces whose new version supersedes the stored one (live traces that grew), in
+    one transaction: their rows and steps are rewritten, their labels are kept."""
+    result = AddResult()
+    if traces:
+        _write(db, traces, {t.trace_id: t.content_hash() for t in traces}, run_id, result, replace=True)
     return result
 
 
@@ -217,8 +304,15 @@ def trace_ids(db: Database, limit: int | None = None) -> list[str]:
 
 def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
     """The trace's own row without the raw record: the one reader of a trace's header."""
-    rows = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id]).to_dicts()
-    return rows[0] if rows else None
+    return trace_headers(db, [trace_id]).get(trace_id)
+
+
+def trace_headers(db: Database, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Several traces' headers in one query (a driver feeding many workers reads in chunks)."""
+    rows = db.frame(
+        "SELECT * EXCLUDE (raw) FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)]
+    ).to_dicts()
+    return {row["trace_id"]: row for row in rows}
 
 
 def get_trace(db: Database, trace_id: str) -> dict | None:
@@ -243,15 +337,24 @@ def get_trace(db: Database, trace_id: str) -> dict | None:
 
 def get_steps(db: Database, trace_id: str) -> list[Step]:
     """The steps of one trace as model objects, for readers that re-process them."""
+    return steps_of(db, [trace_id]).get(trace_id, [])
+
+
+def steps_of(db: Database, trace_ids: Sequence[str]) -> dict[str, list[Step]]:
+    """The steps of several traces in one query (a driver feeding many workers reads in chunks)."""
     rows = db.frame(
-        "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
+        "SELECT * FROM steps WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
+        [list(trace_ids)],
     ).to_dicts()
-    steps = []
+    found: dict[str, list[Step]] = {}
     for row in rows:
+        trace_id = row.pop("trace_id")
         row["tool_calls"] = json.loads(row["tool_calls"]) if row["tool_calls"] else []
         row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else {}
-        steps.append(Step.model_validate({k: v for k, v in row.items() if v is not None}))
-    return steps
+        found.setdefault(trace_id, []).append(
+            Step.model_validate({k: v for k, v in row.items() if v is not None})
+        )
+    return found
 
 
 def counts(db: Database) -> dict[str, int]:

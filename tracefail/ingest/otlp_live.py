@@ -1,0 +1,132 @@
+"""OTLP/HTTP export requests -> per-trace span batches -> merged traces, for `tracefail serve`.
+
+An exporter sends a trace's spans in whatever requests its batching produces, so a live trace
+is never complete: each stored live trace keeps its spans as an OTLP/JSON document in `raw`,
+and new spans are merged into that document (a span id sent twice keeps its newest copy) before
+the trace is rebuilt with the same span -> step mapping as OTLP files (`ingest/otel.py`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from collections import defaultdict
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from tracefail.ingest.otel import SOURCE, _otlp_span, attributes, hex_id, spans_to_trace
+from tracefail.ingest.reader import loads
+from tracefail.model import Trace, stable_id
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId")
+
+# One service's spans of one trace: (service.name, [OTLP/JSON span dicts]).
+SpanGroup = tuple[str | None, list[dict[str, Any]]]
+
+
+class BadRequest(ValueError):
+    """The request cannot be read as an OTLP trace export; the message says why, in one line."""
+
+
+def decode_body(body: bytes, content_type: str | None, content_encoding: str | None) -> dict[str, Any]:
+    """An export request's body as an OTLP/JSON document, whichever encoding it came in."""
+    encoding = (content_encoding or "identity").strip().lower()
+    try:
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        elif encoding == "deflate":
+            body = zlib.decompress(body)
+        elif encoding != "identity":
+            raise BadRequest(f"unsupported Content-Encoding {content_encoding!r} (use gzip or none)")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise BadRequest(f"body is not valid {encoding} data ({exc})") from None
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media == PROTOBUF:
+        return _from_protobuf(body)
+    if media in (JSON, ""):
+        try:
+            document = loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise BadRequest(f"body is not JSON ({exc})") from None
+        if not isinstance(document, dict):
+            raise BadRequest("body is not an OTLP/JSON export (expected an object with `resourceSpans`)")
+        return document
+    raise BadRequest(f"unsupported Content-Type {content_type!r} (use {PROTOBUF} or {JSON})")
+
+
+def _from_protobuf(body: bytes) -> dict[str, Any]:
+    request = ExportTraceServiceRequest()
+    try:
+        request.ParseFromString(body)
+    except DecodeError as exc:
+        raise BadRequest(f"body is not an OTLP protobuf ExportTraceServiceRequest ({exc})") from None
+    # ids come out base64 (protobuf bytes); spans_by_trace turns them into OTLP/JSON's hex
+    return json_format.MessageToDict(request, use_integers_for_enums=True)
+
+
+def spans_by_trace(document: dict[str, Any]) -> dict[str, list[SpanGroup]]:
+    """The spans of one export document grouped by trace id; BadRequest if it is not OTLP."""
+    resource_list = document.get("resourceSpans", document.get("batches"))  # batches: older Tempo
+    if not isinstance(resource_list, list):
+        raise BadRequest("not an OTLP trace export (no `resourceSpans` list)")
+    grouped: dict[str, list[SpanGroup]] = defaultdict(list)
+    for number, resource_spans in enumerate(resource_list):
+        if not isinstance(resource_spans, dict):
+            raise BadRequest(f"resourceSpans[{number}] is not an object")
+        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+        service = resource.get("service.name")
+        per_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
+        for scope_spans in scopes:
+            for span in (scope_spans.get("spans") if isinstance(scope_spans, dict) else None) or []:
+                if not isinstance(span, dict) or not span.get("traceId") or not span.get("spanId"):
+                    raise BadRequest(f"resourceSpans[{number}]: a span without `traceId` or `spanId`")
+                # one id spelling (hex) whatever the sender used, so retries and files match
+                span = {**span, **{key: hex_id(span[key]) for key in _ID_FIELDS if span.get(key)}}
+                per_trace[span["traceId"]].append(span)
+        for trace_id, spans in per_trace.items():
+            grouped[trace_id].append((service if isinstance(service, str) else None, spans))
+    return grouped
+
+
+def live_trace_id(native_id: str) -> str:
+    """The stored id of an OTLP trace: the same whether its spans came live or from a file."""
+    return stable_id(SOURCE, native_id, "")
+
+
+def merge_trace(trace_id: str, stored_raw: str | None, groups: list[SpanGroup], source_file: str) -> Trace:
+    """The trace holding the stored spans (if any) plus `groups`, rebuilt from all of them."""
+    by_span: dict[str, tuple[str | None, dict[str, Any]]] = {}
+    for service, spans in [*_stored_groups(stored_raw), *groups]:
+        for span in spans:
+            by_span[str(span["spanId"])] = (service, span)
+    per_service: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for service, span in by_span.values():
+        per_service[service].append(span)
+    document = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [] if service is None else [
+                    {"key": "service.name", "value": {"stringValue": service}}
+                ]},
+                "scopeSpans": [{"spans": spans}],
+            }
+            for service, spans in per_service.items()
+        ]
+    }
+    normalised = [_otlp_span(span, service) for service, span in by_span.values()]
+    trace = spans_to_trace(trace_id, normalised, source_file, {"format": "otlp-live"})
+    trace.raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return trace
+
+
+def _stored_groups(stored_raw: str | None) -> list[SpanGroup]:
+    if not stored_raw:
+        return []
+    return [group for groups in spans_by_trace(loads(stored_raw)).values() for group in groups]

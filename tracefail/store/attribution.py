@@ -1,0 +1,49 @@
+"""Inputs of attribution learning: steps with their text, reference attributions, failed traces."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from tracefail.store.db import Database
+
+
+def steps_for(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
+    """(trace_id, step_idx, agent, role, kind, content) of these traces, in step order."""
+    return db.frame(
+        "SELECT trace_id, step_idx, agent, role, kind, coalesce(content, '') AS content FROM steps "
+        "WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
+        [list(trace_ids)],
+    )
+
+
+def reference_attributions(db: Database, source_like: str) -> pl.DataFrame:
+    """The newest attribution per trace among sources matching a LIKE pattern."""
+    return db.frame(
+        "SELECT trace_id, agent, step_idx, source FROM attributions "
+        "WHERE source LIKE ? AND step_idx IS NOT NULL "
+        "QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY created_at DESC, attribution_id DESC) = 1 "
+        "ORDER BY trace_id",
+        [source_like],
+    )
+
+
+def unattributed_failures(db: Database, source_like: str) -> list[str]:
+    """Traces that did not succeed and have no attribution from the reference sources yet."""
+    rows = db.rows(
+        "SELECT trace_id FROM traces WHERE outcome <> 'success' AND trace_id NOT IN "
+        "(SELECT trace_id FROM attributions WHERE source LIKE ? AND step_idx IS NOT NULL) ORDER BY trace_id",
+        [source_like],
+    )
+    return [r[0] for r in rows]
+
+
+def attribution_sources(db: Database, source_like: str) -> pl.DataFrame:
+    """Every source's newest attribution per trace (for disagreement between sources)."""
+    return db.frame(
+        "SELECT trace_id, source, step_idx FROM attributions WHERE source LIKE ? AND step_idx IS NOT NULL "
+        "QUALIFY row_number() OVER "
+        "(PARTITION BY trace_id, source ORDER BY created_at DESC, attribution_id DESC) = 1",
+        [source_like],
+    )
