@@ -22,6 +22,9 @@ COMMAND_MODULES = [
     "tracefail.cli.features",
     "tracefail.cli.stats",
     "tracefail.cli.taxonomy",
+    "tracefail.cli.search",
+    "tracefail.cli.diff",
+    "tracefail.cli.clusters",
     "tracefail.cli.attribution",
     "tracefail.cli.serve",
 ]

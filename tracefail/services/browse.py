@@ -29,6 +29,8 @@ from tracefail.analysis.change_points import change_points
 from tracefail.model import Attribution, Label
 from tracefail.services import stats as stats_service
 from tracefail.services.index_cache import IndexCache
+from tracefail.services.search import trace_matches
+from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
 from tracefail.services.views import CorpusPage, Facets, Receipt, TraceView
 from tracefail.store import Database, DatabaseLocked, StoreError
@@ -202,6 +204,7 @@ class BrowseService:
                 flagged=view_store.flagged_steps(db, trace_id),
                 changes={name: change_points(values) for name, values in features.items()},
                 has_spans=any(s["parent_span_id"] for s in steps),
+                spans=span_waterfall(db, trace_id) if any(s["parent_span_id"] for s in steps) else (),
             )
 
         return self.read(run)
@@ -211,7 +214,8 @@ class BrowseService:
         return self.read(lambda db: stats_service.trace_graph(db, trace_id))
 
     def search(self, trace_id: str, text: str) -> list[int]:
-        return self.read(lambda db: view_store.search_steps(db, trace_id, text))
+        """Steps of one trace matching `text` (words, pre*, "phrases"), in trace order."""
+        return self.read(lambda db: trace_matches(db, trace_id, text))
 
     def taxonomy_modes(self) -> list[tuple[str, str, str, str]]:
         """Modes a human may add: the corpus' stored taxonomies, else the shipped default."""

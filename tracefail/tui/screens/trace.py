@@ -180,7 +180,7 @@ class TraceScreen(Screen[None]):
         self._timeline(keep=not first)
         self.query_one(LabelsPanel).show(view.labels)
         if view.has_spans:
-            self.query_one(SpanTree).show(view.steps, self._agent, self.colours)
+            self.query_one(SpanTree).show(view.steps, self._agent, self.colours, view.spans)
         self._step()
 
     def _agent(self, step: dict[str, Any]) -> str:
