@@ -72,9 +72,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def is_remote(path: Path) -> bool:
+    """s3://, gs://, https://: a Parquet corpus DuckDB reads (pathlib keeps one slash of the two)."""
+    return re.match(r"^[a-z][a-z0-9+.-]+:/", str(path)) is not None
+
+
 def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
     """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
-    if not create and str(path) != ":memory:" and not Path(path).exists():
+    if not create and str(path) != ":memory:" and not is_remote(path) and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
         return Database(path, read_only=read_only)

@@ -196,20 +196,33 @@ def sql(
 
 @app.command()
 def export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file (a new folder with --partition-by).")
+    ],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str, typer.Option("--format", help="jsonl, parquet or csv.")] = "jsonl",
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by",
+            help="framework, llm or date: write every table as Hive-partitioned Parquet into a "
+            "folder that read-only commands accept as --db.",
+        ),
+    ] = None,
 ) -> None:
     """Export traces with their steps and labels."""
-    from tracefail.store.export import FORMATS, export_corpus
+    from tracefail.services.export import FORMATS, PARTITION_KEYS
+    from tracefail.services.export import export as run_export
 
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", EXIT_USAGE)
+    if partition_by is not None and (format != "parquet" or partition_by not in PARTITION_KEYS):
+        fail(f"--partition-by must be one of {', '.join(PARTITION_KEYS)}, with --format parquet", EXIT_USAGE)
     from tracefail.store import StoreError
 
     store = open_db(db, read_only=True)
     try:
-        n = export_corpus(store, format, output)
+        n = run_export(store, format, output, partition_by)
     except StoreError as exc:
         fail(str(exc))
     finally:

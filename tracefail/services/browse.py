@@ -35,6 +35,7 @@ from tracefail.store import human as human_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.corpus_index import indexed_page
+from tracefail.store.partitioned import is_partitioned
 from tracefail.store.selection import CorpusFilter
 from tracefail.store.traces import trace_header
 
@@ -72,6 +73,8 @@ class BrowseService:
 
     def prepare(self) -> None:
         """Migrate the schema once if needed (needs the write lock briefly; skipped when busy)."""
+        if is_partitioned(self.path):
+            return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done

@@ -76,8 +76,13 @@ class Database:
     ) -> None:
         """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
         outside it, no extension install or autoload, and a configuration that cannot be changed."""
+        from tracefail.store.partitioned import is_partitioned
+
         self.path = str(path)
         self.read_only = read_only = read_only or sandbox
+        if is_partitioned(self.path):
+            self._open_partitioned(sandbox)
+            return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
@@ -98,6 +103,35 @@ class Database:
         # DuckDB draws its own progress bar on stdout for slow queries; stdout carries our data
         self.connection.execute("SET enable_progress_bar = false")
         self._migrate()
+        if sandbox:
+            self.connection.execute("SET lock_configuration = true")
+
+    def _open_partitioned(self, sandbox: bool) -> None:
+        """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
+        In the sandbox only the corpus' own location stays readable."""
+        from tracefail.store.partitioned import PartitionError, location, mount
+
+        self.path = location(self.path)
+        if not self.read_only:
+            raise StoreError(
+                f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
+                "exported from, then export again"
+            )
+        config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
+        self.connection = duckdb.connect(":memory:", config=config)
+        self.connection.execute("SET enable_progress_bar = false")
+        if sandbox:
+            root = self.path.rstrip("/") + "/"
+            self.connection.execute("SET allowed_directories = [?]", [root])
+            self.connection.execute("SET enable_external_access = false")
+        self.read_only = False  # the in-memory schema is created, then replaced by views
+        self._migrate()
+        self.read_only = True
+        try:
+            mount(self.connection, self.path, latest_version())
+        except PartitionError:
+            self.connection.close()
+            raise
         if sandbox:
             self.connection.execute("SET lock_configuration = true")
 
