@@ -89,7 +89,7 @@ def ingest(
         + f"{counts['quarantined']} quarantined",
         highlight=False,
     )
-    if report.traces + report.duplicates == 0:
+    if report.traces + report.duplicates + report.updated == 0:
         raise typer.Exit(EXIT_NOTHING)
     if report.quarantined:
         raise typer.Exit(EXIT_PARTIAL)
