@@ -11,6 +11,7 @@ from pilot_wait import settle
 from textual.widgets import DataTable, Input, Static, Tree
 
 from tracefail.store import Database
+from tracefail.taxonomy import find
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
 from tracefail.tui.screens.graph import GraphScreen
@@ -51,6 +52,14 @@ def row_of(screen: TraceScreen, mode: str, source: str) -> int:
     )
 
 
+def shown(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    """The plain text a widget renders now (what the user reads)."""
+    widget = screen.query_one(selector)
+    if isinstance(widget, DataTable):
+        return "\n".join(" ".join(str(c) for c in widget.get_row_at(i)) for i in range(widget.row_count))
+    return str(widget.render())
+
+
 def human_rows(path: Path) -> list[tuple]:
     with Database(path, read_only=True) as db:
         return db.rows(
@@ -66,11 +75,13 @@ async def test_corpus_lists_filters_and_sorts(corpus_path: Path, tmp_path: Path)
         assert isinstance(screen, CorpusScreen)
         table = screen.query_one(DataTable)
         assert table.row_count == 22 and screen.total == 22
+        assert "22 matching of 22 traces" in shown(screen, "#status")
         await pilot.press("slash")
         await pilot.press(*"framework:MetaGPT")
         await pilot.press("enter")
         await settle(pilot)
         assert screen.row_ids == [INJECT_TRACE]
+        assert "1 matching of 22 traces" in shown(screen, "#status")  # matches, not loaded rows
         await pilot.press("escape")  # clear the filter
         await settle(pilot)
         assert table.row_count == 22
@@ -85,8 +96,29 @@ async def test_corpus_lists_filters_and_sorts(corpus_path: Path, tmp_path: Path)
         assert table.row_count == 22
         await pilot.press("slash", *"agree:maybe", "enter")
         await settle(pilot)
-        assert table.row_count == 22  # a bad filter keeps the old one and says why
-        assert any("agree:" in n.message for n in app._notifications)
+        assert table.row_count == 22  # a bad filter keeps the old one and says why, inline
+        assert "agree:" in shown(screen, "#filter-error")
+        for bad, says in (
+            ("model:gpt-4o", "unknown filter key 'model'"),
+            ("mode:9.9", "unknown mode '9.9'"),
+            ("tok.nonsense>3", "unknown feature 'tok.nonsense'"),
+        ):
+            box = screen.query_one("#filter", Input)
+            box.value = bad
+            box.focus()
+            await pilot.press("end", "enter")
+            await settle(pilot)
+            assert says in shown(screen, "#filter-error") and table.row_count == 22, bad
+            assert app.corpus_filter.text is None  # never a text search
+        box.value = "mode:1.3"
+        await pilot.press("end", "enter")
+        await settle(pilot)
+        assert not screen.query_one("#filter-error").display and app.corpus_filter.mode == "1.3"
+        await pilot.press("escape")
+        await settle(pilot)
+        rows = shown(screen, "#corpus")
+        named = [f"{m.id} {m.name[:10]}" for m in find().taxonomy.modes]
+        assert any(n in rows for n in named)  # mode names beside ids
 
 
 async def test_corpus_pages_as_the_cursor_moves(corpus_path: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

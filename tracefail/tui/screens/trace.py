@@ -472,7 +472,8 @@ class TraceScreen(Screen[None]):
                     exclusive=False,
                 )
 
-            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps)), save)
+            names = {m[2]: m[3] for m in modes}
+            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps), names), save)
 
         background(self, self.tf.service.taxonomy_modes, with_modes, group="modes")
 
