@@ -14,6 +14,7 @@ from tracefail.store import Database
 from tracefail.taxonomy import find
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
+from tracefail.tui.screens.feature_picker import FeaturePicker
 from tracefail.tui.screens.graph import GraphScreen
 from tracefail.tui.screens.help import HelpScreen, binding_groups
 from tracefail.tui.screens.label_edit import LabelEditor
@@ -151,9 +152,20 @@ async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> Non
         await pilot.press("p")
         assert screen.step == 3  # nothing flagged before it
         assert screen.feature == "tok.surprisal_mean"
+        chart = shown(screen, "#chart")
+        # 2, 2.84, 2.91, 8.14: the scale's ends, each value, and the jump into step 3 marked
+        assert "8.14 ┤" in chart and "2 ┤" in chart and "2.84" in chart and "2.91" in chart
+        assert "▲ change at 3" in chart and "▲" in chart.splitlines()[2]
         await pilot.press("f")
         assert screen.feature == "tok.entropy_mean"
-        assert "tok.entropy_mean" in str(screen.query_one("#chart", Static).render())
+        assert "tok.entropy_mean" in shown(screen, "#chart")
+        await pilot.press("F")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, FeaturePicker)
+        await pilot.press(*"surpr", "enter")
+        await settle(pilot)
+        assert app.screen is screen and screen.feature == "tok.surprisal_mean"
         await pilot.press("slash", *"plan", "enter")
         assert screen.hits == [0]
         assert screen.step == 0
@@ -211,6 +223,9 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
         editor = app.screen
         assert isinstance(editor, LabelEditor)
         assert editor.query_one("#evidence", Input).value == "3"
+        await pilot.press(*"3.2")
+        assert shown(editor, "#mode-name") == "No or incomplete verification"  # the name as you type
+        editor.query_one("#mode", Input).value = ""
         await pilot.press(*"9.9", "ctrl+s")
         assert "unknown mode" in str(editor.query_one("#form-error", Static).render())
         editor.query_one("#mode", Input).value = "2.6"
@@ -249,6 +264,7 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
             ]
             assert db.rows("SELECT count(*) FROM labels WHERE source = 'human:tester'")[0][0] == 2
         assert "✗ mistake" in str(screen.query_one("#trace-head", Static).render())
+        assert "✗ mistake at 3" in shown(screen, "#chart")  # the chart marks the attributed step
 
 
 async def test_markup_in_trace_text_is_shown_literally(corpus_path: Path, tmp_path: Path) -> None:
