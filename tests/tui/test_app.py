@@ -10,7 +10,10 @@ from pathlib import Path
 from pilot_wait import settle
 from textual.widgets import DataTable, Input, Static, Tree
 
+from tracefail.analysis.stats import policy_text
+from tracefail.model import Label
 from tracefail.store import Database
+from tracefail.store.traces import insert_labels
 from tracefail.taxonomy import find
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
@@ -308,6 +311,12 @@ async def test_stats_follow_the_filter(corpus_path: Path, tmp_path: Path) -> Non
         stats = str(app.screen.query_one("#stats", Static).render())
         assert "20 traces selected" in stats and "AG2 · 1.1" in stats and "OpenAI Agents" not in stats
         assert "of the trace" in stats  # mistake positions from the Who&When attributions
+        # the same policy line and judge validation as `tracefail stats` and the report
+        assert f"label policy: {policy_text('trusted')}" in " ".join(stats.split())
+        judge_line = next(line for line in stats.splitlines() if "llm-judge:abc123" in line)
+        assert "not validated" in judge_line  # 2 shared pairs with the dataset: no evidence it works
+        assert "dataset:demo" in stats
+        assert "AG2 · 1.1 Disobey task specification" in stats  # names beside ids
         await pilot.press("escape", "escape")
         await settle(pilot)
         await pilot.press("S")
@@ -428,3 +437,39 @@ async def test_reject_stores_the_opposite_verdict_and_says_so(corpus_path: Path,
         assert any(
             "you: 3.2 present, accepting dataset:demo's present" in n.message for n in app._notifications
         )
+
+
+async def test_labels_panel_shows_every_source_in_full_and_scrolls(corpus_path: Path, tmp_path: Path) -> None:
+    modes = [m.id for m in find().taxonomy.modes]
+    sources = ["heuristic:loop-detector", "heuristic:repetition-of-messages"]
+    with Database(corpus_path) as db, db.transaction():
+        insert_labels(
+            db,
+            [
+                Label(
+                    trace_id=SPAN_TRACE,
+                    taxonomy_id="mast",
+                    taxonomy_version="1.0",
+                    mode_id=m,
+                    present=i % 2 == 0,
+                    source=s,
+                )
+                for i, m in enumerate(modes)
+                for s in sources
+            ],
+        )
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        labels = screen.query_one("#labels", DataTable)
+        assert labels.row_count == 3 + 2 * len(modes)  # 31 rows
+        rows = shown(screen, "#labels")
+        assert "heuristic:repetition-of-messages" in rows and "llm-judge:abc123" in rows  # never cut
+        assert "1.3 Step repetition" in rows
+        assert labels.size.height >= 12  # a dozen rows at a time, not five
+        labels.focus()
+        await pilot.press(*["down"] * labels.row_count)
+        await settle(pilot)
+        assert labels.cursor_row == labels.row_count - 1 and labels.scroll_y > 0
+        last = screen.view.labels[-1] if screen.view else None
+        assert last is not None and last["source"] in shown(screen, "#label-detail")
