@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Static
 from tracefail.tui.mode_names import with_name
 from tracefail.tui.text import literal, one_line
 
-MODE_WIDTH = 34  # "1.3 Step repetition" and most names whole
+MODE_WIDTH = 30  # "1.3 Step repetition" and most names whole
 LABEL_COLUMNS = [
     ("mode", MODE_WIDTH),
     ("present", 7),
@@ -29,7 +29,7 @@ class LabelsPanel(Vertical):
     """Posts `Chosen` when the user selects a label (enter), so the screen can jump to its evidence."""
 
     DEFAULT_CSS = """
-    LabelsPanel { height: 40%; min-height: 12; }
+    LabelsPanel { height: auto; }
     """
 
     class Chosen(Message):
