@@ -31,3 +31,16 @@ def test_parse_filter_round_trip() -> None:
     for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
         with pytest.raises(FilterError):
             parse_filter(bad, {})
+
+
+def test_unknown_modes_and_features_are_errors_not_searches() -> None:
+    modes, features = ["1.1", "1.3"], ["tok.surprisal_mean", "tok.entropy_mean"]
+    assert parse_filter("mode:1.3 tok.entropy_mean>2", None, modes, features).mode == "1.3"
+    with pytest.raises(FilterError, match=r"unknown mode '9\.9'"):
+        parse_filter("mode:9.9", None, modes, features)
+    with pytest.raises(FilterError, match=r"unknown feature 'tok\.nonsense'.*tok\.surprisal_mean"):
+        parse_filter("tok.nonsense>3", None, modes, features)
+    with pytest.raises(FilterError, match="no per-step features stored"):
+        parse_filter("tok.surprisal_mean>3", None, modes, [])
+    with pytest.raises(FilterError, match="unknown filter key 'model'"):
+        parse_filter("model:gpt-4o", None, modes, features)

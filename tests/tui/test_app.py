@@ -10,9 +10,14 @@ from pathlib import Path
 from pilot_wait import settle
 from textual.widgets import DataTable, Input, Static, Tree
 
+from tracefail.analysis.stats import policy_text
+from tracefail.model import Label
 from tracefail.store import Database
+from tracefail.store.traces import insert_labels
+from tracefail.taxonomy import find
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
+from tracefail.tui.screens.feature_picker import FeaturePicker
 from tracefail.tui.screens.graph import GraphScreen
 from tracefail.tui.screens.help import HelpScreen, binding_groups
 from tracefail.tui.screens.label_edit import LabelEditor
@@ -51,6 +56,14 @@ def row_of(screen: TraceScreen, mode: str, source: str) -> int:
     )
 
 
+def shown(screen, selector: str) -> str:  # type: ignore[no-untyped-def]
+    """The plain text a widget renders now (what the user reads)."""
+    widget = screen.query_one(selector)
+    if isinstance(widget, DataTable):
+        return "\n".join(" ".join(str(c) for c in widget.get_row_at(i)) for i in range(widget.row_count))
+    return str(widget.render())
+
+
 def human_rows(path: Path) -> list[tuple]:
     with Database(path, read_only=True) as db:
         return db.rows(
@@ -66,11 +79,13 @@ async def test_corpus_lists_filters_and_sorts(corpus_path: Path, tmp_path: Path)
         assert isinstance(screen, CorpusScreen)
         table = screen.query_one(DataTable)
         assert table.row_count == 22 and screen.total == 22
+        assert "22 matching of 22 traces" in shown(screen, "#status")
         await pilot.press("slash")
         await pilot.press(*"framework:MetaGPT")
         await pilot.press("enter")
         await settle(pilot)
         assert screen.row_ids == [INJECT_TRACE]
+        assert "1 matching of 22 traces" in shown(screen, "#status")  # matches, not loaded rows
         await pilot.press("escape")  # clear the filter
         await settle(pilot)
         assert table.row_count == 22
@@ -85,8 +100,29 @@ async def test_corpus_lists_filters_and_sorts(corpus_path: Path, tmp_path: Path)
         assert table.row_count == 22
         await pilot.press("slash", *"agree:maybe", "enter")
         await settle(pilot)
-        assert table.row_count == 22  # a bad filter keeps the old one and says why
-        assert any("agree:" in n.message for n in app._notifications)
+        assert table.row_count == 22  # a bad filter keeps the old one and says why, inline
+        assert "agree:" in shown(screen, "#filter-error")
+        for bad, says in (
+            ("model:gpt-4o", "unknown filter key 'model'"),
+            ("mode:9.9", "unknown mode '9.9'"),
+            ("tok.nonsense>3", "unknown feature 'tok.nonsense'"),
+        ):
+            box = screen.query_one("#filter", Input)
+            box.value = bad
+            box.focus()
+            await pilot.press("end", "enter")
+            await settle(pilot)
+            assert says in shown(screen, "#filter-error") and table.row_count == 22, bad
+            assert app.corpus_filter.text is None  # never a text search
+        box.value = "mode:1.3"
+        await pilot.press("end", "enter")
+        await settle(pilot)
+        assert not screen.query_one("#filter-error").display and app.corpus_filter.mode == "1.3"
+        await pilot.press("escape")
+        await settle(pilot)
+        rows = shown(screen, "#corpus")
+        named = [f"{m.id} {m.name[:10]}" for m in find().taxonomy.modes]
+        assert any(n in rows for n in named)  # mode names beside ids
 
 
 async def test_corpus_pages_as_the_cursor_moves(corpus_path: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -119,9 +155,20 @@ async def test_trace_screen_navigation(corpus_path: Path, tmp_path: Path) -> Non
         await pilot.press("p")
         assert screen.step == 3  # nothing flagged before it
         assert screen.feature == "tok.surprisal_mean"
+        chart = shown(screen, "#chart")
+        # 2, 2.84, 2.91, 8.14: the scale's ends, each value, and the jump into step 3 marked
+        assert "8.14 ┤" in chart and "2 ┤" in chart and "2.84" in chart and "2.91" in chart
+        assert "▲ change at 3" in chart and "▲" in chart.splitlines()[2]
         await pilot.press("f")
         assert screen.feature == "tok.entropy_mean"
-        assert "tok.entropy_mean" in str(screen.query_one("#chart", Static).render())
+        assert "tok.entropy_mean" in shown(screen, "#chart")
+        await pilot.press("F")
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, FeaturePicker)
+        await pilot.press(*"surpr", "enter")
+        await settle(pilot)
+        assert app.screen is screen and screen.feature == "tok.surprisal_mean"
         await pilot.press("slash", *"plan", "enter")
         assert screen.hits == [0]
         assert screen.step == 0
@@ -179,6 +226,9 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
         editor = app.screen
         assert isinstance(editor, LabelEditor)
         assert editor.query_one("#evidence", Input).value == "3"
+        await pilot.press(*"3.2")
+        assert shown(editor, "#mode-name") == "No or incomplete verification"  # the name as you type
+        editor.query_one("#mode", Input).value = ""
         await pilot.press(*"9.9", "ctrl+s")
         assert "unknown mode" in str(editor.query_one("#form-error", Static).render())
         editor.query_one("#mode", Input).value = "2.6"
@@ -217,6 +267,7 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
             ]
             assert db.rows("SELECT count(*) FROM labels WHERE source = 'human:tester'")[0][0] == 2
         assert "✗ mistake" in str(screen.query_one("#trace-head", Static).render())
+        assert "✗ mistake at 3" in shown(screen, "#chart")  # the chart marks the attributed step
 
 
 async def test_markup_in_trace_text_is_shown_literally(corpus_path: Path, tmp_path: Path) -> None:
@@ -260,6 +311,12 @@ async def test_stats_follow_the_filter(corpus_path: Path, tmp_path: Path) -> Non
         stats = str(app.screen.query_one("#stats", Static).render())
         assert "20 traces selected" in stats and "AG2 · 1.1" in stats and "OpenAI Agents" not in stats
         assert "of the trace" in stats  # mistake positions from the Who&When attributions
+        # the same policy line and judge validation as `tracefail stats` and the report
+        assert f"label policy: {policy_text('trusted')}" in " ".join(stats.split())
+        judge_line = next(line for line in stats.splitlines() if "llm-judge:abc123" in line)
+        assert "not validated" in judge_line  # 2 shared pairs with the dataset: no evidence it works
+        assert "dataset:demo" in stats
+        assert "AG2 · 1.1 Disobey task specification" in stats  # names beside ids
         await pilot.press("escape", "escape")
         await settle(pilot)
         await pilot.press("S")
@@ -380,3 +437,39 @@ async def test_reject_stores_the_opposite_verdict_and_says_so(corpus_path: Path,
         assert any(
             "you: 3.2 present, accepting dataset:demo's present" in n.message for n in app._notifications
         )
+
+
+async def test_labels_panel_shows_every_source_in_full_and_scrolls(corpus_path: Path, tmp_path: Path) -> None:
+    modes = [m.id for m in find().taxonomy.modes]
+    sources = ["heuristic:loop-detector", "heuristic:repetition-of-messages"]
+    with Database(corpus_path) as db, db.transaction():
+        insert_labels(
+            db,
+            [
+                Label(
+                    trace_id=SPAN_TRACE,
+                    taxonomy_id="mast",
+                    taxonomy_version="1.0",
+                    mode_id=m,
+                    present=i % 2 == 0,
+                    source=s,
+                )
+                for i, m in enumerate(modes)
+                for s in sources
+            ],
+        )
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        labels = screen.query_one("#labels", DataTable)
+        assert labels.row_count == 3 + 2 * len(modes)  # 31 rows
+        rows = shown(screen, "#labels")
+        assert "heuristic:repetition-of-messages" in rows and "llm-judge:abc123" in rows  # never cut
+        assert "1.3 Step repetition" in rows
+        assert labels.size.height >= 12  # a dozen rows at a time, not five
+        labels.focus()
+        await pilot.press(*["down"] * labels.row_count)
+        await settle(pilot)
+        assert labels.cursor_row == labels.row_count - 1 and labels.scroll_y > 0
+        last = screen.view.labels[-1] if screen.view else None
+        assert last is not None and last["source"] in shown(screen, "#label-detail")

@@ -37,8 +37,16 @@ class FilterError(ValueError):
     """A filter the user typed cannot be understood; the message says which part."""
 
 
-def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> CorpusFilter:
-    """Turn the filter bar's `key:value` words into a CorpusFilter; other words are text search."""
+def parse_filter(
+    text: str,
+    categories: dict[str, list[str]] | None = None,
+    modes: list[str] | None = None,
+    features: list[str] | None = None,
+) -> CorpusFilter:
+    """Turn the filter bar's `key:value` words into a CorpusFilter; other words are text search.
+
+    With the corpus' known `modes` and `features` given, an unknown one is an error rather than
+    a filter that silently matches nothing."""
     try:
         words = shlex.split(text)
     except ValueError as exc:
@@ -62,16 +70,22 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
                     raise FilterError("agree: takes yes (sources agree) or no (sources disagree)")
                 values["agreement"] = "agree" if value == "yes" else "disagree"
             elif key == "category":
-                modes = (categories or {}).get(value)
-                if not modes:
+                in_category = (categories or {}).get(value)
+                if not in_category:
                     known = ", ".join(sorted(categories or {})) or "none stored"
                     raise FilterError(f"unknown category {value!r} (known: {known})")
-                values.update(category=value, category_modes=tuple(modes))
+                values.update(category=value, category_modes=tuple(in_category))
+            elif key == "mode" and modes is not None and value not in modes:
+                raise FilterError(f"unknown mode {value!r} (known: {', '.join(modes)})")
             else:
                 values[key] = value
             continue
         threshold = _threshold(word)
         if threshold is not None:
+            if features is not None and threshold.name not in features:
+                close = [f for f in features if f.split(".")[0] == threshold.name.split(".")[0]][:6]
+                hint = f" (e.g. {', '.join(close)})" if close else " (no per-step features stored)"
+                raise FilterError(f"unknown feature {threshold.name!r}{hint}")
             thresholds.append(threshold)
         elif sep and key.isidentifier():  # a mistyped key must not become a zero-hit text search
             raise FilterError(f"unknown filter key {key!r} (keys: {', '.join(FILTER_KEYS)})")

@@ -83,6 +83,8 @@ class SelectionStats:
 
     taxonomy: str
     total: int
+    policy: str  # how labels became one verdict per (trace, mode), as `tracefail stats` says it
+    sources: tuple[tuple[str, int, str], ...]  # (source, labels it decided, "" or judge validation)
     by_framework: tuple[ModeRate, ...]
     by_llm: tuple[ModeRate, ...]
     cooccurrence: tuple[ModePair, ...]
@@ -108,19 +110,28 @@ def _rates(frame: pl.DataFrame) -> tuple[ModeRate, ...]:
 
 
 def selection_stats(
-    db: Database, within: CorpusFilter, *, taxonomy: str = DEFAULT_TAXONOMY, top_pairs: int = 15
+    db: Database,
+    within: CorpusFilter,
+    *,
+    taxonomy: str = DEFAULT_TAXONOMY,
+    source: str = analysis.DEFAULT_SOURCE,
+    top_pairs: int = 15,
 ) -> SelectionStats:
     """Prevalence per framework and per llm, co-occurring modes and mistake positions of the
-    selected traces, from the same selection tables as `tracefail stats` (latest label per
-    source by creation time, older taxonomy rounds remapped)."""
+    selected traces, from the same selection tables and source policy as `tracefail stats`
+    (trusted by default; latest label per source, older taxonomy rounds remapped)."""
     loaded = load_taxonomy(taxonomy)
-    analysis.select(db, loaded, "all", within)
+    validation = analysis.judge_validation(db, loaded)
+    analysis.select(db, loaded, source, within)
+    used = analysis.source_table(db, validation)
     pairs = analysis.cooccurrence(db).filter(pl.col("n_ab") > 0)
     pairs = pairs.sort(["n_ab", "mode_a", "mode_b"], descending=[True, False, False]).head(top_pairs)
     tax = loaded.taxonomy
     return SelectionStats(
         taxonomy=f"{tax.id}@{tax.version}",
         total=selection_store.count_traces(db, within),
+        policy=analysis.policy_text(source),
+        sources=tuple(used.select("source", "counted", "validation").iter_rows()),
         by_framework=_rates(analysis.mode_prevalence(db, loaded, "framework")),
         by_llm=_rates(analysis.mode_prevalence(db, loaded, "llm")),
         cooccurrence=tuple(

@@ -22,8 +22,9 @@ from tracefail.services.filter_language import (
     parse_filter,
     with_sort,
 )
-from tracefail.services.views import CorpusPage
+from tracefail.services.views import CorpusPage, Facets
 from tracefail.tui.charts import sparkline
+from tracefail.tui.mode_names import with_name
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background
 
@@ -34,13 +35,13 @@ PAGE = 80  # rows per query (two screens); the next page loads when the cursor n
 LOOKAHEAD = 30  # rows before the end of what is loaded that trigger the next page
 RETRY_S = 2.0
 COLUMNS = [  # (key, title, width); keys in SORT_COLUMNS can be sorted by
-    ("trace_id", "trace", 40),
+    ("trace_id", "trace", 30),
     ("framework", "framework", 10),
     ("llm", "llm", 12),
     ("benchmark", "benchmark", 16),
     ("steps", "steps", 5),
     ("outcome", "outcome", 7),
-    ("modes", "failure modes", 18),
+    ("modes", "failure modes", 28),
     ("sources", "label sources", 18),
     ("spark", "uncertainty", 12),
 ]
@@ -64,6 +65,7 @@ class CorpusScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.total: int | None = None  # counted after the first page is shown
+        self.corpus_size: int | None = None  # traces in the corpus, for "N matching of M"
         self.loaded = 0
         self.generation = 0  # bumped per filter; results of older generations are dropped
         self.last_page_short = False
@@ -79,6 +81,7 @@ class CorpusScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Input(placeholder=FILTER_HELP, id="filter")
+        yield Static(id="filter-error")
         table: DataTable[Any] = DataTable(id="corpus", cursor_type="row", zebra_stripes=True)
         for key, title, width in COLUMNS:
             table.add_column(title, key=key, width=width)
@@ -93,6 +96,13 @@ class CorpusScreen(Screen[None]):
     def _start(self) -> None:
         self.reload()
         background(self, self.tf.service.facets, lambda _: None, group="facets", exclusive=False)
+        background(
+            self, lambda: self.tf.service.count(CorpusFilter()), self._sized, group="size", exclusive=False
+        )
+
+    def _sized(self, size: int) -> None:
+        self.corpus_size = size
+        self._status()
 
     # --- loading: page first, then the count and the sparklines, each in its own worker --------
     def reload(self) -> None:
@@ -201,13 +211,13 @@ class CorpusScreen(Screen[None]):
 
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         return [
-            Text(one_line(row["trace_id"], 40)),
+            Text(one_line(row["trace_id"], 30)),
             Text(one_line(row["framework"], 10)),
             Text(one_line(row["llm"], 12)),
             Text(one_line(row["benchmark"], 16)),
             Text(str(row["n_steps"]), justify="right"),
             Text(row["outcome"], style=OUTCOME_STYLE.get(row["outcome"], "dim")),
-            Text(one_line(" ".join(row["modes"]), 18), style="bold yellow"),
+            Text(one_line("; ".join(with_name(m) for m in row["modes"]), 28), style="bold yellow"),
             Text(
                 one_line(" ".join(_short_sources(row["sources"], row["attribution_sources"])), 18),
                 style="cyan",
@@ -234,7 +244,8 @@ class CorpusScreen(Screen[None]):
         else:
             text = Text()
             total = "…" if self.total is None else f"{self.total:,}"
-            text.append(f"{self.loaded:,} of {total} traces", style="bold")
+            size = "…" if self.corpus_size is None else f"{self.corpus_size:,}"
+            text.append(f"{total} matching of {size} traces", style="bold")
             text.append(f" · {words} · sorted by {f.sort} {direction}")
             if self.total == 0:
                 text.append(" · no trace matches; esc clears the filter", style="bold yellow")
@@ -264,11 +275,19 @@ class CorpusScreen(Screen[None]):
     @on(Input.Submitted, "#filter")
     def _apply(self, event: Input.Submitted) -> None:
         facets = self.tf.service.facets_cache
+        error = self.query_one("#filter-error", Static)
         try:
-            parsed = parse_filter(event.value, facets.categories if facets else None)
+            parsed = parse_filter(
+                event.value,
+                facets.categories if facets else None,
+                modes=_known_modes(facets) if facets else None,
+                features=facets.features if facets else None,
+            )
         except FilterError as exc:
-            self.notify(str(exc), title="filter", severity="error")
+            error.update(Text(f"filter not applied: {exc}", style="bold red"))
+            error.display = True
             return
+        error.display = False
         self.set_filter(
             replace(parsed, sort=self.tf.corpus_filter.sort, descending=self.tf.corpus_filter.descending)
             if "sort:" not in event.value
@@ -291,6 +310,7 @@ class CorpusScreen(Screen[None]):
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.value = ""
+        self.query_one("#filter-error", Static).display = False
         self.query_one(DataTable).focus()
         self.set_filter(
             CorpusFilter(sort=self.tf.corpus_filter.sort, descending=self.tf.corpus_filter.descending)
@@ -324,6 +344,11 @@ class CorpusScreen(Screen[None]):
             self.notify(f"{count:,} traces written to {target}", title="export")
 
         background(self, lambda: self.tf.service.export_jsonl(corpus_filter, target), done, group="export")
+
+
+def _known_modes(facets: Facets) -> list[str]:
+    """Modes stored in labels plus every mode of the taxonomies' categories."""
+    return sorted({*facets.modes, *(m for modes in facets.categories.values() for m in modes)})
 
 
 def _short_sources(sources: list[str], attribution_sources: list[str] | None) -> list[str]:

@@ -33,8 +33,16 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
         Binding("ctrl+s", "save", "Save", tooltip="Save as a human label.", id="label.save"),
     ]
 
-    def __init__(self, title: str, draft: LabelDraft, known_modes: list[str], n_steps: int) -> None:
+    def __init__(
+        self,
+        title: str,
+        draft: LabelDraft,
+        known_modes: list[str],
+        n_steps: int,
+        names: dict[str, str] | None = None,
+    ) -> None:
         super().__init__()
+        self.names = names or {}  # mode id -> name, shown under the mode box as it is typed
         self.title_text = title
         self.draft = draft
         self.known_modes = known_modes
@@ -51,6 +59,7 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
                 suggester=SuggestFromList(self.known_modes, case_sensitive=False),
                 placeholder=" ".join(self.known_modes[:8]),
             )
+            yield Static(self._name_of(d.mode_id), id="mode-name")
             with Horizontal(classes="form-row"):
                 yield Label("present ")
                 yield Switch(d.present, id="present")
@@ -69,6 +78,16 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
 
     def on_mount(self) -> None:
         self.query_one("#mode", Input).focus()
+
+    def _name_of(self, mode_id: str) -> str:
+        mode_id = mode_id.strip()
+        if not mode_id:
+            return "type a mode id (tab completes)"
+        return self.names.get(mode_id) or ("not a known mode" if self.known_modes else "")
+
+    @on(Input.Changed, "#mode")
+    def _mode_typed(self, event: Input.Changed) -> None:
+        self.query_one("#mode-name", Static).update(self._name_of(event.value))
 
     @on(Button.Pressed, "#save")
     @on(Input.Submitted)

@@ -18,12 +18,14 @@ from textual.widgets import Footer, Header, Static
 from tracefail.services.filter_language import format_filter
 from tracefail.services.stats import ModeRate, SelectionStats
 from tracefail.tui.charts import bars
+from tracefail.tui.mode_names import with_name
 from tracefail.tui.work import background
 
 if TYPE_CHECKING:
     from tracefail.tui.app import TracefailApp
 
 TOP = 12  # bars per chart
+LABEL_WIDTH = 44  # "framework · 1.3 Step repetition"
 
 
 class StatsScreen(Screen[None]):
@@ -67,11 +69,23 @@ class StatsScreen(Screen[None]):
         text = Text()
         text.append(f"{stats.total:,} traces selected", style="bold")
         text.append(f" · filter: {format_filter(self.tf.corpus_filter) or 'all traces'}", style="dim")
-        text.append(f" · {stats.taxonomy}\n\n", style="dim")
+        text.append(f" · {stats.taxonomy}\n", style="dim")
+        text.append("label policy: ", style="bold")
+        text.append(f"{stats.policy}\n")
+        text.append("sources used:", style="bold")
+        for source, counted, validation in stats.sources:
+            text.append(f"\n  {source}", style="cyan")
+            text.append(f" ({counted:,} verdicts counted)", style="dim")
+            if validation:
+                warn = validation.startswith("not validated")
+                text.append(f" · {validation}", style="bold yellow" if warn else "green")
+        if not stats.sources:
+            text.append(" none (no labels in the selection)", style="dim")
+        text.append("\n\n")
         for title, rows in (("by framework", stats.by_framework), ("by llm", stats.by_llm)):
             text.append(f"Failure-mode prevalence {title}", style="bold underline")
             text.append(
-                " (traces with the mode present / traces labelled for it; latest label per source)\n",
+                " (traces with the mode present / traces labelled for it, by the label policy)\n",
                 style="dim",
             )
             text.append_text(
@@ -82,7 +96,17 @@ class StatsScreen(Screen[None]):
         text.append(" (traces where both are present)\n", style="dim")
         top = max((p.traces for p in stats.cooccurrence), default=1)
         text.append_text(
-            bars([(f"{p.mode_a} + {p.mode_b}", p.traces / top, f"{p.traces:,}") for p in stats.cooccurrence])
+            bars(
+                [
+                    (
+                        f"{with_name(p.mode_a, 22)} + {with_name(p.mode_b, 22)}",
+                        p.traces / top,
+                        f"{p.traces:,}",
+                    )
+                    for p in stats.cooccurrence
+                ],
+                label_width=48,
+            )
             if stats.cooccurrence
             else Text("  none\n", style="dim")
         )
@@ -109,7 +133,12 @@ class StatsScreen(Screen[None]):
 def _prevalence(rows: tuple[ModeRate, ...]) -> Text:
     return bars(
         [
-            (f"{r.group} · {r.mode_id}", r.prevalence, f"{r.prevalence:.0%} ({r.affected}/{r.labelled})")
+            (
+                f"{r.group} · {with_name(r.mode_id)}",
+                r.prevalence,
+                f"{r.prevalence:.0%} ({r.affected}/{r.labelled})",
+            )
             for r in rows[:TOP]
-        ]
+        ],
+        label_width=LABEL_WIDTH,
     )

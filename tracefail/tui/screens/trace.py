@@ -17,9 +17,10 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 from tracefail.model import HEADLINE_FEATURES
 from tracefail.services.markdown import trace_markdown
 from tracefail.services.views import Receipt, TraceView
+from tracefail.tui.screens.feature_picker import FeaturePicker
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
 from tracefail.tui.text import one_line
-from tracefail.tui.widgets.feature_chart import FeatureChart
+from tracefail.tui.widgets.feature_chart import FeatureChart, Series
 from tracefail.tui.widgets.labels_panel import LabelsPanel
 from tracefail.tui.widgets.span_tree import SpanTree
 from tracefail.tui.widgets.step_view import StepView
@@ -58,7 +59,19 @@ class TraceScreen(Screen[None]):
         ),
         Binding("slash", "search", "Search", tooltip="Search the steps' text.", id="trace.search"),
         Binding(
-            "f", "next_feature", "Feature", tooltip="Chart the next per-step feature.", id="trace.feature"
+            "f",
+            "next_feature",
+            "Feature",
+            tooltip="Chart the next headline per-step feature.",
+            id="trace.feature",
+        ),
+        Binding(
+            "F",
+            "pick_feature",
+            "Pick feature",
+            show=False,
+            tooltip="Pick any per-step feature to chart.",
+            id="trace.pick_feature",
         ),
         Binding(
             "t",
@@ -255,7 +268,15 @@ class TraceScreen(Screen[None]):
             index in self.expanded,
         )
         self.query_one(FeatureChart).show(
-            self.feature, values, view.changes.get(self.feature or "", []), index
+            Series(
+                self.feature,
+                values,
+                view.changes.get(self.feature, []),
+                frozenset(self.mistakes),
+                index,
+            )
+            if self.feature is not None
+            else None
         )
 
     # --- navigation ------------------------------------------------------------------------------
@@ -342,11 +363,25 @@ class TraceScreen(Screen[None]):
         if self.view is None or not self.view.features:
             self.notify("no per-step features stored for this trace")
             return
-        names = sorted(self.view.features)
+        # the headline features first; the other ~250 are one `F` (picker) away
+        names = [f for f in HEADLINE_FEATURES if f in self.view.features] or sorted(self.view.features)
         self.feature = (
             names[(names.index(self.feature) + 1) % len(names)] if self.feature in names else names[0]
         )
         self._step()
+
+    def action_pick_feature(self) -> None:
+        if self.view is None or not self.view.features:
+            self.notify("no per-step features stored for this trace")
+            return
+        headline = [f for f in HEADLINE_FEATURES if f in self.view.features]
+        rest = sorted(set(self.view.features) - set(headline))
+
+        def picked(name: str | None) -> None:
+            if name is not None:
+                self.set_feature(name)
+
+        self.app.push_screen(FeaturePicker(headline + rest, self.feature), picked)
 
     def set_feature(self, name: str) -> None:
         if self.view is not None and name in self.view.features:
@@ -472,7 +507,8 @@ class TraceScreen(Screen[None]):
                     exclusive=False,
                 )
 
-            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps)), save)
+            names = {m[2]: m[3] for m in modes}
+            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps), names), save)
 
         background(self, self.tf.service.taxonomy_modes, with_modes, group="modes")
 

@@ -11,9 +11,18 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
+from tracefail.tui.mode_names import with_name
 from tracefail.tui.text import literal, one_line
 
-LABEL_COLUMNS = [("mode", 5), ("present", 7), ("p", 4), ("source", 18), ("evidence", 8), ("rationale", 80)]
+MODE_WIDTH = 30  # "1.3 Step repetition" and most names whole
+LABEL_COLUMNS = [
+    ("mode", MODE_WIDTH),
+    ("present", 7),
+    ("p", 4),
+    ("source", 18),
+    ("evidence", 8),
+    ("rationale", 80),
+]
 
 
 class LabelsPanel(Vertical):
@@ -43,17 +52,21 @@ class LabelsPanel(Vertical):
         self.labels = labels
         table = self.query_one("#labels", DataTable)
         row = table.cursor_row
-        table.clear()
+        # the source column fits the longest source, so every source shows in full
+        source_width = max([18, *(len(label["source"]) for label in labels)])
+        table.clear(columns=True)
+        for title, width in LABEL_COLUMNS:
+            table.add_column(title, width=source_width if title == "source" else width)
         for label in labels:
             present = label["present"]
             table.add_row(
-                Text(label["mode_id"], style="bold"),
+                Text(with_name(label["mode_id"], MODE_WIDTH, label.get("taxonomy_id")), style="bold"),
                 Text(
                     "yes" if present else "no" if present is False else "?",
                     style="red" if present else "green" if present is False else "dim",
                 ),
                 "" if label["probability"] is None else f"{label['probability']:.2f}",
-                Text(one_line(label["source"].replace("llm-judge:", "judge:"), 18), style="cyan"),
+                Text(label["source"], style="cyan"),
                 " ".join(map(str, label["evidence_steps"] or [])),
                 Text(one_line(label["rationale"], 80)),
             )
@@ -72,7 +85,8 @@ class LabelsPanel(Vertical):
         if label is None:
             detail.update("")
             return
-        text = Text(f"{label['mode_id']} · {label['source']}: ", style="bold")
+        name = with_name(label["mode_id"], taxonomy_id=label.get("taxonomy_id"))
+        text = Text(f"{name} · {label['source']}: ", style="bold")
         text.append_text(literal(label["rationale"] or "(no rationale)", limit=600))
         detail.update(text)
 
