@@ -25,10 +25,10 @@ __all__ = [
     "with_sort",
 ]
 
-FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "sort")
+FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "trace", "sort")
 FILTER_HELP = (
     "framework:AG2 llm:gpt-4o mode:1.3 category:<name> source:human agree:no outcome:failure "
-    "tok.surprisal_mean>4 sort:-steps, other words search step text"
+    "trace:ID,ID tok.surprisal_mean>4 sort:-steps, other words search step text"
 )
 _OPS: tuple[FeatureOp, ...] = (">=", "<=", ">", "<")
 
@@ -61,6 +61,8 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
                 if value not in ("yes", "no"):
                     raise FilterError("agree: takes yes (sources agree) or no (sources disagree)")
                 values["agreement"] = "agree" if value == "yes" else "disagree"
+            elif key == "trace":
+                values["trace_ids"] = tuple(dict.fromkeys(i for i in value.split(",") if i))
             elif key == "category":
                 modes = (categories or {}).get(value)
                 if not modes:
@@ -109,6 +111,8 @@ def format_filter(f: CorpusFilter) -> str:
         words.append(f"category:{f.category}")
     if f.agreement:
         words.append("agree:" + ("yes" if f.agreement == "agree" else "no"))
+    if f.trace_ids:
+        words.append(shlex.quote("trace:" + ",".join(f.trace_ids)))
     words += [f"{t.name}{t.op}{t.value:g}" for t in f.features]
     if f.sort != "trace_id" or f.descending:
         words.append(f"sort:{'-' if f.descending else ''}{f.sort}")
