@@ -31,6 +31,14 @@ def test_parse_filter_round_trip() -> None:
     picked = parse_filter("trace:demo:spans,demo:inject,demo:spans outcome:failure")
     assert picked == CorpusFilter(outcome="failure", trace_ids=("demo:spans", "demo:inject"))
     assert parse_filter(format_filter(picked)) == picked
-    for bad in ("trace:", "sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
+    for bad in (
+        "trace:",
+        "sort:nope",
+        "agree:maybe",
+        "category:none",
+        "tok.entropy_mean>x",
+        'unclosed "quote',
+        "* ,",
+    ):
         with pytest.raises(FilterError):
             parse_filter(bad, {})

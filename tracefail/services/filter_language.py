@@ -25,7 +25,18 @@ __all__ = [
     "with_sort",
 ]
 
-FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "trace", "sort")
+FILTER_KEYS = (
+    "framework",
+    "llm",
+    "benchmark",
+    "outcome",
+    "mode",
+    "category",
+    "source",
+    "agree",
+    "trace",
+    "sort",
+)
 FILTER_HELP = (
     "framework:AG2 llm:gpt-4o mode:1.3 category:<name> source:human agree:no outcome:failure "
     "trace:ID,ID tok.surprisal_mean>4 sort:-steps, other words search step text"
