@@ -31,6 +31,7 @@ def test_parse_filter_round_trip() -> None:
     picked = parse_filter("trace:demo:spans,demo:inject,demo:spans outcome:failure")
     assert picked == CorpusFilter(outcome="failure", trace_ids=("demo:spans", "demo:inject"))
     assert parse_filter(format_filter(picked)) == picked
+    assert format_filter(picked, brief=True) == "outcome:failure trace:<2 ids>"
     for bad in (
         "trace:",
         "sort:nope",

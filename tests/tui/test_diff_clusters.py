@@ -86,7 +86,7 @@ async def test_clusters_open_as_a_corpus_filter(corpus_path: Path, tmp_path: Pat
         assert app.corpus_filter.trace_ids == chosen.trace_ids
         assert sorted(corpus.row_ids) == sorted(chosen.trace_ids)
         assert f"{chosen.size} of {chosen.size} traces" in _text(corpus, "#status")
-        assert "trace:" in _text(corpus, "#status")
+        assert f"trace:<{chosen.size} ids>" in _text(corpus, "#status")
 
 
 async def test_new_keys_are_in_help_and_palette(corpus_path: Path, tmp_path: Path) -> None:

@@ -111,8 +111,9 @@ def _threshold(word: str) -> FeatureThreshold | None:
     return None
 
 
-def format_filter(f: CorpusFilter) -> str:
-    """The filter as the words that would produce it (for the status line and exports)."""
+def format_filter(f: CorpusFilter, brief: bool = False) -> str:
+    """The filter as the words that would produce it (for the status line and exports); `brief`
+    counts a `trace:` list instead of spelling out its ids (a cluster's would fill the line)."""
     words = [
         f"{k}:{getattr(f, k)}"
         for k in ("framework", "llm", "benchmark", "outcome", "mode", "source")
@@ -122,7 +123,9 @@ def format_filter(f: CorpusFilter) -> str:
         words.append(f"category:{f.category}")
     if f.agreement:
         words.append("agree:" + ("yes" if f.agreement == "agree" else "no"))
-    if f.trace_ids:
+    if f.trace_ids and brief:
+        words.append(f"trace:<{len(f.trace_ids)} ids>")
+    elif f.trace_ids:
         words.append(shlex.quote("trace:" + ",".join(f.trace_ids)))
     words += [f"{t.name}{t.op}{t.value:g}" for t in f.features]
     if f.sort != "trace_id" or f.descending:

@@ -236,7 +236,7 @@ class CorpusScreen(Screen[None]):
 
     def _status(self) -> None:
         f = self.tf.corpus_filter
-        words = format_filter(f) or "all traces"
+        words = format_filter(f, brief=True) or "all traces"
         direction = "↓" if f.descending else "↑"
         if self.busy:
             text = Text(

@@ -66,7 +66,8 @@ class StatsScreen(Screen[None]):
         self.stats = stats
         text = Text()
         text.append(f"{stats.total:,} traces selected", style="bold")
-        text.append(f" · filter: {format_filter(self.tf.corpus_filter) or 'all traces'}", style="dim")
+        words = format_filter(self.tf.corpus_filter, brief=True) or "all traces"
+        text.append(f" · filter: {words}", style="dim")
         text.append(f" · {stats.taxonomy}\n\n", style="dim")
         for title, rows in (("by framework", stats.by_framework), ("by llm", stats.by_llm)):
             text.append(f"Failure-mode prevalence {title}", style="bold underline")
