@@ -28,7 +28,19 @@ def test_parse_filter_round_trip() -> None:
     category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
     assert category.category_modes == ("3.1", "3.2")
     assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
-    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
+    picked = parse_filter("trace:demo:spans,demo:inject,demo:spans outcome:failure")
+    assert picked == CorpusFilter(outcome="failure", trace_ids=("demo:spans", "demo:inject"))
+    assert parse_filter(format_filter(picked)) == picked
+    assert format_filter(picked, brief=True) == "outcome:failure trace:<2 ids>"
+    for bad in (
+        "trace:",
+        "sort:nope",
+        "agree:maybe",
+        "category:none",
+        "tok.entropy_mean>x",
+        'unclosed "quote',
+        "* ,",
+    ):
         with pytest.raises(FilterError):
             parse_filter(bad, {})
 

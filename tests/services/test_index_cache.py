@@ -70,6 +70,8 @@ FILTERS = [
     CorpusFilter(text="wrong flight"),
     CorpusFilter(text="FLIGHT", outcome="failure"),
     CorpusFilter(text="no step says this"),
+    CorpusFilter(trace_ids=("demo:spans", "demo:inject", "no such trace")),
+    CorpusFilter(trace_ids=("demo:spans",), mode="3.2"),
 ]
 
 

@@ -10,7 +10,6 @@ import typer
 from tracefail.cli import app
 from tracefail.cli.common import DEFAULT_DB_PATH, EXIT_USAGE, DbOption, fail, open_db, out, print_json
 
-MARKS = {"same": " ", "changed": "~", "tool_result": "≠", "only_a": "-", "only_b": "+"}
 CONTEXT = 1  # identical rows shown around each difference; longer identical stretches fold
 
 
@@ -39,6 +38,7 @@ def diff(
     if json:
         print_json(asdict(result))
         return
+    marks = service.MARKS
     for name, side in (("A", result.a), ("B", result.b)):
         out.print(
             Text(f"{name}: {side.trace_id}  {side.framework or '-'}  {side.outcome}  {side.n_steps} steps")
@@ -67,7 +67,7 @@ def diff(
             folded = 0
         style = "bold red" if i == result.first_divergence else None
         table.add_row(
-            MARKS[row.status],
+            marks[row.status],
             "" if row.a is None else str(row.a),
             "" if row.b is None else str(row.b),
             Text(row.agent or "-"),

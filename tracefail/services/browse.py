@@ -28,6 +28,8 @@ from tracefail import taxonomy
 from tracefail.analysis.change_points import change_points
 from tracefail.model import Attribution, Label
 from tracefail.services import stats as stats_service
+from tracefail.services.clusters import Clusters, failure_clusters
+from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
 from tracefail.services.search import trace_matches
 from tracefail.services.spans import span_waterfall
@@ -216,6 +218,14 @@ class BrowseService:
     def search(self, trace_id: str, text: str) -> list[int]:
         """Steps of one trace matching `text` (words, pre*, "phrases"), in trace order."""
         return self.read(lambda db: trace_matches(db, trace_id, text))
+
+    def diff(self, trace_a: str, trace_b: str) -> RunDiff:
+        """Two runs aligned step by step, as `tracefail diff A B` shows them."""
+        return self.read(lambda db: diff_runs(db, trace_a, trace_b))
+
+    def clusters(self) -> Clusters:
+        """Failing traces grouped by failure signature, as `tracefail clusters` lists them."""
+        return self.read(failure_clusters)
 
     def taxonomy_modes(self) -> list[tuple[str, str, str, str]]:
         """Modes a human may add: the corpus' stored taxonomies, else the shipped default."""

@@ -13,6 +13,8 @@ from tracefail.store import trace_view as view_store
 from tracefail.store.traces import get_steps, trace_header
 
 PREVIEW_CHARS = 300
+# one character per row status, shared by `tracefail diff` and the TUI's diff screen
+MARKS = {"same": " ", "changed": "~", "tool_result": "≠", "only_a": "-", "only_b": "+"}
 
 
 class DiffError(ValueError):

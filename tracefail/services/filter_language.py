@@ -25,10 +25,21 @@ __all__ = [
     "with_sort",
 ]
 
-FILTER_KEYS = ("framework", "llm", "benchmark", "outcome", "mode", "category", "source", "agree", "sort")
+FILTER_KEYS = (
+    "framework",
+    "llm",
+    "benchmark",
+    "outcome",
+    "mode",
+    "category",
+    "source",
+    "agree",
+    "trace",
+    "sort",
+)
 FILTER_HELP = (
     "framework:AG2 llm:gpt-4o mode:1.3 category:<name> source:human agree:no outcome:failure "
-    "tok.surprisal_mean>4 sort:-steps, other words search step text"
+    "trace:ID,ID tok.surprisal_mean>4 sort:-steps, other words search step text"
 )
 _OPS: tuple[FeatureOp, ...] = (">=", "<=", ">", "<")
 
@@ -69,6 +80,8 @@ def parse_filter(
                 if value not in ("yes", "no"):
                     raise FilterError("agree: takes yes (sources agree) or no (sources disagree)")
                 values["agreement"] = "agree" if value == "yes" else "disagree"
+            elif key == "trace":
+                values["trace_ids"] = tuple(dict.fromkeys(i for i in value.split(",") if i))
             elif key == "category":
                 in_category = (categories or {}).get(value)
                 if not in_category:
@@ -112,8 +125,9 @@ def _threshold(word: str) -> FeatureThreshold | None:
     return None
 
 
-def format_filter(f: CorpusFilter) -> str:
-    """The filter as the words that would produce it (for the status line and exports)."""
+def format_filter(f: CorpusFilter, brief: bool = False) -> str:
+    """The filter as the words that would produce it (for the status line and exports); `brief`
+    counts a `trace:` list instead of spelling out its ids (a cluster's would fill the line)."""
     words = [
         f"{k}:{getattr(f, k)}"
         for k in ("framework", "llm", "benchmark", "outcome", "mode", "source")
@@ -123,6 +137,10 @@ def format_filter(f: CorpusFilter) -> str:
         words.append(f"category:{f.category}")
     if f.agreement:
         words.append("agree:" + ("yes" if f.agreement == "agree" else "no"))
+    if f.trace_ids and brief:
+        words.append(f"trace:<{len(f.trace_ids)} ids>")
+    elif f.trace_ids:
+        words.append(shlex.quote("trace:" + ",".join(f.trace_ids)))
     words += [f"{t.name}{t.op}{t.value:g}" for t in f.features]
     if f.sort != "trace_id" or f.descending:
         words.append(f"sort:{'-' if f.descending else ''}{f.sort}")

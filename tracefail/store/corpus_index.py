@@ -133,6 +133,8 @@ def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | No
         value = getattr(f, column)
         if value:
             keep &= (traces.get_column(column) == value).fill_null(False).to_numpy()
+    if f.trace_ids:
+        keep &= traces.get_column("trace_id").is_in(list(f.trace_ids)).to_numpy()
     if f.mode:
         only(index.present.filter(pl.col("mode_id") == f.mode).get_column("row"))
     if f.category_modes:

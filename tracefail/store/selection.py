@@ -53,6 +53,7 @@ class CorpusFilter:
     source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
     agreement: Agreement | None = None
     features: tuple[FeatureThreshold, ...] = ()
+    trace_ids: tuple[str, ...] = ()  # only these traces (a failure cluster opened from the TUI)
     text: str | None = None  # a search query (`tracefail.store.search`): words some step must contain
     sort: str = "trace_id"
     descending: bool = False
@@ -109,6 +110,9 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
         if value:
             clauses.append(f"t.{column} = ?")
             params.append(value)
+    if f.trace_ids:
+        clauses.append("t.trace_id IN (SELECT unnest(?))")
+        params.append(list(f.trace_ids))
     if f.mode:
         clauses.append(f"t.trace_id IN (SELECT trace_id FROM {latest('mode_id = ?')} WHERE present)")
         params.append(f.mode)

@@ -32,6 +32,9 @@ class BrowseCommands(Provider):
         if isinstance(screen, CorpusScreen):
             commands += [
                 ("open: stats", screen.action_stats, "Failure statistics of the current selection."),
+                ("open: failure clusters", screen.action_clusters, "Enter on one filters the corpus to it."),
+                ("diff: marked traces", screen.action_diff, "Two marked runs (space marks), step by step."),
+                ("mark: trace for diff", screen.action_mark, "Toggle the mark of the highlighted trace."),
                 ("export: selection as JSONL", screen.action_export, "Traces with steps and labels."),
                 ("filter: clear", screen.action_clear_filter, "Show every trace."),
                 (

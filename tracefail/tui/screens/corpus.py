@@ -60,6 +60,13 @@ class CorpusScreen(Screen[None]):
         Binding("S", "stats", "Stats", tooltip="Failure statistics of the selection.", id="corpus.stats"),
         Binding("x", "export", "Export", tooltip="Write the selection as JSONL.", id="corpus.export"),
         Binding("R", "reload", "Refresh", tooltip="Re-read the corpus.", id="corpus.refresh"),
+        Binding("space", "mark", "Mark", tooltip="Mark or unmark a trace to diff.", id="corpus.mark"),
+        Binding(
+            "d", "diff", "Diff", tooltip="Diff the two marked traces (or one and this).", id="corpus.diff"
+        ),
+        Binding(
+            "C", "clusters", "Clusters", tooltip="Failure clusters, enter filters.", id="corpus.clusters"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -73,6 +80,7 @@ class CorpusScreen(Screen[None]):
         self.busy: str | None = None
         self.spark_feature: str | None = None
         self.row_ids: list[str] = []  # trace id of each loaded table row
+        self.marked: list[str] = []  # traces marked for a diff, oldest first (at most two)
 
     @property
     def tf(self) -> TracefailApp:
@@ -209,9 +217,14 @@ class CorpusScreen(Screen[None]):
                 table.update_cell(trace_id, "spark", sparkline(series, 12))
         self._status()
 
+    def _id_cell(self, trace_id: str) -> Text:
+        if trace_id in self.marked:
+            return Text("● " + one_line(trace_id, 28), style="bold magenta")
+        return Text(one_line(trace_id, 30))
+
     def _cells(self, row: dict[str, Any]) -> list[Any]:
         return [
-            Text(one_line(row["trace_id"], 30)),
+            self._id_cell(row["trace_id"]),
             Text(one_line(row["framework"], 10)),
             Text(one_line(row["llm"], 12)),
             Text(one_line(row["benchmark"], 16)),
@@ -233,7 +246,7 @@ class CorpusScreen(Screen[None]):
 
     def _status(self) -> None:
         f = self.tf.corpus_filter
-        words = format_filter(f) or "all traces"
+        words = format_filter(f, brief=True) or "all traces"
         direction = "↓" if f.descending else "↑"
         if self.busy:
             text = Text(
@@ -335,6 +348,42 @@ class CorpusScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def action_mark(self) -> None:
+        """Toggle the mark of the trace under the cursor; a third mark drops the oldest."""
+        trace_id = self.current_trace()
+        if trace_id is None:
+            return
+        before = set(self.marked)
+        if trace_id in self.marked:
+            self.marked.remove(trace_id)
+        else:
+            self.marked = [*self.marked, trace_id][-2:]
+        table = self.query_one(DataTable)
+        for changed in before ^ set(self.marked):
+            if changed in table.rows:
+                table.update_cell(changed, "trace_id", self._id_cell(changed))
+
+    def action_diff(self) -> None:
+        """Diff the two marked traces, or the one marked and the one under the cursor."""
+        from tracefail.tui.screens.diff import DiffScreen
+
+        current = self.current_trace()
+        pair = self.marked if len(self.marked) == 2 else [*self.marked, current]
+        if len(pair) != 2 or None in pair or pair[0] == pair[1]:
+            self.notify("mark two traces with space (or one, then d on the other)", severity="warning")
+            return
+        self.app.push_screen(DiffScreen(str(pair[0]), str(pair[1])))
+
+    def action_clusters(self) -> None:
+        from tracefail.tui.screens.clusters import ClustersScreen
+
+        def chosen(trace_ids: tuple[str, ...] | None) -> None:
+            if trace_ids:
+                sort, descending = self.tf.corpus_filter.sort, self.tf.corpus_filter.descending
+                self.set_filter(CorpusFilter(trace_ids=trace_ids, sort=sort, descending=descending))
+
+        self.app.push_screen(ClustersScreen(), chosen)
 
     def action_export(self) -> None:
         corpus_filter = self.tf.corpus_filter

@@ -22,7 +22,9 @@ PALETTE_NOTE = (
 def binding_groups() -> list[tuple[str, list[Binding]]]:
     """(group title, bindings) for the app and each screen, in the order a user meets them."""
     from tracefail.tui.app import TracefailApp
+    from tracefail.tui.screens.clusters import ClustersScreen
     from tracefail.tui.screens.corpus import CorpusScreen
+    from tracefail.tui.screens.diff import DiffScreen
     from tracefail.tui.screens.graph import GraphScreen
     from tracefail.tui.screens.label_edit import LabelEditor
     from tracefail.tui.screens.stats import StatsScreen
@@ -36,7 +38,16 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
             + [Binding("ctrl+p", "command_palette", "Command palette")],
         ),
     ]
-    for screen in (CorpusScreen, TraceScreen, Timeline, GraphScreen, StatsScreen, LabelEditor):
+    for screen in (
+        CorpusScreen,
+        TraceScreen,
+        Timeline,
+        GraphScreen,
+        StatsScreen,
+        DiffScreen,
+        ClustersScreen,
+        LabelEditor,
+    ):
         groups.append(
             (
                 screen.BINDING_GROUP_TITLE or screen.__name__,

@@ -68,7 +68,8 @@ class StatsScreen(Screen[None]):
         self.stats = stats
         text = Text()
         text.append(f"{stats.total:,} traces selected", style="bold")
-        text.append(f" · filter: {format_filter(self.tf.corpus_filter) or 'all traces'}", style="dim")
+        words = format_filter(self.tf.corpus_filter, brief=True) or "all traces"
+        text.append(f" · filter: {words}", style="dim")
         text.append(f" · {stats.taxonomy}\n", style="dim")
         text.append("label policy: ", style="bold")
         text.append(f"{stats.policy}\n")
