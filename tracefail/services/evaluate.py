@@ -196,7 +196,7 @@ def _attribution_block(db: Database, reference: str, source: str, reps: int) -> 
     rules = [TraceSteps.from_steps(t, by_trace[t]) for t in traces]
     golds = [Gold(ref[t]["step_idx"], ref[t]["agent"]) for t in traces]
     judge = Hits.of([(pred[t]["step_idx"], pred[t]["agent"]) for t in traces], golds)
-    rankings = [_meta(pred[t]["metadata"]).get("top_steps") for t in traces]
+    rankings = [_meta(pred[t]["metadata"]).get("top_steps") or [] for t in traces]
     top3 = {"top3": accuracy_ci(top_k_recall(rankings, golds).tolist(), reps=reps)} if all(rankings) else {}
     baselines = {
         name: AttributionScores(
