@@ -39,7 +39,7 @@ def main() -> int:
         whole = time.perf_counter() - started
         loaded = find("mast-v1")
         ref = reference_modes(db, args.reference, loaded).verdicts
-        pred = judge_modes(db, result["judge_source"], loaded)
+        pred = judge_modes(db, result.judge_source, loaded)
     keys = sorted(set(ref) & set(pred))
     p = np.array([pred[k][0] for k in keys])
     r = np.array([ref[k] for k in keys])
@@ -54,7 +54,7 @@ def main() -> int:
         for _name in ("kappa", "precision", "recall", "f1", "accuracy"):
             binary_scores(p[idx], r[idx])
     plain = time.perf_counter() - started
-    print(f"eval --reps {args.reps}: {result['modes']['n_pairs']} pairs, {whole:.2f} s")
+    print(f"eval --reps {args.reps}: {result.modes.n_pairs} pairs, {whole:.2f} s")
     print(
         f"bootstrap of {len(p)} pooled pairs, {reps} resamples: multinomial {ours * 1000:.1f} ms, "
         f"resampling items {plain:.2f} s, ratio {plain / max(ours, 1e-9):.0f}x"

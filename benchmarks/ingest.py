@@ -56,9 +56,10 @@ def child(kind: str, paths: list[Path], array: bool) -> dict:
     whatever the work itself imports lazily (DuckDB's Arrow scan pulls in pyarrow.dataset) counts.
     """
     imported = time.perf_counter()
+    from rawscan import read_json_rows  # benchmarks/rawscan.py, beside this script
+
     from tracefail.services.ingest import ingest
     from tracefail.store import Database
-    from tracefail.store.rawscan import read_json_rows
 
     imported = time.perf_counter() - imported
 
@@ -74,8 +75,12 @@ def child(kind: str, paths: list[Path], array: bool) -> dict:
         db.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "rows": rows, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_mb,
-        "import_seconds": imported, **extra,
+        "rows": rows,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_rss_mb": peak_mb,
+        "import_seconds": imported,
+        **extra,
     }
 
 
@@ -117,7 +122,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--mast-mb", type=int, nargs="+", default=[200],
+        "--mast-mb",
+        type=int,
+        nargs="+",
+        default=[200],
         help="size(s) in MB of the synthesized MAST file (0: skip)",
     )
     parser.add_argument(

@@ -1,7 +1,7 @@
 """Build a large synthetic corpus (default 100k traces, ~1M steps) for the stats and TUI benchmarks.
 
 The shipped samples are ingested first (real text and agents to copy), then
-`tracefail.store.synth.synthesize` fills every table inside DuckDB.
+`benchmarks/synth.py` fills every table inside DuckDB.
 
     .venv/bin/python benchmarks/make_corpus.py --traces 100000 --db /tmp/big.duckdb
 """
@@ -13,9 +13,10 @@ import sys
 import time
 from pathlib import Path
 
+from synth import synthesize  # benchmarks/synth.py, beside this script
+
 from tracefail.services.ingest import ingest
 from tracefail.store import Database, StoreError
-from tracefail.store.synth import synthesize
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 

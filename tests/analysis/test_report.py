@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from tracefail.cli import app
@@ -83,6 +84,7 @@ def test_report_table_escapes_text(labelled_db: Database, tmp_path):
     assert "&lt;script&gt;" in page and "<script>" not in page
 
 
+@pytest.mark.slow
 def test_report_png_and_cli(labelled_db: Database, tmp_path):
     labelled_db.close()
     folder = tmp_path / "charts"

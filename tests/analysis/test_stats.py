@@ -139,7 +139,7 @@ def test_by_agent_counts_traces_whose_present_labels_name_the_agent(labelled_db:
 
 
 def test_synthetic_corpus_has_the_promised_shape(whowhen_db: Database):
-    from tracefail.store.synth import FRAMEWORKS, synthesize
+    from benchmarks.synth import FRAMEWORKS, synthesize
 
     report = synthesize(whowhen_db, 300)
     assert report.traces == 300 and 3 * 300 <= report.steps <= 17 * 300

@@ -32,6 +32,7 @@ def run(*args: object):
     return runner.invoke(app, [str(a) for a in args])
 
 
+@pytest.mark.slow
 def test_train_label_eval_review(tmp_path: Path) -> None:
     db, model = tmp_path / "c.duckdb", tmp_path / "ranker.json"
     assert run("ingest", "--db", db, SAMPLES).exit_code == 0
@@ -96,6 +97,7 @@ def test_ranker_judge_refuses_bad_files_and_mode_tasks(tmp_path: Path) -> None:
     assert few.exit_code == 2 and "need at least 4" in few.stderr
 
 
+@pytest.mark.slow
 def test_stored_lm_features_add_a_ranker_row(tmp_path: Path) -> None:
     from tracefail.store.features import replace_features
 

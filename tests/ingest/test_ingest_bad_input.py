@@ -201,6 +201,7 @@ def _mutations(text: str, rng: random.Random, count: int) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_mangled_samples_are_quarantined_never_crash_an_adapter(tmp_path: Path) -> None:
     """Every adapter turns malformed input into Rejected records, never into an exception
     (the service's catch-all reports those as '<Error> while reading')."""

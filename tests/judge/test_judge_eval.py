@@ -132,7 +132,7 @@ def test_attribution_is_exact_match_with_baselines(whowhen_db):
         else:
             preds.append(Attribution(trace_id=trace, agent=None, step_idx=None, source=source))
     save_judgement(whowhen_db, [], preds)
-    result = evaluate(whowhen_db, reference="dataset", reps=200)
+    result = evaluate(whowhen_db, reference="dataset", reps=200).to_json()
     block = result["attribution"]
     assert block["n_traces"] == 20
     assert block["judge"]["agent"]["value"] == pytest.approx(0.25)
@@ -175,7 +175,7 @@ def test_mode_agreement_remaps_old_rounds_and_takes_the_majority(whowhen_db):
         _human(traces[0], "round1-18", "4.3", None, "a"),  # NaN in the file
     ]
     save_judgement(whowhen_db, judge + humans, [])
-    modes = evaluate(whowhen_db, reference="human", reps=100)["modes"]
+    modes = evaluate(whowhen_db, reference="human", reps=100).to_json()["modes"]
     by_mode = {row["mode_id"]: row for row in modes["per_mode"]}
     assert by_mode["3.2"]["n"] == 4 and by_mode["3.2"]["reference_positives"] == 1
     assert by_mode["3.2"]["accuracy"]["value"] == pytest.approx(3 / 4)  # traces[2]: judge yes, humans no
@@ -207,7 +207,7 @@ def test_calibrate_then_later_labels_carry_calibrated_probabilities(whowhen_db):
         labels.append(_judge_label(trace, "1.3", raw >= 0.5, raw, source))
         labels.append(_human(trace, "1.0", "1.3", truth, "ann"))
     save_judgement(whowhen_db, labels, [])
-    result = calibrate(whowhen_db, reference="human", method="platt")
+    result = calibrate(whowhen_db, reference="human", method="platt").to_json()
     fitted = next(m for m in result["modes"] if m["mode_id"] == "1.3")
     assert fitted["ece_after"] < fitted["ece_before"]
     assert result["fitted_modes"] == 1
@@ -268,7 +268,7 @@ def test_cli_label_with_http_judge_then_eval_json(whowhen_db, tmp_path):
     # the stub blames step 0 every time, so the judge equals the first-step baseline
     assert attribution["judge"]["step"]["value"] == attribution["baselines"]["first_step"]["step"]["value"]
     bad = runner.invoke(app, ["label", "--db", path, "--judge", "gpt4"])
-    assert bad.exit_code == 2 and "use local, local:MODEL, openai:MODEL or ranker:PATH" in bad.stderr
+    assert bad.exit_code == 2 and "unknown backend; registered: local, openai, ranker" in bad.stderr
 
 
 def test_openai_endpoint_without_a_key_fails_before_the_run(tmp_path, monkeypatch):
@@ -292,10 +292,10 @@ def test_eval_and_calibrate_pick_the_latest_judge_with_labels(whowhen_db, tmp_pa
     )
     save_judgement(whowhen_db, [_judge_label(t, "1.1", True, 0.6, newer) for (t,) in gold], [])
     _judge_run(whowhen_db, "failed")  # the newest run stored nothing (endpoint down)
-    result = evaluate(whowhen_db, reference="dataset", reps=50)
+    result = evaluate(whowhen_db, reference="dataset", reps=50).to_json()
     assert result["judge_source"] == newer and result["other_judge_sources"] == [old]
     assert result["judge_picked"] == "latest judge source with labels"
-    assert calibrate(whowhen_db, reference="dataset", min_labels=100)["judge_source"] == newer
+    assert calibrate(whowhen_db, reference="dataset", min_labels=100).judge_source == newer
     whowhen_db.close()
     cli = CliRunner().invoke(
         app, ["eval", "--db", whowhen_db.path, "--reference", "dataset", "--bootstrap", "50"]

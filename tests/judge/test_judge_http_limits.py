@@ -174,3 +174,13 @@ def test_cli_rejects_a_zero_timeout_in_one_line(whowhen_db) -> None:
     assert "--timeout must be more than 0" in result.stderr
 
 
+
+
+def test_unknown_backend_lists_the_registered_names() -> None:
+    with pytest.raises(LabelUsageError, match=r"unknown backend; registered: local, openai, ranker$"):
+        build_judge(JudgeSpec(spec="anthropic:claude"))
+
+
+def test_strategy_needs_the_openai_backend() -> None:
+    with pytest.raises(LabelUsageError, match="--strategy step-by-step needs --judge openai:MODEL"):
+        build_judge(JudgeSpec(spec="local", strategy="step-by-step"))

@@ -42,6 +42,7 @@ def test_kv_cache_reuse_gives_the_same_scores_as_rereading(tiny_lm):  # noqa: F8
     assert scorer.yes_ids and scorer.no_ids and not set(scorer.yes_ids) & set(scorer.no_ids)
 
 
+@pytest.mark.slow
 def test_local_verdict_has_every_mode_and_a_step_distribution(tiny_lm):  # noqa: F811 - fixture
     result = _judge(tiny_lm).judge_sync(_trace(), TAXONOMY, TASKS)
     verdict = result.verdict
@@ -64,6 +65,7 @@ def test_long_trace_is_read_in_windows_and_nothing_is_skipped(tiny_lm):  # noqa:
     assert set(result.details["step_distribution"]) == {str(i) for i in range(8)}
 
 
+@pytest.mark.slow
 def test_injected_text_cannot_change_the_questions(tiny_lm):  # noqa: F811 - fixture
     """The scored tokens after the trace are the same whatever the trace says."""
     judge = _judge(tiny_lm)
@@ -114,6 +116,7 @@ def test_questions_asked_in_rounds_match_rereading_the_prefix(tiny_lm):  # noqa:
     assert read.prefix_tokens > 0 and in_rounds.tokens_in < reread.tokens_in
 
 
+@pytest.mark.slow
 def test_found_modes_get_one_evidence_step_and_its_agent(tiny_lm):  # noqa: F811 - fixture
     trace = _trace(n=6)
     verdict = _judge(tiny_lm).judge_sync(trace, TAXONOMY, TASKS).verdict

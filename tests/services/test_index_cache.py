@@ -75,6 +75,7 @@ FILTERS = [
 ]
 
 
+@pytest.mark.slow  # ~5 s per filter under load, about two minutes in all
 @pytest.mark.parametrize("f", FILTERS, ids=lambda f: repr(f)[13:80])
 def test_index_selects_what_sql_selects(indexed_corpus: Path, f: CorpusFilter) -> None:
     sql, indexed = _both(indexed_corpus)

@@ -79,7 +79,7 @@ def find_slices(
     modes = [c for c in wide.columns if c != "trace_id"]
     frame = conditions.join(wide, on="trace_id", how="inner")
     attrs = [c for c in conditions.columns if c != "trace_id"]
-    corpus = {m: (frame[m].sum(), frame[m].count()) for m in modes}
+    corpus = {m: (int(frame[m].sum()), frame[m].count()) for m in modes}  # Int8 column: an int sum
     groups = [list(c) for d in range(1, depth + 1) for c in combinations(attrs, d)]
     parts = []
     for cols in groups:

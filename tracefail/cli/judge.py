@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +22,9 @@ from tracefail.cli.common import (
     safe,
 )
 from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
+
+if TYPE_CHECKING:
+    from tracefail.services.eval_results import CalibrationResult, EvalResult, Interval
 
 TaxonomyOption = Annotated[
     str, typer.Option("--taxonomy", help="Shipped taxonomy name (mast-v1), id, or a YAML/JSON file.")
@@ -199,26 +203,25 @@ def calibrate(
         store.close()
     _picked(result)
     if json_out:
-        print_json(result)
+        print_json(result.to_json())
         return
-    for mode in result["modes"]:
-        if "skipped" in mode:
+    for mode in result.modes:
+        if mode.skipped is not None or mode.ece_before is None or mode.ece_after is None:
             out.print(
-                f"{mode['mode_id']:<5} n={mode['n']:<4} skipped: {mode['skipped']}",
+                f"{mode.mode_id:<5} n={mode.n:<4} skipped: {mode.skipped}",
                 highlight=False,
                 markup=False,
             )
         else:
             out.print(
-                f"{mode['mode_id']:<5} n={mode['n']:<4} ECE {mode['ece_before']:.3f} -> "
-                f"{mode['ece_after']:.3f}",
+                f"{mode.mode_id:<5} n={mode.n:<4} ECE {mode.ece_before:.3f} -> {mode.ece_after:.3f}",
                 highlight=False,
                 markup=False,
             )
-    if result["ece_before"] is not None:
+    if result.ece_before is not None and result.ece_after is not None:
         out.print(
-            f"all   ECE {result['ece_before']:.3f} -> {result['ece_after']:.3f} (in-sample); "
-            f"{result['fitted_modes']} modes fitted",
+            f"all   ECE {result.ece_before:.3f} -> {result.ece_after:.3f} (in-sample); "
+            f"{result.fitted_modes} modes fitted",
             highlight=False,
             markup=False,
         )
@@ -226,24 +229,24 @@ def calibrate(
         out.print("no mode had enough reference labels to fit", highlight=False, markup=False)
 
 
-def _picked(result: dict) -> None:
+def _picked(result: EvalResult | CalibrationResult) -> None:
     """Say on stderr which judge source was used and which others have labels."""
-    line = f"judge source {result['judge_source']} ({result['judge_picked']})"
-    if result["other_judge_sources"]:
-        line += f"; other judge sources with labels: {', '.join(result['other_judge_sources'])}"
+    line = f"judge source {result.judge_source} ({result.judge_picked})"
+    if result.other_judge_sources:
+        line += f"; other judge sources with labels: {', '.join(result.other_judge_sources)}"
     err.print(line, highlight=False, markup=False)
 
 
-def _ci(value: dict) -> str:
-    """`0.412 [0.300, 0.520]`; an undefined score (null) prints as n/a."""
+def _ci(value: Interval) -> str:
+    """`0.412 [0.300, 0.520]`; an undefined score (NaN) prints as n/a."""
 
-    def num(x: float | None) -> str:
-        return "n/a" if x is None else f"{x:.3f}"
+    def num(x: float) -> str:
+        return "n/a" if math.isnan(x) else f"{x:.3f}"
 
     return f"{num(value['value'])} [{num(value['low'])}, {num(value['high'])}]"
 
 
-def _diff(value: dict) -> str:
+def _diff(value: Interval) -> str:
     """`+0.120 [+0.020, +0.230]`: a paired difference and its interval."""
     return f"{value['diff']:+.3f} [{value['diff_low']:+.3f}, {value['diff_high']:+.3f}]"
 
@@ -291,36 +294,36 @@ def evaluate(
         store.close()
     _picked(result)
     if json_out:
-        print_json(result)
+        print_json(result.to_json())
         return
     out.print(
-        f"judge {result['judge_source']} vs {reference} labels ({result['taxonomy']})",
+        f"judge {result.judge_source} vs {reference} labels ({result.taxonomy})",
         highlight=False,
         markup=False,
     )
-    modes = result["modes"]
+    modes = result.modes
     out.print(
-        f"modes: {modes['n_pairs']} trace-mode pairs over {modes['n_traces']} traces",
+        f"modes: {modes.n_pairs} trace-mode pairs over {modes.n_traces} traces",
         highlight=False,
         markup=False,
     )
-    for row in modes["per_mode"]:
+    for row in modes.per_mode:
         out.print(
-            f"  {row['mode_id']:<5} n={row['n']:<4} kappa {_ci(row['kappa'])}  F1 {_ci(row['f1'])}  "
-            f"acc {_ci(row['accuracy'])}" + ("  (one class only)" if row["single_class"] else ""),
+            f"  {row.mode_id:<5} n={row.n:<4} kappa {_ci(row.kappa)}  F1 {_ci(row.f1)}  "
+            f"acc {_ci(row.accuracy)}" + ("  (one class only)" if row.single_class else ""),
             highlight=False,
             markup=False,
         )
-    attribution = result["attribution"]
-    out.print(f"attribution: {attribution['n_traces']} traces (exact match)", highlight=False, markup=False)
-    if attribution["n_traces"]:
-        rows = {"judge": attribution["judge"], **attribution["baselines"]}
-        for name, row in rows.items():
-            diff = row.get("judge_minus", {}).get("step")
+    attribution = result.attribution
+    out.print(f"attribution: {attribution.n_traces} traces (exact match)", highlight=False, markup=False)
+    if attribution.judge is not None:
+        rows = {"judge": attribution.judge, **(attribution.baselines or {})}
+        for name, scores in rows.items():
+            diff = (scores.judge_minus or {}).get("step")
             out.print(
-                f"  {name:<31} agent {_ci(row['agent'])}  step {_ci(row['step'])}  "
-                f"±1 {_ci(row['within1'])}  ±3 {_ci(row['within3'])}"
-                + (f"  top-3 {_ci(row['top3'])}" if "top3" in row else "")
+                f"  {name:<31} agent {_ci(scores.agent)}  step {_ci(scores.step)}  "
+                f"±1 {_ci(scores.within1)}  ±3 {_ci(scores.within3)}"
+                + (f"  top-3 {_ci(scores.top3)}" if scores.top3 is not None else "")
                 + (f"  judge−this step {_diff(diff)}" if diff else ""),
                 highlight=False,
                 markup=False,

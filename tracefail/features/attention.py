@@ -177,7 +177,7 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
         rows_in, keys_t = queries, keys.transpose(-1, -2)
         values = torch.cat([v.float(), ones], -1)
     snapshots: list[tuple[Segment, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    results: dict[object, SegmentStats] = {}
+    results: dict[object, dict[str, torch.Tensor | None]] = {}  # segment key -> transport sums
     seg_index = 0
     for r0, r1 in pairwise(cuts):
         if fused is not None and r0 >= last:
@@ -211,7 +211,7 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
         del scores
         diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
         colsum[:, :r1] += attn.sum(1)
-        if a < r1:
+        if seg is not None and a < r1:  # a < r1 only inside a segment
             _rows_chunk(rows, attn[:, a - r0 :], queries, keys_ext, lse, raw, seg.start, a, r1, dim)
         colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:

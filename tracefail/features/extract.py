@@ -214,8 +214,8 @@ class Extractor:
             tokens = {name: torch.cat(parts) for name, parts in acc.tokens.items()}
             if tokens and tokens["surprisal"].numel():
                 values.update(_token_features(tokens))
-                for name, value in tokens.items():
-                    totals.setdefault(name, []).append(value)
+                for name, part in tokens.items():
+                    totals.setdefault(name, []).append(part)
                 series.append((span.step_idx, values["tok.surprisal_mean"]))
                 if acc.prev:
                     rauq = formulas.rauq(tokens["prob_observed"], torch.cat(acc.prev, -1), RAUQ_ALPHA)

@@ -51,7 +51,7 @@ def surprisal_spikes(surprisal: torch.Tensor) -> tuple[int, int | None]:
 
 
 def lookback_ratio(
-    ctx_mass: torch.Tensor, new_mass: torch.Tensor, n_ctx: int, n_new: torch.Tensor
+    ctx_mass: torch.Tensor, new_mass: torch.Tensor, n_ctx: int | torch.Tensor, n_new: torch.Tensor
 ) -> torch.Tensor:
     """Lookback Lens: mean attention per context token over (that + mean per own token)."""
     ctx = ctx_mass / n_ctx

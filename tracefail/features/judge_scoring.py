@@ -100,7 +100,7 @@ class ReadPrefix:
         ids = scorer.tokenizer.encode(prefix, add_special_tokens=False)
         self.prefix_ids = torch.tensor([ids], device=scorer.device)
         self.prefix_tokens = 0  # tokens run to read the prefix (0 when each question re-reads it)
-        self.cache = None
+        self.cache: Any = None  # transformers' DynamicCache (or the model's own cache class)
         if reuse_cache:
             with torch.inference_mode():
                 out = scorer.model(input_ids=self.prefix_ids, use_cache=True)

@@ -137,7 +137,8 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # Any: the GGUF marker below is an attribute transformers adds at load, not a module field
+        model: Any = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     except Exception as exc:  # any parse failure is one user-facing line
         raise ModelLoadError(f"{gguf}: cannot read as a GGUF model ({_first_line(exc)})") from None
     # The weights are plain floats after dequantizing; drop the GGUF marker so they save.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
+from tracefail.ingest.content import mapping
 from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -30,12 +31,12 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 def entry_steps(entry: dict[str, Any]) -> list[Step]:
     """Steps for one entry, with step_idx 0; the caller numbers them."""
     kind = entry.get("type")
-    message = entry.get("message") if isinstance(entry.get("message"), dict) else {}
+    message = mapping(entry.get("message"))
     if kind == "system":
         message = {"role": "system", "content": entry.get("content", "")}
     role = message.get("role", kind)
     agent = f"{role} (sidechain)" if entry.get("isSidechain") and role == "assistant" else role
-    usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+    usage = mapping(message.get("usage"))
     base = {
         "agent": agent,
         "role": role,

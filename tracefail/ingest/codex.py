@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
-from tracefail.ingest.content import parse_json_text
+from tracefail.ingest.content import mapping, parse_json_text
 from tracefail.ingest.reader import iter_jsonl
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
@@ -61,7 +61,7 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
         )  # shell output: '{"output": ..., "metadata": {exit_code}}'
         failed = False
         if isinstance(output, dict):  # {"content": ..., "success": bool} in some versions
-            meta = output.get("metadata") if isinstance(output.get("metadata"), dict) else {}
+            meta = mapping(output.get("metadata"))
             failed = output.get("success") is False or bool(meta.get("exit_code"))
             output = output.get("content", output.get("output", output))
         return Step(
@@ -75,7 +75,7 @@ def item_step(item: dict[str, Any], ts: Any, model: str | None) -> Step | None:
             status="error" if failed else None,
         )
     if kind == "web_search_call":
-        action = item.get("action") if isinstance(item.get("action"), dict) else {}
+        action = mapping(item.get("action"))
         return Step(
             step_idx=0,
             agent="assistant",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracefail.ingest.base import parse_time, text_of
+from tracefail.ingest.content import mapping
 from tracefail.model import Outcome, Step, StepKind
 
 
@@ -104,7 +105,7 @@ def split_ag2(text: str) -> Split | None:
         for i, m in enumerate(messages)
     ]
     problem = holder.get("problem_statement")
-    other = holder.get("other_data") if isinstance(holder.get("other_data"), dict) else {}
+    other = mapping(holder.get("other_data"))
     correct = other.get("correct")
     return Split(
         style="ag2-json",

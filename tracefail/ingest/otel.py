@@ -127,7 +127,8 @@ def _openai_message(message: dict[str, Any]) -> tuple[str, list[ToolCall], str |
 
     if "parts" in message:
         return _parts_message(message)
-    inner = message.get("message") if isinstance(message.get("message"), dict) else message
+    nested = message.get("message")
+    inner: dict[str, Any] = nested if isinstance(nested, dict) else message
     return text_of(inner.get("content")), tool_calls_of(inner), inner.get("tool_call_id")
 
 
@@ -325,7 +326,8 @@ def spans_to_trace(
     # once (settled spans end a walk), so a 20k-span parent chain is linear, and a cycle ends.
     settled: set[int] = set()
     for step in steps:
-        chain, node = [], step
+        chain: list[Step] = []
+        node: Step | None = step
         while node is not None and node.agent is None and id(node) not in settled:
             chain.append(node)
             settled.add(id(node))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import math
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -73,10 +72,6 @@ def loads(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text, parse_constant=_reject_constant)
-
-
-def is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> str:

@@ -63,7 +63,7 @@ def top_level_keys(path: Path) -> list[str]:
                 pos += 1
             if buf[pos : pos + 1] != b'"':
                 return keys
-            body = _STRING_BODY.match(buf, pos + 1)  # type: ignore[call-overload]
+            body = _STRING_BODY.match(buf, pos + 1)
             if body is None:
                 return keys
             keys.append(buf[pos + 1 : body.end() - 1].decode("utf-8", "replace"))

@@ -13,6 +13,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
+from tracefail.ingest.content import mapping
 from tracefail.ingest.reader import first_char, iter_json_array
 from tracefail.model import Outcome, Trace
 
@@ -26,8 +27,8 @@ def record_to_trace(record: dict[str, Any], path: Path) -> Trace:
     reward = record.get("reward")
     if reward is not None and not isinstance(reward, int | float):
         raise ValueError(f"reward {reward!r} is not a number")
-    info = record.get("info") if isinstance(record.get("info"), dict) else {}
-    task = info.get("task") if isinstance(info.get("task"), dict) else {}
+    info = mapping(record.get("info"))
+    task = mapping(info.get("task"))
     outcome = Outcome.UNKNOWN if reward is None else (Outcome.SUCCESS if reward >= 1 else Outcome.FAILURE)
     return with_id(
         Trace(

@@ -50,6 +50,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         if not isinstance(message, dict):
             raise ValueError(f"history[{idx}] is not an object")
         role = message.get("role")
+        agent: str | None
         if handcrafted:
             agent, recipient, note = parse_magentic_role(str(role or ""))
         else:

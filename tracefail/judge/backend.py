@@ -76,14 +76,16 @@ def merge_windows(trace_id: str, answers: list[WindowAnswer], n_steps: int) -> V
             )
     root = max(answers, key=lambda a: a.root_probability, default=None)
     steps_read = sorted({s for a in answers for s in a.steps})
-    has_root = root is not None and root.root_step is not None
+    if root is None or root.root_step is None:
+        root = WindowAnswer(steps=[], modes=[])  # no window named a root cause
+    has_root = root.root_step is not None
     return Verdict(
         trace_id=trace_id,
         modes=list(modes.values()),
-        root_cause_agent=root.root_agent if has_root else None,
-        root_cause_step=root.root_step if has_root else None,
+        root_cause_agent=root.root_agent,
+        root_cause_step=root.root_step,
         root_cause_probability=root.root_probability if has_root else None,
-        summary=root.root_reason if has_root else "",
+        summary=root.root_reason,
         steps_read=steps_read,
         truncated=len(steps_read) < n_steps,
     )

@@ -84,10 +84,6 @@ def run_config(judge: Judge, taxonomy: TaxonomyFile, tasks: frozenset[str]) -> d
     }
 
 
-def judge_source(judge: Judge, taxonomy: TaxonomyFile, tasks: frozenset[str]) -> str:
-    return f"llm-judge:{config_hash(run_config(judge, taxonomy, tasks))}"
-
-
 def load_input(db: Database, trace_id: str) -> TraceInput:
     return load_inputs(db, [trace_id])[0]
 

@@ -192,20 +192,12 @@ class Limiter:
 
     def __init__(self, slots: int) -> None:
         self.slots = asyncio.Semaphore(slots)
-        self.held = 0
-        self.most = 0
 
     async def acquire(self) -> None:
         await self.slots.acquire()
-        self.held += 1
-        self.most = max(self.most, self.held)
 
     def release(self) -> None:
-        self.held -= 1
         self.slots.release()
-
-    def peak(self) -> int:
-        return self.most
 
 
 class JudgeWorker:
@@ -247,9 +239,6 @@ class JudgePool:
     def run(self, items: Iterable[tuple[str, Any]]) -> Iterator[list[tuple[str, Any, str | None]]]:
         """Batches of (trace_id, (result, judge error), None) or (trace_id, None, ray error)."""
         return _stream(self.ray, self.actors, self.per_actor, "run", items)
-
-    def peak_concurrency(self) -> int | None:
-        return self.ray.get(self.limiter.peak.remote()) if self.limiter is not None else None
 
 
 @contextmanager

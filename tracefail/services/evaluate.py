@@ -9,7 +9,6 @@ name), always beside trivial baselines, so no accuracy is ever read without its 
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,17 @@ import polars as pl
 from tracefail.analysis.agreement import accuracy_ci, binary_scores_ci, expected_calibration_error
 from tracefail.analysis.attribution import Gold, Hits, TraceSteps, baseline_hits, top_k_recall
 from tracefail.judge import calibration
+from tracefail.services.eval_results import (
+    AttributionBlock,
+    AttributionScores,
+    Bootstrap,
+    CalibratedMode,
+    CalibrationResult,
+    EvalResult,
+    ModeAgreement,
+    ModeBlock,
+    ReferenceRemap,
+)
 from tracefail.store import Database
 from tracefail.store.attribution import steps_for
 from tracefail.store.labels import (
@@ -115,18 +125,18 @@ def judge_modes(
 
 def _mode_block(
     db: Database, reference: str, loaded: TaxonomyFile, source: str, reps: int, progress: Progress
-) -> dict[str, Any]:
+) -> ModeBlock:
     ref = reference_modes(db, reference, loaded)
     pred = judge_modes(db, source, loaded)
     keys = sorted(set(ref.verdicts) & set(pred))
     block: dict[str, Any] = {
         "n_traces": len({k[0] for k in keys}),
         "n_pairs": len(keys),
-        "reference_remap": {"mapped": ref.mapped, "dropped": dict(ref.dropped), "ties": ref.ties},
+        "reference_remap": ReferenceRemap(mapped=ref.mapped, dropped=dict(ref.dropped), ties=ref.ties),
         "per_mode": [],
     }
     if not keys:
-        return block
+        return ModeBlock(**block)
     by_mode: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for k in keys:
         by_mode[k[1]].append(k)
@@ -138,17 +148,14 @@ def _mode_block(
                 [pred[k][0] for k in mode_keys], [ref.verdicts[k] for k in mode_keys], reps=reps
             )
             block["per_mode"].append(
-                {
-                    "mode_id": mode_id,
-                    "n": len(mode_keys),
-                    "reference_positives": sum(ref.verdicts[k] for k in mode_keys),
-                    # one class on both sides: kappa is 1 by convention and says nothing
-                    "single_class": len(
-                        {pred[k][0] for k in mode_keys} | {ref.verdicts[k] for k in mode_keys}
-                    )
+                ModeAgreement(
+                    mode_id=mode_id,
+                    n=len(mode_keys),
+                    reference_positives=sum(ref.verdicts[k] for k in mode_keys),
+                    single_class=len({pred[k][0] for k in mode_keys} | {ref.verdicts[k] for k in mode_keys})
                     == 1,
                     **scores,
-                }
+                )
             )
     block["pooled"] = binary_scores_ci([pred[k][0] for k in keys], [ref.verdicts[k] for k in keys], reps=reps)
     mode_ids = {m.id for m in loaded.taxonomy.modes}
@@ -163,67 +170,57 @@ def _mode_block(
             and (t, "3.3") in ref.verdicts
         ]
         if both:
-            block["merged_3.2_3.3"] = binary_scores_ci(
+            block["merged_3_2_3_3"] = binary_scores_ci(
                 [pred[(t, "3.2")][0] or pred[(t, "3.3")][0] for t in both],
                 [ref.verdicts[(t, "3.2")] or ref.verdicts[(t, "3.3")] for t in both],
                 reps=reps,
             )
     block["ece"] = expected_calibration_error([pred[k][1] for k in keys], [ref.verdicts[k] for k in keys])
     block["ece_raw"] = expected_calibration_error([pred[k][2] for k in keys], [ref.verdicts[k] for k in keys])
-    return block
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN (an undefined score, e.g. precision with no positive prediction) becomes null in JSON."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
+    return ModeBlock(**block)
 
 
 def _latest(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return {row["trace_id"]: row for row in frame.iter_rows(named=True)}
 
 
-def _attribution_block(db: Database, reference: str, source: str, reps: int) -> dict[str, Any]:
+def _attribution_block(db: Database, reference: str, source: str, reps: int) -> AttributionBlock:
     ref = _latest(attributions(db, _pattern(reference)))
     pred = _latest(attributions(db, source))
     traces = sorted(set(ref) & set(pred))
-    block: dict[str, Any] = {"n_traces": len(traces)}
     if not traces:
-        return block
+        return AttributionBlock(n_traces=0)
     by_trace: dict[str, list[tuple[str | None, str | None, str | None]]] = defaultdict(list)
     for row in steps_for(db, traces).iter_rows(named=True):
         by_trace[row["trace_id"]].append((row["agent"], row["role"], row["kind"]))
     rules = [TraceSteps.from_steps(t, by_trace[t]) for t in traces]
     golds = [Gold(ref[t]["step_idx"], ref[t]["agent"]) for t in traces]
     judge = Hits.of([(pred[t]["step_idx"], pred[t]["agent"]) for t in traces], golds)
-    block["judge"] = judge.summary(reps)
-    rankings = [_meta(pred[t]["metadata"]).get("top_steps") for t in traces]
-    if all(rankings):
-        block["judge"]["top3"] = accuracy_ci(top_k_recall(rankings, golds).tolist(), reps=reps)
-    block["baselines"] = {
-        name: {
+    rankings = [_meta(pred[t]["metadata"]).get("top_steps") or [] for t in traces]
+    top3 = {"top3": accuracy_ci(top_k_recall(rankings, golds).tolist(), reps=reps)} if all(rankings) else {}
+    baselines = {
+        name: AttributionScores(
             **hits.summary(reps),
-            "judge_minus": {
+            judge_minus={
                 metric: {k: v[k] for k in ("diff", "diff_low", "diff_high")}
                 for metric, v in judge.summary(reps, hits).items()
             },
-        }
+        )
         for name, hits in baseline_hits(rules, golds).items()
     }
-    block["notes"] = (
-        "exact match: agent name equality and 0-based step index equality (no substring matching); "
-        "within1/within3: the step is at most 1/3 steps off; judge_minus: judge minus the baseline, "
-        "paired bootstrap over the same traces (diff, diff_low, diff_high); roles are normalised to "
-        "user/orchestrator/tool/worker (worker rules skip the others); random is the expected accuracy "
-        "of a uniform guess; most_common_step/most_common_position use the reference's own steps over "
-        "these traces (an oracle floor); speaker rules predict the agent and its first step"
+    return AttributionBlock(
+        n_traces=len(traces),
+        judge=AttributionScores(**judge.summary(reps), **top3),
+        baselines=baselines,
+        notes=(
+            "exact match: agent name equality and 0-based step index equality (no substring matching); "
+            "within1/within3: the step is at most 1/3 steps off; judge_minus: judge minus the baseline, "
+            "paired bootstrap over the same traces (diff, diff_low, diff_high); roles are normalised to "
+            "user/orchestrator/tool/worker (worker rules skip the others); random is the expected accuracy "
+            "of a uniform guess; most_common_step/most_common_position use the reference's own steps over "
+            "these traces (an oracle floor); speaker rules predict the agent and its first step"
+        ),
     )
-    return block
 
 
 def _quiet(done: int, total: int) -> None:
@@ -238,7 +235,7 @@ def evaluate(
     taxonomy: str = DEFAULT_TAXONOMY,
     reps: int = 1000,
     progress: Progress = _quiet,
-) -> dict[str, Any]:
+) -> EvalResult:
     """Agreement of one judge config with the reference, with 95% bootstrap intervals."""
     _pattern(reference)
     source, others = _judge(db, judge_source)
@@ -247,21 +244,15 @@ def evaluate(
     attribution = _attribution_block(db, reference, source, reps)
     total = len(loaded.taxonomy.modes) + 1
     progress(total, total)
-    return _json_safe(
-        {
-            "judge_source": source,
-            "judge_picked": "given" if judge_source else "latest judge source with labels",
-            "other_judge_sources": others,
-            "reference": reference,
-            "taxonomy": f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
-            "bootstrap": {
-                "reps": reps,
-                "level": 0.95,
-                "unit": "trace-mode pair (modes), trace (attribution)",
-            },
-            "modes": modes,
-            "attribution": attribution,
-        }
+    return EvalResult(
+        judge_source=source,
+        judge_picked="given" if judge_source else "latest judge source with labels",
+        other_judge_sources=others,
+        reference=reference,
+        taxonomy=f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
+        bootstrap=Bootstrap(reps=reps, level=0.95, unit="trace-mode pair (modes), trace (attribution)"),
+        modes=modes,
+        attribution=attribution,
     )
 
 
@@ -273,7 +264,7 @@ def calibrate(
     taxonomy: str = DEFAULT_TAXONOMY,
     method: str = "platt",
     min_labels: int = 10,
-) -> dict[str, Any]:
+) -> CalibrationResult:
     """Fit a per-mode map from raw judge probability to the reference; later labels use it."""
     if method not in calibration.METHODS:
         raise EvalError(f"--method {method!r}: use {' or '.join(calibration.METHODS)}")
@@ -294,19 +285,25 @@ def calibrate(
             "method": method,
         },
     )
-    modes, rows, all_raw, all_cal, all_y = [], [], [], [], []
+    modes: list[CalibratedMode] = []
+    rows: list[dict[str, Any]] = []
+    all_raw: list[float] = []
+    all_cal: list[float] = []
+    all_y: list[bool] = []
     for mode in tax.modes:
         mode_keys = [k for k in keys if k[1] == mode.id]
         raw = [pred[k][2] for k in mode_keys]
         y = [ref.verdicts[k] for k in mode_keys]
-        entry: dict[str, Any] = {"mode_id": mode.id, "n": len(y), "positives": sum(y)}
         if len(y) < min_labels or len(set(y)) < 2:
-            entry["skipped"] = f"needs at least {min_labels} labels with both classes"
-            modes.append(entry)
+            skipped = f"needs at least {min_labels} labels with both classes"
+            modes.append(CalibratedMode(mode_id=mode.id, n=len(y), positives=sum(y), skipped=skipped))
             continue
         params = calibration.fit(raw, y, method)
         cal = [calibration.apply(p, params) for p in raw]
-        entry.update(
+        entry = CalibratedMode(
+            mode_id=mode.id,
+            n=len(y),
+            positives=sum(y),
             params=params,
             ece_before=expected_calibration_error(raw, y),
             ece_after=expected_calibration_error(cal, y),
@@ -325,25 +322,25 @@ def calibrate(
                 "params": params,
                 "reference": reference,
                 "n": len(y),
-                "ece_before": entry["ece_before"],
-                "ece_after": entry["ece_after"],
+                "ece_before": entry.ece_before,
+                "ece_after": entry.ece_after,
                 "run_id": run_id,
             }
         )
     save_calibrations(db, rows)
-    result = {
-        "judge_source": source,
-        "judge_picked": "given" if judge_source else "latest judge source with labels",
-        "other_judge_sources": others,
-        "reference": reference,
-        "method": method,
-        "run_id": run_id,
-        "fitted_modes": len(rows),
-        "modes": modes,
-        "ece_before": expected_calibration_error(all_raw, all_y) if all_y else None,
-        "ece_after": expected_calibration_error(all_cal, all_y) if all_y else None,
-        "note": "ECE is in-sample (fitted and measured on the same labels); later labels of this "
+    result = CalibrationResult(
+        judge_source=source,
+        judge_picked="given" if judge_source else "latest judge source with labels",
+        other_judge_sources=others,
+        reference=reference,
+        method=method,
+        run_id=run_id,
+        fitted_modes=len(rows),
+        modes=modes,
+        ece_before=expected_calibration_error(all_raw, all_y) if all_y else None,
+        ece_after=expected_calibration_error(all_cal, all_y) if all_y else None,
+        note="ECE is in-sample (fitted and measured on the same labels); later labels of this "
         "judge config carry calibrated probabilities and keep raw_probability",
-    }
+    )
     finish_run(db, run_id, counts={"fitted_modes": len(rows), "pairs": len(all_y)})
-    return _json_safe(result)
+    return result

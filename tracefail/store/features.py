@@ -4,6 +4,7 @@ leaves each trace either complete or absent, and a rerun never duplicates rows."
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -79,7 +80,8 @@ def feature_frame(
     model: str | None = None,
 ) -> pl.DataFrame:
     """Long-format feature rows (trace_id, step_idx, model, extractor_version, name, value)."""
-    where, params = ["TRUE"], []
+    where: list[str] = ["TRUE"]
+    params: list[Any] = []
     if trace_ids is not None:
         where.append("trace_id IN (SELECT unnest(?))")
         params.append(list(trace_ids))

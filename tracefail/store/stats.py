@@ -370,11 +370,6 @@ def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
     )
 
 
-def label_counts_by_source(db: Database) -> pl.DataFrame:
-    """The bare baseline for benchmarks: COUNT(*) of present labels per source and mode."""
-    return db.frame("SELECT source, mode_id, count(*) AS n FROM labels WHERE present GROUP BY ALL")
-
-
 def steps_of(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
     """trace_id, step_idx, agent, recipient, content of some traces, in trace order."""
     return db.frame(
