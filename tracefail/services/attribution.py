@@ -68,6 +68,13 @@ class Corpus:
     def trace_ids(self) -> list[str]:
         return [t.trace_id for t in self.rules]
 
+    def restricted(self, keep: set[str]) -> Corpus:
+        """Only the traces in `keep`, so two methods are compared on the same traces."""
+        pairs = [(r, g) for r, g in zip(self.rules, self.gold, strict=True) if r.trace_id in keep]
+        return Corpus(
+            {t: s for t, s in self.steps.items() if t in keep}, [r for r, _ in pairs], [g for _, g in pairs]
+        )
+
 
 def _step_rows(frame: pl.DataFrame) -> dict[str, list[StepRow]]:
     out: dict[str, list[StepRow]] = defaultdict(list)
@@ -178,20 +185,31 @@ def _oof(
 
 
 def train(
-    db: Database, *, reference: str = "dataset", output: Path | None = None, folds: int = 10, reps: int = 1000
+    db: Database,
+    *,
+    reference: str = "dataset",
+    output: Path | None = None,
+    folds: int = 10,
+    reps: int = 1000,
+    lm_traces_only: bool = False,
 ) -> TrainReport:
     """Cross-validate the ranker (with and without stored LM features) beside the baselines, then
     fit it on every trace and save it. The saved model uses the cheap features only, so it can
-    judge traces that have no LM features."""
+    judge traces that have no LM features. `lm_traces_only` keeps only the traces with stored LM
+    features, so "ranker" and "ranker+lm" are compared on the same traces when `features` ran on
+    a subset."""
     corpus = load_corpus(db, reference)
+    lm = lm_feature_columns(db, corpus.trace_ids)
+    if lm_traces_only:
+        corpus = corpus.restricted({trace for trace, _ in lm[1]})
     if len(corpus.rules) < 4:
         raise TrainError(
-            f"only {len(corpus.rules)} traces with a usable attribution from {reference!r}; need at least 4"
+            f"only {len(corpus.rules)} traces with a usable attribution from {reference!r}"
+            f"{' and stored LM features' if lm_traces_only else ''}; need at least 4"
         )
     cheap = feature_rows(corpus)
     hits, top3, scores = _oof(corpus, cheap, FEATURES, folds)
     rows = [_row("ranker", hits, reps, None, top3)]
-    lm = lm_feature_columns(db, corpus.trace_ids)
     if lm[0]:
         lm_hits, lm_top3, _ = _oof(corpus, feature_rows(corpus, lm), [*FEATURES, *lm[0]], folds)
         rows.append(_row("ranker+lm", lm_hits, reps, hits, lm_top3))
