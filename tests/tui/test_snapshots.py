@@ -94,3 +94,12 @@ def test_readme_screenshot_is_the_trace_snapshot() -> None:
     root = Path(__file__).resolve().parents[2]
     snapshot = Path(__file__).parent / "__snapshots__" / "test_snapshots" / "test_trace_screen.svg"
     assert (root / "docs" / "tui-trace.svg").read_bytes() == snapshot.read_bytes()
+
+
+def test_review_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("v")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)

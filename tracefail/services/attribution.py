@@ -324,3 +324,56 @@ def load_ranker(path: Path) -> LinearRanker:
         return LinearRanker.from_json(path.read_text())
     except (OSError, ValueError, TypeError) as exc:
         raise TrainError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ReviewPanel:
+    """What the browser's review view shows: the queue, where its ranker came from, and the
+    learning curve of the user's own labels beside the best structural rule."""
+
+    items: list[ReviewItem]
+    ranker: str
+    reference: str
+    labelled: int  # traces with a usable attribution from `reference`
+    curve: list[CurvePoint]
+    best_baseline: str | None
+    best_baseline_step: float | None
+
+
+def _fitted_ranker(db: Database, references: Sequence[str]) -> tuple[LinearRanker, str]:
+    for reference in references:
+        try:
+            corpus = load_corpus(db, reference)
+        except TrainError:
+            continue
+        if len(corpus.rules) >= 4:
+            return fit(
+                feature_rows(corpus), FEATURES
+            ), f"fitted now on {len(corpus.rules)} {reference} traces"
+    raise TrainError(
+        "no ranker to order the queue: run `tracefail train`, or mark the mistake step (m) in 4 traces"
+    )
+
+
+def review_panel(
+    db: Database, *, ranker_path: Path | None, reference: str = "human", limit: int = 50, reps: int = 200
+) -> ReviewPanel:
+    """The review queue ordered by a saved ranker (else one fitted on `reference`, then on the
+    dataset's attributions), and the learning curve of `reference` once 4 traces are labelled."""
+    if ranker_path is not None and ranker_path.exists():
+        model, origin = load_ranker(ranker_path), str(ranker_path)
+    else:
+        model, origin = _fitted_ranker(db, [reference, "dataset"])
+    items = review_queue(db, model, reference=reference, limit=limit)
+    try:
+        corpus = load_corpus(db, reference)
+    except TrainError:
+        return ReviewPanel(items, origin, reference, 0, [], None, None)
+    if len(corpus.rules) < 4:
+        return ReviewPanel(items, origin, reference, len(corpus.rules), [], None, None)
+    baselines = baseline_hits(corpus.rules, corpus.gold)
+    best = max(baselines, key=lambda n: float(baselines[n].step.mean()))
+    curve = learning_curve(db, reference=reference, reps=reps)
+    return ReviewPanel(
+        items, origin, reference, len(corpus.rules), curve, best, float(baselines[best].step.mean())
+    )

@@ -32,6 +32,7 @@ class BrowseCommands(Provider):
         if isinstance(screen, CorpusScreen):
             commands += [
                 ("open: stats", screen.action_stats, "Failure statistics of the current selection."),
+                ("open: review queue", screen.action_review, "Failed traces worth labelling next."),
                 ("export: selection as JSONL", screen.action_export, "Traces with steps and labels."),
                 ("filter: clear", screen.action_clear_filter, "Show every trace."),
                 (
