@@ -89,7 +89,7 @@ def halueval(args, loaded) -> None:
     from tracefail.features.extract import ExtractConfig, Extractor
     from tracefail.model import Step
 
-    path = SHARED / "halueval" / "halueval_qa_first1000.jsonl"
+    path = Path(args.data) / "halueval" / "halueval_qa_first1000.jsonl"
     items = [json.loads(line) for line in path.read_text().splitlines()[: args.n]]
     extractor = Extractor(loaded, ExtractConfig(window=args.window, layers=args.layers))
     values: dict[str, dict[str, list[float]]] = {}
@@ -168,7 +168,7 @@ def whowhen(args, loaded) -> None:
     from tracefail.store import traces as trace_store
 
     db = Database(args.db)
-    ingest(db, [SHARED / "whowhen-algorithm-generated"])
+    ingest(db, [Path(args.data) / "whowhen-algorithm-generated"])
     shortest_first = db.rows(
         "SELECT trace_id FROM steps GROUP BY trace_id ORDER BY sum(length(coalesce(content, ''))), trace_id"
     )
@@ -263,6 +263,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=2048)
     parser.add_argument("--layers", default="all")
     parser.add_argument("--db", default="/tmp/tracefail-whowhen-features.duckdb")
+    parser.add_argument("--data", default=str(SHARED), help="The shared data folder (halueval, whowhen-...)")
     parser.add_argument("--boot", type=int, default=1000)
     parser.add_argument("--length-bins", type=int, default=10, help="HaluEval length strata (quantiles)")
     parser.add_argument("--cv", type=int, default=10, help="Who&When ranker ablation folds")

@@ -25,6 +25,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
     from tracefail.tui.screens.corpus import CorpusScreen
     from tracefail.tui.screens.graph import GraphScreen
     from tracefail.tui.screens.label_edit import LabelEditor
+    from tracefail.tui.screens.review import ReviewScreen
     from tracefail.tui.screens.stats import StatsScreen
     from tracefail.tui.screens.trace import TraceScreen
     from tracefail.tui.widgets.timeline import Timeline
@@ -36,7 +37,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
             + [Binding("ctrl+p", "command_palette", "Command palette")],
         ),
     ]
-    for screen in (CorpusScreen, TraceScreen, Timeline, GraphScreen, StatsScreen, LabelEditor):
+    for screen in (CorpusScreen, TraceScreen, Timeline, GraphScreen, StatsScreen, ReviewScreen, LabelEditor):
         groups.append(
             (
                 screen.BINDING_GROUP_TITLE or screen.__name__,
