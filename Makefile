@@ -41,6 +41,8 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: setup

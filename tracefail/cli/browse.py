@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from tracefail.cli import app
-from tracefail.cli.common import DEFAULT_DB_PATH, DbOption, fail
+from tracefail.cli.common import DEFAULT_DB_PATH, DbOption, fail, is_remote
 
 
 def _default_user() -> str:
@@ -33,7 +33,7 @@ def browse(
     ] = Path("ranker.json"),
 ) -> None:
     """Browse traces, failure labels and per-step dynamics; label by hand (keys: ? for help)."""
-    if not db.exists():
+    if not db.exists() and not is_remote(db):
         fail(f"{db}: no such database (run `tracefail ingest` first)")
     name = (user or _default_user()).strip()
     if not name or ":" in name:

@@ -10,12 +10,13 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from tracefail.store import DEFAULT_DB, Database, StoreError
+if TYPE_CHECKING:
+    from tracefail.services.corpus import Database
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
@@ -28,7 +29,7 @@ DbOption = Annotated[
     Path,
     typer.Option("--db", envvar="TRACEFAIL_DB", help="DuckDB corpus file.", show_default=True),
 ]
-DEFAULT_DB_PATH = Path(DEFAULT_DB)
+DEFAULT_DB_PATH = Path("tracefail.duckdb")  # the store opens this file when given no path
 
 
 MAX_LINE = 500  # characters of one diagnostic line; a 5 MB "one-line" error helps nobody
@@ -72,12 +73,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def is_remote(path: Path) -> bool:
+    """s3://, gs://, https://: a Parquet corpus DuckDB reads (pathlib keeps one slash of the two)."""
+    return re.match(r"^[a-z][a-z0-9+.-]+:/", str(path)) is not None
+
+
 def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
     """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
-    if not create and str(path) != ":memory:" and not Path(path).exists():
+    from tracefail.services.corpus import StoreError, open_corpus
+
+    if not create and str(path) != ":memory:" and not is_remote(path) and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
-        return Database(path, read_only=read_only)
+        return open_corpus(path, read_only=read_only)
     except StoreError as exc:
         fail(str(exc))
 

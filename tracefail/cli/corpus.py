@@ -38,19 +38,19 @@ def ingest(
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.ingest import registry
+    from tracefail.services.ingest import SUFFIXES, UnknownFormat, check_format, trace_files
     from tracefail.services.ingest import ingest as run_ingest
 
     if format:
         try:
-            registry.by_name(format)
-        except KeyError as exc:
-            fail(str(exc.args[0]), EXIT_USAGE)
+            check_format(format)
+        except UnknownFormat as exc:
+            fail(str(exc), EXIT_USAGE)
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
-    if not registry.expand(paths):
-        fail(f"no trace files ({', '.join(sorted(registry.SUFFIXES))}) under {', '.join(map(str, paths))}",
+    if not trace_files(paths):
+        fail(f"no trace files ({', '.join(sorted(SUFFIXES))}) under {', '.join(map(str, paths))}",
              EXIT_USAGE)
     store = open_db(db, create=True)
     with Progress(
@@ -94,10 +94,10 @@ def ingest(
 @app.command()
 def formats() -> None:
     """List the trace formats ingest understands."""
-    from tracefail.ingest.registry import ADAPTERS
+    from tracefail.services.ingest import formats as known_formats
 
-    for adapter in ADAPTERS:
-        out.print(f"{adapter.name:<16} {adapter.description}", highlight=False)
+    for name, description in known_formats():
+        out.print(f"{name:<16} {description}", highlight=False)
 
 
 @app.command("ls")
@@ -108,7 +108,7 @@ def list_traces(
     """One row per trace: id, source, framework, llm, steps, outcome, label counts."""
     from rich.table import Table
 
-    from tracefail.store import traces as trace_store
+    from tracefail.services import corpus as trace_store
 
     store = open_db(db, read_only=True)
     frame = trace_store.list_traces(store)
@@ -133,7 +133,7 @@ def show(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A trace with its steps, labels and attributions."""
-    from tracefail.store import traces as trace_store
+    from tracefail.services import corpus as trace_store
 
     store = open_db(db, read_only=True)
     found = trace_store.get_trace(store, trace_id)
@@ -196,20 +196,33 @@ def sql(
 
 @app.command()
 def export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file.")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output file (a new folder with --partition-by).")
+    ],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str, typer.Option("--format", help="jsonl, parquet or csv.")] = "jsonl",
+    partition_by: Annotated[
+        str | None,
+        typer.Option(
+            "--partition-by",
+            help="framework, llm or date: write every table as Hive-partitioned Parquet into a "
+            "folder that read-only commands accept as --db.",
+        ),
+    ] = None,
 ) -> None:
     """Export traces with their steps and labels."""
-    from tracefail.store.export import FORMATS, export_corpus
+    from tracefail.services.export import FORMATS, PARTITION_KEYS
+    from tracefail.services.export import export as run_export
 
     if format not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", EXIT_USAGE)
-    from tracefail.store import StoreError
+    if partition_by is not None and (format != "parquet" or partition_by not in PARTITION_KEYS):
+        fail(f"--partition-by must be one of {', '.join(PARTITION_KEYS)}, with --format parquet", EXIT_USAGE)
+    from tracefail.services.corpus import StoreError
 
     store = open_db(db, read_only=True)
     try:
-        n = export_corpus(store, format, output)
+        n = run_export(store, format, output, partition_by)
     except StoreError as exc:
         fail(str(exc))
     finally:

@@ -8,6 +8,7 @@ import typer
 
 from tracefail.cli import app
 from tracefail.cli.common import DEFAULT_DB_PATH, EXIT_PARTIAL, EXIT_USAGE, DbOption, err, fail, open_db, out
+from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
 
 
 @app.command()
@@ -32,13 +33,18 @@ def features(
     ] = "all",
     traces: Annotated[list[str] | None, typer.Option("--traces", help="Trace ids (repeatable).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the first N traces.")] = None,
+    use_ray: RayFlag = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusOption = 0.0,
 ) -> None:
     """Re-read traces with a local LM and store per-step features (skips traces already done)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import FeatureError, ModelLoadError
-    from tracefail.services.features import extract_features
+    from tracefail.services.distributed import DistributedError
+    from tracefail.services.features import FeatureError, ModelLoadError, extract_features
 
+    executor = ray_options(use_ray, ray_address, workers, gpus_per_worker)
     store = open_db(db)
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -75,6 +81,7 @@ def features(
                 layers=layers,
                 trace_ids=traces,
                 limit=limit,
+                ray=executor,
                 on_start=on_start,
                 on_trace=on_trace,
                 on_tokens=on_tokens,
@@ -82,6 +89,9 @@ def features(
         except FeatureError as exc:
             store.close()
             fail(str(exc), 1 if isinstance(exc, ModelLoadError) else EXIT_USAGE)
+        except DistributedError as exc:
+            store.close()
+            fail(str(exc))
     store.close()
     for message in report.errors:
         err.print(f"[yellow]failed:[/] {message}", markup=True, highlight=False)

@@ -20,6 +20,7 @@ from tracefail.cli.common import (
     print_json,
     safe,
 )
+from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
 
 TaxonomyOption = Annotated[
     str, typer.Option("--taxonomy", help="Shipped taxonomy name (mast-v1), id, or a YAML/JSON file.")
@@ -80,17 +81,23 @@ def label(
         str | None, typer.Option("--ranker", help="Step ranker (from `train`) for --strategy shortlist.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    use_ray: RayFlag = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = 2,
+    gpus_per_worker: GpusOption = 0.0,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tracefail.features.errors import ModelLoadError
+    from tracefail.services.distributed import DistributedError
+    from tracefail.services.features import ModelLoadError
     from tracefail.services.label import JudgeSpec, LabelUsageError
     from tracefail.services.label import label as run_label
     from tracefail.taxonomy import TaxonomyError
 
     if traces and limit:
         fail("use --traces or --limit, not both", EXIT_USAGE)
+    executor = ray_options(use_ray, ray_address, workers, gpus_per_worker)
     spec = JudgeSpec(
         spec=judge,
         base_url=base_url,
@@ -131,10 +138,11 @@ def label(
                 traces=traces,
                 limit=limit,
                 on_progress=on_progress,
+                ray=executor,
             )
         except (LabelUsageError, TaxonomyError) as exc:
             fail(str(exc), EXIT_USAGE)
-        except ModelLoadError as exc:
+        except (ModelLoadError, DistributedError) as exc:
             fail(str(exc))
         finally:
             store.close()

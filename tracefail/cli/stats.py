@@ -55,7 +55,7 @@ def _rich_table(title: str, frame: Any) -> Any:
 def emit(sections: dict[str, Any], document: dict[str, Any], fmt: str, output: Path | None) -> None:
     """Print or write tables: json is one document; csv/md/parquet with several sections go to
     one file per section in the -o folder; table prints rich tables."""
-    from tracefail.analysis import tables
+    from tracefail.services.render import tables
 
     if fmt not in tables.FORMATS:
         fail(f"--format {fmt}: choose from {', '.join(tables.FORMATS)}", EXIT_USAGE)
@@ -189,8 +189,8 @@ def graph(
 
 
 def _render(graphs: dict, extra: dict, fmt: str, output: Path | None, *, single: bool) -> None:
-    from tracefail.analysis.tables import json_text
-    from tracefail.graph import render
+    from tracefail.services.render import graphs as render
+    from tracefail.services.render import json_text
 
     if fmt == "png":
         assert output is not None
@@ -291,8 +291,8 @@ def audit(
 ) -> None:
     """Anytime-valid test (testing by betting) of "mode M's rate is above T" over the labels in
     the order they were written: stop labelling as soon as it decides."""
-    from tracefail.analysis.tables import json_text
     from tracefail.services import stats as service
+    from tracefail.services.render import json_text
 
     store = open_db(db, read_only=True)
     try:

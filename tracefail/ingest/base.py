@@ -26,7 +26,9 @@ class Adapter(Protocol):
 
     name: str
     description: str
-    suffixes: tuple[str, ...]
+
+    @property
+    def suffixes(self) -> tuple[str, ...]: ...  # read-only, so a class's ("json",) fits
 
     def sniff(self, path: Path, head: str) -> bool: ...
 

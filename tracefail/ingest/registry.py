@@ -47,7 +47,8 @@ ADAPTERS: list[Adapter] = [
     OpenAIChatAdapter(),
 ]
 
-SUFFIXES = {".json", ".jsonl", ".ndjson", ".parquet", ".eval"}
+# The file endings ingest looks for in folders: whatever some adapter reads.
+SUFFIXES = frozenset(suffix for adapter in ADAPTERS for suffix in adapter.suffixes)
 
 
 def by_name(name: str) -> Adapter:

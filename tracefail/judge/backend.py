@@ -40,6 +40,14 @@ class Judge(Protocol):
 
     async def judge(self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str]) -> JudgeResult: ...
 
+    def cost(self, tokens_in: int, tokens_out: int) -> float:
+        """Dollars for these token counts (0 for a local model)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections or models once the run ends."""
+        ...
+
 
 @dataclass
 class WindowAnswer:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,13 +23,18 @@ from tracefail.store.labels import (
     done_trace_ids,
     interrupt_stale_runs,
     latest_calibrations,
-    save_judgement,
+    save_judgements,
 )
 from tracefail.store.runs import config_hash, finish_run, start_run
-from tracefail.store.traces import get_steps, trace_header
+from tracefail.store.traces import steps_of, trace_headers
 from tracefail.taxonomy import TaxonomyFile, register
 
 Progress = Callable[[int, int], None]
+# (trace_id, input) pairs in -> batches of (trace_id, (result, judge error), executor error) out,
+# each batch what finished together
+Outcome = tuple[str, tuple[JudgeResult | None, JudgeError | None] | None, str | None]
+Executor = Callable[[Iterable[tuple[str, TraceInput]]], Iterator[list[Outcome]]]
+CHUNK = 64  # traces read from the corpus per query when feeding an executor
 
 
 @dataclass
@@ -84,10 +89,20 @@ def judge_source(judge: Judge, taxonomy: TaxonomyFile, tasks: frozenset[str]) ->
 
 
 def load_input(db: Database, trace_id: str) -> TraceInput:
-    head = trace_header(db, trace_id) or {}
-    steps = get_steps(db, trace_id)
-    agents = sorted({s.agent for s in steps if s.agent})
-    return TraceInput(trace_id=trace_id, steps=steps, task=head.get("task"), agents=agents)
+    return load_inputs(db, [trace_id])[0]
+
+
+def load_inputs(db: Database, trace_ids: Sequence[str]) -> list[TraceInput]:
+    """What the judge reads, for several traces in two queries."""
+    heads = trace_headers(db, trace_ids)
+    steps = steps_of(db, trace_ids)
+    inputs = []
+    for trace_id in trace_ids:
+        found = steps.get(trace_id, [])
+        agents = sorted({s.agent for s in found if s.agent})
+        task = heads.get(trace_id, {}).get("task")
+        inputs.append(TraceInput(trace_id=trace_id, steps=found, task=task, agents=agents))
+    return inputs
 
 
 def to_rows(
@@ -153,7 +168,10 @@ def label_corpus(
     *,
     concurrency: int = 1,
     on_progress: Progress | None = None,
+    execute: Executor | None = None,
 ) -> LabelReport:
+    """Judge `trace_ids` in this process (asyncio, `concurrency` at once) or, with `execute`, on
+    another executor (a Ray pool); either way each verdict is stored here, one trace at a time."""
     config = run_config(judge, taxonomy, tasks)
     source = f"llm-judge:{config_hash(config)}"
     interrupted = interrupt_stale_runs(db, "label", config_hash(config))
@@ -169,9 +187,12 @@ def label_corpus(
     started = time.monotonic()
     status = "failed"
     try:
-        asyncio.run(
-            _judge_all(db, judge, taxonomy, tasks, todo, concurrency, report, calibrations, on_progress)
-        )
+        if execute is None:
+            asyncio.run(
+                _judge_all(db, judge, taxonomy, tasks, todo, concurrency, report, calibrations, on_progress)
+            )
+        else:
+            _store_all(db, execute, taxonomy, todo, concurrency, report, calibrations, on_progress)
         status = "failed" if report.stopped else "done"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -204,9 +225,7 @@ async def _judge_all(
     on_progress: Progress | None,
 ) -> None:
     bound = asyncio.Semaphore(max(1, concurrency))
-    # Traces in flight fail together when the endpoint is down, so a streak of that size (and at
-    # least 3) means it is the endpoint, not the traces.
-    give_up_after = max(3, concurrency)
+    give_up_after = _give_up_after(concurrency)
     streak = 0
 
     async def one(trace_id: str) -> tuple[str, JudgeResult | None, JudgeError | None]:
@@ -222,24 +241,12 @@ async def _judge_all(
         for number, future in enumerate(asyncio.as_completed(pending), start=1):
             trace_id, result, error = await future
             streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
-            if result is None:
-                report.errors.append((trace_id, str(error) or "unknown error"))
-                report.tokens_in += error.tokens_in if error else 0
-                report.tokens_out += error.tokens_out if error else 0
-                if streak >= give_up_after:
-                    report.stopped = (
-                        f"stopped after {streak} traces in a row failed at the endpoint ({error}); "
-                        f"{len(todo) - number} traces were not sent, re-run to resume"
-                    )
-                    break
-            else:
-                labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
-                save_judgement(db, labels, attributions)
-                report.judged += 1
-                report.labels += len(labels)
-                report.attributions += len(attributions)
-                report.tokens_in += result.tokens_in
-                report.tokens_out += result.tokens_out
+            stored = _record(trace_id, result, error, taxonomy, report, calibrations)
+            if stored is not None:
+                save_judgements(db, [stored])
+            if streak >= give_up_after:
+                report.stopped = _stop_message(streak, error, len(todo) - number)
+                break
             if on_progress:
                 on_progress(number, len(todo))
     finally:
@@ -247,3 +254,86 @@ async def _judge_all(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await judge.aclose()
+
+
+def _give_up_after(concurrency: int) -> int:
+    """Traces in flight fail together when the endpoint is down, so a streak of that size (and at
+    least 3) means it is the endpoint, not the traces."""
+    return max(3, concurrency)
+
+
+def _stop_message(streak: int, error: object, not_sent: int) -> str:
+    return (
+        f"stopped after {streak} traces in a row failed at the endpoint ({error}); "
+        f"{not_sent} traces were not sent, re-run to resume"
+    )
+
+
+def _record(
+    trace_id: str,
+    result: JudgeResult | None,
+    error: JudgeError | str | None,
+    taxonomy: TaxonomyFile,
+    report: LabelReport,
+    calibrations: dict,
+) -> tuple[list[Label], list[Attribution]] | None:
+    """One trace's rows to store, counted in the report; None (and the error counted) if it failed."""
+    if result is None:
+        report.errors.append((trace_id, str(error) or "unknown error"))
+        if isinstance(error, JudgeError):  # a failed or invalid reply still cost its tokens
+            report.tokens_in += error.tokens_in
+            report.tokens_out += error.tokens_out
+        return None
+    labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
+    report.judged += 1
+    report.labels += len(labels)
+    report.attributions += len(attributions)
+    report.tokens_in += result.tokens_in
+    report.tokens_out += result.tokens_out
+    return labels, attributions
+
+
+def _inputs(db: Database, todo: list[str]) -> Iterator[tuple[str, TraceInput]]:
+    for start in range(0, len(todo), CHUNK):
+        for trace in load_inputs(db, todo[start : start + CHUNK]):
+            yield trace.trace_id, trace
+
+
+def _store_all(
+    db: Database,
+    execute: Executor,
+    taxonomy: TaxonomyFile,
+    todo: list[str],
+    concurrency: int,
+    report: LabelReport,
+    calibrations: dict,
+    on_progress: Progress | None,
+) -> None:
+    """The driver side of a fanned-out run: inputs are read in chunks, and the verdicts that
+    finished together are stored in one transaction of whole traces as they land."""
+    give_up_after = _give_up_after(concurrency)
+    streak = 0
+    number = 0
+    batches = execute(_inputs(db, todo))
+    try:
+        for batch in batches:
+            rows = []
+            for trace_id, outcome, failure in batch:
+                number += 1
+                result, error = outcome if outcome is not None else (None, failure)
+                streak = streak + 1 if isinstance(error, JudgeUnavailable) else 0
+                stored = _record(trace_id, result, error, taxonomy, report, calibrations)
+                if stored is not None:
+                    rows.append(stored)
+                if streak >= give_up_after:
+                    report.stopped = _stop_message(streak, error, len(todo) - number)
+                    break
+            save_judgements(db, rows)
+            if report.stopped:
+                break
+            if on_progress:
+                on_progress(number, len(todo))
+    finally:
+        close = getattr(batches, "close", None)
+        if close:
+            close()

@@ -21,6 +21,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from tracefail import taxonomy
 from tracefail.analysis.change_points import change_points
 from tracefail.model import Attribution, Label
@@ -36,7 +38,8 @@ from tracefail.store import facets as facet_store
 from tracefail.store import human as human_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
-from tracefail.store.corpus_index import indexed_page
+from tracefail.store.corpus_index import CorpusIndex, indexed_page
+from tracefail.store.partitioned import is_partitioned
 from tracefail.store.selection import CorpusFilter
 from tracefail.store.traces import trace_header
 
@@ -74,6 +77,8 @@ class BrowseService:
 
     def prepare(self) -> None:
         """Migrate the schema once if needed (needs the write lock briefly; skipped when busy)."""
+        if is_partitioned(self.path):
+            return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
@@ -122,7 +127,7 @@ class BrowseService:
         """Build the index now (in a worker); seconds taken, or None when off or already building."""
         return self.index.build(self.read)
 
-    def _select(self, f: CorpusFilter, scan: bool = True) -> Any:
+    def _select(self, f: CorpusFilter, scan: bool = True) -> tuple[CorpusIndex, np.ndarray] | None:
         return self.index.select(f, self.read, scan)
 
     # --- corpus ----------------------------------------------------------------------------------

@@ -15,6 +15,30 @@ from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
 from tracefail.store.shipped import update_shipped
 
+SUFFIXES = registry.SUFFIXES
+
+
+class UnknownFormat(ValueError):
+    """`--format` names no adapter; the message lists the known ones."""
+
+
+def check_format(name: str) -> None:
+    try:
+        registry.by_name(name)
+    except KeyError as exc:
+        raise UnknownFormat(str(exc.args[0])) from None
+
+
+def formats() -> list[tuple[str, str]]:
+    """(name, description) of every format ingest understands, in detection order."""
+    return [(adapter.name, adapter.description) for adapter in registry.ADAPTERS]
+
+
+def trace_files(paths: list[Path]) -> list[Path]:
+    """The files an ingest of `paths` reads: files as given, folders walked for known endings."""
+    return registry.expand(paths)
+
+
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
 MAX_FIELD_CHARS = 16 * 1024 * 1024

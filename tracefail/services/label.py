@@ -9,6 +9,7 @@ from typing import Any
 
 from tracefail.judge.backend import TASKS
 from tracefail.judge.runner import LabelReport, Progress, label_corpus
+from tracefail.services.distributed import RayOptions
 from tracefail.services.selection import UnknownTraceError, select_traces
 from tracefail.store import Database
 from tracefail.taxonomy import DEFAULT_TAXONOMY, find
@@ -114,8 +115,11 @@ def label(
     traces: Sequence[str] | None = None,
     limit: int | None = None,
     on_progress: Progress | None = None,
+    ray: RayOptions | None = None,
 ) -> LabelReport:
-    """Judge the chosen traces; traces already judged by the same config are skipped."""
+    """Judge the chosen traces; traces already judged by the same config are skipped. With `ray`
+    the judging fans out over Ray workers (each builds its own judge from the spec, so `judge`
+    must be a JudgeSpec) and this process stores every verdict."""
     task_set = parse_tasks(tasks)
     loaded = find(taxonomy)
     backend = build_judge(judge) if isinstance(judge, JudgeSpec) else judge
@@ -124,11 +128,28 @@ def label(
         raise LabelUsageError(
             f"--judge {backend.config()['backend']} answers only --task {','.join(sorted(answers))}"
         )
-    concurrency = judge.concurrency if isinstance(judge, JudgeSpec) and judge.spec.startswith("openai") else 1
+    http = isinstance(judge, JudgeSpec) and judge.spec.startswith("openai")
+    concurrency = judge.concurrency if http else 1
     try:
         chosen = select_traces(db, traces, limit)
     except UnknownTraceError as exc:
         raise LabelUsageError(str(exc)) from None
-    return label_corpus(
-        db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress
-    )
+    if ray is None:
+        return label_corpus(
+            db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress
+        )
+    if not isinstance(judge, JudgeSpec):
+        raise LabelUsageError("a Ray run builds its judges from a JudgeSpec, not a judge object")
+    from tracefail.services.distributed import judge_pool
+
+    with judge_pool(ray, judge, loaded.taxonomy, task_set, concurrency if http else None) as pool:
+        return label_corpus(
+            db,
+            backend,
+            loaded,
+            task_set,
+            chosen,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            execute=pool.run,
+        )

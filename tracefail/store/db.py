@@ -25,7 +25,7 @@ class DatabaseLocked(StoreError):
     """Another process holds the file's write lock; waiting and retrying can succeed."""
 
 
-_SANDBOX = {
+_SANDBOX: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
@@ -37,8 +37,16 @@ def _first_line(text: str) -> str:
 
 
 _UNITS = {
-    "b": 1, "bytes": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+    "b": 1,
+    "bytes": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
 }
 
 
@@ -76,8 +84,13 @@ class Database:
     ) -> None:
         """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
         outside it, no extension install or autoload, and a configuration that cannot be changed."""
+        from tracefail.store.partitioned import is_partitioned
+
         self.path = str(path)
         self.read_only = read_only = read_only or sandbox
+        if is_partitioned(self.path):
+            self._open_partitioned(sandbox)
+            return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
@@ -101,15 +114,49 @@ class Database:
         if sandbox:
             self.connection.execute("SET lock_configuration = true")
 
+    def _open_partitioned(self, sandbox: bool) -> None:
+        """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
+        In the sandbox only the corpus' own location stays readable."""
+        from tracefail.store.partitioned import PartitionError, location, mount
+
+        self.path = location(self.path)
+        if not self.read_only:
+            raise StoreError(
+                f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
+                "exported from, then export again"
+            )
+        config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
+        self.connection = duckdb.connect(":memory:", config=config)
+        self.connection.execute("SET enable_progress_bar = false")
+        if sandbox:
+            root = self.path.rstrip("/") + "/"
+            self.connection.execute("SET allowed_directories = [?]", [root])
+            self.connection.execute("SET enable_external_access = false")
+        self.read_only = False  # the in-memory schema is created, then replaced by views
+        self._migrate()
+        self.read_only = True
+        try:
+            mount(self.connection, self.path, latest_version())
+        except PartitionError:
+            self.connection.close()
+            raise
+        if sandbox:
+            self.connection.execute("SET lock_configuration = true")
+
+    def _one(self, sql: str) -> Any:
+        """The first column of the single row a scalar query returns."""
+        row = self.connection.execute(sql).fetchone()
+        assert row is not None, sql  # aggregates and settings always return one row
+        return row[0]
+
     # --- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
-        exists = self.connection.execute(
+        exists = self._one(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
+        )
         if not exists:
             return 0
-        row = self.connection.execute("SELECT max(version) FROM schema_version").fetchone()
-        return int(row[0] or 0)
+        return int(self._one("SELECT max(version) FROM schema_version") or 0)
 
     def _migrate(self) -> None:
         current = self.schema_version()
@@ -137,14 +184,10 @@ class Database:
                         "name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
                     )
                 self.connection.execute(sql)
-                self.connection.execute(
-                    "INSERT INTO schema_version VALUES (?, ?, ?)", [number, name, now()]
-                )
+                self.connection.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [number, name, now()])
 
     def _has_foreign_tables(self) -> bool:
-        count = self.connection.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
-        ).fetchone()[0]
+        count = self._one("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'")
         return bool(count)
 
     # --- access -----------------------------------------------------------------------------
@@ -169,13 +212,13 @@ class Database:
         (they are on disk already). A lower limit set by the user is kept.
         """
         setting = "SELECT current_setting('memory_limit')"
-        before = self.connection.execute(setting).fetchone()[0]
+        before = self._one(setting)
         if _setting_bytes(before) <= limit_bytes:
             yield
             return
         self.connection.execute("RESET memory_limit")  # the default is exact; its text is rounded
         restore = "RESET memory_limit"
-        if self.connection.execute(setting).fetchone()[0] != before:
+        if self._one(setting) != before:
             restore = f"SET memory_limit = '{before}'"
         try:
             self.connection.execute(f"SET memory_limit = '{int(limit_bytes)}B'")

@@ -35,9 +35,15 @@ def done_trace_ids(db: Database, source: str) -> set[str]:
 
 def save_judgement(db: Database, labels: Sequence[Label], attributions: Sequence[Attribution]) -> None:
     """One trace's labels and attribution in one transaction: a kill leaves all of it or none."""
+    save_judgements(db, [(labels, attributions)])
+
+
+def save_judgements(db: Database, judged: Sequence[tuple[Sequence[Label], Sequence[Attribution]]]) -> None:
+    """Whole traces that finished together, in one transaction: each trace is all there or absent
+    after a kill, and a busy driver commits once per batch instead of once per trace."""
     with db.transaction():
-        insert_labels(db, labels)
-        insert_attributions(db, attributions)
+        insert_labels(db, [label for labels, _ in judged for label in labels])
+        insert_attributions(db, [a for _, attributions in judged for a in attributions])
 
 
 def interrupt_stale_runs(db: Database, kind: str, config_hash: str) -> int:

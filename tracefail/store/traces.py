@@ -27,39 +27,76 @@ class AddResult:
 
 _TRACE_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("source", pa.string()), ("native_id", pa.string()),
-        ("framework", pa.string()), ("llm", pa.string()), ("benchmark", pa.string()),
-        ("task", pa.string()), ("ground_truth", pa.string()), ("outcome", pa.string()),
-        ("n_steps", pa.int32()), ("content_hash", pa.string()), ("source_file", pa.string()),
-        ("raw", pa.string()), ("metadata", pa.string()), ("ingest_run_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("source", pa.string()),
+        ("native_id", pa.string()),
+        ("framework", pa.string()),
+        ("llm", pa.string()),
+        ("benchmark", pa.string()),
+        ("task", pa.string()),
+        ("ground_truth", pa.string()),
+        ("outcome", pa.string()),
+        ("n_steps", pa.int32()),
+        ("content_hash", pa.string()),
+        ("source_file", pa.string()),
+        ("raw", pa.string()),
+        ("metadata", pa.string()),
+        ("ingest_run_id", pa.string()),
         ("ingested_at", pa.timestamp("us")),
     ]
 )
 _STEP_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("step_idx", pa.int32()), ("span_id", pa.string()),
-        ("parent_span_id", pa.string()), ("agent", pa.string()), ("recipient", pa.string()),
-        ("role", pa.string()), ("kind", pa.string()), ("name", pa.string()),
-        ("content", pa.string()), ("tool_calls", pa.string()), ("tool_call_id", pa.string()),
-        ("model", pa.string()), ("tokens_in", pa.int32()), ("tokens_out", pa.int32()),
-        ("start_ts", pa.timestamp("us")), ("end_ts", pa.timestamp("us")),
-        ("status", pa.string()), ("metadata", pa.string()),
+        ("trace_id", pa.string()),
+        ("step_idx", pa.int32()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("agent", pa.string()),
+        ("recipient", pa.string()),
+        ("role", pa.string()),
+        ("kind", pa.string()),
+        ("name", pa.string()),
+        ("content", pa.string()),
+        ("tool_calls", pa.string()),
+        ("tool_call_id", pa.string()),
+        ("model", pa.string()),
+        ("tokens_in", pa.int32()),
+        ("tokens_out", pa.int32()),
+        ("start_ts", pa.timestamp("us")),
+        ("end_ts", pa.timestamp("us")),
+        ("status", pa.string()),
+        ("metadata", pa.string()),
     ]
 )
 _LABEL_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("taxonomy_id", pa.string()), ("taxonomy_version", pa.string()),
-        ("mode_id", pa.string()), ("present", pa.bool_()), ("probability", pa.float64()),
-        ("raw_probability", pa.float64()), ("evidence_steps", pa.list_(pa.int32())),
-        ("agent", pa.string()), ("rationale", pa.string()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("taxonomy_id", pa.string()),
+        ("taxonomy_version", pa.string()),
+        ("mode_id", pa.string()),
+        ("present", pa.bool_()),
+        ("probability", pa.float64()),
+        ("raw_probability", pa.float64()),
+        ("evidence_steps", pa.list_(pa.int32())),
+        ("agent", pa.string()),
+        ("rationale", pa.string()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 _ATTRIBUTION_SCHEMA = pa.schema(
     [
-        ("trace_id", pa.string()), ("agent", pa.string()), ("step_idx", pa.int32()),
-        ("reason", pa.string()), ("probability", pa.float64()), ("source", pa.string()),
-        ("run_id", pa.string()), ("metadata", pa.string()), ("created_at", pa.timestamp("us")),
+        ("trace_id", pa.string()),
+        ("agent", pa.string()),
+        ("step_idx", pa.int32()),
+        ("reason", pa.string()),
+        ("probability", pa.float64()),
+        ("source", pa.string()),
+        ("run_id", pa.string()),
+        ("metadata", pa.string()),
+        ("created_at", pa.timestamp("us")),
     ]
 )
 
@@ -173,12 +210,21 @@ def _write(
     for trace in traces:
         trace_rows.append(
             {
-                "trace_id": trace.trace_id, "source": trace.source, "native_id": trace.native_id,
-                "framework": trace.framework, "llm": trace.llm, "benchmark": trace.benchmark,
-                "task": trace.task, "ground_truth": trace.ground_truth,
-                "outcome": trace.outcome.value, "n_steps": len(trace.steps),
-                "content_hash": hashes[trace.trace_id], "source_file": trace.source_file,
-                "raw": trace.raw, "metadata": _json(trace.metadata), "ingest_run_id": run_id,
+                "trace_id": trace.trace_id,
+                "source": trace.source,
+                "native_id": trace.native_id,
+                "framework": trace.framework,
+                "llm": trace.llm,
+                "benchmark": trace.benchmark,
+                "task": trace.task,
+                "ground_truth": trace.ground_truth,
+                "outcome": trace.outcome.value,
+                "n_steps": len(trace.steps),
+                "content_hash": hashes[trace.trace_id],
+                "source_file": trace.source_file,
+                "raw": trace.raw,
+                "metadata": _json(trace.metadata),
+                "ingest_run_id": run_id,
                 "ingested_at": ingested,
             }
         )
@@ -258,8 +304,15 @@ def trace_ids(db: Database, limit: int | None = None) -> list[str]:
 
 def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
     """The trace's own row without the raw record: the one reader of a trace's header."""
-    rows = db.frame("SELECT * EXCLUDE (raw) FROM traces WHERE trace_id = ?", [trace_id]).to_dicts()
-    return rows[0] if rows else None
+    return trace_headers(db, [trace_id]).get(trace_id)
+
+
+def trace_headers(db: Database, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Several traces' headers in one query (a driver feeding many workers reads in chunks)."""
+    rows = db.frame(
+        "SELECT * EXCLUDE (raw) FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)]
+    ).to_dicts()
+    return {row["trace_id"]: row for row in rows}
 
 
 def get_trace(db: Database, trace_id: str) -> dict | None:
@@ -284,15 +337,24 @@ def get_trace(db: Database, trace_id: str) -> dict | None:
 
 def get_steps(db: Database, trace_id: str) -> list[Step]:
     """The steps of one trace as model objects, for readers that re-process them."""
+    return steps_of(db, [trace_id]).get(trace_id, [])
+
+
+def steps_of(db: Database, trace_ids: Sequence[str]) -> dict[str, list[Step]]:
+    """The steps of several traces in one query (a driver feeding many workers reads in chunks)."""
     rows = db.frame(
-        "SELECT * EXCLUDE (trace_id) FROM steps WHERE trace_id = ? ORDER BY step_idx", [trace_id]
+        "SELECT * FROM steps WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
+        [list(trace_ids)],
     ).to_dicts()
-    steps = []
+    found: dict[str, list[Step]] = {}
     for row in rows:
+        trace_id = row.pop("trace_id")
         row["tool_calls"] = json.loads(row["tool_calls"]) if row["tool_calls"] else []
         row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else {}
-        steps.append(Step.model_validate({k: v for k, v in row.items() if v is not None}))
-    return steps
+        found.setdefault(trace_id, []).append(
+            Step.model_validate({k: v for k, v in row.items() if v is not None})
+        )
+    return found
 
 
 def counts(db: Database) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
@@ -115,7 +115,7 @@ class BrowseCommands(Provider):
                 yield Hit(score, matcher.highlight(name), run, help=help_text)
 
 
-def _narrow(screen: object, **changes: object) -> None:
+def _narrow(screen: object, **changes: Any) -> None:
     app: TracefailApp = screen.app  # type: ignore[attr-defined]
     screen.set_filter(replace(app.corpus_filter, **changes))  # type: ignore[attr-defined]
 

@@ -382,9 +382,10 @@ class TraceScreen(Screen[None]):
             self.app.copy_to_clipboard(markdown)
             self.notify(f"copied to the clipboard and saved to {target}", title="copy for an LLM")
 
-        background(
-            self, lambda: target.write_text(markdown, encoding="utf-8") and None, saved, group="export"
-        )
+        def save() -> None:
+            target.write_text(markdown, encoding="utf-8")
+
+        background(self, save, saved, group="export")
 
     # --- human labels ------------------------------------------------------------------------------
     def _label(self) -> dict[str, Any] | None:

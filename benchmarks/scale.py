@@ -1,0 +1,163 @@
+"""Ray fan-out, measured in one run against the single-process run on the same input.
+
+    .venv/bin/python benchmarks/scale.py [--per-slot 6] [--workers 1,2,4] [--concurrency 32,64]
+        [--feature-traces 4] [--skip-label] [--skip-features]
+
+label --ray: an OpenAI-compatible server on 127.0.0.1 (its own process, `benchmarks/judge.py
+--serve`) answers every request after a fixed 200 ms. A corpus of short traces (one request each,
+`--per-slot` x concurrency of them) is labelled end to end, verdicts stored in DuckDB by the
+driver: single process, then Ray with 1, 2 and 4 workers sharing one budget of C requests.
+Printed: the end-to-end time (Ray: starting the actor pool included) and the steady-state rate
+between the first and the last stored verdict, each as a ratio of the ideal (C / 0.2 s).
+features --ray: the `--feature-traces` shortest Who&When samples read by the tiny random test
+model (tests/tiny_lm.py, saved to a temporary folder) in this process, then with Ray (2 workers,
+local Ray already running). Printed: both wall times, Ray's fixed overhead in seconds and as a
+ratio, and the largest difference between the two runs' feature values.
+Timings are wall-clock on a machine shared with other work: compare ratios, not seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "judge")]
+
+from small_traces import write_small_traces  # noqa: E402
+
+from tracefail.services.distributed import RayOptions  # noqa: E402
+from tracefail.services.features import extract_features  # noqa: E402
+from tracefail.services.ingest import ingest  # noqa: E402
+from tracefail.services.label import JudgeSpec, label  # noqa: E402
+from tracefail.store import Database  # noqa: E402
+
+LATENCY_S = 0.2
+
+
+def corpus(folder: Path, n: int) -> Path:
+    path = folder / f"corpus-{n}.duckdb"
+    if not path.exists():
+        with Database(path) as db:
+            ingest(db, [write_small_traces(folder / f"traces-{n}", n)])
+    return path
+
+
+def label_round(
+    path: Path, base_url: str, concurrency: int, ray: RayOptions | None
+) -> tuple[float, float, int]:
+    """(seconds end to end, seconds from the first stored verdict to the last, traces judged)."""
+    stored: list[float] = []
+    with Database(path) as db:
+        db.execute("DELETE FROM labels")
+        db.execute("DELETE FROM attributions")
+        spec = JudgeSpec(spec="openai:stub", base_url=base_url, concurrency=concurrency, timeout_s=30)
+        started = time.perf_counter()
+        report = label(
+            db, judge=spec, ray=ray, on_progress=lambda done, total: stored.append(time.perf_counter())
+        )
+        elapsed = time.perf_counter() - started
+    assert not report.errors, report.errors[:3]
+    return elapsed, stored[-1] - stored[0], report.judged
+
+
+def bench_label(folder: Path, per_slot: int, workers: list[int], concurrencies: list[int]) -> None:
+    import httpx
+
+    print(f"label: OpenAI-compatible server in another process, fixed {int(LATENCY_S * 1000)} ms per request")
+    server = subprocess.Popen(
+        [sys.executable, str(ROOT / "benchmarks" / "judge.py"), "--serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base_url = server.stdout.readline().strip()
+        for concurrency in concurrencies:
+            path = corpus(folder, per_slot * concurrency)
+            ideal = concurrency / LATENCY_S
+            runs = [("single process", None)]
+            runs += [(f"ray, {w} worker(s)", RayOptions(workers=w)) for w in workers]
+            for name, ray in runs:
+                elapsed, steady, n = label_round(path, base_url, concurrency, ray)
+                # steady state: n - 1 verdicts stored between the first and the last one
+                rate = (n - 1) / steady
+                print(
+                    f"  C={concurrency:2d} {name:<20}: {n:4d} traces, {elapsed:5.2f} s end to end "
+                    f"({n / elapsed / ideal:.2f} of ideal); steady {rate:6.1f}/s of ideal {ideal:5.0f}/s "
+                    f"= ratio {rate / ideal:.2f}",
+                    flush=True,
+                )
+        peak = httpx.get(base_url.removesuffix("/v1") + "/stats").json()["max_in_flight"]
+        print(f"  the server saw at most {peak} requests at once (budget {max(concurrencies)})")
+    finally:
+        server.stdin.close()
+        server.wait()
+
+
+def bench_features(folder: Path, n: int) -> None:
+    from tiny_lm import build_tiny_lm
+
+    model, tokenizer = build_tiny_lm()
+    model_dir = folder / "tiny-model"
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    path = folder / "features.duckdb"
+    with Database(path) as db:
+        ingest(db, [ROOT / "data_samples" / "whowhen"])
+        chosen = [
+            r[0]
+            for r in db.rows(
+                "SELECT trace_id FROM steps GROUP BY trace_id ORDER BY sum(length(content)) LIMIT ?", [n]
+            )
+        ]
+        options = {"model": str(model_dir), "device": "cpu", "window": 1024, "layers": "0"}
+        timings, values = {}, {}
+        for name, ray in (("single", None), ("ray", RayOptions(workers=2))):
+            db.execute("DELETE FROM features")
+            started = time.perf_counter()
+            report = extract_features(db, ray=ray, trace_ids=chosen, **options)
+            timings[name] = time.perf_counter() - started
+            rows = db.rows("SELECT trace_id, step_idx, name, value FROM features")
+            values[name] = {(t, s, k): v for t, s, k, v in rows}
+            print(f"  features {name:<6}: {report.traces} traces, {report.rows} rows, {timings[name]:.2f} s")
+    gap = max(abs(values["ray"][k] - v) for k, v in values["single"].items())
+    print(
+        f"  Ray's fixed overhead on {n} traces: {timings['ray'] - timings['single']:+.2f} s, "
+        f"ray / single = {timings['ray'] / timings['single']:.2f}x (pool start and model load per actor "
+        f"included); max |difference| in {len(values['single'])} values {gap:.2e}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-slot", type=int, default=6, help="traces per unit of concurrency")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--concurrency", default="32,64")
+    parser.add_argument("--feature-traces", type=int, default=4)
+    parser.add_argument("--skip-label", action="store_true")
+    parser.add_argument("--skip-features", action="store_true")
+    args = parser.parse_args()
+    import ray
+
+    workers = [int(w) for w in args.workers.split(",")]
+    started = time.perf_counter()
+    ray.init(num_cpus=max(workers), include_dashboard=False, log_to_driver=False)
+    print(f"local Ray started in {time.perf_counter() - started:.1f} s (once; not counted below)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if not args.skip_label:
+                concurrencies = [int(c) for c in args.concurrency.split(",")]
+                bench_label(Path(tmp), args.per_slot, workers, concurrencies)
+            if not args.skip_features:
+                bench_features(Path(tmp), args.feature_traces)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""A corpus exported as Hive-partitioned Parquet answers every read-only command with the same
+numbers as the DuckDB file it came from."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from judge.judge_server import StubServer, completion, valid_answer
+from typer.testing import CliRunner
+
+from tracefail.cli import app
+from tracefail.services.ingest import ingest
+from tracefail.services.label import JudgeSpec, label
+from tracefail.store import Database, StoreError
+from tracefail.taxonomy import find
+
+ROOT = Path(__file__).resolve().parents[2]
+MODES = [m.id for m in find("mast-v1").taxonomy.modes]
+READ_ONLY = [
+    ["stats", "--format", "json"],
+    ["stats", "--source", "judge", "--format", "json"],
+    ["slices", "--source", "dataset", "--min-size", "2", "--format", "json"],
+    ["eval", "--reference", "dataset", "--bootstrap", "50", "--json"],
+    ["ls", "--json"],
+    ["sql", "SELECT framework, count(*) AS n, sum(n_steps) AS steps FROM traces GROUP BY ALL ORDER BY ALL"],
+    ["sql", "SELECT source, mode_id, count(*), sum(present::INT) FROM labels GROUP BY ALL ORDER BY ALL"],
+]
+
+
+def answer(body: dict, number: int, headers: dict) -> tuple[int, dict, dict]:
+    return 200, completion(valid_answer(body, MODES, present=frozenset({"1.3", "3.3"}))), {}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """MAST (dataset labels, several frameworks) + Who&When (attributions) + a judge run on 8."""
+    path = tmp_path_factory.mktemp("corpus") / "corpus.duckdb"
+    with Database(path) as db:
+        samples = [ROOT / "data_samples" / "mast", ROOT / "data_samples" / "whowhen"]
+        assert ingest(db, samples).quarantined == 0
+        with StubServer(answer) as server:
+            spec = JudgeSpec(spec="openai:stub", base_url=server.base_url, concurrency=4)
+            assert label(db, judge=spec, limit=8).judged == 8
+    return path
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, (args, result.output)
+    return result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("by", ["framework", "date"])
+def test_read_only_commands_agree_on_the_file_and_the_parquet_folder(corpus, tmp_path, by):
+    folder = tmp_path / f"by-{by}"
+    run("export", "--db", str(corpus), "--format", "parquet", "--partition-by", by, "-o", str(folder))
+    assert any(p.name.startswith(f"{by}=") for p in (folder / "traces").iterdir())
+    for args in READ_ONLY:
+        assert run(*args, "--db", str(folder)) == run(*args, "--db", str(corpus)), args
+    html = {}
+    for name, db in (("file", corpus), ("folder", folder)):
+        run("report", "--db", str(db), "-o", str(tmp_path / f"{name}.html"))
+        text = (tmp_path / f"{name}.html").read_text(encoding="utf-8").replace(str(db), "DB")
+        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "WHEN", text)  # when it was rendered
+        html[name] = re.sub(r"base64,[A-Za-z0-9+/=]+", "PNG", text)  # PNG bytes carry render metadata
+    assert html["file"] == html["folder"] and "PNG" in html["file"]
+
+
+def test_a_parquet_corpus_is_read_only_and_bad_folders_are_one_line_errors(corpus, tmp_path):
+    folder = tmp_path / "by-llm"
+    run("export", "--db", str(corpus), "--format", "parquet", "--partition-by", "llm", "-o", str(folder))
+    with pytest.raises(StoreError, match="read-only"):
+        Database(folder)
+    with Database(folder, read_only=True) as db:
+        assert db.rows("SELECT count(*) FROM features") == [(0,)]  # nothing exported: the empty table
+    export = ["export", "--db", str(corpus), "--partition-by", "llm", "-o"]
+    again = CliRunner().invoke(app, [*export, str(folder), "--format", "parquet"])
+    assert again.exit_code == 1 and "not an empty folder" in again.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["stats", "--db", str(empty)])
+    assert result.exit_code == 1 and "not a tracefail Parquet corpus" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    usage = CliRunner().invoke(app, [*export, str(tmp_path / "x"), "--format", "csv"])
+    assert usage.exit_code == 2
+
+
+def test_the_browser_reads_a_parquet_corpus_and_refuses_to_write_it(corpus, tmp_path):
+    from tracefail.services.browse import BrowseService, CorpusFilter
+
+    folder = tmp_path / "by-framework"
+    by = ["--partition-by", "framework"]
+    run("export", "--db", str(corpus), "--format", "parquet", *by, "-o", str(folder))
+    on_file, on_folder = BrowseService(corpus, "ann"), BrowseService(folder, "ann")
+    on_folder.prepare()
+    everything = CorpusFilter()
+    assert on_folder.count(everything) == on_file.count(everything) > 0
+    first = on_file.page(everything, 0, 1).rows[0]["trace_id"]
+    assert on_folder.page(everything, 0, 5) == on_file.page(everything, 0, 5)
+    assert on_folder.trace(first) == on_file.trace(first)
+    with pytest.raises(StoreError, match="read-only"):
+        on_folder.mistake(first, "Solver", 0)

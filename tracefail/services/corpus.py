@@ -1,0 +1,29 @@
+"""The corpus file for the CLI: open it, list and show traces, export.
+
+The CLI imports this module inside its commands only, so `tracefail --help` never loads
+DuckDB or polars.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tracefail.store import Database, StoreError
+from tracefail.store.export import FORMATS as EXPORT_FORMATS
+from tracefail.store.export import export_corpus
+from tracefail.store.traces import get_trace, list_traces
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "Database",
+    "StoreError",
+    "export_corpus",
+    "get_trace",
+    "list_traces",
+    "open_corpus",
+]
+
+
+def open_corpus(path: Path | str, *, read_only: bool = False) -> Database:
+    """Open (or, when writable, create and migrate) a corpus; StoreError says why not."""
+    return Database(path, read_only=read_only)

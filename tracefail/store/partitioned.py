@@ -1,0 +1,137 @@
+"""A corpus as Hive-partitioned Parquet: written by `export --format parquet --partition-by`, read
+back by every read-only command through DuckDB views in an in-memory database.
+
+Layout: one folder per table (`traces/`, `steps/`, `labels/`, ...). Tables keyed by trace are
+split by the trace's framework, llm or date (`traces/framework=AG2/data_0.parquet`), so a reader
+that filters on the key touches only its partitions; the other tables are one file each. The
+reader creates the current schema in memory and replaces each exported table by a view that
+casts the Parquet columns to the schema's types, so queries see exactly what the DuckDB file had.
+A location with `://` (s3://, gs://, https://) is read by DuckDB itself (httpfs for object stores).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from tracefail.store.db import Database, StoreError
+
+PARTITION_KEYS = {
+    "framework": "t.framework",
+    "llm": "t.llm",
+    # the day the trace ran (its first step), else the day it was ingested
+    "date": "CAST(coalesce((SELECT min(s.start_ts) FROM steps s WHERE s.trace_id = t.trace_id), "
+    "t.ingested_at) AS DATE)",
+}
+_URL = re.compile(r"^([a-z][a-z0-9+.-]*):/+(.*)$", re.IGNORECASE)
+
+
+class PartitionError(StoreError):
+    """A Parquet corpus that cannot be written or read; one line naming the location."""
+
+
+def location(path: str | Path) -> str:
+    """The corpus location as text; `s3:/b/c` (what pathlib makes of `s3://b/c`) is a URL again."""
+    text = str(path)
+    match = _URL.match(text)
+    return f"{match.group(1)}://{match.group(2)}" if match and len(match.group(1)) > 1 else text
+
+
+def is_partitioned(path: str | Path) -> bool:
+    """A folder or a URL is a Parquet corpus; a file is a DuckDB corpus."""
+    text = location(path)
+    return "://" in text or Path(text).is_dir()
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _tables(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, bool]]:
+    """(table, keyed by trace) for every base table of the schema."""
+    rows = connection.execute(
+        "SELECT table_name, bool_or(column_name = 'trace_id') FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables "
+        "WHERE table_schema = 'main' AND table_type = 'BASE TABLE') GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    return [(name, bool(keyed)) for name, keyed in rows]
+
+
+def export_partitioned(db: Database, out: Path, by: str) -> int:
+    """Write every table under `out` (a new or empty folder); returns the number of traces."""
+    try:
+        return _export(db.connection, out, by)
+    except duckdb.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PartitionError(f"{out}: cannot write ({detail})") from None
+
+
+def _export(connection: duckdb.DuckDBPyConnection, out: Path, by: str) -> int:
+    if by not in PARTITION_KEYS:
+        raise PartitionError(f"--partition-by {by!r}: choose one of {', '.join(PARTITION_KEYS)}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PartitionError(f"{out}: exists and is not an empty folder; export to a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    keys = f"(SELECT t.trace_id, {PARTITION_KEYS[by]} AS key FROM traces t)"
+    for table, keyed in _tables(connection):
+        target = out / table
+        if not keyed:
+            target.mkdir()
+            connection.execute(f"COPY {table} TO {_quote(str(target / 'data_0.parquet'))} (FORMAT parquet)")
+            continue
+        if table == "traces" and by != "date":
+            query = "SELECT * FROM traces"  # the key is one of its own columns
+        else:
+            query = f"SELECT x.*, k.key AS {by} FROM {table} x LEFT JOIN {keys} k USING (trace_id)"
+        connection.execute(
+            f"COPY ({query}) TO {_quote(str(target))} "
+            f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), WRITE_PARTITION_COLUMNS true)"
+        )
+    return int(_scalar(connection, "SELECT count(*) FROM traces"))
+
+
+def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> None:
+    """Replace the (freshly migrated, empty) tables by views over the Parquet files at `where`."""
+    root = where.rstrip("/")
+
+    def files(table: str) -> str:
+        return f"{root}/{table}/**/*.parquet"
+
+    def found(table: str) -> bool:
+        return bool(_scalar(connection, f"SELECT count(*) FROM glob({_quote(files(table))})"))
+
+    try:
+        if not found("traces"):
+            raise PartitionError(f"{where}: not a tracefail Parquet corpus (no traces/ Parquet files)")
+        for table, _ in _tables(connection):
+            if not found(table):
+                continue  # nothing exported for it: the empty table stays
+            source = f"read_parquet({_quote(files(table))}, hive_partitioning = true, union_by_name = true)"
+            if table == "schema_version":
+                exported = _scalar(connection, f"SELECT max(version) FROM {source}")
+                if exported != latest:
+                    raise PartitionError(
+                        f"{where}: exported at schema version {exported}, this tracefail reads "
+                        f"{latest}; export it again with this version"
+                    )
+            columns = connection.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+                [table],
+            ).fetchall()
+            select = ", ".join(f'CAST("{name}" AS {kind}) AS "{name}"' for name, kind in columns)
+            connection.execute(f"DROP TABLE {table}")
+            connection.execute(f"CREATE VIEW {table} AS SELECT {select} FROM {source}")
+    except duckdb.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PartitionError(f"{where}: cannot read as a Parquet corpus ({detail})") from None
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The first column of the one row an aggregate query returns."""
+    row = connection.execute(sql).fetchone()
+    assert row is not None, sql  # aggregates always return one row
+    return row[0]
