@@ -108,7 +108,7 @@ class ReviewScreen(Screen[None]):
 
 def _curve(panel: ReviewPanel) -> Text:
     text = Text()
-    text.append(f"{len(panel.items)} unlabelled failed traces", style="bold")
+    text.append(f"{len(panel.items)} unlabelled failed traces, most useful first", style="bold")
     text.append(
         f" · ordered by the ranker {panel.ranker} · enter opens, m marks the mistake step\n", style="dim"
     )
