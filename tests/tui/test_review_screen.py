@@ -25,7 +25,9 @@ async def test_queue_opens_traces_and_marks_feed_the_curve(corpus_path: Path, tm
         train(db, output=model, folds=4, reps=20)
         expected = [i.trace_id for i in review_queue(db, load_ranker(model), limit=50)]
         done = sorted(expected)[:3]
-        insert_attributions(db, [Attribution(trace_id=t, step_idx=1, agent="x", source="human:b") for t in done])
+        insert_attributions(
+            db, [Attribution(trace_id=t, step_idx=1, agent="x", source="human:b") for t in done]
+        )
     app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=model)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -55,7 +57,9 @@ async def test_queue_opens_traces_and_marks_feed_the_curve(corpus_path: Path, tm
         assert screen.query_one(DataTable).row_count == len(expected) - 4
 
 
-async def test_without_a_ranker_file_one_is_fitted_from_the_dataset(corpus_path: Path, tmp_path: Path) -> None:
+async def test_without_a_ranker_file_one_is_fitted_from_the_dataset(
+    corpus_path: Path, tmp_path: Path
+) -> None:
     app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=tmp_path / "absent.json")
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
