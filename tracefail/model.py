@@ -76,6 +76,33 @@ class Step(BaseModel):
     status: str | None = None  # ok / error / the source's status text
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    def full_text(self, max_arguments: int = 2000) -> str:
+        """Everything a reader of the step needs, compactly: a tool result's call id, the content,
+        each tool call with its arguments (capped), a non-ok status and the error text. A
+        tool-call step often has empty content, so judges and features read this, not `content`."""
+        lines = []
+        if self.tool_call_id:
+            lines.append(
+                f"[tool result for call {self.tool_call_id}{f' ({self.name})' if self.name else ''}]"
+            )
+        elif self.kind == StepKind.TOOL and self.name:
+            lines.append(f"[tool {self.name}]")
+        if self.content:
+            lines.append(self.content)
+        for call in self.tool_calls:
+            args = (
+                call.arguments
+                if len(call.arguments) <= max_arguments
+                else call.arguments[:max_arguments] + "…"
+            )
+            lines.append(f"[tool call {call.name}({args}){f' id={call.id}' if call.id else ''}]")
+        if self.status and self.status.lower() not in ("ok", "success", "completed", "unset"):
+            lines.append(f"[status: {self.status}]")
+        error = self.metadata.get("error")
+        if error:
+            lines.append(f"[error: {error if isinstance(error, str) else json.dumps(error, default=str)}]")
+        return "\n".join(lines)
+
 
 class Label(BaseModel):
     """One failure-mode judgement about a trace from one source (human, judge, dataset, heuristic)."""

@@ -23,8 +23,21 @@ DEFAULT_TAXONOMY = "mast-v1"
 _SUFFIXES = (".yaml", ".yml", ".json")
 
 
+MAX_ERROR_CHARS = 500
+
+
 class TaxonomyError(Exception):
-    """A taxonomy that cannot be found or is invalid; the message is one line naming the file."""
+    """A taxonomy that cannot be found or is invalid; the message is one line naming the file.
+
+    Messages quote the offending value, which a hostile or broken file can make megabytes long:
+    the line is cut in the middle, keeping the file and field in front and the verdict at the end.
+    """
+
+    def __init__(self, message: str) -> None:
+        line = " ".join(message.splitlines())
+        if len(line) > MAX_ERROR_CHARS:
+            line = line[: MAX_ERROR_CHARS - 120] + " … " + line[-117:]
+        super().__init__(line)
 
 
 @dataclass(frozen=True)
@@ -154,8 +167,7 @@ def validate(data: Any, path: Path) -> TaxonomyFile:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        message = first.message if len(first.message) <= 300 else first.message[:300] + "…"
-        raise TaxonomyError(f"{path}: {where}: {message}{more}")
+        raise TaxonomyError(f"{path}: {where}: {first.message}{more}")
     modes = [FailureMode(**m) for m in data["modes"]]
     ids = [m.id for m in modes]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

@@ -93,3 +93,25 @@ def test_report_png_and_cli(labelled_db: Database, tmp_path):
     assert html.exit_code == 0 and (tmp_path / "r.html").stat().st_size > 10_000
     bad = runner.invoke(app, ["report", "--db", labelled_db.path, "--format", "pdf"])
     assert bad.exit_code == 2 and "--format pdf" in bad.output
+
+
+def test_report_states_policy_sources_and_small_samples(labelled_db: Database, tmp_path):
+    path = tmp_path / "report.html"
+    report(labelled_db, path)
+    text = path.read_text(encoding="utf-8")
+    assert "label policy trusted" in text and "sources human:h, llm-judge:j" in text
+    assert "not validated: llm-judge:j" in text  # its kappa interval vs the human labels crosses 0
+    assert "<section id='sources'>" in text
+    # 1.1 and 1.3 have n = 5, 3.2 has n = 4: only 3.2 is grey; every row has a whisker
+    rows = dict((m, grey) for grey, m in re.findall(r"<tr( class=small)?><td class=l>(\d\.\d)<", text))
+    assert rows == {"1.1": "", "1.3": "", "3.2": " class=small"}
+    assert text.count("class=w style=") == len(rows)
+
+
+def test_kappa_is_never_good_on_small_or_uncertain_tables():
+    from tracefail.analysis.report import GREY, kappa_mark
+
+    assert kappa_mark(3, 0, 0, 3)[3] == GREY  # kappa 1 but n = 6
+    assert kappa_mark(1, 0, 0, 0)[3:] == (GREY, "one class")
+    assert kappa_mark(3, 4, 4, 3)[3] == GREY  # n = 14 but the interval crosses 0
+    assert kappa_mark(40, 2, 3, 50)[3] == "#54a24b"

@@ -26,14 +26,14 @@ def test_wilson_known_values():
 
 
 def test_mode_prevalence_by_hand(labelled_db: Database):
-    modes = rows(stats(labelled_db).sections["modes"], "mode_id")
+    modes = rows(stats(labelled_db, source="all").sections["modes"], "mode_id")
     assert (modes[("1.1",)]["labelled"], modes[("1.1",)]["affected"]) == (5, 2)
     assert (modes[("1.3",)]["labelled"], modes[("1.3",)]["affected"]) == (5, 3)  # incl. the legacy code
     assert (modes[("3.2",)]["labelled"], modes[("3.2",)]["affected"]) == (4, 2)  # t5's null is no answer
     assert modes[("1.1",)]["share"] == pytest.approx(2 / 7)
     assert (modes[("1.1",)]["ci_low"], modes[("1.1",)]["ci_high"]) == pytest.approx(wilson(2, 5))
     assert modes[("1.3",)]["stage"] == "exec" and modes[("3.2",)]["category"] == "FC3"
-    by = rows(stats(labelled_db, by="framework").sections["modes"], "group", "mode_id")
+    by = rows(stats(labelled_db, source="all", by="framework").sections["modes"], "group", "mode_id")
     assert (by[("AG2", "1.1")]["labelled"], by[("AG2", "1.1")]["affected"]) == (3, 2)
     assert (by[("MetaGPT", "1.3")]["labelled"], by[("MetaGPT", "1.3")]["affected"]) == (2, 2)
     assert (by[("MetaGPT", "3.2")]["labelled"], by[("MetaGPT", "3.2")]["affected"]) == (1, 1)
@@ -47,14 +47,14 @@ def test_source_filter(labelled_db: Database):
 
 
 def test_categories_by_hand(labelled_db: Database):
-    cats = rows(stats(labelled_db).sections["categories"], "category")
+    cats = rows(stats(labelled_db, source="all").sections["categories"], "category")
     assert (cats[("FC1",)]["labelled"], cats[("FC1",)]["affected"]) == (5, 4)
     assert (cats[("FC3",)]["labelled"], cats[("FC3",)]["affected"]) == (4, 2)
     assert cats[("FC1",)]["share"] == pytest.approx(4 / 6)
 
 
 def test_cooccurrence_lift_and_phi(labelled_db: Database):
-    pairs = rows(stats(labelled_db).sections["cooccurrence"], "mode_a", "mode_b")
+    pairs = rows(stats(labelled_db, source="all").sections["cooccurrence"], "mode_a", "mode_b")
     p = pairs[("1.1", "1.3")]
     assert (p["n"], p["n_a"], p["n_b"], p["n_ab"]) == (5, 2, 3, 1)
     assert p["lift"] == pytest.approx(5 / 6)
@@ -65,7 +65,7 @@ def test_cooccurrence_lift_and_phi(labelled_db: Database):
 
 
 def test_position_blame_rates_agreement(labelled_db: Database):
-    s = stats(labelled_db).sections
+    s = stats(labelled_db, source="all").sections
     bins = rows(s["position_bins"], "mode_id", "bin")
     assert set(bins) == {("1.1", 0), ("1.1", 9), ("1.3", 6)}  # steps 0/3, 3/3 and 2/3 of 4-step t1
     pos = rows(s["position"], "mode_id")
@@ -99,7 +99,9 @@ FROM latest x JOIN traces t USING (trace_id) WHERE x.rn = 1 GROUP BY ALL
 def test_json_numbers_equal_a_sql_count(labelled_db: Database):
     expected = {(fw, m): (n, k) for fw, m, n, k in labelled_db.rows(HAND_SQL)}
     labelled_db.close()
-    result = runner.invoke(app, ["stats", "--db", labelled_db.path, "--by", "framework", "--format", "json"])
+    result = runner.invoke(
+        app, ["stats", "--db", labelled_db.path, "--source", "all", "--by", "framework", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     got = {(r["group"], r["mode_id"]): (r["labelled"], r["affected"]) for r in document["modes"]}
@@ -129,7 +131,7 @@ def test_unknown_grouping_raises(labelled_db: Database):
 
 
 def test_by_agent_counts_traces_whose_present_labels_name_the_agent(labelled_db: Database):
-    by = rows(stats(labelled_db, by="agent").sections["modes"], "group", "mode_id")
+    by = rows(stats(labelled_db, source="all", by="agent").sections["modes"], "group", "mode_id")
     assert by[("A", "1.1")]["affected"] == 1 and by[("A", "1.3")]["affected"] == 1
     assert by[("B", "1.1")]["affected"] == 1
     assert by[("(none)", "1.3")]["affected"] == 2 and by[("(none)", "3.2")]["affected"] == 2
@@ -150,3 +152,56 @@ def test_synthetic_corpus_has_the_promised_shape(whowhen_db: Database):
     assert result.sections["agreement"].filter(result.sections["agreement"]["level"] == "family").height
     with pytest.raises(StoreError):
         synthesize(whowhen_db, 10)  # a second synthetic corpus in the same file is refused
+
+
+def test_default_policy_lets_the_most_trusted_source_decide(labelled_db: Database):
+    result = stats(labelled_db)
+    assert result.source == "trusted" and "most trusted" in result.policy
+    modes = rows(result.sections["modes"], "mode_id")
+    # 1.1: human says t1 yes, t2/t4 no; the judge decides t3/t5 (no) -> 1 of 5 (pooled: 2 of 5)
+    assert (modes[("1.1",)]["labelled"], modes[("1.1",)]["affected"]) == (5, 1)
+    # 1.3: human overrides the judge's yes on t1 -> t4, t5 (pooled: 3 of 5)
+    assert (modes[("1.3",)]["labelled"], modes[("1.3",)]["affected"]) == (5, 2)
+    used = rows(result.sections["sources"], "source")
+    assert (used[("human:h",)]["labels"], used[("human:h",)]["counted"]) == (7, 7)
+    assert (used[("llm-judge:j",)]["labels"], used[("llm-judge:j",)]["counted"]) == (14, 7)
+    assert result.sources == ["human:h", "llm-judge:j"]  # in trust order
+    # judge vs human on 7 shared pairs: kappa 12/26, its interval crosses 0
+    assert result.validation["llm-judge:j"].startswith("not validated: kappa 0.46")
+    assert used[("llm-judge:j",)]["validation"] == result.validation["llm-judge:j"]
+
+
+def test_every_stats_output_states_policy_and_sources(labelled_db: Database, tmp_path):
+    labelled_db.close()
+    path = labelled_db.path
+    table = runner.invoke(app, ["stats", "--db", path, "--section", "modes"])
+    assert (
+        table.exit_code == 0 and "policy trusted" in table.stdout and "human:h, llm-judge:j" in table.stdout
+    )
+    doc = json.loads(runner.invoke(app, ["stats", "--db", path, "--format", "json"]).stdout)
+    assert doc["source"] == "trusted" and doc["policy"].startswith("trusted") and doc["sources"]
+    pooled = runner.invoke(
+        app, ["stats", "--db", path, "--source", "all", "--section", "modes", "--format", "csv"]
+    )
+    assert "policy pooled" in pooled.stderr
+    one = tmp_path / "one.csv"
+    several = runner.invoke(app, ["stats", "--db", path, "--format", "csv", "-o", str(one)])
+    assert several.exit_code == 2 and "need a folder" in several.stderr and not one.exists()
+    single = runner.invoke(
+        app, ["stats", "--db", path, "--section", "modes", "--format", "csv", "-o", str(one)]
+    )
+    assert single.exit_code == 0 and one.is_file()
+
+
+def test_one_class_agreement_is_flagged(labelled_db: Database):
+    from tests.analysis.conftest import label
+    from tracefail.store.traces import insert_labels
+
+    with labelled_db.transaction():  # human and judge both say "absent" on t3's 3.2, nothing else
+        insert_labels(labelled_db, [label("t3", "3.2", False, "human:h")])
+    agree = rows(
+        stats(labelled_db, source="all").sections["agreement"], "level", "rater_a", "rater_b", "mode_id"
+    )
+    assert agree[("source", "human:h", "llm-judge:j", "3.2")]["kappa"] == 1.0
+    assert agree[("source", "human:h", "llm-judge:j", "3.2")]["note"] == "one class only"
+    assert agree[("source", "human:h", "llm-judge:j", "1.1")]["note"] == "n < 10"

@@ -164,10 +164,12 @@ def test_export_round_trips(corpus: Path, tmp_path: Path) -> None:
         s["agent"] for s in shown["steps"]
     ]
 
-    flat = tmp_path / "out.csv"
+    flat = tmp_path / "csv"
     assert run("export", "--db", corpus, "--format", "csv", "-o", flat).exit_code == 0
-    with flat.open(newline="") as fh:
+    assert sorted(p.name for p in flat.iterdir()) == ["attributions.csv", "labels.csv", "steps.csv"]
+    with (flat / "steps.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
+    assert "trace_labels" not in rows[0]  # labels live in their own file, not on every step row
     total_steps = json.loads(
         run("sql", "SELECT count(*) AS n FROM steps", "--db", corpus, "--format", "json").stdout
     )[0]["n"]
@@ -220,7 +222,7 @@ def test_acceptance_corrupted_file_among_good_ones(shared_data: Path, tmp_path: 
 
 
 def test_export_to_an_unwritable_path_fails_in_one_line(corpus: Path, tmp_path: Path) -> None:
-    result = run("export", "--db", corpus, "--format", "csv", "-o", tmp_path / "missing" / "out.csv")
+    result = run("export", "--db", corpus, "--format", "jsonl", "-o", tmp_path / "missing" / "out.jsonl")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "cannot write" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -236,3 +238,57 @@ def test_a_mistyped_db_is_an_error_not_a_new_empty_corpus(tmp_path, command):
     assert result.exit_code == 1
     assert f"{db}: no such database (run `tracefail ingest` first)" in result.output
     assert not db.exists()
+
+
+def test_jsonl_export_ingests_back_losslessly(corpus: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first.jsonl"
+    assert run("export", "--db", corpus, "-o", first).exit_code == 0
+    copy = tmp_path / "copy.duckdb"
+    back = run("ingest", first, "--db", copy)
+    assert back.exit_code == 0, back.output
+    assert "ingested 33 traces" in back.stdout
+    second = tmp_path / "second.jsonl"
+    assert run("export", "--db", copy, "-o", second).exit_code == 0
+    # written by the store on ingest (ids, times, the hash of the stored form), not trace content;
+    # a label's run_id is content (which judge run wrote it) except for labels shipped in a file,
+    # whose run is the ingest itself
+    store_only = {"ingest_run_id", "ingested_at", "label_id", "attribution_id", "created_at", "content_hash"}
+    store_only |= {"run_id"}
+
+    def content(path: Path) -> list[dict]:
+        def strip(value):
+            if isinstance(value, dict):
+                return {k: strip(v) for k, v in value.items() if k not in store_only}
+            if isinstance(value, list):  # labels come back in insert order: compare as sets
+                return sorted((strip(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+            return value
+
+        return [strip(json.loads(line)) for line in path.read_text().splitlines()]
+
+    assert content(first) == content(second)
+
+
+def test_export_types_filter_features_and_output_paths(corpus: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    jsonl = tmp_path / "ag.jsonl"
+    result = run("export", "--db", corpus, "--filter", "framework:ChatDev", "-o", jsonl)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert records and all(r["framework"] == "ChatDev" for r in records)
+    assert records[0]["ingested_at"].endswith("+00:00") and "T" in records[0]["ingested_at"]
+    assert isinstance(records[0]["labels"][0]["label_id"], str)
+    bad = run("export", "--db", corpus, "--filter", "model:gpt-4o", "-o", jsonl)
+    assert bad.exit_code == 2 and "unknown filter key 'model'" in bad.stderr
+    parquet = tmp_path / "out.parquet"
+    assert run("export", "--db", corpus, "--format", "parquet", "-o", parquet).exit_code == 0
+    frame = pl.read_parquet(parquet)
+    assert frame.schema["metadata"] == pl.String
+    steps = frame.select(pl.col("steps")).explode("steps").unnest("steps")
+    assert steps.schema["tool_calls"] == pl.String and steps.schema["metadata"] == pl.String
+    assert frame.schema["ingested_at"] == pl.Datetime("us", "UTC")
+    folder = tmp_path / "with-features"
+    assert run("export", "--db", corpus, "--features", "-o", folder).exit_code == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["features.jsonl", "traces.jsonl"]
+    several = run("export", "--db", corpus, "--format", "csv", "-o", tmp_path / "one.csv")
+    assert several.exit_code == 2 and "give a folder" in several.stderr

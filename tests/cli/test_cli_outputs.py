@@ -32,9 +32,9 @@ def test_export_csv_neutralises_formula_cells(tmp_path: Path) -> None:
     path.write_text(json.dumps(record))
     db = tmp_path / "c.duckdb"
     assert run_cli("ingest", path, "--db", db).exit_code == 0
-    out = tmp_path / "x.csv"
+    out = tmp_path / "csv"  # CSV export is a folder: steps.csv, labels.csv, attributions.csv
     assert run_cli("export", "--db", db, "--format", "csv", "-o", out).exit_code == 0
-    with out.open(newline="") as fh:
+    with (out / "steps.csv").open(newline="") as fh:
         cells = [cell for row in csv.reader(fh) for cell in row]
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert "'=cmd|' /C calc'!A0" in cells and "'+1+1" in cells

@@ -52,3 +52,19 @@ def test_a_short_trace_is_one_window_and_bad_options_fail():
         plan_windows(plan, 64, stride=0)
     with pytest.raises(FeatureError):
         plan_windows(plan, 8)
+
+
+def test_a_tool_call_step_with_empty_content_is_scored_on_its_call():
+    from tests.tiny_lm import build_tokenizer
+    from tracefail.features.layout import render
+    from tracefail.model import Step, ToolCall
+
+    tokenizer = build_tokenizer()
+    call = Step(
+        step_idx=0, agent="coder", tool_calls=[ToolCall(id="c1", name="bash", arguments='{"cmd":"ls"}')]
+    )
+    result = Step(step_idx=1, agent="tool", tool_call_id="c1", content="denied", status="error")
+    layout = render([call, result], tokenizer)
+    text = [tokenizer.decode(layout.ids[s.start : s.end]) for s in layout.spans]
+    assert text[0] == '[tool call bash({"cmd":"ls"}) id=c1]'
+    assert text[1] == "[tool result for call c1]\ndenied\n[status: error]"

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 import time
 from pathlib import Path
 
 from tracefail.ingest.otel import spans_to_trace
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from span_tree import spans
+# the benchmark's span generator, loaded by path so benchmarks/ never shadows test packages
+_spec = importlib.util.spec_from_file_location(
+    "span_tree_bench", Path(__file__).resolve().parents[2] / "benchmarks" / "span_tree.py"
+)
+assert _spec is not None and _spec.loader is not None
+_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_bench)
+spans = _bench.spans
 
 
 def _seconds(data: list[dict]) -> float:

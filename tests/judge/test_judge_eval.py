@@ -282,3 +282,44 @@ def test_openai_endpoint_without_a_key_fails_before_the_run(tmp_path, monkeypatc
     assert "$OPENAI_API_KEY is not set" in result.stderr
     with Database(path) as db:
         assert db.rows("SELECT count(*) FROM runs WHERE kind = 'label'") == [(0,)]
+
+
+def test_eval_and_calibrate_pick_the_latest_judge_with_labels(whowhen_db, tmp_path):
+    gold = whowhen_db.rows("SELECT trace_id FROM attributions WHERE source = 'dataset:whowhen' LIMIT 12")
+    old, newer = _judge_run(whowhen_db, "old"), _judge_run(whowhen_db, "newer")
+    save_judgement(
+        whowhen_db, [_judge_label(t, "1.1", i % 2 == 0, 0.7, old) for i, (t,) in enumerate(gold)], []
+    )
+    save_judgement(whowhen_db, [_judge_label(t, "1.1", True, 0.6, newer) for (t,) in gold], [])
+    _judge_run(whowhen_db, "failed")  # the newest run stored nothing (endpoint down)
+    result = evaluate(whowhen_db, reference="dataset", reps=50)
+    assert result["judge_source"] == newer and result["other_judge_sources"] == [old]
+    assert result["judge_picked"] == "latest judge source with labels"
+    assert calibrate(whowhen_db, reference="dataset", min_labels=100)["judge_source"] == newer
+    whowhen_db.close()
+    cli = CliRunner().invoke(
+        app, ["eval", "--db", whowhen_db.path, "--reference", "dataset", "--bootstrap", "50"]
+    )
+    assert cli.exit_code == 0, cli.output
+    assert f"judge source {newer} (latest judge source with labels)" in cli.stderr
+    assert f"other judge sources with labels: {old}" in cli.stderr
+
+
+def test_multinomial_bootstrap_matches_resampling_items():
+    rng = np.random.default_rng(3)
+    ref = rng.random(400) < 0.3
+    pred = np.where(rng.random(400) < 0.75, ref, ~ref)
+    fast = binary_scores_ci(pred, ref, reps=2000)
+    plain = []  # the textbook bootstrap: resample the items themselves
+    for _ in range(2000):
+        idx = rng.integers(0, 400, 400)
+        plain.append(binary_scores(pred[idx], ref[idx]))
+    for name in ("kappa", "f1", "accuracy", "precision", "recall"):
+        assert fast[name]["value"] == pytest.approx(getattr(binary_scores(pred, ref), name))
+        values = np.array([getattr(s, name) for s in plain])
+        low, high = np.percentile(values, [2.5, 97.5])
+        assert fast[name]["low"] == pytest.approx(low, abs=0.02)
+        assert fast[name]["high"] == pytest.approx(high, abs=0.02)
+    spread = accuracy_ci([0.5, 0.25, 0.5, 1.0] * 25, reps=500)
+    assert spread["value"] == pytest.approx(0.5625)
+    assert spread["low"] < spread["value"] < spread["high"]

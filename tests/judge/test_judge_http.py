@@ -206,3 +206,48 @@ def test_a_run_stops_when_the_endpoint_refuses_every_trace(whowhen_db):
     run = whowhen_db.rows("SELECT status FROM runs WHERE run_id = ?", [report.run_id])[0]
     assert run == ("failed",)
     assert not whowhen_db.rows("SELECT 1 FROM labels WHERE source = ?", [report.source])
+
+
+def _edited(edit):
+    """A responder whose every reply is the valid answer changed by `edit(answer)`."""
+
+    def respond(body, number, headers):
+        answer = json.loads(valid_answer(body, MODES, frozenset({"1.3"})))
+        edit(answer)
+        return 200, completion(json.dumps(answer)), {}
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda a: a["root_cause"].update(agent="VerificationExpert"),
+            "'VerificationExpert' is not an agent",
+        ),
+        (lambda a: a["modes"][2].update(agent="ghost"), r"modes.1.3.agent: 'ghost' is not an agent"),
+        (
+            lambda a: a["modes"][0].update(present=True, probability=0.0),
+            "present true contradicts probability 0",
+        ),
+        (lambda a: a["modes"][2].update(probability=0.1), "present true contradicts probability 0.1"),
+    ],
+)
+async def test_replies_naming_strangers_or_contradicting_themselves_are_errors(edit, message):
+    with StubServer(_edited(edit)) as server, pytest.raises(JudgeError, match=f"repair: .*{message}"):
+        await _run(_judge(server), _trace())
+    assert len(server.requests) == 2  # one repair request, then an error
+    assert (
+        "not an agent" in server.requests[1]["messages"][-1]["content"]
+        or "contradicts" in (server.requests[1]["messages"][-1]["content"])
+    )
+
+
+async def test_attribution_agent_is_the_step_speaker_unless_another_participant_is_named():
+    with StubServer(_edited(lambda a: a["root_cause"].update(agent=None, step=1))) as server:
+        result = await _run(_judge(server), _trace())
+    assert (result.verdict.root_cause_step, result.verdict.root_cause_agent) == (1, "agent1")
+    with StubServer(_edited(lambda a: a["root_cause"].update(agent="agent0", step=1))) as server:
+        result = await _run(_judge(server), _trace())
+    assert (result.verdict.root_cause_step, result.verdict.root_cause_agent) == (1, "agent0")

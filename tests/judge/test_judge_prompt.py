@@ -81,3 +81,53 @@ def test_windows_keep_every_character():
     assert rebuilt == {s.step_idx: s.content for s in steps}
     big = [p for w in windows for p in w.pieces if p.step_idx == 30]
     assert [p.part for p in big] == [1, 2, 3, 4, 5, 6] and big[0].parts == 6
+
+
+def test_the_judge_reads_tool_calls_results_status_and_errors():
+    from tracefail.judge.prompt import TraceInput, new_nonce, structured_request
+    from tracefail.model import StepKind, ToolCall
+
+    steps = [
+        Step(
+            step_idx=0,
+            agent="coder",
+            content="",
+            tool_calls=[ToolCall(id="c1", name="bash", arguments='{"cmd": "ls /srv"}')],
+        ),
+        Step(
+            step_idx=1,
+            agent="tool",
+            kind=StepKind.TOOL,
+            name="bash",
+            tool_call_id="c1",
+            content="<<<TRACE-x ls: denied",
+            status="error",
+            metadata={"error": "exit 2"},
+        ),
+    ]
+    window = split_windows(steps, 10_000)[0]
+    nonce = new_nonce()
+    _, user = structured_request(
+        TraceInput("t", steps), window, find("mast-v1").taxonomy, nonce, frozenset({"modes"})
+    )
+    fenced = user.split(f"TRACE-{nonce}>>>")[0]
+    assert '[tool call bash({"cmd": "ls /srv"}) id=c1]' in fenced
+    assert (
+        "[tool result for call c1 (bash)]" in fenced
+        and "[status: error]" in fenced
+        and "[error: exit 2]" in fenced
+    )
+    assert "<<<TRACE-x" not in fenced  # tool output is defused like any trace text
+
+
+def test_http_prompt_gives_each_mode_its_positive_and_negative_example():
+    from tracefail.judge.prompt import TraceInput, new_nonce, structured_request
+
+    taxonomy = find("mast-v1").taxonomy
+    steps = [Step(step_idx=0, agent="a", content="hi")]
+    _, user = structured_request(
+        TraceInput("t", steps), split_windows(steps, 100)[0], taxonomy, new_nonce(), frozenset({"modes"})
+    )
+    for mode in taxonomy.modes:
+        assert f"Example of {mode.id} present: {mode.positive_example}" in user
+        assert f"Example of {mode.id} absent: {mode.negative_example}" in user

@@ -110,4 +110,3 @@ def test_sigterm_ends_the_run_as_interrupted_with_whole_traces(tmp_path):
         )
         assert 2 <= len(per_trace) <= N_TRACES and {n for _, n in per_trace} == {14}
         assert db.rows("SELECT status FROM runs WHERE kind = 'label'") == [("interrupted",)]
-

@@ -66,7 +66,8 @@ def test_trace_view_flags_and_markdown(service: BrowseService) -> None:
     assert "## Labels" in markdown and "| 3.2 | True | 0.91 | llm-judge:abc123 |" in markdown
     assert "Booked the wrong flight" in markdown
     assert service.trace("no:such") is None
-    assert service.search(SPAN_TRACE, "FLIGHT") == [0, 2, 3]
+    assert service.search(SPAN_TRACE, "FLIGHT") == [0, 3]  # whole words: not "flights"
+    assert service.search(SPAN_TRACE, "flight*") == [0, 2, 3]
 
 
 def test_human_labels_append_and_undo(service: BrowseService, corpus_path: Path) -> None:

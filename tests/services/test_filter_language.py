@@ -22,12 +22,12 @@ def test_parse_filter_round_trip() -> None:
         features=(FeatureThreshold("tok.surprisal_mean", ">", 4.5),),
         sort="steps",
         descending=True,
-        text="wrong answer",
+        text='"wrong answer"',  # a phrase for the search service
     )
     assert parse_filter(format_filter(f)) == f
     category = parse_filter("category:FC3", {"FC3": ["3.1", "3.2"]})
     assert category.category_modes == ("3.1", "3.2")
     assert parse_filter(format_filter(category), {"FC3": ["3.1", "3.2"]}) == category
-    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote'):
+    for bad in ("sort:nope", "agree:maybe", "category:none", "tok.entropy_mean>x", 'unclosed "quote', "* ,"):
         with pytest.raises(FilterError):
             parse_filter(bad, {})

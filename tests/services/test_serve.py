@@ -170,7 +170,7 @@ def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: D
         assert post(server.url, zipped, **{"Content-Encoding": "gzip"})[0] == 200
         # a retry with the same span ids, spelt in upper case: still the same trace and spans
         assert post(server.url, otlp_json(trace.upper(), [(i.upper(), p and p.upper(), n, a)
-                                                          for i, p, n, a in second[1:]]))[0] == 200
+                                                          for i, p, n, a in second]))[0] == 200
     assert db.rows("SELECT count(*), max(n_steps) FROM traces") == [(1, 3)]
     steps = db.rows("SELECT step_idx, agent, content FROM steps ORDER BY step_idx")
     assert steps == [(0, "coder", ""), (1, "coder", "def f(): ..."), (2, "coder", "2 failed")]
@@ -230,3 +230,20 @@ def test_sigterm_flushes_what_was_received_and_stops(tmp_path: Path) -> None:
     with Database(db_path, read_only=True) as db:
         assert db.rows("SELECT n_steps FROM traces") == [(3,)]
         assert db.rows("SELECT status FROM runs WHERE kind = 'serve'") == [("done",)]
+
+
+def test_live_spans_merge_into_a_trace_ingested_from_a_file(db: Database, tmp_path: Path) -> None:
+    from tracefail.services.ingest import ingest
+
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    root = ("b7ad6b7169203331", None, "invoke_agent coder", {"gen_ai.agent.name": "coder"})
+    child = ("b7ad6b7169203332", "b7ad6b7169203331", "chat", {"gen_ai.completion": "def f(): ..."})
+    (tmp_path / "export.json").write_bytes(otlp_json(trace, [root]))
+    assert ingest(db, [tmp_path / "export.json"]).traces == 1
+    with receiver(db) as (server, reports):
+        assert post(server.url, otlp_json(trace, [root, child]))[0] == 200
+    assert reports[0].quarantined == 0 and reports[0].traces_written == 1
+    assert db.rows("SELECT count(*), max(n_steps) FROM traces") == [(1, 2)]
+    assert db.rows("SELECT agent, content FROM steps ORDER BY step_idx") == [
+        ("coder", ""), ("coder", "def f(): ...")
+    ]

@@ -357,3 +357,26 @@ async def test_a_writer_elsewhere_makes_the_corpus_busy_then_it_refreshes(
     finally:
         holder.kill()
         holder.wait()
+
+
+async def test_reject_stores_the_opposite_verdict_and_says_so(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        labels = screen.query_one("#labels", DataTable)
+        labels.focus()
+        labels.move_cursor(row=0)  # 1.3 absent (judge): rejecting it means "1.3 is present"
+        await pilot.press("x")
+        await settle(pilot)
+        assert human_rows(corpus_path) == [("1.3", True, "human:tester")]
+        toast = app._notifications
+        assert any(
+            "you: 1.3 present, rejecting llm-judge:" in n.message and "'s absent" in n.message for n in toast
+        )
+        labels.move_cursor(row=row_of(screen, "3.2", "dataset:demo"))
+        await pilot.press("a")
+        await settle(pilot)
+        assert human_rows(corpus_path)[-1] == ("3.2", True, "human:tester")
+        assert any(
+            "you: 3.2 present, accepting dataset:demo's present" in n.message for n in app._notifications
+        )

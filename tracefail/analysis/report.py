@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracefail.analysis.stats import Stats
+from tracefail.analysis.stats import Stats, kappa_interval
+
+MIN_CELL_N = 5  # cells with fewer traces are drawn grey: too few to colour as a finding
+MIN_KAPPA_N = 10  # kappa from fewer items, or whose interval crosses 0, is never "good"
+GREY = "#d9d9d9"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -39,7 +43,11 @@ img{max-width:100%;height:auto;display:block;margin:0 auto}
 table{border-collapse:collapse;font-size:12.5px;width:100%}
 th,td{padding:4px 8px;border-bottom:1px solid #e6e8ec;text-align:right}
 th{background:#f0f2f5;position:sticky;top:0}td.l,th.l{text-align:left}
-.bar{display:inline-block;height:9px;background:#4c78a8;border-radius:2px;vertical-align:middle}
+.ci{position:relative;display:inline-block;width:160px;height:10px;vertical-align:middle;
+border-left:1px solid #c8cdd8;border-right:1px solid #c8cdd8}
+.ci .w{position:absolute;top:4px;height:2px;background:#4c78a8}
+.ci .p{position:absolute;top:1px;width:3px;height:8px;margin-left:-1px;background:#1d2330}
+.small{color:#8a93a5}.warn{color:#b4431b;font-weight:600}
 footer{font-size:12px;color:#5b6475;text-align:center;padding:12px}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 """
@@ -72,6 +80,14 @@ def _empty(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", color="#5b6475", wrap=True)
 
 
+def _grey_out(ax: Any, small: np.ndarray) -> None:
+    """Paint the cells where `small` is true grey, over whatever colour they had."""
+    from matplotlib.colors import ListedColormap
+
+    if small.any():
+        ax.imshow(np.where(small, 1.0, np.nan), cmap=ListedColormap([GREY]), vmin=0, vmax=1, aspect="auto")
+
+
 def _short(text: object, n: int = 22) -> str:
     s = str(text)
     return s if len(s) <= n else s[: n - 1] + "…"
@@ -86,9 +102,15 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         groups = sizes["group"].head(12).to_list()
         modes = sorted(by_framework["mode_id"].unique().to_list(), key=_mode_key)
         grid = np.full((len(modes), len(groups)), np.nan)
+        cell_n = np.zeros((len(modes), len(groups)), dtype=int)
         for r in by_framework.filter(pl.col("group").is_in(groups)).iter_rows(named=True):
-            grid[modes.index(r["mode_id"]), groups.index(r["group"])] = r["prevalence"]
-        image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=max(0.05, float(np.nanmax(grid))), aspect="auto")
+            i, j = modes.index(r["mode_id"]), groups.index(r["group"])
+            grid[i, j], cell_n[i, j] = r["prevalence"], r["labelled"]
+        small = (cell_n < MIN_CELL_N) & ~np.isnan(grid)
+        coloured = np.where(small, np.nan, grid)
+        top = float(np.nanmax(coloured)) if (~np.isnan(coloured)).any() else 0.05
+        image = ax.imshow(coloured, cmap="Reds", vmin=0, vmax=max(0.05, top), aspect="auto")
+        _grey_out(ax, small)
         names = dict(by_framework.select("mode_id", "name").unique().iter_rows())
         ax.set_yticks(range(len(modes)), [f"{m} {_short(names.get(m, ''), 28)}" for m in modes])
         n_of = dict(sizes.iter_rows())
@@ -102,11 +124,17 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         for i in range(len(modes)):
             for j in range(len(groups)):
                 if not math.isnan(grid[i, j]):
-                    colour = "white" if grid[i, j] > 0.6 * np.nanmax(grid) else "#1d2330"
+                    colour = "white" if not small[i, j] and grid[i, j] > 0.6 * top else "#1d2330"
                     ax.text(
-                        j, i, f"{100 * grid[i, j]:.0f}", ha="center", va="center", fontsize=7, color=colour
+                        j,
+                        i,
+                        f"{100 * grid[i, j]:.0f}%\nn={cell_n[i, j]}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color=colour,
                     )
-        fig.colorbar(image, ax=ax, label="share of labelled traces")
+        fig.colorbar(image, ax=ax, label=f"share of labelled traces (grey: n < {MIN_CELL_N})")
 
     return draw
 
@@ -123,14 +151,21 @@ def _cooccurrence(pairs: pl.DataFrame) -> Callable[[Any], None]:
             return _empty(ax, "no pair of modes with both present and absent traces")
         modes = sorted(set(pairs["mode_a"]) | set(pairs["mode_b"]), key=_mode_key)
         grid = np.full((len(modes), len(modes)), np.nan)
+        cell_n = np.zeros((len(modes), len(modes)), dtype=int)
         for r in usable.iter_rows(named=True):
             i, j = modes.index(r["mode_a"]), modes.index(r["mode_b"])
             grid[i, j] = grid[j, i] = r["phi"]
-        limit = max(0.1, float(np.nanmax(np.abs(grid))))
-        image = ax.imshow(grid, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+            cell_n[i, j] = cell_n[j, i] = r["n"]
+        small = (cell_n < MIN_CELL_N) & ~np.isnan(grid)
+        coloured = np.where(small, np.nan, grid)
+        limit = max(0.1, float(np.nanmax(np.abs(coloured))) if (~np.isnan(coloured)).any() else 0.1)
+        image = ax.imshow(coloured, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+        _grey_out(ax, small)
+        for i, j in zip(*np.nonzero(~np.isnan(grid)), strict=True):
+            ax.text(j, i, f"{grid[i, j]:.1f}\n{cell_n[i, j]}", ha="center", va="center", fontsize=5)
         ax.set_xticks(range(len(modes)), modes, rotation=90)
         ax.set_yticks(range(len(modes)), modes)
-        fig.colorbar(image, ax=ax, label="phi (blank: undefined)")
+        fig.colorbar(image, ax=ax, label=f"phi over n traces (blank: undefined, grey: n < {MIN_CELL_N})")
 
     return draw
 
@@ -200,6 +235,18 @@ def agreement_pair(agreement: pl.DataFrame) -> tuple[str, str] | None:
     return best[0], best[1]
 
 
+def kappa_mark(n11: int, n10: int, n01: int, n00: int) -> tuple[float, float, float, str, str]:
+    """(kappa, low, high, colour, note) of one 2x2 table: only kappa from at least MIN_KAPPA_N
+    items whose interval stays above 0 gets a traffic-light colour."""
+    kappa, low, high = kappa_interval(n11, n10, n01, n00)
+    n = n11 + n10 + n01 + n00
+    if math.isnan(kappa):
+        return math.nan, math.nan, math.nan, GREY, "one class"
+    if n < MIN_KAPPA_N or low <= 0:
+        return kappa, low, high, GREY, ""
+    return kappa, low, high, "#54a24b" if kappa >= 0.6 else ("#eeca3b" if kappa >= 0.4 else "#e45756"), ""
+
+
 def _agreement(agreement: pl.DataFrame) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
@@ -212,18 +259,25 @@ def _agreement(agreement: pl.DataFrame) -> Callable[[Any], None]:
         rows = rows.sort(
             pl.col("mode_id").map_elements(lambda m: list(_mode_key(m)), return_dtype=pl.List(pl.Int64))
         )
-        kappas = [k if k is not None and not math.isnan(k) else 0.0 for k in rows["kappa"].to_list()]
-        colours = ["#54a24b" if k >= 0.6 else ("#eeca3b" if k >= 0.4 else "#e45756") for k in kappas]
-        ax.bar(rows["mode_id"].to_list(), kappas, color=colours)
-        for x, (k, n) in enumerate(zip(kappas, rows["n"].to_list(), strict=True)):
-            ax.text(x, k + (0.02 if k >= 0 else -0.09), f"{k:.2f}\nn={n}", ha="center", fontsize=6.5)
+        marks = [kappa_mark(*r) for r in rows.select("n11", "n10", "n01", "n00").iter_rows()]
+        kappas = [0.0 if math.isnan(m[0]) else m[0] for m in marks]
+        ax.bar(rows["mode_id"].to_list(), kappas, color=[m[3] for m in marks])
+        for x, ((k, low, high, _, note), n) in enumerate(zip(marks, rows["n"].to_list(), strict=True)):
+            if not math.isnan(low):
+                ax.errorbar(x, k, yerr=[[k - low], [high - k]], color="#1d2330", capsize=3, linewidth=0.8)
+            shown = note if note else f"{k:.2f}"
+            top = high if not math.isnan(high) else k
+            ax.text(x, min(top, 1.2) + 0.03, f"{shown}\nn={n}", ha="center", fontsize=6)
         ax.axhline(0, color="#333333", linewidth=0.8)
-        ax.set_ylim(min(-0.2, min(kappas, default=0) - 0.15), 1.15)
-        ax.set_ylabel("Cohen's kappa")
-        ax.set_title(f"{pair[0]} vs {pair[1]} (green >= 0.6, yellow >= 0.4)", fontsize=9)
+        ax.set_ylim(-1.05, 1.35)
+        ax.set_ylabel("Cohen's kappa (whiskers: 95% interval)")
+        ax.set_title(
+            f"{pair[0]} vs {pair[1]} (green >= 0.6, yellow >= 0.4; grey: n < {MIN_KAPPA_N}, "
+            "interval crosses 0, or one class)",
+            fontsize=8,
+        )
 
     return draw
-
 
 
 def _features(split: pl.DataFrame) -> Callable[[Any], None]:
@@ -327,18 +381,39 @@ def render_png(chart: Chart, dpi: int = 100) -> bytes:
 def _table(frame: pl.DataFrame) -> str:
     head = (
         "<tr><th class=l>mode</th><th class=l>name</th><th class=l>category</th><th class=l>stage</th>"
-        "<th>labelled</th><th>affected</th><th>prevalence</th><th>95% CI</th><th class=l></th></tr>"
+        "<th>labelled (n)</th><th>affected</th><th>prevalence</th><th>95% CI</th>"
+        "<th class=l>interval (0–100%)</th></tr>"
     )
     body = []
     for r in frame.iter_rows(named=True):
-        p = r["prevalence"] or 0.0
+        p, low, high = r["prevalence"] or 0.0, r["ci_low"] or 0.0, r["ci_high"] or 0.0
         text = "".join(
             f"<td class=l>{html.escape(str(r[k]))}</td>" for k in ("mode_id", "name", "category", "stage")
         )
+        small = " class=small" if r["labelled"] < MIN_CELL_N else ""
         body.append(
-            f"<tr>{text}<td>{r['labelled']}</td><td>{r['affected']}</td><td>{100 * p:.1f}%</td>"
-            f"<td>{100 * (r['ci_low'] or 0):.1f}–{100 * (r['ci_high'] or 0):.1f}%</td>"
-            f"<td class=l><span class=bar style='width:{max(1, round(160 * p))}px'></span></td></tr>"
+            f"<tr{small}>{text}<td>{r['labelled']}</td><td>{r['affected']}</td><td>{100 * p:.1f}%</td>"
+            f"<td>{100 * low:.1f}–{100 * high:.1f}%</td>"
+            f"<td class=l><span class=ci><span class=w style='left:{160 * low:.0f}px;"
+            f"width:{max(1, 160 * (high - low)):.0f}px'></span>"
+            f"<span class=p style='left:{160 * p:.0f}px'></span></span></td></tr>"
+        )
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def _sources(result: Stats) -> str:
+    """Per source the labels it had and those it counted, with the judges' validation."""
+    head = (
+        "<tr><th class=l>source</th><th>latest labels</th><th>counted</th><th>traces</th>"
+        "<th>present verdicts</th><th class=l>validation</th></tr>"
+    )
+    body = []
+    for r in result.sections["sources"].iter_rows(named=True):
+        check = r["validation"] or ""
+        mark = " class='l warn'" if check.startswith("not validated") else " class=l"
+        body.append(
+            f"<tr><td class=l>{html.escape(r['source'])}</td><td>{r['labels']}</td><td>{r['counted']}</td>"
+            f"<td>{r['traces']}</td><td>{r['present_counted']}</td><td{mark}>{html.escape(check)}</td></tr>"
         )
     return f"<table>{head}{''.join(body)}</table>"
 
@@ -362,15 +437,23 @@ def html_report(
     pairs = [s for (c, _), s in zip(rendered, sections, strict=True) if c.slug not in wide]
     modes = result.sections["modes"]
     title = "tracefail failure report"
+    unvalidated = [src for src, v in result.validation.items() if v.startswith("not validated")]
+    warning = f"<p class=warn>not validated: {html.escape(', '.join(unvalidated))}</p>" if unvalidated else ""
     return (
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>"
         f"<meta name=viewport content='width=device-width, initial-scale=1'><title>{title}</title>"
         f"<style>{_CSS}</style></head><body><header><h1>{title}</h1>"
-        f"<p>taxonomy {html.escape(result.taxonomy)} · label source {html.escape(result.source)} · "
-        f"generated {html.escape(generated)}</p></header><main><div class=cards>{cards}</div>"
+        f"<p>taxonomy {html.escape(result.taxonomy)} · label policy {html.escape(result.policy)} · "
+        f"sources {html.escape(', '.join(result.sources) or 'none')} · "
+        f"generated {html.escape(generated)}</p>{warning}</header><main><div class=cards>{cards}</div>"
+        "<section id='sources'><h2>Label sources</h2><p class=note>Per source: its latest label per "
+        "trace and mode, how many of them decided a verdict under this policy, and for judges their "
+        "agreement with the references (not validated: no references, or the kappa interval "
+        f"includes 0).</p>{_sources(result)}</section>"
         f"{first[0] if first else ''}"
-        "<section id='modes'><h2>Failure modes</h2><p class=note>Traces labelled for each mode, traces where "
-        "some selected source says it is present, and the Wilson 95% interval of the prevalence.</p>"
+        "<section id='modes'><h2>Failure modes</h2><p class=note>Traces labelled for each mode (n), traces "
+        "the policy's verdict says present, the Wilson 95% interval of the prevalence as a whisker with the "
+        f"point estimate; grey rows: n &lt; {MIN_CELL_N}.</p>"
         f"{_table(modes)}</section>"
         f"<div class=grid>{''.join(pairs)}</div>{''.join(first[1:])}"
         "</main><footer>Made by tracefail. Self-contained: opens without a network.</footer></body></html>\n"

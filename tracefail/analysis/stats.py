@@ -8,7 +8,7 @@ number in the output is either a SQL count or a closed-form function of such cou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 import polars as pl
@@ -26,14 +26,28 @@ SOURCE_KINDS = {
     "dataset": ["dataset:%"],
     "heuristic": ["heuristic:%"],
     "all": [],
+    "trusted": [],
 }
+DEFAULT_SOURCE = "trusted"
 GROUPINGS = (*q.GROUP_COLUMNS, "agent")
 
 
 def source_patterns(source: str) -> list[str]:
-    """LIKE patterns for a --source value: a kind (judge, human, ...), `all`, or a source name
-    (`human:alice`, `llm-judge:%`) taken as it is."""
+    """LIKE patterns for a --source value: a kind (judge, human, ...), `all`/`trusted`, or a
+    source name (`human:alice`, `llm-judge:%`) taken as it is."""
     return SOURCE_KINDS.get(source, [source])
+
+
+def policy_text(source: str) -> str:
+    """One line saying how a --source value turns labels into one verdict per (trace, mode)."""
+    if source == "trusted":
+        return (
+            "trusted: per (trace, mode) the most trusted source with a verdict decides "
+            "(human > dataset > judge > heuristic)"
+        )
+    if source == "all":
+        return "pooled: all sources, present if any source says present"
+    return f"source {source}: only these labels, present if any of them says present"
 
 
 def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
@@ -90,8 +104,47 @@ def select(db: Database, loaded: TaxonomyFile, source: str, within: CorpusFilter
     """Make the store's selection tables hold the labels every later call counts (of the traces
     `within` selects, all when None)."""
     q.select_labels(
-        db, loaded.taxonomy.id, code_map(db, loaded), modes_frame(loaded), source_patterns(source), within
+        db,
+        loaded.taxonomy.id,
+        code_map(db, loaded),
+        modes_frame(loaded),
+        source_patterns(source),
+        within,
+        trusted=source == "trusted",
     )
+
+
+def kappa_interval(n11: int, n10: int, n01: int, n00: int) -> tuple[float, float, float]:
+    """Kappa of a 2x2 table with a 95% interval from its large-sample standard error
+    sqrt(po (1 - po) / (n (1 - pe)^2)) (Cohen 1960); nan when undefined."""
+    n = n11 + n10 + n01 + n00
+    if not n:
+        return math.nan, math.nan, math.nan
+    po = (n11 + n00) / n
+    pe = ((n11 + n10) * (n11 + n01) + (n01 + n00) * (n10 + n00)) / (n * n)
+    if pe >= 1:
+        return math.nan, math.nan, math.nan  # one class on both sides: kappa says nothing
+    kappa = (po - pe) / (1 - pe)
+    se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
+    return kappa, kappa - Z95 * se, kappa + Z95 * se
+
+
+def judge_validation(db: Database, loaded: TaxonomyFile) -> dict[str, str]:
+    """judge source -> "validated: kappa ..." or "not validated: why", from its pooled agreement
+    with the reference verdicts (human, else dataset) on shared (trace, mode) pairs."""
+    select(db, loaded, "all")
+    out = {}
+    for source, n11, n10, n01, n00 in q.judge_reference_counts(db).iter_rows():
+        kappa, low, high = kappa_interval(n11, n10, n01, n00)
+        n = n11 + n10 + n01 + n00
+        if not n:
+            out[source] = "not validated: no reference labels on its traces"
+        elif math.isnan(kappa) or low <= 0:
+            shown = "undefined (one class)" if math.isnan(kappa) else f"{kappa:.2f} [{low:.2f}, {high:.2f}]"
+            out[source] = f"not validated: kappa {shown} vs references, n={n}"
+        else:
+            out[source] = f"validated: kappa {kappa:.2f} [{low:.2f}, {high:.2f}] vs references, n={n}"
+    return out
 
 
 def _described(frame: pl.DataFrame, loaded: TaxonomyFile) -> pl.DataFrame:
@@ -211,12 +264,20 @@ def agreement(db: Database) -> pl.DataFrame:
         parts.append(f.with_columns(pl.lit(level).alias("level")))
     f = pl.concat(parts)
     kappas = [_kappa(*row) for row in f.select("n11", "n10", "n01", "n00").iter_rows()]
+    n = pl.col("n11") + pl.col("n10") + pl.col("n01") + pl.col("n00")
     return f.with_columns(
-        (pl.col("n11") + pl.col("n10") + pl.col("n01") + pl.col("n00")).alias("n"),
+        n.alias("n"),
         (
             (pl.col("n11") + pl.col("n00")) / (pl.col("n11") + pl.col("n10") + pl.col("n01") + pl.col("n00"))
         ).alias("observed_agreement"),
         pl.Series("kappa", kappas, dtype=pl.Float64),
+        # both raters gave every item the same class: kappa is 1 by convention and says nothing
+        pl.when((pl.col("n11") == n) | (pl.col("n00") == n))
+        .then(pl.lit("one class only"))
+        .when(n < 10)
+        .then(pl.lit("n < 10"))
+        .otherwise(pl.lit(""))
+        .alias("note"),
     ).select(
         "level",
         "rater_a",
@@ -229,6 +290,7 @@ def agreement(db: Database) -> pl.DataFrame:
         "n00",
         "observed_agreement",
         "kappa",
+        "note",
     )
 
 
@@ -240,11 +302,19 @@ class Stats:
     source: str
     by: str | None
     sections: dict[str, pl.DataFrame]
+    policy: str = ""
+    validation: dict[str, str] = field(default_factory=dict)  # judge source -> (not) validated
+
+    @property
+    def sources(self) -> list[str]:
+        return self.sections["sources"]["source"].to_list()
 
     def as_dict(self) -> dict:
         return {
             "taxonomy": self.taxonomy,
             "source": self.source,
+            "policy": self.policy,
+            "sources": self.sources,
             "by": self.by,
             **{name: _records(frame) for name, frame in self.sections.items()},
         }
@@ -258,9 +328,19 @@ def _records(frame: pl.DataFrame) -> list[dict]:
     return out
 
 
-def compute(db: Database, loaded: TaxonomyFile, source: str = "all", by: str | None = None) -> Stats:
+def source_table(db: Database, validation: dict[str, str]) -> pl.DataFrame:
+    """Per selected source what it contributed, with the judge sources' validation."""
+    used = q.source_usage(db)
+    return used.with_columns(
+        pl.col("source").replace_strict(validation, default="", return_dtype=pl.String).alias("validation")
+    )
+
+
+def compute(db: Database, loaded: TaxonomyFile, source: str = DEFAULT_SOURCE, by: str | None = None) -> Stats:
+    validation = judge_validation(db, loaded)
     select(db, loaded, source)
     sections: dict[str, pl.DataFrame] = {
+        "sources": source_table(db, validation),
         "modes": mode_prevalence(db, loaded, by),
         "categories": category_prevalence(db, loaded, by),
         "cooccurrence": cooccurrence(db),
@@ -270,4 +350,11 @@ def compute(db: Database, loaded: TaxonomyFile, source: str = "all", by: str | N
         "agreement": agreement(db),
     }
     tax = loaded.taxonomy
-    return Stats(taxonomy=f"{tax.id}@{tax.version}", source=source, by=by, sections=sections)
+    return Stats(
+        taxonomy=f"{tax.id}@{tax.version}",
+        source=source,
+        by=by,
+        sections=sections,
+        policy=policy_text(source),
+        validation=validation,
+    )

@@ -21,6 +21,10 @@ COMMAND_MODULES = [
     "tracefail.cli.browse",
     "tracefail.cli.features",
     "tracefail.cli.stats",
+    "tracefail.cli.taxonomy",
+    "tracefail.cli.search",
+    "tracefail.cli.diff",
+    "tracefail.cli.clusters",
     "tracefail.cli.attribution",
     "tracefail.cli.serve",
 ]

@@ -50,12 +50,16 @@ def ingest(
     if missing:
         fail(f"no such file or folder: {', '.join(missing)}", EXIT_USAGE)
     if not trace_files(paths):
-        fail(f"no trace files ({', '.join(sorted(SUFFIXES))}) under {', '.join(map(str, paths))}",
-             EXIT_USAGE)
+        fail(f"no trace files ({', '.join(sorted(SUFFIXES))}) under {', '.join(map(str, paths))}", EXIT_USAGE)
     store = open_db(db, create=True)
     with Progress(
-        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("ingest", total=None)
 
@@ -85,7 +89,7 @@ def ingest(
         + f"{counts['quarantined']} quarantined",
         highlight=False,
     )
-    if report.traces + report.duplicates == 0:
+    if report.traces + report.duplicates + report.updated == 0:
         raise typer.Exit(EXIT_NOTHING)
     if report.quarantined:
         raise typer.Exit(EXIT_PARTIAL)
@@ -117,8 +121,17 @@ def list_traces(
         print_json(frame.to_dicts())
         return
     table = Table(show_edge=False, header_style="bold")
-    columns = ["trace_id", "source", "framework", "llm", "n_steps", "outcome", "n_labels",
-               "n_modes_present", "n_attributions"]
+    columns = [
+        "trace_id",
+        "source",
+        "framework",
+        "llm",
+        "n_steps",
+        "outcome",
+        "n_labels",
+        "n_modes_present",
+        "n_attributions",
+    ]
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in frame.select(columns).iter_rows():
@@ -144,8 +157,11 @@ def show(
         print_json(found)
         return
     head = found["trace"]
-    out.print(f"[bold]{safe(head['trace_id'])}[/]  {safe(str(head['framework']))}  "
-              f"{safe(str(head['llm']))}  outcome={head['outcome']}", highlight=False)
+    out.print(
+        f"[bold]{safe(head['trace_id'])}[/]  {safe(str(head['framework']))}  "
+        f"{safe(str(head['llm']))}  outcome={head['outcome']}",
+        highlight=False,
+    )
     if head["task"]:
         out.print(f"task: {safe(head['task'][:500])}", highlight=False)
     for step in found["steps"]:
@@ -153,11 +169,17 @@ def show(
         text = safe(step["content"][:400].replace("\n", " "))
         out.print(f"[cyan]{step['step_idx']:>4}[/] [bold]{who}[/]: {text}", highlight=False)
     for label in found["labels"]:
-        out.print(f"label {label['mode_id']} present={label['present']} p={label['probability']} "
-                  f"source={safe(label['source'])}", highlight=False)
+        out.print(
+            f"label {label['mode_id']} present={label['present']} p={label['probability']} "
+            f"source={safe(label['source'])}",
+            highlight=False,
+        )
     for attr in found["attributions"]:
-        out.print(f"attribution agent={safe(str(attr['agent']))} step={attr['step_idx']} "
-                  f"source={safe(attr['source'])}", highlight=False)
+        out.print(
+            f"attribution agent={safe(str(attr['agent']))} step={attr['step_idx']} "
+            f"source={safe(attr['source'])}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -197,10 +219,24 @@ def sql(
 @app.command()
 def export(
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="Output file (a new folder with --partition-by).")
+        Path,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Output file, or a folder when the export has several files (or --partition-by).",
+        ),
     ],
     db: DbOption = DEFAULT_DB_PATH,
-    format: Annotated[str, typer.Option("--format", help="jsonl, parquet or csv.")] = "jsonl",
+    format: Annotated[
+        str, typer.Option("--format", help="jsonl, parquet (one trace a row) or csv (one row per step).")
+    ] = "jsonl",
+    filter_text: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='Traces to export, in the TUI filter language ("mode:1.3 framework:AG2").'
+        ),
+    ] = "",
+    features: Annotated[bool, typer.Option("--features", help="Also write the per-step features.")] = False,
     partition_by: Annotated[
         str | None,
         typer.Option(
@@ -210,21 +246,22 @@ def export(
         ),
     ] = None,
 ) -> None:
-    """Export traces with their steps and labels."""
-    from tracefail.services.export import FORMATS, PARTITION_KEYS
-    from tracefail.services.export import export as run_export
-
-    if format not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)}, not {format!r}", EXIT_USAGE)
-    if partition_by is not None and (format != "parquet" or partition_by not in PARTITION_KEYS):
-        fail(f"--partition-by must be one of {', '.join(PARTITION_KEYS)}, with --format parquet", EXIT_USAGE)
+    """Export traces with their steps, labels and attributions (and features)."""
     from tracefail.services.corpus import StoreError
+    from tracefail.services.export import ExportUsageError
+    from tracefail.services.export import export as run_export
 
     store = open_db(db, read_only=True)
     try:
-        n = run_export(store, format, output, partition_by)
+        result = run_export(
+            store, output, fmt=format, filter_text=filter_text, features=features, partition_by=partition_by
+        )
+    except ExportUsageError as exc:
+        fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc))
     finally:
         store.close()
-    err.print(f"wrote {n} traces to {output}", highlight=False)
+    for path in result.paths:
+        err.print(f"wrote {safe(path)}", highlight=False)
+    err.print(f"exported {result.traces} traces", highlight=False)

@@ -197,6 +197,7 @@ def calibrate(
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
+    _picked(result)
     if json_out:
         print_json(result)
         return
@@ -225,6 +226,14 @@ def calibrate(
         out.print("no mode had enough reference labels to fit", highlight=False, markup=False)
 
 
+def _picked(result: dict) -> None:
+    """Say on stderr which judge source was used and which others have labels."""
+    line = f"judge source {result['judge_source']} ({result['judge_picked']})"
+    if result["other_judge_sources"]:
+        line += f"; other judge sources with labels: {', '.join(result['other_judge_sources'])}"
+    err.print(line, highlight=False, markup=False)
+
+
 def _ci(value: dict) -> str:
     """`0.412 [0.300, 0.520]`; an undefined score (null) prints as n/a."""
 
@@ -251,17 +260,36 @@ def evaluate(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Agreement of the judge with human or dataset labels, with baselines and 95% intervals."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from tracefail.services.evaluate import EvalError
     from tracefail.services.evaluate import evaluate as run_eval
     from tracefail.taxonomy import TaxonomyError
 
     store = open_db(db, read_only=True)
     try:
-        result = run_eval(store, reference=reference, judge_source=judge_source, taxonomy=taxonomy, reps=reps)
+        with Progress(
+            TextColumn("eval"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("eval", total=None)
+            result = run_eval(
+                store,
+                reference=reference,
+                judge_source=judge_source,
+                taxonomy=taxonomy,
+                reps=reps,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
+    _picked(result)
     if json_out:
         print_json(result)
         return

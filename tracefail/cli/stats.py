@@ -24,7 +24,10 @@ from tracefail.cli.common import (
 SourceOption = Annotated[
     str,
     typer.Option(
-        "--source", help="Labels to count: judge, human, dataset, heuristic, all, or a source name."
+        "--source",
+        help="Labels to count: trusted (default: per trace and mode the most trusted source with "
+        "a verdict decides, human > dataset > judge > heuristic), all (pooled: any source says "
+        "present), judge, human, dataset, heuristic, or a source name.",
     ),
 ]
 TaxonomyOption = Annotated[str, typer.Option("--taxonomy", help="Taxonomy file, name or id.")]
@@ -70,6 +73,12 @@ def emit(sections: dict[str, Any], document: dict[str, Any], fmt: str, output: P
         for name, frame in sections.items():
             out.print(_rich_table(name, frame))
         return
+    if len(sections) > 1 and output is not None and output.suffix and not output.is_dir():
+        fail(
+            f"-o {output}: {len(sections)} sections need a folder (a name without a suffix), "
+            "or pick one --section to write that file",
+            EXIT_USAGE,
+        )
     if len(sections) > 1 or fmt == "parquet":
         if output is None:
             fail(f"--format {fmt} with several sections needs -o FOLDER (or pick one --section)", EXIT_USAGE)
@@ -101,7 +110,7 @@ def stats(
         str | None,
         typer.Option("--by", help="Group by framework, llm, benchmark, outcome, trace_source or agent."),
     ] = None,
-    source: SourceOption = "all",
+    source: SourceOption = "trusted",
     taxonomy: TaxonomyOption = "mast-v1",
     section: Annotated[
         str,
@@ -130,11 +139,20 @@ def stats(
         sections = {section: sections[section]}
     document = result.as_dict()
     if section != "all":
-        document = {k: v for k, v in document.items() if k in ("taxonomy", "source", "by", section)}
+        document = {
+            k: v
+            for k, v in document.items()
+            if k in ("taxonomy", "source", "policy", "sources", "by", section)
+        }
     if not result.sections["modes"].height:
         err.print(
             f"no labels from source {safe(source)!s} map onto taxonomy {safe(taxonomy)}", highlight=False
         )
+    header = f"policy {result.policy}; sources: {', '.join(result.sources) or 'none'}"
+    if result.validation:
+        header += "; " + "; ".join(f"{s} {v}" for s, v in result.validation.items())
+    # the table output carries its own header; other formats say it on stderr (json has it inside)
+    (out if format == "table" else err).print(safe(header), highlight=False)
     emit(sections, document, format, output)
 
 
@@ -248,7 +266,7 @@ def slices(
     min_size: Annotated[int, typer.Option("--min-size", help="Smallest slice reported (traces).")] = 10,
     min_lift: Annotated[float, typer.Option("--min-lift", help="Slice rate / corpus rate at least.")] = 1.5,
     top: Annotated[int, typer.Option("--top", help="Show at most this many slices.")] = 20,
-    source: SourceOption = "all",
+    source: SourceOption = "trusted",
     taxonomy: TaxonomyOption = "mast-v1",
     format: Annotated[str, typer.Option("--format", help="table, csv, json, parquet or md.")] = "table",
     output: OutOption = None,
@@ -285,7 +303,7 @@ def audit(
     alpha: Annotated[
         float, typer.Option("--alpha", help="Error level; decide when an e-value reaches 1/alpha.")
     ] = 0.05,
-    source: SourceOption = "all",
+    source: SourceOption = "trusted",
     taxonomy: TaxonomyOption = "mast-v1",
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -333,7 +351,7 @@ def report(
         Path, typer.Option("-o", "--output", help="report.html, or a folder for --format png.")
     ] = Path("report.html"),
     format: Annotated[str, typer.Option("--format", help="html (one self-contained file) or png.")] = "html",
-    source: SourceOption = "all",
+    source: SourceOption = "trusted",
     taxonomy: TaxonomyOption = "mast-v1",
 ) -> None:
     """A shareable report: prevalence by framework, co-occurrence, failure position, agent blame,

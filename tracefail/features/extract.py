@@ -22,7 +22,7 @@ from tracefail.features.loading import LoadedModel
 from tracefail.model import Step
 
 # Bump when a formula, a name or the windowing changes: stored rows are keyed on it.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"  # 2: steps read as full_text (tool calls, results, errors)
 LOGIT_CHUNK = 512
 RAUQ_ALPHA = 0.5  # lm-polygraph's default for instruct scorers
 LAP_K = 5

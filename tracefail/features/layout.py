@@ -2,7 +2,8 @@
 
 Steps are rendered as chat turns (the tokenizer's own turn markers when it has ChatML ones,
 else "speaker:" lines), tokenized piece by piece so step spans are exact. A step's scored
-tokens are its content; headers and turn ends are context.
+tokens are its whole text (content, tool calls with arguments, tool results, status and errors:
+`Step.full_text`); headers and turn ends are context.
 
 Windows: each window is the anchor (the prefix and first message, capped) plus a recent
 stretch, and it scores whole steps that fit with at least `W - stride - anchor` tokens of
@@ -82,8 +83,9 @@ def render(steps: list[Step], tokenizer) -> Layout:
         footer = "<|im_end|>\n" if chatml else "\n\n"
         ids += tokenizer(header, add_special_tokens=False)["input_ids"]
         start = len(ids)
-        if step.content:
-            ids += tokenizer(step.content, add_special_tokens=False)["input_ids"]
+        text = step.full_text()
+        if text:
+            ids += tokenizer(text, add_special_tokens=False)["input_ids"]
         spans.append(StepSpan(step.step_idx, start, len(ids)))
         ids += tokenizer(footer, add_special_tokens=False)["input_ids"]
     return Layout(ids, spans)

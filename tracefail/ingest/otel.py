@@ -382,19 +382,6 @@ def hex_id(value: Any) -> str | None:
         return text
 
 
-def otlp_spans(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(traceId, normalised span) for every span of one OTLP/JSON export document."""
-    for resource_spans in document.get("resourceSpans") or document.get("batches") or []:  # Tempo: batches
-        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
-        for scope_spans in (
-            resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
-        ):
-            for span in scope_spans.get("spans") or []:
-                if not isinstance(span, dict) or not span.get("traceId"):
-                    raise ValueError("a span without `traceId`")
-                yield str(hex_id(span["traceId"])), _otlp_span(span, resource.get("service.name"))
-
-
 def otlp_log_events(document: dict[str, Any]) -> Iterator[tuple[str, str | None, dict[str, Any]]]:
     """(traceId, spanId, event) for every log record of an OTLP/JSON logs document. GenAI
     instrumentations (Google ADK among them) log messages as `gen_ai.*` log records instead of
@@ -431,7 +418,7 @@ def otlp_log_events(document: dict[str, Any]) -> Iterator[tuple[str, str | None,
                 )
 
 
-def _attach_logs(grouped: dict[str, list[dict[str, Any]]], logs: list[tuple[str, str | None, dict]]) -> None:
+def attach_logs(grouped: dict[str, list[dict[str, Any]]], logs: list[tuple[str, str | None, dict]]) -> None:
     """Log records join their span's events; a record whose span is not in the file is its own step."""
     by_span = {span["span_id"]: span for spans in grouped.values() for span in spans}
     for trace_id, span_id, event in logs:
@@ -473,11 +460,13 @@ class OtlpAdapter:
         return isinstance(first, dict) and any(key in first for key in _OTLP_KEYS)
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        from tracefail.ingest.otlp_live import SpanGroup, log_records, merge_trace, spans_by_trace
+
         documents = (
             iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", read_whole(path))])
         )
-        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        logs: list[tuple[str, str | None, dict[str, Any]]] = []
+        grouped: dict[str, list[SpanGroup]] = defaultdict(list)
+        logs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for raw in documents:  # a trace's spans may be spread over several export batches
             try:
                 document = raw.json()
@@ -485,17 +474,26 @@ class OtlpAdapter:
                     raise ValueError(
                         "not an OTLP/JSON export (no `resourceSpans`, `batches` or `resourceLogs`)"
                     )
-                for trace_id, span in otlp_spans(document):
-                    grouped[trace_id].append(span)
-                logs.extend(otlp_log_events(document))
+                has_spans = "resourceSpans" in document or "batches" in document
+                spans = spans_by_trace(document) if has_spans else {}
+                records = log_records(document)
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
-        _attach_logs(grouped, logs)
-        for trace_id, spans in grouped.items():
-            try:
-                yield spans_to_trace(trace_id, spans, str(path), {"format": "otlp"})
+                continue
+            for trace_id, groups in spans.items():
+                grouped[trace_id].extend(groups)
+            for trace_id, found in records.items():
+                logs[trace_id].extend(found)
+        for trace_id in [*grouped, *(t for t in logs if t not in grouped)]:
+            try:  # the same path as live spans, so a later file or `serve` can merge into it
+                trace, conflicts = merge_trace(
+                    trace_id, None, grouped.get(trace_id, []), str(path), logs=logs.get(trace_id), fmt="otlp"
+                )
             except (ValueError, TypeError, AttributeError, KeyError) as exc:
                 yield Rejected(f"trace {trace_id}", reason(exc))
+                continue
+            yield from (Rejected(f"trace {trace_id}", conflict) for conflict in conflicts)
+            yield trace
 
 
 # --- TRAIL-style span trees: {trace_id, spans: [{span_id, span_attributes, child_spans: [...]}]} ----

@@ -1,9 +1,10 @@
-"""OTLP/HTTP export requests -> per-trace span batches -> merged traces, for `tracefail serve`.
+"""OTLP span batches -> merged traces, for `tracefail serve` and for OTLP files.
 
 An exporter sends a trace's spans in whatever requests its batching produces, so a live trace
-is never complete: each stored live trace keeps its spans as an OTLP/JSON document in `raw`,
-and new spans are merged into that document (a span id sent twice keeps its newest copy) before
-the trace is rebuilt with the same span -> step mapping as OTLP files (`ingest/otel.py`).
+is never complete, and a file export may hold only part of a trace: each stored OTLP trace
+keeps its spans (and log records) as an OTLP/JSON document in `raw`, and new spans are merged
+into that document (a span id sent twice is kept once; two different copies are a conflict)
+before the trace is rebuilt with the span -> step mapping of `ingest/otel.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from tracefail.ingest.otel import SOURCE, _otlp_span, attributes, hex_id, spans_to_trace
+from tracefail.ingest.otel import (
+    SOURCE,
+    _otlp_span,
+    attach_logs,
+    attributes,
+    hex_id,
+    otlp_log_events,
+    spans_to_trace,
+)
 from tracefail.ingest.reader import loads
 from tracefail.model import Trace, stable_id
 
@@ -100,16 +109,37 @@ def live_trace_id(native_id: str) -> str:
     return stable_id(SOURCE, native_id, "")
 
 
-def merge_trace(trace_id: str, stored_raw: str | None, groups: list[SpanGroup], source_file: str) -> Trace:
-    """The trace holding the stored spans (if any) plus `groups`, rebuilt from all of them."""
+def merge_trace(
+    trace_id: str,
+    stored_raw: str | None,
+    groups: list[SpanGroup],
+    source_file: str,
+    *,
+    logs: list[dict[str, Any]] | None = None,
+    fmt: str = "otlp-live",
+) -> tuple[Trace, list[str]]:
+    """The trace holding the stored spans (if any) plus `groups` (and OTLP log records, which
+    become events of their spans), rebuilt from all of them, and one line per conflict.
+
+    A span id seen twice is kept once, its first copy: a retry changes nothing, and a second
+    copy that says something else is a conflict (which copy is right is not ours to guess).
+    """
+    stored_groups, stored_logs = spans_of(stored_raw)
     by_span: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    for service, spans in [*_stored_groups(stored_raw), *groups]:
+    conflicts: list[str] = []
+    for service, spans in [*stored_groups, *groups]:
         for span in spans:
-            by_span[str(span["spanId"])] = (service, span)
+            span_id = str(span["spanId"])
+            first = by_span.setdefault(span_id, (service, span))
+            if first != (service, span) and _otlp_span(first[1], first[0]) != _otlp_span(span, service):
+                conflicts.append(  # compared decoded: protobuf and JSON spell the same span apart
+                    f"span {span_id} arrived again with different content; the first copy is kept"
+                )
+    records = list({_key(r): r for r in [*stored_logs, *(logs or [])]}.values())
     per_service: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for service, span in by_span.values():
         per_service[service].append(span)
-    document = {
+    document: dict[str, Any] = {
         "resourceSpans": [
             {
                 "resource": {"attributes": [] if service is None else [
@@ -120,13 +150,35 @@ def merge_trace(trace_id: str, stored_raw: str | None, groups: list[SpanGroup], 
             for service, spans in per_service.items()
         ]
     }
-    normalised = [_otlp_span(span, service) for service, span in by_span.values()]
-    trace = spans_to_trace(trace_id, normalised, source_file, {"format": "otlp-live"})
+    if records:
+        document["resourceLogs"] = [{"scopeLogs": [{"logRecords": records}]}]
+    grouped = {trace_id: [_otlp_span(span, service) for service, span in by_span.values()]}
+    attach_logs(grouped, list(otlp_log_events(document)))
+    trace = spans_to_trace(trace_id, grouped[trace_id], source_file, {"format": fmt})
     trace.raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return trace
+    return trace, conflicts
 
 
-def _stored_groups(stored_raw: str | None) -> list[SpanGroup]:
-    if not stored_raw:
-        return []
-    return [group for groups in spans_by_trace(loads(stored_raw)).values() for group in groups]
+def log_records(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The log records of an OTLP/JSON document that belong to a trace, by (hex) trace id."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for resource_logs in document.get("resourceLogs") or []:
+        scopes = resource_logs.get("scopeLogs") or resource_logs.get("instrumentationLibraryLogs") or []
+        for scope_logs in scopes:
+            for record in scope_logs.get("logRecords") or []:
+                if isinstance(record, dict) and record.get("traceId"):
+                    found[str(hex_id(record["traceId"]))].append(record)
+    return found
+
+
+def spans_of(raw: str | None) -> tuple[list[SpanGroup], list[dict[str, Any]]]:
+    """The span groups and log records kept in a trace's `raw` OTLP document."""
+    if not raw:
+        return [], []
+    document = loads(raw)
+    groups = [group for groups in spans_by_trace(document).values() for group in groups]
+    return groups, [r for records in log_records(document).values() for r in records]
+
+
+def _key(record: dict[str, Any]) -> str:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False)

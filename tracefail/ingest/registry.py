@@ -22,6 +22,7 @@ from tracefail.ingest.reader import SourceError
 from tracefail.ingest.sniff_views import views
 from tracefail.ingest.span_attributes import SpanAttributesAdapter
 from tracefail.ingest.taubench import TauBenchAdapter
+from tracefail.ingest.tracefail_export import TracefailExportAdapter
 from tracefail.ingest.whowhen import WhoWhenAdapter
 
 # Order matters: the first adapter whose sniff() accepts a file wins, so the most specific
@@ -44,6 +45,7 @@ ADAPTERS: list[Adapter] = [
     CodexAdapter(),
     ClaudeCodeAdapter(),
     SpanAttributesAdapter(),
+    TracefailExportAdapter(),
     OpenAIChatAdapter(),
 ]
 

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from tracefail.judge.backend import JudgeError, JudgeResult, JudgeUnavailable, WindowAnswer, merge_windows
-from tracefail.judge.output import InvalidOutput, json_schema, parse, to_mode_verdicts
+from tracefail.judge.output import InvalidOutput, json_schema, parse, root_agent, to_mode_verdicts
 from tracefail.judge.prompt import PROMPT_VERSION, TraceInput, new_nonce, split_windows, structured_request
 from tracefail.model import Taxonomy
 
@@ -131,6 +131,8 @@ class OpenAIJudge:
         self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str], used: list[int]
     ) -> JudgeResult:
         windows = split_windows(trace.steps, self.settings.window_chars)
+        speakers = frozenset(s.agent for s in trace.steps if s.agent)
+        step_speakers = {s.step_idx: s.agent for s in trace.steps}
         answers = []
         for window in windows:
             nonce = new_nonce()
@@ -138,7 +140,7 @@ class OpenAIJudge:
             messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
             reply = await self._chat(messages, tasks, used)
             try:
-                output = parse(reply, taxonomy, window, tasks)
+                output = parse(reply, taxonomy, window, tasks, speakers)
             except InvalidOutput as first:
                 repair = [
                     *messages,
@@ -151,7 +153,7 @@ class OpenAIJudge:
                 ]
                 reply = await self._chat(repair, tasks, used)
                 try:
-                    output = parse(reply, taxonomy, window, tasks)
+                    output = parse(reply, taxonomy, window, tasks, speakers)
                 except InvalidOutput as second:
                     raise JudgeError(f"invalid judge output after one repair: {second}") from None
             root = output.root_cause
@@ -160,7 +162,7 @@ class OpenAIJudge:
                     steps=window.steps,
                     modes=to_mode_verdicts(output),
                     root_step=root.step if root else None,
-                    root_agent=root.agent if root else None,
+                    root_agent=root_agent(root.agent, root.step, step_speakers) if root else None,
                     root_probability=root.probability if root and root.step is not None else 0.0,
                     root_reason=root.reason if root else "",
                 )

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tracefail.judge.prompt import Window
+from tracefail.judge.prompt import UNKNOWN_AGENT, Window
 from tracefail.model import ModeVerdict, Taxonomy
 
 
@@ -79,8 +79,15 @@ def json_schema(tasks: frozenset[str]) -> dict[str, Any]:
     }
 
 
-def parse(text: str, taxonomy: Taxonomy, window: Window, tasks: frozenset[str]) -> JudgeOutput:
-    """Parse and check one reply against the taxonomy and the steps the judge was shown."""
+def parse(
+    text: str,
+    taxonomy: Taxonomy,
+    window: Window,
+    tasks: frozenset[str],
+    speakers: frozenset[str] = frozenset(),
+) -> JudgeOutput:
+    """Parse and check one reply against the taxonomy, the steps the judge was shown and the
+    trace's speakers (an agent named in the reply must be one of them, when the trace has any)."""
     body = text.strip()
     if body.startswith("```"):  # a fenced block around otherwise valid JSON is not a guess
         body = body.strip("`").removeprefix("json").strip()
@@ -103,13 +110,40 @@ def parse(text: str, taxonomy: Taxonomy, window: Window, tasks: frozenset[str]) 
             bad = [s for s in answer.evidence_steps if s not in shown]
             if bad:
                 raise InvalidOutput(f"modes.{answer.mode_id}.evidence_steps: {bad} not in the trace shown")
+            if answer.present != (answer.probability >= 0.5) and answer.probability != 0.5:
+                raise InvalidOutput(
+                    f"modes.{answer.mode_id}: present {str(answer.present).lower()} contradicts "
+                    f"probability {answer.probability}"
+                )
+            answer.agent = _check_agent(f"modes.{answer.mode_id}.agent", answer.agent, speakers)
     if "attribution" in tasks:
         if output.root_cause is None:
             raise InvalidOutput("root_cause: missing")
         step = output.root_cause.step
         if step is not None and step not in shown:
             raise InvalidOutput(f"root_cause.step: {step} is not a step of the trace shown")
+        output.root_cause.agent = _check_agent("root_cause.agent", output.root_cause.agent, speakers)
     return output
+
+
+def _check_agent(where: str, agent: str | None, speakers: frozenset[str]) -> str | None:
+    """The agent a reply names, checked against the trace's speakers; the prompt's placeholder for
+    an unnamed speaker means no agent."""
+    if agent == UNKNOWN_AGENT and agent not in speakers:
+        return None
+    if agent is not None and speakers and agent not in speakers:
+        raise InvalidOutput(
+            f"{where}: {agent!r} is not an agent of this trace ({', '.join(sorted(speakers))})"
+        )
+    return agent
+
+
+def root_agent(agent: str | None, step: int | None, step_speakers: dict[int, str | None]) -> str | None:
+    """The attributed agent: the one the reply names (already checked to take part in the trace),
+    else the speaker of the chosen step."""
+    if agent is not None:
+        return agent
+    return step_speakers.get(step) if step is not None else None
 
 
 def to_mode_verdicts(output: JudgeOutput) -> list[ModeVerdict]:

@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 
 from tracefail.model import FailureMode, Step, Taxonomy
 
-PROMPT_VERSION = "judge-prompt-1"
+# what a step without a named speaker is shown as; a reply naming it names no agent
+UNKNOWN_AGENT = "unknown"
+
+PROMPT_VERSION = "judge-prompt-2"  # 2: whole steps (tool calls, results, status, errors)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def split_windows(steps: list[Step], max_chars: int) -> list[Window]:
     """
     pieces: list[Piece] = []
     for step in steps:
-        text = step.content or ""
+        text = step.full_text()
         if len(text) <= max_chars:
             pieces.append(Piece(step.step_idx, step.agent, text))
             continue
@@ -92,7 +95,7 @@ def render_trace(trace: TraceInput, window: Window, nonce: str) -> str:
     if window.count > 1:
         lines.append(f"[window {window.index + 1} of {window.count} of a longer trace]")
     for piece in window.pieces:
-        agent = defuse(piece.agent or "unknown").replace("\n", " ")[:80]
+        agent = defuse(piece.agent or UNKNOWN_AGENT).replace("\n", " ")[:80]
         part = f" | part {piece.part}/{piece.parts}" if piece.parts > 1 else ""
         lines.append(f"[step {piece.step_idx} | agent: {agent}{part}]")
         lines.append(defuse(piece.text))
@@ -131,11 +134,17 @@ def step_question(step_idx: int) -> str:
     )
 
 
-def taxonomy_listing(taxonomy: Taxonomy) -> str:
-    return "\n".join(
-        f"- {m.id} {m.name} ({taxonomy.categories.get(m.category, m.category)}): {m.definition}"
-        for m in taxonomy.modes
-    )
+def taxonomy_listing(taxonomy: Taxonomy, examples: bool = False) -> str:
+    """One entry per mode; with `examples`, the taxonomy's positive and negative example under
+    it, as MAST's own annotator gives its judge definitions plus examples."""
+    lines = []
+    for m in taxonomy.modes:
+        lines.append(f"- {m.id} {m.name} ({taxonomy.categories.get(m.category, m.category)}): {m.definition}")
+        if examples and m.positive_example:
+            lines.append(f"  Example of {m.id} present: {m.positive_example}")
+        if examples and m.negative_example:
+            lines.append(f"  Example of {m.id} absent: {m.negative_example}")
+    return "\n".join(lines)
 
 
 def structured_request(
@@ -147,7 +156,8 @@ def structured_request(
         asks.append(
             "For EVERY failure mode below, one entry in `modes`: mode_id, present (true/false), "
             "probability (0..1 that it is present), evidence_steps (step numbers from the trace), "
-            "agent (who is responsible, or null) and a one-sentence rationale.\n" + taxonomy_listing(taxonomy)
+            "agent (who is responsible, or null) and a one-sentence rationale.\n"
+            + taxonomy_listing(taxonomy, examples=True)
         )
     if "attribution" in tasks:
         asks.append(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,8 @@ from tracefail.services import attribution as attribution_service
 from tracefail.services import stats as stats_service
 from tracefail.services.attribution import ReviewPanel
 from tracefail.services.index_cache import IndexCache
+from tracefail.services.search import trace_matches
+from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
 from tracefail.services.views import CorpusPage, Facets, Receipt, TraceView
 from tracefail.store import Database, DatabaseLocked, StoreError
@@ -208,6 +211,7 @@ class BrowseService:
                 flagged=view_store.flagged_steps(db, trace_id),
                 changes={name: change_points(values) for name, values in features.items()},
                 has_spans=any(s["parent_span_id"] for s in steps),
+                spans=span_waterfall(db, trace_id) if any(s["parent_span_id"] for s in steps) else (),
             )
 
         return self.read(run)
@@ -217,7 +221,8 @@ class BrowseService:
         return self.read(lambda db: stats_service.trace_graph(db, trace_id))
 
     def search(self, trace_id: str, text: str) -> list[int]:
-        return self.read(lambda db: view_store.search_steps(db, trace_id, text))
+        """Steps of one trace matching `text` (words, pre*, "phrases"), in trace order."""
+        return self.read(lambda db: trace_matches(db, trace_id, text))
 
     def taxonomy_modes(self) -> list[tuple[str, str, str, str]]:
         """Modes a human may add: the corpus' stored taxonomies, else the shipped default."""
@@ -262,7 +267,8 @@ class BrowseService:
         """Accept or reject another source's label: a human label that agrees or disagrees."""
         present = bool(judged["present"]) if accept else not bool(judged["present"])
         action = "accepted" if accept else "rejected"
-        return self.label(
+        theirs = "present" if judged["present"] else "absent"
+        receipt = self.label(
             trace_id,
             judged["mode_id"],
             present,
@@ -272,6 +278,10 @@ class BrowseService:
             rationale=f"{action} {judged['source']} label {judged['label_id']}",
             based_on=judged["label_id"],
         )
+        # reject means "this verdict is wrong": say exactly which verdict was stored
+        said = f"{'accepting' if accept else 'rejecting'} {judged['source']}'s {theirs}"
+        mine = "present" if present else "absent"
+        return replace(receipt, description=f"you: {judged['mode_id']} {mine}, {said}")
 
     def mistake(self, trace_id: str, agent: str | None, step_idx: int, reason: str | None = None) -> Receipt:
         attribution = Attribution(

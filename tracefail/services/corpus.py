@@ -1,4 +1,4 @@
-"""The corpus file for the CLI: open it, list and show traces, export.
+"""The corpus file for the CLI: open it, list and show traces (export: services/export.py).
 
 The CLI imports this module inside its commands only, so `tracefail --help` never loads
 DuckDB or polars.
@@ -9,15 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracefail.store import Database, StoreError
-from tracefail.store.export import FORMATS as EXPORT_FORMATS
-from tracefail.store.export import export_corpus
 from tracefail.store.traces import get_trace, list_traces
 
 __all__ = [
-    "EXPORT_FORMATS",
     "Database",
     "StoreError",
-    "export_corpus",
     "get_trace",
     "list_traces",
     "open_corpus",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from tracefail.store import Database
 from tracefail.store.attribution import steps_for
 from tracefail.store.labels import (
     attributions,
-    latest_judge_source,
+    judge_sources,
     mode_labels,
     save_calibrations,
 )
@@ -37,11 +38,19 @@ class EvalError(ValueError):
     """Nothing to compare (no judge run, no reference labels); one line for the user."""
 
 
-def _judge(db: Database, judge_source: str | None) -> str:
-    source = judge_source or latest_judge_source(db)
-    if not source:
+Progress = Callable[[int, int], None]  # (done, total) steps of an evaluation
+
+
+def _judge(db: Database, judge_source: str | None) -> tuple[str, list[str]]:
+    """The judge source to use and the other judge sources with labels. Without --judge-source
+    it is the judge whose newest label is the most recent (runs that stored nothing are skipped)."""
+    found = judge_sources(db)
+    others = [s for s, _ in found if s != judge_source]
+    if judge_source:
+        return judge_source, others
+    if not found:
         raise EvalError("no judge labels yet: run `tracefail label` first (or pass --judge-source)")
-    return source
+    return found[0][0], others[1:]
 
 
 def _pattern(reference: str) -> str:
@@ -104,7 +113,9 @@ def judge_modes(
     return out
 
 
-def _mode_block(db: Database, reference: str, loaded: TaxonomyFile, source: str, reps: int) -> dict[str, Any]:
+def _mode_block(
+    db: Database, reference: str, loaded: TaxonomyFile, source: str, reps: int, progress: Progress
+) -> dict[str, Any]:
     ref = reference_modes(db, reference, loaded)
     pred = judge_modes(db, source, loaded)
     keys = sorted(set(ref.verdicts) & set(pred))
@@ -116,10 +127,12 @@ def _mode_block(db: Database, reference: str, loaded: TaxonomyFile, source: str,
     }
     if not keys:
         return block
-    groups: list[tuple[str, list[tuple[str, str]]]] = [
-        (m.id, [k for k in keys if k[1] == m.id]) for m in loaded.taxonomy.modes
-    ]
-    for mode_id, mode_keys in groups:
+    by_mode: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for k in keys:
+        by_mode[k[1]].append(k)
+    groups = [(m.id, by_mode[m.id]) for m in loaded.taxonomy.modes]
+    for done, (mode_id, mode_keys) in enumerate(groups, 1):
+        progress(done, len(groups) + 1)
         if mode_keys:
             scores = binary_scores_ci(
                 [pred[k][0] for k in mode_keys], [ref.verdicts[k] for k in mode_keys], reps=reps
@@ -213,6 +226,10 @@ def _attribution_block(db: Database, reference: str, source: str, reps: int) -> 
     return block
 
 
+def _quiet(done: int, total: int) -> None:
+    """No progress display (the default for callers that do not show one)."""
+
+
 def evaluate(
     db: Database,
     *,
@@ -220,14 +237,21 @@ def evaluate(
     judge_source: str | None = None,
     taxonomy: str = DEFAULT_TAXONOMY,
     reps: int = 1000,
+    progress: Progress = _quiet,
 ) -> dict[str, Any]:
     """Agreement of one judge config with the reference, with 95% bootstrap intervals."""
     _pattern(reference)
-    source = _judge(db, judge_source)
+    source, others = _judge(db, judge_source)
     loaded = find(taxonomy)
+    modes = _mode_block(db, reference, loaded, source, reps, progress)
+    attribution = _attribution_block(db, reference, source, reps)
+    total = len(loaded.taxonomy.modes) + 1
+    progress(total, total)
     return _json_safe(
         {
             "judge_source": source,
+            "judge_picked": "given" if judge_source else "latest judge source with labels",
+            "other_judge_sources": others,
             "reference": reference,
             "taxonomy": f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
             "bootstrap": {
@@ -235,8 +259,8 @@ def evaluate(
                 "level": 0.95,
                 "unit": "trace-mode pair (modes), trace (attribution)",
             },
-            "modes": _mode_block(db, reference, loaded, source, reps),
-            "attribution": _attribution_block(db, reference, source, reps),
+            "modes": modes,
+            "attribution": attribution,
         }
     )
 
@@ -253,7 +277,7 @@ def calibrate(
     """Fit a per-mode map from raw judge probability to the reference; later labels use it."""
     if method not in calibration.METHODS:
         raise EvalError(f"--method {method!r}: use {' or '.join(calibration.METHODS)}")
-    source = _judge(db, judge_source)
+    source, others = _judge(db, judge_source)
     loaded = find(taxonomy)
     tax = loaded.taxonomy
     ref = reference_modes(db, reference, loaded)
@@ -309,6 +333,8 @@ def calibrate(
     save_calibrations(db, rows)
     result = {
         "judge_source": source,
+        "judge_picked": "given" if judge_source else "latest judge source with labels",
+        "other_judge_sources": others,
         "reference": reference,
         "method": method,
         "run_id": run_id,

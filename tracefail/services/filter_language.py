@@ -10,6 +10,7 @@ import shlex
 from dataclasses import replace
 from typing import Any
 
+from tracefail.store.search import SearchQueryError, parse_query
 from tracefail.store.selection import SORT_COLUMNS, CorpusFilter, FeatureOp, FeatureThreshold
 
 __all__ = [
@@ -72,9 +73,18 @@ def parse_filter(text: str, categories: dict[str, list[str]] | None = None) -> C
         threshold = _threshold(word)
         if threshold is not None:
             thresholds.append(threshold)
+        elif sep and key.isidentifier():  # a mistyped key must not become a zero-hit text search
+            raise FilterError(f"unknown filter key {key!r} (keys: {', '.join(FILTER_KEYS)})")
         else:
-            free.append(word)
-    return CorpusFilter(**values, features=tuple(thresholds), text=" ".join(free) or None)
+            # a quoted phrase ("wrong answer") stays a phrase for the search
+            free.append(f'"{word}"' if " " in word and not word.startswith('"') else word)
+    query = " ".join(free) or None
+    if query is not None:
+        try:
+            parse_query(query)
+        except SearchQueryError as exc:
+            raise FilterError(str(exc)) from None
+    return CorpusFilter(**values, features=tuple(thresholds), text=query)
 
 
 def _threshold(word: str) -> FeatureThreshold | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tracefail.services.search import matching_traces
 from tracefail.store import corpus_index as store
 from tracefail.store.corpus_index import CorpusIndex
 from tracefail.store.db import Database
@@ -128,7 +129,7 @@ class IndexCache:
                 return None
             if text_ids is None:
                 text = f.text
-                text_ids = read(lambda db: store.text_matches(db, text))
+                text_ids = read(lambda db: matching_traces(db, text))
                 if len(self._text) >= 8:
                     self._text.clear()
                 self._text[key] = text_ids

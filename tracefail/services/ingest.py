@@ -8,8 +8,10 @@ from pathlib import Path
 
 from tracefail.ingest import registry
 from tracefail.ingest.base import Adapter, Rejected, excerpt
+from tracefail.ingest.otlp_live import spans_of
 from tracefail.ingest.reader import MAX_RECORD_BYTES, SourceError
 from tracefail.model import Trace
+from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
@@ -57,7 +59,7 @@ class IngestReport:
     labels: int = 0
     attributions: int = 0
     duplicates: int = 0
-    updated: int = 0  # same steps, new shipped labels/attribution/outcome
+    updated: int = 0  # same steps, new shipped labels/attribution/outcome; or OTLP spans merged
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
     notes: list[str] = field(default_factory=list)  # one line per trace updated in place
@@ -84,6 +86,32 @@ def _oversized(trace: Trace, limit: int) -> str | None:
     if trace.raw and len(trace.raw) > limit * 4:
         return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
     return None
+
+
+def _is_otlp(trace: Trace) -> bool:
+    """A trace built from OTLP spans, whose `raw` keeps them: another file's spans merge into it."""
+    return trace.metadata.get("format") == "otlp" and bool(trace.raw)
+
+
+def _merge_otlp(db: Database, traces: list[Trace], report: IngestReport) -> list[tuple[Trace, str]]:
+    """Merge the spans of OTLP traces already stored (one trace split over several files, or a
+    trace `serve` received) into the stored trace; returns what could not be merged, and why."""
+    if not traces:
+        return []
+    by_native = {trace.native_id: trace for trace in traces}
+    incoming = []
+    for trace in by_native.values():
+        groups, logs = spans_of(trace.raw)
+        incoming.append(IncomingSpans(str(trace.native_id), groups, str(trace.source_file), "otlp", logs))
+    merged = merge_spans(db, incoming, report.run_id)
+    report.duplicates += len(merged.unchanged)
+    report.updated += len(merged.changed)
+    report.notes.extend(
+        f"{by_native[native].source_file}: trace {native}: spans merged into the stored trace "
+        f"(now {steps} steps; its labels are kept, its features deleted)"
+        for native, steps in merged.changed.items()
+    )
+    return [(by_native[native], problem) for native, problem in merged.problems]
 
 
 def ingest(
@@ -151,7 +179,9 @@ def _ingest(
             f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution or "
             "outcome stored (the older ones are kept)" for t in updated
         )
-        for trace, reason in added.conflicts:
+        for trace, problem in _merge_otlp(db, [t for t, _ in added.conflicts if _is_otlp(t)], report):
+            reject(Path(trace.source_file or "?"), trace.native_id, problem)
+        for trace, reason in (c for c in added.conflicts if not _is_otlp(c[0])):
             reject(
                 Path(trace.source_file or "?"),
                 trace.native_id or trace.trace_id,

@@ -26,10 +26,9 @@ from tracefail.ingest.otlp_live import (
     BadRequest,
     SpanGroup,
     decode_body,
-    live_trace_id,
-    merge_trace,
     spans_by_trace,
 )
+from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
@@ -133,25 +132,17 @@ class LiveWriter:
         if not pending:
             return
         try:
-            stored = trace_store.stored_raw(self.db, [live_trace_id(t) for t in pending])
-            traces = []
-            for native, groups in pending.items():
-                trace_id = live_trace_id(native)
-                if trace_id in stored and stored[trace_id] is None:
-                    self._quarantine(
-                        f"trace {native}", f"{trace_id} was ingested from a file; live spans are not "
-                        "merged into it", "",
-                    )
-                    continue
-                try:
-                    traces.append(merge_trace(native, stored.get(trace_id), groups, self.source))
-                except (ValueError, TypeError, KeyError) as exc:
-                    self._quarantine(f"trace {native}", f"cannot map its spans: {exc}", "")
-            added = trace_store.replace_traces(self.db, traces, self.run_id)
+            merged = merge_spans(
+                self.db, [IncomingSpans(native, groups, self.source, "otlp-live")
+                          for native, groups in pending.items()], self.run_id,
+            )
         except Exception as exc:  # a failed write must not stop the receiver; say what was lost
             for native in pending:
                 self._quarantine(f"trace {native}", f"not written: {type(exc).__name__}: {exc}", "")
             return
+        for native, problem in merged.problems:
+            self._quarantine(f"trace {native}", problem, "")
+        added = merged.written
         with self._lock:
             self.counts["traces"] += added.traces
             self.counts["steps"] += added.steps

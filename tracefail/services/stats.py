@@ -43,7 +43,7 @@ def _check_by(by: str | None) -> None:
 
 
 def stats(
-    db: Database, *, taxonomy: str = "mast-v1", source: str = "all", by: str | None = None
+    db: Database, *, taxonomy: str = "mast-v1", source: str = analysis.DEFAULT_SOURCE, by: str | None = None
 ) -> analysis.Stats:
     """Every statistics section for the labels of `source` mapped onto `taxonomy`."""
     _check_by(by)
@@ -232,7 +232,7 @@ def slices(
     db: Database,
     *,
     taxonomy: str = "mast-v1",
-    source: str = "all",
+    source: str = analysis.DEFAULT_SOURCE,
     mode: str | None = None,
     min_size: int = 10,
     min_lift: float = 1.5,
@@ -267,7 +267,7 @@ def audit(
     mode: str,
     threshold: float,
     taxonomy: str = "mast-v1",
-    source: str = "all",
+    source: str = analysis.DEFAULT_SOURCE,
     alpha: float = 0.05,
 ) -> AuditResult:
     """Test "mode's rate > threshold" over the trace verdicts in the order labels were written."""
@@ -291,7 +291,7 @@ def report(
     *,
     fmt: str = "html",
     taxonomy: str = "mast-v1",
-    source: str = "all",
+    source: str = analysis.DEFAULT_SOURCE,
 ) -> list[Path]:
     """Write the HTML report (one self-contained file) or the charts as PNGs into a folder."""
     from tracefail.analysis import report as reporting

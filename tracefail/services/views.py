@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tracefail.services.spans import SpanTiming
 from tracefail.store.facets import Facets
 
 __all__ = ["CorpusPage", "Facets", "Receipt", "TraceView"]
@@ -28,6 +29,7 @@ class TraceView:
     flagged: list[int] = field(default_factory=list)
     changes: dict[str, list[int]] = field(default_factory=dict)  # feature -> change-point steps
     has_spans: bool = False
+    spans: tuple[SpanTiming, ...] = ()  # the span waterfall, when the trace has a span tree
 
     @property
     def trace_id(self) -> str:

@@ -116,16 +116,9 @@ def corpus_index(db: Database) -> CorpusIndex:
     )
 
 
-def text_matches(db: Database, text: str) -> pl.Series:
-    """Ids of traces with a step containing `text` (case-insensitive): a scan of every step."""
-    return db.frame(
-        "SELECT DISTINCT trace_id FROM steps WHERE contains(lower(content), ?)", [text.lower()]
-    ).get_column("trace_id")
-
-
 def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | None = None) -> np.ndarray:
     """Positions of the traces `f` selects, in its order: the in-memory twin of `selection.where` and
-    `page_traces`. `text_ids` are the traces matching `f.text` (`text_matches`), needed when set."""
+    `page_traces`. `text_ids` are the traces matching `f.text` (the search service), needed when set."""
     if f.sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
     traces = index.traces

@@ -59,10 +59,20 @@ def interrupt_stale_runs(db: Database, kind: str, config_hash: str) -> int:
     return len(stale)
 
 
-def latest_judge_source(db: Database) -> str | None:
-    """The label source of the newest label run, the default judge for eval and calibrate."""
-    rows = db.rows("SELECT config_hash FROM runs WHERE kind = 'label' ORDER BY started_at DESC LIMIT 1")
-    return f"llm-judge:{rows[0][0]}" if rows else None
+def judge_sources(db: Database) -> list[tuple[str, int]]:
+    """(judge source, labels with an answer plus attributions), newest first: the judges eval and
+    calibrate can use (a failed run that stored nothing is not among them)."""
+    rows = db.rows(
+        """
+        SELECT source, count(*) FROM (
+            SELECT source, created_at FROM labels
+            WHERE source LIKE 'llm-judge:%' AND present IS NOT NULL
+            UNION ALL SELECT source, created_at FROM attributions
+            WHERE source LIKE 'llm-judge:%' AND (agent IS NOT NULL OR step_idx IS NOT NULL))
+        GROUP BY source ORDER BY max(created_at) DESC, source
+        """
+    )
+    return [(source, int(n)) for source, n in rows]
 
 
 def mode_labels(db: Database, source_like: str) -> pl.DataFrame:

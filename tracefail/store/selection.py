@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from tracefail.store import search
 from tracefail.store.db import Database
 
 FeatureOp = Literal[">", ">=", "<", "<="]
@@ -52,7 +53,7 @@ class CorpusFilter:
     source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
     agreement: Agreement | None = None
     features: tuple[FeatureThreshold, ...] = ()
-    text: str | None = None  # case-insensitive substring of some step's content
+    text: str | None = None  # a search query (`tracefail.store.search`): words some step must contain
     sort: str = "trace_id"
     descending: bool = False
 
@@ -133,8 +134,9 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
         )
         params.extend([threshold.name, threshold.value])
     if f.text:
-        clauses.append("t.trace_id IN (SELECT trace_id FROM steps WHERE contains(lower(content), ?))")
-        params.append(f.text.lower())
+        clause, text_params = search.scan_clause(f.text)
+        clauses.append(f"t.{clause}")
+        params.extend(text_params)
     return (" AND ".join(clauses) or "TRUE"), params
 
 

@@ -2,9 +2,12 @@
 
 Every statistic starts from one materialized selection: the latest label per (trace, source,
 mode) from the chosen sources, with legacy mode codes already mapped onto the taxonomy's own
-ids (`stats_labels`), and one verdict per (trace, mode) = "some selected source says present"
-(`stats_verdicts`). Both are TEMP tables, so a read-only corpus works and every later query
-counts over the same rows. Heavy counting stays in DuckDB; callers shape the small results.
+ids (`stats_labels`, whose `decides` column marks the labels the verdicts count), and one verdict
+per (trace, mode) (`stats_verdicts`): under the "trusted" policy the most trusted source kind
+with a verdict decides (human, dataset, judge, heuristic; the latest label among that kind), under
+"pooled" some selected source says present. Both are TEMP tables, so a read-only corpus works
+and every later query counts over the same rows. Heavy counting stays in DuckDB; callers
+shape the small results.
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ def label_codes(db: Database, taxonomy_id: str) -> pl.DataFrame:
     )
 
 
+# trust order of source kinds (the part of a source name before ':'); lower decides first
+TRUST_RANK = "CASE split_part(l.source, ':', 1) WHEN 'human' THEN 0 WHEN 'dataset' THEN 1 \
+WHEN 'llm-judge' THEN 2 WHEN 'heuristic' THEN 3 ELSE 4 END"
+
+
 def select_labels(
     db: Database,
     taxonomy_id: str,
@@ -41,12 +49,14 @@ def select_labels(
     modes: pl.DataFrame,
     source_patterns: Sequence[str],
     within: CorpusFilter | None = None,
+    trusted: bool = True,
 ) -> None:
     """(Re)build the TEMP selection tables for one taxonomy and a set of source LIKE patterns,
     over the traces `within` selects (all when None).
 
     `code_map`: taxonomy_version, code, mode_name -> mode_id; `modes`: mode_id, name, category,
-    stage. Labels without a usable answer (present NULL) are not part of any count.
+    stage. Labels without a usable answer (present NULL) are not part of any count. `trusted`:
+    one deciding label per (trace, mode) by TRUST_RANK, else every selected label decides.
     """
     stats_map = code_map.to_arrow()  # noqa: F841 - scanned by name below
     stats_modes = modes.to_arrow()  # noqa: F841
@@ -60,7 +70,7 @@ def select_labels(
         f"""
         CREATE OR REPLACE TEMP TABLE stats_labels AS
         SELECT l.label_id, l.trace_id, l.source, m.mode_id, l.present, l.evidence_steps, l.agent,
-               l.created_at
+               l.created_at, {TRUST_RANK} AS rank
         FROM labels l
         JOIN stats_map m ON l.taxonomy_version = m.taxonomy_version AND l.mode_id = m.code
              AND coalesce(l.metadata->>'mode_name', '') = m.mode_name
@@ -70,9 +80,17 @@ def select_labels(
         """,
         [taxonomy_id, *source_patterns, *trace_params],
     )
+    decides = (
+        "row_number() OVER (PARTITION BY trace_id, mode_id ORDER BY rank, created_at DESC, label_id DESC) = 1"
+        if trusted
+        else "TRUE"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE stats_labels AS SELECT *, {decides} AS decides FROM stats_labels"
+    )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE stats_verdicts AS SELECT trace_id, mode_id, "
-        "bool_or(present) AS present FROM stats_labels GROUP BY trace_id, mode_id"
+        "bool_or(present) AS present FROM stats_labels WHERE decides GROUP BY trace_id, mode_id"
     )
 
 
@@ -90,7 +108,7 @@ def mode_counts(db: Database, by: str | None) -> pl.DataFrame:
             SELECT coalesce(l.agent, '(none)') AS "group", l.mode_id, any_value(n.labelled) AS labelled,
                    count(DISTINCT l.trace_id) AS affected
             FROM stats_labels l JOIN n USING (mode_id)
-            WHERE l.present GROUP BY ALL ORDER BY 1, 2
+            WHERE l.present AND l.decides GROUP BY ALL ORDER BY 1, 2
             """
         )
     return db.frame(
@@ -114,7 +132,7 @@ def category_counts(db: Database, by: str | None) -> pl.DataFrame:
             SELECT {group} AS "group", m.category, any_value(n.labelled) AS labelled,
                    count(DISTINCT l.trace_id) AS affected
             FROM stats_labels l JOIN stats_modes m USING (mode_id) JOIN n USING (category)
-            WHERE l.present GROUP BY ALL ORDER BY 1, 2
+            WHERE l.present AND l.decides GROUP BY ALL ORDER BY 1, 2
             """
         )
     return db.frame(
@@ -151,7 +169,7 @@ def evidence_positions(db: Database, bins: int) -> pl.DataFrame:
                count(*) AS steps, sum(e.step / greatest(t.n_steps - 1, 1)) AS rel_sum
         FROM stats_labels l JOIN traces t USING (trace_id),
              LATERAL (SELECT unnest(l.evidence_steps) AS step) e
-        WHERE l.present AND e.step BETWEEN 0 AND t.n_steps - 1
+        WHERE l.present AND l.decides AND e.step BETWEEN 0 AND t.n_steps - 1
         GROUP BY ALL ORDER BY 1, 2
         """
     )
@@ -177,7 +195,7 @@ def label_blame(db: Database) -> pl.DataFrame:
     return db.frame(
         """
         SELECT agent, mode_id, count(DISTINCT trace_id) AS traces
-        FROM stats_labels WHERE present AND agent IS NOT NULL GROUP BY ALL ORDER BY 3 DESC, 1, 2
+        FROM stats_labels WHERE present AND decides AND agent IS NOT NULL GROUP BY ALL ORDER BY 3 DESC, 1, 2
         """
     )
 
@@ -193,6 +211,40 @@ def failure_rates(db: Database, column: str) -> pl.DataFrame:
         FROM (SELECT trace_id, bool_or(present) AS failing FROM stats_verdicts GROUP BY 1) v
         JOIN traces t USING (trace_id)
         GROUP BY ALL ORDER BY 1
+        """
+    )
+
+
+def source_usage(db: Database) -> pl.DataFrame:
+    """Per selected source: labels selected, labels counted (deciding a verdict), traces and
+    present verdicts it decided: what each source contributed to the numbers."""
+    return db.frame(
+        """
+        SELECT source, split_part(source, ':', 1) AS kind, count(*) AS labels,
+               count(*) FILTER (WHERE decides) AS counted,
+               count(DISTINCT trace_id) FILTER (WHERE decides) AS traces,
+               count(*) FILTER (WHERE decides AND present) AS present_counted
+        FROM stats_labels GROUP BY ALL ORDER BY min(rank), source
+        """
+    )
+
+
+def judge_reference_counts(db: Database) -> pl.DataFrame:
+    """source, n11, n10, n01, n00 per judge source against the reference verdict (the most
+    trusted human or dataset label) on the (trace, mode) pairs both labelled, pooled over modes."""
+    return db.frame(
+        """
+        WITH ref AS (
+            SELECT trace_id, mode_id, present FROM stats_labels WHERE rank <= 1
+            QUALIFY row_number() OVER (PARTITION BY trace_id, mode_id
+                                       ORDER BY rank, created_at DESC, label_id DESC) = 1)
+        SELECT j.source,
+               count(r.present) FILTER (WHERE j.present AND r.present) AS n11,
+               count(r.present) FILTER (WHERE j.present AND NOT r.present) AS n10,
+               count(r.present) FILTER (WHERE NOT j.present AND r.present) AS n01,
+               count(r.present) FILTER (WHERE NOT j.present AND NOT r.present) AS n00
+        FROM stats_labels j LEFT JOIN ref r USING (trace_id, mode_id)
+        WHERE j.source LIKE 'llm-judge:%' GROUP BY 1 ORDER BY 1
         """
     )
 
@@ -263,7 +315,7 @@ def mode_sequence(db: Database, mode_id: str) -> pl.DataFrame:
         SELECT trace_id, present FROM (
             SELECT trace_id, present, created_at, label_id,
                    row_number() OVER (PARTITION BY trace_id ORDER BY created_at, label_id) AS k
-            FROM stats_labels WHERE mode_id = ?)
+            FROM stats_labels WHERE mode_id = ? AND decides)
         WHERE k = 1 ORDER BY created_at, label_id
         """,
         [mode_id],
@@ -281,7 +333,7 @@ def step_feature_split(
         f"""
         WITH flagged AS (
             SELECT DISTINCT l.trace_id, e.step FROM stats_labels l,
-                 LATERAL (SELECT unnest(l.evidence_steps) AS step) e WHERE l.present
+                 LATERAL (SELECT unnest(l.evidence_steps) AS step) e WHERE l.present AND l.decides
             UNION SELECT trace_id, step_idx FROM attributions WHERE step_idx IS NOT NULL),
         names AS (SELECT name FROM features WHERE step_idx >= 0 GROUP BY name
                   ORDER BY coalesce(list_position(?, name), 1e9), count(*) DESC, name
@@ -351,8 +403,9 @@ def corpus_counts(db: Database) -> dict[str, int]:
     row = db.rows(
         """
         SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM steps),
-               (SELECT count(DISTINCT trace_id) FROM stats_verdicts), (SELECT count(*) FROM stats_labels),
-               (SELECT count(DISTINCT source) FROM stats_labels),
+               (SELECT count(DISTINCT trace_id) FROM stats_verdicts),
+               (SELECT count(*) FROM stats_labels WHERE decides),
+               (SELECT count(DISTINCT source) FROM stats_labels WHERE decides),
                (SELECT count(DISTINCT trace_id) FROM stats_verdicts WHERE present)
         """
     )[0]

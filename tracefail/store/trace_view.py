@@ -71,14 +71,6 @@ def step_features(db: Database, trace_id: str) -> dict[str, list[float | None]]:
     return out
 
 
-def search_steps(db: Database, trace_id: str, text: str) -> list[int]:
-    rows = db.rows(
-        "SELECT step_idx FROM steps WHERE trace_id = ? AND contains(lower(content), ?) ORDER BY step_idx",
-        [trace_id, text.lower()],
-    )
-    return [r[0] for r in rows]
-
-
 def flagged_steps(db: Database, trace_id: str) -> list[int]:
     """Steps worth jumping to: evidence of present labels (any source) and attributed mistake
     steps, within the trace. The CLI's graph and the TUI's timeline both mark these."""

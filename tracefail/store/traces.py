@@ -202,7 +202,8 @@ def _write(
     *, replace: bool = False,
 ) -> None:
     """Insert traces with their steps, labels and attributions in one transaction; with
-    `replace`, their stored rows and steps go first (labels and attributions stay)."""
+    `replace`, their stored rows and steps go first, and their features, which were computed
+    on the old steps (labels and attributions stay)."""
     ingested = now()
     trace_rows: list[dict] = []
     labels: list[Label] = []
@@ -228,13 +229,14 @@ def _write(
                 "ingested_at": ingested,
             }
         )
-        labels.extend(lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels)
-        attributions.extend(a.model_copy(update={"run_id": run_id}) for a in trace.attributions)
+        labels.extend(lbl.model_copy(update={"run_id": lbl.run_id or run_id}) for lbl in trace.labels)
+        attributions.extend(a.model_copy(update={"run_id": a.run_id or run_id}) for a in trace.attributions)
     step_table = _step_columns(traces)
     with db.transaction():
         if replace:
             ids = [trace.trace_id for trace in traces]
             _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
+            _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
         _insert(db, "steps", _STEP_SCHEMA, step_table)
@@ -254,8 +256,9 @@ def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
 
 
 def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
-    """Store traces whose new version supersedes the stored one (live traces that grew), in
-    one transaction: their rows and steps are rewritten, their labels are kept."""
+    """Store traces whose new version supersedes the stored one (OTLP traces that gained
+    spans), in one transaction: their rows and steps are rewritten, their labels and
+    attributions are kept, their features (stale now) are deleted."""
     result = AddResult()
     if traces:
         _write(db, traces, {t.trace_id: t.content_hash() for t in traces}, run_id, result, replace=True)

@@ -81,14 +81,14 @@ class TraceScreen(Screen[None]):
             "a",
             "accept",
             "Accept",
-            tooltip="Accept the highlighted label as a human label.",
+            tooltip="Accept the highlighted label: store the same verdict as yours.",
             id="trace.accept",
         ),
         Binding(
             "x",
             "reject",
             "Reject",
-            tooltip="Reject the highlighted label (human: absent).",
+            tooltip="Reject the highlighted label: store the opposite verdict as yours.",
             id="trace.reject",
         ),
         Binding("e", "edit", "Edit", tooltip="Edit the highlighted label as a human label.", id="trace.edit"),
@@ -180,7 +180,7 @@ class TraceScreen(Screen[None]):
         self._timeline(keep=not first)
         self.query_one(LabelsPanel).show(view.labels)
         if view.has_spans:
-            self.query_one(SpanTree).show(view.steps, self._agent, self.colours)
+            self.query_one(SpanTree).show(view.steps, self._agent, self.colours, view.spans)
         self._step()
 
     def _agent(self, step: dict[str, Any]) -> str:
