@@ -2,19 +2,28 @@
 
     .venv/bin/python benchmarks/feature_signal.py [--n 200] [--whowhen-traces 126] [--model ID]
         [--window 2048] [--layers all] [--db /tmp/whowhen-features.duckdb] [--boot 1000]
+        [--length-bins 10] [--cv 10]
 
 1. HaluEval QA (../shared/data/halueval, first 1,000 items): the knowledge + question is a user
    turn and the answer an assistant turn; the right and the hallucinated answer of each of the
    first `--n` items are scored separately. For every step-level summary feature: AUROC of
    telling hallucinated (1) from right (0), with a 95% bootstrap CI over items (pairs resampled
    together). Polarity is not assumed: AUROC < 0.5 means lower values flag hallucination.
-   Caveat: right answers are short phrases, hallucinated ones often full sentences, so the
-   step length itself separates them; `len.step_tokens` is printed as the baseline to beat.
+   Right answers are short phrases, hallucinated ones often full sentences, so the step length
+   itself separates them; `len.step_tokens` is printed as the baseline to beat, and every feature
+   is also scored length-controlled, as the "Self-Attention as Transport" paper does:
+   (a) strata: AUROC within quantile bins of the step's token count, averaged over the bins that
+   hold both classes (weighted by the pairs they compare); (b) resid: AUROC of the feature after
+   regressing out log step tokens and log context tokens (least squares on both classes, labels
+   unused). The CIs resample items with the same draws for all three.
 2. Who&When algorithm-generated (../shared/data/whowhen-algorithm-generated): the traces are
    ingested into `--db` and features extracted (resumable); the mistake step is predicted as
    the step where a feature peaks (argmax) or dips (argmin); exact-match accuracy is printed
    beside the trivial baselines (random step, most common step, first step). Picking the best
    of many features x 2 directions on the same data is optimistic: read it as exploratory.
+   `--whowhen-traces N` takes the N shortest traces (features are slow on a CPU). Then the ranker
+   ablation: `tracefail train`'s step ranker with and without the LM features, cross-validated
+   on the same traces (those with features), with paired differences.
 """
 
 from __future__ import annotations
@@ -39,26 +48,48 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     """Mann-Whitney AUROC with ties counted half."""
-    scores = np.concatenate([positive, negative])
-    order = scores.argsort(kind="mergesort")
-    ranks = np.empty(len(scores))
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.concatenate([positive, negative]))
     n_pos, n_neg = len(positive), len(negative)
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def stratified_auroc(wrong: np.ndarray, right: np.ndarray, bins_w: np.ndarray, bins_r: np.ndarray) -> float:
+    """Length control (a): AUROC within each length bin that holds both classes, averaged with
+    weights n_pos * n_neg (the pairs compared); pairs across bins are never compared."""
+    total, weight = 0.0, 0
+    for b in np.intersect1d(bins_w, bins_r):
+        w, r = wrong[bins_w == b], right[bins_r == b]
+        total += auroc(w, r) * len(w) * len(r)
+        weight += len(w) * len(r)
+    return total / weight if weight else float("nan")
+
+
+def residualise(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Length control (b): the feature minus its least-squares fit on log step and context length
+    (fitted on both classes together; the labels are not used)."""
+    design = np.column_stack([np.ones(len(values)), np.log1p(lengths)])
+    coef, *_ = np.linalg.lstsq(design, values, rcond=None)
+    return values - design @ coef
+
+
+def _three_aurocs(arrays: tuple[np.ndarray, ...], b: np.ndarray) -> tuple[float, float, float]:
+    """Plain, length-stratified and length-residualised AUROC on the items `b` (a resample)."""
+    w, r, bw, br, rw, rr = (a[b] for a in arrays)
+    return auroc(w, r), stratified_auroc(w, r, bw, br), auroc(rw, rr)
+
+
+def _ci(samples: list[float]) -> tuple[float, float]:
+    low, high = np.nanpercentile(samples, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def halueval(args, loaded) -> None:
     from tracefail.features.extract import ExtractConfig, Extractor
     from tracefail.model import Step
 
-    path = SHARED / "halueval" / "halueval_qa_first1000.jsonl"
+    path = Path(args.data) / "halueval" / "halueval_qa_first1000.jsonl"
     items = [json.loads(line) for line in path.read_text().splitlines()[: args.n]]
     extractor = Extractor(loaded, ExtractConfig(window=args.window, layers=args.layers))
     values: dict[str, dict[str, list[float]]] = {}
@@ -80,29 +111,53 @@ def halueval(args, loaded) -> None:
         f"\nHaluEval QA: {len(items)} items x 2 answers, {loaded.name}, window {args.window}, "
         f"layers {args.layers}; {tokens} tokens in {elapsed:.0f} s"
     )
+
+    def column(name: str, kind: str) -> np.ndarray:
+        return np.array([np.nan if v is None else v for v in values[name][kind]], dtype=float)
+
+    length = {k: column("len.step_tokens", k) for k in ("right_answer", "hallucinated_answer")}
+    context = {k: column("len.context_tokens", k) for k in ("right_answer", "hallucinated_answer")}
+    pooled = np.concatenate(list(length.values()))
+    edges = np.unique(np.nanquantile(pooled, np.linspace(0, 1, args.length_bins + 1))[1:-1])
     table = []
     for name, by_kind in values.items():
-        right = np.array([np.nan if v is None else v for v in by_kind.get("right_answer", [])], dtype=float)
-        wrong = np.array(
-            [np.nan if v is None else v for v in by_kind.get("hallucinated_answer", [])], dtype=float
-        )
-        if len(right) != len(items) or len(wrong) != len(items):
+        if len(by_kind) != 2 or name.startswith("len."):
             continue
+        right, wrong = column(name, "right_answer"), column(name, "hallucinated_answer")
         keep = ~(np.isnan(right) | np.isnan(wrong))
         if keep.sum() < 10:
             continue
-        right, wrong = right[keep], wrong[keep]
-        point = auroc(wrong, right)
+        n = int(keep.sum())
+        r, w = right[keep], wrong[keep]
+        lr, lw = length["right_answer"][keep], length["hallucinated_answer"][keep]
+        cr, cw = context["right_answer"][keep], context["hallucinated_answer"][keep]
+        resid = residualise(np.concatenate([w, r]), np.column_stack([np.r_[lw, lr], np.r_[cw, cr]]))
+        rw, rr = resid[:n], resid[n:]
+        bw, br = np.digitize(lw, edges), np.digitize(lr, edges)
+
+        arrays = (w, r, bw, br, rw, rr)
+        point = _three_aurocs(arrays, np.arange(n))
         rng = np.random.default_rng(args.seed)  # the same resamples for every feature
-        samples = []
-        for _ in range(args.boot):
-            b = rng.integers(0, len(right), len(right))
-            samples.append(auroc(wrong[b], right[b]))
-        low, high = np.percentile(samples, [2.5, 97.5])
-        table.append((abs(point - 0.5), name, point, low, high, int(keep.sum())))
-    print(f"  {'feature':<34} {'AUROC':>6}  {'95% CI':>15}  n   (hallucinated = positive)")
-    for _, name, point, low, high, n in sorted(table, reverse=True):
-        print(f"  {name:<34} {point:6.3f}  [{low:.3f}, {high:.3f}]  {n}")
+        boot = [_three_aurocs(arrays, rng.integers(0, n, n)) for _ in range(args.boot)]
+        cis = [_ci([s[i] for s in boot]) for i in range(3)]
+        table.append((abs(point[2] - 0.5), name, point, cis, n))
+    pairs_in_bins = sum(
+        int((np.digitize(length["hallucinated_answer"], edges) == b).sum())
+        * int((np.digitize(length["right_answer"], edges) == b).sum())
+        for b in range(len(edges) + 1)
+    )
+    base = auroc(length["hallucinated_answer"], length["right_answer"])
+    print(
+        f"  length alone (len.step_tokens): AUROC {base:.3f}; {len(edges) + 1} length bins (quantiles of "
+        f"both answers' step tokens) compare {pairs_in_bins} of {len(items) ** 2} hallucinated x right pairs"
+    )
+    print(
+        f"  {'feature':<30} {'AUROC [95% CI]':<22} {'LC strata [95% CI]':<22} "
+        f"{'LC resid [95% CI]':<22} n   (hallucinated = positive; sorted by |LC resid - 0.5|)"
+    )
+    for _, name, point, cis, n in sorted(table, key=lambda row: row[0], reverse=True)[: args.top]:
+        cells = [f"{p:.3f} [{lo:.3f}, {hi:.3f}]" for p, (lo, hi) in zip(point, cis, strict=True)]
+        print(f"  {name:<30} {cells[0]:<22} {cells[1]:<22} {cells[2]:<22} {n}")
 
 
 def whowhen(args, loaded) -> None:
@@ -113,8 +168,11 @@ def whowhen(args, loaded) -> None:
     from tracefail.store import traces as trace_store
 
     db = Database(args.db)
-    ingest(db, [SHARED / "whowhen-algorithm-generated"])
-    chosen = trace_store.trace_ids(db, args.whowhen_traces)
+    ingest(db, [Path(args.data) / "whowhen-algorithm-generated"])
+    shortest_first = db.rows(
+        "SELECT trace_id FROM steps GROUP BY trace_id ORDER BY sum(length(coalesce(content, ''))), trace_id"
+    )
+    chosen = [t for (t,) in shortest_first][: args.whowhen_traces]
     start = time.perf_counter()
     report = extract_features(db, loaded=loaded, window=args.window, layers=args.layers, trace_ids=chosen)
     elapsed = time.perf_counter() - start
@@ -162,7 +220,38 @@ def whowhen(args, loaded) -> None:
     print(f"  {'feature':<36} {'pick':<6} {'exact':>6}  n")
     for accuracy, name, label, counted in sorted(rows, reverse=True)[: args.top]:
         print(f"  {name:<36} {label:<6} {accuracy:6.3f}  {counted}")
+    ranker_ablation(db, args)
     db.close()
+
+
+def ranker_ablation(db, args) -> None:
+    """The trained step ranker with and without the LM features, cross-validated on the same
+    traces (those with stored LM features): do the features earn their place?"""
+    from tracefail.services.attribution import TrainError, train
+
+    try:
+        report = train(db, folds=args.cv, reps=args.boot, lm_traces_only=True)
+    except TrainError as exc:
+        print(f"  ranker ablation skipped: {exc}")
+        return
+    print(
+        f"\n  ranker ablation: {report.n_traces} traces ({report.n_steps} steps) with LM features, "
+        f"{report.folds}-fold CV by trace, {report.lm_features} LM features; Δ = ranker minus the row, paired"
+    )
+    print(f"  {'method':<31} {'step [95% CI]':<22} {'Δ step [95% CI]':<26} {'agent [95% CI]':<22} Δ agent")
+    for row in [r for r in report.rows if r.name.startswith("ranker")] + [
+        next(r for r in report.rows if r.name == report.best_baseline)
+    ]:
+        cells = []
+        for score in (row.step, row.agent):
+            cells.append(f"{score.value:.3f} [{score.low:.3f}, {score.high:.3f}]")
+            diff = (
+                ""
+                if score.diff is None
+                else f"{score.diff:+.3f} [{score.diff_low:+.3f}, {score.diff_high:+.3f}]"
+            )
+            cells.append(diff)
+        print(f"  {row.name:<31} {cells[0]:<22} {cells[1]:<26} {cells[2]:<22} {cells[3]}")
 
 
 def main() -> None:
@@ -174,7 +263,10 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=2048)
     parser.add_argument("--layers", default="all")
     parser.add_argument("--db", default="/tmp/tracefail-whowhen-features.duckdb")
+    parser.add_argument("--data", default=str(SHARED), help="The shared data folder (halueval, whowhen-...)")
     parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--length-bins", type=int, default=10, help="HaluEval length strata (quantiles)")
+    parser.add_argument("--cv", type=int, default=10, help="Who&When ranker ablation folds")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-halueval", action="store_true")

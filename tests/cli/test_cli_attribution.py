@@ -115,3 +115,29 @@ def test_stored_lm_features_add_a_ranker_row(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in report["rows"]}
     assert report["lm_features"] == 1
     assert rows["ranker+lm"]["step"]["value"] > rows["ranker"]["step"]["value"]
+
+
+def test_lm_traces_only_compares_both_rankers_on_the_featured_subset(tmp_path: Path) -> None:
+    from tracefail.store.features import replace_features
+
+    db = tmp_path / "c.duckdb"
+    assert run("ingest", "--db", db, SAMPLES).exit_code == 0
+    with Database(db) as store:
+        lengths = sorted(store.rows("SELECT trace_id, n_steps FROM traces"))[:12]
+        for trace, n in lengths:
+            rows = [(i, "tok.surprisal_mean", float(i)) for i in range(n)]
+            replace_features(store, trace, "tiny", "v1", rows, None)
+    args = ("train", "--db", db, "--cv", 4, "--bootstrap", 20, "-o", tmp_path / "r.json", "--json")
+    whole = json.loads(run(*args).stdout)
+    subset = run(*args, "--lm-traces-only")
+    assert subset.exit_code == 0, subset.output
+    report = json.loads(subset.stdout)
+    assert (whole["n_traces"], report["n_traces"]) == (20, 12)
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["ranker+lm"]["step"]["diff"] == pytest.approx(
+        rows["ranker"]["step"]["value"] - rows["ranker+lm"]["step"]["value"]
+    )
+    with Database(db) as store:
+        store.execute("DELETE FROM features")
+    none = run(*args, "--lm-traces-only")
+    assert none.exit_code == 2 and "stored LM features" in none.stderr

@@ -60,7 +60,8 @@ def test_trace_view_flags_and_markdown(service: BrowseService) -> None:
     view = service.trace(SPAN_TRACE)
     assert view is not None and view.has_spans
     assert view.flagged == [3]  # the 3.2 evidence; step 2 errored, which the timeline shows apart
-    assert view.changes["tok.surprisal_mean"] == []  # too few steps for a change point
+    # 2, 2.84, 2.91, 8.14: the jump into step 3 dwarfs the others (median-absolute-deviation rule)
+    assert view.changes["tok.surprisal_mean"] == [3]
     assert sorted(view.features) == ["tok.entropy_mean", "tok.surprisal_mean"]
     markdown = trace_markdown(view)
     assert "## Labels" in markdown and "| 3.2 | True | 0.91 | llm-judge:abc123 |" in markdown

@@ -339,7 +339,7 @@ async def test_help_lists_every_binding(corpus_path: Path, tmp_path: Path) -> No
             for binding in bindings:
                 assert binding.tooltip or binding.description
         keys = {b.key for _t, bs in binding_groups() for b in bs}
-        assert {"n", "p", "slash", "a", "x", "e", "plus", "m", "u", "c", "g", "S", "ctrl+p"} <= keys
+        assert {"n", "p", "slash", "a", "x", "e", "plus", "m", "u", "c", "g", "S", "v", "ctrl+p"} <= keys
         await pilot.press("escape")
         assert isinstance(app.screen, CorpusScreen)
 

@@ -112,3 +112,12 @@ def test_clusters_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> Non
         await _settle(pilot)
 
     assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_review_screen(snap_compare, corpus_path: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("v")
+        await _settle(pilot)
+
+    assert snap_compare(_app(corpus_path, tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -36,6 +36,13 @@ def train(
     cv: Annotated[int, typer.Option("--cv", min=2, help="Cross-validation folds (by trace).")] = 10,
     curve: Annotated[bool, typer.Option("--curve", help="Also print the learning curve.")] = False,
     reps: Annotated[int, typer.Option("--bootstrap", help="Bootstrap resamples for the 95% CIs.")] = 1000,
+    lm_traces_only: Annotated[
+        bool,
+        typer.Option(
+            "--lm-traces-only",
+            help="Only traces with stored LM features (ranker vs ranker+lm on the same traces).",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Learn a step ranker from the corpus's attributions; print cross-validated accuracy beside
@@ -45,7 +52,9 @@ def train(
 
     store = open_db(db, read_only=True)
     try:
-        report = run_train(store, reference=reference, output=output, folds=cv, reps=reps)
+        report = run_train(
+            store, reference=reference, output=output, folds=cv, reps=reps, lm_traces_only=lm_traces_only
+        )
         points = learning_curve(store, reference=reference, folds=cv, reps=reps) if curve else []
     except TrainError as exc:
         fail(str(exc), EXIT_USAGE)

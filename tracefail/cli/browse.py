@@ -25,6 +25,12 @@ def browse(
         typer.Option("--user", help="Name stored with your labels (source human:<user>); default $USER."),
     ] = None,
     export_dir: Annotated[Path, typer.Option("--export-dir", help="Where exports are written.")] = Path("."),
+    ranker: Annotated[
+        Path,
+        typer.Option(
+            "--ranker", help="A `tracefail train` model ordering the review queue (v); else one is fitted."
+        ),
+    ] = Path("ranker.json"),
 ) -> None:
     """Browse traces, failure labels and per-step dynamics; label by hand (keys: ? for help)."""
     if not db.exists() and not is_remote(db):
@@ -34,4 +40,4 @@ def browse(
         fail(f"--user {name!r}: give a plain name (it is stored as human:<user>)", 2)
     from tracefail.tui.app import TracefailApp
 
-    TracefailApp(db, name, export_dir=export_dir).run()
+    TracefailApp(db, name, export_dir=export_dir, ranker_path=ranker).run()

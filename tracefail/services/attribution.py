@@ -68,6 +68,13 @@ class Corpus:
     def trace_ids(self) -> list[str]:
         return [t.trace_id for t in self.rules]
 
+    def restricted(self, keep: set[str]) -> Corpus:
+        """Only the traces in `keep`, so two methods are compared on the same traces."""
+        pairs = [(r, g) for r, g in zip(self.rules, self.gold, strict=True) if r.trace_id in keep]
+        return Corpus(
+            {t: s for t, s in self.steps.items() if t in keep}, [r for r, _ in pairs], [g for _, g in pairs]
+        )
+
 
 def _step_rows(frame: pl.DataFrame) -> dict[str, list[StepRow]]:
     out: dict[str, list[StepRow]] = defaultdict(list)
@@ -178,20 +185,31 @@ def _oof(
 
 
 def train(
-    db: Database, *, reference: str = "dataset", output: Path | None = None, folds: int = 10, reps: int = 1000
+    db: Database,
+    *,
+    reference: str = "dataset",
+    output: Path | None = None,
+    folds: int = 10,
+    reps: int = 1000,
+    lm_traces_only: bool = False,
 ) -> TrainReport:
     """Cross-validate the ranker (with and without stored LM features) beside the baselines, then
     fit it on every trace and save it. The saved model uses the cheap features only, so it can
-    judge traces that have no LM features."""
+    judge traces that have no LM features. `lm_traces_only` keeps only the traces with stored LM
+    features, so "ranker" and "ranker+lm" are compared on the same traces when `features` ran on
+    a subset."""
     corpus = load_corpus(db, reference)
+    lm = lm_feature_columns(db, corpus.trace_ids)
+    if lm_traces_only:
+        corpus = corpus.restricted({trace for trace, _ in lm[1]})
     if len(corpus.rules) < 4:
         raise TrainError(
-            f"only {len(corpus.rules)} traces with a usable attribution from {reference!r}; need at least 4"
+            f"only {len(corpus.rules)} traces with a usable attribution from {reference!r}"
+            f"{' and stored LM features' if lm_traces_only else ''}; need at least 4"
         )
     cheap = feature_rows(corpus)
     hits, top3, scores = _oof(corpus, cheap, FEATURES, folds)
     rows = [_row("ranker", hits, reps, None, top3)]
-    lm = lm_feature_columns(db, corpus.trace_ids)
     if lm[0]:
         lm_hits, lm_top3, _ = _oof(corpus, feature_rows(corpus, lm), [*FEATURES, *lm[0]], folds)
         rows.append(_row("ranker+lm", lm_hits, reps, hits, lm_top3))
@@ -306,3 +324,56 @@ def load_ranker(path: Path) -> LinearRanker:
         return LinearRanker.from_json(path.read_text())
     except (OSError, ValueError, TypeError) as exc:
         raise TrainError(f"{path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ReviewPanel:
+    """What the browser's review view shows: the queue, where its ranker came from, and the
+    learning curve of the user's own labels beside the best structural rule."""
+
+    items: list[ReviewItem]
+    ranker: str
+    reference: str
+    labelled: int  # traces with a usable attribution from `reference`
+    curve: list[CurvePoint]
+    best_baseline: str | None
+    best_baseline_step: float | None
+
+
+def _fitted_ranker(db: Database, references: Sequence[str]) -> tuple[LinearRanker, str]:
+    for reference in references:
+        try:
+            corpus = load_corpus(db, reference)
+        except TrainError:
+            continue
+        if len(corpus.rules) >= 4:
+            return fit(
+                feature_rows(corpus), FEATURES
+            ), f"fitted now on {len(corpus.rules)} {reference} traces"
+    raise TrainError(
+        "no ranker to order the queue: run `tracefail train`, or mark the mistake step (m) in 4 traces"
+    )
+
+
+def review_panel(
+    db: Database, *, ranker_path: Path | None, reference: str = "human", limit: int = 50, reps: int = 200
+) -> ReviewPanel:
+    """The review queue ordered by a saved ranker (else one fitted on `reference`, then on the
+    dataset's attributions), and the learning curve of `reference` once 4 traces are labelled."""
+    if ranker_path is not None and ranker_path.exists():
+        model, origin = load_ranker(ranker_path), str(ranker_path)
+    else:
+        model, origin = _fitted_ranker(db, [reference, "dataset"])
+    items = review_queue(db, model, reference=reference, limit=limit)
+    try:
+        corpus = load_corpus(db, reference)
+    except TrainError:
+        return ReviewPanel(items, origin, reference, 0, [], None, None)
+    if len(corpus.rules) < 4:
+        return ReviewPanel(items, origin, reference, len(corpus.rules), [], None, None)
+    baselines = baseline_hits(corpus.rules, corpus.gold)
+    best = max(baselines, key=lambda n: float(baselines[n].step.mean()))
+    curve = learning_curve(db, reference=reference, reps=reps)
+    return ReviewPanel(
+        items, origin, reference, len(corpus.rules), curve, best, float(baselines[best].step.mean())
+    )

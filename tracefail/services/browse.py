@@ -27,7 +27,9 @@ import numpy as np
 from tracefail import taxonomy
 from tracefail.analysis.change_points import change_points
 from tracefail.model import Attribution, Label
+from tracefail.services import attribution as attribution_service
 from tracefail.services import stats as stats_service
+from tracefail.services.attribution import ReviewPanel
 from tracefail.services.clusters import Clusters, failure_clusters
 from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
@@ -188,6 +190,11 @@ class BrowseService:
     def stats(self, f: CorpusFilter) -> SelectionStats:
         """The statistics screen's numbers for the selection, as `tracefail stats` counts them."""
         return self.read(lambda db: stats_service.selection_stats(db, f))
+
+    def review_panel(self, ranker_path: Path | None) -> ReviewPanel:
+        """The review view: unlabelled failures ordered as `tracefail review` orders them, and the
+        learning curve of every user's `human:` marks."""
+        return self.read(lambda db: attribution_service.review_panel(db, ranker_path=ranker_path))
 
     # --- one trace -------------------------------------------------------------------------------
     def trace(self, trace_id: str) -> TraceView | None:

@@ -27,10 +27,13 @@ class TracefailApp(App[None]):
         Binding("q", "quit", "Quit", tooltip="Leave tracefail browse.", id="app.quit"),
     ]
 
-    def __init__(self, db_path: Path | str, user: str, export_dir: Path | None = None) -> None:
+    def __init__(
+        self, db_path: Path | str, user: str, export_dir: Path | None = None, ranker_path: Path | None = None
+    ) -> None:
         super().__init__()
         self.service = BrowseService(db_path, user)
         self.export_dir = export_dir or Path.cwd()
+        self.ranker_path = ranker_path  # orders the review queue (else one is fitted on the labels)
         self.corpus_filter = CorpusFilter()
         self.receipts: list[Receipt] = []
         self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"

@@ -35,6 +35,7 @@ class BrowseCommands(Provider):
                 ("open: failure clusters", screen.action_clusters, "Enter on one filters the corpus to it."),
                 ("diff: marked traces", screen.action_diff, "Two marked runs (space marks), step by step."),
                 ("mark: trace for diff", screen.action_mark, "Toggle the mark of the highlighted trace."),
+                ("open: review queue", screen.action_review, "Failed traces worth labelling next."),
                 ("export: selection as JSONL", screen.action_export, "Traces with steps and labels."),
                 ("filter: clear", screen.action_clear_filter, "Show every trace."),
                 (

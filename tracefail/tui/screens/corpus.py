@@ -58,6 +58,7 @@ class CorpusScreen(Screen[None]):
         Binding("s", "sort_next", "Sort", tooltip="Sort by the next column.", id="corpus.sort"),
         Binding("r", "reverse", "Reverse", tooltip="Reverse the sort order.", id="corpus.reverse"),
         Binding("S", "stats", "Stats", tooltip="Failure statistics of the selection.", id="corpus.stats"),
+        Binding("v", "review", "Review", tooltip="Failed traces worth labelling next.", id="corpus.review"),
         Binding("x", "export", "Export", tooltip="Write the selection as JSONL.", id="corpus.export"),
         Binding("R", "reload", "Refresh", tooltip="Re-read the corpus.", id="corpus.refresh"),
         Binding("space", "mark", "Mark", tooltip="Mark or unmark a trace to diff.", id="corpus.mark"),
@@ -345,6 +346,11 @@ class CorpusScreen(Screen[None]):
         from tracefail.tui.screens.stats import StatsScreen
 
         self.app.push_screen(StatsScreen())
+
+    def action_review(self) -> None:
+        from tracefail.tui.screens.review import ReviewScreen
+
+        self.app.push_screen(ReviewScreen(self.tf.ranker_path))
 
     def action_reload(self) -> None:
         self.reload()

@@ -27,6 +27,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
     from tracefail.tui.screens.diff import DiffScreen
     from tracefail.tui.screens.graph import GraphScreen
     from tracefail.tui.screens.label_edit import LabelEditor
+    from tracefail.tui.screens.review import ReviewScreen
     from tracefail.tui.screens.stats import StatsScreen
     from tracefail.tui.screens.trace import TraceScreen
     from tracefail.tui.widgets.timeline import Timeline
@@ -46,6 +47,7 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
         StatsScreen,
         DiffScreen,
         ClustersScreen,
+        ReviewScreen,
         LabelEditor,
     ):
         groups.append(
