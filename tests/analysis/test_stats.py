@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tracefail.analysis.stats import wilson
+from tracefail.analysis.stats import kappa_interval, wilson
 from tracefail.cli import app
 from tracefail.services.stats import StatsUsageError, stats
 from tracefail.store import Database, StoreError
@@ -205,3 +205,10 @@ def test_one_class_agreement_is_flagged(labelled_db: Database):
     assert agree[("source", "human:h", "llm-judge:j", "3.2")]["kappa"] == 1.0
     assert agree[("source", "human:h", "llm-judge:j", "3.2")]["note"] == "one class only"
     assert agree[("source", "human:h", "llm-judge:j", "1.1")]["note"] == "n < 10"
+
+
+def test_kappa_interval_stays_within_kappas_range() -> None:
+    for table in [(1, 1, 0, 0), (1, 0, 1, 1), (2, 1, 1, 0), (0, 1, 1, 0)]:
+        kappa, low, high = kappa_interval(*table)
+        assert -1.0 <= low <= kappa <= high <= 1.0, (table, kappa, low, high)
+    assert kappa_interval(0, 1, 1, 0)[1] == -1.0  # n = 2 of total disagreement: the bound is clipped

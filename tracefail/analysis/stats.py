@@ -116,7 +116,8 @@ def select(db: Database, loaded: TaxonomyFile, source: str, within: CorpusFilter
 
 def kappa_interval(n11: int, n10: int, n01: int, n00: int) -> tuple[float, float, float]:
     """Kappa of a 2x2 table with a 95% interval from its large-sample standard error
-    sqrt(po (1 - po) / (n (1 - pe)^2)) (Cohen 1960); nan when undefined."""
+    sqrt(po (1 - po) / (n (1 - pe)^2)) (Cohen 1960), clipped to kappa's range [-1, 1]; nan when
+    undefined."""
     n = n11 + n10 + n01 + n00
     if not n:
         return math.nan, math.nan, math.nan
@@ -126,7 +127,7 @@ def kappa_interval(n11: int, n10: int, n01: int, n00: int) -> tuple[float, float
         return math.nan, math.nan, math.nan  # one class on both sides: kappa says nothing
     kappa = (po - pe) / (1 - pe)
     se = math.sqrt(po * (1 - po) / (n * (1 - pe) ** 2))
-    return kappa, kappa - Z95 * se, kappa + Z95 * se
+    return kappa, max(-1.0, kappa - Z95 * se), min(1.0, kappa + Z95 * se)
 
 
 def judge_validation(db: Database, loaded: TaxonomyFile) -> dict[str, str]:
