@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, ProgressColumn
+
     from tracefail.services.corpus import Database
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -103,3 +105,19 @@ def stop_on_sigterm() -> None:
 
     signal.signal(signal.SIGTERM, interrupt)
 
+
+def progress_bar(*extra: ProgressColumn) -> Progress:
+    """The stderr progress bar of long commands: description, bar, done/total, any `extra`
+    columns, elapsed time; hidden when stderr is not a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )

@@ -21,6 +21,7 @@ from tracefail.cli.common import (
     open_db,
     out,
     print_json,
+    progress_bar,
     safe,
     visible,
 )
@@ -36,8 +37,6 @@ def ingest(
     ] = 256,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tracefail.services.ingest import SUFFIXES, UnknownFormat, check_format, trace_files
     from tracefail.services.ingest import ingest as run_ingest
 
@@ -52,15 +51,7 @@ def ingest(
     if not trace_files(paths):
         fail(f"no trace files ({', '.join(sorted(SUFFIXES))}) under {', '.join(map(str, paths))}", EXIT_USAGE)
     store = open_db(db, create=True)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with progress_bar() as progress:
         task = progress.add_task("ingest", total=None)
 
         current = {"name": ""}

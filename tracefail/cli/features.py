@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from tracefail.cli import app
-from tracefail.cli.common import DEFAULT_DB_PATH, EXIT_PARTIAL, EXIT_USAGE, DbOption, err, fail, open_db, out
+from tracefail.cli.common import (
+    DEFAULT_DB_PATH,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    DbOption,
+    err,
+    fail,
+    open_db,
+    out,
+    progress_bar,
+)
 from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
 
 
@@ -39,23 +49,14 @@ def features(
     gpus_per_worker: GpusOption = 0.0,
 ) -> None:
     """Re-read traces with a local LM and store per-step features (skips traces already done)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import TextColumn
 
     from tracefail.services.distributed import DistributedError
     from tracefail.services.features import FeatureError, ModelLoadError, extract_features
 
     executor = ray_options(use_ray, ray_address, workers, gpus_per_worker)
     store = open_db(db)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with progress_bar(TextColumn("{task.fields[rate]}")) as progress:
         task = progress.add_task("loading model", total=None, rate="")
         tokens = [0]
 

@@ -19,6 +19,7 @@ from tracefail.cli.common import (
     open_db,
     out,
     print_json,
+    progress_bar,
     safe,
 )
 from tracefail.cli.scale import GpusOption, RayAddressOption, RayFlag, WorkersOption, ray_options
@@ -91,7 +92,6 @@ def label(
     gpus_per_worker: GpusOption = 0.0,
 ) -> None:
     """Judge traces for failure modes and root cause; re-running skips traces already judged."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tracefail.services.distributed import DistributedError
     from tracefail.services.features import ModelLoadError
@@ -119,15 +119,7 @@ def label(
         ranker=ranker,
     )
     store = open_db(db)
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
+    with progress_bar() as progress:
         bar = progress.add_task("label", total=None)
 
         def on_progress(done: int, total: int) -> None:
