@@ -237,6 +237,41 @@ def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
     assert span.task == "Weather in Paris?"
 
 
+def test_atif_v17_embedded_subagents_join_the_parent_trace_as_their_own_agents(tmp_path: Path) -> None:
+    """Harbor's golden run with its three sub-agent files embedded the v1.7 way
+    (`subagent_trajectories`, refs by `trajectory_id`): every sub-agent step is stored, right after
+    the observation that returned it, under its own agent and linked to that observation."""
+    golden = "atif/harbor-golden/hello-world-context-summarization.trajectory"
+    doc = load(f"{golden}.json")
+    parts = ("summary", "questions", "answers")
+    subs = [{**load(f"{golden}.summarization-1-{p}.json"), "trajectory_id": f"sum-{p}"} for p in parts]
+    for step in doc["steps"]:
+        for result in (step.get("observation") or {}).get("results", []):
+            for ref in result.get("subagent_trajectory_ref") or []:
+                ref["trajectory_id"] = "sum-" + ref.pop("trajectory_path").split("-")[-1].removesuffix(
+                    ".json"
+                )
+    doc.update(schema_version="ATIF-v1.7", subagent_trajectories=subs)
+    path = tmp_path / "trajectory.json"
+    path.write_text(json.dumps(doc))
+    (trace,) = traces_at(path, "atif")
+    assert len(trace.steps) == atif_units(doc) + sum(atif_units(sub) for sub in subs)
+    handoff = next(s for s in trace.steps if s.kind is StepKind.AGENT)
+    after = trace.steps[handoff.step_idx + 1 : handoff.step_idx + 1 + sum(atif_units(sub) for sub in subs)]
+    names = [f"terminus-2-summarization-{p}" for p in parts]
+    assert handoff.agent == names[0] and sorted(
+        {s.agent for s in after} - {"user", "system", "tool"}
+    ) == sorted(names)
+    assert {s.parent_span_id for s in after} == {f"/subagent:sum-{p}" for p in parts}
+    assert handoff.span_id == "/subagent:sum-summary" and trace.metadata["embedded_subagents"] == [
+        f"sum-{p}" for p in parts
+    ]
+    doc["subagent_trajectories"] = [{"trajectory_id": "x"}]
+    path.write_text(json.dumps(doc))
+    (rejected,) = registry.detect(path).parse(path)
+    assert isinstance(rejected, Rejected) and "subagent_trajectories[0]" in rejected.reason
+
+
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
     head = load("atif/harbor-golden/hello-world-context-summarization.trajectory.json")
     head["continued_trajectory_ref"] = "trajectory.cont-1.json"
