@@ -60,6 +60,15 @@ def autogen_units(doc: dict[str, Any]) -> int:
     return len(thread)
 
 
+def claude_code_units(rows: list[dict[str, Any]]) -> int:
+    """Entries with a message; content-less `system` and `progress` lines are counted apart."""
+    return sum(
+        len(r["message"]["content"]) if isinstance(r["message"]["content"], list) else 1
+        for r in rows
+        if "message" in r
+    )
+
+
 def codex_units(rows: list[dict[str, Any]]) -> int:
     items = [r for r in rows if r["type"] == "response_item"]
     said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
@@ -115,12 +124,10 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, NO_DATA),
     ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), NO_DATA),
     ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), NO_DATA),
-    (
-        "claude-code/agent-a7f3c2e1.jsonl",
-        "claude-code",
-        lambda rows: sum(1 for r in rows if r["type"] != "system"),
-        NO_DATA,
-    ),
+    *[
+        (f"claude-code/{name}.jsonl", "claude-code", claude_code_units, NO_DATA)
+        for name in ("agent-a7f3c2e1", "agent-aac57f5")
+    ],
     (
         "codex/rollout-2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a.jsonl",
         "codex",
@@ -306,8 +313,15 @@ def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Pa
 
     folder = tmp_path / "claude"
     folder.mkdir()
-    for sample in (SAMPLES / "claude-code").glob("*.jsonl"):
-        (folder / sample.name).write_bytes(sample.read_bytes())
+    parent = "0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90.jsonl"
+    for name in (parent, "agent-a7f3c2e1.jsonl"):
+        (folder / name).write_bytes((SAMPLES / "claude-code" / name).read_bytes())
+    heartbeat = {"type": "progress", "sessionId": parent[:-6], "parentToolUseID": "toolu_task"}
+    with (folder / parent).open("a") as fh:  # how Claude Code 2.1 names the Task call of a sub-agent
+        fh.write(json.dumps({**heartbeat, "data": {"type": "agent_progress", "agentId": "a7f3c2e1"}}) + "\n")
+    (head,) = traces_at(folder / parent, "claude-code")
+    assert head.metadata["subagent_calls"] == {"a7f3c2e1": "toolu_task"}
+    assert head.metadata["system_events"]["progress:agent_progress"] == 1
     report = ingest(db, [folder])
     assert (report.traces, report.quarantined) == (2, 0), report.messages  # no collision on sessionId
     parent_steps = len(
