@@ -70,7 +70,17 @@ def claude_code_units(rows: list[dict[str, Any]]) -> int:
 
 
 def codex_units(rows: list[dict[str, Any]]) -> int:
-    items = [r for r in rows if r["type"] == "response_item"]
+    """Response items (less reasoning that is only encrypted) and prompts said only in an event."""
+    items = [
+        r
+        for r in rows
+        if r["type"] == "response_item"
+        and not (
+            r["payload"]["type"] == "reasoning"
+            and not r["payload"]["summary"]
+            and not r["payload"]["content"]
+        )
+    ]
     said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
     prompts = [r for r in rows if r["type"] == "event_msg" and r["payload"]["type"] == "user_message"]
     return len(items) + sum(1 for p in prompts if p["payload"]["message"] not in said)
@@ -128,12 +138,14 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
         (f"claude-code/{name}.jsonl", "claude-code", claude_code_units, NO_DATA)
         for name in ("agent-a7f3c2e1", "agent-aac57f5")
     ],
-    (
-        "codex/rollout-2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a.jsonl",
-        "codex",
-        codex_units,
-        NO_DATA,
-    ),
+    *[
+        (f"codex/rollout-{name}.jsonl", "codex", codex_units, NO_DATA)
+        for name in (
+            "2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a",
+            "2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799",  # real, Codex CLI 0.125
+            "2026-05-11T13-28-45-019e1695-0522-7c83-8b39-0dd379793f80",  # real, Codex Desktop
+        )
+    ],
 ]
 
 
@@ -277,6 +289,19 @@ def test_atif_v17_embedded_subagents_join_the_parent_trace_as_their_own_agents(t
     path.write_text(json.dumps(doc))
     (rejected,) = registry.detect(path).parse(path)
     assert isinstance(rejected, Rejected) and "subagent_trajectories[0]" in rejected.reason
+
+
+def test_real_codex_rollouts_keep_desktop_prompts_web_searches_and_usage() -> None:
+    (desktop,) = traces(
+        "codex/rollout-2026-05-11T13-28-45-019e1695-0522-7c83-8b39-0dd379793f80.jsonl", "codex"
+    )
+    assert desktop.metadata["originator"] == "Codex Desktop"
+    assert [s.role for s in desktop.steps] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert desktop.steps[4].content.startswith("there is a need for nikita")  # said only in an event_msg
+    (cli,) = traces("codex/rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl", "codex")
+    search = next(s for s in cli.steps if s.name == "web_search")
+    assert "OpenCode config compact" in search.content and search.status == "completed"
+    assert cli.steps[3].tokens_in == 18703 and cli.metadata["unreadable_items"] == {"reasoning": 3}
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
