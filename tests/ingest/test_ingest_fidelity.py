@@ -113,6 +113,10 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, NO_DATA),
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
     ("phoenix/spans.json", "phoenix", len, NO_DATA),
+    *[
+        (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
+        for name in ("generateText", "generateText_doGenerate")
+    ],
     ("atif/trajectory.json", "atif", atif_units, NO_DATA),
     ("atif/trajectory.verifier.json", "atif", atif_units, NO_DATA),
     *[
@@ -302,6 +306,18 @@ def test_real_codex_rollouts_keep_desktop_prompts_web_searches_and_usage() -> No
     search = next(s for s in cli.steps if s.name == "web_search")
     assert "OpenCode config compact" in search.content and search.status == "completed"
     assert cli.steps[3].tokens_in == 18703 and cli.metadata["unreadable_items"] == {"reasoning": 3}
+
+
+def test_real_vercel_ai_sdk_v6_spans_keep_prompt_answer_usage_and_times() -> None:
+    """OpenInference's captured AI SDK 6.0.68 spans (JS SDK dump): every call's answer is text."""
+    calls = traces("otel/vercel_ai_sdk_v6_generateText.json", "phoenix")
+    models = traces("otel/vercel_ai_sdk_v6_generateText_doGenerate.json", "phoenix")
+    assert [t.task for t in calls] == ["Write a haiku about programming.", "What is 2 + 2?"]
+    assert [s.content for t in calls for s in t.steps] == [s.content for t in models for s in t.steps]
+    (haiku,) = calls[0].steps
+    assert haiku.agent == "test-generate-text" and (haiku.tokens_in, haiku.tokens_out) == (14, 20)
+    assert haiku.start_ts is not None and haiku.start_ts.isoformat() == "2026-02-03T15:19:52.241000"
+    assert models[1].steps[0].content == "3 + 3 equals 6." and models[1].steps[0].kind is StepKind.LLM
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
