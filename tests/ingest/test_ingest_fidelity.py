@@ -113,6 +113,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, NO_DATA),
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
     ("phoenix/spans.json", "phoenix", len, NO_DATA),
+    ("phoenix/openinference_spec_traces.json", "phoenix", len, NO_DATA),
     *[
         (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
         for name in ("generateText", "generateText_doGenerate")
