@@ -99,6 +99,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
             ("microsoft-agent-2025-12-17", NO_DATA),
             ("vercel-aisdk-2025-11-17", {"getWeather"}),
             ("langgraph-js-2025-10-30", NO_DATA),  # LangChain dumpd() messages
+            ("google-adk-2025-08-28", {"execute_tool say_hello"}),  # its tool returns a JSON object
             ("langgraph-python-2025-08-22", {"Web-Search", "tools"}),  # LangGraph ToolNode: the result
         ]
     ],
@@ -319,6 +320,21 @@ def test_real_vercel_ai_sdk_v6_spans_keep_prompt_answer_usage_and_times() -> Non
     assert haiku.agent == "test-generate-text" and (haiku.tokens_in, haiku.tokens_out) == (14, 20)
     assert haiku.start_ts is not None and haiku.start_ts.isoformat() == "2026-02-03T15:19:52.241000"
     assert models[1].steps[0].content == "3 + 3 equals 6." and models[1].steps[0].kind is StepKind.LLM
+
+
+def test_real_google_adk_spans_read_through_langfuse_keep_task_tool_and_usage() -> None:
+    """ADK 1.12 spans as Langfuse stored them: the task is the runner's `new_message`, and the
+    tool's result, kept only in `gcp.vertex.agent.tool_response`, is the tool step's content."""
+    (adk,) = traces("langfuse/framework-traces/google-adk-2025-08-28.trace.json", "langfuse")
+    assert adk.task == "hi"
+    tool = next(s for s in adk.steps if s.kind is StepKind.TOOL)
+    assert json.loads(tool.content) == {"greeting": "Hello Langfuse 👋"}
+    assert [(c.name, c.id) for c in tool.tool_calls] == [
+        ("say_hello", "adk-8bd8dc65-717d-4102-858b-3a1dd6b75a00")
+    ]
+    llm = [s for s in adk.steps if s.kind is StepKind.LLM]
+    assert [c.name for c in llm[0].tool_calls] == ["say_hello"] and llm[1].content.strip() == "Hello Langfuse 👋!"
+    assert [(s.tokens_in, s.tokens_out) for s in llm] == [(28, 3), (39, 6)]
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ the OpenAI Responses API (`output[]` items), Anthropic content blocks (`text`, `
 `tool_result`, `thinking`), Gemini `parts` (`text`, `functionCall`, `functionResponse`), GenAI
 semconv parts (`tool_call`), Vercel AI SDK tool calls (`toolCallId`, `toolName`), LangChain
 serialised messages (`{"lc": 1, "type": "constructor", "id": [..., "AIMessage"], "kwargs": {...}}`,
-LangGraph `{"messages": [...]}` states and `Send` packets), CrewAI task outputs (`raw`), ChatML
+LangGraph `{"messages": [...]}` states and `Send` packets), CrewAI task outputs (`raw`), Google
+ADK runner arguments (`new_message`), ChatML
 strings and plain `{role, content}` messages. A judge and a person need the words and the
 calls, not the envelope, so every adapter that meets these goes through `readable`.
 """
@@ -33,6 +34,7 @@ _TEXT_KEYS = (
     "message",
     "messages",  # a LangGraph state
     "raw",  # a CrewAI TaskOutput / CrewOutput
+    "new_message",  # Google ADK's Runner.run_async arguments
 )
 
 
