@@ -140,6 +140,12 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, NO_DATA),
     ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), NO_DATA),
     ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), NO_DATA),
+    (  # AdaMAST's own test fixture: `role: text` turns separated by blank lines
+        "adamast/adamast_generation_trace.json",
+        "adamast",
+        lambda d: len(d["raw_trajectory"].split("\n\n")),
+        NO_DATA,
+    ),
     *[
         (f"claude-code/{name}.jsonl", "claude-code", claude_code_units, NO_DATA)
         for name in ("agent-a7f3c2e1", "agent-aac57f5")
@@ -333,7 +339,9 @@ def test_real_google_adk_spans_read_through_langfuse_keep_task_tool_and_usage() 
         ("say_hello", "adk-8bd8dc65-717d-4102-858b-3a1dd6b75a00")
     ]
     llm = [s for s in adk.steps if s.kind is StepKind.LLM]
-    assert [c.name for c in llm[0].tool_calls] == ["say_hello"] and llm[1].content.strip() == "Hello Langfuse 👋!"
+    assert [c.name for c in llm[0].tool_calls] == ["say_hello"] and llm[
+        1
+    ].content.strip() == "Hello Langfuse 👋!"
     assert [(s.tokens_in, s.tokens_out) for s in llm] == [(28, 3), (39, 6)]
 
 
