@@ -121,6 +121,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ],
     ("atif/trajectory.json", "atif", atif_units, NO_DATA),
     ("atif/trajectory.verifier.json", "atif", atif_units, NO_DATA),
+    ("atif/nemo-agent-toolkit/exmp06_atif.json", "atif", atif_units, NO_DATA),  # ATIF-v1.7, NVIDIA
     *[
         (
             f"atif/harbor-golden/hello-world-context-summarization.trajectory{part}.json",
@@ -296,6 +297,32 @@ def test_atif_v17_embedded_subagents_join_the_parent_trace_as_their_own_agents(t
     assert {s.parent_span_id for s in after} == {f"/subagent:sum-{p}" for p in parts}
     assert handoff.span_id == "/subagent:sum-summary" and trace.metadata["embedded_subagents"] == [
         f"sum-{p}" for p in parts
+    ]
+    older = {  # a pre-v1.7 producer embedding by session_id
+        "schema_version": "ATIF-v1.6",
+        "session_id": "parent",
+        "steps": [
+            {
+                "step_id": 1,
+                "source": "agent",
+                "message": "delegating",
+                "observation": {
+                    "results": [{"content": "ok", "subagent_trajectory_ref": [{"session_id": "kid"}]}]
+                },
+            },
+            {"step_id": 2, "source": "agent", "message": "thanks"},
+        ],
+        "subagent_trajectories": [
+            {"session_id": "kid", "agent": {"name": "helper"}, "steps": [{"step_id": 1, "message": "did it"}]}
+        ],
+    }
+    path.write_text(json.dumps(older))
+    (linked,) = traces_at(path, "atif")
+    assert [(s.agent, s.content) for s in linked.steps] == [
+        ("agent", "delegating"),
+        ("helper", "ok"),
+        ("helper", "did it"),
+        ("agent", "thanks"),
     ]
     doc["subagent_trajectories"] = [{"trajectory_id": "x"}]
     path.write_text(json.dumps(doc))

@@ -125,8 +125,11 @@ def _add_steps(
                 continue
             refs = _refs(result)
             subagents += refs
-            inline = [
-                k for r in refs if (k := str(r.get("trajectory_id") or "")) in embedded and k not in placed
+            inline = [  # by trajectory_id (v1.7), or by session_id as earlier producers embedded them
+                k
+                for r in refs
+                if (k := str(r.get("trajectory_id") or r.get("session_id") or "")) in embedded
+                and k not in placed
             ]
             call_names = {c.id: c.name for c in calls}
             span = f"{parent_span or ''}/subagent:{inline[0]}" if inline else None
