@@ -30,6 +30,7 @@ _TEXT_KEYS = (
     "result",
     "output",
     "error",
+    "error_message",  # Google ADK tools' {"status": "error", "error_message": ...}
     "answer",
     "message",
     "messages",  # a LangGraph state
