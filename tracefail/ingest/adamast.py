@@ -13,7 +13,7 @@ from typing import Any
 from tracefail.ingest.base import Rejected, excerpt, first_json, reason, with_id
 from tracefail.ingest.chat import message_steps, outcome_of
 from tracefail.ingest.content import mapping, parse_json_text
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, read_whole
 from tracefail.model import Step, Trace
 
 _SPEAKER = re.compile(
@@ -77,8 +77,7 @@ class AdaMastAdapter:
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         if path.suffix == ".json":
-            with open_text(path) as fh:
-                records: Iterator[RawRecord] = iter([RawRecord("whole file", fh.read())])
+            records: Iterator[RawRecord] = iter([RawRecord("whole file", read_whole(path))])
         else:
             records = iter_jsonl(path)
         for raw in records:

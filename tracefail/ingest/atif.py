@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
+from tracefail.ingest.base import Rejected, as_int, parse_time, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.ingest.reader import first_char, parse_whole_object
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _ROLES = {"agent": "assistant", "user": "user", "system": "system"}
@@ -213,12 +213,4 @@ class AtifAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        with open_text(path) as fh:
-            text = fh.read()
-        try:
-            doc = loads(text)
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-            yield trajectory_to_trace(doc, str(path))
-        except (ValueError, TypeError, AttributeError) as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
+        yield from parse_whole_object(path, lambda doc: [trajectory_to_trace(doc, str(path))])

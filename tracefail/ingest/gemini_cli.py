@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, with_id
+from tracefail.ingest.base import Rejected, as_int, parse_time, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.ingest.reader import first_char, loads, parse_whole_object
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _ROLES = {"user": "user", "gemini": "assistant", "model": "assistant"}
@@ -165,15 +165,10 @@ class GeminiCliAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        with open_text(path) as fh:
-            text = fh.read()
-        try:
-            if path.suffix == ".jsonl":
-                doc = replay([loads(line) for line in text.splitlines() if line.strip()])
-            else:
-                doc = loads(text)
-            if not isinstance(doc, dict):
-                raise ValueError("not a JSON object")
-            yield session_to_trace(doc, str(path))
-        except (ValueError, TypeError, AttributeError) as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
+        def parse_lines(text: str) -> Any:
+            return replay([loads(line) for line in text.splitlines() if line.strip()])
+
+        yield from parse_whole_object(
+            path, lambda doc: [session_to_trace(doc, str(path))],
+            parse_lines if path.suffix == ".jsonl" else loads,
+        )

@@ -15,7 +15,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
-from tracefail.ingest.reader import loads, open_text
+from tracefail.ingest.reader import loads, parse_whole_object
 from tracefail.model import Outcome, Trace
 
 _LOG_START = re.compile(r'^\s*\{\s*"version"\s*:\s*\d')  # Inspect writes `version` first
@@ -80,17 +80,15 @@ class InspectAdapter:
         if path.suffix == ".eval":
             yield from self._parse_zip(path)
             return
-        with open_text(path) as fh:
-            text = fh.read()
-        try:
-            log = loads(text)
-            if not isinstance(log, dict) or not isinstance(log.get("eval"), dict):
-                raise ValueError("not an Inspect log (no `eval` object)")
-        except ValueError as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
-            return
-        for number, sample in enumerate(log.get("samples") or []):
-            yield self._one(f"samples[{number}]", sample, log["eval"], str(path))
+        yield from parse_whole_object(path, lambda log: self._samples(log, str(path)))
+
+    def _samples(self, log: dict[str, Any], source_file: str) -> list[Trace | Rejected]:
+        if not isinstance(log.get("eval"), dict):
+            raise ValueError("not an Inspect log (no `eval` object)")
+        return [
+            self._one(f"samples[{number}]", sample, log["eval"], source_file)
+            for number, sample in enumerate(log.get("samples") or [])
+        ]
 
     def _parse_zip(self, path: Path) -> Iterator[Trace | Rejected]:
         try:

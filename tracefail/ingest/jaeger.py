@@ -11,7 +11,7 @@ from typing import Any
 from tracefail.ingest.base import Rejected, excerpt, parse_time, reason
 from tracefail.ingest.content import mapping
 from tracefail.ingest.otel import spans_to_trace
-from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.ingest.reader import first_char, parse_whole_object
 from tracefail.model import Trace
 
 
@@ -81,20 +81,18 @@ class JaegerAdapter:
         return first_char(head) == "{" and '"traceID"' in head and '"operationName"' in head
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        with open_text(path) as fh:
-            text = fh.read()
+        yield from parse_whole_object(path, lambda document: _traces(document, str(path)))
+
+
+def _traces(document: dict[str, Any], source_file: str) -> Iterator[Trace | Rejected]:
+    """Each trace of a `{"data": [...]}` export (or the one trace the file is), rejected alone."""
+    traces = document.get("data") if "data" in document else [document]
+    if not isinstance(traces, list):
+        raise ValueError("`data` is not a list of traces")
+    for number, trace in enumerate(traces):
         try:
-            document = loads(text)
-            traces = document.get("data") if isinstance(document, dict) and "data" in document else [document]
-            if not isinstance(traces, list):
-                raise ValueError("`data` is not a list of traces")
-        except (ValueError, TypeError, AttributeError) as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
-            return
-        for number, trace in enumerate(traces):
-            try:
-                if not isinstance(trace, dict):
-                    raise ValueError("not an object")
-                yield trace_of(trace, str(path))
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                yield Rejected(f"trace {number}", reason(exc), excerpt(str(trace)))
+            if not isinstance(trace, dict):
+                raise ValueError("not an object")
+            yield trace_of(trace, source_file)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            yield Rejected(f"trace {number}", reason(exc), excerpt(str(trace)))

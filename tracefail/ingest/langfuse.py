@@ -24,7 +24,7 @@ from typing import Any
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.otel_vendors import normalise
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text, read_whole
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
@@ -225,8 +225,7 @@ class LangfuseAdapter:
         elif first_char(_head(path)) == "[":
             records = iter_json_array(path)
         else:
-            with open_text(path) as fh:
-                records = iter([RawRecord("whole file", fh.read())])
+            records = iter([RawRecord("whole file", read_whole(path))])
         for raw in records:
             try:
                 value = raw.json()

@@ -19,7 +19,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.otel_vendors import normalise
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, read_whole
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, parse_whole_object, read_whole
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
@@ -542,20 +542,17 @@ class SpanTreeAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        text = read_whole(path)
-        try:
-            document = loads(text)
-            if not isinstance(document, dict) or not isinstance(document.get("spans"), list):
-                raise ValueError("not a span tree (needs a `spans` list)")
-            spans: list[dict[str, Any]] = []
-            for span in document["spans"]:
-                _tree_span(span, None, spans)
-            native = (
-                document.get("trace_id")
-                or (spans[0]["attributes"].get("trace_id") if spans else None)
-                or path.stem
-            )
-            yield spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
+        yield from parse_whole_object(path, lambda document: [_span_tree_trace(document, path)])
+
+
+def _span_tree_trace(document: dict[str, Any], path: Path) -> Trace:
+    """The trace of a `{"spans": [...]}` document whose spans nest their children."""
+    if not isinstance(document.get("spans"), list):
+        raise ValueError("not a span tree (needs a `spans` list)")
+    spans: list[dict[str, Any]] = []
+    for span in document["spans"]:
+        _tree_span(span, None, spans)
+    first = spans[0]["attributes"].get("trace_id") if spans else None
+    native = document.get("trace_id") or first or path.stem
+    return spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from tracefail.ingest.base import Rejected, excerpt, reason
+from tracefail.model import Trace
 
 CHUNK = 1 << 20
 HEAD_BYTES = 64 * 1024
@@ -249,3 +252,21 @@ def _element_end(buf: bytes, start: int, state: list[int] | None = None) -> int 
             depth += 1 if char in (b"{", b"[") else -1
             if depth == 0:
                 return pos
+
+
+def parse_whole_object(
+    path: Path,
+    convert: Callable[[dict[str, Any]], Iterable[Trace | Rejected]],
+    parse: Callable[[str], Any] = loads,
+) -> Iterator[Trace | Rejected]:
+    """The traces of a one-document JSON file: read (within the record limit), parsed, required
+    to be an object and converted. One reading for every whole-file adapter, so bad JSON, a
+    non-object or a conversion error all become the same one-line Rejected for the whole file."""
+    text = read_whole(path)
+    try:
+        document = parse(text)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        yield from convert(document)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        yield Rejected("whole file", reason(exc), excerpt(text))

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.base import Rejected, excerpt, reason
+from tracefail.ingest.base import Rejected
 from tracefail.ingest.otel import spans_to_trace
-from tracefail.ingest.reader import first_char, loads, open_text
+from tracefail.ingest.reader import first_char, loads, parse_whole_object
 from tracefail.model import Trace
 
 _PREFIXES = ("gen_ai.", "ai.", "llm.", "gcp.vertex.agent.", "openinference.")
@@ -40,30 +40,24 @@ class SpanAttributesAdapter:
             return False  # bigger than the head: too big for one span's attributes
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        with open_text(path) as fh:
-            text = fh.read()
-        try:
-            attrs = loads(text)
-            if not _is_attribute_map(attrs):
-                raise ValueError("not a flat attribute map (dotted keys such as `gen_ai.operation.name`)")
-            span = {
-                "span_id": attrs.get("span_id", attrs.get("spanId")),
-                "parent_span_id": None,
-                "name": attrs.get("name")
-                or attrs.get("gen_ai.operation.name")
-                or attrs.get("ai.operationId"),
-                "attributes": attrs,
-                "events": [],
-                "start": None,
-                "end": None,
-                "status": None,
-                "status_message": None,
-                "service": None,
-            }
-            native = attrs.get("trace_id", attrs.get("traceId"))
-            trace = spans_to_trace(
-                str(native) if native else "", [span], str(path), {"format": "span-attributes"}
-            )
-            yield trace
-        except (ValueError, TypeError, AttributeError) as exc:
-            yield Rejected("whole file", reason(exc), excerpt(text))
+        yield from parse_whole_object(path, lambda attrs: [_span_trace(attrs, str(path))])
+
+
+def _span_trace(attrs: dict[str, Any], source_file: str) -> Trace:
+    """The one-step trace of one span's attribute map."""
+    if not _is_attribute_map(attrs):
+        raise ValueError("not a flat attribute map (dotted keys such as `gen_ai.operation.name`)")
+    span: dict[str, Any] = {
+        "span_id": attrs.get("span_id", attrs.get("spanId")),
+        "parent_span_id": None,
+        "name": attrs.get("name") or attrs.get("gen_ai.operation.name") or attrs.get("ai.operationId"),
+        "attributes": attrs,
+        "events": [],
+        "start": None,
+        "end": None,
+        "status": None,
+        "status_message": None,
+        "service": None,
+    }
+    native = attrs.get("trace_id", attrs.get("traceId"))
+    return spans_to_trace(str(native) if native else "", [span], source_file, {"format": "span-attributes"})

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text, read_whole
 from tracefail.model import Attribution, Outcome, Step, Trace
 
 SOURCE = "whowhen"
@@ -138,10 +138,7 @@ class WhoWhenAdapter:
             return
         with open_text(path) as fh:
             head = fh.read(1)
-        if head == "[":
-            records = iter_json_array(path)
-        else:
-            records = iter([RawRecord("whole file", path.read_text(encoding="utf-8"))])
+        records = iter_json_array(path) if head == "[" else iter([RawRecord("whole file", read_whole(path))])
         for raw in records:
             yield self._one(raw.locator, raw.text, str(path))
 
