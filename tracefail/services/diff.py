@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from tracefail.analysis.diff import AlignedStep, align, first_divergence
 from tracefail.model import Step
 from tracefail.store import Database
+from tracefail.store import labels as label_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.traces import get_steps, trace_header
 
@@ -72,7 +73,7 @@ def _labels(db: Database, trace_id: str, divergent: int | None) -> tuple[RunLabe
     for row in view_store.trace_labels(db, trace_id).filter(present=True).iter_rows(named=True):
         steps = tuple(sorted(row["evidence_steps"] or ()))
         found.append(RunLabel(row["source"], f"mode {row['mode_id']}", steps, _where(steps, divergent)))
-    for row in view_store.trace_attributions(db, trace_id).iter_rows(named=True):
+    for row in label_store.attributions(db, trace_id=trace_id).iter_rows(named=True):
         steps = () if row["step_idx"] is None else (int(row["step_idx"]),)
         what = f"mistake by {row['agent']}" if row["agent"] else "mistake"
         found.append(RunLabel(row["source"], what, steps, _where(steps, divergent)))

@@ -75,20 +75,24 @@ def judge_sources(db: Database) -> list[tuple[str, int]]:
     return [(source, int(n)) for source, n in rows]
 
 
-def mode_labels(db: Database, source_like: str) -> pl.DataFrame:
-    """Mode labels whose source matches a LIKE pattern (e.g. 'human:%'), newest last."""
+def mode_labels(db: Database, source_like: str = "%", trace_id: str | None = None) -> pl.DataFrame:
+    """Mode labels whose source matches a LIKE pattern (e.g. 'human:%'), of one trace or of
+    all, newest last: the one label query behind evaluation, the trace screen and run diffs."""
     return db.frame(
-        "SELECT trace_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
-        "raw_probability, source, metadata FROM labels WHERE source LIKE ? ORDER BY label_id",
-        [source_like],
+        "SELECT label_id, trace_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
+        "raw_probability, evidence_steps, agent, rationale, source, metadata, created_at FROM labels "
+        "WHERE source LIKE ? AND trace_id = coalesce(?::VARCHAR, trace_id) ORDER BY label_id",
+        [source_like, trace_id],
     )
 
 
-def attributions(db: Database, source_like: str) -> pl.DataFrame:
+def attributions(db: Database, source_like: str = "%", trace_id: str | None = None) -> pl.DataFrame:
+    """Attributions whose source matches a LIKE pattern, of one trace or of all, newest last."""
     return db.frame(
-        "SELECT trace_id, agent, step_idx, probability, source, metadata FROM attributions "
-        "WHERE source LIKE ? ORDER BY attribution_id",
-        [source_like],
+        "SELECT attribution_id, trace_id, agent, step_idx, reason, probability, source, metadata "
+        "FROM attributions WHERE source LIKE ? AND trace_id = coalesce(?::VARCHAR, trace_id) "
+        "ORDER BY attribution_id",
+        [source_like, trace_id],
     )
 
 

@@ -7,6 +7,7 @@ import polars as pl
 
 from tracefail.model import HEADLINE_FEATURES
 from tracefail.store.db import Database
+from tracefail.store.labels import mode_labels
 
 # Per-step uncertainty features the sparkline prefers, best first.
 SPARK_FEATURES = tuple(f for f in HEADLINE_FEATURES if f.startswith("tok."))
@@ -36,20 +37,8 @@ def trace_steps(db: Database, trace_id: str) -> pl.DataFrame:
 
 
 def trace_labels(db: Database, trace_id: str) -> pl.DataFrame:
-    return db.frame(
-        "SELECT label_id, taxonomy_id, taxonomy_version, mode_id, present, probability, "
-        "evidence_steps, agent, rationale, source, created_at FROM labels WHERE trace_id = ? "
-        "ORDER BY mode_id, source, label_id",
-        [trace_id],
-    )
-
-
-def trace_attributions(db: Database, trace_id: str) -> pl.DataFrame:
-    return db.frame(
-        "SELECT attribution_id, agent, step_idx, reason, probability, source FROM attributions "
-        "WHERE trace_id = ? ORDER BY attribution_id",
-        [trace_id],
-    )
+    """One trace's labels in the trace screen's order: by mode, then source, newest last."""
+    return mode_labels(db, trace_id=trace_id).sort("mode_id", "source", "label_id")
 
 
 def step_features(db: Database, trace_id: str) -> dict[str, list[float | None]]:
