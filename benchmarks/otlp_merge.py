@@ -1,34 +1,43 @@
-"""Merging a trace split over two OTLP files vs ingesting it from one file: the same spans end in
-the same stored trace; the ratio (two halves / one file) is the cost of the merge path (reading
-the stored spans back, deduplicating, rebuilding, replacing the rows).
+"""The cost of merging a trace's spans into its stored version, vs ingesting them at once.
 
-    .venv/bin/python benchmarks/otlp_merge.py [--spans 5000]
+Files: a trace split over two OTLP files vs one file (two halves / one file).
+Live (`serve`): the writer merging N requests of k spans each, one write per request (what it
+does when requests come more than FLUSH_SECONDS apart, as a long-running agent's do), without
+and with the writer's span cache, vs one request holding all spans. All three end in the same
+stored trace (same content hash); the ratios say what splitting costs.
+
+    .venv/bin/python benchmarks/otlp_merge.py [--spans 5000] [--live 100 1000] [--per-request 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tracefail.services.ingest import ingest
+from tracefail.services.span_merge import IncomingSpans, SpanCache, merge_spans
 from tracefail.store import Database
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def span(n: int) -> dict[str, Any]:
+    """Span `n` of the trace: a chat span under span 0, starting after span n - 1."""
+    return {
+        "traceId": TRACE, "spanId": f"{n + 1:016x}", **({"parentSpanId": f"{1:016x}"} if n else {}),
+        "name": "chat", "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1000),
+        "attributes": [{"key": "gen_ai.completion", "value": {"stringValue": f"reply {n} " * 20}}],
+    }
 
 
 def export(path: Path, numbers: range) -> Path:
-    """An OTLP/JSON file with spans `numbers` of one trace (each a chat span under span 0)."""
-    spans = [
-        {
-            "traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": f"{n + 1:016x}",
-            **({"parentSpanId": f"{1:016x}"} if n else {}), "name": "chat",
-            "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1000),
-            "attributes": [{"key": "gen_ai.completion", "value": {"stringValue": f"reply {n} " * 20}}],
-        }
-        for n in numbers
-    ]
-    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    """An OTLP/JSON file with spans `numbers` of the trace."""
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span(n) for n in numbers]}]}]}))
     return path
 
 
@@ -43,18 +52,51 @@ def timed(folder: Path, files: list[Path]) -> tuple[float, int]:
     return elapsed, steps
 
 
+def live(folder: Path, n: int, per_request: int, cache: SpanCache | None) -> tuple[float, float, str]:
+    """Seconds for all writes, the mean seconds of the last tenth of them, and the stored hash."""
+    db = Database(folder / f"live-{per_request}-{cache is not None}.duckdb")
+    seconds = []
+    for first in range(0, n, per_request):
+        spans = [span(i) for i in range(first, min(n, first + per_request))]
+        request = [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")]
+        started = time.perf_counter()
+        merge_spans(db, request, None, cache)
+        seconds.append(time.perf_counter() - started)
+    (steps, content_hash), = db.rows("SELECT n_steps, content_hash FROM traces")
+    db.close()
+    assert steps == n
+    tail = seconds[-max(1, len(seconds) // 10):]
+    return sum(seconds), sum(tail) / len(tail), content_hash
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spans", type=int, default=5000)
-    n = parser.parse_args().spans
-    with tempfile.TemporaryDirectory() as one_dir, tempfile.TemporaryDirectory() as two_dir:
-        one, two = Path(one_dir), Path(two_dir)
-        whole, whole_steps = timed(one, [export(one / "all.json", range(n))])
-        halves, merged_steps = timed(two, [export(two / "a.json", range(0, n, 2)),
-                                           export(two / "b.json", range(1, n, 2))])
-    assert whole_steps == merged_steps == n
-    print(f"{n:,} spans of one trace: one file {whole:.2f} s, two half files (merged) {halves:.2f} s, "
-          f"two halves/one file {halves / whole:.2f}x")
+    parser.add_argument("--spans", type=int, default=5000, help="spans of the file case (0: skip it)")
+    parser.add_argument("--live", type=int, nargs="*", default=[100, 1000], help="spans of the live cases")
+    parser.add_argument("--per-request", type=int, default=10, help="spans per live request")
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f}")
+    if args.spans:
+        with tempfile.TemporaryDirectory() as one_dir, tempfile.TemporaryDirectory() as two_dir:
+            one, two = Path(one_dir), Path(two_dir)
+            whole, whole_steps = timed(one, [export(one / "all.json", range(args.spans))])
+            halves, merged_steps = timed(two, [export(two / "a.json", range(0, args.spans, 2)),
+                                               export(two / "b.json", range(1, args.spans, 2))])
+        assert whole_steps == merged_steps == args.spans
+        print(f"{args.spans:,} spans of one trace: one file {whole:.2f} s, two half files (merged) "
+              f"{halves:.2f} s, two halves/one file {halves / whole:.2f}x")
+    for n in args.live:
+        k = args.per_request
+        with tempfile.TemporaryDirectory() as folder:
+            at_once, _, one_hash = live(Path(folder), n, n, None)
+            plain, plain_last, plain_hash = live(Path(folder), n, k, None)
+            cached, cached_last, cached_hash = live(Path(folder), n, k, SpanCache())
+        assert one_hash == plain_hash == cached_hash  # the same stored trace whichever way
+        writes = -(-n // k)
+        print(f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
+              f"one write per request {plain:.2f} s ({plain / at_once:.1f}x one request, last writes "
+              f"{plain_last * 1000:.0f} ms each), with the writer's span cache {cached:.2f} s "
+              f"({cached / at_once:.1f}x, last writes {cached_last * 1000:.0f} ms each)")
 
 
 if __name__ == "__main__":

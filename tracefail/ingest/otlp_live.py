@@ -13,6 +13,7 @@ import gzip
 import json
 import zlib
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
@@ -109,6 +110,76 @@ def live_trace_id(native_id: str) -> str:
     return stable_id(SOURCE, native_id, "")
 
 
+@dataclass(frozen=True)
+class MergedSpans:
+    """A trace's spans and OTLP log records as its stored `raw` document holds them: per
+    service, the first copy of each span id in arrival order. The single live writer keeps it
+    between writes, so a write need not read its trace's `raw` back and parse it again."""
+
+    services: dict[str | None, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of_raw(cls, raw: str | None) -> MergedSpans:
+        """What a stored `raw` holds (nothing for a new trace)."""
+        return cls().merge(*spans_of(raw))[0]
+
+    @property
+    def n_spans(self) -> int:
+        return sum(len(spans) for spans in self.services.values())
+
+    def merge(
+        self, groups: list[SpanGroup], logs: list[dict[str, Any]] | None = None
+    ) -> tuple[MergedSpans, list[str]]:
+        """These spans plus `groups` (and log records), as a new value, and one line per conflict.
+
+        A span id seen twice is kept once, its first copy: a retry changes nothing, and a second
+        copy that says something else is a conflict (which copy is right is not ours to guess).
+        """
+        services = {service: dict(spans) for service, spans in self.services.items()}
+        seen = {span_id: service for service, spans in services.items() for span_id in spans}
+        conflicts: list[str] = []
+        for service, spans in groups:
+            for span in spans:
+                span_id = str(span["spanId"])
+                if span_id not in seen:
+                    seen[span_id] = service
+                    services.setdefault(service, {})[span_id] = span
+                    continue
+                first_service = seen[span_id]
+                first = services[first_service][span_id]
+                if (first_service, first) != (service, span) and (
+                    _otlp_span(first, first_service) != _otlp_span(span, service)
+                ):  # compared decoded: protobuf and JSON spell the same span apart
+                    conflicts.append(
+                        f"span {span_id} arrived again with different content; the first copy is kept"
+                    )
+        records = {**self.records, **{_key(r): r for r in logs or []}}
+        return MergedSpans(services, records), conflicts
+
+    def trace(self, trace_id: str, source_file: str, fmt: str = "otlp-live") -> Trace:
+        """The trace rebuilt from all these spans, with them as its `raw` OTLP/JSON document."""
+        document: dict[str, Any] = {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [] if service is None else [
+                        {"key": "service.name", "value": {"stringValue": service}}
+                    ]},
+                    "scopeSpans": [{"spans": list(spans.values())}],
+                }
+                for service, spans in self.services.items()
+            ]
+        }
+        if self.records:
+            document["resourceLogs"] = [{"scopeLogs": [{"logRecords": list(self.records.values())}]}]
+        grouped = {trace_id: [_otlp_span(span, service) for service, spans in self.services.items()
+                              for span in spans.values()]}
+        attach_logs(grouped, list(otlp_log_events(document)))
+        trace = spans_to_trace(trace_id, grouped[trace_id], source_file, {"format": fmt})
+        trace.raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+        return trace
+
+
 def merge_trace(
     trace_id: str,
     stored_raw: str | None,
@@ -119,44 +190,9 @@ def merge_trace(
     fmt: str = "otlp-live",
 ) -> tuple[Trace, list[str]]:
     """The trace holding the stored spans (if any) plus `groups` (and OTLP log records, which
-    become events of their spans), rebuilt from all of them, and one line per conflict.
-
-    A span id seen twice is kept once, its first copy: a retry changes nothing, and a second
-    copy that says something else is a conflict (which copy is right is not ours to guess).
-    """
-    stored_groups, stored_logs = spans_of(stored_raw)
-    by_span: dict[str, tuple[str | None, dict[str, Any]]] = {}
-    conflicts: list[str] = []
-    for service, spans in [*stored_groups, *groups]:
-        for span in spans:
-            span_id = str(span["spanId"])
-            first = by_span.setdefault(span_id, (service, span))
-            if first != (service, span) and _otlp_span(first[1], first[0]) != _otlp_span(span, service):
-                conflicts.append(  # compared decoded: protobuf and JSON spell the same span apart
-                    f"span {span_id} arrived again with different content; the first copy is kept"
-                )
-    records = list({_key(r): r for r in [*stored_logs, *(logs or [])]}.values())
-    per_service: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    for service, span in by_span.values():
-        per_service[service].append(span)
-    document: dict[str, Any] = {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": [] if service is None else [
-                    {"key": "service.name", "value": {"stringValue": service}}
-                ]},
-                "scopeSpans": [{"spans": spans}],
-            }
-            for service, spans in per_service.items()
-        ]
-    }
-    if records:
-        document["resourceLogs"] = [{"scopeLogs": [{"logRecords": records}]}]
-    grouped = {trace_id: [_otlp_span(span, service) for service, span in by_span.values()]}
-    attach_logs(grouped, list(otlp_log_events(document)))
-    trace = spans_to_trace(trace_id, grouped[trace_id], source_file, {"format": fmt})
-    trace.raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-    return trace, conflicts
+    become events of their spans), rebuilt from all of them, and one line per conflict."""
+    merged, conflicts = MergedSpans.of_raw(stored_raw).merge(groups, logs)
+    return merged.trace(trace_id, source_file, fmt), conflicts
 
 
 def log_records(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
