@@ -65,6 +65,8 @@ def _cut(
     if outside_code:
         fences = [m.start() for m in re.finditer(r"^```", text, re.M)]
         matches = [m for m in matches if bisect.bisect_left(fences, m.start()) % 2 == 0]
+    if not matches:  # every heading sat inside a code fence: not this style
+        return []
     if matches and text[: matches[0].start()].strip():
         chunks.append(_Chunk(None, text[: matches[0].start()], name="preamble"))
     for match, nxt in zip(matches, [*matches[1:], None], strict=True):
