@@ -52,21 +52,27 @@ def timed(folder: Path, files: list[Path]) -> tuple[float, int]:
     return elapsed, steps
 
 
-def live(folder: Path, n: int, per_request: int, cache: SpanCache | None) -> tuple[float, float, str]:
-    """Seconds for all writes, the mean seconds of the last tenth of them, and the stored hash."""
-    db = Database(folder / f"live-{per_request}-{cache is not None}.duckdb")
-    seconds = []
-    for first in range(0, n, per_request):
-        spans = [span(i) for i in range(first, min(n, first + per_request))]
-        request = [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")]
+def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float]]:
+    """Seconds for all writes and mean seconds of the last tenth of them, of one request with all
+    spans and of one write per request without and with the writer's span cache (interleaved
+    request by request, so both see the same load on a shared machine)."""
+    caches: dict[str, SpanCache | None] = {"one": None, "plain": None, "cached": SpanCache()}
+    dbs = {name: Database(folder / f"{name}.duckdb") for name in caches}
+    seconds: dict[str, list[float]] = {name: [] for name in caches}
+    whole = [span(i) for i in range(n)]
+    requests = [whole[first:first + per_request] for first in range(0, n, per_request)]
+    plan = [("one", whole), *((variant, spans) for spans in requests for variant in ("plain", "cached"))]
+    for variant, spans in plan:
         started = time.perf_counter()
-        merge_spans(db, request, None, cache)
-        seconds.append(time.perf_counter() - started)
-    (steps, content_hash), = db.rows("SELECT n_steps, content_hash FROM traces")
-    db.close()
-    assert steps == n
-    tail = seconds[-max(1, len(seconds) // 10):]
-    return sum(seconds), sum(tail) / len(tail), content_hash
+        merge_spans(dbs[variant], [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")],
+                    None, caches[variant])
+        seconds[variant].append(time.perf_counter() - started)
+    stored = {name: db.rows("SELECT n_steps, content_hash FROM traces") for name, db in dbs.items()}
+    for db in dbs.values():
+        db.close()
+    assert stored["one"] == stored["plain"] == stored["cached"] and stored["one"][0][0] == n
+    return {name: (sum(times), sum(times[-max(1, len(times) // 10):]) / max(1, len(times) // 10))
+            for name, times in seconds.items()}
 
 
 def main() -> None:
@@ -88,10 +94,8 @@ def main() -> None:
     for n in args.live:
         k = args.per_request
         with tempfile.TemporaryDirectory() as folder:
-            at_once, _, one_hash = live(Path(folder), n, n, None)
-            plain, plain_last, plain_hash = live(Path(folder), n, k, None)
-            cached, cached_last, cached_hash = live(Path(folder), n, k, SpanCache())
-        assert one_hash == plain_hash == cached_hash  # the same stored trace whichever way
+            times = live(Path(folder), n, k)  # the same stored trace whichever way (it asserts so)
+        at_once, (plain, plain_last), (cached, cached_last) = times["one"][0], times["plain"], times["cached"]
         writes = -(-n // k)
         print(f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
               f"one write per request {plain:.2f} s ({plain / at_once:.1f}x one request, last writes "
