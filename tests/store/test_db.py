@@ -180,3 +180,15 @@ def test_bulk_write_does_not_nest(db: Database) -> None:
         pass
     trace_store.add_traces(db, [make_trace("a")], "run")  # the outer one rolled back cleanly
     assert db.rows("SELECT count(*) FROM traces")[0][0] == 1
+
+
+def test_stored_labels_keep_their_run_or_take_the_ingest_run(db: Database) -> None:
+    trace = make_trace("runs")
+    own = trace.labels[0].model_copy(
+        update={"mode_id": "1.2", "run_id": "judge-1", "evidence_steps": [0, 1], "metadata": {"k": "é"}}
+    )
+    trace.labels.append(own)
+    trace_store.add_traces(db, [trace], "ingest-1")
+    rows = db.rows("SELECT mode_id, run_id, evidence_steps, metadata FROM labels ORDER BY mode_id")
+    assert rows == [("1.1", "ingest-1", [], None), ("1.2", "judge-1", [0, 1], '{"k": "é"}')]
+    assert db.rows("SELECT run_id FROM attributions") == [("ingest-1",)]
