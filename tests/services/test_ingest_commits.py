@@ -27,11 +27,12 @@ def _whowhen_files(tmp_path: Path, n: int) -> list[Path]:
     return paths
 
 
+@pytest.mark.parametrize("bound", ["COMMIT_CHARS", "COMMIT_STEPS"])
 def test_a_failed_batch_stops_the_ingest_and_keeps_every_committed_batch(
-    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
 ) -> None:
     monkeypatch.setattr(ingest_service, "BATCH", 2)
-    monkeypatch.setattr(ingest_service, "COMMIT_CHARS", 1)  # commit after every batch
+    monkeypatch.setattr(ingest_service, bound, 1)  # commit after every batch
     real_add = trace_store.add_traces
     calls = []
 
