@@ -2,9 +2,9 @@
 
 Files: a trace split over two OTLP files vs one file (two halves / one file).
 Live (`serve`): the writer merging N requests of k spans each, one write per request (what it
-does when requests come more than FLUSH_SECONDS apart, as a long-running agent's do), without
-and with the writer's span cache, vs one request holding all spans. All three end in the same
-stored trace (same content hash); the ratios say what splitting costs.
+does when requests come more than FLUSH_SECONDS apart, as a long-running agent's do), vs one
+request holding all spans. Both end in the same stored trace (same content hash); the ratios say
+what splitting costs.
 
     .venv/bin/python benchmarks/otlp_merge.py [--spans 5000] [--live 100 1000] [--per-request 10]
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.services.ingest import ingest
-from tracefail.services.span_merge import IncomingSpans, SpanCache, merge_spans
+from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -54,23 +54,19 @@ def timed(folder: Path, files: list[Path]) -> tuple[float, int]:
 
 def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float]]:
     """Seconds for all writes and mean seconds of the last tenth of them, of one request with all
-    spans and of one write per request without and with the writer's span cache (interleaved
-    request by request, so both see the same load on a shared machine)."""
-    caches: dict[str, SpanCache | None] = {"one": None, "plain": None, "cached": SpanCache()}
-    dbs = {name: Database(folder / f"{name}.duckdb") for name in caches}
-    seconds: dict[str, list[float]] = {name: [] for name in caches}
+    spans and of one write per request (interleaved, so both see the same load on a shared machine)."""
+    dbs = {name: Database(folder / f"{name}.duckdb") for name in ("one", "split")}
+    seconds: dict[str, list[float]] = {name: [] for name in dbs}
     whole = [span(i) for i in range(n)]
     requests = [whole[first:first + per_request] for first in range(0, n, per_request)]
-    plan = [("one", whole), *((variant, spans) for spans in requests for variant in ("plain", "cached"))]
-    for variant, spans in plan:
+    for variant, spans in [("one", whole), *(("split", spans) for spans in requests)]:
         started = time.perf_counter()
-        merge_spans(dbs[variant], [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")],
-                    None, caches[variant])
+        merge_spans(dbs[variant], [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")], None)
         seconds[variant].append(time.perf_counter() - started)
     stored = {name: db.rows("SELECT n_steps, content_hash FROM traces") for name, db in dbs.items()}
     for db in dbs.values():
         db.close()
-    assert stored["one"] == stored["plain"] == stored["cached"] and stored["one"][0][0] == n
+    assert stored["one"] == stored["split"] and stored["one"][0][0] == n
     return {name: (sum(times), sum(times[-max(1, len(times) // 10):]) / max(1, len(times) // 10))
             for name, times in seconds.items()}
 
@@ -95,12 +91,11 @@ def main() -> None:
         k = args.per_request
         with tempfile.TemporaryDirectory() as folder:
             times = live(Path(folder), n, k)  # the same stored trace whichever way (it asserts so)
-        at_once, (plain, plain_last), (cached, cached_last) = times["one"][0], times["plain"], times["cached"]
+        at_once, (split, split_last) = times["one"][0], times["split"]
         writes = -(-n // k)
         print(f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
-              f"one write per request {plain:.2f} s ({plain / at_once:.1f}x one request, last writes "
-              f"{plain_last * 1000:.0f} ms each), with the writer's span cache {cached:.2f} s "
-              f"({cached / at_once:.1f}x, last writes {cached_last * 1000:.0f} ms each)")
+              f"one write per request {split:.2f} s ({split / at_once:.1f}x one request, last writes "
+              f"{split_last * 1000:.0f} ms each)")
 
 
 if __name__ == "__main__":

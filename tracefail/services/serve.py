@@ -28,7 +28,7 @@ from tracefail.ingest.otlp_live import (
     decode_body,
     spans_by_trace,
 )
-from tracefail.services.span_merge import IncomingSpans, SpanCache, merge_spans
+from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
@@ -71,7 +71,6 @@ class LiveWriter:
         self.db = db
         self.source = source
         self.run_id = run_store.start_run(db, "serve", {"source": source})
-        self._cache = SpanCache()  # this thread is the one writer, so what it wrote stays true
         self.counts = dict.fromkeys(
             ("requests", "bad_requests", "spans", "traces", "steps", "quarantined"), 0
         )
@@ -135,7 +134,7 @@ class LiveWriter:
         try:
             merged = merge_spans(
                 self.db, [IncomingSpans(native, groups, self.source, "otlp-live")
-                          for native, groups in pending.items()], self.run_id, self._cache,
+                          for native, groups in pending.items()], self.run_id,
             )
         except Exception as exc:  # a failed write must not stop the receiver; say what was lost
             for native in pending:
