@@ -64,8 +64,14 @@ def ingest(
             if count % 50 == 0:
                 progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
 
-        report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
-                            on_file=on_file, on_record=on_record)
+        report = run_ingest(
+            store,
+            paths,
+            format_name=format,
+            max_record_bytes=max_record_mb << 20,
+            on_file=on_file,
+            on_record=on_record,
+        )
     store.close()
     for note in report.notes:
         err.print(f"updated: {safe(note)}", highlight=False)

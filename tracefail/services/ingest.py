@@ -66,8 +66,7 @@ class IngestReport:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
-        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated",
-                "quarantined")
+        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated", "quarantined")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -177,7 +176,8 @@ def _ingest(
         report.updated += len(updated)
         report.notes.extend(
             f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution or "
-            "outcome stored (the older ones are kept)" for t in updated
+            "outcome stored (the older ones are kept)"
+            for t in updated
         )
         for trace, problem in _merge_otlp(db, [t for t, _ in added.conflicts if _is_otlp(t)], report):
             reject(Path(trace.source_file or "?"), trace.native_id, problem)

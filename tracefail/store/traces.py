@@ -198,8 +198,13 @@ def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> Add
 
 
 def _write(
-    db: Database, traces: Sequence[Trace], hashes: dict[str, str], run_id: str | None, result: AddResult,
-    *, replace: bool = False,
+    db: Database,
+    traces: Sequence[Trace],
+    hashes: dict[str, str],
+    run_id: str | None,
+    result: AddResult,
+    *,
+    replace: bool = False,
 ) -> None:
     """Insert traces with their steps, labels and attributions in one transaction; with
     `replace`, their stored rows and steps go first, and their features, which were computed
