@@ -62,8 +62,6 @@ class StubServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
-
             def log_message(self, *args: object) -> None:
                 return None
 
