@@ -315,3 +315,4 @@ def _summarise(segments, transport, rows, diag, anchor: int) -> dict[object, Seg
             **extra,
         )
     return stats
+

@@ -558,3 +558,4 @@ class SpanTreeAdapter:
             yield spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
         except (ValueError, TypeError, AttributeError, KeyError) as exc:
             yield Rejected("whole file", reason(exc), excerpt(text))
+

@@ -142,11 +142,9 @@ def merge_trace(
     document: dict[str, Any] = {
         "resourceSpans": [
             {
-                "resource": {
-                    "attributes": []
-                    if service is None
-                    else [{"key": "service.name", "value": {"stringValue": service}}]
-                },
+                "resource": {"attributes": [] if service is None else [
+                    {"key": "service.name", "value": {"stringValue": service}}
+                ]},
                 "scopeSpans": [{"spans": spans}],
             }
             for service, spans in per_service.items()

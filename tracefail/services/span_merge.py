@@ -44,23 +44,12 @@ def merge_spans(db: Database, incoming: Sequence[IncomingSpans], run_id: str | N
     for item in incoming:
         trace_id = live_trace_id(item.native_id)
         if trace_id in stored and stored[trace_id] is None:
-            problems.append(
-                (
-                    item.native_id,
-                    f"{trace_id} is stored without its spans (a span-tree "
-                    "file, or a corpus older than span merging); its spans are not merged",
-                )
-            )
+            problems.append((item.native_id, f"{trace_id} is stored without its spans (a span-tree "
+                             "file, or a corpus older than span merging); its spans are not merged"))
             continue
         try:
-            trace, conflicts = merge_trace(
-                item.native_id,
-                stored.get(trace_id),
-                item.groups,
-                item.source_file,
-                logs=item.logs,
-                fmt=item.fmt,
-            )
+            trace, conflicts = merge_trace(item.native_id, stored.get(trace_id), item.groups,
+                                           item.source_file, logs=item.logs, fmt=item.fmt)
         except (ValueError, TypeError, KeyError) as exc:
             problems.append((item.native_id, f"cannot merge its spans: {exc}"))
             continue

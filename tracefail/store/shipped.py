@@ -44,12 +44,9 @@ def update_shipped(db: Database, traces: Sequence[Trace], run_id: str | None) ->
         [ids],
     ):
         blamed[trace_id][source].add((agent, step))
-    heads = {
-        r[0]: r[1:]
-        for r in db.rows(
-            "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
-        )
-    }
+    heads = {r[0]: r[1:] for r in db.rows(
+        "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
+    )}
     changed = []
     for trace in with_news:
         stored = labels[trace.trace_id]
@@ -70,7 +67,9 @@ def update_shipped(db: Database, traces: Sequence[Trace], run_id: str | None) ->
             if new_labels:
                 insert_labels(db, [lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels])
             if new_blame:
-                insert_attributions(db, [a.model_copy(update={"run_id": run_id}) for a in trace.attributions])
+                insert_attributions(
+                    db, [a.model_copy(update={"run_id": run_id}) for a in trace.attributions]
+                )
             if new_head:
                 db.execute(
                     "UPDATE traces SET outcome = ?, ground_truth = ? WHERE trace_id = ?",
