@@ -163,3 +163,64 @@ def test_label_on_ray_killed_mid_run_resumes_without_duplicates(local_ray, tmp_p
             assert len(attributions) == 6
             statuses = db.rows("SELECT status FROM runs WHERE kind = 'label' ORDER BY started_at")
             assert statuses == [("interrupted",), ("done",)]  # the next run closes the stale one
+
+
+def test_label_on_ray_shares_one_backoff_when_the_server_rate_limits(local_ray, tmp_path):
+    """The server answers 429 (Retry-After 1 s) for its first 0.5 s. Two workers, a budget of 2
+    requests and 4 traces in flight: the pause one worker gets holds back every worker's waiting
+    traces, so only the requests already open are refused, and every trace is stored once."""
+    db = small_corpus(tmp_path / "corpus.duckdb")
+    arrivals: list[tuple[float, int]] = []
+    first: list[float] = []
+
+    def limited(body: dict, number: int, headers: dict) -> tuple[int, dict, dict]:
+        now = time.monotonic()
+        first.append(first[0] if first else now)
+        status = 429 if now - first[0] < 0.5 else 200
+        arrivals.append((now - first[0], status))
+        if status == 429:
+            return 429, {"error": {"message": "rate limited"}}, {"Retry-After": "1"}
+        return answer(body, number, headers)
+
+    with StubServer(limited, latency_s=0.02) as server:
+        spec = JudgeSpec(spec="openai:stub", base_url=server.base_url, concurrency=2)
+        report = label(db, judge=spec, ray=RayOptions(workers=2))
+        assert server.max_in_flight <= 2
+    refused = [t for t, status in arrivals if status == 429]
+    assert (report.judged, report.labels, len(report.errors)) == (6, 6 * 14, 0)
+    assert len(judged(db)[0]) == 6 * 14  # nothing lost, nothing twice
+    assert 1 <= len(refused) <= 2, arrivals  # without the shared pause, all 4 traces in flight
+    assert not [t for t, _ in arrivals if 0.1 < t < 0.9], arrivals  # nobody sent during the pause
+    db.close()
+
+
+def test_the_limiter_reclaims_the_slots_of_a_worker_that_died(local_ray):
+    from tracefail.services.distributed import Limiter
+
+    class SlotHolder:  # defined here so Ray ships it by value to the worker
+        """Takes slots from the Limiter and keeps them: a worker that dies mid-request."""
+
+        def __init__(self, limiter) -> None:
+            import ray
+
+            self.limiter = limiter
+            limiter.register.remote("holder", ray.get_runtime_context().current_actor)
+
+        def owner(self) -> str:
+            return "holder"
+
+        def take(self, n: int) -> int:
+            import ray
+
+            return ray.get(self.limiter.acquire.remote("holder", n))
+
+    ray = local_ray
+    limiter = ray.remote(Limiter).options(num_cpus=0, max_concurrency=100).remote(2)
+    holder = ray.remote(SlotHolder).options(num_cpus=0).remote(limiter)
+    assert ray.get(holder.take.remote(2)) == 2 and ray.get(limiter.in_use.remote()) == 2
+    ray.kill(holder, no_restart=True)
+    started = time.monotonic()
+    assert ray.get(limiter.acquire.remote("next", 1), timeout=30) == 1
+    assert time.monotonic() - started < 15
+    assert ray.get(limiter.in_use.remote()) == 1  # the dead worker's two came back, one is lent
+    ray.kill(limiter)

@@ -1,7 +1,8 @@
 """A judge on any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp server, ...).
 
-Async with a concurrency bound shared by all requests, a timeout per request, retries with
-exponential backoff on 429/5xx and network errors (honouring Retry-After), and structured output:
+Async with a request budget shared by all requests (tracefail.judge.budget: at most
+`concurrency` open at once, and a 429's Retry-After pauses them all), a timeout per request,
+retries with exponential backoff on 429/5xx and network errors, and structured output:
 `response_format: json_schema` first; a server that rejects it gets plain JSON instructions from
 then on. A reply that does not validate gets one repair request; after that the trace is an
 error. The API key is read from the environment at request time and never stored or logged.
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 
 from tracefail.judge.backend import JudgeError, JudgeResult, JudgeUnavailable, WindowAnswer, merge_windows
+from tracefail.judge.budget import Budget, LocalBudget
 from tracefail.judge.output import InvalidOutput, json_schema, parse, root_agent, to_mode_verdicts
 from tracefail.judge.prompt import PROMPT_VERSION, TraceInput, new_nonce, split_windows, structured_request
 from tracefail.model import Taxonomy
@@ -89,7 +91,7 @@ class HttpSettings:
 class OpenAIJudge:
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
-        self._semaphore = asyncio.Semaphore(settings.concurrency)
+        self.budget: Budget = LocalBudget(settings.concurrency)  # a Ray worker swaps in a shared one
         self._client: httpx.AsyncClient | None = None
         self._schema_supported = True
 
@@ -197,7 +199,7 @@ class OpenAIJudge:
         attempt = 0
         while True:
             headers: httpx.Headers | dict[str, str] = {}
-            async with self._semaphore:
+            async with self.budget.slot():
                 try:
                     async with asyncio.timeout(self.settings.timeout_s):
                         body_in = self._body(messages, schema or json_schema(tasks))
@@ -222,7 +224,10 @@ class OpenAIJudge:
             if attempt > self.settings.max_retries:
                 message = f"{failure} from {shown} after {self.settings.max_retries} retries"
                 raise (JudgeUnavailable if status is None else JudgeError)(message)
-            await asyncio.sleep(self._delay(attempt, headers))
+            delay = self._delay(attempt, headers)
+            if status == 429 or headers.get("retry-after"):
+                self.budget.pause(delay)  # the server asked the client, not this request, to wait
+            await asyncio.sleep(delay)
 
     async def _post(self, url: httpx.URL, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
         """POST and read the reply, refusing one larger than max_response_bytes."""

@@ -77,7 +77,7 @@ def label(
             loaded,
             task_set,
             chosen,
-            concurrency=concurrency,
+            concurrency=pool.in_flight,
             on_progress=on_progress,
-            execute=pool.run,
+            attempt=pool.judge,
         )
