@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tracefail.services.distributed import RayOptions
 from tracefail.services.features import extract_features
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
@@ -110,5 +109,5 @@ def test_features_ray_cli_killed_mid_run_resumes_without_duplicates(tmp_path, mo
         worst = assert_same_values(feature_rows(db), expected)
         statuses = db.rows("SELECT status FROM runs WHERE kind = 'features' ORDER BY started_at")
     assert statuses == [("interrupted",), ("done",)]  # the rerun closes the killed run's record
-    print(f"\nkill-and-resume: {len(expected)} rows, {len(done_before)}/{len(chosen)} traces before the kill, "
-          f"max relative difference vs single process {worst:.2e}")  # fmt: skip
+    before_kill = f"{len(done_before)}/{len(chosen)} traces stored before the kill"
+    print(f"\nkill-and-resume: {len(expected)} rows, {before_kill}, max relative gap vs single {worst:.2e}")
