@@ -111,3 +111,33 @@ def test_features_ray_cli_killed_mid_run_resumes_without_duplicates(tmp_path, mo
     assert statuses == [("interrupted",), ("done",)]  # the rerun closes the killed run's record
     before_kill = f"{len(done_before)}/{len(chosen)} traces stored before the kill"
     print(f"\nkill-and-resume: {len(expected)} rows, {before_kill}, max relative gap vs single {worst:.2e}")
+
+
+def test_a_feature_worker_killed_mid_run_is_restarted_and_its_calls_retried(local_ray, tmp_path, model_dir):
+    from tracefail.features.extract import ExtractConfig
+    from tracefail.services.distributed import RayOptions, feature_pool
+    from tracefail.store.traces import get_steps
+
+    chosen = corpus(tmp_path / "corpus.duckdb", 4)
+    with Database(tmp_path / "corpus.duckdb") as db:
+        extract_features(db, model=str(model_dir), trace_ids=chosen, **FAST)
+        expected = feature_rows(db)
+        items = [(trace_id, get_steps(db, trace_id)) for trace_id in chosen]
+    config = ExtractConfig(window=FAST["window"], layers=FAST["layers"])
+
+    def pid(actor) -> int:
+        return local_ray.get(actor.__ray_call__.remote(lambda self: os.getpid()))
+
+    got: list[tuple[str, int, str, float]] = []
+    with feature_pool(RayOptions(workers=2), str(model_dir), "cpu", config) as pool:
+        victim = pool.actors[0]
+        first_life = pid(victim)
+        for n, (trace_id, outcome, failure) in enumerate(pool.run(items)):
+            assert failure is None and outcome[2] is None, failure or outcome[2]
+            got += [(trace_id, step, name, value) for step, name, value in outcome[0]]
+            if n == 0:  # the victim still holds calls in flight: they must be retried, not lost
+                local_ray.kill(victim, no_restart=False)
+        assert pid(victim) != first_life  # Ray restarted it (a fresh process loaded the model)
+    assert {row[0] for row in got} == set(chosen)
+    worst = assert_same_values(got, expected)
+    print(f"\nworker killed: {len(got)} rows, {len(chosen)} traces, max relative gap vs single {worst:.2e}")
