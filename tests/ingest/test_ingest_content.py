@@ -62,3 +62,41 @@ def test_anthropic_blocks_gemini_parts_and_chatml() -> None:
 def test_data_without_text_stays_whole() -> None:
     assert json.loads(readable({"rain_mm": 0, "city": "Lisbon"})[0]) == {"rain_mm": 0, "city": "Lisbon"}
     assert readable(None) == ("", [])
+
+
+def test_langchain_serialised_messages_and_langgraph_states() -> None:
+    """LangChain's dumpd() form (`lc`/`constructor`/`kwargs`), LangGraph `{"messages": [...]}` states
+    and `Send` packets, and OpenAI calls kept in `additional_kwargs`, all read as words and calls."""
+    human = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain_core", "messages", "HumanMessage"],
+        "kwargs": {"content": "Weather in Paris?", "additional_kwargs": {}, "response_metadata": {}},
+    }
+    ai = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain_core", "messages", "AIMessage"],
+        "kwargs": {
+            "content": "",
+            "tool_calls": [
+                {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1", "type": "tool_call"}
+            ],
+        },
+    }
+    text, calls = readable(json.dumps({"messages": [human, ai]}))
+    assert text == "Weather in Paris?"
+    assert [(c.id, c.name, c.arguments) for c in calls] == [("call_1", "get_weather", '{"city": "Paris"}')]
+    assert (
+        readable({"lg_name": "Send", "node": "tools", "args": {"messages": [human]}})[0]
+        == "Weather in Paris?"
+    )
+    python_form = {
+        "role": "assistant",
+        "content": "",
+        "additional_kwargs": {
+            "tool_calls": [{"id": "c2", "function": {"name": "search", "arguments": "{}"}}]
+        },
+    }
+    assert [c.name for c in readable(python_form)[1]] == ["search"]
+    assert readable({"raw": "<html></html>", "agent": "dev", "pydantic": None})[0] == "<html></html>"

@@ -50,3 +50,16 @@ def test_a_one_line_jsonl_longer_than_the_head_is_read_whole(tmp_path: Path) -> 
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps(line) + "\n")  # head and tail are both cut out of this one line
     assert registry.detect(path).name == "openai-chat"
+
+
+def test_a_js_sdk_span_dump_with_big_attributes_first_is_detected(tmp_path: Path) -> None:
+    """The real Vercel AI SDK span dump with each span's keys reversed and a long prompt: the
+    telling `spanContext` sits after 64 KiB and after `attributes`."""
+    spans = json.loads((SAMPLES / "otel" / "vercel_ai_sdk_v6_generateText.json").read_text())
+    for span in spans:
+        span["attributes"]["ai.prompt"] = json.dumps({"prompt": "p" * (2 * HEAD_BYTES)})
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps([dict(reversed(span.items())) for span in spans]))
+    assert '"spanContext"' not in path.read_text()[:HEAD_BYTES]
+    assert registry.detect(path).name == "phoenix"
+    assert [len(t.steps) for t in registry.detect(path).parse(path)] == [1, 1]

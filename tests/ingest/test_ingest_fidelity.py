@@ -60,38 +60,74 @@ def autogen_units(doc: dict[str, Any]) -> int:
     return len(thread)
 
 
+def claude_code_units(rows: list[dict[str, Any]]) -> int:
+    """Entries with a message; content-less `system` and `progress` lines are counted apart."""
+    return sum(
+        len(r["message"]["content"]) if isinstance(r["message"]["content"], list) else 1
+        for r in rows
+        if "message" in r
+    )
+
+
 def codex_units(rows: list[dict[str, Any]]) -> int:
-    items = [r for r in rows if r["type"] == "response_item"]
+    """Response items (less reasoning that is only encrypted) and prompts said only in an event."""
+    items = [
+        r
+        for r in rows
+        if r["type"] == "response_item"
+        and not (
+            r["payload"]["type"] == "reasoning"
+            and not r["payload"]["summary"]
+            and not r["payload"]["content"]
+        )
+    ]
     said = {p["content"][0].get("text") for p in (r["payload"] for r in items) if p.get("role") == "user"}
     prompts = [r for r in rows if r["type"] == "event_msg" and r["payload"]["type"] == "user_message"]
     return len(items) + sum(1 for p in prompts if p["payload"]["message"] not in said)
 
 
-# (sample, format, units in the file counted with plain JSON code, tool steps whose source is text)
-CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
-    ("langfuse/agents_sdk_export.json", "langfuse", lambda d: len(d["observations"]), False),
+NO_DATA: set[str] = set()
+
+# (sample, format, units in the file counted with plain JSON code, names of the steps whose source
+# is JSON data with no text in it, which may stay JSON)
+CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
+    ("langfuse/agents_sdk_export.json", "langfuse", lambda d: len(d["observations"]), {"get_forecast"}),
     *[
-        (f"langfuse/framework-traces/{name}.trace.json", "langfuse", lambda d: len(d["observations"]), text)
-        for name, text in [
-            ("openai-agents-2025-09-30", True),
-            ("microsoft-agent-2025-12-17", True),
-            ("vercel-aisdk-2025-11-17", False),  # its tool returns a JSON object
+        (f"langfuse/framework-traces/{name}.trace.json", "langfuse", lambda d: len(d["observations"]), data)
+        for name, data in [
+            ("openai-agents-2025-09-30", NO_DATA),
+            ("microsoft-agent-2025-12-17", NO_DATA),
+            ("vercel-aisdk-2025-11-17", {"getWeather"}),
+            ("langgraph-js-2025-10-30", NO_DATA),  # LangChain dumpd() messages
+            ("google-adk-2025-08-28", {"execute_tool say_hello"}),  # its tool returns a JSON object
+            ("langgraph-python-2025-08-22", {"Web-Search", "tools"}),  # LangGraph ToolNode: the result
         ]
     ],
-    ("otel/tempo_batches.json", "otel", otlp_spans, True),
-    ("otel/adk_spans_and_logs.jsonl", "otel", lambda rows: sum(otlp_spans(r) for r in rows), False),
-    ("otel/vercel_ai_sdk.json", "otel", otlp_spans, False),
-    ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, True),
-    ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), True),
-    ("phoenix/spans.json", "phoenix", len, True),
-    ("atif/trajectory.json", "atif", atif_units, True),
-    ("atif/trajectory.verifier.json", "atif", atif_units, True),
+    ("otel/tempo_batches.json", "otel", otlp_spans, NO_DATA),
+    (
+        "otel/adk_spans_and_logs.jsonl",
+        "otel",
+        lambda rows: sum(otlp_spans(r) for r in rows),
+        NO_DATA,  # its tool's {"status": "error", "error_message": ...} reads as the message
+    ),
+    ("otel/vercel_ai_sdk.json", "otel", otlp_spans, {"ai.toolCall"}),
+    ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, NO_DATA),
+    ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
+    ("phoenix/spans.json", "phoenix", len, NO_DATA),
+    ("phoenix/openinference_spec_traces.json", "phoenix", len, NO_DATA),
+    *[
+        (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
+        for name in ("generateText", "generateText_doGenerate")
+    ],
+    ("atif/trajectory.json", "atif", atif_units, NO_DATA),
+    ("atif/trajectory.verifier.json", "atif", atif_units, NO_DATA),
+    ("atif/nemo-agent-toolkit/exmp06_atif.json", "atif", atif_units, NO_DATA),  # ATIF-v1.7, NVIDIA
     *[
         (
             f"atif/harbor-golden/hello-world-context-summarization.trajectory{part}.json",
             "atif",
             atif_units,
-            True,
+            NO_DATA,
         )
         for part in ("", ".summarization-1-summary", ".summarization-1-questions", ".summarization-1-answers")
     ],
@@ -99,37 +135,43 @@ CASES: list[tuple[str, str, Callable[[Any], int], bool]] = [
         "gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json",
         "gemini-cli",
         lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
-        True,
+        NO_DATA,
     ),
-    ("autogen/team_state.json", "autogen-state", autogen_units, True),
-    ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, True),
-    ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), True),
-    ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), True),
-    (
-        "claude-code/agent-a7f3c2e1.jsonl",
-        "claude-code",
-        lambda rows: sum(1 for r in rows if r["type"] != "system"),
-        True,
+    ("autogen/team_state.json", "autogen-state", autogen_units, NO_DATA),
+    ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, NO_DATA),
+    ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), NO_DATA),
+    ("adamast/trace-unified.json", "adamast", lambda d: d["raw_trajectory"].count("\n["), NO_DATA),
+    (  # AdaMAST's own test fixture: `role: text` turns separated by blank lines
+        "adamast/adamast_generation_trace.json",
+        "adamast",
+        lambda d: len(d["raw_trajectory"].split("\n\n")),
+        NO_DATA,
     ),
-    (
-        "codex/rollout-2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a.jsonl",
-        "codex",
-        codex_units,
-        True,
-    ),
+    *[
+        (f"claude-code/{name}.jsonl", "claude-code", claude_code_units, NO_DATA)
+        for name in ("agent-a7f3c2e1", "agent-aac57f5")
+    ],
+    *[
+        (f"codex/rollout-{name}.jsonl", "codex", codex_units, NO_DATA)
+        for name in (
+            "2025-11-12T09-00-00-019b1e2f-7a3c-7d4e-9f5a-6b7c8d9e0f1a",
+            "2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799",  # real, Codex CLI 0.125
+            "2026-05-11T13-28-45-019e1695-0522-7c83-8b39-0dd379793f80",  # real, Codex Desktop
+        )
+    ],
 ]
 
 
-@pytest.mark.parametrize(("relative", "fmt", "count", "text_tools"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("relative", "fmt", "count", "data"), CASES, ids=[c[0] for c in CASES])
 def test_every_unit_becomes_a_step_and_text_stays_text(
-    relative: str, fmt: str, count: Callable[[Any], int], text_tools: bool
+    relative: str, fmt: str, count: Callable[[Any], int], data: set[str]
 ) -> None:
     found = traces(relative, fmt)
     steps = [s for t in found for s in t.steps]
     expected = count(load(relative)) + (1 if relative == "adamast/trace-unified.json" else 0)
     assert len(steps) == expected
     for step in steps:
-        if step.content and (step.kind is not StepKind.TOOL or text_tools):
+        if step.content and step.name not in data:
             assert not is_json_blob(step.content), (relative, step.step_idx, step.content[:80])
 
 
@@ -143,6 +185,7 @@ def test_otlp_variants_keep_agents_tokens_calls_and_log_text() -> None:
         adk.steps[3].content == "Sorry, I could not get the weather for Oslo right now."
     )  # from the log only
     assert {s.agent for s in adk.steps} == {"weather_agent"}
+    assert adk.steps[2].content == "Weather for Oslo is not available."
     (vercel,) = traces("otel/vercel_ai_sdk.json", "otel")
     assert [s.kind for s in vercel.steps] == [StepKind.AGENT, StepKind.LLM, StepKind.TOOL, StepKind.LLM]
     assert vercel.steps[1].tool_calls[0].name == "searchTrains" and vercel.steps[3].tokens_out == 12
@@ -227,6 +270,109 @@ def test_a_real_span_attribute_map_reads_its_new_output_only() -> None:
     assert span.task == "Weather in Paris?"
 
 
+def test_atif_v17_embedded_subagents_join_the_parent_trace_as_their_own_agents(tmp_path: Path) -> None:
+    """Harbor's golden run with its three sub-agent files embedded the v1.7 way
+    (`subagent_trajectories`, refs by `trajectory_id`): every sub-agent step is stored, right after
+    the observation that returned it, under its own agent and linked to that observation."""
+    golden = "atif/harbor-golden/hello-world-context-summarization.trajectory"
+    doc = load(f"{golden}.json")
+    parts = ("summary", "questions", "answers")
+    subs = [{**load(f"{golden}.summarization-1-{p}.json"), "trajectory_id": f"sum-{p}"} for p in parts]
+    for step in doc["steps"]:
+        for result in (step.get("observation") or {}).get("results", []):
+            for ref in result.get("subagent_trajectory_ref") or []:
+                ref["trajectory_id"] = "sum-" + ref.pop("trajectory_path").split("-")[-1].removesuffix(
+                    ".json"
+                )
+    doc.update(schema_version="ATIF-v1.7", subagent_trajectories=subs)
+    path = tmp_path / "trajectory.json"
+    path.write_text(json.dumps(doc))
+    (trace,) = traces_at(path, "atif")
+    assert len(trace.steps) == atif_units(doc) + sum(atif_units(sub) for sub in subs)
+    handoff = next(s for s in trace.steps if s.kind is StepKind.AGENT)
+    after = trace.steps[handoff.step_idx + 1 : handoff.step_idx + 1 + sum(atif_units(sub) for sub in subs)]
+    names = [f"terminus-2-summarization-{p}" for p in parts]
+    assert handoff.agent == names[0] and sorted(
+        {s.agent for s in after} - {"user", "system", "tool"}
+    ) == sorted(names)
+    assert {s.parent_span_id for s in after} == {f"/subagent:sum-{p}" for p in parts}
+    assert handoff.span_id == "/subagent:sum-summary" and trace.metadata["embedded_subagents"] == [
+        f"sum-{p}" for p in parts
+    ]
+    older = {  # a pre-v1.7 producer embedding by session_id
+        "schema_version": "ATIF-v1.6",
+        "session_id": "parent",
+        "steps": [
+            {
+                "step_id": 1,
+                "source": "agent",
+                "message": "delegating",
+                "observation": {
+                    "results": [{"content": "ok", "subagent_trajectory_ref": [{"session_id": "kid"}]}]
+                },
+            },
+            {"step_id": 2, "source": "agent", "message": "thanks"},
+        ],
+        "subagent_trajectories": [
+            {"session_id": "kid", "agent": {"name": "helper"}, "steps": [{"step_id": 1, "message": "did it"}]}
+        ],
+    }
+    path.write_text(json.dumps(older))
+    (linked,) = traces_at(path, "atif")
+    assert [(s.agent, s.content) for s in linked.steps] == [
+        ("agent", "delegating"),
+        ("helper", "ok"),
+        ("helper", "did it"),
+        ("agent", "thanks"),
+    ]
+    doc["subagent_trajectories"] = [{"trajectory_id": "x"}]
+    path.write_text(json.dumps(doc))
+    (rejected,) = registry.detect(path).parse(path)
+    assert isinstance(rejected, Rejected) and "subagent_trajectories[0]" in rejected.reason
+
+
+def test_real_codex_rollouts_keep_desktop_prompts_web_searches_and_usage() -> None:
+    (desktop,) = traces(
+        "codex/rollout-2026-05-11T13-28-45-019e1695-0522-7c83-8b39-0dd379793f80.jsonl", "codex"
+    )
+    assert desktop.metadata["originator"] == "Codex Desktop"
+    assert [s.role for s in desktop.steps] == ["user", "assistant", "tool", "assistant", "user", "assistant"]
+    assert desktop.steps[4].content.startswith("there is a need for nikita")  # said only in an event_msg
+    (cli,) = traces("codex/rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl", "codex")
+    search = next(s for s in cli.steps if s.name == "web_search")
+    assert "OpenCode config compact" in search.content and search.status == "completed"
+    assert cli.steps[3].tokens_in == 18703 and cli.metadata["unreadable_items"] == {"reasoning": 3}
+
+
+def test_real_vercel_ai_sdk_v6_spans_keep_prompt_answer_usage_and_times() -> None:
+    """OpenInference's captured AI SDK 6.0.68 spans (JS SDK dump): every call's answer is text."""
+    calls = traces("otel/vercel_ai_sdk_v6_generateText.json", "phoenix")
+    models = traces("otel/vercel_ai_sdk_v6_generateText_doGenerate.json", "phoenix")
+    assert [t.task for t in calls] == ["Write a haiku about programming.", "What is 2 + 2?"]
+    assert [s.content for t in calls for s in t.steps] == [s.content for t in models for s in t.steps]
+    (haiku,) = calls[0].steps
+    assert haiku.agent == "test-generate-text" and (haiku.tokens_in, haiku.tokens_out) == (14, 20)
+    assert haiku.start_ts is not None and haiku.start_ts.isoformat() == "2026-02-03T15:19:52.241000"
+    assert models[1].steps[0].content == "3 + 3 equals 6." and models[1].steps[0].kind is StepKind.LLM
+
+
+def test_real_google_adk_spans_read_through_langfuse_keep_task_tool_and_usage() -> None:
+    """ADK 1.12 spans as Langfuse stored them: the task is the runner's `new_message`, and the
+    tool's result, kept only in `gcp.vertex.agent.tool_response`, is the tool step's content."""
+    (adk,) = traces("langfuse/framework-traces/google-adk-2025-08-28.trace.json", "langfuse")
+    assert adk.task == "hi"
+    tool = next(s for s in adk.steps if s.kind is StepKind.TOOL)
+    assert json.loads(tool.content) == {"greeting": "Hello Langfuse 👋"}
+    assert [(c.name, c.id) for c in tool.tool_calls] == [
+        ("say_hello", "adk-8bd8dc65-717d-4102-858b-3a1dd6b75a00")
+    ]
+    llm = [s for s in adk.steps if s.kind is StepKind.LLM]
+    assert [c.name for c in llm[0].tool_calls] == ["say_hello"] and llm[
+        1
+    ].content.strip() == "Hello Langfuse 👋!"
+    assert [(s.tokens_in, s.tokens_out) for s in llm] == [(28, 3), (39, 6)]
+
+
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
     head = load("atif/harbor-golden/hello-world-context-summarization.trajectory.json")
     head["continued_trajectory_ref"] = "trajectory.cont-1.json"
@@ -261,8 +407,15 @@ def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Pa
 
     folder = tmp_path / "claude"
     folder.mkdir()
-    for sample in (SAMPLES / "claude-code").glob("*.jsonl"):
-        (folder / sample.name).write_bytes(sample.read_bytes())
+    parent = "0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90.jsonl"
+    for name in (parent, "agent-a7f3c2e1.jsonl"):
+        (folder / name).write_bytes((SAMPLES / "claude-code" / name).read_bytes())
+    heartbeat = {"type": "progress", "sessionId": parent[:-6], "parentToolUseID": "toolu_task"}
+    with (folder / parent).open("a") as fh:  # how Claude Code 2.1 names the Task call of a sub-agent
+        fh.write(json.dumps({**heartbeat, "data": {"type": "agent_progress", "agentId": "a7f3c2e1"}}) + "\n")
+    (head,) = traces_at(folder / parent, "claude-code")
+    assert head.metadata["subagent_calls"] == {"a7f3c2e1": "toolu_task"}
+    assert head.metadata["system_events"]["progress:agent_progress"] == 1
     report = ingest(db, [folder])
     assert (report.traces, report.quarantined) == (2, 0), report.messages  # no collision on sessionId
     parent_steps = len(

@@ -3,7 +3,10 @@
 `reasoning_content`, `tool_calls[]`, `observation.results[]` and `metrics`. Each step is a step;
 each observation result is a tool step of its own, so a tool's output is readable next to its
 call. A result's `subagent_trajectory_ref` names a sub-agent's trajectory, which is its own
-file and trace: the reference is kept on the step and on the trace (`subagents`). Harbor's own
+file and trace: the reference is kept on the step and on the trace (`subagents`). ATIF v1.7
+embeds sub-agents instead, in `subagent_trajectories` (refs resolve by `trajectory_id`): their
+steps join the parent's trace as their own agent, right after the observation that returned
+them, with `parent_span_id` pointing at that observation (nested sub-agents nest). Harbor's own
 golden trajectories showed two more things: a long run is split into `trajectory.json` and
 `trajectory.cont-N.json` with the same `session_id` (the head names the next in
 `continued_trajectory_ref`), so a continuation file gets its own id `<session_id>/cont-N`; and
@@ -39,13 +42,41 @@ def _refs(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [r for r in refs if isinstance(r, dict)]
 
 
-def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
-    if not isinstance(doc.get("steps"), list):
-        raise ValueError("not an ATIF trajectory (needs a `steps` list)")
+def _embedded(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """v1.7 `subagent_trajectories` by the `trajectory_id` their refs resolve against."""
+    subs = doc.get("subagent_trajectories") or []
+    if not isinstance(subs, list):
+        raise ValueError("`subagent_trajectories` is not a list")
+    found = {}
+    for number, sub in enumerate(subs):
+        if not isinstance(sub, dict) or not isinstance(sub.get("steps"), list):
+            raise ValueError(f"subagent_trajectories[{number}] is not a trajectory (needs a `steps` list)")
+        found[str(sub.get("trajectory_id") or sub.get("session_id") or f"subagent-{number}")] = sub
+    return found
+
+
+def _agent_names(parent: str, embedded: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Each embedded sub-agent's name: its `agent.name` when that tells it apart from the parent
+    and its siblings, else its trajectory id (Harbor sub-agents often run the parent's agent)."""
+    names = {key: str(mapping(sub.get("agent")).get("name") or key) for key, sub in embedded.items()}
+    taken = [parent, *names.values()]
+    return {key: name if taken.count(name) == 1 else key for key, name in names.items()}
+
+
+def _add_steps(
+    doc: dict[str, Any],
+    agent_name: str,
+    steps: list[Step],
+    subagents: list[dict[str, Any]],
+    parent_span: str | None = None,
+) -> None:
+    """The steps of one trajectory appended to `steps`; an embedded sub-agent's steps follow the
+    observation that references it, the unreferenced ones come last, each as its own agent."""
     agent = mapping(doc.get("agent"))
-    agent_name = str(agent.get("name") or "agent")
-    steps: list[Step] = []
-    subagents: list[dict[str, Any]] = []
+    embedded = _embedded(doc)
+    names = _agent_names(agent_name, embedded)
+    placed: set[str] = set()
+    trajectory = {"trajectory_id": doc["trajectory_id"]} if parent_span and doc.get("trajectory_id") else {}
     for number, item in enumerate(doc["steps"]):
         if not isinstance(item, dict):
             raise ValueError(f"step {number} is not an object")
@@ -71,6 +102,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 kind=StepKind.LLM if source == "agent" else StepKind.MESSAGE,
                 content=text,
                 tool_calls=calls,
+                parent_span_id=parent_span,
                 model=item.get("model_name") or (agent.get("model_name") if source == "agent" else None),
                 tokens_in=as_int(metrics.get("prompt_tokens")),
                 tokens_out=as_int(metrics.get("completion_tokens")),
@@ -81,6 +113,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                         "step_id": item.get("step_id"),
                         "reasoning": reasoning,
                         "cost_usd": metrics.get("cost_usd"),
+                        **trajectory,
                     }.items()
                     if v is not None
                 },
@@ -92,22 +125,49 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 continue
             refs = _refs(result)
             subagents += refs
-            names = {c.id: c.name for c in calls}
+            inline = [  # by trajectory_id (v1.7), or by session_id as earlier producers embedded them
+                k
+                for r in refs
+                if (k := str(r.get("trajectory_id") or r.get("session_id") or "")) in embedded
+                and k not in placed
+            ]
+            call_names = {c.id: c.name for c in calls}
+            span = f"{parent_span or ''}/subagent:{inline[0]}" if inline else None
             steps.append(
                 Step(
                     step_idx=len(steps),
                     agent="tool"
                     if not refs
+                    else names[inline[0]]
+                    if inline
                     else str(refs[0].get("session_id") or refs[0].get("trajectory_id") or "subagent"),
                     role="tool",
                     kind=StepKind.TOOL if not refs else StepKind.AGENT,
-                    name=names.get(result.get("source_call_id")),
+                    name=call_names.get(result.get("source_call_id")),
                     content=readable(result.get("content"))[0],
                     tool_call_id=result.get("source_call_id"),
+                    span_id=span,
+                    parent_span_id=parent_span,
                     start_ts=when,
-                    metadata={"subagent_trajectory_ref": refs} if refs else {},
+                    metadata={"subagent_trajectory_ref": refs, **trajectory} if refs else trajectory,
                 )
             )
+            for key in inline:
+                placed.add(key)
+                _add_steps(embedded[key], names[key], steps, subagents, f"{parent_span or ''}/subagent:{key}")
+    for key, sub in embedded.items():
+        if key not in placed:
+            _add_steps(sub, names[key], steps, subagents, f"{parent_span or ''}/subagent:{key}")
+
+
+def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
+    if not isinstance(doc.get("steps"), list):
+        raise ValueError("not an ATIF trajectory (needs a `steps` list)")
+    agent = mapping(doc.get("agent"))
+    agent_name = str(agent.get("name") or "agent")
+    steps: list[Step] = []
+    subagents: list[dict[str, Any]] = []
+    _add_steps(doc, agent_name, steps, subagents)
     task = next((s.content for s in steps if s.role == "user" and s.content), None)
     final = mapping(doc.get("final_metrics"))
     return with_id(
@@ -127,6 +187,7 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                     "final_metrics": final,
                     "notes": doc.get("notes"),
                     "subagents": subagents,
+                    "embedded_subagents": list(_embedded(doc)),
                     "continued_in": doc.get("continued_trajectory_ref"),
                 }.items()
                 if v

@@ -18,8 +18,9 @@ from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[ToolCall]:
-    """OpenAI `tool_calls` ({id, function{name, arguments}}), Inspect ({id, function, arguments})
-    and the legacy single `function_call`; arguments kept as the JSON text the source gave."""
+    """OpenAI `tool_calls` ({id, function{name, arguments}}), Inspect ({id, function, arguments}),
+    LangChain ({id, name, args}) and the legacy single `function_call`; arguments kept as the JSON
+    text the source gave."""
     calls = list(message.get("tool_calls") or [])
     if isinstance(message.get("function_call"), dict):
         calls.append({"function": message["function_call"]})
@@ -31,7 +32,7 @@ def tool_calls_of(message: dict[str, Any]) -> list[ToolCall]:
         if isinstance(function, dict):
             name, arguments = function.get("name"), function.get("arguments")
         else:
-            name, arguments = function or call.get("name"), call.get("arguments")
+            name, arguments = function or call.get("name"), call.get("arguments", call.get("args"))
         if arguments is not None and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
         out.append(ToolCall(id=call.get("id"), name=str(name or "?"), arguments=arguments or ""))

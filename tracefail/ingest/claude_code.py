@@ -3,7 +3,10 @@
 Each line is an entry (`type` user/assistant/system/summary/...) whose `message.content` is
 text or blocks. Every block becomes a step: text and thinking are messages, `tool_use` a tool
 call, `tool_result` (inside a user entry) the tool's answer. `uuid`/`parentUuid` are kept as
-span ids so the conversation tree (and side chains of sub-agents) survives.
+span ids so the conversation tree (and side chains of sub-agents) survives. Content-less lines
+(`system` `turn_duration`, `progress` hook runs and sub-agent heartbeats) are counted in
+`system_events`, not stored as empty steps; an `agent_progress` line names the Task call that
+spawned a sub-agent, kept as `subagent_calls`.
 A broken line (e.g. the half-written last line of a live session) is quarantined alone.
 """
 
@@ -107,6 +110,7 @@ class ClaudeCodeAdapter:
         steps: list[Step] = []
         session, summary, task, agent_id = None, None, None, None
         system_events: dict[str, int] = {}
+        subagent_calls: dict[str, Any] = {}
         for raw in iter_jsonl(path):
             try:
                 entry = raw.json()
@@ -120,6 +124,13 @@ class ClaudeCodeAdapter:
             if entry["type"] == "system" and not entry.get("content"):  # turn_duration and the like
                 subtype = str(entry.get("subtype") or "system")
                 system_events[subtype] = system_events.get(subtype, 0) + 1
+                continue
+            if entry["type"] == "progress":  # hook runs, sub-agent heartbeats: counted, not steps
+                data = mapping(entry.get("data"))
+                subtype = f"progress:{data.get('type') or 'progress'}"
+                system_events[subtype] = system_events.get(subtype, 0) + 1
+                if data.get("type") == "agent_progress" and data.get("agentId"):  # which Task ran it
+                    subagent_calls[str(data["agentId"])] = entry.get("parentToolUseID")
                 continue
             if entry["type"] == "summary":
                 summary = summary or entry.get("summary")
@@ -142,6 +153,8 @@ class ClaudeCodeAdapter:
         metadata: dict[str, Any] = {"summary": summary} if summary else {}
         if system_events:
             metadata["system_events"] = system_events
+        if subagent_calls:
+            metadata["subagent_calls"] = subagent_calls  # agentId -> the Task tool_use that spawned it
         native = session or path.stem
         if agent_id:  # a sub-agent transcript: its own trace, linked to the parent session's
             metadata.update(agent_id=agent_id, parent_trace_id=f"claude-code:{native}")

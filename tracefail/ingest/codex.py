@@ -6,7 +6,8 @@ and `event_msg` (UI events that mostly repeat the response items). From the even
 exists nowhere else: a `user_message` whose text no response item carries (Codex Desktop writes
 the prompt only there) and `token_count` usage, which goes on the assistant step before it.
 Older files start with a bare {id, timestamp, instructions} line followed by bare response
-items; both are read.
+items; both are read. Items with nothing readable (real rollouts are full of `reasoning` that is
+only `encrypted_content`) are counted by type in `unreadable_items` rather than stored empty.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ class CodexAdapter:
         meta: dict[str, Any] = {}
         model = None
         prompts: list[Step] = []  # event_msg user_message steps, kept when no response item says them
+        unreadable: dict[str, int] = {}
         for raw in iter_jsonl(path):
             try:
                 line = raw.json()
@@ -190,6 +192,9 @@ class CodexAdapter:
                 if step:
                     step.step_idx = len(steps)
                     steps.append(step)
+                else:  # e.g. reasoning that is only `encrypted_content`: counted, not stored empty
+                    unread = str(item.get("type"))
+                    unreadable[unread] = unreadable.get(unread, 0) + 1
         said = {s.content.strip() for s in steps if s.role == "user"}
         for prompt in prompts:
             if prompt.content.strip() not in said:
@@ -222,9 +227,12 @@ class CodexAdapter:
                 task=task,
                 source_file=str(path),
                 metadata={
-                    k: meta[k]
-                    for k in ("cwd", "cli_version", "originator", "git", "timestamp")
-                    if meta.get(k)
+                    **{
+                        k: meta[k]
+                        for k in ("cwd", "cli_version", "originator", "git", "timestamp")
+                        if meta.get(k)
+                    },
+                    **({"unreadable_items": unreadable} if unreadable else {}),
                 },
                 steps=steps,
             )

@@ -3,7 +3,10 @@
 Exports wrap what a model said in many envelopes: OpenAI chat completions (`choices[].message`),
 the OpenAI Responses API (`output[]` items), Anthropic content blocks (`text`, `tool_use`,
 `tool_result`, `thinking`), Gemini `parts` (`text`, `functionCall`, `functionResponse`), GenAI
-semconv parts (`tool_call`), Vercel AI SDK tool calls (`toolCallId`, `toolName`), ChatML
+semconv parts (`tool_call`), Vercel AI SDK tool calls (`toolCallId`, `toolName`), LangChain
+serialised messages (`{"lc": 1, "type": "constructor", "id": [..., "AIMessage"], "kwargs": {...}}`,
+LangGraph `{"messages": [...]}` states and `Send` packets), CrewAI task outputs (`raw`), Google
+ADK runner arguments (`new_message`), ChatML
 strings and plain `{role, content}` messages. A judge and a person need the words and the
 calls, not the envelope, so every adapter that meets these goes through `readable`.
 """
@@ -27,8 +30,12 @@ _TEXT_KEYS = (
     "result",
     "output",
     "error",
+    "error_message",  # Google ADK tools' {"status": "error", "error_message": ...}
     "answer",
     "message",
+    "messages",  # a LangGraph state
+    "raw",  # a CrewAI TaskOutput / CrewOutput
+    "new_message",  # Google ADK's Runner.run_async arguments
 )
 
 
@@ -111,6 +118,10 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
                 _part(candidate.get("content"), texts, calls)
     elif kind == "response" or (isinstance(part.get("output"), list) and "id" in part):  # Responses API
         _part(part.get("output"), texts, calls)
+    elif part.get("lc") == 1 and isinstance(part.get("kwargs"), dict):  # LangChain dumpd() object
+        _part(part["kwargs"], texts, calls)
+    elif part.get("lg_name") == "Send":  # a LangGraph Send packet: the node's input
+        _part(part.get("args"), texts, calls)
     elif "parts" in part:
         _part(part.get("parts"), texts, calls)
     else:
@@ -119,10 +130,11 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
             if key in part and part[key] not in (None, "", []):
                 _part(parse_json_text(part[key]) if key != "text" else part[key], texts, calls)
                 break
-        if part.get("tool_calls"):
+        extra = mapping(part.get("additional_kwargs"))  # LangChain keeps OpenAI's raw calls here
+        if part.get("tool_calls") or extra.get("tool_calls"):
             from tracefail.ingest.chat import tool_calls_of
 
-            calls.extend(tool_calls_of(part))
+            calls.extend(tool_calls_of(part if part.get("tool_calls") else extra))
         if isinstance(part.get("function_call"), dict):
             calls.append(_call(part["function_call"].get("name"), part["function_call"].get("arguments")))
         if len(texts) + len(calls) == before and part:

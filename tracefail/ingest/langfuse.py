@@ -9,7 +9,9 @@ boolean or 0/1 score that names success decides the outcome.
 Real exports (Langfuse's own framework-trace fixtures) hold `input`, `output` and `metadata` as
 JSON text, not JSON: a question arrives as `"\"What is Langfuse?\""` and a Responses API object
 as a string; they are decoded before they are read. A trace without `input` takes its task from
-the first user message a generation was sent.
+the first user message a generation was sent. Observations that came in over OpenTelemetry keep
+the span's attributes in `metadata.attributes`; a Google ADK tool span's result lives only there
+(`gcp.vertex.agent.tool_response`), so an observation without output is read from them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
@@ -122,19 +125,25 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         obs = {**raw, **{k: decoded(raw.get(k)) for k in ("input", "output", "metadata")}}
         kind = _TYPES.get(str(obs.get("type") or "").upper(), StepKind.OTHER)
         content, calls = readable(obs.get("output"))
+        meta = mapping(obs.get("metadata"))
+        attrs = normalise(mapping(meta.get("attributes")))  # the span's, when it came over OTel
+        if not content and not calls:  # an ADK tool keeps its result in span attributes only
+            content, calls = readable(
+                attrs.get("gen_ai.tool.call.result", attrs.get("gen_ai.output.messages"))
+            )
         tokens_in, tokens_out = _usage(obs)
         if kind is StepKind.TOOL and not calls:
             args = obs.get("input")
             calls = [
                 ToolCall(
-                    name=str(obs.get("name") or "?"),
+                    id=attrs.get("gen_ai.tool.call.id"),
+                    name=str(attrs.get("gen_ai.tool.name") or obs.get("name") or "?"),
                     arguments=args if isinstance(args, str) else text_of(args),
                 )
             ]
         level = str(obs.get("level") or "").upper()
         if level == "ERROR" and obs.get("statusMessage") and obs["statusMessage"] not in content:
             content = f"{content}\nerror: {obs['statusMessage']}".strip()
-        meta = mapping(obs.get("metadata"))
         steps.append(
             Step(
                 step_idx=idx,

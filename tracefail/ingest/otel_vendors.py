@@ -96,6 +96,11 @@ def _vercel(attrs: dict[str, Any]) -> None:
             if isinstance(prompt.get("prompt"), str):
                 user.insert(0, {"role": "user", "parts": [{"type": "text", "content": prompt["prompt"]}]})
             attrs.setdefault("gen_ai.input.messages", user)
+        if attrs.get("ai.response.text"):  # the call's answer: the only text when no doGenerate child came
+            attrs.setdefault(
+                "gen_ai.output.messages",
+                [{"role": "assistant", "parts": _parts(str(attrs["ai.response.text"]), [])}],
+            )
         attrs.setdefault("gen_ai.operation.name", "invoke_agent")
         attrs.setdefault("gen_ai.agent.name", attrs.get("ai.telemetry.functionId") or operation or None)
     attrs.setdefault("gen_ai.request.model", attrs.get("ai.model.id"))
