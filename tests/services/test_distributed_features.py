@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,32 @@ def assert_same_values(got: list[tuple], expected: list[tuple]) -> float:
     return worst
 
 
+def descendants(pid: int) -> dict[int, str]:
+    """Every live process below `pid` and its command line (from /proc: Linux only)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            with suppress(OSError):
+                found[child] = Path(f"/proc/{child}/cmdline").read_text().replace("\0", " ").strip()
+            todo.append(child)
+    return found
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def cli(db: Path, model: Path, traces: list[str]) -> list[str]:
     selected = [arg for trace in traces for arg in ("--traces", trace)]
     return [
@@ -92,9 +119,17 @@ def test_features_ray_cli_killed_mid_run_resumes_without_duplicates(tmp_path, mo
             counts = [int(done) for done, total in PROGRESS.findall(seen) if int(total) == len(chosen)]
             stored = max(counts, default=0)
     assert child.poll() is None and stored >= 1, seen.decode(errors="replace")[-2000:]
+    # its local Ray: GCS, raylet, the workers holding the model; not Ray's idle per-node agents,
+    # which notice the raylet is gone on their own a minute later
+    ray_processes = {p: name for p, name in descendants(child.pid).items() if not name.endswith("Agent")}
+    assert any(name.startswith("ray::FeatureWorker") for name in ray_processes.values()), ray_processes
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     os.close(master)
+    deadline = time.monotonic() + 30
+    while (alive := [ray_processes[p] for p in ray_processes if running(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, f"still running after the driver was killed: {alive}"
 
     with Database(path) as db:
         before = feature_rows(db)
