@@ -10,8 +10,10 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 # Step features (names as features/extract.py writes them) that views show first: token
@@ -135,10 +137,70 @@ class Attribution(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-# Dumping all steps in one serializer call costs a fraction of one model_dump per step and
-# yields the same dicts, so content hashes stay what they were.
-_STEP_LIST = TypeAdapter(list[Step])
-_NOT_HASHED = {"__all__": {"metadata"}}
+# content_hash() writes the JSON text json.dumps(sort_keys=True, ensure_ascii=False) gives for
+# {"task", "steps" (every field but metadata), "raw"} straight from the field values: the
+# pydantic dump plus json.dumps of that dict cost more than the rest of storing a trace. Every
+# stored corpus dedupes re-ingests by this hash, so the bytes must never change
+# (tests/test_model_hash.py pins them).
+_DATETIME = TypeAdapter(datetime)
+
+
+def _text(value: str | None) -> bytes:
+    """A string as json.dumps(ensure_ascii=False) writes it, UTF-8 encoded. orjson's escaping is
+    the same and 4x faster; it refuses lone surrogates, which json passes through."""
+    if value is None:
+        return b"null"
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _quote(value).encode("utf-8", "surrogatepass")
+
+
+def _number(value: int | None) -> bytes:
+    return b"null" if value is None else int.__repr__(value).encode()
+
+
+def _time(value: datetime | None) -> bytes:
+    if value is None:
+        return b"null"
+    # pydantic writes an aware time's offset its own way ("Z"); naive ones are isoformat()
+    return _text(value.isoformat() if value.tzinfo is None else _DATETIME.dump_python(value, mode="json"))
+
+
+def _call_json(call: ToolCall) -> bytes:
+    arguments, call_id, name = _text(call.arguments), _text(call.id), _text(call.name)
+    return b'{"arguments": %b, "id": %b, "name": %b}' % (arguments, call_id, name)
+
+
+_STEP_JSON = (
+    b'{"agent": %b, "content": %b, "end_ts": %b, "kind": %b, "model": %b, "name": %b, '
+    b'"parent_span_id": %b, "recipient": %b, "role": %b, "span_id": %b, "start_ts": %b, '
+    b'"status": %b, "step_idx": %b, "tokens_in": %b, "tokens_out": %b, "tool_call_id": %b, '
+    b'"tool_calls": [%b]}'
+)
+
+
+def _step_json(step: Step) -> bytes:
+    f = step.__dict__  # field values without pydantic's attribute machinery
+    return _STEP_JSON % (
+        _text(f["agent"]),
+        _text(f["content"]),
+        _time(f["end_ts"]),
+        _text(f["kind"]),
+        _text(f["model"]),
+        _text(f["name"]),
+        _text(f["parent_span_id"]),
+        _text(f["recipient"]),
+        _text(f["role"]),
+        _text(f["span_id"]),
+        _time(f["start_ts"]),
+        _text(f["status"]),
+        _number(f["step_idx"]),
+        _number(f["tokens_in"]),
+        _number(f["tokens_out"]),
+        _text(f["tool_call_id"]),
+        b", ".join(map(_call_json, f["tool_calls"])),
+    )
 
 
 class Trace(BaseModel):
@@ -170,16 +232,13 @@ class Trace(BaseModel):
 
     def content_hash(self) -> str:
         """Hash of what the trace says (not where it came from): equal content, equal hash."""
-        payload = json.dumps(
-            {
-                "task": self.task,
-                "steps": _STEP_LIST.dump_python(self.steps, mode="json", exclude=_NOT_HASHED),
-                "raw": self.raw,
-            },
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+        digest = hashlib.sha256(b'{"raw": ' + _text(self.raw) + b', "steps": [')
+        for i, step in enumerate(self.steps):  # piece by piece: no second copy of a huge trace
+            if i:
+                digest.update(b", ")
+            digest.update(_step_json(step))
+        digest.update(b'], "task": ' + _text(self.task) + b"}")
+        return digest.hexdigest()
 
 
 def stable_id(source: str, native_id: str | None, fallback_hash: str) -> str:

@@ -248,3 +248,21 @@ def test_array_reader_reads_across_small_chunks_and_names_a_non_utf8_record(tmp_
     assert failure.value.record == "record 60"
     bad_byte = path.read_bytes().index(0xFF)
     assert str(failure.value).startswith(f"not UTF-8 text at byte {bad_byte} ")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 8, 13, 1 << 20])
+def test_array_reader_ends_strings_right_after_any_run_of_backslashes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Escaped quotes and backslash runs of every length, cut by reads at every offset."""
+    import tracefail.ingest.reader as reader
+
+    rng = random.Random(chunk)
+    records = [
+        {"s": "".join(rng.choice('\\\\\\"{}[],x') for _ in range(rng.randrange(40))), "n": n}
+        for n in range(40)
+    ] + ["\\" * n for n in range(6)] + [{"k\\\"": ["\\\"", {"\\\\": "}"}]}]
+    path = tmp_path / "escapes.json"
+    path.write_text(json.dumps(records))
+    monkeypatch.setattr(reader, "CHUNK", chunk)
+    assert [raw.json() for raw in iter_json_array(path)] == records

@@ -52,3 +52,9 @@ def test_ag2_json_uses_name_not_role() -> None:
     )
     split = split_trajectory(log, "AG2")
     assert [(s.agent, s.content) for s in split.steps] == [("Planner", "hi"), ("Coder", "a\nb")]
+
+
+def test_headings_all_inside_code_fences_fall_through_to_another_style() -> None:
+    log = "```\n# one\n# two\n```\n"
+    split = split_trajectory(log, "AppWorld")
+    assert split.style == "unsplit" and split.steps[0].content == log

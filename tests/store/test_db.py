@@ -150,3 +150,45 @@ def test_memory_cap_applies_during_a_bulk_write_and_is_restored(tmp_path: Path) 
         with db.memory_capped(128 * 1024 * 1024):
             assert db.rows(limit)[0][0] == user
         assert db.rows(limit)[0][0] == user
+
+
+def test_bulk_write_commits_at_its_points_and_rolls_back_only_the_rest(db: Database) -> None:
+    other = db.connection.cursor()  # a second connection sees committed rows only
+
+    def committed() -> int:
+        return other.execute("SELECT count(*) FROM traces").fetchone()[0]
+
+    with pytest.raises(RuntimeError, match="disk on fire"), db.bulk_write() as commit:
+        trace_store.add_traces(db, [make_trace("a")], "run")  # its transaction() joins the held one
+        assert committed() == 0
+        commit()
+        assert committed() == 1
+        trace_store.add_traces(db, [make_trace("b")], "run")
+        raise RuntimeError("disk on fire")
+    assert [r[0] for r in db.rows("SELECT trace_id FROM traces")] == ["test:a"]
+    assert db.rows("SELECT count(*) FROM steps")[0][0] == 2
+    with db.bulk_write():
+        trace_store.add_traces(db, [make_trace("b")], "run")
+    assert committed() == 2  # the end commits
+    with db.transaction():  # and plain transactions work again afterwards
+        trace_store.quarantine(db, "f", None, "why", None, None)
+    assert other.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 1
+
+
+def test_bulk_write_does_not_nest(db: Database) -> None:
+    with pytest.raises(RuntimeError, match="does not nest"), db.bulk_write(), db.bulk_write():
+        pass
+    trace_store.add_traces(db, [make_trace("a")], "run")  # the outer one rolled back cleanly
+    assert db.rows("SELECT count(*) FROM traces")[0][0] == 1
+
+
+def test_stored_labels_keep_their_run_or_take_the_ingest_run(db: Database) -> None:
+    trace = make_trace("runs")
+    own = trace.labels[0].model_copy(
+        update={"mode_id": "1.2", "run_id": "judge-1", "evidence_steps": [0, 1], "metadata": {"k": "é"}}
+    )
+    trace.labels.append(own)
+    trace_store.add_traces(db, [trace], "ingest-1")
+    rows = db.rows("SELECT mode_id, run_id, evidence_steps, metadata FROM labels ORDER BY mode_id")
+    assert rows == [("1.1", "ingest-1", [], None), ("1.2", "judge-1", [0, 1], '{"k": "é"}')]
+    assert db.rows("SELECT run_id FROM attributions") == [("ingest-1",)]

@@ -38,7 +38,7 @@ def ingest(
     ] = 256,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
-    from tracefail.services.ingest import SUFFIXES, UnknownFormat, check_format, trace_files
+    from tracefail.services.ingest import SUFFIXES, IngestStopped, UnknownFormat, check_format, trace_files
     from tracefail.services.ingest import ingest as run_ingest
 
     if format:
@@ -65,8 +65,12 @@ def ingest(
             if count % 50 == 0:
                 progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
 
-        report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
-                            on_file=on_file, on_record=on_record)
+        try:
+            report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
+                                on_file=on_file, on_record=on_record)
+        except IngestStopped as exc:
+            store.close()
+            fail(str(exc))
     store.close()
     for note in report.notes:
         err.print(f"updated: {safe(note)}", highlight=False)

@@ -38,6 +38,34 @@ class _Chunk:
     ts: str | None = None
 
 
+class _LineHead:
+    """A header pattern that matches at line starts only (what `^` under re.M means).
+
+    The regex engine tries a `^`-led pattern at every position (~25 ns a character: seconds
+    on a 50 MB MAST file); led by a literal newline instead it jumps between candidates at
+    memchr speed (~6x faster on MAST logs). The first line, with no newline before it, is
+    matched on its own. A header must not end in a newline, or a header on the next line would
+    be hidden behind it.
+    """
+
+    def __init__(self, pattern: str) -> None:
+        self.first = re.compile(pattern, re.M)
+        self.later = re.compile(f"\\n(?:{pattern})", re.M)
+
+    def starts(self, text: str) -> list[tuple[int, re.Match[str]]]:
+        """Every header as (offset of its line, match), in order."""
+        first = self.first.match(text)
+        found = [(0, first)] if first else []
+        found += [(m.start() + 1, m) for m in self.later.finditer(text, first.end() if first else 0)]
+        return found
+
+    def search(self, text: str) -> re.Match[str] | None:
+        return self.first.match(text) or self.later.search(text)
+
+
+_FENCE = _LineHead("```")
+
+
 def _steps(chunks: list[_Chunk]) -> list[Step]:
     return [
         Step(
@@ -54,22 +82,24 @@ def _steps(chunks: list[_Chunk]) -> list[Step]:
 
 def _cut(
     text: str,
-    header: re.Pattern[str],
+    header: _LineHead,
     make: Callable[[re.Match[str], str], _Chunk | None],
     outside_code: bool = False,
 ) -> list[_Chunk]:
     """Cut `text` at every `header` match; text before the first header becomes a preamble step.
     With `outside_code`, matches inside ``` fences (e.g. `# comment` lines) are not headers."""
     chunks = []
-    matches = list(header.finditer(text))
+    heads = header.starts(text)
     if outside_code:
-        fences = [m.start() for m in re.finditer(r"^```", text, re.M)]
-        matches = [m for m in matches if bisect.bisect_left(fences, m.start()) % 2 == 0]
-    if matches and text[: matches[0].start()].strip():
-        chunks.append(_Chunk(None, text[: matches[0].start()], name="preamble"))
-    for match, nxt in zip(matches, [*matches[1:], None], strict=True):
-        body = text[match.end() : nxt.start() if nxt else len(text)]
-        chunk = make(match, body)
+        fences = [start for start, _ in _FENCE.starts(text)]
+        heads = [head for head in heads if bisect.bisect_left(fences, head[0]) % 2 == 0]
+    if not heads:  # every heading sat inside a code fence: not this style
+        return []
+    if text[: heads[0][0]].strip():
+        chunks.append(_Chunk(None, text[: heads[0][0]], name="preamble"))
+    ends = [start for start, _ in heads[1:]] + [len(text)]
+    for (_, match), end in zip(heads, ends, strict=True):
+        chunk = make(match, text[match.end() : end])
         if chunk is not None:
             chunks.append(chunk)
     return chunks
@@ -126,8 +156,8 @@ def _lines(value: Any) -> str:
 # --- MetaGPT --------------------------------------------------------------------------------
 # Style 1 (communication log): "[2025-03-27 01:21:11] NEW MESSAGES:\n\nSimpleCoder: ..." and
 # "[ts] FROM: Human TO: {...}\nACTION: ...\nCONTENT:\n...", blocks ended by a dashed rule.
-_MGPT_BLOCK = re.compile(
-    r"^\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (?P<kind>NEW MESSAGES:|FROM: .*)$", re.M
+_MGPT_BLOCK = _LineHead(
+    r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (?P<kind>NEW MESSAGES:|FROM: .*)$"
 )
 _MGPT_FROM = re.compile(r"FROM: (?P<agent>.+?) TO: (?P<to>.*)$")
 _MGPT_SPEAKER = re.compile(r"^\s*(?P<agent>[A-Za-z_][\w .-]{0,60}?):[ \t]*\n?", re.S)
@@ -165,9 +195,8 @@ def split_metagpt(text: str) -> Split | None:
 
 # Style 2 (loguru, also OpenManus):
 # "2025-01-17 11:40:27.872 | INFO     | module:func:391 - Alice(SimpleCoder): ..."
-_LOGURU = re.compile(
-    r"^(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) \| (?P<level>[A-Z]+)\s*\| (?P<where>\S+) - ",
-    re.M,
+_LOGURU = _LineHead(
+    r"(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) \| (?P<level>[A-Z]+)\s*\| (?P<where>\S+) - "
 )
 _PERSONA = re.compile(r"^\w[\w-]*\(([\w ]+)\)$")
 _LOGURU_AGENT = re.compile(r"^(?:\W+\s*)?(?P<agent>[A-Z][\w-]*(?:\([\w ]+\))?)(?::|'s )")
@@ -202,10 +231,10 @@ def _split_loguru(text: str, style: str) -> Split | None:
 
 
 # --- ChatDev: "[2023-25-08 10:20:56 INFO] Chief Product Officer: **Chief Product Officer<->..." -----
-_CHATDEV = re.compile(r"^\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?", re.M)
+_CHATDEV = _LineHead(r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?")
 _CHATDEV_AGENT = re.compile(r"^(?P<agent>[A-Z][\w .-]{0,60}?): ")
 _CHATDEV_PAIR = re.compile(r"\*\*(?P<a>[^*<]+?)<->(?P<b>[^*]+?) on : ")
-_CHATDEV_TASK = re.compile(r"^\*\*task_prompt\*\*: (.+)$", re.M)
+_CHATDEV_TASK = _LineHead(r"\*\*task_prompt\*\*: (.+)$")
 _CHATDEV_NOISE = "flask app.py did not start for online log"
 
 
@@ -237,7 +266,7 @@ def split_chatdev(text: str) -> Split | None:
 
 
 # --- HyperAgent: "HyperAgent_<instance> - INFO - Planner's Response: ..." / "Navigator->Planner: ..." --
-_HYPER = re.compile(r"^(?P<logger>HyperAgent\S*) - (?P<level>[A-Z]+) - ", re.M)
+_HYPER = _LineHead(r"(?P<logger>HyperAgent\S*) - (?P<level>[A-Z]+) - ")
 _HYPER_RESPONSE = re.compile(r"^(?P<agent>[\w -]+?)'s Response:\s*")
 _HYPER_HANDOFF = re.compile(r"^(?P<agent>[\w-]+)->(?P<to>[\w-]+):\s*")
 
@@ -263,7 +292,7 @@ def split_hyperagent(text: str) -> Split | None:
 # --- Magentic-One ------------------------------------------------------------------------------
 # AgentChat console: "---------- MagenticOneOrchestrator ----------"; the original magentic-one
 # log: JSON lines {"source": "Orchestrator (-> WebSurfer)", "message": ..., "timestamp": ...}.
-_CONSOLE = re.compile(r"^-{5,} (?P<agent>[^\n]+?)(?: \((?P<note>[^)]*)\))? -{5,}$", re.M)
+_CONSOLE = _LineHead(r"-{5,} (?P<agent>[^\n]+?)(?: \((?P<note>[^)]*)\))? -{5,}$")
 
 
 def split_magentic(text: str) -> Split | None:
@@ -298,12 +327,12 @@ def split_magentic(text: str) -> Split | None:
 
 
 # --- AppWorld: markdown sections, one per agent turn ("### Supervisor -> spotify_agent") --------
-_MD_HEADING = re.compile(r"^#{1,4} (?P<title>[^\n]+)$", re.M)
+_MD_HEADING = _LineHead(r"#{1,4} (?P<title>[^\n]+)$")
 _ARROW = re.compile(r"\s*(?:->|→|to)\s*")
 
 
 def split_appworld(text: str) -> Split | None:
-    if len(_MD_HEADING.findall(text)) < 2:
+    if len(_MD_HEADING.starts(text)) < 2:
         return None
 
     def make(match: re.Match[str], body: str) -> _Chunk:

@@ -1,8 +1,8 @@
 """Reading source files record by record with bounded memory.
 
 A 200 MB JSON array is never loaded whole: `iter_json_array` finds each top-level element's
-extent with a string-aware scan over bytes (regex jumps over string bodies at C speed) and
-decodes and parses only that slice, so memory is bounded by the largest record and one broken
+extent with a string-aware scan over bytes (`bytes.find` jumps from quote to quote at memchr
+speed) and decodes and parses only that slice, so memory is bounded by the largest record and one broken
 record does not sink the file.
 """
 
@@ -22,7 +22,6 @@ import orjson
 CHUNK = 1 << 20
 HEAD_BYTES = 64 * 1024
 _STRUCT = re.compile(rb'["{}\[\]]')
-_STRING_BODY = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: fast on MB strings
 _SCALAR_END = re.compile(rb"[,\]]")
 # One record's most bytes: a file with one unterminated string must not be read into memory
 # whole. Ingest sets it per run (`--max-record-mb`).
@@ -146,13 +145,15 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
     The scan runs over bytes, not text: a decoded chunk holding one non-ASCII character costs
     2-4 bytes per character in Python, and JSON's structural characters never occur inside a
     UTF-8 multi-byte sequence. Only each record is decoded. The buffer keeps the unread tail
-    only, so memory is bounded by the largest record, not by the file.
+    only, so memory is bounded by the largest record, not by the file. The scan reads a copy
+    of the buffer with escape pairs masked (`_masked`), so each string ends at its next quote.
     """
     limit = MAX_RECORD_BYTES.get()
     with path.open("rb") as fh:
         buf = fh.read(CHUNK)
         offset = len(codecs.BOM_UTF8) if buf.startswith(codecs.BOM_UTF8) else 0  # file offset of buf[0]
         buf = buf[offset:]
+        masked = _masked(buf)
         pos = _skip_ws(buf, 0)
         if buf[pos : pos + 1] != b"[":
             raise SourceError("expected a JSON array")
@@ -165,6 +166,7 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 more = fh.read(CHUNK)
                 eof = not more
                 offset, buf, pos = offset + pos, buf[pos:] + more, 0
+                masked = _masked(buf)
                 pos = _skip_separators(buf, pos)
             if pos >= len(buf):
                 raise SourceError(
@@ -173,7 +175,7 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
             if buf[pos : pos + 1] == b"]":
                 return
             scan = [0, 0]  # resumable: a record spanning reads is scanned once
-            end = _element_end(buf, pos, scan)
+            end = _element_end(masked, pos, scan)
             while end is None and not eof:
                 if len(buf) - pos > limit:
                     raise SourceError(
@@ -184,7 +186,8 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
                 more = fh.read(max(CHUNK, len(buf) - pos))
                 eof = not more
                 offset, buf, pos = offset + pos, buf[pos:] + more, 0
-                end = _element_end(buf, pos, scan)
+                masked = _masked(buf)
+                end = _element_end(masked, pos, scan)
             if end is None:
                 raise SourceError(
                     "truncated: the file ends inside this record",
@@ -202,6 +205,14 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
             yield RawRecord(f"record {index}", text)
             index += 1
             pos = end
+
+
+def _masked(buf: bytes) -> bytes:
+    """`buf` with every escape pair that can hide a quote (backslash-backslash, then
+    backslash-quote) overwritten, same length: a string now ends at its next quote, found at
+    memchr speed, where a trajectory has an escaped quote every ~80 bytes. Valid only for a
+    buffer that starts outside a string, which each refill's does (it starts at a record)."""
+    return buf.replace(b"\\\\", b"__").replace(b'\\"', b"__")
 
 
 def _skip_ws(buf: bytes, pos: int) -> int:
@@ -226,8 +237,7 @@ def _element_end(buf: bytes, start: int, state: list[int] | None = None) -> int 
     if first not in (b"{", b"["):
         # a scalar element: it ends at the next comma or closing bracket outside strings
         if first == b'"':
-            match = _STRING_BODY.match(buf, start + 1)
-            return match.end() if match else None
+            return string_end(buf, start + 1)
         match = _SCALAR_END.search(buf, start)
         return match.start() if match else None
     state = state if state is not None else [0, 0]
@@ -239,13 +249,32 @@ def _element_end(buf: bytes, start: int, state: list[int] | None = None) -> int 
             return None
         char = match.group()
         if char == b'"':
-            body = _STRING_BODY.match(buf, match.end())
-            if body is None:  # the buffer ends inside this string: resume at its quote
+            end = string_end(buf, match.end())
+            if end is None:  # the buffer ends inside this string: resume at its quote
                 state[:] = [match.start() - start, depth]
                 return None
-            pos = body.end()
+            pos = end
         else:
             pos = match.end()
             depth += 1 if char in (b"{", b"[") else -1
             if depth == 0:
                 return pos
+
+
+def string_end(buf: bytes, pos: int) -> int | None:
+    """Offset just past the quote closing the JSON string whose body starts at `pos`, or None.
+
+    Jumps quote to quote with `bytes.find` (memchr speed) and counts the backslashes before each:
+    a trajectory is megabytes of string with an escape every few dozen bytes, where a regex
+    stepping over each escape ran at ~15 MB/s.
+    """
+    while True:
+        quote = buf.find(b'"', pos)
+        if quote < 0:
+            return None
+        before = quote - 1
+        while buf[before] == 0x5C:  # stops at the opening quote at the latest
+            before -= 1
+        if (quote - 1 - before) % 2 == 0:
+            return quote + 1
+        pos = quote + 1

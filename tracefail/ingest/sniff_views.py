@@ -14,7 +14,7 @@ import mmap
 from collections.abc import Iterator
 from pathlib import Path
 
-from tracefail.ingest.reader import _STRING_BODY, HEAD_BYTES, _element_end, _skip_ws, read_head
+from tracefail.ingest.reader import HEAD_BYTES, _element_end, _skip_ws, read_head, string_end
 
 FIRST_LINE_LIMIT = 64 * 1024 * 1024  # a first JSONL line longer than this is not sniffed whole
 
@@ -63,11 +63,11 @@ def top_level_keys(path: Path) -> list[str]:
                 pos += 1
             if buf[pos : pos + 1] != b'"':
                 return keys
-            body = _STRING_BODY.match(buf, pos + 1)
-            if body is None:
+            end = string_end(buf, pos + 1)  # type: ignore[arg-type]
+            if end is None:
                 return keys
-            keys.append(buf[pos + 1 : body.end() - 1].decode("utf-8", "replace"))
-            pos = _skip_ws(buf, body.end())  # type: ignore[arg-type]
+            keys.append(buf[pos + 1 : end - 1].decode("utf-8", "replace"))
+            pos = _skip_ws(buf, end)  # type: ignore[arg-type]
             if buf[pos : pos + 1] != b":":
                 return keys
             pos = _skip_ws(buf, pos + 1)  # type: ignore[arg-type]

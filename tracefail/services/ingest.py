@@ -15,9 +15,18 @@ from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
+from tracefail.store.db import StoreError
 from tracefail.store.shipped import update_shipped
 
 SUFFIXES = registry.SUFFIXES
+
+
+class IngestStopped(StoreError):
+    """Writing a batch failed: the ingest stopped, rolled back to its last commit point."""
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class UnknownFormat(ValueError):
@@ -43,6 +52,15 @@ def trace_files(paths: list[Path]) -> list[Path]:
 
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
+# Batches are written into one held transaction, committed every COMMIT_CHARS characters or
+# COMMIT_STEPS steps: each DuckDB commit checkpoints and rewrites the open row group of `traces`
+# (all `raw` text so far), so per-batch commits made the database time grow with the square of
+# the input. Uncommitted rows spill to disk, but their primary-key index nodes stay in memory
+# (at the cap below a commit out of memory is fatal), hence the step bound (~350k uncommitted
+# steps of a 200 MB MAST file were measured fine). A failure rolls back to the last commit;
+# everything committed before it stays.
+COMMIT_CHARS = 256 * 1024 * 1024
+COMMIT_STEPS = 250_000
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 # DuckDB caches every block it writes up to its memory_limit (80% of RAM by default), so an
 # uncapped bulk load grows with the file; written blocks are on disk, evicting them is free.
@@ -127,12 +145,16 @@ def ingest(
     """Ingest files or folders. Bad files and records are quarantined; good ones always land.
 
     Memory is bounded by one batch (BATCH records or BATCH_CHARS characters) plus DuckDB's
-    capped buffer pool, whatever the size of the input.
+    capped buffer pool and the index of at most COMMIT_STEPS uncommitted steps, whatever the
+    size of the input.
     """
     token = MAX_RECORD_BYTES.set(max_record_bytes) if max_record_bytes else None
     try:
-        with db.memory_capped(DB_MEMORY_CAP):
-            return _ingest(db, paths, format_name, max_field_chars, on_file, on_record)
+        with db.memory_capped(DB_MEMORY_CAP), db.bulk_write() as commit:
+            return _ingest(db, paths, format_name, max_field_chars, on_file, on_record, commit)
+    except IngestStopped as exc:  # rolled back to the last commit point, which kept the run row
+        run_store.finish_run(db, exc.run_id, status="failed")
+        raise
     finally:
         if token is not None:
             MAX_RECORD_BYTES.reset(token)
@@ -145,6 +167,7 @@ def _ingest(
     max_field_chars: int,
     on_file: Callable[[Path, int, int], None] | None,
     on_record: Callable[[int], None] | None,
+    commit: Callable[[], None],
 ) -> IngestReport:
     forced = registry.by_name(format_name) if format_name else None
     files = registry.expand(paths)
@@ -152,6 +175,7 @@ def _ingest(
     report.run_id = run_store.start_run(
         db, "ingest", {"paths": [str(p) for p in paths], "format": format_name}
     )
+    commit()  # the run row outlives a failure
 
     def reject(file: Path, record: str | None, reason: str, text: str = "") -> None:
         report.quarantined += 1
@@ -161,12 +185,9 @@ def _ingest(
 
     pending: list[Trace] = []
     pending_chars = 0
+    uncommitted_chars = uncommitted_steps = 0
 
-    def flush() -> None:
-        nonlocal pending_chars
-        pending_chars = 0
-        if not pending:
-            return
+    def store_batch() -> None:
         added = trace_store.add_traces(db, pending, report.run_id)
         report.traces += added.traces
         report.steps += added.steps
@@ -188,7 +209,27 @@ def _ingest(
                 f"{reason}; the stored copy is kept",
                 _text_of(trace),
             )
+
+    def flush() -> None:
+        nonlocal pending_chars, uncommitted_chars, uncommitted_steps
+        uncommitted_chars += pending_chars
+        uncommitted_steps += sum(len(trace.steps) for trace in pending)
+        pending_chars = 0
+        if not pending:
+            return
+        try:
+            store_batch()
+        except Exception as exc:  # not the current file's fault: stop, keep what was committed
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise IngestStopped(
+                f"{db.path}: storing a batch of {len(pending)} traces failed ({detail}); the ingest "
+                "stopped and kept what it had committed before; run it again to continue",
+                str(report.run_id),
+            ) from exc
         pending.clear()
+        if uncommitted_chars >= COMMIT_CHARS or uncommitted_steps >= COMMIT_STEPS:
+            commit()
+            uncommitted_chars = uncommitted_steps = 0
 
     seen_in_batch: set[str] = set()
     for number, file in enumerate(files, start=1):
@@ -222,6 +263,8 @@ def _ingest(
                 if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
                     flush()
                     seen_in_batch.clear()
+        except IngestStopped:
+            raise
         except SourceError as exc:
             reject(file, exc.record, str(exc), exc.excerpt)
         except UnicodeDecodeError as exc:

@@ -140,11 +140,14 @@ def _step_columns(traces: Sequence[Trace]) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=_STEP_SCHEMA)
 
 
-def label_rows(labels: Sequence[Label]) -> list[dict]:
+def label_rows(labels: Sequence[Label], run_id: str | None = None) -> list[dict]:
+    """Rows from the labels' field values (no model_dump or model_copy per label: a MAST
+    ingest stores 14 per trace); `run_id` fills in where a label has none."""
     created = now()
     return [
         {
-            **label.model_dump(exclude={"metadata"}),
+            **label.__dict__,
+            "run_id": label.run_id or run_id,
             "metadata": _json(label.metadata),
             "created_at": created,
         }
@@ -152,21 +155,21 @@ def label_rows(labels: Sequence[Label]) -> list[dict]:
     ]
 
 
-def attribution_rows(attributions: Sequence[Attribution]) -> list[dict]:
+def attribution_rows(attributions: Sequence[Attribution], run_id: str | None = None) -> list[dict]:
     created = now()
     return [
-        {**a.model_dump(exclude={"metadata"}), "metadata": _json(a.metadata), "created_at": created}
+        {**a.__dict__, "run_id": a.run_id or run_id, "metadata": _json(a.metadata), "created_at": created}
         for a in attributions
     ]
 
 
-def insert_labels(db: Database, labels: Sequence[Label]) -> None:
+def insert_labels(db: Database, labels: Sequence[Label], run_id: str | None = None) -> None:
     """Append labels (callers own the transaction). Labels are never updated in place."""
-    _insert(db, "labels", _LABEL_SCHEMA, label_rows(labels))
+    _insert(db, "labels", _LABEL_SCHEMA, label_rows(labels, run_id))
 
 
-def insert_attributions(db: Database, attributions: Sequence[Attribution]) -> None:
-    _insert(db, "attributions", _ATTRIBUTION_SCHEMA, attribution_rows(attributions))
+def insert_attributions(db: Database, attributions: Sequence[Attribution], run_id: str | None = None) -> None:
+    _insert(db, "attributions", _ATTRIBUTION_SCHEMA, attribution_rows(attributions, run_id))
 
 
 def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
@@ -229,8 +232,8 @@ def _write(
                 "ingested_at": ingested,
             }
         )
-        labels.extend(lbl.model_copy(update={"run_id": lbl.run_id or run_id}) for lbl in trace.labels)
-        attributions.extend(a.model_copy(update={"run_id": a.run_id or run_id}) for a in trace.attributions)
+        labels.extend(trace.labels)
+        attributions.extend(trace.attributions)
     step_table = _step_columns(traces)
     with db.transaction():
         if replace:
@@ -240,8 +243,8 @@ def _write(
             _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
         _insert(db, "steps", _STEP_SCHEMA, step_table)
-        insert_labels(db, labels)
-        insert_attributions(db, attributions)
+        insert_labels(db, labels, run_id)
+        insert_attributions(db, attributions, run_id)
     result.traces += len(traces)
     result.steps += step_table.num_rows
     result.labels += len(labels)

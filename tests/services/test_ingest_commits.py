@@ -1,0 +1,76 @@
+"""Ingest writes its batches in one held transaction with commit points: a failure while
+storing stops the ingest with one line, and everything committed before it stays."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tracefail.services import ingest as ingest_service
+from tracefail.services.ingest import IngestStopped, ingest
+from tracefail.store import traces as trace_store
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+
+
+def _whowhen_files(tmp_path: Path, n: int) -> list[Path]:
+    """n Who&When records, one per file, each with its own question id."""
+    base = json.loads((SAMPLES / "whowhen" / "1.json").read_text())
+    paths = []
+    for i in range(n):
+        record = {**base, "question_ID": f"commit-test-{i}"}
+        path = tmp_path / f"{i:02d}.json"
+        path.write_text(json.dumps(record))
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("bound", ["COMMIT_CHARS", "COMMIT_STEPS"])
+def test_a_failed_batch_stops_the_ingest_and_keeps_every_committed_batch(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    monkeypatch.setattr(ingest_service, "BATCH", 2)
+    monkeypatch.setattr(ingest_service, bound, 1)  # commit after every batch
+    real_add = trace_store.add_traces
+    calls = []
+
+    def add_then_fail(db, traces, run_id):  # a fake store failure: orchestration under test
+        calls.append(len(traces))
+        if len(calls) == 3:
+            raise MemoryError("out of memory while appending")
+        return real_add(db, traces, run_id)
+
+    monkeypatch.setattr(trace_store, "add_traces", add_then_fail)
+    with pytest.raises(IngestStopped) as stopped:
+        ingest(db, _whowhen_files(tmp_path, 8))
+    message = str(stopped.value)
+    assert "\n" not in message and str(db.path) in message and "out of memory" in message
+    assert calls == [2, 2, 2]
+    assert db.rows("SELECT count(*) FROM traces")[0][0] == 4  # the two committed batches
+    assert db.rows("SELECT count(*) FROM quarantine")[0][0] == 0  # not blamed on a file
+
+
+def test_without_a_commit_point_a_failure_rolls_back_the_whole_run(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest_service, "BATCH", 2)
+    real_add = trace_store.add_traces
+    calls = []
+
+    def add_then_fail(db, traces, run_id):
+        calls.append(len(traces))
+        if len(calls) == 3:
+            raise ValueError("bad batch")
+        return real_add(db, traces, run_id)
+
+    monkeypatch.setattr(trace_store, "add_traces", add_then_fail)
+    with pytest.raises(IngestStopped):
+        ingest(db, _whowhen_files(tmp_path, 8))
+    assert db.rows("SELECT count(*) FROM traces")[0][0] == 0
+    assert db.rows("SELECT kind, status FROM runs") == [("ingest", "failed")]  # the run row stays
+    monkeypatch.setattr(trace_store, "add_traces", real_add)
+    report = ingest(db, _whowhen_files(tmp_path, 8))  # run again: everything lands
+    assert (report.traces, report.duplicates, report.quarantined) == (8, 0, 0)
+    assert db.rows("SELECT count(*) FROM traces")[0][0] == 8
