@@ -14,8 +14,9 @@ same number of requests at concurrency C with no corpus at all (what this machin
 client now; on a busy shared machine it is well below the ideal).
 features --ray: the `--feature-traces` shortest Who&When samples read by the tiny random test
 model (tests/tiny_lm.py, saved to a temporary folder) in this process, then with Ray (2 workers,
-local Ray already running). Printed: both wall times, Ray's fixed overhead in seconds and as a
-ratio, and the largest difference between the two runs' feature values.
+local Ray already running). Printed: both wall times split into model load (Ray: starting the
+actors, each importing torch and transformers and loading the model) and extraction, Ray's fixed
+overhead in seconds and as a ratio, and the largest difference between the two runs' values.
 Timings are wall-clock on a machine shared with other work: compare ratios, not seconds.
 """
 
@@ -134,20 +135,32 @@ def bench_features(folder: Path, n: int) -> None:
             )
         ]
         options = {"model": str(model_dir), "device": "cpu", "window": 1024, "layers": "0"}
-        timings, values = {}, {}
+        timings, setup, values = {}, {}, {}
+        ready: dict[str, float] = {}
         for name, ray in (("single", None), ("ray", RayOptions(workers=2))):
             db.execute("DELETE FROM features")
+
+            def loaded(total: int, model: str, name: str = name) -> None:
+                ready[name] = time.perf_counter()  # the model is loaded (Ray: in every actor)
+
             started = time.perf_counter()
-            report = extract_features(db, ray=ray, trace_ids=chosen, **options)
+            report = extract_features(db, ray=ray, trace_ids=chosen, on_start=loaded, **options)
             timings[name] = time.perf_counter() - started
+            setup[name] = ready[name] - started
             rows = db.rows("SELECT trace_id, step_idx, name, value FROM features")
             values[name] = {(t, s, k): v for t, s, k, v in rows}
-            print(f"  features {name:<6}: {report.traces} traces, {report.rows} rows, {timings[name]:.2f} s")
+            print(
+                f"  features {name:<6}: {report.traces} traces, {report.rows} rows, {timings[name]:.2f} s "
+                f"= {setup[name]:.2f} s model load + {timings[name] - setup[name]:.2f} s extraction"
+            )
     gap = max(abs(values["ray"][k] - v) for k, v in values["single"].items())
+    extraction = {name: timings[name] - setup[name] for name in timings}
     print(
         f"  Ray's fixed overhead on {n} traces: {timings['ray'] - timings['single']:+.2f} s, "
-        f"ray / single = {timings['ray'] / timings['single']:.2f}x (pool start and model load per actor "
-        f"included); max |difference| in {len(values['single'])} values {gap:.2e}"
+        f"ray / single = {timings['ray'] / timings['single']:.2f}x; of it, starting the actors and "
+        f"loading the model in each: {setup['ray'] - setup['single']:+.2f} s; extraction "
+        f"ray / single = {extraction['ray'] / extraction['single']:.2f}x; "
+        f"max |difference| in {len(values['single'])} values {gap:.2e}"
     )
 
 

@@ -3,7 +3,13 @@ numbers as the DuckDB file it came from."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -46,6 +52,24 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
+class Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        """Requests are not the test's output."""
+
+
+@contextmanager
+def served(folder: Path) -> Iterator[str]:
+    """`folder` over plain HTTP on 127.0.0.1 (no listing DuckDB can use): its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def run(*args: str) -> str:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, (args, result.output)
@@ -54,19 +78,23 @@ def run(*args: str) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("by", ["framework", "date"])
-def test_read_only_commands_agree_on_the_file_and_the_parquet_folder(corpus, tmp_path, by):
+def test_read_only_commands_agree_on_the_file_the_parquet_folder_and_its_url(corpus, tmp_path, by):
     folder = tmp_path / f"by-{by}"
     run("export", "--db", str(corpus), "--format", "parquet", "--partition-by", by, "-o", str(folder))
     assert any(p.name.startswith(f"{by}=") for p in (folder / "traces").iterdir())
-    for args in READ_ONLY:
-        assert run(*args, "--db", str(folder)) == run(*args, "--db", str(corpus)), args
-    html = {}
-    for name, db in (("file", corpus), ("folder", folder)):
-        run("report", "--db", str(db), "-o", str(tmp_path / f"{name}.html"))
-        text = (tmp_path / f"{name}.html").read_text(encoding="utf-8").replace(str(db), "DB")
-        text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "WHEN", text)  # when it was rendered
-        html[name] = re.sub(r"base64,[A-Za-z0-9+/=]+", "PNG", text)  # PNG bytes carry render metadata
-    assert html["file"] == html["folder"] and "PNG" in html["file"]
+    over_http = importlib.util.find_spec("duckdb_extension_httpfs") is not None  # the URL half needs it
+    with served(folder) as url:
+        corpora = {"file": str(corpus), "folder": str(folder)} | ({"url": url} if over_http else {})
+        for args in READ_ONLY:
+            outputs = {name: run(*args, "--db", db) for name, db in corpora.items()}
+            assert len(set(outputs.values())) == 1, (args, outputs)
+        html = {}
+        for name, db in corpora.items():
+            run("report", "--db", db, "-o", str(tmp_path / f"{name}.html"))
+            text = (tmp_path / f"{name}.html").read_text(encoding="utf-8").replace(db, "DB")
+            text = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", "WHEN", text)  # when it was rendered
+            html[name] = re.sub(r"base64,[A-Za-z0-9+/=]+", "PNG", text)  # PNG bytes carry render metadata
+    assert len(set(html.values())) == 1 and "PNG" in html["file"]
 
 
 def test_a_parquet_corpus_is_read_only_and_bad_folders_are_one_line_errors(corpus, tmp_path):
@@ -103,3 +131,20 @@ def test_the_browser_reads_a_parquet_corpus_and_refuses_to_write_it(corpus, tmp_
     assert on_folder.trace(first) == on_file.trace(first)
     with pytest.raises(StoreError, match="read-only"):
         on_folder.mistake(first, "Solver", 0)
+    if importlib.util.find_spec("duckdb_extension_httpfs") is None:
+        return  # the URL half needs DuckDB's httpfs wheel
+    with served(folder) as url:
+        on_url = BrowseService(url, "ann")
+        on_url.prepare()
+        assert on_url.count(everything) == on_file.count(everything)
+        assert on_url.page(everything, 0, 5) == on_file.page(everything, 0, 5)
+        assert on_url.trace(first) == on_file.trace(first)
+
+
+def test_a_url_without_the_export_manifest_is_a_one_line_error(tmp_path):
+    pytest.importorskip("duckdb_extension_httpfs")
+    (tmp_path / "traces").mkdir()
+    with served(tmp_path) as url:
+        result = CliRunner().invoke(app, ["stats", "--db", f"{url}/"])
+    assert result.exit_code == 1 and "no readable _files.json" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

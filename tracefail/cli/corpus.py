@@ -18,6 +18,7 @@ from tracefail.cli.common import (
     cell,
     err,
     fail,
+    is_remote,
     open_db,
     out,
     print_json,
@@ -191,7 +192,7 @@ def sql(
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", EXIT_USAGE)
-    if str(db) != ":memory:" and not db.exists():
+    if str(db) != ":memory:" and not is_remote(db) and not db.exists():
         fail(f"{db}: no such database (run `tracefail ingest` first)")
     try:
         frame = run_query(db, query)

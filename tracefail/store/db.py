@@ -118,7 +118,7 @@ class Database:
     def _open_partitioned(self, sandbox: bool) -> None:
         """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
         In the sandbox only the corpus' own location stays readable."""
-        from tracefail.store.partitioned import PartitionError, location, mount
+        from tracefail.store.partitioned import PartitionError, location, mount, prepare
 
         self.path = location(self.path)
         if not self.read_only:
@@ -129,6 +129,11 @@ class Database:
         config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
         self.connection = duckdb.connect(":memory:", config=config)
         self.connection.execute("SET enable_progress_bar = false")
+        try:
+            prepare(self.connection, self.path)
+        except StoreError:
+            self.connection.close()
+            raise
         if sandbox:
             root = self.path.rstrip("/") + "/"
             self.connection.execute("SET allowed_directories = [?]", [root])

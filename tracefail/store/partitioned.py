@@ -6,11 +6,16 @@ split by the trace's framework, llm or date (`traces/framework=AG2/data_0.parque
 that filters on the key touches only its partitions; the other tables are one file each. The
 reader creates the current schema in memory and replaces each exported table by a view that
 casts the Parquet columns to the schema's types, so queries see exactly what the DuckDB file had.
-A location with `://` (s3://, gs://, https://) is read by DuckDB itself (httpfs for object stores).
+
+A location with `://` (s3://, gs://, http(s)://) is read by DuckDB's httpfs extension, loaded
+from its PyPI wheel. Plain HTTP cannot list a folder, so every export also writes `_files.json`
+(each table's Parquet paths, relative to the root) and a URL corpus is read through it; a local
+folder is globbed, so partitions copied into it later are seen.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ from typing import Any
 import duckdb
 
 from tracefail.store.db import Database, StoreError
+from tracefail.store.extensions import load_extension
 
 PARTITION_KEYS = {
     "framework": "t.framework",
@@ -26,6 +32,7 @@ PARTITION_KEYS = {
     "date": "CAST(coalesce((SELECT min(s.start_ts) FROM steps s WHERE s.trace_id = t.trace_id), "
     "t.ingested_at) AS DATE)",
 }
+MANIFEST = "_files.json"
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*):/+(.*)$", re.IGNORECASE)
 
 
@@ -43,7 +50,19 @@ def location(path: str | Path) -> str:
 def is_partitioned(path: str | Path) -> bool:
     """A folder or a URL is a Parquet corpus; a file is a DuckDB corpus."""
     text = location(path)
-    return "://" in text or Path(text).is_dir()
+    return _is_url(text) or Path(text).is_dir()
+
+
+def _is_url(where: str) -> bool:
+    return "://" in where
+
+
+def prepare(connection: duckdb.DuckDBPyConnection, where: str) -> None:
+    """Before any lock-down: a URL corpus needs httpfs (from its wheel, never downloaded)."""
+    if _is_url(where):
+        load_extension(connection, "httpfs")
+        # read the stored secrets (s3 credentials) now: the sandbox later forbids their folder
+        connection.execute("SELECT count(*) FROM duckdb_secrets()")
 
 
 def _quote(text: str) -> str:
@@ -90,26 +109,57 @@ def _export(connection: duckdb.DuckDBPyConnection, out: Path, by: str) -> int:
             f"COPY ({query}) TO {_quote(str(target))} "
             f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), WRITE_PARTITION_COLUMNS true)"
         )
+    _write_manifest(out)
     return int(_scalar(connection, "SELECT count(*) FROM traces"))
+
+
+def _write_manifest(out: Path) -> None:
+    """{table: [Parquet paths relative to `out`]}: what a reader over plain HTTP cannot list."""
+    tables = {
+        folder.name: sorted(p.relative_to(out).as_posix() for p in folder.rglob("*.parquet"))
+        for folder in sorted(out.iterdir())
+        if folder.is_dir()
+    }
+    (out / MANIFEST).write_text(json.dumps({"tables": tables}, indent=1) + "\n", encoding="utf-8")
+
+
+def _sources(connection: duckdb.DuckDBPyConnection, where: str) -> dict[str, str]:
+    """table -> what read_parquet reads for it (a glob, or a list of URLs), for tables with files."""
+    root = where.rstrip("/")
+    if _is_url(where):
+        manifest = _quote(f"{root}/{MANIFEST}")
+        try:
+            text = _scalar(connection, f"SELECT content FROM read_text({manifest})")
+            listed = json.loads(text)["tables"]
+        except (duckdb.Error, ValueError, KeyError, TypeError) as exc:
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PartitionError(
+                f"{where}: no readable {MANIFEST} (a URL corpus is read through the manifest its "
+                f"export wrote; {detail})"
+            ) from None
+        return {
+            table: "[" + ", ".join(_quote(f"{root}/{path}") for path in paths) + "]"
+            for table, paths in listed.items()
+            if paths
+        }
+    found = {}
+    for table, _ in _tables(connection):
+        files = _quote(f"{root}/{table}/**/*.parquet")
+        if _scalar(connection, f"SELECT count(*) FROM glob({files})"):
+            found[table] = files
+    return found
 
 
 def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> None:
     """Replace the (freshly migrated, empty) tables by views over the Parquet files at `where`."""
-    root = where.rstrip("/")
-
-    def files(table: str) -> str:
-        return f"{root}/{table}/**/*.parquet"
-
-    def found(table: str) -> bool:
-        return bool(_scalar(connection, f"SELECT count(*) FROM glob({_quote(files(table))})"))
-
     try:
-        if not found("traces"):
+        sources = _sources(connection, where)
+        if "traces" not in sources:
             raise PartitionError(f"{where}: not a tracefail Parquet corpus (no traces/ Parquet files)")
         for table, _ in _tables(connection):
-            if not found(table):
+            if table not in sources:
                 continue  # nothing exported for it: the empty table stays
-            source = f"read_parquet({_quote(files(table))}, hive_partitioning = true, union_by_name = true)"
+            source = f"read_parquet({sources[table]}, hive_partitioning = true, union_by_name = true)"
             if table == "schema_version":
                 exported = _scalar(connection, f"SELECT max(version) FROM {source}")
                 if exported != latest:

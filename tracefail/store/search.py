@@ -23,11 +23,11 @@ import re
 import time
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
 from tracefail.store.db import Database, StoreError, now
+from tracefail.store.extensions import load_extension
 
 FTS_SCHEMA = "fts_main_search_docs"
 # letters and digits form words; everything else separates them (underscores too)
@@ -66,25 +66,8 @@ class IndexState:
     build_s: float | None = None
 
 
-def extension_path() -> Path:
-    """The fts extension shipped in the `duckdb-extension-fts` wheel for this DuckDB version."""
-    import duckdb
-    import duckdb_extension_fts
-
-    version = duckdb.__version__
-    path = Path(duckdb_extension_fts.__file__).parent / "extensions" / f"v{version}" / "fts.duckdb_extension"
-    if not path.exists():
-        raise StoreError(
-            f"{path}: no fts extension for DuckDB {version}; install duckdb-extension-fts=={version}"
-        )
-    return path
-
-
 def _load_fts(db: Database) -> None:
-    # never let DuckDB fetch an extension from the network; load the wheel's file directly
-    db.execute("SET autoinstall_known_extensions = false")
-    db.execute("SET autoload_known_extensions = false")
-    db.execute(f"LOAD '{extension_path()}'")
+    load_extension(db.connection, "fts")
 
 
 def _corpus_stamp(db: Database) -> tuple[int, object]:
