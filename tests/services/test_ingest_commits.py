@@ -74,3 +74,31 @@ def test_without_a_commit_point_a_failure_rolls_back_the_whole_run(
     report = ingest(db, _whowhen_files(tmp_path, 8))  # run again: everything lands
     assert (report.traces, report.duplicates, report.quarantined) == (8, 0, 0)
     assert db.rows("SELECT count(*) FROM traces")[0][0] == 8
+
+
+def test_an_ingest_runs_with_fewer_collections_and_restores_the_collector(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    before = gc.get_threshold(), gc.get_freeze_count()
+    real_add = trace_store.add_traces
+    seen = []
+
+    def add_and_look(db, traces, run_id):  # a spy: what the collector looks like while storing
+        seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
+        return real_add(db, traces, run_id)
+
+    monkeypatch.setattr(trace_store, "add_traces", add_and_look)
+    report = ingest(db, _whowhen_files(tmp_path, 3))
+    assert report.traces == 3
+    assert seen and all(t == ingest_service.GC_THRESHOLD and frozen > 0 for t, frozen in seen)
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+    def fail(db, traces, run_id):
+        raise MemoryError("out of memory while appending")
+
+    monkeypatch.setattr(trace_store, "add_traces", fail)
+    with pytest.raises(IngestStopped):
+        ingest(db, _whowhen_files(tmp_path, 2))
+    assert (gc.get_threshold(), gc.get_freeze_count()) == before
