@@ -67,13 +67,14 @@ _FENCE = _LineHead("```")
 
 
 def _steps(chunks: list[_Chunk]) -> list[Step]:
+    """Chunks hold text this module cut out of the log, so the steps skip validation."""
     return [
-        Step(
-            step_idx=i,
+        Step.split_from_log(
+            i,
+            c.content.strip("\n"),
             agent=c.agent,
             recipient=c.recipient,
             name=c.name,
-            content=c.content.strip("\n"),
             start_ts=parse_time(c.ts),
         )
         for i, c in enumerate(chunks)
