@@ -9,7 +9,8 @@ every question on its KV cache, (b) re-reading the whole window for every questi
 traces/minute of (a), and the speed-up (a) over (b) on the same traces; the probabilities of
 (a) and (b) are compared too (they must agree).
 HTTP judge: a real OpenAI-compatible server on 127.0.0.1 (its own process, so it does not
-share the client's GIL) answers every request after a fixed 200 ms; at concurrency 1, 8 and 32
+share the client's GIL; asyncio with HTTP/1.1 keep-alive, tests/judge/judge_server.py
+KeepAliveServer) answers every request after a fixed 200 ms; at concurrency 1, 8, 32 and 64
 it gets `--requests-per-slot` x concurrency requests.
 Printed: requests/s and the ratio to the ideal (concurrency / 0.2 s).
 Timings are wall-clock on a machine shared with other work: compare ratios, not seconds.
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "judge"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from judge_server import StubServer, completion, valid_answer  # noqa: E402
+from judge_server import KeepAliveServer, completion, valid_answer  # noqa: E402
 
 import tracefail.judge.local as local_judge  # noqa: E402
 from tracefail.judge.http import HttpSettings, OpenAIJudge  # noqa: E402
@@ -119,15 +120,19 @@ async def _http_round(base_url: str, concurrency: int, n_requests: int) -> float
 
 
 def serve() -> None:
-    """Run the stub server in its own process so it does not share the client's GIL."""
+    """Run the keep-alive server in its own process so it does not share the client's GIL."""
     modes = [m.id for m in TAXONOMY.modes]
 
     def reply(body: dict, number: int, headers: dict) -> tuple[int, dict, dict]:
         return 200, completion(valid_answer(body, modes)), {}
 
-    with StubServer(reply, latency_s=LATENCY_S) as server:
-        print(server.base_url, flush=True)
-        sys.stdin.read()  # until the parent closes our stdin
+    async def run() -> None:
+        server = KeepAliveServer(reply, latency_s=LATENCY_S)
+        print(await server.start(), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes our stdin
+
+    asyncio.run(run())
 
 
 def bench_http(per_slot: int) -> None:
@@ -135,7 +140,7 @@ def bench_http(per_slot: int) -> None:
 
     latency_ms = int(LATENCY_S * 1000)
     print(f"HTTP judge: OpenAI-compatible server in another process, fixed {latency_ms} ms per request")
-    for concurrency in (1, 8, 32):
+    for concurrency in (1, 8, 32, 64):
         n = per_slot * concurrency
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True

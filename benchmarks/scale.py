@@ -4,14 +4,16 @@
         [--feature-traces 4] [--skip-label] [--skip-features]
 
 label --ray: an OpenAI-compatible server on 127.0.0.1 (its own process, `benchmarks/judge.py
---serve`) answers every request after a fixed 200 ms. A corpus of short traces (one request each,
-`--per-slot` x concurrency of them) is labelled end to end, verdicts stored in DuckDB by the
-driver: single process, then Ray with 1, 2 and 4 workers sharing one budget of C requests.
+--serve`, asyncio with HTTP/1.1 keep-alive) answers every request after a fixed 200 ms. A corpus
+of short traces (one request each, `--per-slot` x concurrency of them) is labelled end to end,
+verdicts stored in DuckDB by the driver: single process, then Ray with 1, 2 and 4 workers
+sharing one budget of C requests.
 Printed: the end-to-end time (Ray: starting the actor pool included) and the steady-state rate
 from the first stored batch of verdicts to the last, each as a ratio of the ideal (C / 0.2 s), and the
 steady rate against the plain baseline measured in the same run: the bare HTTP judge sending the
 same number of requests at concurrency C with no corpus at all (what this machine's CPU allows a
-client now; on a busy shared machine it is well below the ideal).
+client now, and the CPU time it spent per request; on a busy shared machine it is below the
+ideal). The load average is printed with each round.
 features --ray: the `--feature-traces` shortest Who&When samples read by the tiny random test
 model (tests/tiny_lm.py, saved to a temporary folder) in this process, then with Ray (2 workers,
 local Ray already running). Printed: both wall times split into model load (Ray: starting the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -95,10 +98,14 @@ def bench_label(folder: Path, per_slot: int, workers: list[int], concurrencies: 
             path = corpus(folder, per_slot * concurrency)
             ideal = concurrency / LATENCY_S
             n_plain = per_slot * concurrency
-            plain = n_plain / asyncio.run(_http_round(base_url, concurrency, n_plain))
+            cpu = time.process_time()
+            plain_s = asyncio.run(_http_round(base_url, concurrency, n_plain))
+            cpu_ms = 1000 * (time.process_time() - cpu) / n_plain
+            plain = n_plain / plain_s
             print(
                 f"  C={concurrency:2d} plain HTTP client    : {n_plain:4d} requests, {plain:6.1f}/s "
-                f"= {plain / ideal:.2f} of ideal (no corpus, no Ray)",
+                f"= {plain / ideal:.2f} of ideal (no corpus, no Ray); client CPU {cpu_ms:.1f} ms per "
+                f"request, {cpu_ms * plain / 1000:.2f} of a core; load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
             runs = [("single process", None)]
@@ -108,7 +115,8 @@ def bench_label(folder: Path, per_slot: int, workers: list[int], concurrencies: 
                 print(
                     f"  C={concurrency:2d} {name:<20}: {n:4d} traces, {elapsed:5.2f} s end to end "
                     f"({n / elapsed / ideal:.2f} of ideal); steady {rate:6.1f}/s of ideal {ideal:5.0f}/s "
-                    f"= ratio {rate / ideal:.2f}; {rate / plain:.2f} of the plain client",
+                    f"= ratio {rate / ideal:.2f}; {rate / plain:.2f} of the plain client; "
+                    f"load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
         peak = httpx.get(base_url.removesuffix("/v1") + "/stats").json()["max_in_flight"]
