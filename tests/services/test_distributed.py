@@ -189,8 +189,11 @@ def test_label_on_ray_shares_one_backoff_when_the_server_rate_limits(local_ray, 
     refused = [t for t, status in arrivals if status == 429]
     assert (report.judged, report.labels, len(report.errors)) == (6, 6 * 14, 0)
     assert len(judged(db)[0]) == 6 * 14  # nothing lost, nothing twice
-    assert 1 <= len(refused) <= 2, arrivals  # without the shared pause, all 4 traces in flight
-    assert not [t for t, _ in arrivals if 0.1 < t < 0.9], arrivals  # nobody sent during the pause
+    # only the (at most 2) requests open when the first 429 came are refused: without the shared
+    # pause the other worker's traces go on and are refused too; on a loaded machine an open
+    # request may arrive late, so refusals are counted rather than timed
+    assert 1 <= len(refused) <= 2, arrivals
+    assert not [t for t, status in arrivals if status == 200 and t < 0.9], arrivals  # the pause held
     db.close()
 
 
