@@ -41,10 +41,11 @@ def answer(body: dict, number: int, headers: dict) -> tuple[int, dict, dict]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """MAST (dataset labels, several frameworks) + Who&When (attributions) + a judge run on 8."""
+    """MAST (dataset labels, several frameworks) + Who&When (attributions) + Claude Code (a
+    framework with a space, which DuckDB escapes in folder names) + a judge run on 8."""
     path = tmp_path_factory.mktemp("corpus") / "corpus.duckdb"
     with Database(path) as db:
-        samples = [ROOT / "data_samples" / "mast", ROOT / "data_samples" / "whowhen"]
+        samples = [ROOT / "data_samples" / name for name in ("mast", "whowhen", "claude-code")]
         assert ingest(db, samples).quarantined == 0
         with StubServer(answer) as server:
             spec = JudgeSpec(spec="openai:stub", base_url=server.base_url, concurrency=4)
@@ -82,6 +83,8 @@ def test_read_only_commands_agree_on_the_file_the_parquet_folder_and_its_url(cor
     folder = tmp_path / f"by-{by}"
     run("export", "--db", str(corpus), "--format", "parquet", "--partition-by", by, "-o", str(folder))
     assert any(p.name.startswith(f"{by}=") for p in (folder / "traces").iterdir())
+    if by == "framework":
+        assert (folder / "traces" / "framework=Claude%20Code").is_dir()
     over_http = importlib.util.find_spec("duckdb_extension_httpfs") is not None  # the URL half needs it
     with served(folder) as url:
         corpora = {"file": str(corpus), "folder": str(folder)} | ({"url": url} if over_http else {})

@@ -10,7 +10,10 @@ casts the Parquet columns to the schema's types, so queries see exactly what the
 A location with `://` (s3://, gs://, http(s)://) is read by DuckDB's httpfs extension, loaded
 from its PyPI wheel. Plain HTTP cannot list a folder, so every export also writes `_files.json`
 (each table's Parquet paths, relative to the root) and a URL corpus is read through it; a local
-folder is globbed, so partitions copied into it later are seen.
+folder is globbed, so partitions copied into it later are seen. Partition values are read from
+the files (export writes the key columns into them too), not from the path: DuckDB escapes a
+value's spaces in folder names (`framework=Claude%20Code`), so over http(s) the path is
+percent-encoded once more to reach the file and would no longer decode to the value.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 
@@ -137,8 +141,13 @@ def _sources(connection: duckdb.DuckDBPyConnection, where: str) -> dict[str, str
                 f"{where}: no readable {MANIFEST} (a URL corpus is read through the manifest its "
                 f"export wrote; {detail})"
             ) from None
+        # http(s) sends the path as written, so a folder named `framework=Claude%20Code` is asked
+        # for as `Claude%2520Code`; s3 and gs encode object keys themselves
+        encode = root.lower().startswith(("http://", "https://"))
         return {
-            table: "[" + ", ".join(_quote(f"{root}/{path}") for path in paths) + "]"
+            table: "["
+            + ", ".join(_quote(f"{root}/{quote(path, safe='/=') if encode else path}") for path in paths)
+            + "]"
             for table, paths in listed.items()
             if paths
         }
@@ -159,7 +168,7 @@ def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> Non
         for table, _ in _tables(connection):
             if table not in sources:
                 continue  # nothing exported for it: the empty table stays
-            source = f"read_parquet({sources[table]}, hive_partitioning = true, union_by_name = true)"
+            source = f"read_parquet({sources[table]}, hive_partitioning = false, union_by_name = true)"
             if table == "schema_version":
                 exported = _scalar(connection, f"SELECT max(version) FROM {source}")
                 if exported != latest:
