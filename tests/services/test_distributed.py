@@ -33,17 +33,6 @@ def answer(body: dict, number: int, headers: dict) -> tuple[int, dict, dict]:
     return 200, completion(valid_answer(body, MODES, present=frozenset({"1.1", "2.6"}))), {}
 
 
-@pytest.fixture
-def model_dir(tmp_path_factory):
-    from tiny_lm import build_tiny_lm
-
-    model, tokenizer = build_tiny_lm()
-    folder = tmp_path_factory.mktemp("models") / "tiny-model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def small_corpus(path: Path) -> Database:
     db = Database(path)
     assert ingest(db, [write_small_traces(path.parent / "small")]).quarantined == 0

@@ -29,17 +29,6 @@ FAST = {"window": 1024, "layers": "0", "device": "cpu"}
 PROGRESS = re.compile(rb"(\d+)/(\d+)")
 
 
-@pytest.fixture
-def model_dir(tmp_path_factory):
-    from tiny_lm import build_tiny_lm
-
-    model, tokenizer = build_tiny_lm()
-    folder = tmp_path_factory.mktemp("models") / "tiny-model"
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def corpus(path: Path, n: int) -> list[str]:
     """The Who&When sample in a closed DuckDB file; the ids of its `n` shortest traces."""
     with Database(path) as db:

@@ -19,6 +19,16 @@ from tracefail.tui.screens.trace import TraceScreen
 SIZE = (140, 44)
 
 
+async def open_review(pilot) -> ReviewScreen:
+    """Press `v` on the corpus screen: the review view, its panel built."""
+    await settle(pilot)
+    await pilot.press("v")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, ReviewScreen) and screen.panel is not None
+    return screen
+
+
 async def test_queue_opens_traces_and_marks_feed_the_curve(corpus_path: Path, tmp_path: Path) -> None:
     model = tmp_path / "ranker.json"
     with Database(corpus_path) as db:
@@ -30,11 +40,7 @@ async def test_queue_opens_traces_and_marks_feed_the_curve(corpus_path: Path, tm
         )
     app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=model)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("v")
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, ReviewScreen) and screen.panel is not None
+        screen = await open_review(pilot)
         assert screen.row_ids == [t for t in expected if t not in done]
         assert screen.panel.ranker == str(model) and screen.panel.labelled == 3 and not screen.panel.curve
         assert "needs 4 labelled traces, 3 so far" in str(screen.query_one("#review-curve", Static).render())
@@ -62,9 +68,5 @@ async def test_without_a_ranker_file_one_is_fitted_from_the_dataset(
 ) -> None:
     app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=tmp_path / "absent.json")
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("v")
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, ReviewScreen) and screen.panel is not None
+        screen = await open_review(pilot)
         assert screen.panel.ranker == "fitted now on 20 dataset traces" and screen.row_ids
