@@ -124,10 +124,6 @@ class MergedSpans:
         """What a stored `raw` holds (nothing for a new trace)."""
         return cls().merge(*spans_of(raw))[0]
 
-    @property
-    def n_spans(self) -> int:
-        return sum(len(spans) for spans in self.services.values())
-
     def merge(
         self, groups: list[SpanGroup], logs: list[dict[str, Any]] | None = None
     ) -> tuple[MergedSpans, list[str]]:

@@ -3,7 +3,8 @@ back by every read-only command through DuckDB views in an in-memory database.
 
 Layout: one folder per table (`traces/`, `steps/`, `labels/`, ...). Tables keyed by trace are
 split by the trace's framework, llm or date (`traces/framework=AG2/data_0.parquet`), so a reader
-that filters on the key touches only its partitions; the other tables are one file each. The
+that filters on the key reads only its partitions' rows (each file's statistics hold its one key
+value); the other tables are one file each. The
 reader creates the current schema in memory and replaces each exported table by a view that
 casts the Parquet columns to the schema's types, so queries see exactly what the DuckDB file had.
 
