@@ -222,25 +222,27 @@ class OpenAIJudge:
                     status, failure = None, f"Timeout: no complete reply within {self.settings.timeout_s:g} s"
                 except httpx.TransportError as exc:
                     status, failure = None, f"{type(exc).__name__}"
-            if status is not None:
-                text = body.decode("utf-8", "replace")
-                if status == 400 and self._schema_supported and "response_format" in text:
-                    self._schema_supported = False  # this server has no json_schema; ask in words
-                    continue
-                if status < 300:
-                    return self._content(text, used)
-                failure = f"HTTP {status}"
-                if status in ENDPOINT_STATUS:
-                    raise JudgeUnavailable(f"{failure} from {shown}: {text[:200]}")
-                if status not in RETRY_STATUS:
-                    raise JudgeError(f"{failure} from {shown}: {text[:200]}")
-            attempt += 1
-            if attempt > self.settings.max_retries:
-                message = f"{failure} from {shown} after {self.settings.max_retries} retries"
-                raise (JudgeUnavailable if status is None else JudgeError)(message)
-            delay = self._delay(attempt, headers)
-            if status == 429 or headers.get("retry-after"):
-                self.budget.pause(delay)  # the server asked the client, not this request, to wait
+                if status is not None:
+                    text = body.decode("utf-8", "replace")
+                    if status == 400 and self._schema_supported and "response_format" in text:
+                        self._schema_supported = False  # this server has no json_schema; ask in words
+                        continue
+                    if status < 300:
+                        return self._content(text, used)
+                    failure = f"HTTP {status}"
+                    if status in ENDPOINT_STATUS:
+                        raise JudgeUnavailable(f"{failure} from {shown}: {text[:200]}")
+                    if status not in RETRY_STATUS:
+                        raise JudgeError(f"{failure} from {shown}: {text[:200]}")
+                attempt += 1
+                if attempt > self.settings.max_retries:
+                    message = f"{failure} from {shown} after {self.settings.max_retries} retries"
+                    raise (JudgeUnavailable if status is None else JudgeError)(message)
+                delay = self._delay(attempt, headers)
+                if status == 429 or headers.get("retry-after"):
+                    # the server asked the client, not this request, to wait; paused before this
+                    # request's slot goes back, so no other request takes it before the pause is known
+                    self.budget.pause(delay)
             await asyncio.sleep(delay)
 
     async def _post(self, url: httpx.URL, body: dict[str, Any]) -> tuple[int, httpx.Headers, bytes]:
