@@ -93,7 +93,7 @@ def _cut(text: str, heads: list[tuple[int, re.Match[str]]], make: _Maker) -> lis
                     agent=agent,
                     recipient=recipient,
                     name=name,
-                    start_ts=parse_time(ts),
+                    start_ts=None if ts is None else parse_time(ts),
                 )
             )
     return steps
