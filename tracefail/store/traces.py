@@ -9,6 +9,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracefail.model import Attribution, Label, Step, Trace
 from tracefail.store.db import Database, now
@@ -23,6 +24,61 @@ class AddResult:
     duplicates: int = 0
     conflicts: list[tuple[Trace, str]] = field(default_factory=list)
     same_content: list[Trace] = field(default_factory=list)  # duplicates: labels may still be new
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Traces as the rows they are stored as, with their content hashes, built apart from the
+    write: an ingest prepares the next batch (the Python half of its work) while the store
+    thread writes this one (the DuckDB half). `headers` are the traces without their steps,
+    which live only in the Arrow table `steps`."""
+
+    headers: list[Trace]
+    hashes: list[str]
+    n_steps: list[int]
+    steps: pa.Table
+    chars: int  # characters of raw text and step content: what a batch's memory grows with
+
+    def opening(self, trace_id: str) -> str:
+        """The start of one trace's text, for a human reading its quarantine row."""
+        header = next(t for t in self.headers if t.trace_id == trace_id)
+        mine = self.steps.filter(pc.equal(self.steps["trace_id"], trace_id)).slice(0, 3)
+        return opening_text(header.raw, mine["content"].to_pylist())
+
+    @staticmethod
+    def joined(batches: Sequence[Prepared]) -> Prepared:
+        """One batch of several (small files' batches are written together: a DuckDB write
+        per file would dominate on a folder of small files)."""
+        if len(batches) == 1:
+            return batches[0]
+        return Prepared(
+            headers=[t for b in batches for t in b.headers],
+            hashes=[h for b in batches for h in b.hashes],
+            n_steps=[n for b in batches for n in b.n_steps],
+            steps=pa.concat_tables([b.steps for b in batches]),
+            chars=sum(b.chars for b in batches),
+        )
+
+
+def opening_text(raw: str | None, contents: Sequence[str], limit: int = 2000) -> str:
+    """The start of a trace's text (its raw record, else its first steps) for a quarantine row."""
+    return raw[:limit] if raw else "\n".join(text[:limit] for text in contents[:3])[:limit]
+
+
+def prepare(traces: Sequence[Trace]) -> Prepared:
+    """The rows of `traces` and their hashes; the traces themselves are not changed."""
+    return Prepared(
+        headers=[trace.model_copy(update={"steps": []}) for trace in traces],
+        hashes=[trace.content_hash() for trace in traces],
+        n_steps=[len(trace.steps) for trace in traces],
+        steps=_step_columns(traces),
+        chars=sum(map(text_size, traces)),
+    )
+
+
+def text_size(trace: Trace) -> int:
+    """Characters of a trace's raw text and step content: what a batch's memory grows with."""
+    return len(trace.raw or "") + sum(len(step.content) for step in trace.steps)
 
 
 _TRACE_SCHEMA = pa.schema(
@@ -173,36 +229,50 @@ def insert_attributions(db: Database, attributions: Sequence[Attribution], run_i
 
 
 def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
-    """Store new traces with their steps and shipped labels in one transaction.
+    """Store new traces with their steps and shipped labels in one transaction (see `add_prepared`)."""
+    return add_prepared(db, prepare(traces), run_id)
+
+
+def add_prepared(db: Database, batch: Prepared, run_id: str | None) -> AddResult:
+    """Store a prepared batch's new traces with their steps and shipped labels in one transaction.
 
     A trace whose id is already stored with the same content is a duplicate and is skipped;
-    the same id with different content is a conflict for the caller to quarantine.
+    the same id with different content is a conflict for the caller to quarantine. Conflicts
+    and duplicates come back as step-less headers.
     """
     result = AddResult()
-    if not traces:
+    if not batch.headers:
         return result
-    hashes = {t.trace_id: t.content_hash() for t in traces}
-    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", hashes))
-    fresh: list[Trace] = []
-    for trace in traces:
+    ids = [t.trace_id for t in batch.headers]
+    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", ids))
+    fresh: list[int] = []
+    for i, (trace, digest) in enumerate(zip(batch.headers, batch.hashes, strict=True)):
         known = stored.get(trace.trace_id)
         if known is None:
-            stored[trace.trace_id] = hashes[trace.trace_id]
-            fresh.append(trace)
-        elif known == hashes[trace.trace_id]:
+            stored[trace.trace_id] = digest
+            fresh.append(i)
+        elif known == digest:
             result.duplicates += 1
             result.same_content.append(trace)
         else:
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
             )
-    _write(db, fresh, hashes, run_id, result)
+    if len(fresh) < len(batch.headers):
+        kept = pa.array([ids[i] for i in fresh], pa.string())
+        batch = Prepared(
+            headers=[batch.headers[i] for i in fresh],
+            hashes=[batch.hashes[i] for i in fresh],
+            n_steps=[batch.n_steps[i] for i in fresh],
+            steps=batch.steps.filter(pc.is_in(batch.steps["trace_id"], value_set=kept)),
+            chars=batch.chars,
+        )
+    _write(db, batch, run_id, result)
     return result
 
 
 def _write(
-    db: Database, traces: Sequence[Trace], hashes: dict[str, str], run_id: str | None, result: AddResult,
-    *, replace: bool = False,
+    db: Database, batch: Prepared, run_id: str | None, result: AddResult, *, replace: bool = False
 ) -> None:
     """Insert traces with their steps, labels and attributions in one transaction; with
     `replace`, their stored rows and steps go first, and their features, which were computed
@@ -211,7 +281,7 @@ def _write(
     trace_rows: list[dict] = []
     labels: list[Label] = []
     attributions: list[Attribution] = []
-    for trace in traces:
+    for trace, digest, n_steps in zip(batch.headers, batch.hashes, batch.n_steps, strict=True):
         trace_rows.append(
             {
                 "trace_id": trace.trace_id,
@@ -223,8 +293,8 @@ def _write(
                 "task": trace.task,
                 "ground_truth": trace.ground_truth,
                 "outcome": trace.outcome.value,
-                "n_steps": len(trace.steps),
-                "content_hash": hashes[trace.trace_id],
+                "n_steps": n_steps,
+                "content_hash": digest,
                 "source_file": trace.source_file,
                 "raw": trace.raw,
                 "metadata": _json(trace.metadata),
@@ -234,19 +304,18 @@ def _write(
         )
         labels.extend(trace.labels)
         attributions.extend(trace.attributions)
-    step_table = _step_columns(traces)
     with db.transaction():
         if replace:
-            ids = [trace.trace_id for trace in traces]
+            ids = [trace.trace_id for trace in batch.headers]
             _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
-        _insert(db, "steps", _STEP_SCHEMA, step_table)
+        _insert(db, "steps", _STEP_SCHEMA, batch.steps)
         insert_labels(db, labels, run_id)
         insert_attributions(db, attributions, run_id)
-    result.traces += len(traces)
-    result.steps += step_table.num_rows
+    result.traces += len(batch.headers)
+    result.steps += batch.steps.num_rows
     result.labels += len(labels)
     result.attributions += len(attributions)
 
@@ -264,7 +333,7 @@ def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) ->
     attributions are kept, their features (stale now) are deleted."""
     result = AddResult()
     if traces:
-        _write(db, traces, {t.trace_id: t.content_hash() for t in traces}, run_id, result, replace=True)
+        _write(db, prepare(traces), run_id, result, replace=True)
     return result
 
 
