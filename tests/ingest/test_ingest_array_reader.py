@@ -149,3 +149,18 @@ def test_per_line_and_pretty_printed_records_need_no_scan(
 
     monkeypatch.setattr(reader, "_masked", no_scan)
     assert [raw.json() for raw in iter_json_array(path)] == records
+
+
+def test_a_record_sent_to_a_reader_process_travels_as_its_bytes(tmp_path: Path) -> None:
+    """Worker processes get runs of records pickled: each arrives whole (locator, text, value)
+    whether it was cut out with its parsed value, without one, or by the fallback scan."""
+    import pickle
+
+    path = tmp_path / "array.json"
+    path.write_text('[\n{"a": "é\\n"},\n{"b": NaN},\n[1, 2]\n]', encoding="utf-8")
+    for values in (True, False):
+        raws = list(iter_json_array(path, values=values))
+        sent = pickle.loads(pickle.dumps(raws))
+        assert [(r.locator, r.text, r.json()) for r in sent] == [(r.locator, r.text, r.json()) for r in raws]
+        assert [r.json() for r in sent] == [{"a": "é\n"}, {"b": None}, [1, 2]]
+        assert [r.size for r in sent] == [len(r.text.encode()) for r in raws]

@@ -135,13 +135,13 @@ class MastFullAdapter:
         )
 
     def records(self, path: Path) -> Iterator[RawRecord]:
-        return iter_json_array(path)
+        return iter_json_array(path, values=False)  # parsed again by the reader process
 
     def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, full_record_to_trace)
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        return self.from_records(path, self.records(path))
+        return self.from_records(path, iter_json_array(path))
 
 
 class MastHumanAdapter:
@@ -153,10 +153,10 @@ class MastHumanAdapter:
         return first_char(head) == "[" and '"mas_name"' in head and '"round"' in head
 
     def records(self, path: Path) -> Iterator[RawRecord]:
-        return iter_json_array(path)
+        return iter_json_array(path, values=False)  # parsed again by the reader process
 
     def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, human_record_to_trace)
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        return self.from_records(path, self.records(path))
+        return self.from_records(path, iter_json_array(path))

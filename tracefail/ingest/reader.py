@@ -53,23 +53,38 @@ class RawRecord:
 
     The array reader hands over the record's bytes together with the value it parsed to find
     where the record ends, so a clean record is parsed once and never decoded to `str`; the
-    text is decoded only when asked for (an excerpt of a rejected record).
+    text is decoded only when asked for (an excerpt of a rejected record). Pickled (to a reader
+    process) it travels as its bytes alone: the receiver parses them, which costs no more
+    than unpickling the parsed value would.
     """
 
     __slots__ = ("_data", "_value", "error", "locator")
 
     def __init__(
-        self, locator: str, text: str | memoryview, error: str | None = None, value: Any = _UNPARSED
+        self,
+        locator: str,
+        text: str | bytes | memoryview,
+        error: str | None = None,
+        value: Any = _UNPARSED,
     ) -> None:
         self.locator = locator  # "record 12" / "line 40" / "whole file"
         self.error = error  # why this record cannot be read (bad bytes, too large)
         self._data = text
         self._value = value
 
+    def __reduce__(self) -> tuple[type[RawRecord], tuple[str, str | bytes, str | None]]:
+        data = self._data
+        return RawRecord, (self.locator, data if isinstance(data, str) else bytes(data), self.error)
+
     @property
     def text(self) -> str:
         data = self._data
         return data if isinstance(data, str) else str(data, "utf-8", "replace")
+
+    @property
+    def size(self) -> int:
+        """The record's length as read (bytes, or characters of text), without decoding it."""
+        return len(self._data)  # a memoryview of bytes counts bytes
 
     def json(self) -> Any:
         """The record parsed; ValueError (the adapter quarantines the record) if it is unreadable."""
@@ -77,7 +92,8 @@ class RawRecord:
             raise ValueError(self.error)
         if self._value is not _UNPARSED:
             return self._value
-        return loads(self.text)
+        data = self._data
+        return loads(data if isinstance(data, str | bytes) else bytes(data))
 
 
 def _reject_constant(name: str) -> None:
@@ -163,13 +179,14 @@ def first_char(head: str) -> str:
     return stripped[:1]
 
 
-def iter_json_array(path: Path) -> Iterator[RawRecord]:
+def iter_json_array(path: Path, values: bool = True) -> Iterator[RawRecord]:
     """Yield each element of a top-level JSON array as its own record.
 
     The file is read as bytes in windows of CHUNK; the window keeps the unread tail only, so
     memory is bounded by the window and the largest record, not by the file. Each record's end
     is found by `_Window.fast_end` where the layout allows, else by `_Window.scan_end`; a record
-    that crosses the window's end is retried on the refilled window.
+    that crosses the window's end is retried on the refilled window. `values=False` (records
+    cut out for other processes to parse) keeps no parsed value, only the bytes.
     """
     limit = MAX_RECORD_BYTES.get()
     with path.open("rb") as fh:
@@ -191,7 +208,7 @@ def iter_json_array(path: Path) -> Iterator[RawRecord]:
             if value is _UNPARSED:
                 yield RawRecord(f"record {index}", _decoded(window, pos, end, index))
             else:
-                yield RawRecord(f"record {index}", window.view[pos:end], value=value)
+                yield RawRecord(f"record {index}", window.view[pos:end], value=value if values else _UNPARSED)
             index += 1
             pos = end
 

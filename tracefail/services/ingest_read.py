@@ -160,7 +160,7 @@ def units(file: Path, forced: str | None, parallel: bool) -> Iterator[Unit | Rej
         size = 0
         for record in adapter.records(file):
             run.append(record)
-            size += len(record.text)
+            size += record.size
             if size >= UNIT_BYTES:
                 yield Unit(file, name, tuple(run))
                 run, size = [], 0
