@@ -15,6 +15,7 @@ import pytest
 
 import tracefail.ingest.reader as reader
 from tracefail.ingest.reader import SourceError, iter_json_array
+from tracefail.model import Trace
 
 RECORDS = [
     {"a": "}\n{", "b": [1, {"c": "],\\"}], "d": None},
@@ -164,3 +165,19 @@ def test_a_record_sent_to_a_reader_process_travels_as_its_bytes(tmp_path: Path) 
         assert [(r.locator, r.text, r.json()) for r in sent] == [(r.locator, r.text, r.json()) for r in raws]
         assert [r.json() for r in sent] == [{"a": "é\n"}, {"b": None}, [1, 2]]
         assert [r.size for r in sent] == [len(r.text.encode()) for r in raws]
+
+
+def test_a_whowhen_array_with_a_leading_newline_is_read_record_by_record(tmp_path: Path) -> None:
+    """The Who&When adapter picks array or whole-object reading from the first non-blank
+    character (it took the file's first byte, so a newline before `[` made one bad record)."""
+    from tracefail.ingest.whowhen import WhoWhenAdapter
+
+    samples = Path(__file__).resolve().parents[2] / "data_samples" / "whowhen"
+    records = [json.loads((samples / f"{n}.json").read_text()) for n in (1, 9)]
+    path = tmp_path / "both.json"
+    path.write_text("\n " + json.dumps(records, indent=2))
+    traces = list(WhoWhenAdapter().parse(path))
+    assert all(isinstance(t, Trace) for t in traces), traces
+    assert [t.native_id.split("/")[1] for t in traces if isinstance(t, Trace) and t.native_id] == [
+        str(r["question_ID"]) for r in records
+    ]

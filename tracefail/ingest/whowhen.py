@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text, read_whole
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, read_head, read_whole
 from tracefail.model import Attribution, Outcome, Step, Trace
 
 SOURCE = "whowhen"
@@ -136,9 +136,8 @@ class WhoWhenAdapter:
         if path.suffix == ".parquet":
             yield from self._parse_parquet(path)
             return
-        with open_text(path) as fh:
-            head = fh.read(1)
-        records = iter_json_array(path) if head == "[" else iter([RawRecord("whole file", read_whole(path))])
+        array = first_char(read_head(path, 64)) == "["
+        records = iter_json_array(path) if array else iter([RawRecord("whole file", read_whole(path))])
         for raw in records:
             yield self._one(raw, str(path))
 
