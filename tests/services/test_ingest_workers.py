@@ -41,6 +41,29 @@ def _mast_array(path: Path, copies: int) -> Path:
     return path
 
 
+@pytest.fixture
+def units_to_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every unit goes to a worker process: the pool waits for its first worker (a real one)
+    before taking units, where an ingest would read them itself meanwhile. Returns the count of
+    units sent to workers, filled as they are sent."""
+    sent: list[int] = []
+    start = ingest_read.ReadPool.__init__
+
+    def started(self, workers: int, limits: ingest_read.Limits) -> None:
+        start(self, workers, limits)
+        self._up.result(timeout=120)
+        submit = self._pool.submit
+
+        def counted(fn, *args):
+            sent.append(1)
+            return submit(fn, *args)
+
+        self._pool.submit = counted
+
+    monkeypatch.setattr(ingest_read.ReadPool, "__init__", started)
+    return sent
+
+
 def _stored(db: Database) -> dict[str, list[tuple]]:
     return {name: db.rows(sql) for name, sql in _COMPARED.items()}
 
@@ -57,7 +80,7 @@ def _both_ways(tmp_path: Path, paths: list[Path]) -> tuple[dict, dict, list, lis
 
 @pytest.mark.slow
 def test_a_big_record_file_read_in_runs_by_workers_stores_what_one_process_stores(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
 ) -> None:
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)  # cut in main: ~10 runs of records
     path = _mast_array(tmp_path / "mast.json", 60)
@@ -68,10 +91,13 @@ def test_a_big_record_file_read_in_runs_by_workers_stores_what_one_process_store
     assert sorted(report_pooled.messages) == sorted(report_alone.messages)
     assert pooled == alone
     assert len(alone["steps"]) == report_alone.steps > 60
+    assert len(units_to_workers) >= 4
 
 
 @pytest.mark.slow
-def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(tmp_path: Path) -> None:
+def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(
+    tmp_path: Path, units_to_workers: list[int]
+) -> None:
     folder = tmp_path / "corpus"
     shutil.copytree(SAMPLES / "whowhen", folder / "whowhen")
     shutil.copytree(SAMPLES / "mast", folder / "mast")
@@ -80,11 +106,12 @@ def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(tm
     assert report_pooled.as_dict() == report_alone.as_dict()
     assert report_alone.traces > 10 and report_alone.quarantined >= 1
     assert pooled == alone
+    assert len(units_to_workers) >= 10
 
 
 @pytest.mark.slow
 def test_a_truncated_big_file_keeps_the_runs_before_the_break(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
 ) -> None:
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
     path = _mast_array(tmp_path / "mast.json", 30)
@@ -95,3 +122,17 @@ def test_a_truncated_big_file_keeps_the_runs_before_the_break(
     assert report_pooled.as_dict() == report_alone.as_dict()
     assert 0 < report_pooled.traces < 30
     assert any("truncated" in message for message in report_pooled.messages)
+    assert units_to_workers
+
+
+@pytest.mark.slow
+def test_units_read_here_while_workers_start_keep_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a worker is up the ingest reads units itself: mixed with the workers' units, the
+    stored rows and counts are still those of a single-process ingest."""
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 20_000)
+    path = _mast_array(tmp_path / "mast.json", 120)
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert pooled == alone

@@ -219,6 +219,7 @@ def ingest(
         with (
             _fewer_collections(),
             db.memory_capped(DB_MEMORY_CAP),
+            db.threads_capped(1),
             db.bulk_write() as commit,
             _StoreThread() as store,
         ):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -183,13 +184,19 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _started() -> None:
+    """A worker is up (the pool starts its processes lazily)."""
+
+
 class ReadPool:
     """Units read by worker processes, handed back in submission order, at most two per worker
     ahead of the consumer (memory stays bounded by a few units).
 
     Workers fork from a forkserver that imported the readers once: the ingest's own process has
     DuckDB's threads running, which a plain fork must not copy, and spawning imports everything
-    again in each worker.
+    again in each worker. The forkserver's imports take a second or more; until a worker is up,
+    units are read here instead, so that second is not lost. Like any user of spawned
+    processes, a script calling this must guard its entry point with `if __name__ == "__main__"`.
     """
 
     def __init__(self, workers: int, limits: Limits) -> None:
@@ -199,18 +206,31 @@ class ReadPool:
         self._limits = limits
         self._ahead = 2 * workers
         self._queued: deque[Future[list[Item]] | list[Item]] = deque()
+        self._up: Future[None] = Future()
+        # the first submit blocks until the forkserver has imported the readers: not here
+        threading.Thread(target=self._start, name="tracefail-read-pool-start", daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            self._pool.submit(_started).result()
+            self._up.set_result(None)
+        except BaseException as exc:  # no workers (e.g. an unguarded __main__): all is read here
+            self._up.set_exception(exc)
 
     def submit(self, unit: Unit | Reject) -> Iterator[Item]:
-        """Queue a unit (a Reject is queued as already read); yields what is ready in order.
-        A big file that is not cut into runs is read here, streaming, after what is queued."""
+        """Queue a unit and yield what is ready, in order. A unit is read here while no worker
+        is up (or if none could start), and so is a big file that is not cut into runs, streaming,
+        after what is queued; a Reject is queued as already read."""
         if isinstance(unit, Reject):
             self._queued.append([unit])
         elif unit.records is None and unit.file.stat().st_size > UNIT_BYTES:
             yield from self.drain()
             yield from read(unit, self._limits)
+        elif not self._up.done() or self._up.exception() is not None:
+            self._queued.append(_read_all(unit, self._limits))
         else:
             self._queued.append(self._pool.submit(_read_all, unit, self._limits))
-        while len(self._queued) > self._ahead:
+        while len(self._queued) > self._ahead or (self._queued and isinstance(self._queued[0], list)):
             yield from self._next()
 
     def drain(self) -> Iterator[Item]:
