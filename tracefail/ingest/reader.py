@@ -23,7 +23,7 @@ import orjson
 from tracefail.ingest.base import Rejected, excerpt, reason
 from tracefail.model import Trace
 
-CHUNK = 8 << 20  # the array reader's read window: a record smaller than this is found by the fast path
+CHUNK = 4 << 20  # the array reader's read window: 1-8 MiB measured, 4 as fast as 8 in less memory
 HEAD_BYTES = 64 * 1024
 _STRUCT = re.compile(rb'["{}\[\]]')
 _SCALAR_END = re.compile(rb"[,\]]")
