@@ -207,8 +207,10 @@ def iter_json_array(path: Path, values: bool = True) -> Iterator[RawRecord]:
             pos, end, value = _record(window, pos, index, limit)
             if value is _UNPARSED:
                 yield RawRecord(f"record {index}", _decoded(window, pos, end, index))
-            else:
-                yield RawRecord(f"record {index}", window.view[pos:end], value=value if values else _UNPARSED)
+            elif values:
+                yield RawRecord(f"record {index}", window.view[pos:end], value=value)
+            else:  # a copy: a view would keep its whole window alive while the run waits for a reader
+                yield RawRecord(f"record {index}", window.data[pos:end])
             index += 1
             pos = end
 
