@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
         ]
     ],
     ("otel/tempo_batches.json", "otel", otlp_spans, NO_DATA),
+    ("otel/tempo_api_trace_pushing_spans.json", "otel", otlp_spans, NO_DATA),  # real, Tempo's own answer
     (
         "otel/adk_spans_and_logs.jsonl",
         "otel",
@@ -454,6 +456,19 @@ def test_base64_ids_of_protobuf_dumps_read_as_the_same_hex_trace(tmp_path: Path)
     assert b64.trace_id == hexed.trace_id and [s.parent_span_id for s in b64.steps] == [
         s.parent_span_id for s in hexed.steps
     ]
+
+
+def test_a_real_tempo_answer_reads_its_base64_ids_service_and_times() -> None:
+    """Tempo's guide pushed span 1234 of trace 0123456789abcdef (Zipkin, 100 ms from
+    1608239395286533 us); its `/api/traces` answer carries them base64-encoded."""
+    (tempo,) = traces("otel/tempo_api_trace_pushing_spans.json", "otel")
+    assert tempo.native_id == "0123456789abcdef".zfill(32)
+    (step,) = tempo.steps
+    assert (step.span_id, step.parent_span_id, step.name) == ("1234".zfill(16), None, "span from bash!")
+    assert step.metadata["service"] == "shell script"
+    assert step.start_ts is not None and step.end_ts is not None
+    assert step.start_ts.replace(tzinfo=None) == datetime(2020, 12, 17, 21, 9, 55, 286533)  # UTC
+    assert (step.end_ts - step.start_ts).total_seconds() == pytest.approx(0.1)
 
 
 def test_langfuse_jsonl_export_one_trace_per_line(tmp_path: Path) -> None:
