@@ -106,6 +106,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ],
     ("otel/tempo_batches.json", "otel", otlp_spans, NO_DATA),
     ("otel/tempo_api_trace_pushing_spans.json", "otel", otlp_spans, NO_DATA),  # real, Tempo's own answer
+    ("otel/agentevals/tempo_export_with_batches.json", "otel", otlp_spans, NO_DATA),  # real kagent/ADK run
     (
         "otel/adk_spans_and_logs.jsonl",
         "otel",
@@ -373,6 +374,35 @@ def test_real_google_adk_spans_read_through_langfuse_keep_task_tool_and_usage() 
         1
     ].content.strip() == "Hello Langfuse 👋!"
     assert [(s.tokens_in, s.tokens_out) for s in llm] == [(28, 3), (39, 6)]
+
+
+def test_a_real_tempo_export_of_an_adk_agent_keeps_tool_results_answers_and_exceptions() -> None:
+    """kagent's helm_agent (Google ADK with OpenLLMetry and a2a spans) as Tempo exported it: ADK writes
+    `llm_request`/`llm_response` as `{}` on its tool span, which must not hide `tool_response` (an
+    MCP `{"content": [{"type": "text"}]}` result), and the a2a spans' `exception` events are kept."""
+    relative = "otel/agentevals/tempo_export_with_batches.json"
+    (run,) = traces(relative, "otel")
+    assert run.task is not None and run.task.strip() == "list all helm releases" and run.llm == "gpt-4.1-mini"
+    (tool,) = [s for s in run.steps if s.kind is StepKind.TOOL]
+    assert tool.content.startswith("NAME") and "kagent-crds" in tool.content
+    assert [(c.name, c.id) for c in tool.tool_calls] == [
+        ("helm_list_releases", "call_w0eKlvnaE7S9GQJeSSs0gn05")
+    ]
+    adk_calls = [s for s in run.steps if s.name == "call_llm"]
+    assert [c.name for c in adk_calls[0].tool_calls] == ["helm_list_releases"]
+    assert adk_calls[1].content.startswith("There are two Helm releases currently deployed")
+    assert [(s.tokens_in, s.tokens_out) for s in adk_calls] == [(2256, 13), (2392, 116)]
+    assert {s.agent for s in run.steps if s.kind is StepKind.AGENT} == {"helm-agent", "helm_agent"}
+    spans = [
+        s for b in load(relative)["batches"] for sc in b["instrumentationLibrarySpans"] for s in sc["spans"]
+    ]
+    exceptions = [e for s in spans for e in s.get("events", []) if e["name"] == "exception"]
+    kept = [s for s in run.steps if s.content.startswith("exception: asyncio.exceptions.CancelledError")]
+    # one step per exception event; the spans' status stayed unset, and so does the steps'
+    assert len(kept) == len(exceptions) == 5 and all(s.status is None for s in kept)
+    linked = {s["spanId"] for s in spans} & {s.get("parentSpanId") for s in spans}  # parents in the file
+    assert len({s.parent_span_id for s in run.steps} & {s.span_id for s in run.steps}) == len(linked)
+    assert all(s.start_ts and s.end_ts for s in run.steps)
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
