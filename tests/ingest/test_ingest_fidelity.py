@@ -118,6 +118,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
     ("phoenix/spans.json", "phoenix", len, NO_DATA),
     ("phoenix/openinference_spec_traces.json", "phoenix", len, NO_DATA),
+    ("phoenix/openinference_spec_llm_tool_call.json", "phoenix", len, NO_DATA),
     *[
         (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
         for name in ("generateText", "generateText_doGenerate")
@@ -403,6 +404,18 @@ def test_a_real_tempo_export_of_an_adk_agent_keeps_tool_results_answers_and_exce
     linked = {s["spanId"] for s in spans} & {s.get("parentSpanId") for s in spans}  # parents in the file
     assert len({s.parent_span_id for s in run.steps} & {s.span_id for s in run.steps}) == len(linked)
     assert all(s.start_ts and s.end_ts for s in run.steps)
+
+
+def test_the_openinference_tool_call_example_keeps_the_call_the_answer_and_usage() -> None:
+    """OpenInference's own two-span example of an OpenAI tool call (`span_kind` is the OTel kind
+    there; the OpenInference kind is in the attributes), joined into one list."""
+    (run,) = traces("phoenix/openinference_spec_llm_tool_call.json", "phoenix")
+    assert run.task == "what is 23 times 87" and [s.kind for s in run.steps] == [StepKind.LLM] * 2
+    call, answer = run.steps
+    assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [("multiply", {"a": 23, "b": 87})]
+    assert answer.content == "The product of 23 times 87 is 2001."
+    assert [(s.tokens_in, s.tokens_out) for s in run.steps] == [(229, 21), (259, 14)]
+    assert {s.parent_span_id for s in run.steps} == {"2fe8a793-2cf1-42d7-a1df-bd7d46e017ef"}
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
