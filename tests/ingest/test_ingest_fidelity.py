@@ -116,6 +116,7 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("otel/vercel_ai_sdk.json", "otel", otlp_spans, {"ai.toolCall"}),
     ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, NO_DATA),
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
+    ("jaeger/agentevals/k8s.json", "jaeger", lambda d: sum(len(t["spans"]) for t in d["data"]), NO_DATA),
     ("phoenix/spans.json", "phoenix", len, NO_DATA),
     ("phoenix/openinference_spec_traces.json", "phoenix", len, NO_DATA),
     ("phoenix/openinference_spec_llm_tool_call.json", "phoenix", len, NO_DATA),
@@ -416,6 +417,22 @@ def test_the_openinference_tool_call_example_keeps_the_call_the_answer_and_usage
     assert answer.content == "The product of 23 times 87 is 2001."
     assert [(s.tokens_in, s.tokens_out) for s in run.steps] == [(229, 21), (259, 14)]
     assert {s.parent_span_id for s in run.steps} == {"2fe8a793-2cf1-42d7-a1df-bd7d46e017ef"}
+
+
+def test_a_real_jaeger_agent_run_keeps_its_failure_answer_and_exception_logs() -> None:
+    """kagent's k8s_agent run that agentevals' README uses as the failing example: asked to list Helm
+    releases, it answered without calling a tool. Its four a2a `exception` logs read as one line each,
+    not as a dump of every field with the stack trace."""
+    relative = "jaeger/agentevals/k8s.json"
+    (run,) = traces(relative, "jaeger")
+    assert run.task == "list all Helm releases"
+    assert not [s for s in run.steps if s.kind is StepKind.TOOL or s.tool_calls]  # the failure
+    (adk_call,) = [s for s in run.steps if s.name == "call_llm"]
+    assert adk_call.agent == "k8s_agent" and adk_call.content.startswith("To list all Helm releases")
+    assert (adk_call.tokens_in, adk_call.tokens_out) == (2203, 139)
+    logs = [log for s in load(relative)["data"][0]["spans"] for log in s.get("logs", [])]
+    kept = [s.content for s in run.steps if "CancelledError" in s.content]
+    assert len(logs) == 4 and kept == ["exception: asyncio.exceptions.CancelledError"] * 4
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
