@@ -139,7 +139,8 @@ def test_a_lone_surrogate_quarantines_its_trace_and_the_batch_lands(db, tmp_path
     report = ingest(db, [path])
     assert (report.traces, report.quarantined) == (2, 1)
     (message,) = report.messages
-    assert f"algorithm-generated/{broken['question_ID']}" in message and "cannot be stored as UTF-8" in message
+    assert f"algorithm-generated/{broken['question_ID']}" in message
+    assert "cannot be stored as UTF-8" in message
     assert "lonely" in db.rows("SELECT excerpt FROM quarantine")[0][0]
 
 
