@@ -181,3 +181,29 @@ def test_a_whowhen_array_with_a_leading_newline_is_read_record_by_record(tmp_pat
     assert [t.native_id.split("/")[1] for t in traces if isinstance(t, Trace) and t.native_id] == [
         str(r["question_ID"]) for r in records
     ]
+
+
+@pytest.mark.parametrize("tail", ["\n", "\n\n"])
+def test_a_wrong_layout_guess_is_not_retried_for_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: str
+) -> None:
+    """A minified array of arrays whose only newline ends the file: every record's line-end
+    guess is the rest of the file, which orjson would check whole each time (quadratic). After
+    one failed guess the window is scanned instead, so orjson reads about the file twice."""
+    records = [[n, "x" * 50] for n in range(2000)]
+    path = tmp_path / "lists.json"
+    path.write_text(json.dumps(records) + tail)
+    read: list[int] = []
+    real = reader.orjson.loads
+
+    class Counting:
+        JSONDecodeError = reader.orjson.JSONDecodeError
+
+        @staticmethod
+        def loads(data: bytes | memoryview | str) -> object:
+            read.append(len(data))
+            return real(data)
+
+    monkeypatch.setattr(reader, "orjson", Counting)
+    assert [raw.json() for raw in iter_json_array(path)] == records
+    assert sum(read) < 3 * path.stat().st_size
