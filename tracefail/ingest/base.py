@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tracefail.model import Trace, stable_id
+
+if TYPE_CHECKING:
+    from tracefail.ingest.reader import RawRecord
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,17 @@ class Adapter(Protocol):
     def sniff(self, path: Path, head: str) -> bool: ...
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]: ...
+
+
+@runtime_checkable
+class RecordAdapter(Adapter, Protocol):
+    """A format whose files are runs of independent records (MAST-Data's JSON arrays): a big
+    file is cut into runs of records that several processes read at once. `parse(path)` is
+    `from_records(path, records(path))`."""
+
+    def records(self, path: Path) -> Iterator[RawRecord]: ...
+
+    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]: ...
 
 
 def excerpt(text: str, limit: int = 400) -> str:
