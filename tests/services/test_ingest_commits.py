@@ -93,7 +93,7 @@ def test_an_ingest_runs_with_fewer_collections_and_restores_the_collector(
     monkeypatch.setattr(trace_store, "add_prepared", add_and_look)
     report = ingest(db, _whowhen_files(tmp_path, 3))
     assert report.traces == 3
-    assert seen and all(t == ingest_service.GC_THRESHOLD and frozen > 0 for t, frozen in seen)
+    assert seen and all(t == ingest_read.GC_THRESHOLD and frozen > 0 for t, frozen in seen)
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
     def fail(db, batch, run_id):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -24,6 +23,7 @@ from tracefail.services.ingest_read import (
     ReadPool,
     Reject,
     default_workers,
+    fewer_collections,
     read_in_process,
     units,
 )
@@ -85,27 +85,9 @@ PARALLEL_BYTES = 32 * 1024 * 1024
 # Not lower: a batch pins ~40 MiB (uncommitted rows, index nodes) and at a 32 MiB cap a commit
 # runs out of memory, which DuckDB treats as fatal for the whole database.
 DB_MEMORY_CAP = 128 * 1024 * 1024
-# An ingest allocates millions of short-lived, acyclic objects (steps, their dicts, Arrow
-# buffers); at Python's default gen-0 threshold (700) the collector ran ~1,300 times and each
-# oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
-# 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
-# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
-GC_THRESHOLD = 50_000
 # Store tasks (batches, quarantine rows, commits) the reader may run ahead of the writer: one
 # batch being written and one prepared keep both halves busy; more only holds memory.
 STORE_DEPTH = 2
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 @dataclass
@@ -217,7 +199,7 @@ def ingest(
     pool = ReadPool(workers, limits) if workers > 1 else None
     try:
         with (
-            _fewer_collections(),
+            fewer_collections(),
             db.memory_capped(DB_MEMORY_CAP),
             db.threads_capped(1),
             db.bulk_write() as commit,
