@@ -32,6 +32,20 @@ SAMPLES = ROOT / "data_samples"
 SHARED_WHOWHEN = ROOT.parent / "shared" / "data" / "whowhen-algorithm-generated"
 
 
+def _longer(trajectory: str, repeat: int) -> str:
+    """A run log `repeat` times as long, still in its own style: an AG2 run is a JSON document,
+    so its message list is repeated (repeating the text would make it unreadable JSON, which no
+    real MAST record is, and send it through every splitter)."""
+    try:
+        document = json.loads(trajectory)
+    except ValueError:
+        return trajectory * repeat
+    if isinstance(document, list):
+        return json.dumps(document * repeat, ensure_ascii=False)
+    document["trajectory"] = document["trajectory"] * repeat  # AG2's {..., "trajectory": [...]}
+    return json.dumps(document, ensure_ascii=False)
+
+
 def synthesize_mast(path: Path, megabytes: int) -> int:
     """Write a MAST-Data full-file lookalike of about `megabytes` MB, streaming; returns records."""
     base = json.loads((SAMPLES / "mast" / "mad_full_sample.json").read_text())
@@ -42,7 +56,7 @@ def synthesize_mast(path: Path, megabytes: int) -> int:
             record = json.loads(json.dumps(base[count % len(base)]))
             # sizes like the real file: mostly ~10 KB, every 50th ~2 MB
             repeat = 400 if count % 50 == 49 else 1 + count % 7
-            record["trace"]["trajectory"] = record["trace"]["trajectory"] * repeat
+            record["trace"]["trajectory"] = _longer(record["trace"]["trajectory"], repeat)
             record["trace_id"] = record["trace"]["index"] = count
             text = json.dumps(record, ensure_ascii=False)
             fh.write(("" if count == 0 else ",\n") + text)
@@ -162,7 +176,7 @@ def main() -> None:
     report(f"Who&When ({args.whowhen})", sorted(args.whowhen.glob("*.json")), array=False, repeat=args.repeat)
     for megabytes in (mb for mb in args.mast_mb if mb > 0):
         args.workdir.mkdir(parents=True, exist_ok=True)
-        mast = args.workdir / f"mast_synth_{megabytes}mb.json"
+        mast = args.workdir / f"mast_synth_{megabytes}mb_v2.json"  # v2: AG2 runs stay JSON
         if not mast.exists():
             records = synthesize_mast(mast, megabytes)
             print(f"\nsynthesized {mast} ({records} records)")
