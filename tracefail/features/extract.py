@@ -126,7 +126,7 @@ class Extractor:
             self._run_window(layout.ids, window, accs)
             if on_tokens:
                 on_tokens(window.length)
-        rows = self._rows(layout, accs)
+        rows = self.arrow_rows(layout, accs)
         rows += [(-1, "len.trace_tokens", float(len(layout.ids))), (-1, "len.windows", float(len(windows)))]
         return TraceFeatures(rows=rows, tokens=sum(w.length for w in windows), windows=len(windows))
 
@@ -199,7 +199,7 @@ class Extractor:
             acc.attn.setdefault(f"attn.{name}", []).append((sum(values) / len(values), weight))
 
     # --- rows -----------------------------------------------------------------------------------
-    def _rows(self, layout, accs: dict[int, _StepAcc]) -> list[tuple[int, str, float]]:
+    def arrow_rows(self, layout, accs: dict[int, _StepAcc]) -> list[tuple[int, str, float]]:
         rows: list[tuple[int, str, float]] = []
         previous: dict[str, float] = {}
         series: list[tuple[int, float]] = []

@@ -32,8 +32,8 @@ from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
 from tracefail.store.db import StoreError
+from tracefail.store.rows import Prepared
 from tracefail.store.shipped import update_shipped
-from tracefail.store.traces import Prepared
 
 SUFFIXES = registry.SUFFIXES
 

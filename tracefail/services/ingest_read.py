@@ -20,8 +20,8 @@ from tracefail.ingest import registry
 from tracefail.ingest.base import RecordAdapter, Rejected
 from tracefail.ingest.reader import MAX_RECORD_BYTES, RawRecord, SourceError
 from tracefail.model import Trace
-from tracefail.store import traces as trace_store
-from tracefail.store.traces import Prepared
+from tracefail.store import rows
+from tracefail.store.rows import Prepared
 
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
@@ -122,7 +122,7 @@ def read(unit: Unit, limits: Limits) -> Iterator[Item]:
                 continue
             problem = _oversized(item, limits.max_field_chars)
             if problem:
-                text = trace_store.opening_text(item.raw, [s.content for s in item.steps[:3]])
+                text = rows.opening_text(item.raw, [s.content for s in item.steps[:3]])
                 yield Reject(unit.file, item.native_id or item.trace_id, problem, text)
                 continue
             if item.trace_id in seen:  # the store decides duplicate vs conflict against the first
@@ -130,7 +130,7 @@ def read(unit: Unit, limits: Limits) -> Iterator[Item]:
                 pending, pending_chars, seen = [], 0, set()
             seen.add(item.trace_id)
             pending.append(item)
-            pending_chars += trace_store.text_size(item)
+            pending_chars += rows.text_size(item)
             if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
                 yield from _prepared(unit.file, pending)
                 pending, pending_chars, seen = [], 0, set()
@@ -147,15 +147,15 @@ def _prepared(file: Path, traces: list[Trace]) -> Iterator[Item]:
     if not traces:
         return
     try:
-        yield trace_store.prepare(traces)
+        yield rows.prepare(traces)
         return
     except UnicodeEncodeError:
         pass
     for trace in traces:
         try:
-            yield trace_store.prepare([trace])
+            yield rows.prepare([trace])
         except UnicodeEncodeError as exc:
-            text = trace_store.opening_text(trace.raw, [s.content for s in trace.steps[:3]])
+            text = rows.opening_text(trace.raw, [s.content for s in trace.steps[:3]])
             readable = text.encode("utf-8", "replace").decode("utf-8")
             reason = f"holds text that cannot be stored as UTF-8 ({exc.reason})"
             yield Reject(file, trace.native_id or trace.trace_id, reason, readable)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
+
+from tracefail.store.rows import now
 
 DEFAULT_DB = "tracefail.duckdb"
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
@@ -56,10 +57,6 @@ def _setting_bytes(text: str) -> float:
     if not match:
         return float("inf")
     return float(match.group(1)) * _UNITS.get(match.group(2).lower() or "b", float("inf"))
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def migrations() -> list[tuple[int, str, str]]:

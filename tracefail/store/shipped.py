@@ -12,7 +12,8 @@ from typing import Any
 
 from tracefail.model import Trace
 from tracefail.store.db import Database
-from tracefail.store.traces import Prepared, insert_rows
+from tracefail.store.rows import Prepared
+from tracefail.store.traces import insert_rows
 
 
 def _label_key(source: str, version: str | None, mode: str) -> tuple:
