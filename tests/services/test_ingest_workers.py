@@ -83,6 +83,7 @@ def test_a_big_record_file_read_in_runs_by_workers_stores_what_one_process_store
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
 ) -> None:
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)  # cut in main: ~10 runs of records
+    monkeypatch.setattr(ingest_read, "RUN_BYTES", 40_000)
     path = _mast_array(tmp_path / "mast.json", 60)
     assert path.stat().st_size > 4 * 40_000
     alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
@@ -114,6 +115,7 @@ def test_a_truncated_big_file_keeps_the_runs_before_the_break(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
 ) -> None:
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
+    monkeypatch.setattr(ingest_read, "RUN_BYTES", 40_000)
     path = _mast_array(tmp_path / "mast.json", 30)
     text = path.read_text()
     path.write_text(text[: int(len(text) * 0.8)])  # cut inside a record
@@ -132,6 +134,7 @@ def test_units_read_here_while_workers_start_keep_their_order(
     """Before a worker is up the ingest reads units itself: mixed with the workers' units, the
     stored rows and counts are still those of a single-process ingest."""
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 20_000)
+    monkeypatch.setattr(ingest_read, "RUN_BYTES", 20_000)
     path = _mast_array(tmp_path / "mast.json", 120)
     alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
     assert report_pooled.as_dict() == report_alone.as_dict()
