@@ -244,27 +244,30 @@ def _steps_json(steps: list[Step]) -> bytes:
     """The steps' JSON, comma-separated: one trace's memory at most, and one `update` for it."""
     templates: dict[tuple[Any, ...], bytes] = {}
     times: dict[datetime | None, bytes] = {None: b"null"}  # logs stamp many lines a second
-    encoded = []
+    encoded: list[bytes] = []
+    append, dumps = encoded.append, orjson.dumps  # bound once: this loop runs per step
     for f in map(vars, steps):  # field values without pydantic's attribute machinery
         key = _STEP_KEY(f)
-        template = templates.get(key)
-        if template is None:
+        try:
+            template = templates[key]
+        except KeyError:
             template = _step_template(key)
             if key[1] is None:  # aware end times equal across offsets yet print apart: no key
                 templates[key] = template
         start = f["start_ts"]
-        start_json = times.get(start)
-        if start_json is None:
+        try:
+            start_json = times[start]
+        except KeyError:
             start_json = _time(start)
             if start.tzinfo is None:  # the same reason
                 times[start] = start_json
         try:
-            content = orjson.dumps(f["content"])
+            content = dumps(f["content"])
         except orjson.JSONEncodeError:
             content = _text(f["content"])
         calls = f["tool_calls"]
         calls_json = b", ".join(map(_call_json, calls)) if calls else b""
-        encoded.append(template % (content, start_json, f["step_idx"], calls_json))
+        append(template % (content, start_json, f["step_idx"], calls_json))
     return b", ".join(encoded)
 
 
