@@ -216,58 +216,73 @@ def _call_json(call: ToolCall) -> bytes:
     return b'{"arguments": %b, "id": %b, "name": %b}' % (arguments, call_id, name)
 
 
-# A step's fields but content, start_ts, step_idx and tool_calls: steps split from one log
-# repeat them (a few agents and names; span ids, tokens, end_ts and the rest None), so each
-# combination is encoded once per trace into a template. Encoding every field of every step
-# was 90% of content_hash's time on a MAST log.
-_STEP_KEY = itemgetter(
-    "agent", "end_ts", "kind", "model", "name", "parent_span_id", "recipient", "role", "span_id",
-    "status", "tokens_in", "tokens_out", "tool_call_id",
+# The step fields that repeat from step to step: a log's few agents and names, a span tree's
+# models and statuses. Each combination is encoded once into a template; encoding every field
+# of every step was 90% of content_hash's time on a MAST log.
+_STEP_KEY = itemgetter("agent", "kind", "model", "name", "recipient", "role", "status")
+_STEP_REST = itemgetter(
+    "content", "end_ts", "parent_span_id", "span_id", "start_ts", "step_idx", "tokens_in", "tokens_out",
+    "tool_call_id", "tool_calls",
 )  # fmt: skip
 _STEP_JSON = (
-    b'{"agent": %b, "content": %%b, "end_ts": %b, "kind": %b, "model": %b, "name": %b, '
-    b'"parent_span_id": %b, "recipient": %b, "role": %b, "span_id": %b, "start_ts": %%b, '
-    b'"status": %b, "step_idx": %%d, "tokens_in": %b, "tokens_out": %b, "tool_call_id": %b, '
+    b'{"agent": %b, "content": %%b, "end_ts": %%b, "kind": %b, "model": %b, "name": %b, '
+    b'"parent_span_id": %%b, "recipient": %b, "role": %b, "span_id": %%b, "start_ts": %%b, '
+    b'"status": %b, "step_idx": %%d, "tokens_in": %%b, "tokens_out": %%b, "tool_call_id": %%b, '
     b'"tool_calls": [%%b]}'
 )
+# Shared by all traces: a corpus has few combinations (30 in the 50 MB MAST array, whose traces
+# have 7,163 between them); the cap bounds what an odd corpus can pile up.
+_TEMPLATES: dict[tuple[str | None, ...], bytes] = {}
+_MAX_TEMPLATES = 4096
 
 
-def _step_template(key: tuple[Any, ...]) -> bytes:
+def _step_template(key: tuple[str | None, ...]) -> bytes:
     """The step's JSON with the `_STEP_KEY` fields written in and %-slots left for the rest."""
-    agent, end_ts, kind, model, name, parent, recipient, role, span, status, t_in, t_out, call_id = key
-    texts = (kind, model, name, parent, recipient, role, span, status)
-    values = (_text(agent), _time(end_ts), *map(_text, texts), _number(t_in), _number(t_out), _text(call_id))
-    return _STEP_JSON % tuple(value.replace(b"%", b"%%") for value in values)
+    return _STEP_JSON % tuple([_text(value).replace(b"%", b"%%") for value in key])
 
 
 def _steps_json(steps: list[Step]) -> bytes:
     """The steps' JSON, comma-separated: one trace's memory at most, and one `update` for it."""
-    templates: dict[tuple[Any, ...], bytes] = {}
-    times: dict[datetime | None, bytes] = {None: b"null"}  # logs stamp many lines a second
+    templates = _TEMPLATES
+    # Logs stamp many lines a second; aware times equal across offsets yet print apart, so only
+    # naive ones are kept.
+    times: dict[datetime | None, bytes] = {None: b"null"}
     encoded: list[bytes] = []
-    append, dumps = encoded.append, orjson.dumps  # bound once: this loop runs per step
+    append, dumps, text, time, number = encoded.append, orjson.dumps, _text, _time, _number
     for f in map(vars, steps):  # field values without pydantic's attribute machinery
         key = _STEP_KEY(f)
         try:
             template = templates[key]
         except KeyError:
-            template = _step_template(key)
-            if key[1] is None:  # aware end times equal across offsets yet print apart: no key
-                templates[key] = template
-        start = f["start_ts"]
+            if len(templates) >= _MAX_TEMPLATES:
+                templates.clear()
+            template = templates[key] = _step_template(key)
+        content, end, parent, span, start, idx, t_in, t_out, call_id, calls = _STEP_REST(f)
         try:
             start_json = times[start]
         except KeyError:
-            start_json = _time(start)
-            if start.tzinfo is None:  # the same reason
+            start_json = time(start)
+            if start.tzinfo is None:
                 times[start] = start_json
         try:
-            content = dumps(f["content"])
+            content_json = dumps(content)
         except orjson.JSONEncodeError:
-            content = _text(f["content"])
-        calls = f["tool_calls"]
-        calls_json = b", ".join(map(_call_json, calls)) if calls else b""
-        append(template % (content, start_json, f["step_idx"], calls_json))
+            content_json = text(content)
+        append(
+            template
+            % (
+                content_json,
+                b"null" if end is None else time(end),
+                b"null" if parent is None else text(parent),
+                b"null" if span is None else text(span),
+                start_json,
+                idx,
+                b"null" if t_in is None else number(t_in),
+                b"null" if t_out is None else number(t_out),
+                b"null" if call_id is None else text(call_id),
+                b", ".join(map(_call_json, calls)) if calls else b"",
+            )
+        )
     return b", ".join(encoded)
 
 
