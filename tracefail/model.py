@@ -96,24 +96,25 @@ class Step(BaseModel):
         Validating each step cost ~1 s of a 50 MB MAST ingest (108k steps) and
         `model_construct` is slower still (it inspects every default factory per call); these
         arguments are already of their field types (mypy checks the callers), step_idx >= 0.
+        Copying the defaults and assigning by key is the cheapest way to a full `__dict__` in
+        field order (half the cost of `dict.update(**kw)` or an 18-key literal).
         """
-        step = object.__new__(cls)
         values = _STEP_DEFAULTS.copy()
-        values.update(
-            step_idx=step_idx,
-            content=content,
-            agent=agent,
-            recipient=recipient,
-            role=role,
-            name=name,
-            start_ts=start_ts,
-            tool_calls=[],
-            metadata={},
-        )
-        object.__setattr__(step, "__dict__", values)
-        object.__setattr__(step, "__pydantic_fields_set__", set(_SPLIT_FIELDS))
-        object.__setattr__(step, "__pydantic_extra__", None)
-        object.__setattr__(step, "__pydantic_private__", None)
+        values["step_idx"] = step_idx
+        values["agent"] = agent
+        values["recipient"] = recipient
+        values["role"] = role
+        values["name"] = name
+        values["content"] = content
+        values["tool_calls"] = []
+        values["start_ts"] = start_ts
+        values["metadata"] = {}
+        step = object.__new__(cls)
+        _set = object.__setattr__  # pydantic's own slots: what validation would have set
+        _set(step, "__dict__", values)
+        _set(step, "__pydantic_fields_set__", set(_SPLIT_FIELDS))
+        _set(step, "__pydantic_extra__", None)
+        _set(step, "__pydantic_private__", None)
         return step
 
     def full_text(self, max_arguments: int = 2000) -> str:
@@ -147,7 +148,7 @@ class Step(BaseModel):
 _STEP_DEFAULTS: dict[str, Any] = {
     name: info.get_default(call_default_factory=True) for name, info in Step.model_fields.items()
 }
-_SPLIT_FIELDS = ("step_idx", "content", "agent", "recipient", "role", "name", "start_ts")
+_SPLIT_FIELDS = frozenset(("step_idx", "content", "agent", "recipient", "role", "name", "start_ts"))
 
 
 class Label(BaseModel):

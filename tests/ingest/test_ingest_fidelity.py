@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,8 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
         ]
     ],
     ("otel/tempo_batches.json", "otel", otlp_spans, NO_DATA),
+    ("otel/tempo_api_trace_pushing_spans.json", "otel", otlp_spans, NO_DATA),  # real, Tempo's own answer
+    ("otel/agentevals/tempo_export_with_batches.json", "otel", otlp_spans, NO_DATA),  # real kagent/ADK run
     (
         "otel/adk_spans_and_logs.jsonl",
         "otel",
@@ -113,8 +116,10 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
     ("otel/vercel_ai_sdk.json", "otel", otlp_spans, {"ai.toolCall"}),
     ("otel/openinference_genai_span_attributes.json", "span-attributes", lambda d: 1, NO_DATA),
     ("jaeger/ui_01.json", "jaeger", lambda d: len(d["spans"]), NO_DATA),
+    ("jaeger/agentevals/k8s.json", "jaeger", lambda d: sum(len(t["spans"]) for t in d["data"]), NO_DATA),
     ("phoenix/spans.json", "phoenix", len, NO_DATA),
     ("phoenix/openinference_spec_traces.json", "phoenix", len, NO_DATA),
+    ("phoenix/openinference_spec_llm_tool_call.json", "phoenix", len, NO_DATA),
     *[
         (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
         for name in ("generateText", "generateText_doGenerate")
@@ -373,6 +378,63 @@ def test_real_google_adk_spans_read_through_langfuse_keep_task_tool_and_usage() 
     assert [(s.tokens_in, s.tokens_out) for s in llm] == [(28, 3), (39, 6)]
 
 
+def test_a_real_tempo_export_of_an_adk_agent_keeps_tool_results_answers_and_exceptions() -> None:
+    """kagent's helm_agent (Google ADK with OpenLLMetry and a2a spans) as Tempo exported it: ADK writes
+    `llm_request`/`llm_response` as `{}` on its tool span, which must not hide `tool_response` (an
+    MCP `{"content": [{"type": "text"}]}` result), and the a2a spans' `exception` events are kept."""
+    relative = "otel/agentevals/tempo_export_with_batches.json"
+    (run,) = traces(relative, "otel")
+    assert run.task is not None and run.task.strip() == "list all helm releases" and run.llm == "gpt-4.1-mini"
+    (tool,) = [s for s in run.steps if s.kind is StepKind.TOOL]
+    assert tool.content.startswith("NAME") and "kagent-crds" in tool.content
+    assert [(c.name, c.id) for c in tool.tool_calls] == [
+        ("helm_list_releases", "call_w0eKlvnaE7S9GQJeSSs0gn05")
+    ]
+    adk_calls = [s for s in run.steps if s.name == "call_llm"]
+    assert [c.name for c in adk_calls[0].tool_calls] == ["helm_list_releases"]
+    assert adk_calls[1].content.startswith("There are two Helm releases currently deployed")
+    assert [(s.tokens_in, s.tokens_out) for s in adk_calls] == [(2256, 13), (2392, 116)]
+    assert {s.agent for s in run.steps if s.kind is StepKind.AGENT} == {"helm-agent", "helm_agent"}
+    spans = [
+        s for b in load(relative)["batches"] for sc in b["instrumentationLibrarySpans"] for s in sc["spans"]
+    ]
+    exceptions = [e for s in spans for e in s.get("events", []) if e["name"] == "exception"]
+    kept = [s for s in run.steps if s.content.startswith("exception: asyncio.exceptions.CancelledError")]
+    # one step per exception event; the spans' status stayed unset, and so does the steps'
+    assert len(kept) == len(exceptions) == 5 and all(s.status is None for s in kept)
+    linked = {s["spanId"] for s in spans} & {s.get("parentSpanId") for s in spans}  # parents in the file
+    assert len({s.parent_span_id for s in run.steps} & {s.span_id for s in run.steps}) == len(linked)
+    assert all(s.start_ts and s.end_ts for s in run.steps)
+
+
+def test_the_openinference_tool_call_example_keeps_the_call_the_answer_and_usage() -> None:
+    """OpenInference's own two-span example of an OpenAI tool call (`span_kind` is the OTel kind
+    there; the OpenInference kind is in the attributes), joined into one list."""
+    (run,) = traces("phoenix/openinference_spec_llm_tool_call.json", "phoenix")
+    assert run.task == "what is 23 times 87" and [s.kind for s in run.steps] == [StepKind.LLM] * 2
+    call, answer = run.steps
+    assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [("multiply", {"a": 23, "b": 87})]
+    assert answer.content == "The product of 23 times 87 is 2001."
+    assert [(s.tokens_in, s.tokens_out) for s in run.steps] == [(229, 21), (259, 14)]
+    assert {s.parent_span_id for s in run.steps} == {"2fe8a793-2cf1-42d7-a1df-bd7d46e017ef"}
+
+
+def test_a_real_jaeger_agent_run_keeps_its_failure_answer_and_exception_logs() -> None:
+    """kagent's k8s_agent run that agentevals' README uses as the failing example: asked to list Helm
+    releases, it answered without calling a tool. Its four a2a `exception` logs read as one line each,
+    not as a dump of every field with the stack trace."""
+    relative = "jaeger/agentevals/k8s.json"
+    (run,) = traces(relative, "jaeger")
+    assert run.task == "list all Helm releases"
+    assert not [s for s in run.steps if s.kind is StepKind.TOOL or s.tool_calls]  # the failure
+    (adk_call,) = [s for s in run.steps if s.name == "call_llm"]
+    assert adk_call.agent == "k8s_agent" and adk_call.content.startswith("To list all Helm releases")
+    assert (adk_call.tokens_in, adk_call.tokens_out) == (2203, 139)
+    logs = [log for s in load(relative)["data"][0]["spans"] for log in s.get("logs", [])]
+    kept = [s.content for s in run.steps if "CancelledError" in s.content]
+    assert len(logs) == 4 and kept == ["exception: asyncio.exceptions.CancelledError"] * 4
+
+
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:
     head = load("atif/harbor-golden/hello-world-context-summarization.trajectory.json")
     head["continued_trajectory_ref"] = "trajectory.cont-1.json"
@@ -454,6 +516,19 @@ def test_base64_ids_of_protobuf_dumps_read_as_the_same_hex_trace(tmp_path: Path)
     assert b64.trace_id == hexed.trace_id and [s.parent_span_id for s in b64.steps] == [
         s.parent_span_id for s in hexed.steps
     ]
+
+
+def test_a_real_tempo_answer_reads_its_base64_ids_service_and_times() -> None:
+    """Tempo's guide pushed span 1234 of trace 0123456789abcdef (Zipkin, 100 ms from
+    1608239395286533 us); its `/api/traces` answer carries them base64-encoded."""
+    (tempo,) = traces("otel/tempo_api_trace_pushing_spans.json", "otel")
+    assert tempo.native_id == "0123456789abcdef".zfill(32)
+    (step,) = tempo.steps
+    assert (step.span_id, step.parent_span_id, step.name) == ("1234".zfill(16), None, "span from bash!")
+    assert step.metadata["service"] == "shell script"
+    assert step.start_ts is not None and step.end_ts is not None
+    assert step.start_ts.replace(tzinfo=None) == datetime(2020, 12, 17, 21, 9, 55, 286533)  # UTC
+    assert (step.end_ts - step.start_ts).total_seconds() == pytest.approx(0.1)
 
 
 def test_langfuse_jsonl_export_one_trace_per_line(tmp_path: Path) -> None:

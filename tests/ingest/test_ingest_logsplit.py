@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from tracefail.ingest.logsplit import split_trajectory
 
@@ -58,3 +59,52 @@ def test_headings_all_inside_code_fences_fall_through_to_another_style() -> None
     log = "```\n# one\n# two\n```\n"
     split = split_trajectory(log, "AppWorld")
     assert split.style == "unsplit" and split.steps[0].content == log
+
+
+def test_metagpt_closing_rule_is_cut_only_as_the_last_line() -> None:
+    rule = "-" * 30
+    log = (
+        f"[2025-01-02 10:00:00] NEW MESSAGES:\n\nCoder: a\n{rule}\n\n"
+        f"[2025-01-02 10:00:01] NEW MESSAGES:\n\nCoder: b\n{rule}\nmore text\n"
+        f"[2025-01-02 10:00:02] NEW MESSAGES:\n\nCoder: c\nx{rule}\n"
+        f"[2025-01-02 10:00:03] NEW MESSAGES:\n\nCoder: d\n{'-' * 19}\n"
+        f"[2025-01-02 10:00:04] NEW MESSAGES:\n\nCoder: e\n{rule}\n{rule}" + " \n" * 200
+    )
+    split = split_trajectory(log, "MetaGPT")
+    assert [s.content for s in split.steps] == [
+        "a",
+        f"b\n{rule}\nmore text",
+        f"c\nx{rule}",
+        f"d\n{'-' * 19}",
+        f"e\n{rule}",
+    ]
+    assert split.steps[0].start_ts == datetime(2025, 1, 2, 10, 0, 0)
+
+
+def test_chatdev_drops_the_flask_line_even_with_spaces_around_it() -> None:
+    log = (
+        "[2025-31-03 20:04:30 INFO] Programmer: **Programmer<->Reviewer on : Coding, turn 0**\n\ncode\n\n"
+        "[2025-31-03 20:04:30 INFO]  flask app.py did not start for online log \n\n"
+        "[2025-31-03 20:04:31 INFO] flask app.py did not start for online log, retrying\n"
+    )
+    split = split_trajectory(log, "ChatDev")
+    assert [(s.agent, s.recipient, s.content) for s in split.steps] == [
+        ("Programmer", "Reviewer", "**Programmer<->Reviewer on : Coding, turn 0**\n\ncode"),
+        (None, None, "flask app.py did not start for online log, retrying"),
+    ]
+
+
+def test_magentic_jsonl_is_recognised_after_blank_lines_and_a_long_first_line() -> None:
+    lines = [
+        {"source": "human", "message": "x" * 10_000, "timestamp": "2024-11-05T10:00:00"},
+        {"source": "Orchestrator (-> WebSurfer)", "message": "search", "timestamp": "2024-11-05T10:00:05Z"},
+        {"source": "WebSurfer", "message": "done", "timestamp": 1730800810},
+    ]
+    log = "\n\n" + "\n\n".join(json.dumps(line) for line in lines) + "\n"
+    split = split_trajectory(log, "Magentic")
+    assert split.style == "magentic-jsonl" and split.task == "x" * 10_000
+    assert [(s.agent, s.recipient, s.start_ts) for s in split.steps] == [
+        ("human", None, datetime(2024, 11, 5, 10, 0, 0)),
+        ("Orchestrator", "WebSurfer", datetime(2024, 11, 5, 10, 0, 5)),
+        ("WebSurfer", None, datetime(2024, 11, 5, 10, 0, 10)),
+    ]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tracefail.services import ingest as ingest_service
+from tracefail.services import ingest_read
 from tracefail.services.ingest import IngestStopped, ingest
 from tracefail.store import traces as trace_store
 
@@ -31,18 +32,18 @@ def _whowhen_files(tmp_path: Path, n: int) -> list[Path]:
 def test_a_failed_batch_stops_the_ingest_and_keeps_every_committed_batch(
     db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
 ) -> None:
-    monkeypatch.setattr(ingest_service, "BATCH", 2)
+    monkeypatch.setattr(ingest_read, "BATCH", 2)
     monkeypatch.setattr(ingest_service, bound, 1)  # commit after every batch
-    real_add = trace_store.add_traces
+    real_add = trace_store.add_prepared
     calls = []
 
-    def add_then_fail(db, traces, run_id):  # a fake store failure: orchestration under test
-        calls.append(len(traces))
+    def add_then_fail(db, batch, run_id):  # a fake store failure: orchestration under test
+        calls.append(len(batch.headers))
         if len(calls) == 3:
             raise MemoryError("out of memory while appending")
-        return real_add(db, traces, run_id)
+        return real_add(db, batch, run_id)
 
-    monkeypatch.setattr(trace_store, "add_traces", add_then_fail)
+    monkeypatch.setattr(trace_store, "add_prepared", add_then_fail)
     with pytest.raises(IngestStopped) as stopped:
         ingest(db, _whowhen_files(tmp_path, 8))
     message = str(stopped.value)
@@ -55,22 +56,22 @@ def test_a_failed_batch_stops_the_ingest_and_keeps_every_committed_batch(
 def test_without_a_commit_point_a_failure_rolls_back_the_whole_run(
     db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ingest_service, "BATCH", 2)
-    real_add = trace_store.add_traces
+    monkeypatch.setattr(ingest_read, "BATCH", 2)
+    real_add = trace_store.add_prepared
     calls = []
 
-    def add_then_fail(db, traces, run_id):
-        calls.append(len(traces))
+    def add_then_fail(db, batch, run_id):
+        calls.append(len(batch.headers))
         if len(calls) == 3:
             raise ValueError("bad batch")
-        return real_add(db, traces, run_id)
+        return real_add(db, batch, run_id)
 
-    monkeypatch.setattr(trace_store, "add_traces", add_then_fail)
+    monkeypatch.setattr(trace_store, "add_prepared", add_then_fail)
     with pytest.raises(IngestStopped):
         ingest(db, _whowhen_files(tmp_path, 8))
     assert db.rows("SELECT count(*) FROM traces")[0][0] == 0
     assert db.rows("SELECT kind, status FROM runs") == [("ingest", "failed")]  # the run row stays
-    monkeypatch.setattr(trace_store, "add_traces", real_add)
+    monkeypatch.setattr(trace_store, "add_prepared", real_add)
     report = ingest(db, _whowhen_files(tmp_path, 8))  # run again: everything lands
     assert (report.traces, report.duplicates, report.quarantined) == (8, 0, 0)
     assert db.rows("SELECT count(*) FROM traces")[0][0] == 8
@@ -82,23 +83,23 @@ def test_an_ingest_runs_with_fewer_collections_and_restores_the_collector(
     import gc
 
     before = gc.get_threshold(), gc.get_freeze_count()
-    real_add = trace_store.add_traces
+    real_add = trace_store.add_prepared
     seen = []
 
-    def add_and_look(db, traces, run_id):  # a spy: what the collector looks like while storing
+    def add_and_look(db, batch, run_id):  # a spy: what the collector looks like while storing
         seen.append((gc.get_threshold()[0], gc.get_freeze_count()))
-        return real_add(db, traces, run_id)
+        return real_add(db, batch, run_id)
 
-    monkeypatch.setattr(trace_store, "add_traces", add_and_look)
+    monkeypatch.setattr(trace_store, "add_prepared", add_and_look)
     report = ingest(db, _whowhen_files(tmp_path, 3))
     assert report.traces == 3
-    assert seen and all(t == ingest_service.GC_THRESHOLD and frozen > 0 for t, frozen in seen)
+    assert seen and all(t == ingest_read.GC_THRESHOLD and frozen > 0 for t, frozen in seen)
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
-    def fail(db, traces, run_id):
+    def fail(db, batch, run_id):
         raise MemoryError("out of memory while appending")
 
-    monkeypatch.setattr(trace_store, "add_traces", fail)
+    monkeypatch.setattr(trace_store, "add_prepared", fail)
     with pytest.raises(IngestStopped):
         ingest(db, _whowhen_files(tmp_path, 2))
     assert (gc.get_threshold(), gc.get_freeze_count()) == before

@@ -152,6 +152,18 @@ def test_memory_cap_applies_during_a_bulk_write_and_is_restored(tmp_path: Path) 
         assert db.rows(limit)[0][0] == user
 
 
+def test_threads_capped_for_a_write_and_restored_after_it_even_on_error(db: Database) -> None:
+    setting = "SELECT current_setting('threads')"
+    db.execute("SET threads = 3")
+    with pytest.raises(RuntimeError, match="boom"), db.threads_capped(1):
+        assert db.rows(setting)[0][0] == 1
+        raise RuntimeError("boom")
+    assert db.rows(setting)[0][0] == 3
+    db.execute("SET threads = 1")  # already at or below the cap: left alone
+    with db.threads_capped(2):
+        assert db.rows(setting)[0][0] == 1
+
+
 def test_bulk_write_commits_at_its_points_and_rolls_back_only_the_rest(db: Database) -> None:
     other = db.connection.cursor()  # a second connection sees committed rows only
 

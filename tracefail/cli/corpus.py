@@ -36,6 +36,14 @@ def ingest(
     max_record_mb: Annotated[
         int, typer.Option("--max-record-mb", min=1, help="Largest record (line, array element, file) read.")
     ] = 256,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="Reader processes (default: one per core for 32 MB of input or more; 0: read here).",
+        ),
+    ] = None,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
     from tracefail.services.ingest import SUFFIXES, IngestStopped, UnknownFormat, check_format, trace_files
@@ -62,12 +70,11 @@ def ingest(
             progress.update(task, total=total, completed=number - 1, description=f"ingest {path.name}")
 
         def on_record(count: int) -> None:  # one big file still shows it is moving
-            if count % 50 == 0:
-                progress.update(task, description=f"ingest {current['name']} ({count:,} records)")
+            progress.update(task, description=f"ingest {current['name']} ({count:,} records read)")
 
         try:
             report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
-                                on_file=on_file, on_record=on_record)
+                                workers=workers, on_file=on_file, on_record=on_record)
         except IngestStopped as exc:
             store.close()
             fail(str(exc))

@@ -39,8 +39,9 @@ def _span(span: dict[str, Any], processes: dict[str, Any]) -> dict[str, Any]:
     for log in span.get("logs") or []:
         fields = _tags(log.get("fields")) if isinstance(log, dict) else {}
         events.append({"name": str(fields.pop("event", "log")), "attributes": fields})
-    if events and not any(k.startswith(("gen_ai.", "llm.", "output.")) for k in tags):  # logs are its text
-        lines = [" ".join([e["name"], *(f"{k}={v}" for k, v in e["attributes"].items())]) for e in events]
+    logs = [e for e in events if e["name"] != "exception"]  # the span mapper words exceptions itself
+    if logs and not any(k.startswith(("gen_ai.", "llm.", "output.")) for k in tags):  # logs are its text
+        lines = [" ".join([e["name"], *(f"{k}={v}" for k, v in e["attributes"].items())]) for e in logs]
         tags = {**tags, "output.value": "\n".join(lines)}
     error = tags.get("error") is True or str(tags.get("otel.status_code", "")).upper() == "ERROR"
     process = processes.get(str(span.get("processID"))) or {}

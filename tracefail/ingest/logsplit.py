@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from tracefail.ingest.base import parse_time, text_of
@@ -27,15 +28,6 @@ class Split:
     task: str | None = None
     outcome: Outcome = Outcome.UNKNOWN
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Chunk:
-    agent: str | None
-    content: str
-    recipient: str | None = None
-    name: str | None = None
-    ts: str | None = None
 
 
 class _LineHead:
@@ -65,45 +57,52 @@ class _LineHead:
 
 _FENCE = _LineHead("```")
 
-
-def _steps(chunks: list[_Chunk]) -> list[Step]:
-    """Chunks hold text this module cut out of the log, so the steps skip validation."""
-    return [
-        Step.split_from_log(
-            i,
-            c.content.strip("\n"),
-            agent=c.agent,
-            recipient=c.recipient,
-            name=c.name,
-            start_ts=parse_time(c.ts),
-        )
-        for i, c in enumerate(chunks)
-    ]
+# What a header and its body say: the body's bounds in the text (a step's content is the text
+# between them without edge newlines), agent, recipient, step name and timestamp text. Makers
+# return bounds, not slices: cutting each step's text once is a large part of splitting 50 MB.
+_Part = tuple[int, int, str | None, str | None, str | None, str | None]
+_Maker = Callable[[str, re.Match[str], int], _Part | None]
 
 
-def _cut(
-    text: str,
-    header: _LineHead,
-    make: Callable[[re.Match[str], str], _Chunk | None],
-    outside_code: bool = False,
-) -> list[_Chunk]:
-    """Cut `text` at every `header` match; text before the first header becomes a preamble step.
-    With `outside_code`, matches inside ``` fences (e.g. `# comment` lines) are not headers."""
-    chunks = []
-    heads = header.starts(text)
-    if outside_code:
-        fences = [start for start, _ in _FENCE.starts(text)]
-        heads = [head for head in heads if bisect.bisect_left(fences, head[0]) % 2 == 0]
-    if not heads:  # every heading sat inside a code fence: not this style
-        return []
+def _trimmed(text: str, start: int, end: int) -> str:
+    """text[start:end].strip("\n") with one copy, not two (bodies end in newlines)."""
+    while start < end and text[start] == "\n":
+        start += 1
+    while end > start and text[end - 1] == "\n":
+        end -= 1
+    return text[start:end]
+
+
+def _cut(text: str, heads: list[tuple[int, re.Match[str]]], make: _Maker) -> list[Step]:
+    """One step per header, its body running to the next header's line; text before the first
+    header becomes a preamble step. `make(text, match, end)` reads a header whose body ends at
+    `end`, or returns None to drop it. The parts are our own cuts, so the steps skip validation."""
+    steps = []
     if text[: heads[0][0]].strip():
-        chunks.append(_Chunk(None, text[: heads[0][0]], name="preamble"))
-    ends = [start for start, _ in heads[1:]] + [len(text)]
+        steps.append(Step.split_from_log(0, _trimmed(text, 0, heads[0][0]), name="preamble"))
+    ends = [start for start, _ in heads[1:]]
+    ends.append(len(text))
     for (_, match), end in zip(heads, ends, strict=True):
-        chunk = make(match, text[match.end() : end])
-        if chunk is not None:
-            chunks.append(chunk)
-    return chunks
+        part = make(text, match, end)
+        if part is not None:
+            start, stop, agent, recipient, name, ts = part
+            steps.append(
+                Step.split_from_log(
+                    len(steps),
+                    _trimmed(text, start, stop),
+                    agent=agent,
+                    recipient=recipient,
+                    name=name,
+                    start_ts=None if ts is None else parse_time(ts),
+                )
+            )
+    return steps
+
+
+def _outside_code(text: str, heads: list[tuple[int, re.Match[str]]]) -> list[tuple[int, re.Match[str]]]:
+    """The headers not inside ``` fences (where e.g. `# comment` lines are code, not headings)."""
+    fences = [start for start, _ in _FENCE.starts(text)]
+    return [head for head in heads if bisect.bisect_left(fences, head[0]) % 2 == 0]
 
 
 # --- AG2: the trajectory is JSON, a message list or an object holding one ------------------
@@ -157,41 +156,66 @@ def _lines(value: Any) -> str:
 # --- MetaGPT --------------------------------------------------------------------------------
 # Style 1 (communication log): "[2025-03-27 01:21:11] NEW MESSAGES:\n\nSimpleCoder: ..." and
 # "[ts] FROM: Human TO: {...}\nACTION: ...\nCONTENT:\n...", blocks ended by a dashed rule.
+# Body patterns run as pattern.match(text, start, end), where `^` would not match: none has one.
+# A name run that cannot hold its terminator (":" after [\w .-], "'" after [\w -], "<" after
+# [^*<]) is greedy: it ends where a lazy one would, without retrying the rest at every character
+# (2-3x faster per match).
 _MGPT_BLOCK = _LineHead(
     r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (?P<kind>NEW MESSAGES:|FROM: .*)$"
 )
 _MGPT_FROM = re.compile(r"FROM: (?P<agent>.+?) TO: (?P<to>.*)$")
-_MGPT_SPEAKER = re.compile(r"^\s*(?P<agent>[A-Za-z_][\w .-]{0,60}?):[ \t]*\n?", re.S)
+_MGPT_SPEAKER = re.compile(r"\s*(?P<agent>[A-Za-z_][\w .-]{0,60}):[ \t]*\n?", re.S)
 _RULE = re.compile(r"\n-{20,}\s*$")
+_CONTENT = "CONTENT:\n"
+
+
+@lru_cache(maxsize=1024)
+def _mgpt_sender(kind: str) -> tuple[str, str | None] | None:
+    """Agent and recipient of a "FROM: a TO: b" header (a run repeats a few of them)."""
+    frm = _MGPT_FROM.match(kind)
+    return (frm.group("agent"), frm.group("to").strip() or None) if frm else None
+
+
+def _before_rule(text: str, start: int, end: int) -> int:
+    """Where text[start:end] ends once a closing dashed rule (`_RULE`) is cut off. The rule can
+    only be the body's last non-blank line, so it is looked for there, not by scanning the whole
+    body (MetaGPT bodies are half of a MAST file); a body ending in 256+ blank characters is
+    left to the regex."""
+    window = max(start, end - 256)
+    tail = text[window:end].rstrip()
+    if not tail and window > start:
+        rule = _RULE.search(text, start, end)
+        return rule.start() if rule else end
+    stop = window + len(tail)
+    newline = text.rfind("\n", start, stop)
+    dashes = stop - newline - 1
+    if newline >= 0 and dashes >= 20 and text.count("-", newline + 1, stop) == dashes:
+        return newline
+    return end
+
+
+def _mgpt_part(text: str, match: re.Match[str], end: int) -> _Part:
+    start, ts = match.end(), match.group("ts")
+    stop = _before_rule(text, start, end)
+    sender = _mgpt_sender(match.group("kind"))
+    if sender:
+        marker = text.find(_CONTENT, start, stop)
+        action = text[start : stop if marker < 0 else marker].replace("ACTION:", "").strip()
+        body = start if marker < 0 or marker + len(_CONTENT) == stop else marker + len(_CONTENT)
+        return body, stop, sender[0], sender[1], action or None, ts
+    speaker = _MGPT_SPEAKER.match(text, start, stop)
+    if speaker:
+        return speaker.end(), stop, speaker.group("agent").strip(), None, None, ts
+    return start, stop, None, None, None, ts
 
 
 def split_metagpt(text: str) -> Split | None:
-    if _MGPT_BLOCK.search(text):
-
-        def make(match: re.Match[str], body: str) -> _Chunk:
-            body = _RULE.sub("", body)
-            frm = _MGPT_FROM.match(match.group("kind"))
-            if frm:
-                action, _, content = body.partition("CONTENT:\n")
-                action = action.replace("ACTION:", "").strip()
-                return _Chunk(
-                    frm.group("agent"),
-                    content or body,
-                    recipient=frm.group("to").strip() or None,
-                    name=action or None,
-                    ts=match.group("ts"),
-                )
-            speaker = _MGPT_SPEAKER.match(body.lstrip("\n"))
-            if speaker:
-                return _Chunk(
-                    speaker.group("agent").strip(), body.lstrip("\n")[speaker.end() :], ts=match.group("ts")
-                )
-            return _Chunk(None, body, ts=match.group("ts"))
-
-        chunks = _cut(text, _MGPT_BLOCK, make)
-        task = next((c.content.strip() for c in chunks if c.agent == "Human"), None)
-        return Split("metagpt-log", _steps(chunks), task=task)
-    return _split_loguru(text, "metagpt-loguru")
+    heads = _MGPT_BLOCK.starts(text)
+    if not heads:
+        return _split_loguru(text, "metagpt-loguru")
+    steps = _cut(text, heads, _mgpt_part)
+    task = next((step.content.strip() for step in steps if step.agent == "Human"), None)
+    return Split("metagpt-log", steps, task=task)
 
 
 # Style 2 (loguru, also OpenManus):
@@ -200,7 +224,20 @@ _LOGURU = _LineHead(
     r"(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) \| (?P<level>[A-Z]+)\s*\| (?P<where>\S+) - "
 )
 _PERSONA = re.compile(r"^\w[\w-]*\(([\w ]+)\)$")
-_LOGURU_AGENT = re.compile(r"^(?:\W+\s*)?(?P<agent>[A-Z][\w-]*(?:\([\w ]+\))?)(?::|'s )")
+_LOGURU_AGENT = re.compile(r"(?:\W+\s*)?(?P<agent>[A-Z][\w-]*(?:\([\w ]+\))?)(?::|'s )")
+
+
+@lru_cache(maxsize=1024)
+def _persona(speaker: str) -> str:
+    """The agent a speaker names: "Alice(SimpleCoder)" is the SimpleCoder (runs repeat speakers)."""
+    persona = _PERSONA.match(speaker)
+    return persona.group(1) if persona else speaker
+
+
+def _loguru_part(text: str, match: re.Match[str], end: int) -> _Part:
+    agent = _LOGURU_AGENT.match(text, match.end(), end)
+    speaker = agent.group("agent") if agent else match.group("where").split(":")[0]
+    return match.end(), end, _persona(speaker), None, match.group("level"), match.group("ts")
 
 
 def _split_loguru(text: str, style: str) -> Split | None:
@@ -214,80 +251,64 @@ def _split_loguru(text: str, style: str) -> Split | None:
         if isinstance(data, dict) and isinstance(data.get("content"), str):
             task = data.get("prompt") if isinstance(data.get("prompt"), str) else None
             text = data["content"]
-    if not _LOGURU.search(text):
-        return None
-
-    def make(match: re.Match[str], body: str) -> _Chunk:
-        agent = _LOGURU_AGENT.match(body)
-        speaker = agent.group("agent") if agent else match.group("where").split(":")[0]
-        persona = _PERSONA.match(speaker)  # "Alice(SimpleCoder)": the role names the agent
-        return _Chunk(
-            persona.group(1) if persona else speaker,
-            body,
-            name=match.group("level"),
-            ts=match.group("ts"),
-        )
-
-    return Split(style, _steps(_cut(text, _LOGURU, make)), task=task)
+    heads = _LOGURU.starts(text)
+    return Split(style, _cut(text, heads, _loguru_part), task=task) if heads else None
 
 
 # --- ChatDev: "[2023-25-08 10:20:56 INFO] Chief Product Officer: **Chief Product Officer<->..." -----
 _CHATDEV = _LineHead(r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?")
-_CHATDEV_AGENT = re.compile(r"^(?P<agent>[A-Z][\w .-]{0,60}?): ")
-_CHATDEV_PAIR = re.compile(r"\*\*(?P<a>[^*<]+?)<->(?P<b>[^*]+?) on : ")
+_CHATDEV_AGENT = re.compile(r"(?P<agent>[A-Z][\w .-]{0,60}): ")
+_CHATDEV_PAIR = re.compile(r"\*\*(?P<a>[^*<]+)<->(?P<b>[^*]+?) on : ")
 _CHATDEV_TASK = _LineHead(r"\*\*task_prompt\*\*: (.+)$")
-_CHATDEV_NOISE = "flask app.py did not start for online log"
+# ChatDev prints this after every message: a body that is only this (`\s` is what str.strip drops)
+_CHATDEV_NOISE = re.compile(r"\s*flask app\.py did not start for online log\s*\Z")
+
+
+def _chatdev_part(text: str, match: re.Match[str], end: int) -> _Part | None:
+    start = match.end()
+    if _CHATDEV_NOISE.match(text, start, end):
+        return None
+    agent = _CHATDEV_AGENT.match(text, start, end)
+    if not agent:
+        return start, end, None, None, match.group("level"), None
+    pair = _CHATDEV_PAIR.search(text, start, min(start + 300, end))
+    recipient = None
+    if pair:
+        a, b = pair.group("a").strip(), pair.group("b").strip()
+        recipient = b if agent.group("agent") == a else a
+    # ChatDev dates are year-day-month; keep the text, the timestamp is not reliable
+    return agent.end(), end, agent.group("agent"), recipient, match.group("level"), None
 
 
 def split_chatdev(text: str) -> Split | None:
-    if not _CHATDEV.search(text):
+    heads = _CHATDEV.starts(text)
+    if not heads:
         return None
-
-    def make(match: re.Match[str], body: str) -> _Chunk | None:
-        if body.strip() == _CHATDEV_NOISE:  # ChatDev prints this after every message
-            return None
-        agent = _CHATDEV_AGENT.match(body)
-        pair = _CHATDEV_PAIR.search(body[:300])
-        recipient = None
-        if agent and pair:
-            a, b = pair.group("a").strip(), pair.group("b").strip()
-            recipient = b if agent.group("agent") == a else a
-        # ChatDev dates are year-day-month; keep the text, the timestamp is not reliable
-        return _Chunk(
-            agent.group("agent") if agent else None,
-            body[agent.end() :] if agent else body,
-            recipient=recipient,
-            name=match.group("level"),
-        )
-
     prompt = _CHATDEV_TASK.search(text)
-    return Split(
-        "chatdev-log", _steps(_cut(text, _CHATDEV, make)), task=prompt.group(1).strip() if prompt else None
-    )
+    task = prompt.group(1).strip() if prompt else None
+    return Split("chatdev-log", _cut(text, heads, _chatdev_part), task=task)
 
 
 # --- HyperAgent: "HyperAgent_<instance> - INFO - Planner's Response: ..." / "Navigator->Planner: ..." --
 _HYPER = _LineHead(r"(?P<logger>HyperAgent\S*) - (?P<level>[A-Z]+) - ")
-_HYPER_RESPONSE = re.compile(r"^(?P<agent>[\w -]+?)'s Response:\s*")
-_HYPER_HANDOFF = re.compile(r"^(?P<agent>[\w-]+)->(?P<to>[\w-]+):\s*")
+_HYPER_RESPONSE = re.compile(r"(?P<agent>[\w -]+)'s Response:\s*")
+_HYPER_HANDOFF = re.compile(r"(?P<agent>[\w-]+)->(?P<to>[\w-]+):\s*")
+
+
+def _hyper_part(text: str, match: re.Match[str], end: int) -> _Part:
+    start, level = match.end(), match.group("level")
+    resp = _HYPER_RESPONSE.match(text, start, end)
+    if resp:
+        return resp.end(), end, resp.group("agent"), None, level, None
+    hand = _HYPER_HANDOFF.match(text, start, end)
+    if hand:
+        return hand.end(), end, hand.group("agent"), hand.group("to"), level, None
+    return start, end, "HyperAgent", None, level, None
 
 
 def split_hyperagent(text: str) -> Split | None:
-    if not _HYPER.search(text):
-        return None
-
-    def make(match: re.Match[str], body: str) -> _Chunk:
-        resp = _HYPER_RESPONSE.match(body)
-        if resp:
-            return _Chunk(resp.group("agent"), body[resp.end() :], name=match.group("level"))
-        hand = _HYPER_HANDOFF.match(body)
-        if hand:
-            return _Chunk(
-                hand.group("agent"), body[hand.end() :], recipient=hand.group("to"), name=match.group("level")
-            )
-        return _Chunk("HyperAgent", body, name=match.group("level"))
-
-    return Split("hyperagent-log", _steps(_cut(text, _HYPER, make)))
+    heads = _HYPER.starts(text)
+    return Split("hyperagent-log", _cut(text, heads, _hyper_part)) if heads else None
 
 
 # --- Magentic-One ------------------------------------------------------------------------------
@@ -296,35 +317,61 @@ def split_hyperagent(text: str) -> Split | None:
 _CONSOLE = _LineHead(r"-{5,} (?P<agent>[^\n]+?)(?: \((?P<note>[^)]*)\))? -{5,}$")
 
 
+def _console_part(text: str, match: re.Match[str], end: int) -> _Part:
+    return match.end(), end, match.group("agent").strip(), None, match.group("note"), None
+
+
+def _first_lines(text: str, n: int) -> list[str]:
+    """The first n non-blank lines of text.splitlines(), splitting only the text's head when it
+    holds them: most logs tried here are not JSON lines and are turned away by their first."""
+    head = text[:8192]
+    lines = head.splitlines()
+    if len(head) < len(text) and lines:
+        lines.pop()  # may be cut short by the head's end
+    found = [ln for ln in lines if ln.strip()][:n]
+    if len(found) < n and len(head) < len(text):
+        found = [ln for ln in text.splitlines() if ln.strip()][:n]
+    return found
+
+
 def split_magentic(text: str) -> Split | None:
     from tracefail.ingest.whowhen import parse_magentic_role
 
-    lines = [ln for ln in text.splitlines() if ln.strip()]
     records = []
-    for line in lines[:3]:
+    for line in _first_lines(text, 3):
         try:
             records.append(json.loads(line))
         except ValueError:
             break
     if records and all(isinstance(r, dict) and "source" in r and "message" in r for r in records):
-        chunks = []
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        steps: list[Step] = []
+        task = None
         for line in lines:
+            agent: str | None
+            note: str | None
             try:
                 rec = json.loads(line)
             except ValueError:
-                chunks.append(_Chunk(None, line, name="unparsed"))
-                continue
-            agent, recipient, note = parse_magentic_role(str(rec.get("source", "")))
-            chunks.append(_Chunk(agent, text_of(rec.get("message")), recipient, note, rec.get("timestamp")))
-        task = next((c.content for c in chunks if (c.agent or "").lower() in ("human", "user")), None)
-        return Split("magentic-jsonl", _steps(chunks), task=task)
-    if not _CONSOLE.search(text):
-        return None
-
-    def make(match: re.Match[str], body: str) -> _Chunk:
-        return _Chunk(match.group("agent").strip(), body, name=match.group("note"))
-
-    return Split("magentic-console", _steps(_cut(text, _CONSOLE, make)))
+                agent, content, recipient, note, ts = None, line, None, "unparsed", None
+            else:
+                agent, recipient, note = parse_magentic_role(str(rec.get("source", "")))
+                content, ts = text_of(rec.get("message")), rec.get("timestamp")
+            if task is None and (agent or "").lower() in ("human", "user"):
+                task = content
+            steps.append(
+                Step.split_from_log(
+                    len(steps),
+                    content.strip("\n"),
+                    agent=agent,
+                    recipient=recipient,
+                    name=note,
+                    start_ts=parse_time(ts),
+                )
+            )
+        return Split("magentic-jsonl", steps, task=task)
+    heads = _CONSOLE.starts(text)
+    return Split("magentic-console", _cut(text, heads, _console_part)) if heads else None
 
 
 # --- AppWorld: markdown sections, one per agent turn ("### Supervisor -> spotify_agent") --------
@@ -332,19 +379,28 @@ _MD_HEADING = _LineHead(r"#{1,4} (?P<title>[^\n]+)$")
 _ARROW = re.compile(r"\s*(?:->|→|to)\s*")
 
 
+@lru_cache(maxsize=1024)
+def _turn(title: str) -> tuple[str, str | None]:
+    """Agent and recipient of a "### Supervisor -> spotify_agent" title (a run repeats a few)."""
+    title = title.strip().strip("*").strip()
+    parts = _ARROW.split(title, maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 and all(parts) else (title, None)
+
+
+def _appworld_part(text: str, match: re.Match[str], end: int) -> _Part:
+    agent, recipient = _turn(match.group("title"))
+    return match.end(), end, agent, recipient, None, None
+
+
 def split_appworld(text: str) -> Split | None:
-    if len(_MD_HEADING.starts(text)) < 2:
+    heads = _MD_HEADING.starts(text)
+    if len(heads) < 2:
         return None
-
-    def make(match: re.Match[str], body: str) -> _Chunk:
-        title = match.group("title").strip().strip("*").strip()
-        parts = _ARROW.split(title, maxsplit=1)
-        if len(parts) == 2 and all(parts):
-            return _Chunk(parts[0], body, recipient=parts[1])
-        return _Chunk(title, body)
-
-    chunks = _cut(text, _MD_HEADING, make, outside_code=True)
-    return Split("appworld-markdown", _steps(chunks)) if len(chunks) > 1 else None
+    heads = _outside_code(text, heads)
+    if not heads:  # every heading sat inside a code fence: not this style
+        return None
+    steps = _cut(text, heads, _appworld_part)
+    return Split("appworld-markdown", steps) if len(steps) > 1 else None
 
 
 SPLITTERS: dict[str, Callable[[str], Split | None]] = {

@@ -9,13 +9,13 @@ mixes three taxonomy rounds whose codes were renumbered, so each label keeps its
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, with_id
 from tracefail.ingest.logsplit import split_trajectory
-from tracefail.ingest.reader import first_char, iter_json_array
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array
 from tracefail.model import Label, Trace
 
 TAXONOMY = "mast"
@@ -25,26 +25,21 @@ ROUND_VERSIONS = {"round 1": "round1-18", "round 2": "round2-17", "round 3": "ro
 FINAL_ROUND = "v1"  # the 14-mode "Generlazability" (sic) round uses the final codes
 
 
-def _records(path: Path) -> Iterator[tuple[str, Any] | Rejected]:
-    for raw in iter_json_array(path):
+def _mapped(
+    path: Path, records: Iterable[RawRecord], to_trace: Callable[[dict[str, Any], str], Trace]
+) -> Iterator[Trace | Rejected]:
+    for raw in records:
         try:
-            yield raw.locator, raw.json()
+            record = raw.json()
         except ValueError as exc:
             yield Rejected(raw.locator, f"not valid JSON: {exc}", excerpt(raw.text))
-
-
-def _mapped(path: Path, to_trace: Callable[[dict[str, Any], str], Trace]) -> Iterator[Trace | Rejected]:
-    for item in _records(path):
-        if isinstance(item, Rejected):
-            yield item
             continue
-        locator, record = item
         try:
             if not isinstance(record, dict):
                 raise ValueError("record is not an object")
             yield to_trace(record, str(path))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            yield Rejected(locator, reason(exc), excerpt(str(record)))
+            yield Rejected(raw.locator, reason(exc), excerpt(str(record)))
 
 
 def _trace(source: str, native: str, record: dict[str, Any], trajectory: Any, source_file: str) -> Trace:
@@ -139,8 +134,14 @@ class MastFullAdapter:
             and ('"llm_name"' in head or '"mast_annotation"' in head)
         )
 
+    def records(self, path: Path) -> Iterator[RawRecord]:
+        return iter_json_array(path, values=False)  # parsed again by the reader process
+
+    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+        return _mapped(path, records, full_record_to_trace)
+
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        yield from _mapped(path, full_record_to_trace)
+        return self.from_records(path, iter_json_array(path))
 
 
 class MastHumanAdapter:
@@ -151,5 +152,11 @@ class MastHumanAdapter:
     def sniff(self, path: Path, head: str) -> bool:
         return first_char(head) == "[" and '"mas_name"' in head and '"round"' in head
 
+    def records(self, path: Path) -> Iterator[RawRecord]:
+        return iter_json_array(path, values=False)  # parsed again by the reader process
+
+    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+        return _mapped(path, records, human_record_to_trace)
+
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        yield from _mapped(path, human_record_to_trace)
+        return self.from_records(path, iter_json_array(path))

@@ -248,6 +248,18 @@ def _kind(attrs: dict[str, Any]) -> StepKind:
     )
 
 
+def _exceptions(events: list[dict[str, Any]]) -> list[str]:
+    """`exception` span events as `exception: <type>: <message>` lines (an exception a span recorded
+    is failure evidence even when its status stayed unset); the stack trace stays in the raw span."""
+    found = []
+    for event in events:
+        if event["name"] == "exception":
+            attrs = event["attributes"]
+            said = [str(attrs[k]) for k in ("exception.type", "exception.message") if attrs.get(k)]
+            found.append(": ".join(["exception", *said]))
+    return found
+
+
 def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
     attrs, events = normalise(span["attributes"]), span["events"]
@@ -256,6 +268,9 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     problem = span["status_message"] or attrs.get("error.message") or attrs.get("exception.message")
     if _status(span["status"]) == "error" and problem and str(problem) not in content:
         content = f"{content}\nerror: {problem}".strip()
+    for exception in _exceptions(events):
+        if exception not in content:
+            content = f"{content}\n{exception}".strip()
     tool_name = attrs.get("gen_ai.tool.name", attrs.get("tool.name"))
     if kind is StepKind.TOOL and not calls and tool_name:
         args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))

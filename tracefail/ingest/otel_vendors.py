@@ -36,8 +36,9 @@ def _user_messages(contents: Any) -> list[dict[str, Any]]:
 
 
 def _adk(attrs: dict[str, Any]) -> None:
+    """ADK also writes `llm_request` / `llm_response` as `{}` on tool spans: those say nothing."""
     response = parse_json_text(attrs.get("gcp.vertex.agent.llm_response"))
-    if isinstance(response, dict) and "gen_ai.output.messages" not in attrs:
+    if isinstance(response, dict) and response and "gen_ai.output.messages" not in attrs:
         attrs["gen_ai.output.messages"] = _output_messages(response.get("content"))
         usage = response.get("usage_metadata") or response.get("usageMetadata") or {}
         attrs.setdefault(
@@ -52,7 +53,7 @@ def _adk(attrs: dict[str, Any]) -> None:
                 f"{response.get('error_code') or ''} {response.get('error_message') or ''}"
             )
     request = parse_json_text(attrs.get("gcp.vertex.agent.llm_request"))
-    if isinstance(request, dict) and "gen_ai.input.messages" not in attrs:
+    if isinstance(request, dict) and request and "gen_ai.input.messages" not in attrs:
         attrs["gen_ai.input.messages"] = _user_messages(request.get("contents"))
         attrs.setdefault("gen_ai.request.model", request.get("model"))
     if "gcp.vertex.agent.tool_call_args" in attrs:

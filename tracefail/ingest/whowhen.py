@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, open_text, read_whole
+from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, loads, read_head, read_whole
 from tracefail.model import Attribution, Outcome, Step, Trace
 
 SOURCE = "whowhen"
@@ -136,26 +136,29 @@ class WhoWhenAdapter:
         if path.suffix == ".parquet":
             yield from self._parse_parquet(path)
             return
-        with open_text(path) as fh:
-            head = fh.read(1)
-        records = iter_json_array(path) if head == "[" else iter([RawRecord("whole file", read_whole(path))])
+        array = first_char(read_head(path, 64)) == "["
+        records = iter_json_array(path) if array else iter([RawRecord("whole file", read_whole(path))])
         for raw in records:
-            yield self._one(raw.locator, raw.text, str(path))
+            yield self._one(raw, str(path))
 
-    def _one(self, locator: str, text: str, source_file: str) -> Trace | Rejected:
+    def _one(self, raw: RawRecord, source_file: str) -> Trace | Rejected:
         try:
-            record = loads(text)
+            record = raw.json()
         except ValueError as exc:
-            return Rejected(locator, f"not valid JSON: {exc}", excerpt(text))
-        return self._from_obj(locator, record, source_file, text)
+            return Rejected(raw.locator, f"not valid JSON: {exc}", excerpt(raw.text))
+        return self._from_obj(raw.locator, record, source_file, raw)
 
-    def _from_obj(self, locator: str, record: Any, source_file: str, text: str = "") -> Trace | Rejected:
-        if not looks_like_record(record):
-            return Rejected(locator, "not a Who&When record (needs `history` and `mistake_*`)", excerpt(text))
-        try:
-            return record_to_trace(record, source_file)
-        except ValueError as exc:
-            return Rejected(locator, reason(exc), excerpt(text))
+    def _from_obj(
+        self, locator: str, record: Any, source_file: str, raw: RawRecord | None = None
+    ) -> Trace | Rejected:
+        """The record's trace; a Rejected with the record's text (decoded only then) if none."""
+        why = "not a Who&When record (needs `history` and `mistake_*`)"
+        if looks_like_record(record):
+            try:
+                return record_to_trace(record, source_file)
+            except ValueError as exc:
+                why = reason(exc)
+        return Rejected(locator, why, excerpt(raw.text) if raw is not None else "")
 
     def _parse_parquet(self, path: Path) -> Iterator[Trace | Rejected]:
         import pyarrow.parquet as pq

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tracefail.ingest import registry
-from tracefail.ingest.base import Adapter, Rejected, excerpt
+from tracefail.ingest.base import excerpt
 from tracefail.ingest.otlp_live import spans_of
-from tracefail.ingest.reader import MAX_RECORD_BYTES, SourceError
+from tracefail.ingest.reader import MAX_RECORD_BYTES
 from tracefail.model import Trace
+from tracefail.services import ingest_read
+from tracefail.services.ingest_read import (
+    Item,
+    Limits,
+    ReadPool,
+    Reject,
+    default_workers,
+    fewer_collections,
+    read_in_process,
+    units,
+)
 from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
 from tracefail.store.db import StoreError
 from tracefail.store.shipped import update_shipped
+from tracefail.store.traces import Prepared
 
 SUFFIXES = registry.SUFFIXES
 
@@ -52,8 +67,6 @@ def trace_files(paths: list[Path]) -> list[Path]:
     return registry.expand(paths)
 
 
-BATCH = 200
-BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
 # Batches are written into one held transaction, committed every COMMIT_CHARS characters or
 # COMMIT_STEPS steps: each DuckDB commit checkpoints and rewrites the open row group of `traces`
 # (all `raw` text so far), so per-batch commits made the database time grow with the square of
@@ -64,29 +77,17 @@ BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bou
 COMMIT_CHARS = 256 * 1024 * 1024
 COMMIT_STEPS = 250_000
 MAX_FIELD_CHARS = 16 * 1024 * 1024
+# From this much input an ingest reads in worker processes: starting them (the forkserver
+# imports the readers once, ~1 s) costs less than a single reader would take on the rest.
+PARALLEL_BYTES = 32 * 1024 * 1024
 # DuckDB caches every block it writes up to its memory_limit (80% of RAM by default), so an
 # uncapped bulk load grows with the file; written blocks are on disk, evicting them is free.
 # Not lower: a batch pins ~40 MiB (uncommitted rows, index nodes) and at a 32 MiB cap a commit
 # runs out of memory, which DuckDB treats as fatal for the whole database.
 DB_MEMORY_CAP = 128 * 1024 * 1024
-# An ingest allocates millions of short-lived, acyclic objects (steps, their dicts, Arrow
-# buffers); at Python's default gen-0 threshold (700) the collector ran ~1,300 times and each
-# oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
-# 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
-# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
-GC_THRESHOLD = 50_000
-
-
-@contextmanager
-def _fewer_collections() -> Iterator[None]:
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
+# Store tasks (batches, quarantine rows, commits) the reader may run ahead of the writer: one
+# batch being written and one prepared keep both halves busy; more only holds memory.
+STORE_DEPTH = 2
 
 
 @dataclass
@@ -107,23 +108,6 @@ class IngestReport:
         keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated",
                 "quarantined")
         return {k: getattr(self, k) for k in keys}
-
-
-def _text_of(trace: Trace) -> str:
-    """The start of a trace's text, for a quarantine row a human will read."""
-    return trace.raw[:2000] if trace.raw else "\n".join(s.content[:2000] for s in trace.steps[:3])[:2000]
-
-
-def _oversized(trace: Trace, limit: int) -> str | None:
-    for step in trace.steps:
-        if len(step.content) > limit:
-            return (
-                f"step {step.step_idx} content is {len(step.content):,} characters, over the "
-                f"{limit:,}-character field limit"
-            )
-    if trace.raw and len(trace.raw) > limit * 4:
-        return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
-    return None
 
 
 def _is_otlp(trace: Trace) -> bool:
@@ -152,6 +136,44 @@ def _merge_otlp(db: Database, traces: list[Trace], report: IngestReport) -> list
     return [(by_native[native], problem) for native, problem in merged.problems]
 
 
+class _StoreThread:
+    """The store's half of an ingest, run on one thread in order, at most STORE_DEPTH tasks
+    behind the reading. DuckDB releases the GIL while it writes, so reading, splitting and
+    hashing the next batch overlap with writing this one; every use of the connection goes
+    through here, so two threads never use it at once. After a task fails the rest are
+    skipped and the failure is raised to the reader at its next hand-over."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracefail-ingest-store")
+        self._queued: deque[Future[None]] = deque()
+        self._failed = False
+
+    def run(self, work: Callable[[], None]) -> None:
+        self._queued.append(self._pool.submit(self._guarded, work))
+        while len(self._queued) > STORE_DEPTH or (self._queued and self._queued[0].done()):
+            self._queued.popleft().result()
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        if self._failed:
+            return
+        try:
+            work()
+        except BaseException:
+            self._failed = True
+            raise
+
+    def drain(self) -> None:
+        while self._queued:
+            self._queued.popleft().result()
+
+    def __enter__(self) -> _StoreThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._failed = True  # on the way out after an error nothing more is written
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
 def ingest(
     db: Database,
     paths: list[Path],
@@ -159,145 +181,163 @@ def ingest(
     format_name: str | None = None,
     max_field_chars: int = MAX_FIELD_CHARS,
     max_record_bytes: int | None = None,
+    workers: int | None = None,
     on_file: Callable[[Path, int, int], None] | None = None,
     on_record: Callable[[int], None] | None = None,
 ) -> IngestReport:
     """Ingest files or folders. Bad files and records are quarantined; good ones always land.
 
-    Memory is bounded by one batch (BATCH records or BATCH_CHARS characters) plus DuckDB's
-    capped buffer pool and the index of at most COMMIT_STEPS uncommitted steps, whatever the
-    size of the input.
+    `workers` reader processes (None: one per core for an input of PARALLEL_BYTES or more,
+    else none; 0 or 1: none) read while this process writes. Memory is bounded by a few
+    units and batches plus DuckDB's capped buffer pool and the index of at most COMMIT_STEPS
+    uncommitted steps, whatever the size of the input.
     """
-    token = MAX_RECORD_BYTES.set(max_record_bytes) if max_record_bytes else None
+    limits = Limits(max_field_chars, max_record_bytes or MAX_RECORD_BYTES.get())
+    files = registry.expand(paths)
+    if workers is None:
+        workers = default_workers() if _input_bytes(files) >= PARALLEL_BYTES else 0
+    pool = ReadPool(workers, limits) if workers > 1 else None
     try:
-        with _fewer_collections(), db.memory_capped(DB_MEMORY_CAP), db.bulk_write() as commit:
-            return _ingest(db, paths, format_name, max_field_chars, on_file, on_record, commit)
+        with (
+            fewer_collections(),
+            db.memory_capped(DB_MEMORY_CAP),
+            db.threads_capped(1),
+            db.bulk_write() as commit,
+            _StoreThread() as store,
+        ):
+            return _ingest(db, paths, files, format_name, limits, pool, on_file, on_record, commit, store)
     except IngestStopped as exc:  # rolled back to the last commit point, which kept the run row
         run_store.finish_run(db, exc.run_id, status="failed")
         raise
     finally:
-        if token is not None:
-            MAX_RECORD_BYTES.reset(token)
+        if pool is not None:
+            pool.close()
+
+
+def _input_bytes(files: list[Path]) -> int:
+    total = 0
+    for file in files:
+        with suppress(OSError):
+            total += file.stat().st_size
+    return total
 
 
 def _ingest(
     db: Database,
     paths: list[Path],
+    files: list[Path],
     format_name: str | None,
-    max_field_chars: int,
+    limits: Limits,
+    pool: ReadPool | None,
     on_file: Callable[[Path, int, int], None] | None,
     on_record: Callable[[int], None] | None,
     commit: Callable[[], None],
+    store: _StoreThread,
 ) -> IngestReport:
-    forced = registry.by_name(format_name) if format_name else None
-    files = registry.expand(paths)
+    """Reads here (or in `pool`); everything that touches `db` goes to `store`, in order."""
+    if format_name:
+        registry.by_name(format_name)
     report = IngestReport()
     report.run_id = run_store.start_run(
         db, "ingest", {"paths": [str(p) for p in paths], "format": format_name}
     )
     commit()  # the run row outlives a failure
 
-    def reject(file: Path, record: str | None, reason: str, text: str = "") -> None:
+    def quarantine(file: Path, record: str | None, reason: str, text: str) -> None:
         report.quarantined += 1
         where = f"{file}: {record}: " if record else f"{file}: "
         report.messages.append(where + reason)
         trace_store.quarantine(db, str(file), record, reason, excerpt(text, 2000), report.run_id)
 
-    pending: list[Trace] = []
-    pending_chars = 0
-    uncommitted_chars = uncommitted_steps = 0
-
-    def store_batch() -> None:
-        added = trace_store.add_traces(db, pending, report.run_id)
-        report.traces += added.traces
-        report.steps += added.steps
-        report.labels += added.labels
-        report.attributions += added.attributions
-        updated = update_shipped(db, added.same_content, report.run_id)
-        report.duplicates += added.duplicates - len(updated)
-        report.updated += len(updated)
-        report.notes.extend(
-            f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution or "
-            "outcome stored (the older ones are kept)" for t in updated
-        )
-        for trace, problem in _merge_otlp(db, [t for t, _ in added.conflicts if _is_otlp(t)], report):
-            reject(Path(trace.source_file or "?"), trace.native_id, problem)
-        for trace, reason in (c for c in added.conflicts if not _is_otlp(c[0])):
-            reject(
-                Path(trace.source_file or "?"),
-                trace.native_id or trace.trace_id,
-                f"{reason}; the stored copy is kept",
-                _text_of(trace),
-            )
-
-    def flush() -> None:
-        nonlocal pending_chars, uncommitted_chars, uncommitted_steps
-        uncommitted_chars += pending_chars
-        uncommitted_steps += sum(len(trace.steps) for trace in pending)
-        pending_chars = 0
-        if not pending:
-            return
+    def store_batch(batch: Prepared) -> None:
         try:
-            store_batch()
+            added = trace_store.add_prepared(db, batch, report.run_id)
+            report.traces += added.traces
+            report.steps += added.steps
+            report.labels += added.labels
+            report.attributions += added.attributions
+            updated = update_shipped(db, added.same_content, report.run_id)
+            report.duplicates += added.duplicates - len(updated)
+            report.updated += len(updated)
+            report.notes.extend(
+                f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution "
+                "or outcome stored (the older ones are kept)" for t in updated
+            )
+            otlp = [t for t, _ in added.conflicts if _is_otlp(t)]
+            for trace, problem in _merge_otlp(db, otlp, report):
+                quarantine(Path(trace.source_file or "?"), trace.native_id, problem, "")
+            for trace, reason in (c for c in added.conflicts if not _is_otlp(c[0])):
+                quarantine(
+                    Path(trace.source_file or "?"),
+                    trace.native_id or trace.trace_id,
+                    f"{reason}; the stored copy is kept",
+                    batch.opening(trace.trace_id),
+                )
         except Exception as exc:  # not the current file's fault: stop, keep what was committed
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise IngestStopped(
-                f"{db.path}: storing a batch of {len(pending)} traces failed ({detail}); the ingest "
-                "stopped and kept what it had committed before; run it again to continue",
+                f"{db.path}: storing a batch of {len(batch.headers)} traces failed ({detail}); the "
+                "ingest stopped and kept what it had committed before; run it again to continue",
                 str(report.run_id),
             ) from exc
-        pending.clear()
+
+    pending: list[Prepared] = []
+    pending_ids: set[str] = set()
+    pending_traces = pending_chars = uncommitted_chars = uncommitted_steps = records = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_ids, pending_traces, pending_chars, uncommitted_chars, uncommitted_steps
+        if not pending:
+            return
+        batch = Prepared.joined(pending)
+        uncommitted_chars += batch.chars
+        uncommitted_steps += batch.steps.num_rows
+        pending, pending_ids, pending_traces, pending_chars = [], set(), 0, 0
+        store.run(partial(store_batch, batch))
         if uncommitted_chars >= COMMIT_CHARS or uncommitted_steps >= COMMIT_STEPS:
-            commit()
+            store.run(commit)
             uncommitted_chars = uncommitted_steps = 0
 
-    seen_in_batch: set[str] = set()
-    for number, file in enumerate(files, start=1):
-        report.files += 1
-        if on_file:
-            on_file(file, number, len(files))
-        if not file.exists():
-            reject(file, None, "no such file")
-            continue
-        if not file.is_file():  # a FIFO or device would block or never end
-            reject(file, None, "not a regular file (a FIFO, device or socket); skipped")
-            continue
-        try:
-            adapter: Adapter = forced or registry.detect(file)
-            for count, item in enumerate(adapter.parse(file), start=1):
-                if on_record:
-                    on_record(count)
-                if isinstance(item, Rejected):
-                    reject(file, item.record, item.reason, item.excerpt)
-                    continue
-                problem = _oversized(item, max_field_chars)
-                if problem:
-                    reject(file, item.native_id or item.trace_id, problem, _text_of(item))
-                    continue
-                if item.trace_id in seen_in_batch:
-                    flush()  # let the store decide duplicate vs conflict against the first copy
-                    seen_in_batch.clear()
-                seen_in_batch.add(item.trace_id)
-                pending.append(item)
-                pending_chars += len(item.raw or "") + sum(len(step.content) for step in item.steps)
-                if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
-                    flush()
-                    seen_in_batch.clear()
-        except IngestStopped:
-            raise
-        except SourceError as exc:
-            reject(file, exc.record, str(exc), exc.excerpt)
-        except UnicodeDecodeError as exc:
-            reject(file, None, f"not UTF-8 text at byte {exc.start} (binary data?)")
-        except OSError as exc:
-            reject(file, None, f"cannot read: {exc.strerror or exc}")
-        except Exception as exc:  # an adapter bug must not cost the rest of the batch
-            reject(
-                file,
-                None,
-                f"{type(exc).__name__} while reading: {str(exc).splitlines()[0] if str(exc) else ''}",
-            )
-    flush()  # batches span files: one transaction per file would dominate on small files
+    def take(item: Item) -> None:
+        """Small files' batches are joined up to BATCH traces or BATCH_CHARS characters (a DuckDB
+        write per file would dominate on a folder of small files); an id seen in the batch
+        being joined flushes it first, so the store decides duplicate or conflict."""
+        nonlocal pending_traces, pending_chars, records
+        if isinstance(item, Reject):
+            records += 1
+            store.run(partial(quarantine, item.file, item.record, item.reason, item.text))
+            return
+        ids = {header.trace_id for header in item.headers}
+        if ids & pending_ids:
+            flush()
+        pending.append(item)
+        pending_ids.update(ids)
+        pending_traces += len(item.headers)
+        pending_chars += item.chars
+        records += len(item.headers)
+        if pending_traces >= ingest_read.BATCH or pending_chars >= ingest_read.BATCH_CHARS:
+            flush()
+        if on_record:
+            on_record(records)
+
+    try:
+        for number, file in enumerate(files, start=1):
+            report.files += 1
+            if on_file:
+                on_file(file, number, len(files))
+            for unit in units(file, format_name, pool is not None):
+                for item in pool.submit(unit) if pool else read_in_process(unit, limits):
+                    take(item)
+        for item in pool.drain() if pool else ():
+            take(item)
+    except BrokenProcessPool as exc:
+        raise IngestStopped(
+            f"{db.path}: a reading process died (out of memory?); the ingest stopped and kept what "
+            "it had committed before; run it again, with --workers 0 to read in one process",
+            str(report.run_id),
+        ) from exc
+    flush()
+    store.drain()
     run_store.finish_run(
         db,
         report.run_id,

@@ -273,6 +273,25 @@ class Database:
             raise
         self.connection.execute(restore)
 
+    @contextmanager
+    def threads_capped(self, threads: int) -> Iterator[None]:
+        """Cap DuckDB's worker threads for a long write, then restore the previous number.
+
+        An ingest's reading (its own thread, or reader processes) keeps the other cores busy;
+        DuckDB's parallel insert and checkpoint on top of it cost ~40% more CPU for the same
+        rows (1.2 s against 1.8-2.3 s for a 50 MB MAST file's batches, measured).
+        """
+        before = int(self._one("SELECT current_setting('threads')"))
+        if before <= threads:
+            yield
+            return
+        self.connection.execute(f"SET threads = {int(threads)}")
+        try:
+            yield
+        finally:
+            with suppress(duckdb.Error):  # a dead connection must not mask the original error
+                self.connection.execute(f"SET threads = {before}")
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.connection.execute(sql, params or [])
 

@@ -8,11 +8,11 @@ answer is stored as newer rows of the same source, and the older rows are kept b
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from typing import Any
 
 from tracefail.model import Trace
 from tracefail.store.db import Database
-from tracefail.store.traces import insert_attributions, insert_labels
+from tracefail.store.traces import Prepared, insert_rows
 
 
 def _label_key(source: str, version: str | None, mode: str) -> tuple:
@@ -23,9 +23,24 @@ def _value(present: bool | None, probability: float | None) -> tuple:
     return (present, None if probability is None else round(float(probability), 6))
 
 
-def update_shipped(db: Database, traces: Sequence[Trace], run_id: str | None) -> list[Trace]:
-    """Store what changed for `traces` (already stored with this content); returns those changed."""
-    with_news = [t for t in traces if t.labels or t.attributions or t.outcome or t.ground_truth]
+def _by_trace(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["trace_id"]].append(row)
+    return grouped
+
+
+def update_shipped(db: Database, batch: Prepared | None, run_id: str | None) -> list[Trace]:
+    """Store what changed for the batch's traces (already stored with this content); returns
+    the headers of those changed."""
+    if batch is None:
+        return []
+    shipped_labels = _by_trace(batch.labels.to_pylist())
+    shipped_blame = _by_trace(batch.attributions.to_pylist())
+    with_news = [
+        t for t in batch.headers
+        if shipped_labels.get(t.trace_id) or shipped_blame.get(t.trace_id) or t.outcome or t.ground_truth
+    ]
     if not with_news:
         return []
     ids = [t.trace_id for t in with_news]
@@ -50,25 +65,26 @@ def update_shipped(db: Database, traces: Sequence[Trace], run_id: str | None) ->
     changed = []
     for trace in with_news:
         stored = labels[trace.trace_id]
-        new_labels = any(
-            stored.get(_label_key(lbl.source, lbl.taxonomy_version, lbl.mode_id))
-            != _value(lbl.present, lbl.probability)
-            for lbl in trace.labels
+        new_labels = shipped_labels.get(trace.trace_id, [])
+        labels_differ = any(
+            stored.get(_label_key(row["source"], row["taxonomy_version"], row["mode_id"]))
+            != _value(row["present"], row["probability"])
+            for row in new_labels
         )
         incoming: dict[str, set[tuple]] = defaultdict(set)
-        for attribution in trace.attributions:
-            incoming[attribution.source].add((attribution.agent, attribution.step_idx))
+        for row in shipped_blame.get(trace.trace_id, []):
+            incoming[row["source"]].add((row["agent"], row["step_idx"]))
         new_blame = any(blamed[trace.trace_id].get(s) != pairs for s, pairs in incoming.items())
         new_head = heads[trace.trace_id] != (trace.outcome.value, trace.ground_truth)
-        if not (new_labels or new_blame or new_head):
+        if not (labels_differ or new_blame or new_head):
             continue
         changed.append(trace)
         with db.transaction():
-            if new_labels:
-                insert_labels(db, [lbl.model_copy(update={"run_id": run_id}) for lbl in trace.labels])
+            if labels_differ:
+                insert_rows(db, "labels", [{**row, "run_id": run_id} for row in new_labels])
             if new_blame:
-                insert_attributions(
-                    db, [a.model_copy(update={"run_id": run_id}) for a in trace.attributions]
+                insert_rows(
+                    db, "attributions", [{**row, "run_id": run_id} for row in shipped_blame[trace.trace_id]]
                 )
             if new_head:
                 db.execute(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tracefail.model import Attribution, Label, Step, Trace
 from tracefail.store.db import Database, now
@@ -22,7 +23,91 @@ class AddResult:
     attributions: int = 0
     duplicates: int = 0
     conflicts: list[tuple[Trace, str]] = field(default_factory=list)
-    same_content: list[Trace] = field(default_factory=list)  # duplicates: labels may still be new
+    same_content: Prepared | None = None  # duplicates: their shipped labels may still be new
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Traces as the rows they are stored as, with their content hashes, built apart from the
+    write: an ingest prepares the next batch (the Python half of its work, possibly in another
+    process) while the store thread writes this one (the DuckDB half). `headers` are the traces
+    without steps, labels and attributions, which travel as Arrow tables: a pydantic object per
+    label cost more to pickle between processes than the rest of the batch."""
+
+    headers: list[Trace]
+    hashes: list[str]
+    n_steps: list[int]
+    steps: pa.Table
+    labels: pa.Table  # run_id null where the label had none: the writing run's id goes there
+    attributions: pa.Table
+    chars: int  # characters of raw text and step content: what a batch's memory grows with
+
+    def opening(self, trace_id: str) -> str:
+        """The start of one trace's text, for a human reading its quarantine row."""
+        header = next(t for t in self.headers if t.trace_id == trace_id)
+        mine = self.steps.filter(pc.equal(self.steps["trace_id"], trace_id)).slice(0, 3)
+        return opening_text(header.raw, mine["content"].to_pylist())
+
+    def subset(self, indices: Sequence[int]) -> Prepared:
+        """The batch of the traces at `indices` only."""
+        if len(indices) == len(self.headers):
+            return self
+        ids = pa.array([self.headers[i].trace_id for i in indices], pa.string())
+
+        def mine(table: pa.Table) -> pa.Table:
+            return table.filter(pc.is_in(table["trace_id"], value_set=ids))
+
+        return Prepared(
+            headers=[self.headers[i] for i in indices],
+            hashes=[self.hashes[i] for i in indices],
+            n_steps=[self.n_steps[i] for i in indices],
+            steps=mine(self.steps),
+            labels=mine(self.labels),
+            attributions=mine(self.attributions),
+            chars=self.chars,
+        )
+
+    @staticmethod
+    def joined(batches: Sequence[Prepared]) -> Prepared:
+        """One batch of several (small files' batches are written together: a DuckDB write
+        per file would dominate on a folder of small files)."""
+        if len(batches) == 1:
+            return batches[0]
+        return Prepared(
+            headers=[t for b in batches for t in b.headers],
+            hashes=[h for b in batches for h in b.hashes],
+            n_steps=[n for b in batches for n in b.n_steps],
+            steps=pa.concat_tables([b.steps for b in batches]),
+            labels=pa.concat_tables([b.labels for b in batches]),
+            attributions=pa.concat_tables([b.attributions for b in batches]),
+            chars=sum(b.chars for b in batches),
+        )
+
+
+def opening_text(raw: str | None, contents: Sequence[str], limit: int = 2000) -> str:
+    """The start of a trace's text (its raw record, else its first steps) for a quarantine row."""
+    return raw[:limit] if raw else "\n".join(text[:limit] for text in contents[:3])[:limit]
+
+
+def prepare(traces: Sequence[Trace]) -> Prepared:
+    """The rows of `traces` and their hashes; the traces themselves are not changed."""
+    bare: dict[str, list[Any]] = {"steps": [], "labels": [], "attributions": []}
+    return Prepared(
+        headers=[trace.model_copy(update=bare) for trace in traces],
+        hashes=[trace.content_hash() for trace in traces],
+        n_steps=[len(trace.steps) for trace in traces],
+        steps=_step_columns(traces),
+        labels=_rows(_LABEL_SCHEMA, label_rows([label for t in traces for label in t.labels])),
+        attributions=_rows(
+            _ATTRIBUTION_SCHEMA, attribution_rows([a for t in traces for a in t.attributions])
+        ),
+        chars=sum(map(text_size, traces)),
+    )
+
+
+def text_size(trace: Trace) -> int:
+    """Characters of a trace's raw text and step content: what a batch's memory grows with."""
+    return len(trace.raw or "") + sum(len(step.content) for step in trace.steps)
 
 
 _TRACE_SCHEMA = pa.schema(
@@ -105,10 +190,14 @@ def _json(value: object) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str) if value else None
 
 
+def _rows(schema: pa.Schema, rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict] | pa.Table) -> None:
     if not len(rows):
         return
-    arrow = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)  # noqa: F841
+    arrow = rows if isinstance(rows, pa.Table) else _rows(schema, rows)  # noqa: F841
     columns = ", ".join(schema.names)
     db.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM arrow")
 
@@ -163,6 +252,12 @@ def attribution_rows(attributions: Sequence[Attribution], run_id: str | None = N
     ]
 
 
+def insert_rows(db: Database, table: Literal["labels", "attributions"], rows: list[dict]) -> None:
+    """Label or attribution rows (as `label_rows` / `attribution_rows` make them) written now."""
+    schema = _LABEL_SCHEMA if table == "labels" else _ATTRIBUTION_SCHEMA
+    _insert(db, table, schema, [{**row, "created_at": now()} for row in rows])
+
+
 def insert_labels(db: Database, labels: Sequence[Label], run_id: str | None = None) -> None:
     """Append labels (callers own the transaction). Labels are never updated in place."""
     _insert(db, "labels", _LABEL_SCHEMA, label_rows(labels, run_id))
@@ -173,82 +268,94 @@ def insert_attributions(db: Database, attributions: Sequence[Attribution], run_i
 
 
 def add_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
-    """Store new traces with their steps and shipped labels in one transaction.
+    """Store new traces with their steps and shipped labels in one transaction (see `add_prepared`)."""
+    return add_prepared(db, prepare(traces), run_id)
+
+
+def add_prepared(db: Database, batch: Prepared, run_id: str | None) -> AddResult:
+    """Store a prepared batch's new traces with their steps and shipped labels in one transaction.
 
     A trace whose id is already stored with the same content is a duplicate and is skipped;
-    the same id with different content is a conflict for the caller to quarantine.
+    the same id with different content is a conflict for the caller to quarantine. Conflicts
+    and duplicates come back as step-less headers.
     """
     result = AddResult()
-    if not traces:
+    if not batch.headers:
         return result
-    hashes = {t.trace_id: t.content_hash() for t in traces}
-    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", hashes))
-    fresh: list[Trace] = []
-    for trace in traces:
+    ids = [t.trace_id for t in batch.headers]
+    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", ids))
+    fresh: list[int] = []
+    same: list[int] = []
+    for i, (trace, digest) in enumerate(zip(batch.headers, batch.hashes, strict=True)):
         known = stored.get(trace.trace_id)
         if known is None:
-            stored[trace.trace_id] = hashes[trace.trace_id]
-            fresh.append(trace)
-        elif known == hashes[trace.trace_id]:
-            result.duplicates += 1
-            result.same_content.append(trace)
+            stored[trace.trace_id] = digest
+            fresh.append(i)
+        elif known == digest:
+            same.append(i)
         else:
             result.conflicts.append(
                 (trace, f"trace id {trace.trace_id} is already stored with different content")
             )
-    _write(db, fresh, hashes, run_id, result)
+    result.duplicates = len(same)
+    if same:
+        result.same_content = batch.subset(same)
+    _write(db, batch.subset(fresh), run_id, result)
     return result
 
 
 def _write(
-    db: Database, traces: Sequence[Trace], hashes: dict[str, str], run_id: str | None, result: AddResult,
-    *, replace: bool = False,
+    db: Database, batch: Prepared, run_id: str | None, result: AddResult, *, replace: bool = False
 ) -> None:
     """Insert traces with their steps, labels and attributions in one transaction; with
     `replace`, their stored rows and steps go first, and their features, which were computed
     on the old steps (labels and attributions stay)."""
     ingested = now()
-    trace_rows: list[dict] = []
-    labels: list[Label] = []
-    attributions: list[Attribution] = []
-    for trace in traces:
-        trace_rows.append(
-            {
-                "trace_id": trace.trace_id,
-                "source": trace.source,
-                "native_id": trace.native_id,
-                "framework": trace.framework,
-                "llm": trace.llm,
-                "benchmark": trace.benchmark,
-                "task": trace.task,
-                "ground_truth": trace.ground_truth,
-                "outcome": trace.outcome.value,
-                "n_steps": len(trace.steps),
-                "content_hash": hashes[trace.trace_id],
-                "source_file": trace.source_file,
-                "raw": trace.raw,
-                "metadata": _json(trace.metadata),
-                "ingest_run_id": run_id,
-                "ingested_at": ingested,
-            }
-        )
-        labels.extend(trace.labels)
-        attributions.extend(trace.attributions)
-    step_table = _step_columns(traces)
+    trace_rows = [
+        {
+            "trace_id": trace.trace_id,
+            "source": trace.source,
+            "native_id": trace.native_id,
+            "framework": trace.framework,
+            "llm": trace.llm,
+            "benchmark": trace.benchmark,
+            "task": trace.task,
+            "ground_truth": trace.ground_truth,
+            "outcome": trace.outcome.value,
+            "n_steps": n_steps,
+            "content_hash": digest,
+            "source_file": trace.source_file,
+            "raw": trace.raw,
+            "metadata": _json(trace.metadata),
+            "ingest_run_id": run_id,
+            "ingested_at": ingested,
+        }
+        for trace, digest, n_steps in zip(batch.headers, batch.hashes, batch.n_steps, strict=True)
+    ]
     with db.transaction():
         if replace:
-            ids = [trace.trace_id for trace in traces]
+            ids = [trace.trace_id for trace in batch.headers]
             _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", _TRACE_SCHEMA, trace_rows)
-        _insert(db, "steps", _STEP_SCHEMA, step_table)
-        insert_labels(db, labels, run_id)
-        insert_attributions(db, attributions, run_id)
-    result.traces += len(traces)
-    result.steps += step_table.num_rows
-    result.labels += len(labels)
-    result.attributions += len(attributions)
+        _insert(db, "steps", _STEP_SCHEMA, batch.steps)
+        _insert(db, "labels", _LABEL_SCHEMA, stamped(batch.labels, run_id))
+        _insert(db, "attributions", _ATTRIBUTION_SCHEMA, stamped(batch.attributions, run_id))
+    result.traces += len(batch.headers)
+    result.steps += batch.steps.num_rows
+    result.labels += batch.labels.num_rows
+    result.attributions += batch.attributions.num_rows
+
+
+def stamped(rows: pa.Table, run_id: str | None) -> pa.Table:
+    """Label or attribution rows as written now by run `run_id` (where a row names no run)."""
+    if run_id is not None:
+        rows = rows.set_column(
+            rows.schema.get_field_index("run_id"), "run_id", pc.fill_null(rows["run_id"], run_id)
+        )
+    created = pa.array([now()] * rows.num_rows, pa.timestamp("us"))
+    return rows.set_column(rows.schema.get_field_index("created_at"), "created_at", created)
 
 
 def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
@@ -264,7 +371,7 @@ def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) ->
     attributions are kept, their features (stale now) are deleted."""
     result = AddResult()
     if traces:
-        _write(db, traces, {t.trace_id: t.content_hash() for t in traces}, run_id, result, replace=True)
+        _write(db, prepare(traces), run_id, result, replace=True)
     return result
 
 

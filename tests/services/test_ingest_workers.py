@@ -1,0 +1,138 @@
+"""Ingest with reader processes stores exactly what a single-process ingest stores: the same
+rows, counts and quarantine, for a big record file cut into runs and for a folder of files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tracefail.services import ingest_read
+from tracefail.services.ingest import ingest
+from tracefail.store import Database
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+_COMPARED = {
+    "traces": "SELECT * EXCLUDE (ingest_run_id, ingested_at, source_file) FROM traces ORDER BY trace_id",
+    "steps": "SELECT * FROM steps ORDER BY trace_id, step_idx",
+    "labels": "SELECT * EXCLUDE (label_id, run_id, created_at) FROM labels "
+    "ORDER BY trace_id, source, taxonomy_version, mode_id",
+    "attributions": "SELECT * EXCLUDE (attribution_id, run_id, created_at) FROM attributions "
+    "ORDER BY trace_id, source",
+    "quarantine": "SELECT record, reason FROM quarantine ORDER BY record, reason",
+}
+
+
+def _mast_array(path: Path, copies: int) -> Path:
+    """The shipped MAST sample repeated with new ids, one id twice with other content (a
+    conflict), one exact duplicate and two records the adapter rejects."""
+    base = json.loads((SAMPLES / "mast" / "mad_full_sample.json").read_text())
+    records: list[object] = []
+    for n in range(copies):
+        record = json.loads(json.dumps(base[n % len(base)]))
+        record["trace_id"] = n
+        records.append(record)
+    clash = json.loads(json.dumps(records[3]))
+    clash["trace"]["trajectory"] += "\nanother ending"
+    records += [clash, records[5], {"trace": "no trajectory here"}, [1, 2]]
+    path.write_text(json.dumps(records))
+    return path
+
+
+@pytest.fixture
+def units_to_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every unit goes to a worker process: the pool waits for its first worker (a real one)
+    before taking units, where an ingest would read them itself meanwhile. Returns the count of
+    units sent to workers, filled as they are sent."""
+    sent: list[int] = []
+    start = ingest_read.ReadPool.__init__
+
+    def started(self, workers: int, limits: ingest_read.Limits) -> None:
+        start(self, workers, limits)
+        self._up.result(timeout=120)
+        submit = self._pool.submit
+
+        def counted(fn, *args):
+            sent.append(1)
+            return submit(fn, *args)
+
+        self._pool.submit = counted
+
+    monkeypatch.setattr(ingest_read.ReadPool, "__init__", started)
+    return sent
+
+
+def _stored(db: Database) -> dict[str, list[tuple]]:
+    return {name: db.rows(sql) for name, sql in _COMPARED.items()}
+
+
+def _both_ways(tmp_path: Path, paths: list[Path]) -> tuple[dict, dict, list, list]:
+    reports, rows = [], []
+    for workers in (0, 2):
+        with Database(tmp_path / f"w{workers}.duckdb") as db:
+            report = ingest(db, paths, workers=workers)
+            reports.append(report)
+            rows.append(_stored(db))
+    return rows[0], rows[1], reports[0], reports[1]
+
+
+@pytest.mark.slow
+def test_a_big_record_file_read_in_runs_by_workers_stores_what_one_process_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
+) -> None:
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)  # cut in main: ~10 runs of records
+    path = _mast_array(tmp_path / "mast.json", 60)
+    assert path.stat().st_size > 4 * 40_000
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert (report_alone.traces, report_alone.duplicates, report_alone.quarantined) == (60, 1, 3)
+    assert sorted(report_pooled.messages) == sorted(report_alone.messages)
+    assert pooled == alone
+    assert len(alone["steps"]) == report_alone.steps > 60
+    assert len(units_to_workers) >= 4
+
+
+@pytest.mark.slow
+def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(
+    tmp_path: Path, units_to_workers: list[int]
+) -> None:
+    folder = tmp_path / "corpus"
+    shutil.copytree(SAMPLES / "whowhen", folder / "whowhen")
+    shutil.copytree(SAMPLES / "mast", folder / "mast")
+    (folder / "broken.json").write_text('{"not": "a known format"')
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [folder])
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert report_alone.traces > 10 and report_alone.quarantined >= 1
+    assert pooled == alone
+    assert len(units_to_workers) >= 10
+
+
+@pytest.mark.slow
+def test_a_truncated_big_file_keeps_the_runs_before_the_break(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
+) -> None:
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
+    path = _mast_array(tmp_path / "mast.json", 30)
+    text = path.read_text()
+    path.write_text(text[: int(len(text) * 0.8)])  # cut inside a record
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
+    assert pooled == alone
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert 0 < report_pooled.traces < 30
+    assert any("truncated" in message for message in report_pooled.messages)
+    assert units_to_workers
+
+
+@pytest.mark.slow
+def test_units_read_here_while_workers_start_keep_their_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a worker is up the ingest reads units itself: mixed with the workers' units, the
+    stored rows and counts are still those of a single-process ingest."""
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 20_000)
+    path = _mast_array(tmp_path / "mast.json", 120)
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert pooled == alone

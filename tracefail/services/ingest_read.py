@@ -1,0 +1,277 @@
+"""The reading half of an ingest: a file, or a run of a big file's records, read into prepared
+batches and rejections. Small inputs are read on the ingest's own thread; big ones by worker
+processes (`ReadPool`), with the same code, so the two halves of the machine split the work
+that is Python (decoding, splitting logs, hashing, building rows) while DuckDB writes."""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracefail.ingest import registry
+from tracefail.ingest.base import RecordAdapter, Rejected
+from tracefail.ingest.reader import MAX_RECORD_BYTES, RawRecord, SourceError
+from tracefail.model import Trace
+from tracefail.store import traces as trace_store
+from tracefail.store.traces import Prepared
+
+BATCH = 200
+BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
+# A worker reads a whole file up to this size, and a bigger file of independent records
+# (MAST-Data's arrays) in runs of records of about this size; a bigger file of another
+# format is read whole on the ingest's own thread, streaming.
+UNIT_BYTES = 8 * 1024 * 1024
+# An ingest allocates millions of short-lived, acyclic objects (steps, their dicts, Arrow
+# buffers); at Python's default gen-0 threshold (700) the collector ran ~1,300 times and each
+# oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
+# 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
+# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
+GC_THRESHOLD = 50_000  # also in reader processes, which allocate the same objects
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A file or record that goes to quarantine, and why (one line)."""
+
+    file: Path
+    record: str | None
+    reason: str
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_field_chars: int
+    max_record_bytes: int
+
+
+@dataclass(frozen=True)
+class Unit:
+    """What one reader reads: a whole file, or a run of a big record file's records."""
+
+    file: Path
+    adapter: str
+    records: tuple[RawRecord, ...] | None = None
+
+
+Item = Prepared | Reject
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+def _oversized(trace: Trace, limit: int) -> str | None:
+    for step in trace.steps:
+        if len(step.content) > limit:
+            return (
+                f"step {step.step_idx} content is {len(step.content):,} characters, over the "
+                f"{limit:,}-character field limit"
+            )
+    if trace.raw and len(trace.raw) > limit * 4:
+        return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
+    return None
+
+
+def _rejection(file: Path, exc: Exception) -> Reject:
+    """Why a file could not be read on (from here), as its quarantine row."""
+    if isinstance(exc, SourceError):
+        return Reject(file, exc.record, str(exc), exc.excerpt)
+    if isinstance(exc, UnicodeDecodeError):
+        return Reject(file, None, f"not UTF-8 text at byte {exc.start} (binary data?)")
+    if isinstance(exc, OSError):
+        return Reject(file, None, f"cannot read: {exc.strerror or exc}")
+    detail = str(exc).splitlines()[0] if str(exc) else ""  # an adapter bug: the rest of the batch goes on
+    return Reject(file, None, f"{type(exc).__name__} while reading: {detail}")
+
+
+def read(unit: Unit, limits: Limits) -> Iterator[Item]:
+    """The unit's traces in prepared batches (BATCH traces or BATCH_CHARS characters, no id
+    twice in one batch) and its rejections, in file order. A broken file or an adapter bug
+    rejects the rest of the file, never the batch."""
+    token = MAX_RECORD_BYTES.set(limits.max_record_bytes)
+    pending: list[Trace] = []
+    pending_chars = 0
+    seen: set[str] = set()
+    try:
+        adapter = registry.by_name(unit.adapter)
+        traces = (
+            adapter.parse(unit.file)
+            if unit.records is None
+            else adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
+        )
+        for item in traces:
+            if isinstance(item, Rejected):
+                yield Reject(unit.file, item.record, item.reason, item.excerpt)
+                continue
+            problem = _oversized(item, limits.max_field_chars)
+            if problem:
+                text = trace_store.opening_text(item.raw, [s.content for s in item.steps[:3]])
+                yield Reject(unit.file, item.native_id or item.trace_id, problem, text)
+                continue
+            if item.trace_id in seen:  # the store decides duplicate vs conflict against the first
+                yield from _prepared(unit.file, pending)
+                pending, pending_chars, seen = [], 0, set()
+            seen.add(item.trace_id)
+            pending.append(item)
+            pending_chars += trace_store.text_size(item)
+            if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
+                yield from _prepared(unit.file, pending)
+                pending, pending_chars, seen = [], 0, set()
+    except Exception as exc:
+        yield _rejection(unit.file, exc)
+    finally:
+        MAX_RECORD_BYTES.reset(token)
+    yield from _prepared(unit.file, pending)
+
+
+def _prepared(file: Path, traces: list[Trace]) -> Iterator[Item]:
+    """`traces` as one prepared batch; if some text cannot be stored (a lone surrogate that a
+    JSON escape produced is not UTF-8), each trace alone, and the ones that fail are rejected."""
+    if not traces:
+        return
+    try:
+        yield trace_store.prepare(traces)
+        return
+    except UnicodeEncodeError:
+        pass
+    for trace in traces:
+        try:
+            yield trace_store.prepare([trace])
+        except UnicodeEncodeError as exc:
+            text = trace_store.opening_text(trace.raw, [s.content for s in trace.steps[:3]])
+            readable = text.encode("utf-8", "replace").decode("utf-8")
+            reason = f"holds text that cannot be stored as UTF-8 ({exc.reason})"
+            yield Reject(file, trace.native_id or trace.trace_id, reason, readable)
+
+
+def units(file: Path, forced: str | None, parallel: bool) -> Iterator[Unit | Reject]:
+    """How `file` is read: whole, or (for a worker pool) in runs of records of a big record file;
+    a Reject when it cannot be read at all, or after the runs read before its record scan broke."""
+    if not file.exists():
+        yield Reject(file, None, "no such file")
+        return
+    if not file.is_file():  # a FIFO or device would block or never end
+        yield Reject(file, None, "not a regular file (a FIFO, device or socket); skipped")
+        return
+    run: list[RawRecord] = []
+    name = ""
+    try:
+        adapter = registry.by_name(forced) if forced else registry.detect(file)
+        name = adapter.name
+        if not (parallel and isinstance(adapter, RecordAdapter) and file.stat().st_size > UNIT_BYTES):
+            yield Unit(file, name)
+            return
+        size = 0
+        for record in adapter.records(file):
+            run.append(record)
+            size += record.size
+            if size >= UNIT_BYTES:
+                yield Unit(file, name, tuple(run))
+                run, size = [], 0
+    except Exception as exc:
+        if run:
+            yield Unit(file, name, tuple(run))
+        yield _rejection(file, exc)
+        return
+    if run:
+        yield Unit(file, name, tuple(run))
+
+
+def _read_all(unit: Unit, limits: Limits) -> list[Item]:
+    """A worker's whole unit at once (a unit is at most about UNIT_BYTES of input)."""
+    with fewer_collections():
+        return list(read(unit, limits))
+
+
+def default_workers() -> int:
+    """Reader processes for a big input: one per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _started() -> None:
+    """A worker is up (the pool starts its processes lazily)."""
+
+
+class ReadPool:
+    """Units read by worker processes, handed back in submission order, at most two per worker
+    ahead of the consumer (memory stays bounded by a few units).
+
+    Workers fork from a forkserver that imported the readers once: the ingest's own process has
+    DuckDB's threads running, which a plain fork must not copy, and spawning imports everything
+    again in each worker. The forkserver's imports take a second or more; until a worker is up,
+    units are read here instead, so that second is not lost. Like any user of spawned
+    processes, a script calling this must guard its entry point with `if __name__ == "__main__"`.
+    """
+
+    def __init__(self, workers: int, limits: Limits) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._limits = limits
+        self._ahead = 2 * workers
+        self._queued: deque[Future[list[Item]] | list[Item]] = deque()
+        self._up: Future[None] = Future()
+        # the first submit blocks until the forkserver has imported the readers: not here
+        threading.Thread(target=self._start, name="tracefail-read-pool-start", daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            self._pool.submit(_started).result()
+            self._up.set_result(None)
+        except BaseException as exc:  # no workers (e.g. an unguarded __main__): all is read here
+            self._up.set_exception(exc)
+
+    def submit(self, unit: Unit | Reject) -> Iterator[Item]:
+        """Queue a unit and yield what is ready, in order. A unit is read here while no worker
+        is up (or if none could start), and so is a big file that is not cut into runs, streaming,
+        after what is queued; a Reject is queued as already read."""
+        if isinstance(unit, Reject):
+            self._queued.append([unit])
+        elif unit.records is None and unit.file.stat().st_size > UNIT_BYTES:
+            yield from self.drain()
+            yield from read(unit, self._limits)
+        elif not self._up.done() or self._up.exception() is not None:
+            self._queued.append(_read_all(unit, self._limits))
+        else:
+            self._queued.append(self._pool.submit(_read_all, unit, self._limits))
+        while len(self._queued) > self._ahead or (self._queued and isinstance(self._queued[0], list)):
+            yield from self._next()
+
+    def drain(self) -> Iterator[Item]:
+        while self._queued:
+            yield from self._next()
+
+    def _next(self) -> list[Item]:
+        head = self._queued.popleft()
+        return head if isinstance(head, list) else head.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def read_in_process(unit: Unit | Reject, limits: Limits) -> Iterator[Item]:
+    """A unit read on this thread, streaming (any size of file)."""
+    if isinstance(unit, Reject):
+        yield unit
+    else:
+        yield from read(unit, limits)
+
+
+Reader = Callable[[Unit | Reject], Iterator[Item]]
