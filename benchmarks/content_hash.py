@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    path = args.workdir / f"mast_synth_{args.mast_mb}mb.json"
+    path = args.workdir / f"mast_synth_{args.mast_mb}mb_v2.json"  # as benchmarks/ingest.py names it
     if not path.exists():
         print(f"synthesized {path} ({synthesize_mast(path, args.mast_mb)} records)")
     traces = [t for t in registry.detect(path).parse(path) if isinstance(t, Trace)]
