@@ -109,3 +109,36 @@ def test_content_hash_is_unchanged_on_every_shipped_sample() -> None:
                 assert item.content_hash() == _hash_as_first_defined(item), path
                 checked += 1
     assert checked >= 40  # every shipped format, not a vacuous pass
+
+
+def test_content_hash_keeps_steps_that_share_short_fields_apart() -> None:
+    """Steps encoded from one shared template: repeats, `%` in names, and times that are equal but
+    print apart (aware ones across offsets) must each still write their own text."""
+    noon = datetime(2024, 1, 1, 12, tzinfo=UTC)
+    shifted = noon.astimezone(timezone(timedelta(hours=5, minutes=30)))  # == noon, prints apart
+    naive = datetime(2025, 3, 27, 1, 21, 3)
+    shared = {"agent": "50% Coder %s %b", "name": "INFO", "recipient": "Planner"}
+    steps = [
+        Step(step_idx=0, content="a", start_ts=naive, **shared),
+        Step(step_idx=1, content="b %b", start_ts=naive, **shared),
+        Step(step_idx=2, content="c", start_ts=noon, end_ts=noon, **shared),
+        Step(step_idx=3, content="c", start_ts=shifted, end_ts=shifted, **shared),
+        Step(step_idx=4, content=LONE, start_ts=naive.replace(fold=1), **shared),
+        Step(step_idx=5, content="d", tool_calls=[ToolCall(name="f", arguments="%d")], **shared),
+        Step(step_idx=6, content="e", **shared | {"agent": "Reviewer"}),
+    ]
+    trace = Trace(trace_id="e:shared", source="e", task="t", steps=steps)
+    assert trace.content_hash() == _hash_as_first_defined(trace)
+    swapped = [s.model_copy(update={"start_ts": t}) for s, t in zip(steps[2:4], (shifted, noon), strict=True)]
+    other = trace.model_copy(update={"steps": [*steps[:2], *swapped, *steps[4:]]})
+    assert other.content_hash() == _hash_as_first_defined(other) != trace.content_hash()
+
+
+def test_content_hash_is_unchanged_past_the_template_cap() -> None:
+    """More distinct agent/name combinations than the shared template cache holds: it is emptied
+    and refilled mid-trace, and the trace after it still hashes as first defined."""
+    steps = [Step(step_idx=i, content=f"c{i}", agent=f"agent {i}", name="n") for i in range(4200)]
+    first = Trace(trace_id="e:many", source="e", steps=steps)
+    second = Trace(trace_id="e:after", source="e", steps=steps[:3])
+    for trace in (first, second):
+        assert trace.content_hash() == _hash_as_first_defined(trace)
