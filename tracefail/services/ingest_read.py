@@ -11,7 +11,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,11 +233,17 @@ class ReadPool:
         self._queued: deque[Future[list[Item]] | list[Item]] = deque()
         self._up: Future[None] = Future()
         # the first submit blocks until the forkserver has imported the readers: not here
-        threading.Thread(target=self._start, name="tracefail-read-pool-start", daemon=True).start()
+        threading.Thread(
+            target=self._start, args=(workers,), name="tracefail-read-pool-start", daemon=True
+        ).start()
 
-    def _start(self) -> None:
+    def _start(self, workers: int) -> None:
+        """Start every worker at once (the pool would start one per unit while none is idle:
+        the second came 0.8 s after the first), and say so when one is up."""
         try:
-            self._pool.submit(_started).result()
+            started = [self._pool.submit(_started) for _ in range(workers)]
+            wait(started, return_when=FIRST_COMPLETED)
+            next(f for f in started if f.done()).result()
             self._up.set_result(None)
         except BaseException as exc:  # no workers (e.g. an unguarded __main__): all is read here
             self._up.set_exception(exc)
