@@ -87,6 +87,12 @@ def codex_units(rows: list[dict[str, Any]]) -> int:
     return len(items) + sum(1 for p in prompts if p["payload"]["message"] not in said)
 
 
+def gemini_log_units(rows: list[dict[str, Any]]) -> int:
+    """Messages of a Gemini CLI `.jsonl` log (the last write of each `id`) and their tool calls."""
+    last = {r["id"]: r for r in rows if "id" in r}
+    return sum(1 + len(m.get("toolCalls", [])) for m in last.values())
+
+
 NO_DATA: set[str] = set()
 
 # (sample, format, units in the file counted with plain JSON code, names of the steps whose source
@@ -136,12 +142,19 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
         )
         for part in ("", ".summarization-1-summary", ".summarization-1-questions", ".summarization-1-answers")
     ],
-    (
-        "gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json",
-        "gemini-cli",
-        lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
-        NO_DATA,
-    ),
+    *[
+        (
+            f"gemini-cli/{name}",
+            "gemini-cli",
+            lambda d: sum(1 + len(m.get("toolCalls", [])) for m in d["messages"]),
+            NO_DATA,
+        )
+        for name in (
+            "session-2025-10-21T08-15-5c1e7d2a.json",
+            "vibecodingtracker/test_conversation_gemini.json",  # real, trimmed
+        )
+    ],
+    ("gemini-cli/vibecodingtracker/gemini.jsonl", "gemini-cli", gemini_log_units, NO_DATA),  # real
     ("autogen/team_state.json", "autogen-state", autogen_units, NO_DATA),
     ("autogen/state_tutorial_team_state.json", "autogen-state", autogen_units, NO_DATA),
     ("adamast/traces.jsonl", "openai-chat", lambda rows: sum(len(r["messages"]) for r in rows), NO_DATA),
@@ -462,6 +475,45 @@ def test_a_gemini_cli_jsonl_log_replays_to_the_same_session(tmp_path: Path) -> N
     (whole,) = traces("gemini-cli/session-2025-10-21T08-15-5c1e7d2a.json", "gemini-cli")
     assert [(s.kind, s.content) for s in logged.steps] == [(s.kind, s.content) for s in whole.steps]
     assert logged.trace_id == whole.trace_id and logged.metadata["summary"] == "Fix the failing sum test"
+
+
+def test_a_real_gemini_cli_log_keeps_rewritten_calls_results_models_and_typed_commands() -> None:
+    """Gemini CLI writes a message again under its `id` once its tool calls have run: the last
+    write wins, each call's `functionResponse` output is its tool step's text."""
+    rows = load("gemini-cli/vibecodingtracker/gemini.jsonl")
+    (gem,) = traces("gemini-cli/vibecodingtracker/gemini.jsonl", "gemini-cli")
+    last = {r["id"]: r for r in rows if "id" in r}
+    calls = [c for m in last.values() for c in m.get("toolCalls", [])]
+    tools = [s for s in gem.steps if s.kind is StepKind.TOOL]
+    assert [s.tool_call_id for s in tools] == [c["id"] for c in calls]
+    outputs = [c["result"][0]["functionResponse"]["response"]["output"] for c in calls]
+    assert [s.content for s in tools] == outputs
+    assert all(s.status == "ok" for s in tools) and tools[-1].name == "Edit"
+    first = gem.steps[2]  # written at line 6 with no calls, again at line 8 with five
+    assert [c.name for c in first.tool_calls] == ["update_topic"] + ["read_file"] * 4
+    assert json.loads(first.tool_calls[1].arguments) == last[rows[5]["id"]]["toolCalls"][1]["args"]
+    assert (first.model, first.tokens_in, first.tokens_out) == ("gemini-3-flash-preview", 13906, 185)
+    assert first.metadata["tokens"] == {"thoughts": 306} and first.metadata["thoughts"][0].startswith(
+        "Initiating File Generation: "
+    )
+    assert {s.model for s in gem.steps if s.model} == {"gemini-3-flash-preview", "gemini-3.1-pro-preview"}
+    assert gem.steps[1].metadata["display_content"] == "/init" and gem.task == gem.steps[1].content
+    assert gem.steps[1].content.startswith("\nYou are an AI agent")
+    assert [s.content for s in gem.steps if s.name == "info"] == [
+        "Empty GEMINI.md created. Now analyzing the project to populate it.",
+        "Request cancelled.",
+    ]
+    assert gem.native_id == "0ab84937-9fe7-4284-986a-33c832af0b6a"
+    assert gem.metadata["lastUpdated"] == rows[-1]["$set"]["lastUpdated"]  # from the last `$set`
+    assert gem.steps[-1].start_ts == datetime(2026, 4, 23, 12, 58, 35, 591000)
+    session = load("gemini-cli/vibecodingtracker/test_conversation_gemini.json")  # the older `.json`
+    (old,) = traces("gemini-cli/vibecodingtracker/test_conversation_gemini.json", "gemini-cli")
+    asked = session["messages"][0]["content"][0]["text"]  # content as a list of parts
+    assert old.task == asked and [s.name for s in old.steps[2:5]] == ["ReadFile"] * 3
+    assert old.steps[2].content == session["messages"][1]["toolCalls"][0]["result"][0]["functionResponse"][
+        "response"
+    ]["output"]
+    assert old.steps[-1].metadata["tokens"] == {"cached": 20092, "thoughts": 423}
 
 
 def test_a_sub_agent_transcript_lands_beside_its_parent_session(db, tmp_path: Path) -> None:

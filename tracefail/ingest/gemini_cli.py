@@ -1,7 +1,8 @@
 """Gemini CLI sessions (`~/.gemini/tmp/<project hash>/chats/session-*.json`): `sessionId`,
-`startTime`, and `messages[]` of type user / gemini / info / error / warning with `content`,
-`thoughts`, `toolCalls[]` (`name`, `args`, `result[].functionResponse`, `status`), `tokens` and
-`model`. Each message is a step and each tool call a tool step with its result.
+`startTime`, and `messages[]` of type user / gemini / info / error / warning with `content`
+(and `displayContent`, what the user typed), `thoughts`, `toolCalls[]` (`name`, `args`,
+`result[].functionResponse`, `status`), `tokens` and `model`. Each message is a step and each
+tool call a tool step with its result.
 
 Since 2026 the CLI writes `session-*.jsonl` instead (`chatRecordingService.ts`): a metadata line
 (`sessionId`, `projectHash`, ...), then one line per message write (a message written again
@@ -63,11 +64,7 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 tokens_out=as_int(tokens.get("output")),
                 start_ts=when,
                 status="error" if kind == "error" else None,
-                metadata={
-                    "thoughts": [f"{t.get('subject', '')}: {t.get('description', '')}" for t in thoughts]
-                }
-                if thoughts
-                else {},
+                metadata=_message_metadata(message, text, thoughts, tokens),
             )
         )
         for call in calls:
@@ -109,6 +106,24 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             steps=steps,
         )
     )
+
+
+def _message_metadata(
+    message: dict[str, Any], text: str, thoughts: list[dict[str, Any]], tokens: dict[str, Any]
+) -> dict[str, Any]:
+    """Thoughts; what the user typed when the CLI expanded it (`/init` becomes a long prompt in
+    `content`, `displayContent` keeps `/init`); token counts `input`/`output` leave out (`output`
+    excludes thinking: total = input + output + thoughts + tool)."""
+    metadata: dict[str, Any] = {}
+    if thoughts:
+        metadata["thoughts"] = [f"{t.get('subject', '')}: {t.get('description', '')}" for t in thoughts]
+    shown, _ = readable(message.get("displayContent"))
+    if shown and shown != text:
+        metadata["display_content"] = shown
+    extra = {k: n for k in ("cached", "thoughts", "tool") if (n := as_int(tokens.get(k)))}
+    if extra:
+        metadata["tokens"] = extra
+    return metadata
 
 
 def replay(lines: list[Any]) -> dict[str, Any]:
