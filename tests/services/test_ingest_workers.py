@@ -139,3 +139,34 @@ def test_units_read_here_while_workers_start_keep_their_order(
     alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
     assert report_pooled.as_dict() == report_alone.as_dict()
     assert pooled == alone
+
+
+@pytest.mark.slow
+def test_a_reader_process_that_dies_stops_the_ingest_with_one_line_and_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    from tracefail.services.ingest import IngestStopped
+
+    start = ingest_read.ReadPool.__init__
+
+    def killed(self, workers: int, limits: ingest_read.Limits) -> None:  # a worker killed (OOM)
+        start(self, workers, limits)
+        self._up.result(timeout=120)
+        os.kill(next(iter(self._pool._processes)), signal.SIGKILL)
+
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
+    monkeypatch.setattr(ingest_read, "RUN_BYTES", 40_000)
+    path = _mast_array(tmp_path / "mast.json", 60)
+    with Database(tmp_path / "corpus.duckdb") as db:
+        monkeypatch.setattr(ingest_read.ReadPool, "__init__", killed)
+        with pytest.raises(IngestStopped) as stopped:
+            ingest(db, [path], workers=2)
+        message = str(stopped.value)
+        assert "\n" not in message and "reading process died" in message and "--workers 0" in message
+        assert db.rows("SELECT status FROM runs") == [("failed",)]
+        monkeypatch.setattr(ingest_read.ReadPool, "__init__", start)
+        report = ingest(db, [path], workers=0)  # the corpus is intact: run it again
+        assert (report.traces, report.quarantined) == (60, 3)
