@@ -10,7 +10,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,8 +126,7 @@ def read(unit: Unit, limits: Limits) -> Iterator[Item]:
                 continue
             problem = _oversized(item, limits.max_field_chars)
             if problem:
-                text = rows.opening_text(item.raw, [s.content for s in item.steps[:3]])
-                yield Reject(unit.file, item.native_id or item.trace_id, problem, text)
+                yield Reject(unit.file, item.native_id or item.trace_id, problem, _opening(item))
                 continue
             if item.trace_id in seen:  # the store decides duplicate vs conflict against the first
                 yield from _prepared(unit.file, pending)
@@ -145,6 +144,10 @@ def read(unit: Unit, limits: Limits) -> Iterator[Item]:
     yield from _prepared(unit.file, pending)
 
 
+def _opening(trace: Trace) -> str:
+    return rows.opening_text(trace.raw, [step.content for step in trace.steps[:3]])
+
+
 def _prepared(file: Path, traces: list[Trace]) -> Iterator[Item]:
     """`traces` as one prepared batch; if some text cannot be stored (a lone surrogate that a
     JSON escape produced is not UTF-8), each trace alone, and the ones that fail are rejected."""
@@ -159,8 +162,7 @@ def _prepared(file: Path, traces: list[Trace]) -> Iterator[Item]:
         try:
             yield rows.prepare([trace])
         except UnicodeEncodeError as exc:
-            text = rows.opening_text(trace.raw, [s.content for s in trace.steps[:3]])
-            readable = text.encode("utf-8", "replace").decode("utf-8")
+            readable = _opening(trace).encode("utf-8", "replace").decode("utf-8")
             reason = f"holds text that cannot be stored as UTF-8 ({exc.reason})"
             yield Reject(file, trace.native_id or trace.trace_id, reason, readable)
 
@@ -283,5 +285,3 @@ def read_in_process(unit: Unit | Reject, limits: Limits) -> Iterator[Item]:
     else:
         yield from read(unit, limits)
 
-
-Reader = Callable[[Unit | Reject], Iterator[Item]]

@@ -34,7 +34,12 @@ class Prepared:
     steps: pa.Table
     labels: pa.Table  # run_id null where the label had none: the writing run's id goes there
     attributions: pa.Table
-    chars: int  # characters of raw text and step content: what a batch's memory grows with
+
+    @property
+    def chars(self) -> int:
+        """Characters of raw text and step content: what a batch's memory grows with."""
+        content = pc.sum(pc.utf8_length(self.steps["content"])).as_py() or 0
+        return content + sum(len(t.raw or "") for t in self.headers)
 
     def opening(self, trace_id: str) -> str:
         """The start of one trace's text, for a human reading its quarantine row."""
@@ -58,7 +63,6 @@ class Prepared:
             steps=mine(self.steps),
             labels=mine(self.labels),
             attributions=mine(self.attributions),
-            chars=self.chars,
         )
 
     @staticmethod
@@ -74,7 +78,6 @@ class Prepared:
             steps=pa.concat_tables([b.steps for b in batches]),
             labels=pa.concat_tables([b.labels for b in batches]),
             attributions=pa.concat_tables([b.attributions for b in batches]),
-            chars=sum(b.chars for b in batches),
         )
 
 
@@ -95,7 +98,6 @@ def prepare(traces: Sequence[Trace]) -> Prepared:
         attributions=arrow_rows(
             ATTRIBUTION_SCHEMA, attribution_rows([a for t in traces for a in t.attributions])
         ),
-        chars=sum(map(text_size, traces)),
     )
 
 
