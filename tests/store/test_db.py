@@ -164,6 +164,26 @@ def test_threads_capped_for_a_write_and_restored_after_it_even_on_error(db: Data
         assert db.rows(setting)[0][0] == 1
 
 
+def test_each_commit_checkpoints_into_the_file_and_the_threshold_is_restored(tmp_path: Path) -> None:
+    setting = "SELECT current_setting('checkpoint_threshold')"
+    path = tmp_path / "direct.duckdb"
+    wal = path.with_name(path.name + ".wal")
+    with Database(path) as db:
+        db.execute("SET checkpoint_threshold = '32MB'")  # a user's own setting comes back as it was
+        user = db.rows(setting)[0][0]
+        big = make_trace("big").model_copy(update={"raw": "x" * 4_000_000})
+        with db.checkpoint_each_commit(), db.bulk_write():
+            trace_store.add_traces(db, [big], None)
+        assert not wal.exists() or wal.stat().st_size == 0  # the rows went to the file, not the log
+        assert path.stat().st_size > 1_000_000
+        assert db.rows(setting)[0][0] == user
+        with pytest.raises(RuntimeError, match="boom"), db.checkpoint_each_commit():
+            raise RuntimeError("boom")
+        assert db.rows(setting)[0][0] == user
+        trace_store.add_traces(db, [make_trace("small")], None)  # under the threshold: logged
+        assert wal.stat().st_size > 0
+
+
 def test_bulk_write_commits_at_its_points_and_rolls_back_only_the_rest(db: Database) -> None:
     other = db.connection.cursor()  # a second connection sees committed rows only
 

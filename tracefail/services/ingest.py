@@ -202,6 +202,7 @@ def ingest(
             fewer_collections(),
             db.memory_capped(DB_MEMORY_CAP),
             db.threads_capped(1),
+            db.checkpoint_each_commit(),
             db.bulk_write() as commit,
             _StoreThread() as store,
         ):

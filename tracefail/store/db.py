@@ -289,6 +289,29 @@ class Database:
             with suppress(duckdb.Error):  # a dead connection must not mask the original error
                 self.connection.execute(f"SET threads = {before}")
 
+    @contextmanager
+    def checkpoint_each_commit(self) -> Iterator[None]:
+        """Write each commit straight into the database file, then restore the threshold.
+
+        DuckDB logs a commit to the write-ahead log and checkpoints later, once the log passed
+        `checkpoint_threshold` (16 MB): a bulk load's rows went to disk twice, and the log half
+        of it (0.3 s of a 50 MB MAST file's 0.6 s commit) came on top of the checkpoint that
+        followed at the next commit or at close. At a zero threshold a commit checkpoints
+        instead of logging (measured: commit 0.5 s, close 0.01 s against 0.6 s and 0.3 s).
+        """
+        setting = "SELECT current_setting('checkpoint_threshold')"
+        before = self._one(setting)
+        self.connection.execute("RESET checkpoint_threshold")  # the default is exact; its text is rounded
+        restore = "RESET checkpoint_threshold"
+        if self._one(setting) != before:
+            restore = f"SET checkpoint_threshold = '{before}'"
+        self.connection.execute("SET checkpoint_threshold = '0B'")
+        try:
+            yield
+        finally:
+            with suppress(duckdb.Error):  # a dead connection must not mask the original error
+                self.connection.execute(restore)
+
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
         return self.connection.execute(sql, params or [])
 

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracefail.model import Attribution, Label, Trace
+from tracefail.model import STEP_FIELDS, Attribution, Label, Trace, step_values
 
 
 def now() -> datetime:
@@ -89,11 +89,12 @@ def opening_text(raw: str | None, contents: Sequence[str], limit: int = 2000) ->
 def prepare(traces: Sequence[Trace]) -> Prepared:
     """The rows of `traces` and their hashes; the traces themselves are not changed."""
     bare: dict[str, list[Any]] = {"steps": [], "labels": [], "attributions": []}
+    values = [step_values(trace.steps) for trace in traces]
     return Prepared(
         headers=[trace.model_copy(update=bare) for trace in traces],
-        hashes=[trace.content_hash() for trace in traces],
+        hashes=[trace.content_hash(mine) for trace, mine in zip(traces, values, strict=True)],
         n_steps=[len(trace.steps) for trace in traces],
-        steps=_step_columns(traces),
+        steps=_step_columns(traces, values),
         labels=arrow_rows(LABEL_SCHEMA, label_rows([label for t in traces for label in t.labels])),
         attributions=arrow_rows(
             ATTRIBUTION_SCHEMA, attribution_rows([a for t in traces for a in t.attributions])
@@ -190,22 +191,19 @@ def arrow_rows(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def _step_columns(traces: Sequence[Trace]) -> pa.Table:
-    """All steps of `traces` as one Arrow table, built column by column: a dict per step cost
-    more than the DuckDB insert itself on a large corpus."""
-    ids = [t.trace_id for t in traces for _ in t.steps]
-    fields = [s.__dict__ for t in traces for s in t.steps]  # a pydantic model's field values
-    columns = {
-        name: [f[name] for f in fields]
-        for name in STEP_SCHEMA.names
-        if name not in ("trace_id", "kind", "tool_calls", "metadata")
-    }
-    columns["trace_id"] = ids
-    columns["kind"] = [f["kind"].value for f in fields]
+def _step_columns(traces: Sequence[Trace], values: list[list[tuple[Any, ...]]]) -> pa.Table:
+    """All steps of `traces` (their `step_values`) as one Arrow table, transposed column by
+    column: a dict per step cost more than the DuckDB insert itself on a large corpus."""
+    flat = [step for mine in values for step in mine]
+    columns: dict[str, Sequence[Any]] = dict(
+        zip(STEP_FIELDS, zip(*flat, strict=True) if flat else [()] * len(STEP_FIELDS), strict=True)
+    )
+    columns["trace_id"] = [t.trace_id for t, mine in zip(traces, values, strict=True) for _ in mine]
+    columns["kind"] = [kind.value for kind in columns["kind"]]
     columns["tool_calls"] = [
-        json_text([c.model_dump() for c in f["tool_calls"]]) if f["tool_calls"] else None for f in fields
+        json_text([c.model_dump() for c in calls]) if calls else None for calls in columns["tool_calls"]
     ]
-    columns["metadata"] = [json_text(f["metadata"]) if f["metadata"] else None for f in fields]
+    columns["metadata"] = [json_text(metadata) if metadata else None for metadata in columns["metadata"]]
     return pa.Table.from_pydict(columns, schema=STEP_SCHEMA)
 
 
