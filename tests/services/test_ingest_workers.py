@@ -96,9 +96,11 @@ def test_a_big_record_file_read_in_runs_by_workers_stores_what_one_process_store
 
 
 @pytest.mark.slow
-def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(
-    tmp_path: Path, units_to_workers: list[int]
+def test_a_folder_read_by_workers_in_groups_and_file_by_file_stores_what_one_process_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, units_to_workers: list[int]
 ) -> None:
+    monkeypatch.setattr(ingest_read, "SMALL_BYTES", 20_000)  # bigger files go alone
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)  # a group closes at this much input
     folder = tmp_path / "corpus"
     shutil.copytree(SAMPLES / "whowhen", folder / "whowhen")
     shutil.copytree(SAMPLES / "mast", folder / "mast")
@@ -108,6 +110,29 @@ def test_a_folder_read_by_workers_file_by_file_stores_what_one_process_stores(
     assert report_alone.traces > 10 and report_alone.quarantined >= 1
     assert pooled == alone
     assert len(units_to_workers) >= 10
+
+
+def test_small_files_are_grouped_in_order_up_to_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ingest_read, "SMALL_BYTES", 100)
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 250)
+    monkeypatch.setattr(ingest_read, "BATCH", 3)
+
+    def unit(name: str, size: int, run: bool = False) -> ingest_read.Unit:
+        return ingest_read.Unit(Path(name), "whowhen", size, () if run else None)
+
+    missing = ingest_read.Reject(Path("gone.json"), None, "no such file")
+    stream = [
+        unit("a", 10), unit("b", 10), unit("c", 10), unit("d", 10),  # BATCH files a group
+        unit("e", 90), unit("f", 90), unit("g", 90), unit("h", 90),  # UNIT_BYTES closes one
+        missing, unit("i", 10), unit("big", 101), unit("j", 10), unit("run", 10, run=True),
+    ]  # fmt: skip
+    names = [
+        item.file.name if isinstance(item, ingest_read.Reject) else [u.file.name for u in item]
+        for item in ingest_read.grouped(stream)
+    ]
+    assert names == [
+        ["a", "b", "c"], ["d", "e", "f"], ["g", "h"], "gone.json", ["i"], ["big"], ["j"], ["run"]
+    ]
 
 
 @pytest.mark.slow

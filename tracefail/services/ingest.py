@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -22,8 +22,10 @@ from tracefail.services.ingest_read import (
     Limits,
     ReadPool,
     Reject,
+    Unit,
     default_workers,
     fewer_collections,
+    grouped,
     read_in_process,
     units,
 )
@@ -321,14 +323,17 @@ def _ingest(
         if on_record:
             on_record(records)
 
-    try:
+    def every_unit() -> Iterator[Unit | Reject]:
         for number, file in enumerate(files, start=1):
             report.files += 1
             if on_file:
                 on_file(file, number, len(files))
-            for unit in units(file, format_name, pool is not None):
-                for item in pool.submit(unit) if pool else read_in_process(unit, limits):
-                    take(item)
+            yield from units(file, format_name, pool is not None)
+
+    try:
+        for group in grouped(every_unit()):
+            for item in pool.submit(group) if pool else read_in_process(group, limits):
+                take(item)
         for item in pool.drain() if pool else ():
             take(item)
     except BrokenProcessPool as exc:
