@@ -3,6 +3,7 @@ rows, counts and quarantine, for a big record file cut into runs and for a folde
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shutil
 from pathlib import Path
@@ -195,3 +196,27 @@ def test_a_reader_process_that_dies_stops_the_ingest_with_one_line_and_loses_not
         monkeypatch.setattr(ingest_read.ReadPool, "__init__", start)
         report = ingest(db, [path], workers=0)  # the corpus is intact: run it again
         assert (report.traces, report.quarantined) == (60, 3)
+
+
+@pytest.mark.slow
+def test_when_no_reader_process_can_start_the_ingest_reads_everything_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake start (orchestration only): no worker comes up, as when processes cannot be
+    created; every unit is read in the ingest's own process and nothing differs."""
+
+    def no_workers(self: ingest_read.ReadPool, workers: int) -> None:
+        self._up.set_exception(OSError("Resource temporarily unavailable"))
+
+    monkeypatch.setattr(ingest_read.ReadPool, "_start", no_workers)
+    monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
+    monkeypatch.setattr(ingest_read, "RUN_BYTES", 40_000)
+    sent: list[object] = []
+    monkeypatch.setattr(
+        concurrent.futures.ProcessPoolExecutor, "submit", lambda *args: sent.append(args)
+    )
+    path = _mast_array(tmp_path / "mast.json", 60)
+    alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
+    assert report_pooled.as_dict() == report_alone.as_dict()
+    assert pooled == alone
+    assert report_alone.traces == 60 and not sent
