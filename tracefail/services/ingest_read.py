@@ -40,7 +40,7 @@ RUN_BYTES = 2 * 1024 * 1024
 # oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
 # 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
 # scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
-GC_THRESHOLD = 50_000  # also in reader processes, which allocate the same objects
+GC_THRESHOLD = 50_000  # a group read at once (`_read_all`) runs with the collector off
 
 
 @dataclass(frozen=True)
