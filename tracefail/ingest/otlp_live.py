@@ -113,8 +113,9 @@ def live_trace_id(native_id: str) -> str:
 @dataclass(frozen=True)
 class MergedSpans:
     """A trace's spans and OTLP log records as its stored `raw` document holds them: per
-    service, the first copy of each span id in arrival order. The single live writer keeps it
-    between writes, so a write need not read its trace's `raw` back and parse it again."""
+    service, the first copy of each span id in arrival order. Each merge reads the stored
+    `raw` back and rebuilds the whole trace from it (a write costs O(spans so far);
+    `benchmarks/otlp_merge.py` measures it)."""
 
     services: dict[str | None, dict[str, dict[str, Any]]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
