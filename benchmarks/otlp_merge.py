@@ -29,8 +29,11 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 def span(n: int) -> dict[str, Any]:
     """Span `n` of the trace: a chat span under span 0, starting after span n - 1."""
     return {
-        "traceId": TRACE, "spanId": f"{n + 1:016x}", **({"parentSpanId": f"{1:016x}"} if n else {}),
-        "name": "chat", "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1000),
+        "traceId": TRACE,
+        "spanId": f"{n + 1:016x}",
+        **({"parentSpanId": f"{1:016x}"} if n else {}),
+        "name": "chat",
+        "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1000),
         "attributes": [{"key": "gen_ai.completion", "value": {"stringValue": f"reply {n} " * 20}}],
     }
 
@@ -58,7 +61,7 @@ def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float
     dbs = {name: Database(folder / f"{name}.duckdb") for name in ("one", "split")}
     seconds: dict[str, list[float]] = {name: [] for name in dbs}
     whole = [span(i) for i in range(n)]
-    requests = [whole[first:first + per_request] for first in range(0, n, per_request)]
+    requests = [whole[first : first + per_request] for first in range(0, n, per_request)]
     for variant, spans in [("one", whole), *(("split", spans) for spans in requests)]:
         started = time.perf_counter()
         merge_spans(dbs[variant], [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")], None)
@@ -67,8 +70,10 @@ def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float
     for db in dbs.values():
         db.close()
     assert stored["one"] == stored["split"] and stored["one"][0][0] == n
-    return {name: (sum(times), sum(times[-max(1, len(times) // 10):]) / max(1, len(times) // 10))
-            for name, times in seconds.items()}
+    return {
+        name: (sum(times), sum(times[-max(1, len(times) // 10) :]) / max(1, len(times) // 10))
+        for name, times in seconds.items()
+    }
 
 
 def main() -> None:
@@ -82,20 +87,29 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as one_dir, tempfile.TemporaryDirectory() as two_dir:
             one, two = Path(one_dir), Path(two_dir)
             whole, whole_steps = timed(one, [export(one / "all.json", range(args.spans))])
-            halves, merged_steps = timed(two, [export(two / "a.json", range(0, args.spans, 2)),
-                                               export(two / "b.json", range(1, args.spans, 2))])
+            halves, merged_steps = timed(
+                two,
+                [
+                    export(two / "a.json", range(0, args.spans, 2)),
+                    export(two / "b.json", range(1, args.spans, 2)),
+                ],
+            )
         assert whole_steps == merged_steps == args.spans
-        print(f"{args.spans:,} spans of one trace: one file {whole:.2f} s, two half files (merged) "
-              f"{halves:.2f} s, two halves/one file {halves / whole:.2f}x")
+        print(
+            f"{args.spans:,} spans of one trace: one file {whole:.2f} s, two half files (merged) "
+            f"{halves:.2f} s, two halves/one file {halves / whole:.2f}x"
+        )
     for n in args.live:
         k = args.per_request
         with tempfile.TemporaryDirectory() as folder:
             times = live(Path(folder), n, k)  # the same stored trace whichever way (it asserts so)
         at_once, (split, split_last) = times["one"][0], times["split"]
         writes = -(-n // k)
-        print(f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
-              f"one write per request {split:.2f} s ({split / at_once:.1f}x one request, last writes "
-              f"{split_last * 1000:.0f} ms each)")
+        print(
+            f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
+            f"one write per request {split:.2f} s ({split / at_once:.1f}x one request, last writes "
+            f"{split_last * 1000:.0f} ms each)"
+        )
 
 
 if __name__ == "__main__":

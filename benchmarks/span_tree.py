@@ -18,12 +18,20 @@ def spans(n: int, chained: bool) -> list[dict]:
     out = []
     for i in range(n):
         parent = None if i == 0 else (f"s{i - 1}" if chained else "s0")
-        out.append({
-            "span_id": f"s{i}", "parent_span_id": parent, "name": f"step {i}",
-            "attributes": {"output.value": f"out {i}"},
-            "events": [], "start": i, "end": i + 1, "status": None, "status_message": None,
-            "service": None,
-        })
+        out.append(
+            {
+                "span_id": f"s{i}",
+                "parent_span_id": parent,
+                "name": f"step {i}",
+                "attributes": {"output.value": f"out {i}"},
+                "events": [],
+                "start": i,
+                "end": i + 1,
+                "status": None,
+                "status_message": None,
+                "service": None,
+            }
+        )
     return out
 
 

@@ -16,7 +16,7 @@ from tracefail.model import Step, StepKind, ToolCall, Trace
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
 # Text json.dumps escapes or passes through in ways a hand-built encoder could get wrong.
-ODD = "é ü 中文 🎉 \U0010ffff \u2028\u2029 \x00\x01\x1f\x7f \"quoted\" back\\slash \t\n\r\b\f / </script>"
+ODD = 'é ü 中文 🎉 \U0010ffff \u2028\u2029 \x00\x01\x1f\x7f "quoted" back\\slash \t\n\r\b\f / </script>'
 LONE = "\ud800 lone surrogate \udfff"  # orjson refuses these; json.dumps passes them through
 
 

@@ -136,8 +136,9 @@ def _parse(path: Path, text: str) -> Any:
         return json.loads(text)
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if root is not None and _expanded_nodes(root, {}) > MAX_NODES:
-        raise TaxonomyError(f"{path}: more than {MAX_NODES:,} values once YAML aliases are expanded "
-                            "(an alias bomb?)")
+        raise TaxonomyError(
+            f"{path}: more than {MAX_NODES:,} values once YAML aliases are expanded (an alias bomb?)"
+        )
     return yaml.safe_load(text)
 
 

@@ -62,8 +62,15 @@ def test_forced_format_reads_a_file_detection_would_not(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "ingested 2 traces" in result.stdout
     wrong = run("ingest", renamed, "--db", tmp_path / "d.duckdb", "--format", "mast")
     assert wrong.exit_code == 4 and "expected a JSON array" in wrong.stderr  # nothing came in
-    some = run("ingest", renamed, SAMPLES / "mast" / "mad_full_sample.json", "--db", tmp_path / "e.duckdb",
-               "--format", "mast")
+    some = run(
+        "ingest",
+        renamed,
+        SAMPLES / "mast" / "mad_full_sample.json",
+        "--db",
+        tmp_path / "e.duckdb",
+        "--format",
+        "mast",
+    )
     assert some.exit_code == 3 and "ingested 8 traces" in some.stdout  # some came in, one file did not
 
 

@@ -12,8 +12,7 @@ from tests.cli.conftest import SAMPLES, run_cli
 from tests.judge.judge_server import StubServer
 from tracefail.analysis.tables import csv as stats_csv
 
-HOSTILE = ["=HYPERLINK(\"http://evil\",\"x\")", "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)",
-           "\tx", "\rx"]
+HOSTILE = ['=HYPERLINK("http://evil","x")', "=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
 
 def test_stats_csv_neutralises_formula_cells() -> None:
@@ -21,7 +20,7 @@ def test_stats_csv_neutralises_formula_cells() -> None:
     with_header = list(csv.reader(stats_csv(frame).splitlines(keepends=True)))
     cells = [row[0] for row in with_header[1:]]
     assert cells[: len(HOSTILE)] == ["'" + text for text in HOSTILE]
-    assert cells[len(HOSTILE):] == ["fine", ""]
+    assert cells[len(HOSTILE) :] == ["fine", ""]
 
 
 def test_export_csv_neutralises_formula_cells(tmp_path: Path) -> None:
@@ -40,8 +39,7 @@ def test_export_csv_neutralises_formula_cells(tmp_path: Path) -> None:
     assert "'=cmd|' /C calc'!A0" in cells and "'+1+1" in cells
 
 
-def test_report_to_a_missing_folder_or_a_folder_is_one_line(whowhen_corpus: Path,
-                                                            tmp_path: Path) -> None:
+def test_report_to_a_missing_folder_or_a_folder_is_one_line(whowhen_corpus: Path, tmp_path: Path) -> None:
     missing = run_cli("report", "--db", whowhen_corpus, "-o", tmp_path / "missing" / "x.html")
     assert missing.exit_code == 2 and "no such folder" in missing.stderr
     folder = run_cli("report", "--db", whowhen_corpus, "-o", tmp_path)
@@ -55,8 +53,17 @@ def test_label_error_lines_show_control_characters_as_symbols(whowhen_corpus: Pa
         return 400, "\x1b[2J\x1b]0;pwned\x07" + "y" * 5000, {}
 
     with StubServer(hostile) as server:
-        result = run_cli("label", "--db", whowhen_corpus, "--judge", "openai:m", "--base-url",
-                         server.base_url, "--limit", "1")
+        result = run_cli(
+            "label",
+            "--db",
+            whowhen_corpus,
+            "--judge",
+            "openai:m",
+            "--base-url",
+            server.base_url,
+            "--limit",
+            "1",
+        )
     errors = [line for line in result.stderr.splitlines() if "judge error" in line]
     assert errors and "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert all(len(line) < 700 for line in errors)

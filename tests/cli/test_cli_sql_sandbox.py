@@ -21,8 +21,9 @@ def _count(corpus: Path) -> int:
 
 def test_copy_cannot_overwrite_the_corpus(whowhen_corpus: Path) -> None:
     size = whowhen_corpus.stat().st_size
-    result = run_cli("sql", f"COPY (SELECT 'gone' AS x) TO '{whowhen_corpus}' (FORMAT csv)",
-                     "--db", whowhen_corpus)
+    result = run_cli(
+        "sql", f"COPY (SELECT 'gone' AS x) TO '{whowhen_corpus}' (FORMAT csv)", "--db", whowhen_corpus
+    )
     assert result.exit_code == 1
     assert "COPY statements are refused" in result.stderr and len(result.stderr.splitlines()) == 1
     assert whowhen_corpus.stat().st_size == size and _count(whowhen_corpus) == 20
@@ -32,8 +33,10 @@ def test_attach_cannot_reach_another_corpus(whowhen_corpus: Path, tmp_path: Path
     other = tmp_path / "other.duckdb"
     with duckdb.connect(str(other)) as connection:
         connection.execute("CREATE TABLE labels AS SELECT 1 AS x")
-    for statement in (f"ATTACH '{other}' AS v (READ_WRITE)",
-                      f"ATTACH '{other}' AS v (READ_WRITE); DELETE FROM v.labels"):
+    for statement in (
+        f"ATTACH '{other}' AS v (READ_WRITE)",
+        f"ATTACH '{other}' AS v (READ_WRITE); DELETE FROM v.labels",
+    ):
         result = run_cli("sql", statement, "--db", whowhen_corpus)
         assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1, result.stderr
     with duckdb.connect(str(other)) as connection:
@@ -78,8 +81,10 @@ def test_queries_still_work_and_csv_takes_nested_and_interval_columns(whowhen_co
     assert _count(whowhen_corpus) == 20
     described = run_cli("sql", "DESCRIBE traces", "--db", whowhen_corpus, "--format", "json")
     assert described.exit_code == 0 and "trace_id" in described.stdout
-    query = ("SELECT [1, 2] AS steps, {'a': 1} AS s, INTERVAL 3 DAY AS i, "
-             "(SELECT list(step_idx) FROM steps LIMIT 1) AS l")
+    query = (
+        "SELECT [1, 2] AS steps, {'a': 1} AS s, INTERVAL 3 DAY AS i, "
+        "(SELECT list(step_idx) FROM steps LIMIT 1) AS l"
+    )
     result = run_cli("sql", query, "--db", whowhen_corpus, "--format", "csv")
     assert result.exit_code == 0, result.stderr
     (row,) = list(csv.DictReader(io.StringIO(result.stdout)))

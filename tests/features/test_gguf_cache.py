@@ -32,8 +32,7 @@ def test_a_lookalike_file_never_gets_cached_weights(monkeypatch, tmp_path: Path)
         load_causal_lm(str(fake), device="cpu")
 
 
-def test_the_digest_is_of_the_content_and_cached_by_path_size_mtime(monkeypatch,
-                                                                     tmp_path: Path) -> None:
+def test_the_digest_is_of_the_content_and_cached_by_path_size_mtime(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TRACEFAIL_CACHE", str(tmp_path / "cache"))
     one, two = tmp_path / "a" / "m.gguf", tmp_path / "b" / "m.gguf"
     for path, byte in ((one, b"\1"), (two, b"\2")):

@@ -77,7 +77,7 @@ def test_random_records_in_random_layouts_cut_at_random_reads(
             return ""
         if kind == 3:
             return [value(depth + 1) for _ in range(rng.randrange(4))]
-        return {f"k{n}\\\"": value(depth + 1) for n in range(rng.randrange(4))}
+        return {f'k{n}\\"': value(depth + 1) for n in range(rng.randrange(4))}
 
     records = [rng.choice([{"v": value(0)}, [value(1)]]) for _ in range(30)]
     for name, text in _layouts(records).items():
@@ -128,7 +128,7 @@ def test_a_non_utf8_record_in_a_per_line_array_names_its_true_byte(tmp_path: Pat
 def test_a_record_larger_than_the_window_is_read_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    records = [{"n": n, "t": "y\\\"" * (n * 300)} for n in range(8)]
+    records = [{"n": n, "t": 'y\\"' * (n * 300)} for n in range(8)]
     path = tmp_path / "big.json"
     path.write_text(json.dumps(records, indent=1))
     monkeypatch.setattr(reader, "CHUNK", 1000)

@@ -248,7 +248,7 @@ def test_array_reader_reads_across_small_chunks_and_names_a_non_utf8_record(tmp_
     big = "é" * 3000  # non-ASCII, several chunks long
     records = [{"n": n, "text": big if n % 3 == 0 else "x"} for n in range(60)]
     path = tmp_path / "many.json"
-    path.write_bytes(json.dumps(records, ensure_ascii=False).encode("utf-8")[:-1] + b", {\"n\": \xff}]")
+    path.write_bytes(json.dumps(records, ensure_ascii=False).encode("utf-8")[:-1] + b', {"n": \xff}]')
     old = reader.CHUNK
     reader.CHUNK = 1024
     try:
@@ -272,10 +272,14 @@ def test_array_reader_ends_strings_right_after_any_run_of_backslashes(
     import tracefail.ingest.reader as reader
 
     rng = random.Random(chunk)
-    records = [
-        {"s": "".join(rng.choice('\\\\\\"{}[],x') for _ in range(rng.randrange(40))), "n": n}
-        for n in range(40)
-    ] + ["\\" * n for n in range(6)] + [{"k\\\"": ["\\\"", {"\\\\": "}"}]}]
+    records = (
+        [
+            {"s": "".join(rng.choice('\\\\\\"{}[],x') for _ in range(rng.randrange(40))), "n": n}
+            for n in range(40)
+        ]
+        + ["\\" * n for n in range(6)]
+        + [{'k\\"': ['\\"', {"\\\\": "}"}]}]
+    )
     path = tmp_path / "escapes.json"
     path.write_text(json.dumps(records))
     monkeypatch.setattr(reader, "CHUNK", chunk)

@@ -510,9 +510,10 @@ def test_a_real_gemini_cli_log_keeps_rewritten_calls_results_models_and_typed_co
     (old,) = traces("gemini-cli/vibecodingtracker/test_conversation_gemini.json", "gemini-cli")
     asked = session["messages"][0]["content"][0]["text"]  # content as a list of parts
     assert old.task == asked and [s.name for s in old.steps[2:5]] == ["ReadFile"] * 3
-    assert old.steps[2].content == session["messages"][1]["toolCalls"][0]["result"][0]["functionResponse"][
-        "response"
-    ]["output"]
+    assert (
+        old.steps[2].content
+        == session["messages"][1]["toolCalls"][0]["result"][0]["functionResponse"]["response"]["output"]
+    )
     assert old.steps[-1].metadata["tokens"] == {"cached": 20092, "thoughts": 423}
 
 

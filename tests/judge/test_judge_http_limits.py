@@ -51,8 +51,9 @@ def raw_server(handle: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[tup
 
 
 def _ok_body() -> bytes:
-    return json.dumps(completion(valid_answer({"messages": [{}, {"content": "[step 0 | agent: a]"}]},
-                                              MODES))).encode()
+    return json.dumps(
+        completion(valid_answer({"messages": [{}, {"content": "[step 0 | agent: a]"}]}, MODES))
+    ).encode()
 
 
 def _send_ok(handler: BaseHTTPRequestHandler) -> None:
@@ -124,8 +125,7 @@ def test_missing_key_check_ignores_host_case(monkeypatch: pytest.MonkeyPatch) ->
 async def test_query_string_survives_and_azure_key_header(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZ_KEY", "az-secret")
     with raw_server(_send_ok) as (url, seen):
-        await _judge(base_url=url + "?api-version=2024-06-01", api_key_env="AZ_KEY",
-                     api_key_header="api-key")
+        await _judge(base_url=url + "?api-version=2024-06-01", api_key_env="AZ_KEY", api_key_header="api-key")
     path, headers = seen[0]
     assert path == "/v1/chat/completions?api-version=2024-06-01"
     assert headers.get("api-key") == "az-secret" and "Authorization" not in headers
@@ -154,8 +154,7 @@ def test_tokens_of_invalid_replies_are_counted(whowhen_db) -> None:
         return 200, completion("not json", prompt_tokens=7, completion_tokens=3), {}
 
     with StubServer(invalid) as server:
-        report = label(whowhen_db, judge=JudgeSpec(spec="openai:stub", base_url=server.base_url),
-                       limit=2)
+        report = label(whowhen_db, judge=JudgeSpec(spec="openai:stub", base_url=server.base_url), limit=2)
     assert report.judged == 0 and len(report.errors) == 2 and len(server.requests) == 4
     assert (report.tokens_in, report.tokens_out) == (28, 12)
     run = whowhen_db.rows("SELECT tokens_in, tokens_out FROM runs WHERE run_id = ?", [report.run_id])
@@ -168,12 +167,22 @@ def test_cli_rejects_a_zero_timeout_in_one_line(whowhen_db) -> None:
     from tracefail.cli import app
 
     whowhen_db.close()
-    result = CliRunner().invoke(app, ["label", "--db", whowhen_db.path, "--judge", "openai:m",
-                                      "--base-url", "http://127.0.0.1:9/v1", "--timeout", "0"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "label",
+            "--db",
+            whowhen_db.path,
+            "--judge",
+            "openai:m",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--timeout",
+            "0",
+        ],
+    )
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "--timeout must be more than 0" in result.stderr
-
-
 
 
 def test_unknown_backend_lists_the_registered_names() -> None:

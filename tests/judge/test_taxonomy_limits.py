@@ -29,8 +29,9 @@ def test_a_yaml_alias_bomb_is_refused_before_it_is_built(tmp_path: Path) -> None
 
 def test_a_smaller_bomb_gives_a_short_error_line(tmp_path: Path) -> None:
     path = tmp_path / "small.yaml"
-    path.write_text(_bomb(4).replace("modes: *a3", "id: x\nversion: '1'\nname: n\ncategories: *a3\n"
-                                     "modes: *a3"))  # 6,561 values: built, but invalid
+    path.write_text(
+        _bomb(4).replace("modes: *a3", "id: x\nversion: '1'\nname: n\ncategories: *a3\nmodes: *a3")
+    )  # 6,561 values: built, but invalid
     with pytest.raises(TaxonomyError) as failure:
         load_file(path)
     assert len(str(failure.value)) < 600 and "\n" not in str(failure.value)

@@ -18,36 +18,73 @@ TRACE_ID = f"otel:{TRACE}"
 Span = tuple[str, str | None, str, dict[str, Any]]
 SPANS: list[Span] = [
     ("00f067aa0ba902b1", None, "invoke_agent planner", {"gen_ai.agent.name": "planner"}),
-    ("00f067aa0ba902b2", "00f067aa0ba902b1", "chat", {"gen_ai.operation.name": "chat",
-                                                      "gen_ai.completion": "search flights to OSL"}),
-    ("00f067aa0ba902b3", "00f067aa0ba902b1", "execute_tool search",
-     {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search",
-      "gen_ai.tool.call.result": "no flights found"}),
-    ("00f067aa0ba902b4", "00f067aa0ba902b1", "chat", {"gen_ai.operation.name": "chat",
-                                                      "gen_ai.completion": "booked the train"}),
+    (
+        "00f067aa0ba902b2",
+        "00f067aa0ba902b1",
+        "chat",
+        {"gen_ai.operation.name": "chat", "gen_ai.completion": "search flights to OSL"},
+    ),
+    (
+        "00f067aa0ba902b3",
+        "00f067aa0ba902b1",
+        "execute_tool search",
+        {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "search",
+            "gen_ai.tool.call.result": "no flights found",
+        },
+    ),
+    (
+        "00f067aa0ba902b4",
+        "00f067aa0ba902b1",
+        "chat",
+        {"gen_ai.operation.name": "chat", "gen_ai.completion": "booked the train"},
+    ),
 ]
 STEPS = [
-    (0, "planner", ""), (1, "planner", "search flights to OSL"),
-    (2, "planner", "no flights found"), (3, "planner", "booked the train"),
+    (0, "planner", ""),
+    (1, "planner", "search flights to OSL"),
+    (2, "planner", "no flights found"),
+    (3, "planner", "booked the train"),
 ]
 
 
 def export(path: Path, numbers: list[int], spans: list[Span] = SPANS) -> Path:
     """An OTLP/JSON export file holding spans `numbers` of the trace (start times keep their order)."""
-    path.write_text(json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "travel"}}]},
-        "scopeSpans": [{"spans": [
+    path.write_text(
+        json.dumps(
             {
-                "traceId": TRACE, "spanId": spans[n][0],
-                **({"parentSpanId": spans[n][1]} if spans[n][1] else {}),
-                "name": spans[n][2],
-                "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1_000_000),
-                "endTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1_000_000 + 500),
-                "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in spans[n][3].items()],
+                "resourceSpans": [
+                    {
+                        "resource": {
+                            "attributes": [{"key": "service.name", "value": {"stringValue": "travel"}}]
+                        },
+                        "scopeSpans": [
+                            {
+                                "spans": [
+                                    {
+                                        "traceId": TRACE,
+                                        "spanId": spans[n][0],
+                                        **({"parentSpanId": spans[n][1]} if spans[n][1] else {}),
+                                        "name": spans[n][2],
+                                        "startTimeUnixNano": str(1_700_000_000_000_000_000 + n * 1_000_000),
+                                        "endTimeUnixNano": str(
+                                            1_700_000_000_000_000_000 + n * 1_000_000 + 500
+                                        ),
+                                        "attributes": [
+                                            {"key": k, "value": {"stringValue": v}}
+                                            for k, v in spans[n][3].items()
+                                        ],
+                                    }
+                                    for n in numbers
+                                ]
+                            }
+                        ],
+                    }
+                ]
             }
-            for n in numbers
-        ]}],
-    }]}))
+        )
+    )
     return path
 
 
@@ -62,8 +99,19 @@ def test_a_trace_split_over_two_files_is_one_trace_and_reingest_adds_nothing(
     first = export(tmp_path / "part1.json", [0, 2])
     second = export(tmp_path / "part2.json", [1, 3])
     assert ingest(db, [first]).traces == 1
-    trace_store.insert_labels(db, [Label(trace_id=TRACE_ID, taxonomy_id="mast", taxonomy_version="1",
-                                         mode_id="FM-1.1", present=True, source="human")])
+    trace_store.insert_labels(
+        db,
+        [
+            Label(
+                trace_id=TRACE_ID,
+                taxonomy_id="mast",
+                taxonomy_version="1",
+                mode_id="FM-1.1",
+                present=True,
+                source="human",
+            )
+        ],
+    )
     replace_features(db, TRACE_ID, "tiny", "1", [(0, "tok.entropy", 0.5)], None)
 
     report = ingest(db, [second])
@@ -94,8 +142,11 @@ def test_both_halves_in_one_run_merge_too(db: Database, tmp_path: Path) -> None:
 
 def test_a_span_id_sent_with_different_content_is_a_named_conflict(db: Database, tmp_path: Path) -> None:
     ingest(db, [export(tmp_path / "part1.json", [0, 1])])
-    changed = [*SPANS[:1], (SPANS[1][0], SPANS[1][1], "chat", {"gen_ai.completion": "a different reply"}),
-               *SPANS[2:]]
+    changed = [
+        *SPANS[:1],
+        (SPANS[1][0], SPANS[1][1], "chat", {"gen_ai.completion": "a different reply"}),
+        *SPANS[2:],
+    ]
 
     report = ingest(db, [export(tmp_path / "part2.json", [1, 2], changed)])
 

@@ -132,7 +132,14 @@ def test_small_files_are_grouped_in_order_up_to_the_limits(monkeypatch: pytest.M
         for item in ingest_read.grouped(stream)
     ]
     assert names == [
-        ["a", "b", "c"], ["d", "e", "f"], ["g", "h"], "gone.json", ["i"], ["big"], ["j"], ["run"]
+        ["a", "b", "c"],
+        ["d", "e", "f"],
+        ["g", "h"],
+        "gone.json",
+        ["i"],
+        ["big"],
+        ["j"],
+        ["run"],
     ]
 
 
@@ -212,9 +219,7 @@ def test_when_no_reader_process_can_start_the_ingest_reads_everything_itself(
     monkeypatch.setattr(ingest_read, "UNIT_BYTES", 40_000)
     monkeypatch.setattr(ingest_read, "RUN_BYTES", 40_000)
     sent: list[object] = []
-    monkeypatch.setattr(
-        concurrent.futures.ProcessPoolExecutor, "submit", lambda *args: sent.append(args)
-    )
+    monkeypatch.setattr(concurrent.futures.ProcessPoolExecutor, "submit", lambda *args: sent.append(args))
     path = _mast_array(tmp_path / "mast.json", 60)
     alone, pooled, report_alone, report_pooled = _both_ways(tmp_path, [path])
     assert report_pooled.as_dict() == report_alone.as_dict()

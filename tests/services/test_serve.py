@@ -116,8 +116,12 @@ def test_real_otel_exporter_spans_land_as_one_trace_per_run(db: Database) -> Non
                             [{"role": "user", "parts": [{"type": "text", "content": f"Book flight {run}"}]}]
                         ),
                         "gen_ai.output.messages": json.dumps(
-                            [{"role": "assistant",
-                              "parts": [{"type": "text", "content": f"Searching {run}"}]}]
+                            [
+                                {
+                                    "role": "assistant",
+                                    "parts": [{"type": "text", "content": f"Searching {run}"}],
+                                }
+                            ]
                         ),
                     },
                 ):
@@ -157,11 +161,22 @@ def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: D
     trace = "5b8efff798038103d269b633813fc60c"
     first = [("aaaaaaaaaaaaaaa1", None, "invoke_agent coder", {"gen_ai.agent.name": "coder"})]
     second = [
-        ("aaaaaaaaaaaaaaa2", "aaaaaaaaaaaaaaa1", "chat", {"gen_ai.operation.name": "chat",
-                                                          "gen_ai.completion": "def f(): ..."}),
-        ("aaaaaaaaaaaaaaa3", "aaaaaaaaaaaaaaa1", "execute_tool run_tests",
-         {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "run_tests",
-          "gen_ai.tool.call.result": "2 failed"}),
+        (
+            "aaaaaaaaaaaaaaa2",
+            "aaaaaaaaaaaaaaa1",
+            "chat",
+            {"gen_ai.operation.name": "chat", "gen_ai.completion": "def f(): ..."},
+        ),
+        (
+            "aaaaaaaaaaaaaaa3",
+            "aaaaaaaaaaaaaaa1",
+            "execute_tool run_tests",
+            {
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": "run_tests",
+                "gen_ai.tool.call.result": "2 failed",
+            },
+        ),
     ]
     with receiver(db) as (server, _):
         assert post(server.url, otlp_json(trace, first))[0] == 200
@@ -169,8 +184,13 @@ def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: D
         zipped = gzip.compress(otlp_json(trace, second))
         assert post(server.url, zipped, **{"Content-Encoding": "gzip"})[0] == 200
         # a retry with the same span ids, spelt in upper case: still the same trace and spans
-        assert post(server.url, otlp_json(trace.upper(), [(i.upper(), p and p.upper(), n, a)
-                                                          for i, p, n, a in second]))[0] == 200
+        assert (
+            post(
+                server.url,
+                otlp_json(trace.upper(), [(i.upper(), p and p.upper(), n, a) for i, p, n, a in second]),
+            )[0]
+            == 200
+        )
     assert db.rows("SELECT count(*), max(n_steps) FROM traces") == [(1, 3)]
     steps = db.rows("SELECT step_idx, agent, content FROM steps ORDER BY step_idx")
     assert steps == [(0, "coder", ""), (1, "coder", "def f(): ..."), (2, "coder", "2 failed")]
@@ -209,7 +229,10 @@ def test_sigterm_flushes_what_was_received_and_stops(tmp_path: Path) -> None:
     code = "from tracefail.cli import main; main()"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "serve", "--db", str(db_path), "--port", str(port)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -245,5 +268,6 @@ def test_live_spans_merge_into_a_trace_ingested_from_a_file(db: Database, tmp_pa
     assert reports[0].quarantined == 0 and reports[0].traces_written == 1
     assert db.rows("SELECT count(*), max(n_steps) FROM traces") == [(1, 2)]
     assert db.rows("SELECT agent, content FROM steps ORDER BY step_idx") == [
-        ("coder", ""), ("coder", "def f(): ...")
+        ("coder", ""),
+        ("coder", "def f(): ..."),
     ]

@@ -29,14 +29,16 @@ def _whowhen(tmp_path: Path, **changes: object) -> Path:
         ({"mistake_agent": "Verification_Expert"}, "agent", "Excel_Expert", "Verification_Expert"),
     ],
 )
-def test_a_corrected_attribution_is_stored_beside_the_old(db: Database, tmp_path: Path, change: dict,
-                                                          column: str, old: object, new: object) -> None:
+def test_a_corrected_attribution_is_stored_beside_the_old(
+    db: Database, tmp_path: Path, change: dict, column: str, old: object, new: object
+) -> None:
     ingest(db, [WW])
     report = ingest(db, [_whowhen(tmp_path, **change)])
     assert (report.duplicates, report.updated, report.quarantined) == (0, 1, 0)
     assert "newer dataset labels" in report.notes[0] and str(tmp_path) in report.notes[0]
-    rows = db.rows(f"SELECT {column} FROM attributions WHERE source = 'dataset:whowhen' "
-                   "ORDER BY attribution_id")
+    rows = db.rows(
+        f"SELECT {column} FROM attributions WHERE source = 'dataset:whowhen' ORDER BY attribution_id"
+    )
     assert rows == [(old,), (new,)]
     assert ingest(db, [_whowhen(tmp_path, **change)]).duplicates == 1  # now it is a duplicate
 
@@ -58,11 +60,15 @@ def test_a_changed_mast_annotation_is_a_newer_label(db: Database, tmp_path: Path
     path.write_text(json.dumps(records))
     report = ingest(db, [path])
     assert (report.updated, report.duplicates) == (1, len(records) - 1)
-    trace_id = db.rows("SELECT trace_id FROM labels WHERE mode_id = '2.1' GROUP BY trace_id "
-                       "HAVING count(*) = 2")
+    trace_id = db.rows(
+        "SELECT trace_id FROM labels WHERE mode_id = '2.1' GROUP BY trace_id HAVING count(*) = 2"
+    )
     assert len(trace_id) == 1
-    latest = db.rows("SELECT arg_max(present, label_id), arg_min(present, label_id) FROM labels "
-                     "WHERE trace_id = ? AND mode_id = '2.1'", [trace_id[0][0]])
+    latest = db.rows(
+        "SELECT arg_max(present, label_id), arg_min(present, label_id) FROM labels "
+        "WHERE trace_id = ? AND mode_id = '2.1'",
+        [trace_id[0][0]],
+    )
     assert latest == [(bool(annotation["2.1"]), not annotation["2.1"])]
 
 

@@ -26,8 +26,12 @@ KILLED = textwrap.dedent(
 
 
 def _killed_run(path: Path, kind: str) -> None:
-    child = subprocess.run([sys.executable, "-c", KILLED.format(path=str(path), kind=kind)],
-                           cwd=ROOT, capture_output=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED.format(path=str(path), kind=kind)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
     assert child.returncode == -9, child.stderr.decode()[-2000:]
 
 

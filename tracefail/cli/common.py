@@ -70,8 +70,7 @@ def cell(value: object):
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr, cut to a sane length, whatever text the message quotes."""
-    err.print(f"[bold red]error:[/] {safe(cut(' '.join(message.split())))}", markup=True,
-              highlight=False)
+    err.print(f"[bold red]error:[/] {safe(cut(' '.join(message.split())))}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 

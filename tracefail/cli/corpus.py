@@ -73,8 +73,15 @@ def ingest(
             progress.update(task, description=f"ingest {current['name']} ({count:,} records read)")
 
         try:
-            report = run_ingest(store, paths, format_name=format, max_record_bytes=max_record_mb << 20,
-                                workers=workers, on_file=on_file, on_record=on_record)
+            report = run_ingest(
+                store,
+                paths,
+                format_name=format,
+                max_record_bytes=max_record_mb << 20,
+                workers=workers,
+                on_file=on_file,
+                on_record=on_record,
+            )
         except IngestStopped as exc:
             store.close()
             fail(str(exc))

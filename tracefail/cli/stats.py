@@ -359,8 +359,9 @@ def report(
     from tracefail.services import stats as service
 
     if format == "html" and output.is_dir():
-        fail(f"{output}: is a folder; give the report a file name such as {output / 'report.html'}",
-             EXIT_USAGE)
+        fail(
+            f"{output}: is a folder; give the report a file name such as {output / 'report.html'}", EXIT_USAGE
+        )
     if format == "html" and not output.parent.is_dir():
         fail(f"{output}: no such folder {output.parent}", EXIT_USAGE)
     store = open_db(db, read_only=True)

@@ -315,4 +315,3 @@ def _summarise(segments, transport, rows, diag, anchor: int) -> dict[object, Seg
             **extra,
         )
     return stats
-

@@ -192,8 +192,7 @@ def load_causal_lm(spec: str | None = None, device: str = "auto", dtype: str | N
         cached = _gguf_cache(gguf)
         if not (cached / "config.json").is_file():
             _convert_gguf(gguf, cached)
-        name = (EMBEDDED_NAME if spec is None
-                else f"gguf:{gguf_model_name(gguf)}@{gguf_digest(gguf)[:12]}")
+        name = EMBEDDED_NAME if spec is None else f"gguf:{gguf_model_name(gguf)}@{gguf_digest(gguf)[:12]}"
         model, tokenizer = _load_pretrained(str(cached), torch_dtype, device)
     else:
         local = Path(spec).expanduser()

@@ -184,6 +184,7 @@ class GeminiCliAdapter:
             return replay([loads(line) for line in text.splitlines() if line.strip()])
 
         yield from parse_whole_object(
-            path, lambda doc: [session_to_trace(doc, str(path))],
+            path,
+            lambda doc: [session_to_trace(doc, str(path))],
             parse_lines if path.suffix == ".jsonl" else loads,
         )

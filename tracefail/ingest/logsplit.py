@@ -160,9 +160,7 @@ def _lines(value: Any) -> str:
 # A name run that cannot hold its terminator (":" after [\w .-], "'" after [\w -], "<" after
 # [^*<]) is greedy: it ends where a lazy one would, without retrying the rest at every character
 # (2-3x faster per match).
-_MGPT_BLOCK = _LineHead(
-    r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (?P<kind>NEW MESSAGES:|FROM: .*)$"
-)
+_MGPT_BLOCK = _LineHead(r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})\] (?P<kind>NEW MESSAGES:|FROM: .*)$")
 _MGPT_FROM = re.compile(r"FROM: (?P<agent>.+?) TO: (?P<to>.*)$")
 _MGPT_SPEAKER = re.compile(r"\s*(?P<agent>[A-Za-z_][\w .-]{0,60}):[ \t]*\n?", re.S)
 _RULE = re.compile(r"\n-{20,}\s*$")

@@ -570,4 +570,3 @@ def _span_tree_trace(document: dict[str, Any], path: Path) -> Trace:
     first = spans[0]["attributes"].get("trace_id") if spans else None
     native = document.get("trace_id") or first or path.stem
     return spans_to_trace(str(native), spans, str(path), {"format": "span-tree"})
-

@@ -159,9 +159,11 @@ class MergedSpans:
         document: dict[str, Any] = {
             "resourceSpans": [
                 {
-                    "resource": {"attributes": [] if service is None else [
-                        {"key": "service.name", "value": {"stringValue": service}}
-                    ]},
+                    "resource": {
+                        "attributes": []
+                        if service is None
+                        else [{"key": "service.name", "value": {"stringValue": service}}]
+                    },
                     "scopeSpans": [{"spans": list(spans.values())}],
                 }
                 for service, spans in self.services.items()
@@ -169,8 +171,13 @@ class MergedSpans:
         }
         if self.records:
             document["resourceLogs"] = [{"scopeLogs": [{"logRecords": list(self.records.values())}]}]
-        grouped = {trace_id: [_otlp_span(span, service) for service, spans in self.services.items()
-                              for span in spans.values()]}
+        grouped = {
+            trace_id: [
+                _otlp_span(span, service)
+                for service, spans in self.services.items()
+                for span in spans.values()
+            ]
+        }
         attach_logs(grouped, list(otlp_log_events(document)))
         trace = spans_to_trace(trace_id, grouped[trace_id], source_file, {"format": fmt})
         trace.raw = json.dumps(document, ensure_ascii=False, separators=(",", ":"))

@@ -155,14 +155,17 @@ def iter_jsonl(path: Path) -> Iterator[RawRecord]:
                 return
             start, offset = offset, offset + len(line)
             if number == 1 and line.startswith(codecs.BOM_UTF8):
-                line = line[len(codecs.BOM_UTF8):]
+                line = line[len(codecs.BOM_UTF8) :]
             locator = f"line {number}"
             if len(line) > limit and not line.endswith(b"\n"):
                 while (rest := fh.readline(CHUNK)) and not rest.endswith(b"\n"):  # skip, bounded
                     offset += len(rest)
                 offset += len(rest)
-                yield RawRecord(locator, line[:2000].decode("utf-8", "replace"),
-                                f"record at byte {start} is over the {limit:,}-byte record limit")
+                yield RawRecord(
+                    locator,
+                    line[:2000].decode("utf-8", "replace"),
+                    f"record at byte {start} is over the {limit:,}-byte record limit",
+                )
                 continue
             if not line.strip():
                 continue

@@ -107,8 +107,7 @@ class IngestReport:
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
-        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated",
-                "quarantined")
+        keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated", "quarantined")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -264,7 +263,8 @@ def _ingest(
             report.updated += len(updated)
             report.notes.extend(
                 f"{t.source_file}: {t.native_id or t.trace_id}: newer dataset labels, attribution "
-                "or outcome stored (the older ones are kept)" for t in updated
+                "or outcome stored (the older ones are kept)"
+                for t in updated
             )
             otlp = [t for t, _ in added.conflicts if _is_otlp(t)]
             for trace, problem in _merge_otlp(db, otlp, report):

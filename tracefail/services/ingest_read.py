@@ -143,9 +143,7 @@ def _traces(unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
     """The unit's traces, and a Reject for each record its adapter or the field limits refuse."""
     adapter = registry.by_name(unit.adapter)
     traces = (
-        adapter.parse(unit.file)
-        if unit.records is None
-        else adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
+        adapter.parse(unit.file) if unit.records is None else adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
     )
     for item in traces:
         if isinstance(item, Rejected):
@@ -332,4 +330,3 @@ def read_in_process(group: Group | Reject, limits: Limits) -> Iterator[Item]:
         yield group
     else:
         yield from read(group, limits)
-

@@ -101,9 +101,13 @@ class LiveWriter:
         counts = dict(self.counts)
         run_store.finish_run(self.db, self.run_id, counts=counts, n_errors=counts["quarantined"])
         return ServeReport(
-            requests=counts["requests"], bad_requests=counts["bad_requests"], spans=counts["spans"],
-            traces_written=counts["traces"], steps_written=counts["steps"],
-            quarantined=counts["quarantined"], run_id=self.run_id,
+            requests=counts["requests"],
+            bad_requests=counts["bad_requests"],
+            spans=counts["spans"],
+            traces_written=counts["traces"],
+            steps_written=counts["steps"],
+            quarantined=counts["quarantined"],
+            run_id=self.run_id,
         )
 
     def _run(self) -> None:
@@ -133,8 +137,12 @@ class LiveWriter:
             return
         try:
             merged = merge_spans(
-                self.db, [IncomingSpans(native, groups, self.source, "otlp-live")
-                          for native, groups in pending.items()], self.run_id,
+                self.db,
+                [
+                    IncomingSpans(native, groups, self.source, "otlp-live")
+                    for native, groups in pending.items()
+                ],
+                self.run_id,
             )
         except Exception as exc:  # a failed write must not stop the receiver; say what was lost
             for native in pending:
@@ -230,7 +238,9 @@ class OtlpReceiver:
     def __init__(self, db: Database, host: str = "127.0.0.1", port: int = 4318) -> None:
         self._server = _Server((host, port))
         self.host, self.port = str(self._server.server_address[0]), int(self._server.server_address[1])
-        self._writer = self._server.writer = LiveWriter(db, f"otlp-http://{self.host}:{self.port}{TRACES_PATH}")
+        self._writer = self._server.writer = LiveWriter(
+            db, f"otlp-http://{self.host}:{self.port}{TRACES_PATH}"
+        )
 
     @property
     def url(self) -> str:

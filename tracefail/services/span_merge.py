@@ -36,9 +36,7 @@ class MergeResult:
     problems: list[tuple[str, str]]  # (native id, why it or one of its spans was not merged)
 
 
-def merge_spans(
-    db: Database, incoming: Sequence[IncomingSpans], run_id: str | None
-) -> MergeResult:
+def merge_spans(db: Database, incoming: Sequence[IncomingSpans], run_id: str | None) -> MergeResult:
     """Merge each trace's spans into its stored version (if any) and write the traces that changed."""
     ids = [live_trace_id(item.native_id) for item in incoming]
     stored = trace_store.stored_raw(db, ids)
@@ -46,8 +44,13 @@ def merge_spans(
     changed: dict[str, int] = {}
     for item, trace_id in zip(incoming, ids, strict=True):
         if trace_id in stored and stored[trace_id] is None:
-            problems.append((item.native_id, f"{trace_id} is stored without its spans (a span-tree "
-                             "file, or a corpus older than span merging); its spans are not merged"))
+            problems.append(
+                (
+                    item.native_id,
+                    f"{trace_id} is stored without its spans (a span-tree "
+                    "file, or a corpus older than span merging); its spans are not merged",
+                )
+            )
             continue
         try:
             before = MergedSpans.of_raw(stored.get(trace_id))

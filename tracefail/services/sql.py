@@ -25,15 +25,24 @@ def run_query(path: Path, sql: str) -> pl.DataFrame:
 
 
 def _flat(dtype: pl.DataType) -> bool:
-    return dtype.is_numeric() or dtype in (pl.String, pl.Boolean, pl.Date, pl.Datetime, pl.Time,
-                                           pl.Null, pl.Categorical) or isinstance(dtype, pl.Datetime)
+    return (
+        dtype.is_numeric()
+        or dtype in (pl.String, pl.Boolean, pl.Date, pl.Datetime, pl.Time, pl.Null, pl.Categorical)
+        or isinstance(dtype, pl.Datetime)
+    )
 
 
 def csv_text(frame: pl.DataFrame) -> str:
     """CSV of any result: list, struct, interval and other non-flat cells become JSON text."""
     encoded = frame.with_columns(
-        pl.Series(name, [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
-                         for v in frame[name].to_list()], dtype=pl.String)
+        pl.Series(
+            name,
+            [
+                None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                for v in frame[name].to_list()
+            ],
+            dtype=pl.String,
+        )
         for name, dtype in frame.schema.items()
         if not _flat(dtype)
     )

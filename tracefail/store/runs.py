@@ -25,8 +25,7 @@ def interrupt_dead_runs(db: Database) -> int:
     Only one process can hold a corpus open for writing, so while we write, a running row
     started by another process id (or by a version that stored none) belongs to a killed run.
     """
-    where = ("status = 'running' AND coalesce(TRY_CAST(json_extract(config, '$._pid') AS INTEGER), -1)"
-             " <> ?")
+    where = "status = 'running' AND coalesce(TRY_CAST(json_extract(config, '$._pid') AS INTEGER), -1) <> ?"
     stale = db.rows(f"SELECT count(*) FROM runs WHERE {where}", [os.getpid()])[0][0]
     if stale:
         db.execute(f"UPDATE runs SET status = 'interrupted' WHERE {where}", [os.getpid()])
@@ -64,8 +63,7 @@ def finish_run(
                elapsed_s = date_diff('millisecond', started_at, ?) / 1000.0
         WHERE run_id = ?
         """,
-        [status, now(), json.dumps(counts or {}), n_errors, tokens_in, tokens_out, cost_usd,
-         now(), run_id],
+        [status, now(), json.dumps(counts or {}), n_errors, tokens_in, tokens_out, cost_usd, now(), run_id],
     )
 
 

@@ -39,7 +39,8 @@ def update_shipped(db: Database, batch: Prepared | None, run_id: str | None) -> 
     shipped_labels = _by_trace(batch.labels.to_pylist())
     shipped_blame = _by_trace(batch.attributions.to_pylist())
     with_news = [
-        t for t in batch.headers
+        t
+        for t in batch.headers
         if shipped_labels.get(t.trace_id) or shipped_blame.get(t.trace_id) or t.outcome or t.ground_truth
     ]
     if not with_news:
@@ -60,9 +61,12 @@ def update_shipped(db: Database, batch: Prepared | None, run_id: str | None) -> 
         [ids],
     ):
         blamed[trace_id][source].add((agent, step))
-    heads = {r[0]: r[1:] for r in db.rows(
-        "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
-    )}
+    heads = {
+        r[0]: r[1:]
+        for r in db.rows(
+            "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
+        )
+    }
     changed = []
     for trace in with_news:
         stored = labels[trace.trace_id]

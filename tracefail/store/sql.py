@@ -27,9 +27,7 @@ def check_query(sql: str) -> None:
     except duckdb.Error as exc:
         raise StoreError("SQL error: " + _one_line(str(exc))) from None
     if len(statements) != 1:
-        raise StoreError(
-            f"sql runs exactly one read-only statement; got {len(statements)} statements"
-        )
+        raise StoreError(f"sql runs exactly one read-only statement; got {len(statements)} statements")
     kind = statements[0].type
     if kind not in _ALLOWED:
         raise StoreError(
@@ -46,10 +44,12 @@ def run_query(db: Database, sql: str) -> pl.DataFrame:
         if relation is None:
             return pl.DataFrame()
         if any("INTERVAL" in str(t) for t in relation.types):  # Arrow has no polars equivalent
-            relation = relation.project(", ".join(
-                f"CAST({_quote(n)} AS VARCHAR) AS {_quote(n)}" if "INTERVAL" in str(t) else _quote(n)
-                for n, t in zip(relation.columns, relation.types, strict=True)
-            ))
+            relation = relation.project(
+                ", ".join(
+                    f"CAST({_quote(n)} AS VARCHAR) AS {_quote(n)}" if "INTERVAL" in str(t) else _quote(n)
+                    for n, t in zip(relation.columns, relation.types, strict=True)
+                )
+            )
         return relation.pl()
     except duckdb.Error as exc:
         raise StoreError("SQL error: " + _one_line(str(exc))) from None
