@@ -41,12 +41,14 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
+	$(VENV)/bin/ruff format --check tracefail tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
+	$(VENV)/bin/ruff format --check tracefail tests benchmarks
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) demo-report.html
