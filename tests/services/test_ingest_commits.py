@@ -103,3 +103,30 @@ def test_an_ingest_runs_with_fewer_collections_and_restores_the_collector(
     with pytest.raises(IngestStopped):
         ingest(db, _whowhen_files(tmp_path, 2))
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+def test_a_group_is_read_with_the_collector_off_and_it_comes_back_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    files = _whowhen_files(tmp_path, 3)
+    group = [ingest_read.Unit(f, "whowhen", f.stat().st_size) for f in files]
+    limits = ingest_read.Limits(1 << 20, 1 << 20)
+    real_prepare = ingest_read.rows.prepare
+    seen = []
+
+    def prepare_and_look(traces):  # a spy: is the collector on while a group is read?
+        seen.append(gc.isenabled())
+        return real_prepare(traces)
+
+    monkeypatch.setattr(ingest_read.rows, "prepare", prepare_and_look)
+    items = ingest_read._read_all(group, limits)
+    assert sum(len(item.headers) for item in items if isinstance(item, ingest_read.Prepared)) == 3
+    assert seen == [False] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        ingest_read._read_all(group, limits)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
