@@ -142,9 +142,10 @@ def read(units: Sequence[Unit], limits: Limits) -> Iterator[Item]:
 def _traces(unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
     """The unit's traces, and a Reject for each record its adapter or the field limits refuse."""
     adapter = registry.by_name(unit.adapter)
-    traces = (
-        adapter.parse(unit.file) if unit.records is None else adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
-    )
+    if unit.records is None:
+        traces = adapter.parse(unit.file)
+    else:  # runs are cut only from a RecordAdapter's files
+        traces = adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
     for item in traces:
         if isinstance(item, Rejected):
             yield Reject(unit.file, item.record, item.reason, item.excerpt)
