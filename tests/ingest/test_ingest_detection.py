@@ -63,3 +63,21 @@ def test_a_js_sdk_span_dump_with_big_attributes_first_is_detected(tmp_path: Path
     assert '"spanContext"' not in path.read_text()[:HEAD_BYTES]
     assert registry.detect(path).name == "phoenix"
     assert [len(t.steps) for t in registry.detect(path).parse(path)] == [1, 1]
+
+
+def test_an_any_agent_trace_with_reordered_keys_and_a_long_prompt_is_detected(tmp_path: Path) -> None:
+    """The real any-agent run with every span's keys reversed and `final_output` first: the
+    telling `trace_flags`/`is_remote` of the first span lie after a prompt longer than the head."""
+    trace = json.loads((SAMPLES / "any-agent" / "GOOGLE_trace.json").read_text())
+    prompt = [{"role": "user", "content": "q" * (2 * HEAD_BYTES)}]
+    trace["spans"][0]["attributes"]["gen_ai.input.messages"] = json.dumps(prompt)
+    reordered = {
+        "final_output": trace["final_output"],
+        "spans": [dict(reversed(s.items())) for s in trace["spans"]],
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(reordered))
+    assert '"trace_flags"' not in path.read_text()[:HEAD_BYTES]
+    assert registry.detect(path).name == "any-agent"
+    (run,) = registry.detect(path).parse(path)
+    assert len(run.steps) == len(trace["spans"]) and run.framework == "any-agent"  # no framework in its name

@@ -130,6 +130,23 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
         (f"otel/vercel_ai_sdk_v6_{name}.json", "phoenix", len, NO_DATA)  # an OTel JS SDK span dump
         for name in ("generateText", "generateText_doGenerate")
     ],
+    # real any-agent runs; their tools return JSON objects, and a last `call_llm` that writes the
+    # run's structured answer (`{"steps": [...]}`) shares its name with the text-writing ones
+    (
+        "any-agent/GOOGLE_trace.json",
+        "any-agent",
+        lambda d: len(d["spans"]),
+        {"execute_tool get_current_time", "execute_tool write_file", "execute_tool final_output"},
+    ),
+    *[
+        (
+            f"any-agent/{name}_trace.json",
+            "any-agent",
+            lambda d: len(d["spans"]),
+            {"execute_tool get_current_time", "call_llm mistral/mistral-small-latest"},
+        )
+        for name in ("LANGCHAIN", "TINYAGENT")
+    ],
     ("atif/trajectory.json", "atif", atif_units, NO_DATA),
     ("atif/trajectory.verifier.json", "atif", atif_units, NO_DATA),
     ("atif/nemo-agent-toolkit/exmp06_atif.json", "atif", atif_units, NO_DATA),  # ATIF-v1.7, NVIDIA
@@ -446,6 +463,39 @@ def test_a_real_jaeger_agent_run_keeps_its_failure_answer_and_exception_logs() -
     logs = [log for s in load(relative)["data"][0]["spans"] for log in s.get("logs", [])]
     kept = [s.content for s in run.steps if "CancelledError" in s.content]
     assert len(logs) == 4 and kept == ["exception: asyncio.exceptions.CancelledError"] * 4
+
+
+def test_a_real_any_agent_run_keeps_its_agent_calls_tokens_links_and_answer() -> None:
+    """any-agent's Google ADK run: ids are integers in the file (hex here, as OTel writes them),
+    the model's tool calls come from `gen_ai.output`, and the spans whose parents ADK did not
+    record still belong to the one agent of the run."""
+    doc = json.loads((SAMPLES / "any-agent/GOOGLE_trace.json").read_text())  # not orjson: 128-bit ids
+    (run,) = traces("any-agent/GOOGLE_trace.json", "any-agent")
+    assert (
+        run.native_id
+        == f"{doc['spans'][0]['context']['trace_id']:032x}"
+        == "cdbd7b99cef221c28dd6d03c27d09b4c"
+    )
+    assert run.framework == "any-agent/google" and run.llm == "mistral/mistral-small-latest"
+    assert run.task and run.task.startswith("Find what year it is in the America/New_York timezone")
+    assert run.metadata["final_output"] == json.dumps(doc["final_output"])
+    assert [s.kind for s in run.steps] == [StepKind.AGENT] + [StepKind.LLM, StepKind.TOOL] * 3
+    assert {s.agent for s in run.steps} == {"any_agent"}
+    first_call, first_tool = run.steps[1], run.steps[2]
+    assert [(c.name, json.loads(c.arguments)) for c in first_call.tool_calls] == [
+        ("get_current_time", {"timezone": "America/New_York"})
+    ]
+    assert (first_call.tokens_in, first_call.tokens_out) == (672, 16) and first_call.content == ""
+    assert first_call.parent_span_id == f"{17348474965005769013:016x}" == "f0c22a1083ed1935"
+    assert first_tool.tool_call_id == "jbUWqgIUr" and '"is_dst": true' in first_tool.content
+    assert first_tool.start_ts == datetime(2025, 9, 16, 12, 43, 6, 853654)
+    assert run.steps[0].parent_span_id is None and run.steps[0].status is None  # `unset`
+    assert all(s.status == "ok" for s in run.steps[1:])
+    (langchain,) = traces("any-agent/LANGCHAIN_trace.json", "any-agent")
+    said, answer = langchain.steps[-2:]
+    assert said.content.startswith("Here are the steps I have taken:") and not said.tool_calls
+    assert json.loads(answer.content) == json.loads(langchain.metadata["final_output"])
+    assert {s.parent_span_id for s in langchain.steps[1:]} == {langchain.steps[0].span_id}
 
 
 def test_an_atif_continuation_file_keeps_its_own_id(tmp_path: Path) -> None:

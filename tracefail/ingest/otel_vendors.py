@@ -2,12 +2,15 @@
 
 Google ADK puts the whole model request and response in `gcp.vertex.agent.llm_request` /
 `llm_response` (JSON text) and tool calls in `gcp.vertex.agent.tool_call_args` / `tool_response`;
-the Vercel AI SDK uses `ai.prompt*`, `ai.response.*`, `ai.toolCall.*` and `ai.usage.*`. Mapping
-them onto `gen_ai.*` keeps one span mapper for every exporter.
+the Vercel AI SDK uses `ai.prompt*`, `ai.response.*`, `ai.toolCall.*` and `ai.usage.*`; mozilla-ai
+any-agent (and tinyagent) name model calls `call_llm` and write what a span produced to
+`gen_ai.output` (typed by `gen_ai.output.type`: `json` or `text`) and a tool's input to
+`gen_ai.tool.args`. Mapping them onto `gen_ai.*` keeps one span mapper for every exporter.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tracefail.ingest.content import parse_json_text, readable
@@ -114,6 +117,37 @@ def _vercel(attrs: dict[str, Any]) -> None:
     )
 
 
+def _any_agent(attrs: dict[str, Any]) -> None:
+    """A `call_llm` span's `gen_ai.output` is its answer text, a structured answer (JSON text), or
+    the tool calls it asked for as `[{"tool.name": ..., "tool.args": ...}]` (args as JSON text or an
+    object); an `execute_tool` span's `gen_ai.output` is the tool's result, kept as written."""
+    operation = attrs.get("gen_ai.operation.name")
+    output = attrs.get("gen_ai.output")
+    if operation == "call_llm":
+        attrs["gen_ai.operation.name"] = "chat"
+        if output is not None and "gen_ai.output.messages" not in attrs:
+            value = parse_json_text(output) if attrs.get("gen_ai.output.type") == "json" else output
+            if (
+                isinstance(value, list)
+                and value
+                and all(isinstance(c, dict) and "tool.name" in c for c in value)
+            ):
+                parts: list[dict[str, Any]] = [
+                    {"type": "tool_call", "name": c["tool.name"], "arguments": c.get("tool.args")}
+                    for c in value
+                ]
+            else:
+                text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+                parts = [{"type": "text", "content": text}] if text else []
+            attrs["gen_ai.output.messages"] = [{"role": "assistant", "parts": parts}]
+    elif operation == "execute_tool":
+        if "gen_ai.tool.args" in attrs:
+            attrs.setdefault("gen_ai.tool.call.arguments", attrs["gen_ai.tool.args"])
+        if output is not None:
+            text = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+            attrs.setdefault("gen_ai.tool.call.result", text)
+
+
 def normalise(attrs: dict[str, Any]) -> dict[str, Any]:
     """The span's attributes with vendor keys mapped onto `gen_ai.*` (the input is not changed)."""
     if any(k.startswith("gcp.vertex.agent.") for k in attrs):
@@ -122,6 +156,13 @@ def normalise(attrs: dict[str, Any]) -> dict[str, Any]:
     elif any(k.startswith("ai.") for k in attrs):
         mapped = dict(attrs)
         _vercel(mapped)
+    elif (
+        "gen_ai.output" in attrs
+        or "gen_ai.tool.args" in attrs
+        or attrs.get("gen_ai.operation.name") == "call_llm"
+    ):
+        mapped = dict(attrs)
+        _any_agent(mapped)
     else:
         return attrs
     return {k: v for k, v in mapped.items() if v is not None}

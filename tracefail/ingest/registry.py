@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracefail.ingest.adamast import AdaMastAdapter
+from tracefail.ingest.anyagent import AnyAgentAdapter
 from tracefail.ingest.atif import AtifAdapter
 from tracefail.ingest.autogen_state import AutoGenStateAdapter
 from tracefail.ingest.base import Adapter
@@ -38,6 +39,7 @@ ADAPTERS: list[Adapter] = [
     SpanTreeAdapter(),
     JaegerAdapter(),
     PhoenixAdapter(),
+    AnyAgentAdapter(),
     AtifAdapter(),
     GeminiCliAdapter(),
     AutoGenStateAdapter(),
