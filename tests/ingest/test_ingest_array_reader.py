@@ -8,6 +8,7 @@ the whole file gives, with the same locators, and a bad record must cost only it
 from __future__ import annotations
 
 import json
+import pickle
 import random
 from pathlib import Path
 
@@ -110,6 +111,29 @@ def test_values_orjson_refuses_are_read_by_the_fallback(tmp_path: Path) -> None:
     path = tmp_path / "odd.json"
     path.write_text('[\n{"a": NaN},\n{"c": "\\ud800"},\n{"d": 1}\n]')
     assert [raw.json() for raw in iter_json_array(path)] == [{"a": None}, {"c": "\ud800"}, {"d": 1}]
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_integers_over_64_bits_stay_exact_whole_or_in_runs(tmp_path: Path, indent: int | None) -> None:
+    """orjson reads 2**127 + 1 as the float 1.7e38 without a word (an OTel trace id as some tools
+    dump it); a record with such a run of digits is parsed by the standard parser instead, and so
+    is a whole document."""
+    big = 2**127 + 1
+    records = [{"trace_id": big + n, "tokens": 10**19 + n, "note": "x"} for n in range(3)]
+    path = tmp_path / "ids.json"
+    path.write_text(json.dumps(records, indent=indent))
+    for values in (True, False):  # parsed while scanning, or in a reader process from its bytes
+        raws = list(iter_json_array(path, values=values))
+        for parsed in (
+            [raw.json() for raw in raws],
+            [pickle.loads(pickle.dumps(raw)).json() for raw in raws],
+        ):
+            assert parsed == records and all(type(r["trace_id"]) is int for r in parsed)
+    assert reader.loads(json.dumps(records)) == records
+    assert reader.loads(json.dumps({"text": "call 12345678901234567890123 now", "n": 1.5})) == {
+        "text": "call 12345678901234567890123 now",
+        "n": 1.5,
+    }  # digits inside a string only cost the slower parser
 
 
 def test_a_non_utf8_record_in_a_per_line_array_names_its_true_byte(tmp_path: Path) -> None:
