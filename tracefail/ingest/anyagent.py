@@ -113,5 +113,5 @@ class AnyAgentAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        # The standard parser: orjson reads any-agent's 128-bit integer trace ids as floats.
-        yield from parse_whole_object(path, lambda document: [trace_of(document, path)], json.loads)
+        # `loads` keeps the 128-bit integer trace ids exact (orjson alone reads them as floats)
+        yield from parse_whole_object(path, lambda document: [trace_of(document, path)])
