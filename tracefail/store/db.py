@@ -239,6 +239,15 @@ class Database:
         self._held = False
         self.connection.execute("COMMIT")
 
+    def _reset(self, name: str) -> str:
+        """Reset size setting `name` to its default and return the statement that brings the
+        current value back: RESET where it was the default (exact, where its text is rounded),
+        else SET to that text."""
+        setting = f"SELECT current_setting('{name}')"
+        before = self._one(setting)
+        self.connection.execute(f"RESET {name}")
+        return f"RESET {name}" if self._one(setting) == before else f"SET {name} = '{before}'"
+
     @contextmanager
     def memory_capped(self, limit_bytes: int) -> Iterator[None]:
         """Cap DuckDB's buffer pool for a long write, then restore the previous limit.
@@ -247,15 +256,10 @@ class Database:
         so a bulk load's RSS grows with the data written. Capped, written blocks are evicted
         (they are on disk already). A lower limit set by the user is kept.
         """
-        setting = "SELECT current_setting('memory_limit')"
-        before = self._one(setting)
-        if _setting_bytes(before) <= limit_bytes:
+        if _setting_bytes(self._one("SELECT current_setting('memory_limit')")) <= limit_bytes:
             yield
             return
-        self.connection.execute("RESET memory_limit")  # the default is exact; its text is rounded
-        restore = "RESET memory_limit"
-        if self._one(setting) != before:
-            restore = f"SET memory_limit = '{before}'"
+        restore = self._reset("memory_limit")
         try:
             self.connection.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
         except duckdb.Error:  # cannot evict down to the cap right now: run uncapped
@@ -299,12 +303,7 @@ class Database:
         followed at the next commit or at close. At a zero threshold a commit checkpoints
         instead of logging (measured: commit 0.5 s, close 0.01 s against 0.6 s and 0.3 s).
         """
-        setting = "SELECT current_setting('checkpoint_threshold')"
-        before = self._one(setting)
-        self.connection.execute("RESET checkpoint_threshold")  # the default is exact; its text is rounded
-        restore = "RESET checkpoint_threshold"
-        if self._one(setting) != before:
-            restore = f"SET checkpoint_threshold = '{before}'"
+        restore = self._reset("checkpoint_threshold")
         self.connection.execute("SET checkpoint_threshold = '0B'")
         try:
             yield
