@@ -135,6 +135,7 @@ def label(
                 limit=limit,
                 on_progress=on_progress,
                 ray=executor,
+                on_warning=lambda message: err.print(f"[yellow]warning:[/] {safe(message)}", highlight=False),
             )
         except (LabelUsageError, TaxonomyError) as exc:
             fail(str(exc), EXIT_USAGE)
