@@ -190,11 +190,16 @@ def calibrate(
             method=method,
             min_labels=min_labels,
         )
+        from tracefail.services.attribution import unvalidated_note
+
+        note = unvalidated_note(store, result.judge_source)
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
     _picked(result)
+    if note:
+        err.print(f"[yellow]warning:[/] {safe(note)}", highlight=False)
     if json_out:
         print_json(result.to_json())
         return
@@ -281,11 +286,16 @@ def evaluate(
                 reps=reps,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+        from tracefail.services.attribution import unvalidated_note
+
+        note = unvalidated_note(store, result.judge_source)
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
     _picked(result)
+    if note:
+        err.print(f"[yellow]warning:[/] {safe(note)}", highlight=False)
     if json_out:
         print_json(result.to_json())
         return

@@ -31,6 +31,7 @@ from tracefail.store.attribution import (
     steps_for,
     trace_column,
     unattributed_failures,
+    unvalidated,
 )
 from tracefail.store.features import feature_frame
 from tracefail.store.traces import trace_ids as all_trace_ids
@@ -534,6 +535,19 @@ def transfer_check(db: Database, model: LinearRanker, trace_ids: Sequence[str]) 
             "`tracefail review` lists the runs to label first"
         )
     return TransferCheck(gap, validated, len(labelled), ranker_step, best, best_step, message)
+
+
+def unvalidated_note(db: Database, source: str | None) -> str | None:
+    """For `eval`: the judge's attributions that were stored as not validated on this corpus."""
+    if source is None:
+        return None
+    count, why = unvalidated(db, source)
+    if not count:
+        return None
+    return (
+        f"{count} attributions of {source} were stored as not validated on this corpus ({why}); "
+        "the attribution accuracy below, against this corpus's labels, is what confirms them or not"
+    )
 
 
 def _frameworks(saved: dict | None) -> str:

@@ -65,3 +65,13 @@ def trace_column(db: Database, trace_ids: Sequence[str], column: str) -> dict[st
         raise ValueError(f"unknown trace column {column!r}; use one of {known} or metadata.KEY")
     rows = db.rows(f"SELECT trace_id, {expr} FROM traces WHERE trace_id IN (SELECT unnest(?))", params)
     return {trace_id: value for trace_id, value in rows}
+
+
+def unvalidated(db: Database, source: str) -> tuple[int, str | None]:
+    """How many of a source's attributions were stored as not validated on this corpus, and why."""
+    row = db.rows(
+        "SELECT count(*), min((metadata ->> 'transfer')) FROM attributions "
+        "WHERE source = ? AND (metadata ->> 'validated') = 'false'",
+        [source],
+    )[0]
+    return int(row[0]), row[1]
