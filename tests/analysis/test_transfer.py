@@ -31,8 +31,8 @@ def test_each_kind_of_shift_is_named() -> None:
     assert "frameworks it never saw (Magentic)" in text
     assert "median steps per run" in text and "median characters per step" in text
     assert other.top_features[0][0] == "rel_pos" and "features moved" in text
-    assert run_unlike(train, RunShape("AG2", 3, 40, [1000]))
-    assert not run_unlike(train, RunShape("AG2", 3, 9, []))
+    assert run_unlike(train, RunShape("AG2", 3, 40, [1000])) and run_unlike(train, RunShape("X", 3, 8, []))
+    assert not run_unlike(train, RunShape("AG2", 3, 8, []))
 
 
 def _row(x: np.ndarray, step: int, name: str) -> float:

@@ -47,13 +47,15 @@ class Profile:
     chars_median: float
     feature_mean: dict[str, float]
     feature_std: dict[str, float]
+    agents_range: tuple[int, int] = (0, 0)  # fewest and most agents in a training run
+    steps_range: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        return cls(**data)
+        return cls(**{k: tuple(v) if k.endswith("_range") else v for k, v in data.items()})
 
 
 def profile(runs: Sequence[RunShape], x: np.ndarray, features: Sequence[str]) -> Profile:
@@ -69,6 +71,8 @@ def profile(runs: Sequence[RunShape], x: np.ndarray, features: Sequence[str]) ->
         chars_median=float(np.median(chars)) if chars else 0.0,
         feature_mean={f: round(float(v), 6) for f, v in zip(features, filled.mean(axis=0), strict=True)},
         feature_std={f: round(float(v), 6) for f, v in zip(features, filled.std(axis=0), strict=True)},
+        agents_range=(min((r.agents for r in runs), default=0), max((r.agents for r in runs), default=0)),
+        steps_range=(min((r.steps for r in runs), default=0), max((r.steps for r in runs), default=0)),
     )
 
 
@@ -122,11 +126,11 @@ def shift(train: Profile, target: Profile) -> Shift:
 
 
 def run_unlike(train: Profile, run: RunShape) -> bool:
-    """One run alone outside the training corpus (for ordering the review queue): an unseen
-    framework, or agents / steps per run beyond the thresholds."""
+    """One run outside what the ranker saw (for ordering the review queue): an unseen
+    framework, or fewer or more agents or steps than any training run had."""
     if (run.framework or "unknown") not in train.frameworks:
         return True
-    return any(
-        abs(math.log(_ratio(value, median))) > math.log(COUNT_RATIO)
-        for value, median in ((run.agents, train.agents_median), (run.steps, train.steps_median))
+    return not (
+        train.agents_range[0] <= run.agents <= train.agents_range[1]
+        and train.steps_range[0] <= run.steps <= train.steps_range[1]
     )
