@@ -96,3 +96,29 @@ def test_train_holds_out_whole_groups_beside_in_domain_cv(trained: tuple[Path, P
     assert one.exit_code == 2 and "have framework 'AG2'" in one.stderr
     bad = run("train", "--db", db, "--cv", "by-colour")
     assert bad.exit_code == 2 and "unknown trace column 'colour'" in bad.stderr
+
+
+def test_labels_of_the_new_corpus_are_what_validates_the_ranker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tracefail.services import attribution
+    from tracefail.services.attribution import load_ranker, transfer_check
+
+    files = sorted(SAMPLES.joinpath("whowhen").glob("*.json"), key=lambda p: int(p.stem))
+    first, model = tmp_path / "first.duckdb", tmp_path / "ranker.json"
+    assert run("ingest", "--db", first, *files[:10]).exit_code == 0
+    assert run("train", "--db", first, "--cv", 4, "--bootstrap", 20, "-o", model).exit_code == 0
+    target = tmp_path / "target.duckdb"
+    assert run("ingest", "--db", target, *files).exit_code == 0
+    with Database(target) as store:
+        store.connection.execute("UPDATE traces SET framework = 'Magentic'")  # another system
+        ids = [t for (t,) in store.rows("SELECT trace_id FROM traces ORDER BY trace_id")]
+        ranker = load_ranker(model)
+        waiting = transfer_check(store, ranker, ids)
+        assert not waiting.validated and waiting.labelled == 10  # the 10 it trained on do not count
+        assert "until 20 labelled runs here confirm it (10 labelled here" in waiting.message
+        monkeypatch.setattr(attribution, "VALIDATION_RUNS", 10)
+        enough = transfer_check(store, ranker, ids)
+    assert enough.ranker_step is not None and enough.best_rule_step is not None
+    assert enough.validated == (enough.ranker_step >= enough.best_rule_step)
+    assert enough.metadata()["validated"] is enough.validated

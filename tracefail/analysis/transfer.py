@@ -55,7 +55,11 @@ class Profile:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Profile:
-        return cls(**{k: tuple(v) if k.endswith("_range") else v for k, v in data.items()})
+        fields: dict[str, Any] = dict(data)
+        for key in ("agents_range", "steps_range"):
+            if key in fields:
+                fields[key] = tuple(fields[key])  # JSON keeps them as lists
+        return cls(**fields)
 
 
 def profile(runs: Sequence[RunShape], x: np.ndarray, features: Sequence[str]) -> Profile:
