@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tracefail.analysis.attribution import Hits
-from tracefail.analysis.ranker import cross_validate
+from tracefail.analysis.ranker import TraceRows, cross_validate
 from tracefail.analysis.step_features import FEATURE_GROUPS, RANKER_FEATURES, StepRow
 from tracefail.analysis.transfer import shift
 from tracefail.services.attribution import (
@@ -97,6 +97,37 @@ def ablation(db: Database, reps: int) -> None:
             step, agent = s["step"], s["agent"]
             cells.append(f"{step['value']:.3f} ({_diff(step)}) | {agent['value']:.3f} ({_diff(agent)})")
         print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+
+
+def adaptation(db: Database, reps: int) -> None:
+    """Unsupervised adaptation: each benchmark's features z-scored with its own (unlabelled)
+    statistics before fitting and scoring, against the plain ranker, both held out by benchmark."""
+    corpus = load_corpus(db, "dataset")
+    rows = feature_rows(corpus)
+    bench = trace_column(db, corpus.trace_ids, "benchmark")
+    groups = [bench[t] or "" for t in corpus.trace_ids]
+
+    def held_out(rs: list[TraceRows]) -> Hits:
+        fold = cross_validate(rs, RANKER_FEATURES, 10, groups=groups)
+        guesses = []
+        for r, rules in zip(rs, corpus.rules, strict=True):
+            top = int(np.argmax(fold.scores[r.trace_id]))
+            guesses.append((top, rules.agents[top]))
+        return Hits.of(guesses, corpus.gold)
+
+    stats = {}
+    for group in sorted(set(groups)):
+        x = np.vstack([r.x for r, g in zip(rows, groups, strict=True) if g == group])
+        stats[group] = (x.mean(axis=0), np.where(x.std(axis=0) > 0, x.std(axis=0), 1.0))
+    adapted = [
+        TraceRows(r.trace_id, (r.x - stats[g][0]) / stats[g][1], r.gold_step)
+        for r, g in zip(rows, groups, strict=True)
+    ]
+    s = held_out(adapted).summary(reps, held_out(rows))
+    print(
+        f"\nper-benchmark standardised features, held out by benchmark: step {_ci(s['step'])} "
+        f"(Δ vs plain {_diff(s['step'])}), agent {_ci(s['agent'])} (Δ {_diff(s['agent'])})"
+    )
 
 
 def split_table(db: Database, reps: int) -> None:
@@ -189,6 +220,7 @@ def main() -> int:
         with Database(path, read_only=True) as db:
             split_table(db, args.reps)
             ablation(db, args.reps)
+            adaptation(db, args.reps)
             if args.other:
                 shifts(db, args.other, tmp)
     return 0

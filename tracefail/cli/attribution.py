@@ -95,15 +95,17 @@ def train(
         f"{report.n_traces} traces, {report.n_steps} steps from --reference {reference}; "
         f"{report.split}; LM features stored: {report.lm_features}"
     )
-    line(f"{'method':<31} {'step (exact)':<44} {'agent':<44} {'step ±1':<22} {'step ±3':<22} top-3")
+    named = [*report.rows, *([report.in_domain] if report.in_domain else [])]
+    w = max(len(r.name) for r in named) + 1
+    line(f"{'method':<{w}} {'step (exact)':<44} {'agent':<44} {'step ±1':<22} {'step ±3':<22} top-3")
     for row in report.rows:
         line(
-            f"{row.name:<31} {_ci(row.step):<44} {_ci(row.agent):<44} {_ci(row.within1).split(' Δ')[0]:<22} "
+            f"{row.name:<{w}} {_ci(row.step):<44} {_ci(row.agent):<44} {_ci(row.within1).split(' Δ')[0]:<22} "
             f"{_ci(row.within3).split(' Δ')[0]:<22} {_ci(row.top3)}"
         )
     if report.in_domain is not None:
         row = report.in_domain
-        line(f"{row.name:<31} {_ci(row.step):<44} {_ci(row.agent):<44} (Δ: held-out minus in-domain)")
+        line(f"{row.name:<{w}} {_ci(row.step):<44} {_ci(row.agent):<44} (Δ: held-out minus in-domain)")
         for g in report.groups:
             rules = "  ".join(f"{k} {v:.3f}" for k, v in g.rules_step.items())
             line(
