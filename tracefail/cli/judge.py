@@ -190,16 +190,11 @@ def calibrate(
             method=method,
             min_labels=min_labels,
         )
-        from tracefail.services.attribution import unvalidated_note
-
-        note = unvalidated_note(store, result.judge_source)
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
     _picked(result)
-    if note:
-        err.print(f"[yellow]warning:[/] {safe(note)}", highlight=False)
     if json_out:
         print_json(result.to_json())
         return
