@@ -27,6 +27,10 @@ class TraceRows:
     x: np.ndarray
     gold_step: int | None = None
 
+    def select(self, idx: Sequence[int]) -> TraceRows:
+        """The same trace with only these feature columns."""
+        return TraceRows(self.trace_id, self.x[:, list(idx)], self.gold_step)
+
 
 @dataclass(frozen=True)
 class LinearRanker:
@@ -114,14 +118,27 @@ class Fold:
     folds: int
 
 
-def cross_validate(traces: Sequence[TraceRows], features: Sequence[str], folds: int, seed: int = 0) -> Fold:
-    """K-fold over traces (a trace's steps never straddle train and test)."""
-    from sklearn.model_selection import KFold
+def cross_validate(
+    traces: Sequence[TraceRows],
+    features: Sequence[str],
+    folds: int,
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
+) -> Fold:
+    """K-fold over traces (a trace's steps never straddle train and test); with `groups`, one
+    fold per group instead: each group (a framework, a benchmark) is scored by a model that
+    never saw a trace of it, which is what a user's unseen system gets."""
+    from sklearn.model_selection import KFold, LeaveOneGroupOut
 
-    k = max(2, min(folds, len(traces)))
-    scores: dict[str, np.ndarray] = {}
     order = np.arange(len(traces))
-    for train, test in KFold(k, shuffle=True, random_state=seed).split(order):
+    if groups is not None:
+        splits = list(LeaveOneGroupOut().split(order, groups=list(groups)))
+        k = len(splits)
+    else:
+        k = max(2, min(folds, len(traces)))
+        splits = list(KFold(k, shuffle=True, random_state=seed).split(order))
+    scores: dict[str, np.ndarray] = {}
+    for train, test in splits:
         model = fit([traces[i] for i in train], features)
         for i in test:
             scores[traces[i].trace_id] = model.scores(traces[i].x)

@@ -135,6 +135,7 @@ def label(
                 limit=limit,
                 on_progress=on_progress,
                 ray=executor,
+                on_warning=lambda message: err.print(f"[yellow]warning:[/] {safe(message)}", highlight=False),
             )
         except (LabelUsageError, TaxonomyError) as exc:
             fail(str(exc), EXIT_USAGE)
@@ -280,11 +281,16 @@ def evaluate(
                 reps=reps,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+        from tracefail.services.attribution import unvalidated_note
+
+        note = unvalidated_note(store, result.judge_source)
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
     _picked(result)
+    if note:
+        err.print(f"[yellow]warning:[/] {safe(note)}", highlight=False)
     if json_out:
         print_json(result.to_json())
         return

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tracefail.analysis.ranker import LinearRanker
-from tracefail.analysis.step_features import FEATURES, StepRow, trace_features
+from tracefail.analysis.step_features import StepRow, columns, trace_features
 from tracefail.judge.backend import JudgeError, JudgeResult
 from tracefail.judge.prompt import TraceInput
 from tracefail.model import Taxonomy, Verdict
@@ -34,8 +34,12 @@ class RankerJudge:
             self.model = LinearRanker.from_json(text)
         except (OSError, ValueError, TypeError) as exc:
             raise ValueError(f"--judge ranker:{path}: {exc}") from exc
-        if tuple(self.model.features) != FEATURES:
-            raise ValueError(f"--judge ranker:{path}: trained on other features; re-run `tracefail train`")
+        try:
+            self._columns = columns(self.model.features)
+        except ValueError as exc:
+            raise ValueError(f"--judge ranker:{path}: {exc}; re-run `tracefail train`") from None
+        # Set by the label service from its corpus check: {"validated": bool, "transfer": why}.
+        self.transfer: dict[str, object] = {}
         self._digest = hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def config(self) -> dict[str, Any]:
@@ -50,7 +54,7 @@ class RankerJudge:
     def ranking(self, trace: TraceInput) -> list[tuple[int, float]]:
         """(step, probability), most likely root cause first."""
         rows = [StepRow(s.step_idx, s.agent, s.role, s.kind.value, s.content) for s in trace.steps]
-        p = self.model.probabilities(trace_features(rows))
+        p = self.model.probabilities(trace_features(rows, trace.task)[:, self._columns])
         return [(trace.steps[i].step_idx, float(p[i])) for i in np.argsort(-p, kind="stable")]
 
     async def judge(self, trace: TraceInput, taxonomy: Taxonomy, tasks: frozenset[str]) -> JudgeResult:
@@ -70,5 +74,6 @@ class RankerJudge:
         details = {
             "top_steps": [s for s, _ in ranked[:TOP_K]],
             "top_probabilities": [round(p, 4) for _, p in ranked[:TOP_K]],
+            **self.transfer,
         }
         return JudgeResult(verdict, details=details)

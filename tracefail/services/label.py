@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tracefail.judge.backend import TASKS, Judge
+from tracefail.judge.ranker import RankerJudge
 from tracefail.judge.registry import JudgeConfigError, JudgeSpec, create
 from tracefail.judge.runner import LabelReport, Progress, label_corpus
 from tracefail.services.distributed import RayOptions
@@ -34,6 +35,22 @@ def build_judge(spec: JudgeSpec) -> Judge:
         raise LabelUsageError(str(exc)) from None
 
 
+def _check_transfer(
+    db: Database, ranker: RankerJudge, chosen: list[str], ray: bool, on_warning: Callable[[str], None] | None
+) -> None:
+    """A ranker on a corpus unlike its training corpus: warn, and mark its attributions."""
+    from tracefail.services.attribution import transfer_check
+
+    check = transfer_check(db, ranker.model, chosen)
+    ranker.transfer = check.metadata()
+    if check.validated:
+        return
+    if ray:
+        raise LabelUsageError(f"--judge ranker with --ray cannot mark its attributions: {check.message}")
+    if on_warning is not None:
+        on_warning(check.message)
+
+
 def label(
     db: Database,
     *,
@@ -44,6 +61,7 @@ def label(
     limit: int | None = None,
     on_progress: Progress | None = None,
     ray: RayOptions | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> LabelReport:
     """Judge the chosen traces; traces already judged by the same config are skipped. With `ray`
     the judging fans out over Ray workers (each builds its own judge from the spec, so `judge`
@@ -62,6 +80,8 @@ def label(
         chosen = select_traces(db, traces, limit)
     except UnknownTraceError as exc:
         raise LabelUsageError(str(exc)) from None
+    if isinstance(backend, RankerJudge):
+        _check_transfer(db, backend, chosen, ray is not None, on_warning)
     if ray is None:
         return label_corpus(
             db, backend, loaded, task_set, chosen, concurrency=concurrency, on_progress=on_progress

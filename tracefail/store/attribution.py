@@ -47,3 +47,31 @@ def attribution_sources(db: Database, source_like: str) -> pl.DataFrame:
         "(PARTITION BY trace_id, source ORDER BY created_at DESC, attribution_id DESC) = 1",
         [source_like],
     )
+
+
+TRACE_COLUMNS = ("framework", "llm", "benchmark", "source", "outcome", "task")
+
+
+def trace_column(db: Database, trace_ids: Sequence[str], column: str) -> dict[str, str | None]:
+    """One column of `traces` (or `metadata.KEY`) per trace: the domain a trace belongs to when
+    evaluation holds out whole systems, or the task text features compare steps against."""
+    if column.startswith("metadata."):
+        key = column.removeprefix("metadata.")
+        expr, params = "metadata ->> ?", [key, list(trace_ids)]
+    elif column in TRACE_COLUMNS:
+        expr, params = column, [list(trace_ids)]
+    else:
+        known = ", ".join(TRACE_COLUMNS)
+        raise ValueError(f"unknown trace column {column!r}; use one of {known} or metadata.KEY")
+    rows = db.rows(f"SELECT trace_id, {expr} FROM traces WHERE trace_id IN (SELECT unnest(?))", params)
+    return {trace_id: value for trace_id, value in rows}
+
+
+def unvalidated(db: Database, source: str) -> tuple[int, str | None]:
+    """How many of a source's attributions were stored as not validated on this corpus, and why."""
+    row = db.rows(
+        "SELECT count(*), min((metadata ->> 'transfer')) FROM attributions "
+        "WHERE source = ? AND (metadata ->> 'validated') = 'false'",
+        [source],
+    )[0]
+    return int(row[0]), row[1]
