@@ -1,0 +1,109 @@
+"""Chat messages of any common shape -> steps, through the shared `chat.message_steps`.
+
+Shapes: `{role, content, name?, tool_calls?, tool_call_id?}` (OpenAI and its many copies),
+`{sender|speaker|from|author, recipient?, content|text|message}` (multi-agent logs), typed
+messages `{"type": "AssistantMessage" | "UserMessage" | "SystemMessage" |
+"FunctionExecutionResultMessage", source, content}` (AutoGen core), SWE-agent's `agent` key,
+content as a string, a list of parts of any provider (`content.readable`) or JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracefail.ingest.chat import message_steps
+from tracefail.ingest.content import readable
+from tracefail.model import Step, StepKind
+
+_TYPED_ROLES = {
+    "AssistantMessage": "assistant",
+    "UserMessage": "user",
+    "SystemMessage": "system",
+    "FunctionExecutionResultMessage": "tool",
+    "ToolMessage": "tool",
+    "HumanMessage": "user",
+    "AIMessage": "assistant",
+    "TextMessage": None,  # AgentChat: the speaker is `source`
+}
+_SPEAKER_KEYS = ("name", "agent", "source", "sender", "speaker", "from", "author")
+
+
+def _role(message: dict[str, Any]) -> str | None:
+    kind = message.get("type")
+    if isinstance(kind, str) and kind in _TYPED_ROLES:
+        return _TYPED_ROLES[kind] or (message.get("role") if isinstance(message.get("role"), str) else None)
+    role = message.get("role")
+    if isinstance(role, str):
+        return {"human": "user", "ai": "assistant", "model": "assistant"}.get(role, role)
+    return None
+
+
+def _body(message: dict[str, Any]) -> Any:
+    for key in ("content", "text", "message", "parts"):
+        if key in message and message[key] not in (None, ""):
+            return message[key]
+    return None
+
+
+def normal_message(message: dict[str, Any]) -> dict[str, Any]:
+    """One message of any shape as the `{role, name, content, tool_calls, tool_call_id, error}`
+    that `chat.message_steps` maps."""
+    role = _role(message)
+    body = _body(message)
+    error = message.get("error") or None
+    call_id = message.get("tool_call_id") or message.get("call_id")
+    tool_name = None
+    if isinstance(body, list) and body and all(isinstance(p, dict) and "call_id" in p for p in body):
+        # AutoGen FunctionExecutionResult: [{content, call_id, is_error, name}]
+        call_id = call_id or body[0].get("call_id")
+        tool_name = body[0].get("name")
+        error = error or ("tool error" if any(p.get("is_error") for p in body) else None)
+        role = role or "tool"
+    text, calls = readable(body)
+    if (not calls and isinstance(message.get("tool_calls"), list | dict)) or message.get("function_call"):
+        from tracefail.ingest.chat import tool_calls_of
+
+        calls = calls or tool_calls_of(message)
+    if message.get("is_error"):
+        error = error or "tool error"
+    speaker = next(
+        (message[k] for k in _SPEAKER_KEYS if isinstance(message.get(k), str) and message[k]), None
+    )
+    if role is None:
+        role = "assistant" if speaker else None
+    if role in ("tool", "function"):
+        speaker = message.get("name") or tool_name or speaker
+    return {
+        "role": role,
+        "name": speaker,
+        "content": text,
+        "tool_calls": [{"id": c.id, "function": {"name": c.name, "arguments": c.arguments}} for c in calls],
+        "tool_call_id": call_id,
+        "model": message.get("model"),
+        "error": error,
+    }
+
+
+def steps_of(messages: list[Any]) -> list[Step]:
+    """One step per message object (other items of the list are not messages: skipped); a
+    `recipient` is kept as the hand-off target."""
+    objects = [m for m in messages if isinstance(m, dict)]
+    steps = message_steps([normal_message(m) for m in objects])
+    for step, message in zip(steps, objects, strict=True):
+        recipient = message.get("recipient")
+        if isinstance(recipient, str):
+            step.recipient = recipient
+        elif isinstance(recipient, dict) and isinstance(recipient.get("name"), str):
+            step.recipient = recipient["name"]
+        if step.role == "system" and step.kind is StepKind.MESSAGE:
+            step.name = step.name or "system"
+    return steps
+
+
+def first_user(messages: list[Any]) -> str | None:
+    for message in messages:
+        if isinstance(message, dict) and _role(message) == "user":
+            text = readable(_body(message))[0]
+            if text:
+                return text
+    return None
