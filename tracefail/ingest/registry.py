@@ -12,6 +12,9 @@ from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.families.openhands import OPENHANDS
+from tracefail.ingest.families.swe_agent import SWE_AGENT
+from tracefail.ingest.families.zipkin import ZIPKIN
 from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
 from tracefail.ingest.jaeger import JaegerAdapter
@@ -50,6 +53,10 @@ ADAPTERS: list[Adapter] = [
     SpanAttributesAdapter(),
     TracefailExportAdapter(),
     OpenAIChatAdapter(),
+    # families read by the generic reader (ingest/families): after every format of its own
+    SWE_AGENT,
+    OPENHANDS,
+    ZIPKIN,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()

@@ -51,7 +51,12 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
     role = _role(message)
     body = _body(message)
     error = message.get("error") or None
-    call_id = message.get("tool_call_id") or message.get("call_id")
+    ids = message.get("tool_call_ids")  # SWE-agent
+    call_id = (
+        message.get("tool_call_id")
+        or message.get("call_id")
+        or (ids[0] if isinstance(ids, list) and ids else None)
+    )
     tool_name = None
     if isinstance(body, list) and body and all(isinstance(p, dict) and "call_id" in p for p in body):
         # AutoGen FunctionExecutionResult: [{content, call_id, is_error, name}]
@@ -66,13 +71,14 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
         calls = calls or tool_calls_of(message)
     if message.get("is_error"):
         error = error or "tool error"
-    speaker = next(
-        (message[k] for k in _SPEAKER_KEYS if isinstance(message.get(k), str) and message[k]), None
-    )
+    # SWE-agent tags every message, the user's and the tools' too, with the `agent` it belongs
+    # to: a speaker only for the model's own turns
+    keys = _SPEAKER_KEYS if role not in ("user", "system", "tool") else _SPEAKER_KEYS[:1] + _SPEAKER_KEYS[2:]
+    speaker = next((message[k] for k in keys if isinstance(message.get(k), str) and message[k]), None)
     if role is None:
         role = "assistant" if speaker else None
     if role in ("tool", "function"):
-        speaker = message.get("name") or tool_name or speaker
+        speaker = message.get("name") or tool_name
     return {
         "role": role,
         "name": speaker,
@@ -89,7 +95,11 @@ def steps_of(messages: list[Any]) -> list[Step]:
     `recipient` is kept as the hand-off target."""
     objects = [m for m in messages if isinstance(m, dict)]
     steps = message_steps([normal_message(m) for m in objects])
+    calls = {}
     for step, message in zip(steps, objects, strict=True):
+        calls.update({call.id: call.name for call in step.tool_calls if call.id})
+        if step.kind is StepKind.TOOL and not step.name and step.tool_call_id in calls:
+            step.name = calls[step.tool_call_id]  # a result names the tool that its call named
         recipient = message.get("recipient")
         if isinstance(recipient, str):
             step.recipient = recipient
@@ -102,7 +112,7 @@ def steps_of(messages: list[Any]) -> list[Step]:
 
 def first_user(messages: list[Any]) -> str | None:
     for message in messages:
-        if isinstance(message, dict) and _role(message) == "user":
+        if isinstance(message, dict) and _role(message) == "user" and not message.get("is_demo"):
             text = readable(_body(message))[0]
             if text:
                 return text

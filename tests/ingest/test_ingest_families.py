@@ -1,0 +1,139 @@
+"""Families read through the generic structural reader, on real files of the tools that write
+them: detection, steps that match the file's messages / events / spans one to one, tool names
+and error status kept, and no text of the file lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracefail.ingest import registry
+from tracefail.ingest.base import Rejected
+from tracefail.ingest.reader import iter_jsonl
+from tracefail.ingest.shapes.find import iter_strings
+from tracefail.ingest.shapes.leftover import Placed, is_text
+from tracefail.model import StepKind, Trace
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+
+
+def read(path: Path, expected_reader: str) -> list[Trace]:
+    reader = registry.detect(path)
+    assert reader.name == expected_reader
+    items = list(reader.parse(path))
+    assert not [i for i in items if isinstance(i, Rejected)]
+    return [i for i in items if isinstance(i, Trace)]
+
+
+def document(path: Path) -> Any:
+    if path.suffix == ".jsonl":
+        return [raw.json() for raw in iter_jsonl(path)]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def lost(path: Path, traces: list[Trace]) -> list[str]:
+    """Strings with words in the file that no step, tool call, task or metadata holds."""
+    placed = Placed()
+    for trace in traces:
+        placed.add_trace(trace)
+    return [text for _, text in iter_strings(document(path)) if is_text(text) and not placed.holds(text)]
+
+
+FAMILIES = [
+    ("swe-agent/swe-agent__test-repo-i1.traj", "swe-agent", 1, 12),
+    ("swe-agent/function_calling_simple.traj", "swe-agent", 1, 12),
+    ("openhands/basic.json", "openhands", 1, 4),
+    ("openhands/basic_interactions.json", "openhands", 1, 6),
+    ("openhands/resolver_output.jsonl", "openhands", 2, 52),
+    ("zipkin/simple-db-p6.json", "zipkin", 1, 5),
+]
+
+
+@pytest.mark.parametrize(("relative", "family", "n_traces", "n_steps"), FAMILIES)
+def test_family_is_detected_and_no_text_is_lost(
+    relative: str, family: str, n_traces: int, n_steps: int
+) -> None:
+    path = SAMPLES / relative
+    traces = read(path, family)
+    assert len(traces) == n_traces
+    assert sum(len(t.steps) for t in traces) == n_steps
+    assert all(t.source == family for t in traces)
+    assert lost(path, traces) == []
+
+
+def test_swe_agent_steps_are_the_history_messages() -> None:
+    path = SAMPLES / "swe-agent/function_calling_simple.traj"
+    (trace,) = read(path, "swe-agent")
+    history = document(path)["history"]
+    assert [s.role for s in trace.steps] == [m["role"] for m in history]
+    assert [s.content for s in trace.steps] == [m["content"] for m in history]
+    assert trace.native_id == "function_calling_simple"
+    assert trace.task is not None and trace.task.startswith("We're currently solving the following issue")
+    calls = [c.name for s in trace.steps for c in s.tool_calls]
+    tools = [s.name for s in trace.steps if s.kind is StepKind.TOOL]
+    assert calls[:2] == ["find_file", "open"] and tools == calls  # each result names its call's tool
+
+
+def test_openhands_actions_and_observations() -> None:
+    path = SAMPLES / "openhands/basic.json"
+    (trace,) = read(path, "openhands")
+    events = document(path)
+    assert len(trace.steps) == len(events)
+    assert [s.agent for s in trace.steps] == [e["source"] for e in events]
+    edit, result = trace.steps[1], trace.steps[2]
+    assert (
+        edit.tool_calls[0].name == "str_replace_editor"
+        and "/workspace/game_2048.py" in edit.tool_calls[0].arguments
+    )
+    assert result.kind is StepKind.TOOL and result.name == "str_replace_editor"
+    assert result.tool_call_id == edit.tool_calls[0].id == "toolu_017nBp7UfiGqyrA7j77HgtFP"
+    assert trace.task == events[0]["args"]["content"]
+
+
+def test_openhands_output_jsonl_is_one_run_per_line_with_its_outcome() -> None:
+    path = SAMPLES / "openhands/resolver_output.jsonl"
+    traces = read(path, "openhands")
+    lines = document(path)
+    assert [len(t.steps) for t in traces] == [len(line["history"]) for line in lines]
+    assert [t.task for t in traces] == [line["instruction"] for line in lines]
+    assert [t.outcome.value for t in traces] == [
+        "success" if line["success"] else "failure" for line in lines
+    ]
+
+
+def test_zipkin_spans_keep_ids_parents_services_and_tags() -> None:
+    path = SAMPLES / "zipkin/simple-db-p6.json"
+    (trace,) = read(path, "zipkin")
+    spans = document(path)
+    assert trace.native_id == "19f84f102048e047"
+    assert {s.span_id for s in trace.steps} == {s["id"] for s in spans}
+    root = next(s for s in trace.steps if s.parent_span_id is None)
+    assert root.name == "http:/book" and trace.steps[0] is root  # ordered by start time
+    assert all(s.metadata.get("service") == "bootifulmeters" for s in trace.steps)
+    kept = json.dumps([s.metadata for s in trace.steps])
+    assert "insert into api_book_aud" in kept  # a tag with words: kept as step text
+
+
+def test_generic_reader_finds_messages_inside_wrappers(tmp_path: Path) -> None:
+    """The rule, on the smallest file that shows it: `{"result": {"data": [...]}}` wrappers."""
+    path = tmp_path / "wrapped.json"
+    messages = [
+        {"role": "user", "content": "Book me a table for two tonight."},
+        {"role": "assistant", "content": [{"type": "text", "text": "Which restaurant would you like?"}]},
+    ]
+    path.write_text(json.dumps({"result": {"data": {"id": "c1", "messages": messages}}}))
+    (trace,) = read(path, "generic")
+    assert (
+        trace.native_id == "c1" and [s.content for s in trace.steps][1] == "Which restaurant would you like?"
+    )
+
+
+def test_a_file_of_no_known_shape_says_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([{"a": 1, "b": 2, "c": 3}] * 12))
+    (rejected,) = list(registry.detect(path).parse(path))
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "no spans, messages or events found: a list of 12 objects with keys a, b, c"
