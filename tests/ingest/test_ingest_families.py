@@ -137,3 +137,16 @@ def test_a_file_of_no_known_shape_says_what_it_holds(tmp_path: Path) -> None:
     (rejected,) = list(registry.detect(path).parse(path))
     assert isinstance(rejected, Rejected)
     assert rejected.reason == "no spans, messages or events found: a list of 12 objects with keys a, b, c"
+
+
+@pytest.mark.parametrize(("relative", "n_steps"), [("local.traj.json", 6), ("github_issue.traj.json", 22)])
+def test_generic_reader_alone_reads_mini_swe_agent(relative: str, n_steps: int) -> None:
+    """A family the issue does not name, with no adapter: its messages are the steps."""
+    path = SAMPLES / "mini-swe-agent" / relative
+    (trace,) = read(path, "generic")
+    messages = document(path)  # this release's trajectory: the bare list of chat messages
+    assert len(trace.steps) == n_steps == len(messages)
+    assert [s.role for s in trace.steps] == [m["role"] for m in messages]
+    assert [s.content for s in trace.steps] == [m["content"] for m in messages]
+    assert trace.task is not None and trace.task.startswith("Please solve this issue")
+    assert lost(path, traces=[trace]) == []
