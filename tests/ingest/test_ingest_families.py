@@ -49,6 +49,8 @@ FAMILIES = [
     ("openhands/basic_interactions.json", "openhands", 1, 6),
     ("openhands/resolver_output.jsonl", "openhands", 2, 52),
     ("zipkin/simple-db-p6.json", "zipkin", 1, 5),
+    ("langsmith/langsmith_js_wrap_openai_default.json", "langsmith", 1, 1),
+    ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
 ]
 
 
@@ -150,3 +152,19 @@ def test_generic_reader_alone_reads_mini_swe_agent(relative: str, n_steps: int) 
     assert [s.content for s in trace.steps] == [m["content"] for m in messages]
     assert trace.task is not None and trace.task.startswith("Please solve this issue")
     assert lost(path, traces=[trace]) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["langsmith_js_wrap_openai_default.json", "langsmith_py_wrap_openai_reasoning.json"]
+)
+def test_langsmith_post_and_patch_halves_are_one_run(name: str) -> None:
+    path = SAMPLES / "langsmith" / name
+    (trace,) = read(path, "langsmith")
+    batch = document(path)
+    (post,), (patch,) = batch["post"], batch["patch"]
+    (step,) = trace.steps
+    assert step.span_id == post["id"] and trace.native_id == post["trace_id"]
+    assert step.kind is StepKind.LLM and step.name == "ChatOpenAI"
+    assert step.content == patch["outputs"]["choices"][0]["message"]["content"]  # from the patch
+    assert step.start_ts is not None and step.end_ts is not None and step.end_ts > step.start_ts
+    assert trace.task == post["inputs"]["messages"][0]["content"]  # from the post

@@ -12,6 +12,7 @@ from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
 from tracefail.ingest.families.swe_agent import SWE_AGENT
 from tracefail.ingest.families.zipkin import ZIPKIN
@@ -57,6 +58,7 @@ ADAPTERS: list[Adapter] = [
     SWE_AGENT,
     OPENHANDS,
     ZIPKIN,
+    LANGSMITH,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()
