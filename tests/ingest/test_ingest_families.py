@@ -101,6 +101,7 @@ def test_openhands_output_jsonl_is_one_run_per_line_with_its_outcome() -> None:
     lines = document(path)
     assert [len(t.steps) for t in traces] == [len(line["history"]) for line in lines]
     assert [t.task for t in traces] == [line["instruction"] for line in lines]
+    assert [t.native_id for t in traces] == [f"neubig/pr-viewer#{line['issue']['number']}" for line in lines]
     assert [t.outcome.value for t in traces] == [
         "success" if line["success"] else "failure" for line in lines
     ]
