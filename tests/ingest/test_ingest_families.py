@@ -51,6 +51,7 @@ FAMILIES = [
     ("zipkin/simple-db-p6.json", "zipkin", 1, 5),
     ("langsmith/langsmith_js_wrap_openai_default.json", "langsmith", 1, 1),
     ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
+    ("tau2-bench/claude-sonnet-4-5_airline_2_of_50.json", "tau2-bench", 2, 32),
 ]
 
 
@@ -169,3 +170,18 @@ def test_langsmith_post_and_patch_halves_are_one_run(name: str) -> None:
     assert step.content == patch["outputs"]["choices"][0]["message"]["content"]  # from the patch
     assert step.start_ts is not None and step.end_ts is not None and step.end_ts > step.start_ts
     assert trace.task == post["inputs"]["messages"][0]["content"]  # from the post
+
+
+def test_tau2_simulations_are_traces_with_their_task_and_reward() -> None:
+    path = SAMPLES / "tau2-bench/claude-sonnet-4-5_airline_2_of_50.json"
+    traces = read(path, "tau2-bench")
+    results = document(path)
+    tasks = {t["id"]: t for t in results["tasks"]}
+    for trace, sim in zip(traces, results["simulations"], strict=True):
+        assert trace.native_id == sim["id"]
+        assert [s.role for s in trace.steps] == [m["role"] for m in sim["messages"]]
+        assert trace.outcome.value == ("success" if sim["reward_info"]["reward"] == 1.0 else "failure")
+        assert trace.metadata["task_definition"] == tasks[sim["task_id"]]
+        calls = {c.id: c.name for s in trace.steps for c in s.tool_calls}
+        tools = [s for s in trace.steps if s.kind is StepKind.TOOL]
+        assert tools and all(s.name == calls[s.tool_call_id] for s in tools)  # results keep their tool

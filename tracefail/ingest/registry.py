@@ -15,6 +15,7 @@ from tracefail.ingest.codex import CodexAdapter
 from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
 from tracefail.ingest.families.swe_agent import SWE_AGENT
+from tracefail.ingest.families.tau2 import TAU2
 from tracefail.ingest.families.zipkin import ZIPKIN
 from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
@@ -59,6 +60,7 @@ ADAPTERS: list[Adapter] = [
     OPENHANDS,
     ZIPKIN,
     LANGSMITH,
+    TAU2,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()

@@ -79,6 +79,7 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
         role = "assistant" if speaker else None
     if role in ("tool", "function"):
         speaker = message.get("name") or tool_name
+        call_id = call_id or message.get("id")  # tau2-bench: a tool message's `id` is its call's
     return {
         "role": role,
         "name": speaker,
