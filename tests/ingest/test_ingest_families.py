@@ -185,3 +185,45 @@ def test_tau2_simulations_are_traces_with_their_task_and_reward() -> None:
         calls = {c.id: c.name for s in trace.steps for c in s.tool_calls}
         tools = [s for s in trace.steps if s.kind is StepKind.TOOL]
         assert tools and all(s.name == calls[s.tool_call_id] for s in tools)  # results keep their tool
+
+
+def test_generic_reader_alone_reads_sharegpt_tool_calls() -> None:
+    """ShareGPT conversations (`from`/`value`, `function_call` and `observation` turns): no adapter."""
+    path = SAMPLES / "sharegpt/glaive_toolcall_en_demo_4_of_300.json"
+    traces = read(path, "generic")
+    records = document(path)
+    assert [len(t.steps) for t in traces] == [len(r["conversations"]) for r in records]
+    roles = {"human": "user", "gpt": "assistant", "function_call": "assistant", "observation": "tool"}
+    for trace, record in zip(traces, records, strict=True):
+        assert [s.role for s in trace.steps] == [roles[m["from"]] for m in record["conversations"]]
+        for step, turn in zip(trace.steps, record["conversations"], strict=True):
+            if turn["from"] == "function_call":
+                call = json.loads(turn["value"])
+                assert [(c.name, json.loads(c.arguments)) for c in step.tool_calls] == [
+                    (call["name"], call["arguments"])
+                ]
+        calls = [c.name for s in trace.steps for c in s.tool_calls]
+        assert [s.name for s in trace.steps if s.kind is StepKind.TOOL] == calls  # results name their tool
+        assert trace.metadata["tools"] == record["tools"]
+    assert lost(path, traces) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "n_steps"),
+    [("customer_service.af", 4), ("test_basic_agent_with_blocks_tools_messages_v2.af", 7)],
+)
+def test_generic_reader_alone_reads_letta_agent_files(name: str, n_steps: int) -> None:
+    """Letta agent files are JSON under their own ending: `--format generic` reads them."""
+    path = SAMPLES / "letta" / name
+    items = list(registry.by_name("generic").parse(path))
+    assert not [i for i in items if isinstance(i, Rejected)]
+    (trace,) = items
+    assert isinstance(trace, Trace)
+    agent = document(path)
+    messages = agent["agents"][0]["messages"] if "agents" in agent else agent["messages"]
+    assert len(trace.steps) == n_steps == len(messages)
+    assert [s.role for s in trace.steps] == [m["role"] for m in messages]
+    assert trace.steps[0].content.startswith("You are")  # the system prompt is a step
+    sent = [c for s in trace.steps for c in s.tool_calls]
+    assert sent and all(c.name == "send_message" for c in sent)
+    assert lost(path, [trace]) == []

@@ -31,7 +31,7 @@ PARENT_KEYS = (
 CHILD_KEYS = ("child_runs", "child_spans", "children")
 OTLP_KEYS = ("resourceSpans", "batches")
 ROLE_KEYS = ("role", "sender", "speaker", "from", "author")
-TEXT_KEYS = ("content", "text", "message", "parts", "tool_calls", "function_call")
+TEXT_KEYS = ("content", "text", "message", "parts", "tool_calls", "function_call", "value")
 MESSAGE_TYPES = ("Message", "message")  # AutoGen core `{"type": "AssistantMessage", ...}`
 
 

@@ -4,7 +4,9 @@ Shapes: `{role, content, name?, tool_calls?, tool_call_id?}` (OpenAI and its man
 `{sender|speaker|from|author, recipient?, content|text|message}` (multi-agent logs), typed
 messages `{"type": "AssistantMessage" | "UserMessage" | "SystemMessage" |
 "FunctionExecutionResultMessage", source, content}` (AutoGen core), SWE-agent's `agent` key,
-content as a string, a list of parts of any provider (`content.readable`) or JSON.
+ShareGPT conversations `{from: human | gpt | system | function_call | observation, value}`
+(a `function_call` value is the call's `{name, arguments}` JSON), content as a string, a list
+of parts of any provider (`content.readable`) or JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracefail.ingest.chat import message_steps
-from tracefail.ingest.content import readable
+from tracefail.ingest.content import parse_json_text, readable
 from tracefail.model import Step, StepKind
 
 _TYPED_ROLES = {
@@ -26,6 +28,21 @@ _TYPED_ROLES = {
     "TextMessage": None,  # AgentChat: the speaker is `source`
 }
 _SPEAKER_KEYS = ("name", "agent", "source", "sender", "speaker", "from", "author")
+# Words that name a role, not a speaker, wherever a speaker key holds them (ShareGPT's `from`).
+_ROLE_WORDS = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "model": "assistant",
+    "bot": "assistant",
+    "system": "system",
+    "function_call": "assistant",
+    "observation": "tool",
+    "tool": "tool",
+    "function": "tool",
+}
 
 
 def _role(message: dict[str, Any]) -> str | None:
@@ -35,11 +52,12 @@ def _role(message: dict[str, Any]) -> str | None:
     role = message.get("role")
     if isinstance(role, str):
         return {"human": "user", "ai": "assistant", "model": "assistant"}.get(role, role)
-    return None
+    said = message.get("from")
+    return _ROLE_WORDS.get(said.lower()) if isinstance(said, str) else None
 
 
 def _body(message: dict[str, Any]) -> Any:
-    for key in ("content", "text", "message", "parts"):
+    for key in ("content", "text", "message", "parts", "value"):
         if key in message and message[key] not in (None, ""):
             return message[key]
     return None
@@ -64,6 +82,8 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
         tool_name = body[0].get("name")
         error = error or ("tool error" if any(p.get("is_error") for p in body) else None)
         role = role or "tool"
+    if message.get("from") == "function_call" and isinstance(body, str):
+        body = parse_json_text(body)  # ShareGPT: the call as `{name, arguments}` JSON text
     text, calls = readable(body)
     if (not calls and isinstance(message.get("tool_calls"), list | dict)) or message.get("function_call"):
         from tracefail.ingest.chat import tool_calls_of
@@ -74,7 +94,14 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
     # SWE-agent tags every message, the user's and the tools' too, with the `agent` it belongs
     # to: a speaker only for the model's own turns
     keys = _SPEAKER_KEYS if role not in ("user", "system", "tool") else _SPEAKER_KEYS[:1] + _SPEAKER_KEYS[2:]
-    speaker = next((message[k] for k in keys if isinstance(message.get(k), str) and message[k]), None)
+    speaker = next(
+        (
+            message[k]
+            for k in keys
+            if isinstance(message.get(k), str) and message[k].lower() not in _ROLE_WORDS
+        ),
+        None,
+    )
     if role is None:
         role = "assistant" if speaker else None
     if role in ("tool", "function"):
@@ -96,11 +123,19 @@ def steps_of(messages: list[Any]) -> list[Step]:
     `recipient` is kept as the hand-off target."""
     objects = [m for m in messages if isinstance(m, dict)]
     steps = message_steps([normal_message(m) for m in objects])
-    calls = {}
+    calls: dict[str, str] = {}
+    pending: list[str] = []  # tools called and not yet answered, oldest first
     for step, message in zip(steps, objects, strict=True):
         calls.update({call.id: call.name for call in step.tool_calls if call.id})
-        if step.kind is StepKind.TOOL and not step.name and step.tool_call_id in calls:
-            step.name = calls[step.tool_call_id]  # a result names the tool that its call named
+        pending.extend(call.name for call in step.tool_calls)
+        if step.kind is StepKind.TOOL and not step.name:
+            # a result names the tool its call named; without ids, the oldest call not answered
+            if step.tool_call_id in calls:
+                step.name = calls[step.tool_call_id]
+            elif step.tool_call_id is None and pending:
+                step.name = pending[0]
+        if step.kind is StepKind.TOOL and step.name in pending:
+            pending.remove(step.name)
         recipient = message.get("recipient")
         if isinstance(recipient, str):
             step.recipient = recipient
