@@ -227,3 +227,53 @@ def test_generic_reader_alone_reads_letta_agent_files(name: str, n_steps: int) -
     sent = [c for s in trace.steps for c in s.tool_calls]
     assert sent and all(c.name == "send_message" for c in sent)
     assert lost(path, [trace]) == []
+
+
+def test_mlflow_span_rules(tmp_path: Path) -> None:
+    """The rules MLflow traces rely on, for the generic reader (no real MLflow file was found to
+    ship, so there is no `mlflow` family yet): `0x` ids in `context`, ns times, and every
+    attribute as JSON text, written here after MLflow's documented trace schema."""
+    question = "When is the next launch window for Mars, given a dry mass of 10000 kg?"
+    answer = "The next optimal launch window for a Hohmann transfer is on November 26, 2026 UTC."
+    spans = [
+        {
+            "name": "agent",
+            "context": {"span_id": "0xb802165d133a33aa", "trace_id": "0x9b8bd0b2e018d77f936e48a09e54fd44"},
+            "parent_id": None,
+            "start_time": 1731388531754725000,
+            "end_time": 1731388550226771000,
+            "status_code": "OK",
+            "status_message": "",
+            "attributes": {
+                "mlflow.spanType": json.dumps("CHAT_MODEL"),
+                "mlflow.spanInputs": json.dumps({"messages": [{"role": "user", "content": question}]}),
+                "mlflow.spanOutputs": json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+                ),
+            },
+            "events": [],
+        },
+        {
+            "name": "lookup",
+            "context": {"span_id": "0x2e7cd730be70865b", "trace_id": "0x9b8bd0b2e018d77f936e48a09e54fd44"},
+            "parent_id": "0xb802165d133a33aa",
+            "start_time": 1731388531755172000,
+            "end_time": 1731388531755252000,
+            "status_code": "ERROR",
+            "status_message": "the ephemeris service timed out after 30 seconds",
+            "attributes": {
+                "mlflow.spanType": json.dumps("TOOL"),
+                "mlflow.spanInputs": json.dumps({"body": "Mars"}),
+            },
+            "events": [],
+        },
+    ]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({"info": {"request_id": "tr-1"}, "data": {"spans": spans}}))
+    (trace,) = read(path, "generic")
+    root, tool = trace.steps
+    assert trace.native_id == "9b8bd0b2e018d77f936e48a09e54fd44" and trace.task == question
+    assert (root.kind, root.content, root.span_id) == (StepKind.LLM, answer, "b802165d133a33aa")
+    assert (tool.kind, tool.parent_span_id, tool.status) == (StepKind.TOOL, "b802165d133a33aa", "error")
+    assert "ephemeris service timed out" in tool.content
+    assert root.start_ts is not None and tool.end_ts is not None and tool.end_ts > root.start_ts

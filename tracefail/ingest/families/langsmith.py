@@ -4,9 +4,9 @@ SDKs send them and record them in their tests), run lists and run trees (`child_
 outputs, error, extra, events}`; the generic span reader maps it (`run_type` is the span kind,
 `outputs` the content, `error` the status).
 
-The fixes shape cannot make: a run's `post` and `patch` halves are one run, merged field by
-field (a patch may carry no `id`: the last segment of its `dotted_order` names the run), and
-the task is the first user message of the root run's `inputs.messages`."""
+The one fix shape cannot make: a run's `post` and `patch` halves are one run, merged field by
+field (a patch may carry no `id`: the last segment of its `dotted_order` names the run). The
+task comes from the root run's `inputs.messages` by the generic input rule."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tracefail.ingest.content import readable
 from tracefail.ingest.families.family import Family
 from tracefail.ingest.reader import first_char
-from tracefail.model import Trace
 
 _RUN_ID = re.compile(r"Z([0-9a-f-]{36})$")
 
@@ -51,23 +49,6 @@ def merge_batch(document: Any) -> Any:
     return {**rest, "runs": [runs[key] for key in order]}
 
 
-def _fix(trace: Trace, path: Path) -> None:
-    """The task: the first user message of the root run's inputs (the mapper looks for `task`)."""
-    if trace.task:
-        return
-    from tracefail.ingest.reader import loads
-
-    document = merge_batch(loads(path.read_bytes()))
-    runs = document.get("runs", []) if isinstance(document, dict) else document
-    for run in runs if isinstance(runs, list) else []:
-        inputs = run.get("inputs") if isinstance(run, dict) else None
-        messages = inputs.get("messages") if isinstance(inputs, dict) else None
-        for message in messages if isinstance(messages, list) else []:
-            if isinstance(message, dict) and message.get("role") in ("user", "human"):
-                trace.task = readable(message.get("content"))[0] or None
-                return
-
-
 def _detect(path: Path, head: str) -> bool:
     batch = any(f'"{key}"' in head for key in ("post", "patch", "child_runs")) and '"run_type"' in head
     return first_char(head) in ("{", "[") and (batch or ('"dotted_order"' in head and '"trace_id"' in head))
@@ -79,5 +60,4 @@ LANGSMITH = Family(
     suffixes=(".json",),
     detect=_detect,
     prepare=merge_batch,
-    fix=_fix,
 )

@@ -14,6 +14,7 @@ semantic convention names are mapped by the last part of their name (`…output`
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from typing import Any
@@ -43,6 +44,7 @@ _KIND_KEYS = (
 _KINDS = {
     "llm": "LLM",
     "chat_model": "LLM",
+    "chat_model_call": "LLM",
     "chat": "LLM",
     "generation": "LLM",
     "tool": "TOOL",
@@ -168,7 +170,7 @@ def vendor_text(attrs: dict[str, Any], item: dict[str, Any]) -> None:
     """Fill the keys the span mapper reads (`output.value`, `input.value`, `error.message`,
     `openinference.span.kind`) from text attributes named by their last part, any prefix."""
     for key in _KIND_KEYS:
-        value = parse_json_text(attrs.get(key, item.get(key)))
+        value = _json_scalar(attrs.get(key, item.get(key)))
         if isinstance(value, str) and value.lower() in _KINDS:
             attrs.setdefault("openinference.span.kind", _KINDS[value.lower()])
             break
@@ -182,8 +184,22 @@ def vendor_text(attrs: dict[str, Any], item: dict[str, Any]) -> None:
             attrs["output.value"] = readable(_unwrap(value))[0] or str(value)
         elif _INPUT.search(key) and "input.value" not in attrs:
             attrs["input.value"] = value
+            messages = parse_json_text(value)
+            messages = messages.get("messages") if isinstance(messages, dict) else None
+            if isinstance(messages, list) and messages:  # a chat input: its user turn is the task
+                attrs.setdefault("gen_ai.input.messages", messages)
         elif _ERROR.search(key) and isinstance(value, str):
             attrs.setdefault("error.message", value)
+
+
+def _json_scalar(value: Any) -> Any:
+    """MLflow writes every attribute as JSON text, strings too (`"\"CHAT_MODEL\""`)."""
+    if isinstance(value, str) and value.startswith('"') and value.endswith('"'):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _unwrap(value: Any) -> Any:
