@@ -277,3 +277,20 @@ def test_mlflow_span_rules(tmp_path: Path) -> None:
     assert (tool.kind, tool.parent_span_id, tool.status) == (StepKind.TOOL, "b802165d133a33aa", "error")
     assert "ephemeris service timed out" in tool.content
     assert root.start_ts is not None and tool.end_ts is not None and tool.end_ts > root.start_ts
+
+
+def test_autogen_core_typed_messages_by_the_generic_rules() -> None:
+    """AutoGen core's LLM message history (`UserMessage` / `AssistantMessage` with `source`), as
+    the real AgentChat state file holds it under `llm_messages`: the generic reader forced on that
+    file maps the history (and the manager's `TextMessage` thread) with roles and speakers."""
+    path = SAMPLES / "autogen/state_tutorial_team_state.json"
+    items = list(registry.by_name("generic").parse(path))
+    traces = [t for t in items if isinstance(t, Trace)]
+    state = document(path)["agent_states"]
+    history = next(s for s in state.values() if s.get("agent_state"))["agent_state"]["llm_messages"]
+    core = next(t for t in traces if t.metadata.get("type") == "AssistantAgentState")
+    assert [(s.role, s.agent, s.content) for s in core.steps] == [
+        ({"UserMessage": "user", "AssistantMessage": "assistant"}[m["type"]], m["source"], m["content"])
+        for m in history
+    ]
+    assert all(s.role in ("user", "assistant") for t in traces for s in t.steps)

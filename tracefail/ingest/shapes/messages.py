@@ -102,8 +102,9 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
         ),
         None,
     )
-    if role is None:
-        role = "assistant" if speaker else None
+    if role is None:  # a speaker key holding a role word (AgentChat `source: "user"`) is the role
+        said = next((message[k] for k in _SPEAKER_KEYS if isinstance(message.get(k), str)), "")
+        role = _ROLE_WORDS.get(said.lower()) or ("assistant" if speaker else None)
     if role in ("tool", "function"):
         speaker = message.get("name") or tool_name
         call_id = call_id or message.get("id")  # tau2-bench: a tool message's `id` is its call's
