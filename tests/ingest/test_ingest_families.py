@@ -294,3 +294,27 @@ def test_autogen_core_typed_messages_by_the_generic_rules() -> None:
         for m in history
     ]
     assert all(s.role in ("user", "assistant") for t in traces for s in t.steps)
+
+
+def test_wrapped_otlp_is_the_same_trace_as_the_plain_export() -> None:
+    """Jaeger's API v3 answers FindTraces with the export under `result` and GetTrace with it
+    bare: the first goes to `otlp-json`, the second to `otel`, and both store one trace."""
+    wrapped = read(SAMPLES / "otlp-json/jaeger_apiv3_FindTraces.json", "otlp-json")
+    plain = read(SAMPLES / "otlp-json/jaeger_apiv3_GetTrace.json", "otel")
+    assert (
+        [t.trace_id for t in wrapped]
+        == [t.trace_id for t in plain]
+        == ["otel:000000000000009600000000000000a0"]
+    )
+    assert wrapped[0].content_hash() == plain[0].content_hash()
+    (step,) = wrapped[0].steps
+    assert (step.name, step.span_id, step.status) == ("foobar", "00000000000000b4", "error")
+
+
+def test_an_array_of_otlp_export_requests(tmp_path: Path) -> None:
+    """The rule for arrays of export requests, on the two real exports above side by side."""
+    documents = [document(SAMPLES / "otlp-json/jaeger_apiv3_GetTrace.json")] * 2
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps(documents))
+    (trace,) = read(path, "otlp-json")  # the same span twice: one trace, one step
+    assert trace.trace_id == "otel:000000000000009600000000000000a0" and len(trace.steps) == 1

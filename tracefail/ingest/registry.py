@@ -14,6 +14,7 @@ from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
 from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
+from tracefail.ingest.families.otlp_json import OTLP_JSON
 from tracefail.ingest.families.swe_agent import SWE_AGENT
 from tracefail.ingest.families.tau2 import TAU2
 from tracefail.ingest.families.zipkin import ZIPKIN
@@ -41,6 +42,7 @@ ADAPTERS: list[Adapter] = [
     TauBenchAdapter(),
     LangfuseAdapter(),
     InspectAdapter(),
+    OTLP_JSON,  # an OTLP export inside a wrapper or an array: before `otel`, which wants it whole
     OtlpAdapter(),
     SpanTreeAdapter(),
     JaegerAdapter(),
