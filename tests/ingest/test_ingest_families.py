@@ -52,6 +52,7 @@ FAMILIES = [
     ("langsmith/langsmith_js_wrap_openai_default.json", "langsmith", 1, 1),
     ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
     ("tau2-bench/claude-sonnet-4-5_airline_2_of_50.json", "tau2-bench", 2, 32),
+    ("smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl", "smolagents", 3, 25),
 ]
 
 
@@ -318,3 +319,22 @@ def test_an_array_of_otlp_export_requests(tmp_path: Path) -> None:
     path.write_text(json.dumps(documents))
     (trace,) = read(path, "otlp-json")  # the same span twice: one trace, one step
     assert trace.trace_id == "otel:000000000000009600000000000000a0" and len(trace.steps) == 1
+
+
+def test_smolagents_tool_roles_become_calls_and_results() -> None:
+    path = SAMPLES / "smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl"
+    traces = read(path, "smolagents")
+    runs = document(path)
+    for trace, run in zip(traces, runs, strict=True):
+        assert trace.task == run["question"] and len(trace.steps) == len(run["intermediate_steps"])
+        roles = [m["role"] for m in run["intermediate_steps"]]
+        assert [s.kind is StepKind.TOOL for s in trace.steps] == [r == "tool-response" for r in roles]
+        called = [s.tool_calls[0].name for s, r in zip(trace.steps, roles, strict=True) if r == "tool-call"]
+        assert called[-1] == "final_answer" and json.loads(trace.steps[-2].tool_calls[0].arguments) == {
+            "answer": run["answer"]
+        }
+    failed = [s for t in traces for s in t.steps if s.status == "error"]
+    assert [(s.name, s.content.split("\n")[0]) for s in failed] == [("python_interpreter", "Error:")]
+    assert all(
+        s.name for t in traces for s in t.steps if s.kind is StepKind.TOOL
+    )  # every result names its tool

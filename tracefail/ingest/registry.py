@@ -15,6 +15,7 @@ from tracefail.ingest.codex import CodexAdapter
 from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
 from tracefail.ingest.families.otlp_json import OTLP_JSON
+from tracefail.ingest.families.smolagents import SMOLAGENTS
 from tracefail.ingest.families.swe_agent import SWE_AGENT
 from tracefail.ingest.families.tau2 import TAU2
 from tracefail.ingest.families.zipkin import ZIPKIN
@@ -63,6 +64,7 @@ ADAPTERS: list[Adapter] = [
     ZIPKIN,
     LANGSMITH,
     TAU2,
+    SMOLAGENTS,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()
