@@ -338,3 +338,18 @@ def test_smolagents_tool_roles_become_calls_and_results() -> None:
     assert all(
         s.name for t in traces for s in t.steps if s.kind is StepKind.TOOL
     )  # every result names its tool
+
+
+def test_system_prompts_and_tool_definitions_are_the_traces() -> None:
+    """ADK repeats the system instruction and tool declarations inside every `llm_request`
+    attribute: the generic reader keeps them once, on the trace, and none of the file's text is
+    lost (the `jaeger` adapter takes this file by default; the generic reader is forced here)."""
+    path = SAMPLES / "jaeger/agentevals/k8s.json"
+    items = list(registry.by_name("generic").parse(path))
+    (trace,) = [i for i in items if isinstance(i, Trace)]
+    (prompt,) = trace.metadata["system_prompts"]
+    assert prompt.startswith("# Kubernetes AI Agent System Prompt")
+    (tools,) = trace.metadata["tool_definitions"]
+    assert "function_declarations" in json.dumps(tools)
+    assert len(trace.steps) == len(document(path)["data"][0]["spans"])
+    assert lost(path, [trace]) == []

@@ -25,7 +25,7 @@ from tracefail.ingest.otel import spans_to_trace
 from tracefail.ingest.reader import iter_jsonl, loads, read_whole
 from tracefail.ingest.shapes import events, leftover, messages
 from tracefail.ingest.shapes.find import TRACE_ID_KEYS, Found, describe, find
-from tracefail.ingest.shapes.spans import NormalSpan, group, otlp_group
+from tracefail.ingest.shapes.spans import NormalSpan, group, instructions, otlp_group
 from tracefail.model import Step, Trace
 
 JSONL = (".jsonl", ".ndjson")
@@ -116,6 +116,7 @@ def _span_traces(
             yield Rejected(f"trace {trace_id}", reason(exc))
             continue
         trace.source = source
+        trace.metadata.update(instructions([s for s, _ in pairs]))
         record, record_path = records[trace_id]
         if single and record is not None and record_path is not None:
             owners[record_path] = trace

@@ -32,6 +32,11 @@ _OUTPUT = re.compile(
 _INPUT = re.compile(
     r"(?:^|[._])(?:inputs?|prompts?|args|arguments|parameters|span_?inputs)(?:\.value)?$", re.I
 )
+_SYSTEM = re.compile(
+    r"(?:^|[._])(?:system_?instructions?|system_?prompt|system_?message|instructions)$", re.I
+)
+_TOOLS = re.compile(r"(?:^|[._])(?:tool_?definitions?|tools|functions|available_?tools)$", re.I)
+FLAT_DEPTH = 8
 _ERROR = re.compile(r"(?:^|[._])(?:error|exception)(?:\.message)?$", re.I)
 _KIND_KEYS = (
     "openinference.span.kind",
@@ -139,19 +144,52 @@ def _hrtime(value: Any) -> Any:
     return value
 
 
-def flat_attributes(value: Any, prefix: str = "", out: dict[str, Any] | None = None) -> dict[str, Any]:
+def flat_attributes(
+    value: Any, prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0
+) -> dict[str, Any]:
     """Nested attribute objects (Phoenix `{"llm": {"output_messages": [...]}}`) as the dotted,
-    indexed keys the OpenInference conventions name (`llm.output_messages.0.message.content`)."""
+    indexed keys the OpenInference conventions name (`llm.output_messages.0.message.content`);
+    below FLAT_DEPTH levels a value stays whole (no convention nests deeper)."""
     out = {} if out is None else out
-    if isinstance(value, dict) and value:
+    if isinstance(value, dict) and value and depth < FLAT_DEPTH:
         for key, inner in value.items():
-            flat_attributes(inner, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value) and prefix:
+            flat_attributes(inner, f"{prefix}.{key}" if prefix else str(key), out, depth + 1)
+    elif (
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, dict) for v in value)
+        and prefix
+        and depth < FLAT_DEPTH
+    ):
         for index, inner in enumerate(value):
-            flat_attributes(inner, f"{prefix}.{index}", out)
+            flat_attributes(inner, f"{prefix}.{index}", out, depth + 1)
     elif prefix:
         out[prefix] = value
     return out
+
+
+def instructions(spans: list[NormalSpan]) -> dict[str, list[Any]]:
+    """The distinct system prompts and tool definitions a trace's spans carry, as attributes or
+    inside JSON attributes (ADK's `llm_request.config.system_instruction` / `tools`), under any
+    vendor prefix: they are the trace's, not any one step's (each LLM span repeats them)."""
+    found: dict[str, list[Any]] = {"system_prompts": [], "tool_definitions": []}
+    for span in spans:
+        _instructions(span["attributes"], found, 0)
+    return {kind: values for kind, values in found.items() if values}
+
+
+def _instructions(value: Any, found: dict[str, list[Any]], depth: int) -> None:
+    value = parse_json_text(value)
+    if not isinstance(value, dict) or depth > 4:
+        return
+    for key, inner in value.items():
+        if inner in (None, "", [], {}):
+            continue
+        kind = "system_prompts" if _SYSTEM.search(key) else "tool_definitions" if _TOOLS.search(key) else None
+        if kind is None:
+            _instructions(inner, found, depth + 1)
+        elif inner not in found[kind]:
+            found[kind].append(inner)
 
 
 def _parent(item: dict[str, Any]) -> str | None:
