@@ -10,12 +10,14 @@ once is not stored again (a span's input repeats the conversation so far).
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tracefail.ingest.shapes.find import Path, iter_strings
 from tracefail.model import Step, Trace
 
 KEY = "unmapped_text"
+_TWO_WORDS = re.compile(r"\S\s+\S")  # whitespace between two non-blanks: words, not an id
 MIN_CHARS = 20  # shorter strings are ids, names, enum values, not text a judge reads
 
 Owner = Trace | Step
@@ -65,7 +67,7 @@ class Placed:
 
 
 def is_text(value: str) -> bool:
-    return len(value) >= MIN_CHARS and any(c.isspace() for c in value.strip())
+    return len(value) >= MIN_CHARS and _TWO_WORDS.search(value) is not None
 
 
 def keep(document: Any, traces: list[Trace], owners: dict[Path, Owner]) -> None:
