@@ -77,7 +77,7 @@ def test_forced_format_reads_a_file_detection_would_not(tmp_path: Path) -> None:
 def test_formats_lists_every_adapter() -> None:
     result = run("formats")
     names = [line.split()[0] for line in result.stdout.splitlines()]
-    assert names[:3] == ["mast-human", "mast", "whowhen"] and "otel" in names and names[-1] == "openai-chat"
+    assert names[:3] == ["mast-human", "mast", "whowhen"] and "otel" in names and names[-1] == "generic"
 
 
 def test_ls_json(corpus: Path) -> None:

@@ -44,6 +44,9 @@ def ingest(
             help="Reader processes (default: one per core for 32 MB of input or more; 0: read here).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Say which reader (format) took each file.")
+    ] = False,
 ) -> None:
     """Ingest trace files into the corpus; bad records go to quarantine, the rest lands."""
     from tracefail.services.ingest import SUFFIXES, IngestStopped, UnknownFormat, check_format, trace_files
@@ -86,6 +89,9 @@ def ingest(
             store.close()
             fail(str(exc))
     store.close()
+    if verbose:
+        for file, reader in report.readers.items():
+            err.print(f"read: {safe(file)} as {reader}", highlight=False)
     for note in report.notes:
         err.print(f"updated: {safe(note)}", highlight=False)
     for message in report.messages:

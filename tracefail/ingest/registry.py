@@ -12,6 +12,13 @@ from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.families.langsmith import LANGSMITH
+from tracefail.ingest.families.openhands import OPENHANDS
+from tracefail.ingest.families.otlp_json import OTLP_JSON
+from tracefail.ingest.families.smolagents import SMOLAGENTS
+from tracefail.ingest.families.swe_agent import SWE_AGENT
+from tracefail.ingest.families.tau2 import TAU2
+from tracefail.ingest.families.zipkin import ZIPKIN
 from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
 from tracefail.ingest.jaeger import JaegerAdapter
@@ -19,7 +26,8 @@ from tracefail.ingest.langfuse import LangfuseAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.phoenix import PhoenixAdapter
-from tracefail.ingest.reader import SourceError
+from tracefail.ingest.reader import SourceError, read_head
+from tracefail.ingest.shapes.adapter import GenericAdapter
 from tracefail.ingest.sniff_views import views
 from tracefail.ingest.span_attributes import SpanAttributesAdapter
 from tracefail.ingest.taubench import TauBenchAdapter
@@ -35,6 +43,7 @@ ADAPTERS: list[Adapter] = [
     TauBenchAdapter(),
     LangfuseAdapter(),
     InspectAdapter(),
+    OTLP_JSON,  # an OTLP export inside a wrapper or an array: before `otel`, which wants it whole
     OtlpAdapter(),
     SpanTreeAdapter(),
     JaegerAdapter(),
@@ -49,27 +58,40 @@ ADAPTERS: list[Adapter] = [
     SpanAttributesAdapter(),
     TracefailExportAdapter(),
     OpenAIChatAdapter(),
+    # families read by the generic reader (ingest/families): after every format of its own
+    SWE_AGENT,
+    OPENHANDS,
+    ZIPKIN,
+    LANGSMITH,
+    TAU2,
+    SMOLAGENTS,
 ]
+# What no adapter claims, in any view of the file, the generic structural reader tries.
+FALLBACK: Adapter = GenericAdapter()
+READERS: list[Adapter] = [*ADAPTERS, FALLBACK]
 
 # The file endings ingest looks for in folders: whatever some adapter reads.
-SUFFIXES = frozenset(suffix for adapter in ADAPTERS for suffix in adapter.suffixes)
+SUFFIXES = frozenset(suffix for adapter in READERS for suffix in adapter.suffixes)
 
 
 def by_name(name: str) -> Adapter:
-    for adapter in ADAPTERS:
+    for adapter in READERS:
         if adapter.name == name:
             return adapter
-    known = ", ".join(a.name for a in ADAPTERS)
+    known = ", ".join(a.name for a in READERS)
     raise KeyError(f"unknown format {name!r}; known formats: {known}")
 
 
 def detect(path: Path) -> Adapter:
     """The adapter for `path`; SourceError with a one-line reason when none fits. Sniffers see
-    the first 64 KiB first, then wider views only while none has matched (`sniff_views`)."""
+    the first 64 KiB first, then wider views only while none has matched (`sniff_views`); a
+    JSON file no adapter claims in any view goes to the generic reader."""
     for view in views(path):
         for adapter in ADAPTERS:
             if path.suffix in adapter.suffixes and adapter.sniff(path, view):
                 return adapter
+    if path.suffix in FALLBACK.suffixes and FALLBACK.sniff(path, read_head(path)):
+        return FALLBACK
     raise SourceError("format not recognised (use --format; `tracefail formats` lists them)")
 
 

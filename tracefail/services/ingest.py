@@ -61,7 +61,7 @@ def check_format(name: str) -> None:
 
 def formats() -> list[tuple[str, str]]:
     """(name, description) of every format ingest understands, in detection order."""
-    return [(adapter.name, adapter.description) for adapter in registry.ADAPTERS]
+    return [(adapter.name, adapter.description) for adapter in registry.READERS]
 
 
 def trace_files(paths: list[Path]) -> list[Path]:
@@ -104,6 +104,7 @@ class IngestReport:
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
     notes: list[str] = field(default_factory=list)  # one line per trace updated in place
+    readers: dict[str, str] = field(default_factory=dict)  # file -> the format that read it
     run_id: str | None = None
 
     def as_dict(self) -> dict[str, int]:
@@ -328,7 +329,10 @@ def _ingest(
             report.files += 1
             if on_file:
                 on_file(file, number, len(files))
-            yield from units(file, format_name, pool is not None)
+            for unit in units(file, format_name, pool is not None):
+                if isinstance(unit, Unit):
+                    report.readers.setdefault(str(file), unit.adapter)
+                yield unit
 
     try:
         for group in grouped(every_unit()):

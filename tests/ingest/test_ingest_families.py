@@ -1,0 +1,355 @@
+"""Families read through the generic structural reader, on real files of the tools that write
+them: detection, steps that match the file's messages / events / spans one to one, tool names
+and error status kept, and no text of the file lost."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracefail.ingest import registry
+from tracefail.ingest.base import Rejected
+from tracefail.ingest.reader import iter_jsonl
+from tracefail.ingest.shapes.find import iter_strings
+from tracefail.ingest.shapes.leftover import Placed, is_text
+from tracefail.model import StepKind, Trace
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+
+
+def read(path: Path, expected_reader: str) -> list[Trace]:
+    reader = registry.detect(path)
+    assert reader.name == expected_reader
+    items = list(reader.parse(path))
+    assert not [i for i in items if isinstance(i, Rejected)]
+    return [i for i in items if isinstance(i, Trace)]
+
+
+def document(path: Path) -> Any:
+    if path.suffix == ".jsonl":
+        return [raw.json() for raw in iter_jsonl(path)]
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def lost(path: Path, traces: list[Trace]) -> list[str]:
+    """Strings with words in the file that no step, tool call, task or metadata holds."""
+    placed = Placed()
+    for trace in traces:
+        placed.add_trace(trace)
+    return [text for _, text in iter_strings(document(path)) if is_text(text) and not placed.holds(text)]
+
+
+FAMILIES = [
+    ("swe-agent/swe-agent__test-repo-i1.traj", "swe-agent", 1, 12),
+    ("swe-agent/function_calling_simple.traj", "swe-agent", 1, 12),
+    ("openhands/basic.json", "openhands", 1, 4),
+    ("openhands/basic_interactions.json", "openhands", 1, 6),
+    ("openhands/resolver_output.jsonl", "openhands", 2, 52),
+    ("zipkin/simple-db-p6.json", "zipkin", 1, 5),
+    ("langsmith/langsmith_js_wrap_openai_default.json", "langsmith", 1, 1),
+    ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
+    ("tau2-bench/claude-sonnet-4-5_airline_2_of_50.json", "tau2-bench", 2, 32),
+    ("smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl", "smolagents", 3, 25),
+]
+
+
+@pytest.mark.parametrize(("relative", "family", "n_traces", "n_steps"), FAMILIES)
+def test_family_is_detected_and_no_text_is_lost(
+    relative: str, family: str, n_traces: int, n_steps: int
+) -> None:
+    path = SAMPLES / relative
+    traces = read(path, family)
+    assert len(traces) == n_traces
+    assert sum(len(t.steps) for t in traces) == n_steps
+    assert all(t.source == family for t in traces)
+    assert lost(path, traces) == []
+
+
+def test_swe_agent_steps_are_the_history_messages() -> None:
+    path = SAMPLES / "swe-agent/function_calling_simple.traj"
+    (trace,) = read(path, "swe-agent")
+    history = document(path)["history"]
+    assert [s.role for s in trace.steps] == [m["role"] for m in history]
+    assert [s.content for s in trace.steps] == [m["content"] for m in history]
+    assert trace.native_id == "function_calling_simple"
+    assert trace.task is not None and trace.task.startswith("We're currently solving the following issue")
+    calls = [c.name for s in trace.steps for c in s.tool_calls]
+    tools = [s.name for s in trace.steps if s.kind is StepKind.TOOL]
+    assert calls[:2] == ["find_file", "open"] and tools == calls  # each result names its call's tool
+
+
+def test_openhands_actions_and_observations() -> None:
+    path = SAMPLES / "openhands/basic.json"
+    (trace,) = read(path, "openhands")
+    events = document(path)
+    assert len(trace.steps) == len(events)
+    assert [s.agent for s in trace.steps] == [e["source"] for e in events]
+    edit, result = trace.steps[1], trace.steps[2]
+    assert (
+        edit.tool_calls[0].name == "str_replace_editor"
+        and "/workspace/game_2048.py" in edit.tool_calls[0].arguments
+    )
+    assert result.kind is StepKind.TOOL and result.name == "str_replace_editor"
+    assert result.tool_call_id == edit.tool_calls[0].id == "toolu_017nBp7UfiGqyrA7j77HgtFP"
+    assert trace.task == events[0]["args"]["content"]
+
+
+def test_openhands_output_jsonl_is_one_run_per_line_with_its_outcome() -> None:
+    path = SAMPLES / "openhands/resolver_output.jsonl"
+    traces = read(path, "openhands")
+    lines = document(path)
+    assert [len(t.steps) for t in traces] == [len(line["history"]) for line in lines]
+    assert [t.task for t in traces] == [line["instruction"] for line in lines]
+    assert [t.native_id for t in traces] == [f"neubig/pr-viewer#{line['issue']['number']}" for line in lines]
+    assert [t.outcome.value for t in traces] == [
+        "success" if line["success"] else "failure" for line in lines
+    ]
+
+
+def test_zipkin_spans_keep_ids_parents_services_and_tags() -> None:
+    path = SAMPLES / "zipkin/simple-db-p6.json"
+    (trace,) = read(path, "zipkin")
+    spans = document(path)
+    assert trace.native_id == "19f84f102048e047"
+    assert {s.span_id for s in trace.steps} == {s["id"] for s in spans}
+    root = next(s for s in trace.steps if s.parent_span_id is None)
+    assert root.name == "http:/book" and trace.steps[0] is root  # ordered by start time
+    assert all(s.metadata.get("service") == "bootifulmeters" for s in trace.steps)
+    kept = json.dumps([s.metadata for s in trace.steps])
+    assert "insert into api_book_aud" in kept  # a tag with words: kept as step text
+
+
+def test_generic_reader_finds_messages_inside_wrappers(tmp_path: Path) -> None:
+    """The rule, on the smallest file that shows it: `{"result": {"data": [...]}}` wrappers."""
+    path = tmp_path / "wrapped.json"
+    messages = [
+        {"role": "user", "content": "Book me a table for two tonight."},
+        {"role": "assistant", "content": [{"type": "text", "text": "Which restaurant would you like?"}]},
+    ]
+    path.write_text(json.dumps({"result": {"data": {"id": "c1", "messages": messages}}}))
+    (trace,) = read(path, "generic")
+    assert (
+        trace.native_id == "c1" and [s.content for s in trace.steps][1] == "Which restaurant would you like?"
+    )
+
+
+def test_a_file_of_no_known_shape_says_what_it_holds(tmp_path: Path) -> None:
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps([{"a": 1, "b": 2, "c": 3}] * 12))
+    (rejected,) = list(registry.detect(path).parse(path))
+    assert isinstance(rejected, Rejected)
+    assert rejected.reason == "no spans, messages or events found: a list of 12 objects with keys a, b, c"
+
+
+@pytest.mark.parametrize(("relative", "n_steps"), [("local.traj.json", 6), ("github_issue.traj.json", 22)])
+def test_generic_reader_alone_reads_mini_swe_agent(relative: str, n_steps: int) -> None:
+    """A family the issue does not name, with no adapter: its messages are the steps."""
+    path = SAMPLES / "mini-swe-agent" / relative
+    (trace,) = read(path, "generic")
+    messages = document(path)  # this release's trajectory: the bare list of chat messages
+    assert len(trace.steps) == n_steps == len(messages)
+    assert [s.role for s in trace.steps] == [m["role"] for m in messages]
+    assert [s.content for s in trace.steps] == [m["content"] for m in messages]
+    assert trace.task is not None and trace.task.startswith("Please solve this issue")
+    assert lost(path, traces=[trace]) == []
+
+
+@pytest.mark.parametrize(
+    "name", ["langsmith_js_wrap_openai_default.json", "langsmith_py_wrap_openai_reasoning.json"]
+)
+def test_langsmith_post_and_patch_halves_are_one_run(name: str) -> None:
+    path = SAMPLES / "langsmith" / name
+    (trace,) = read(path, "langsmith")
+    batch = document(path)
+    (post,), (patch,) = batch["post"], batch["patch"]
+    (step,) = trace.steps
+    assert step.span_id == post["id"] and trace.native_id == post["trace_id"]
+    assert step.kind is StepKind.LLM and step.name == "ChatOpenAI"
+    assert step.content == patch["outputs"]["choices"][0]["message"]["content"]  # from the patch
+    assert step.start_ts is not None and step.end_ts is not None and step.end_ts > step.start_ts
+    assert trace.task == post["inputs"]["messages"][0]["content"]  # from the post
+
+
+def test_tau2_simulations_are_traces_with_their_task_and_reward() -> None:
+    path = SAMPLES / "tau2-bench/claude-sonnet-4-5_airline_2_of_50.json"
+    traces = read(path, "tau2-bench")
+    results = document(path)
+    tasks = {t["id"]: t for t in results["tasks"]}
+    for trace, sim in zip(traces, results["simulations"], strict=True):
+        assert trace.native_id == sim["id"]
+        assert [s.role for s in trace.steps] == [m["role"] for m in sim["messages"]]
+        assert trace.outcome.value == ("success" if sim["reward_info"]["reward"] == 1.0 else "failure")
+        assert trace.metadata["task_definition"] == tasks[sim["task_id"]]
+        calls = {c.id: c.name for s in trace.steps for c in s.tool_calls}
+        tools = [s for s in trace.steps if s.kind is StepKind.TOOL]
+        assert tools and all(s.name == calls[s.tool_call_id] for s in tools)  # results keep their tool
+
+
+def test_generic_reader_alone_reads_sharegpt_tool_calls() -> None:
+    """ShareGPT conversations (`from`/`value`, `function_call` and `observation` turns): no adapter."""
+    path = SAMPLES / "sharegpt/glaive_toolcall_en_demo_4_of_300.json"
+    traces = read(path, "generic")
+    records = document(path)
+    assert [len(t.steps) for t in traces] == [len(r["conversations"]) for r in records]
+    roles = {"human": "user", "gpt": "assistant", "function_call": "assistant", "observation": "tool"}
+    for trace, record in zip(traces, records, strict=True):
+        assert [s.role for s in trace.steps] == [roles[m["from"]] for m in record["conversations"]]
+        for step, turn in zip(trace.steps, record["conversations"], strict=True):
+            if turn["from"] == "function_call":
+                call = json.loads(turn["value"])
+                assert [(c.name, json.loads(c.arguments)) for c in step.tool_calls] == [
+                    (call["name"], call["arguments"])
+                ]
+        calls = [c.name for s in trace.steps for c in s.tool_calls]
+        assert [s.name for s in trace.steps if s.kind is StepKind.TOOL] == calls  # results name their tool
+        assert trace.metadata["tools"] == record["tools"]
+    assert lost(path, traces) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "n_steps"),
+    [("customer_service.af", 4), ("test_basic_agent_with_blocks_tools_messages_v2.af", 7)],
+)
+def test_generic_reader_alone_reads_letta_agent_files(name: str, n_steps: int) -> None:
+    """Letta agent files are JSON under their own ending: `--format generic` reads them."""
+    path = SAMPLES / "letta" / name
+    items = list(registry.by_name("generic").parse(path))
+    assert not [i for i in items if isinstance(i, Rejected)]
+    (trace,) = items
+    assert isinstance(trace, Trace)
+    agent = document(path)
+    messages = agent["agents"][0]["messages"] if "agents" in agent else agent["messages"]
+    assert len(trace.steps) == n_steps == len(messages)
+    assert [s.role for s in trace.steps] == [m["role"] for m in messages]
+    assert trace.steps[0].content.startswith("You are")  # the system prompt is a step
+    sent = [c for s in trace.steps for c in s.tool_calls]
+    assert sent and all(c.name == "send_message" for c in sent)
+    assert lost(path, [trace]) == []
+
+
+def test_mlflow_span_rules(tmp_path: Path) -> None:
+    """The rules MLflow traces rely on, for the generic reader (no real MLflow file was found to
+    ship, so there is no `mlflow` family yet): `0x` ids in `context`, ns times, and every
+    attribute as JSON text, written here after MLflow's documented trace schema."""
+    question = "When is the next launch window for Mars, given a dry mass of 10000 kg?"
+    answer = "The next optimal launch window for a Hohmann transfer is on November 26, 2026 UTC."
+    spans = [
+        {
+            "name": "agent",
+            "context": {"span_id": "0xb802165d133a33aa", "trace_id": "0x9b8bd0b2e018d77f936e48a09e54fd44"},
+            "parent_id": None,
+            "start_time": 1731388531754725000,
+            "end_time": 1731388550226771000,
+            "status_code": "OK",
+            "status_message": "",
+            "attributes": {
+                "mlflow.spanType": json.dumps("CHAT_MODEL"),
+                "mlflow.spanInputs": json.dumps({"messages": [{"role": "user", "content": question}]}),
+                "mlflow.spanOutputs": json.dumps(
+                    {"choices": [{"message": {"role": "assistant", "content": answer}}]}
+                ),
+            },
+            "events": [],
+        },
+        {
+            "name": "lookup",
+            "context": {"span_id": "0x2e7cd730be70865b", "trace_id": "0x9b8bd0b2e018d77f936e48a09e54fd44"},
+            "parent_id": "0xb802165d133a33aa",
+            "start_time": 1731388531755172000,
+            "end_time": 1731388531755252000,
+            "status_code": "ERROR",
+            "status_message": "the ephemeris service timed out after 30 seconds",
+            "attributes": {
+                "mlflow.spanType": json.dumps("TOOL"),
+                "mlflow.spanInputs": json.dumps({"body": "Mars"}),
+            },
+            "events": [],
+        },
+    ]
+    path = tmp_path / "trace.json"
+    path.write_text(json.dumps({"info": {"request_id": "tr-1"}, "data": {"spans": spans}}))
+    (trace,) = read(path, "generic")
+    root, tool = trace.steps
+    assert trace.native_id == "9b8bd0b2e018d77f936e48a09e54fd44" and trace.task == question
+    assert (root.kind, root.content, root.span_id) == (StepKind.LLM, answer, "b802165d133a33aa")
+    assert (tool.kind, tool.parent_span_id, tool.status) == (StepKind.TOOL, "b802165d133a33aa", "error")
+    assert "ephemeris service timed out" in tool.content
+    assert root.start_ts is not None and tool.end_ts is not None and tool.end_ts > root.start_ts
+
+
+def test_autogen_core_typed_messages_by_the_generic_rules() -> None:
+    """AutoGen core's LLM message history (`UserMessage` / `AssistantMessage` with `source`), as
+    the real AgentChat state file holds it under `llm_messages`: the generic reader forced on that
+    file maps the history (and the manager's `TextMessage` thread) with roles and speakers."""
+    path = SAMPLES / "autogen/state_tutorial_team_state.json"
+    items = list(registry.by_name("generic").parse(path))
+    traces = [t for t in items if isinstance(t, Trace)]
+    state = document(path)["agent_states"]
+    history = next(s for s in state.values() if s.get("agent_state"))["agent_state"]["llm_messages"]
+    core = next(t for t in traces if t.metadata.get("type") == "AssistantAgentState")
+    assert [(s.role, s.agent, s.content) for s in core.steps] == [
+        ({"UserMessage": "user", "AssistantMessage": "assistant"}[m["type"]], m["source"], m["content"])
+        for m in history
+    ]
+    assert all(s.role in ("user", "assistant") for t in traces for s in t.steps)
+
+
+def test_wrapped_otlp_is_the_same_trace_as_the_plain_export() -> None:
+    """Jaeger's API v3 answers FindTraces with the export under `result` and GetTrace with it
+    bare: the first goes to `otlp-json`, the second to `otel`, and both store one trace."""
+    wrapped = read(SAMPLES / "otlp-json/jaeger_apiv3_FindTraces.json", "otlp-json")
+    plain = read(SAMPLES / "otlp-json/jaeger_apiv3_GetTrace.json", "otel")
+    assert (
+        [t.trace_id for t in wrapped]
+        == [t.trace_id for t in plain]
+        == ["otel:000000000000009600000000000000a0"]
+    )
+    assert wrapped[0].content_hash() == plain[0].content_hash()
+    (step,) = wrapped[0].steps
+    assert (step.name, step.span_id, step.status) == ("foobar", "00000000000000b4", "error")
+
+
+def test_an_array_of_otlp_export_requests(tmp_path: Path) -> None:
+    """The rule for arrays of export requests, on the two real exports above side by side."""
+    documents = [document(SAMPLES / "otlp-json/jaeger_apiv3_GetTrace.json")] * 2
+    path = tmp_path / "requests.json"
+    path.write_text(json.dumps(documents))
+    (trace,) = read(path, "otlp-json")  # the same span twice: one trace, one step
+    assert trace.trace_id == "otel:000000000000009600000000000000a0" and len(trace.steps) == 1
+
+
+def test_smolagents_tool_roles_become_calls_and_results() -> None:
+    path = SAMPLES / "smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl"
+    traces = read(path, "smolagents")
+    runs = document(path)
+    for trace, run in zip(traces, runs, strict=True):
+        assert trace.task == run["question"] and len(trace.steps) == len(run["intermediate_steps"])
+        roles = [m["role"] for m in run["intermediate_steps"]]
+        assert [s.kind is StepKind.TOOL for s in trace.steps] == [r == "tool-response" for r in roles]
+        called = [s.tool_calls[0].name for s, r in zip(trace.steps, roles, strict=True) if r == "tool-call"]
+        assert called[-1] == "final_answer" and json.loads(trace.steps[-2].tool_calls[0].arguments) == {
+            "answer": run["answer"]
+        }
+    failed = [s for t in traces for s in t.steps if s.status == "error"]
+    assert [(s.name, s.content.split("\n")[0]) for s in failed] == [("python_interpreter", "Error:")]
+    assert all(
+        s.name for t in traces for s in t.steps if s.kind is StepKind.TOOL
+    )  # every result names its tool
+
+
+def test_system_prompts_and_tool_definitions_are_the_traces() -> None:
+    """ADK repeats the system instruction and tool declarations inside every `llm_request`
+    attribute: the generic reader keeps them once, on the trace, and none of the file's text is
+    lost (the `jaeger` adapter takes this file by default; the generic reader is forced here)."""
+    path = SAMPLES / "jaeger/agentevals/k8s.json"
+    items = list(registry.by_name("generic").parse(path))
+    (trace,) = [i for i in items if isinstance(i, Trace)]
+    (prompt,) = trace.metadata["system_prompts"]
+    assert prompt.startswith("# Kubernetes AI Agent System Prompt")
+    (tools,) = trace.metadata["tool_definitions"]
+    assert "function_declarations" in json.dumps(tools)
+    assert len(trace.steps) == len(document(path)["data"][0]["spans"])
+    assert lost(path, [trace]) == []
