@@ -422,3 +422,27 @@ def split_trajectory(text: str, framework: str | None) -> Split:
         if split is not None and split.steps:
             return split
     return Split("unsplit", [Step(step_idx=0, kind=StepKind.MESSAGE, content=text)])
+
+
+# The headers above, read as fields (agent, recipient, level, time) rather than kept as text: a
+# header is matched at a line's start, then the speaker prefix that follows it, if any.
+_HEADERS = (_MGPT_BLOCK.first, _LOGURU.first, _CHATDEV.first, _HYPER.first, _CONSOLE.first, _MD_HEADING.first)
+_SPEAKERS = (_CHATDEV_AGENT, _HYPER_RESPONSE, _HYPER_HANDOFF, _MGPT_SPEAKER)
+# Without a header before it: a MetaGPT `ACTION:` / `CONTENT:` line or a one-word speaker prefix.
+_FIELD_LINE = re.compile(r"(?:ACTION|CONTENT):\s*|[A-Za-z_][\w.-]{0,40}(?:\([\w ]+\))?:\s+")
+
+
+def header_rest(line: str) -> str | None:
+    """What is left of a log line once a header the splitters parse into fields is cut off its
+    start (the ingest fidelity measure counts only the rest as text), or None if it has none."""
+    for pattern in _HEADERS:
+        head = pattern.match(line)
+        if head:
+            rest = line[head.end() :]
+            for speaker in _SPEAKERS:
+                found = speaker.match(rest)
+                if found:
+                    return rest[found.end() :].strip()
+            return rest.strip()
+    found = _FIELD_LINE.match(line)
+    return line[found.end() :].strip() if found else None
