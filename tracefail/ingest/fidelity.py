@@ -32,7 +32,7 @@ from typing import Any
 
 from tracefail.ingest.logsplit import header_rest
 from tracefail.ingest.reader import RawRecord, loads
-from tracefail.model import Trace
+from tracefail.model import Step, Trace
 
 MIN_CHARS = 40
 MIN_WORDS = 4
@@ -111,7 +111,7 @@ def strings(value: Any) -> Iterator[str]:
             inner = _json_inside(item) if first in '[{"' or first.isspace() else None
             if inner is not None:
                 stack.append(inner)
-            elif "\n" in item and ("\n{" in item or "\n[" in item):
+            elif "\n" in item and (first in "[{" or "\n{" in item or "\n[" in item):
                 plain = []
                 for line in item.splitlines():
                     decoded = _json_inside(line) if line[:1] in "[{" else None
@@ -153,17 +153,7 @@ def _trace_values(trace: Trace) -> list[Any]:
     ]
     add = values.append
     for step in trace.steps:
-        add(step.content)
-        add(step.agent)
-        add(step.recipient)
-        add(step.role)
-        add(step.name)
-        add(step.status)
-        if step.metadata:
-            add(step.metadata)
-        for call in step.tool_calls:
-            add(call.name)
-            add(call.arguments)
+        values.extend(step_values(step))
     for label in trace.labels:
         add(label.rationale)
         add(label.metadata)
@@ -173,28 +163,66 @@ def _trace_values(trace: Trace) -> list[Any]:
     return values
 
 
+def step_values(step: Step) -> list[Any]:
+    """The stored fields of one step that a reader sees, where set."""
+    values: list[Any] = [step.content, step.agent, step.recipient, step.role, step.name, step.status]
+    if step.metadata:
+        values.append(step.metadata)
+    for call in step.tool_calls:
+        values.append(call.name)
+        values.append(call.arguments)
+    return values
+
+
 class Stored:
     """The stored text of some traces, as a set of its lines (a line of MIN_CHARS or more is
     looked up at once) and, for the lines that are not found whole, their joined text."""
 
     def __init__(self) -> None:
         self._lines: set[str] = set()
-        self._joined: str | None = None
+        self._joined = ""
+        self._fresh: list[str] = []  # lines added since `_joined` was last extended
 
     def add(self, trace: Trace) -> None:
-        lines = _distinct_lines(s for v in _trace_values(trace) if v for s in strings(v))
-        self._lines.update(line for line in lines if len(line) >= MIN_CHARS)
-        self._joined = None
+        self.add_values(_trace_values(trace))
+
+    def add_values(self, values: Iterable[Any]) -> None:
+        lines = _distinct_lines(s for v in values if v for s in strings(v))
+        new = {line for line in lines if len(line) >= MIN_CHARS} - self._lines
+        self._lines |= new
+        self._fresh.extend(new)
 
     def has(self, line: str) -> bool:
         if line in self._lines:
             return True
-        if self._joined is None:
-            self._joined = "\n".join(self._lines)
+        if self._fresh:
+            self._joined = "\n".join([self._joined, *self._fresh])
+            self._fresh = []
         if line in self._joined:
             return True
         rest = header_rest(line)
         return rest is not None and (not _is_text(rest) or self.has(rest))
+
+    def keeps(self, value: Any) -> bool:
+        """Whether every text line of a value is retrievable already."""
+        return all(self.has(line) for line in text_lines([value]))
+
+    def unread(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The entries of a source record whose text is not retrievable yet, which an adapter
+        keeps in metadata; from then on they count as stored (kept once, where first seen)."""
+        found = {k: v for k, v in record.items() if isinstance(v, (str, list, dict)) and not self.keeps(v)}
+        if found:
+            self.add_values([found])
+        return found
+
+    @classmethod
+    def of_steps(cls, steps: Iterable[Step], *values: Any) -> Stored:
+        """The stored text of some steps (and other values, such as a task)."""
+        stored = cls()
+        stored.add_values(values)
+        for step in steps:
+            stored.add_values(step_values(step))
+        return stored
 
     def measure(self, lines: set[str]) -> Fidelity:
         lost = sorted(line for line in lines if not self.has(line))

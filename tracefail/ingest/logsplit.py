@@ -262,6 +262,9 @@ _CHATDEV_TASK = _LineHead(r"\*\*task_prompt\*\*: (.+)$")
 _CHATDEV_NOISE = re.compile(r"\s*flask app\.py did not start for online log\s*\Z")
 
 
+CHATDEV_NOISE = "flask app.py did not start for online log"  # a line the ChatDev split drops
+
+
 def _chatdev_part(text: str, match: re.Match[str], end: int) -> _Part | None:
     start = match.end()
     if _CHATDEV_NOISE.match(text, start, end):
@@ -428,8 +431,11 @@ def split_trajectory(text: str, framework: str | None) -> Split:
 # header is matched at a line's start, then the speaker prefix that follows it, if any.
 _HEADERS = (_MGPT_BLOCK.first, _LOGURU.first, _CHATDEV.first, _HYPER.first, _CONSOLE.first, _MD_HEADING.first)
 _SPEAKERS = (_CHATDEV_AGENT, _HYPER_RESPONSE, _HYPER_HANDOFF, _MGPT_SPEAKER)
-# Without a header before it: a MetaGPT `ACTION:` / `CONTENT:` line or a one-word speaker prefix.
-_FIELD_LINE = re.compile(r"(?:ACTION|CONTENT):\s*|[A-Za-z_][\w.-]{0,40}(?:\([\w ]+\))?:\s+")
+# Without a header before it: a MetaGPT `ACTION:` / `CONTENT:` line, a one-word speaker prefix,
+# or a bracketed speaker mark (`[assistant]`, `[tool:Bash]`, as AdaMAST's splitter reads them).
+_FIELD_LINE = re.compile(
+    r"(?:ACTION|CONTENT):\s*|[A-Za-z_][\w.-]{0,40}(?:\([\w ]+\))?:\s+|\[[^\]\n]{1,40}\]:?\s*"
+)
 
 
 def header_rest(line: str) -> str | None:
