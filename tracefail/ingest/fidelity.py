@@ -128,6 +128,21 @@ def strings(value: Any) -> Iterator[str]:
             stack.extend(item)
 
 
+def metadata_text(metadata: dict[str, Any]) -> str:
+    """The text adapters kept in a step's or trace's metadata (what no column took: span
+    attributes, tool definitions, reasoning, notes) for a reader (the judge, the TUI): one
+    `[key]` block per entry with text; ids, numbers and flags (strings of fewer than three
+    words) are left out."""
+    blocks = []
+    for key in sorted(metadata):
+        if key == "error":  # Step.full_text says it already
+            continue
+        lines = dict.fromkeys(s.strip() for s in strings(metadata[key]) if len(s.split()) >= 3)
+        if lines:
+            blocks.append(f"[{key}]\n" + "\n".join(lines))
+    return "\n".join(blocks)
+
+
 def _distinct_lines(texts: Iterable[str]) -> set[str]:
     """The distinct normalised lines of some texts (before normalising: logs repeat lines)."""
     raw: set[str] = set()

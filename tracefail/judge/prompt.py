@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracefail.ingest.fidelity import strings
+from tracefail.ingest.fidelity import metadata_text as kept_text
 from tracefail.model import FailureMode, Step, Taxonomy
 
 # what a step without a named speaker is shown as; a reply naming it names no agent
@@ -56,20 +56,6 @@ class TraceInput:
     task: str | None = None
     agents: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)  # the trace's: system prompts, tool definitions
-
-
-def kept_text(metadata: dict[str, Any]) -> str:
-    """The text adapters kept in a step's or trace's metadata (what no column took: span
-    attributes, tool definitions, reasoning, notes), one `[key]` block per entry with text;
-    ids, numbers and flags are left out (strings of fewer than three words)."""
-    blocks = []
-    for key in sorted(metadata):
-        if key == "error":  # Step.full_text says it already
-            continue
-        lines = dict.fromkeys(s.strip() for s in strings(metadata[key]) if len(s.split()) >= 3)
-        if lines:
-            blocks.append(f"[{key}]\n" + "\n".join(lines))
-    return "\n".join(blocks)
 
 
 # The trace metadata keys the judge reads: what the agents were given or said that no step keeps
