@@ -87,3 +87,12 @@ def test_every_sample_keeps_its_text_where_readers_see_it(path: Path) -> None:
     traces = [t for t in items if not isinstance(t, Rejected)]
     found = measure(file_values(path), traces)
     assert found.share >= TARGET, f"{found.kept}/{found.lines} kept; lost: {found.lost[:5]}"
+
+
+def test_a_real_inspect_log_with_deduplicated_messages_stores_their_text() -> None:
+    """Inspect's own test log keeps repeated message text once, as `attachment://<hash>`
+    references; the steps hold the text, not the references (fidelity was 0 of 10 lines)."""
+    path = SAMPLES / "inspect" / "inspect_ai" / "log_message_deduplication.eval"
+    (trace,) = [t for t in registry.detect(path).parse(path) if not isinstance(t, Rejected)]
+    assert not any("attachment://" in s.full_text() for s in trace.steps)
+    assert measure(file_values(path), [trace]) == Fidelity(10, 10)
