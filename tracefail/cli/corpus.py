@@ -109,6 +109,7 @@ def ingest(
         + f"{counts['quarantined']} quarantined; "
         + f"text retrievable: {text.share:.1%} of {text.lines:,} lines"
         + f" of {len(report.fidelity) - not_measured} files"
+        + (" (big record files: a sample of their records)" if text.sampled else "")
         + (f" ({not_measured} files too big to measure)" if not_measured else ""),
         highlight=False,
     )
