@@ -131,3 +131,39 @@ def test_http_prompt_gives_each_mode_its_positive_and_negative_example():
     for mode in taxonomy.modes:
         assert f"Example of {mode.id} present: {mode.positive_example}" in user
         assert f"Example of {mode.id} absent: {mode.negative_example}" in user
+
+
+def test_the_judge_reads_text_kept_in_metadata_inside_the_fence_but_never_a_grade(db):
+    """A real kagent run: its system prompt is kept only in the first LLM span's metadata, and
+    the judge's prompt holds it, fenced; trace metadata the judge reads is what the agents were
+    given (a Who&When system prompt), never a dataset's grade (Inspect scores, tau-bench reward)."""
+    from tests.conftest import SAMPLES
+    from tracefail.judge.runner import load_inputs
+    from tracefail.services.ingest import ingest
+
+    ingest(db, [SAMPLES / "otel" / "agentevals" / "tempo_export_with_batches.json"])
+    (trace_id,) = [row[0] for row in db.rows("SELECT trace_id FROM traces")]
+    (trace,) = load_inputs(db, [trace_id])
+    nonce = new_nonce()
+    rendered = "\n".join(render_trace(trace, w, nonce) for w in split_windows(trace.steps, 50_000))
+    assert "Helm Expertise" not in "".join(s.content for s in trace.steps)
+    fenced = rendered[rendered.index(f"<<<TRACE-{nonce}") : rendered.index(f"TRACE-{nonce}>>>")]
+    assert "Helm Expertise" in fenced
+
+    secret_prompt = "You are the verifier; check every number against the source."
+    graded = TraceInput(
+        "t",
+        [Step(step_idx=0, agent="a", content="hi")],
+        metadata={"system_prompt": secret_prompt, "scores": {"accuracy": "the answer was wrong, 0 of 1"}},
+    )
+    text = render_trace(graded, split_windows(graded.steps, 1000)[0], nonce)
+    assert secret_prompt in text and "answer was wrong" not in text
+
+
+def test_long_trace_metadata_is_cut_and_the_cut_is_said():
+    from tracefail.judge.prompt import MAX_CONTEXT_CHARS
+
+    notes = "many words of a tool definition " * (MAX_CONTEXT_CHARS // 10)
+    trace = TraceInput("t", [Step(step_idx=0, content="x")], metadata={"notes": notes})
+    text = render_trace(trace, split_windows(trace.steps, 1000)[0], new_nonce())
+    assert "more characters of the trace's metadata not shown" in text

@@ -27,9 +27,12 @@ def _fold(text: str) -> str:
 
 
 def _scan(db: Database, words: list[str], prefix: bool = False) -> set[tuple[str, int]]:
-    """Python's own word scan: steps containing every word as a whole word (or word prefix)."""
+    """Python's own word scan: steps whose searchable text (content, tool calls, metadata) holds
+    every word as a whole word (or word prefix)."""
     found = set()
-    for trace_id, step_idx, content in db.rows("SELECT trace_id, step_idx, content FROM steps"):
+    for trace_id, step_idx, content in db.rows(
+        f"SELECT trace_id, step_idx, content FROM ({store.STEP_TEXT})"
+    ):
         tokens = re.findall(r"[^\W_]+", _fold(content))
         if all(any(t == w or (prefix and t.startswith(w)) for t in tokens) for w in words):
             found.add((trace_id, step_idx))
@@ -63,7 +66,8 @@ def test_phrase_needs_the_words_in_order(samples_db: Database) -> None:
     assert reversed_phrase != phrase
     for trace_id, step_idx in phrase:
         (content,) = samples_db.rows(
-            "SELECT content FROM steps WHERE trace_id = ? AND step_idx = ?", [trace_id, step_idx]
+            f"SELECT content FROM ({store.STEP_TEXT}) WHERE trace_id = ? AND step_idx = ?",
+            [trace_id, step_idx],
         )[0]
         assert re.search(r"\bthe\W+answer\b", content, re.IGNORECASE)
 
@@ -158,3 +162,25 @@ def test_read_only_without_index_scans(samples_db: Database) -> None:
 def test_a_query_without_words_is_an_error(samples_db: Database) -> None:
     with pytest.raises(service.SearchQueryError, match="no words"):
         service.search(samples_db, '"" * ,')
+
+
+def test_text_kept_only_in_metadata_is_found(db: Database) -> None:
+    """A kagent run's system prompt is a span attribute: no step's content holds it, its first
+    LLM span's metadata does, and search finds it there; a trace's metadata is found on step 0."""
+    ingest(db, [SAMPLES / "otel" / "agentevals" / "tempo_export_with_batches.json", SAMPLES / "mast"])
+    in_content = db.rows("SELECT count(*) FROM steps WHERE content ILIKE '%Helm Expertise%'")[0][0]
+    assert in_content == 0
+    hits = _hits(db, '"helm expertise"')
+    assert len(hits) == 1
+    ((trace_id, step_idx),) = hits
+    assert (
+        "Helm Expertise"
+        in db.rows(
+            "SELECT CAST(metadata AS VARCHAR) FROM steps WHERE trace_id = ? AND step_idx = ?",
+            [trace_id, step_idx],
+        )[0][0]
+    )
+    mode_text = _hits(
+        db, '"unnecessary reiteration of previously completed steps"'
+    )  # a MAST mode's definition
+    assert mode_text and {step for _, step in mode_text} == {0}

@@ -473,3 +473,29 @@ async def test_labels_panel_shows_every_source_in_full_and_scrolls(corpus_path: 
         assert labels.cursor_row == labels.row_count - 1 and labels.scroll_y > 0
         last = screen.view.labels[-1] if screen.view else None
         assert last is not None and last["source"] in shown(screen, "#label-detail")
+
+
+async def test_text_kept_in_metadata_shows_in_the_step_detail_and_is_searched(tmp_path: Path) -> None:
+    """A real kagent run keeps its system prompt only in its first LLM span's metadata: the trace
+    search finds that step and the step detail shows the prompt."""
+    from tests.conftest import SAMPLES
+    from tracefail.services.ingest import ingest
+
+    path = tmp_path / "kagent.duckdb"
+    with Database(path) as db:
+        ingest(db, [SAMPLES / "otel" / "agentevals" / "tempo_export_with_batches.json"])
+    app = make_app(path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, TraceScreen)
+        assert "Helm Expertise" not in "".join(s["content"] for s in screen.view.steps)  # type: ignore[union-attr]
+        await pilot.press("slash")
+        screen.query_one("#search", Input).value = "Helm Expertise"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.hits
+        detail = shown(screen, "#step")
+        assert "kept with the step" in detail and "Helm Expertise" in detail

@@ -96,13 +96,27 @@ def ingest(
         err.print(f"updated: {safe(note)}", highlight=False)
     for message in report.messages:
         err.print(f"[yellow]quarantined:[/] {safe(message)}", markup=True, highlight=False)
+    for file, kept in report.below_target().items():
+        err.print(
+            f"[yellow]text lost:[/] {safe(file)}: {kept.share:.1%} of {kept.lines:,} text lines retrievable, "
+            f"{kept.lines - kept.kept:,} lost{' (a sample of its records)' if kept.sampled else ''} "
+            "(`tracefail formats --check FILE` lists them)",
+            markup=True,
+            highlight=False,
+        )
     counts = report.as_dict()
+    text = report.text
+    not_measured = sum(f is None for f in report.fidelity.values())
     out.print(
         f"ingested {counts['traces']} traces, {counts['steps']} steps, {counts['labels']} labels, "
         f"{counts['attributions']} attributions from {counts['files']} files; "
         f"{counts['duplicates']} duplicates skipped, "
         + (f"{counts['updated']} updated, " if counts["updated"] else "")
-        + f"{counts['quarantined']} quarantined",
+        + f"{counts['quarantined']} quarantined; "
+        + f"text retrievable: {text.share:.1%} of {text.lines:,} lines"
+        + f" of {len(report.fidelity) - not_measured} files"
+        + (" (big record files: a sample of their records)" if text.sampled else "")
+        + (f" ({not_measured} files too big to measure)" if not_measured else ""),
         highlight=False,
     )
     if report.traces + report.duplicates + report.updated == 0:
@@ -112,12 +126,63 @@ def ingest(
 
 
 @app.command()
-def formats() -> None:
-    """List the trace formats ingest understands."""
+def formats(
+    check: Annotated[
+        Path | None,
+        typer.Option(
+            "--check",
+            help="Read FILE as ingest would, without a corpus: format, traces, and the text it would lose.",
+        ),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="With --check: skip detection.")
+    ] = None,
+    width: Annotated[
+        int, typer.Option("--width", min=20, help="With --check: lost lines cut to this many characters.")
+    ] = 160,
+) -> None:
+    """List the trace formats ingest understands, or check what ingest makes of one file."""
     from tracefail.services.ingest import formats as known_formats
 
-    for name, description in known_formats():
-        out.print(f"{name:<16} {description}", highlight=False)
+    if check is None:
+        for name, description in known_formats():
+            out.print(f"{name:<16} {description}", highlight=False)
+        return
+    from tracefail.services.ingest import UnknownFormat, check_file, check_format
+
+    if format:
+        try:
+            check_format(format)
+        except UnknownFormat as exc:
+            fail(str(exc), EXIT_USAGE)
+    if not check.is_file():
+        fail(f"no such file: {check}", EXIT_USAGE)
+    found = check_file(check, format_name=format)
+    for reject in found.rejects:
+        where = f"{reject.record}: " if reject.record else ""
+        err.print(
+            f"[yellow]would be quarantined:[/] {safe(where + reject.reason)}", markup=True, highlight=False
+        )
+    out.print(
+        f"{safe(str(check))}: format {found.adapter or '?'}, {found.traces} traces, {found.steps} steps, "
+        f"{len(found.rejects)} rejected",
+        highlight=False,
+    )
+    kept = found.fidelity
+    if kept is None:
+        out.print(
+            "text retrievable: not measured (a whole file over the measure's size limit)", highlight=False
+        )
+        return
+    out.print(
+        f"text retrievable: {kept.share:.1%} of {kept.lines:,} text lines; {kept.lines - kept.kept:,} lost"
+        + (f" (the first {len(kept.lost)} below)" if len(kept.lost) < kept.lines - kept.kept else ""),
+        highlight=False,
+    )
+    for line in kept.lost:
+        out.print(f"  lost: {safe(line if len(line) <= width else line[: width - 1] + '…')}", highlight=False)
+    if found.rejects or kept.kept < kept.lines:
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 @app.command("ls")

@@ -113,6 +113,7 @@ def _add_steps(
                         "step_id": item.get("step_id"),
                         "reasoning": reasoning,
                         "cost_usd": metrics.get("cost_usd"),
+                        "extra": item.get("extra") or None,  # producers' notes on the step
                         **trajectory,
                     }.items()
                     if v is not None
@@ -184,6 +185,9 @@ def trajectory_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 for k, v in {
                     "schema_version": doc.get("schema_version"),
                     "agent_version": agent.get("version"),
+                    # tool definitions, agent notes: what the agent was given, for the judge
+                    "agent": {k: v for k, v in agent.items() if k not in ("name", "model_name", "version")},
+                    "extra": doc.get("extra"),
                     "final_metrics": final,
                     "notes": doc.get("notes"),
                     "subagents": subagents,

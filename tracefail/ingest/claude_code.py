@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping
 from tracefail.ingest.reader import iter_jsonl
@@ -111,6 +112,7 @@ class ClaudeCodeAdapter:
         session, summary, task, agent_id = None, None, None, None
         system_events: dict[str, int] = {}
         subagent_calls: dict[str, Any] = {}
+        entries: list[dict[str, Any]] = []  # every entry: what no step keeps goes to the metadata
         for raw in iter_jsonl(path):
             try:
                 entry = raw.json()
@@ -119,6 +121,7 @@ class ClaudeCodeAdapter:
             except ValueError as exc:
                 yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
                 continue
+            entries.append(entry)
             session = session or entry.get("sessionId")
             agent_id = agent_id or entry.get("agentId")
             if entry["type"] == "system" and not entry.get("content"):  # turn_duration and the like
@@ -155,6 +158,15 @@ class ClaudeCodeAdapter:
             metadata["system_events"] = system_events
         if subagent_calls:
             metadata["subagent_calls"] = subagent_calls  # agentId -> the Task tool_use that spawned it
+        stored = fidelity.Stored.of_steps(steps, task, summary)
+        unread = [  # tool results' own records (a refused call), summaries, meta and hook entries
+            {"uuid": entry.get("uuid"), "type": entry["type"], **found}
+            for entry in entries
+            for found in [stored.unread({k: v for k, v in entry.items() if k not in ("uuid", "type")})]
+            if found
+        ]
+        if unread:
+            metadata["entries"] = unread
         native = session or path.stem
         if agent_id:  # a sub-agent transcript: its own trace, linked to the parent session's
             metadata.update(agent_id=agent_id, parent_trace_id=f"claude-code:{native}")

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, parse_json_text
 from tracefail.ingest.reader import iter_jsonl
@@ -156,6 +157,7 @@ class CodexAdapter:
         model = None
         prompts: list[Step] = []  # event_msg user_message steps, kept when no response item says them
         unreadable: dict[str, int] = {}
+        records: list[dict[str, Any]] = []  # every line: what no step keeps goes to the metadata
         for raw in iter_jsonl(path):
             try:
                 line = raw.json()
@@ -164,6 +166,7 @@ class CodexAdapter:
             except ValueError as exc:
                 yield Rejected(raw.locator, reason(exc), excerpt(raw.text))
                 continue
+            records.append(line)
             kind, payload = line.get("type"), line.get("payload")
             if kind is not None and not isinstance(kind, str):
                 yield Rejected(raw.locator, "`type` is not text", excerpt(raw.text))
@@ -217,6 +220,13 @@ class CodexAdapter:
             None,
         )
         models = [s.model for s in steps if s.model]
+        stored = fidelity.Stored.of_steps(steps, task)
+        kept = [
+            {"type": line.get("type"), **found}
+            for line in records
+            for found in [stored.unread(mapping(line.get("payload")) or line)]
+            if found
+        ]
         yield with_id(
             Trace(
                 trace_id="",
@@ -233,6 +243,8 @@ class CodexAdapter:
                         if meta.get(k)
                     },
                     **({"unreadable_items": unreadable} if unreadable else {}),
+                    # instructions, turn contexts, UI events: their text no step carries
+                    **({"records": kept} if kept else {}),
                 },
                 steps=steps,
             )

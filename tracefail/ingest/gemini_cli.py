@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, parse_time, with_id
 from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.reader import first_char, loads, parse_whole_object
@@ -25,7 +26,9 @@ from tracefail.model import Step, StepKind, ToolCall, Trace
 _ROLES = {"user": "user", "gemini": "assistant", "model": "assistant"}
 
 
-def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
+def session_to_trace(doc: dict[str, Any], source_file: str, log: list[Any] | None = None) -> Trace:
+    """The session as a trace; `log`: the lines of a `.jsonl` session it was replayed from,
+    whose rewritten and rewound writes keep their text in the metadata (`log_writes`)."""
     messages = doc.get("messages")
     if not isinstance(messages, list):
         raise ValueError("not a Gemini CLI session (needs a `messages` list)")
@@ -89,6 +92,17 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
             )
     task = next((s.content for s in steps if s.role == "user" and s.content), None)
     models = [s.model for s in steps if s.model]
+    stored = fidelity.Stored.of_steps(steps, task)
+    unread = [  # tool result displays (diffs), info texts: what no step took
+        {"id": m.get("id"), **found}
+        for m in messages
+        for found in [stored.unread({k: v for k, v in m.items() if k != "id"})]
+        if found
+    ]
+    writes = [
+        found for line in log or [] if isinstance(line, dict) for found in [stored.unread(line)] if found
+    ]
+    more = stored.unread({k: v for k, v in doc.items() if k not in ("messages", "sessionId")})
     return with_id(
         Trace(
             trace_id="",
@@ -102,7 +116,10 @@ def session_to_trace(doc: dict[str, Any], source_file: str) -> Trace:
                 k: doc[k]
                 for k in ("projectHash", "startTime", "lastUpdated", "summary", "kind")
                 if doc.get(k)
-            },
+            }
+            | ({"session": more} if more else {})
+            | ({"messages": unread} if unread else {})
+            | ({"log_writes": writes} if writes else {}),
             steps=steps,
         )
     )
@@ -180,11 +197,14 @@ class GeminiCliAdapter:
         )
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
+        log: list[Any] = []
+
         def parse_lines(text: str) -> Any:
-            return replay([loads(line) for line in text.splitlines() if line.strip()])
+            log.extend(loads(line) for line in text.splitlines() if line.strip())
+            return replay(log)
 
         yield from parse_whole_object(
             path,
-            lambda doc: [session_to_trace(doc, str(path))],
+            lambda doc: [session_to_trace(doc, str(path), log)],
             parse_lines if path.suffix == ".jsonl" else loads,
         )

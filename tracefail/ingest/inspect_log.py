@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
 from tracefail.ingest.reader import loads, parse_whole_object
@@ -42,10 +43,19 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
         raise ValueError("the sample has no `messages`")
     if sample.get("id") is None:
         raise ValueError("the sample has no `id`")
+    attachments = sample.get("attachments")
+    if isinstance(attachments, dict) and attachments:  # deduplicated text: "attachment://<hash>"
+        sample = _resolved(sample, attachments)
+        messages = sample["messages"]
     run = spec.get("eval_id") or spec.get("run_id") or spec.get("task_id") or "run"
     sample_input = sample.get("input")
     task = first_user_text(sample_input) if isinstance(sample_input, list) else text_of(sample_input)
     target = sample.get("target")
+    steps = message_steps(messages)
+    kept = ("scores", "metadata", "model_usage", "error")
+    stored = fidelity.Stored.of_steps(steps, task, target, *(sample.get(k) for k in kept))
+    unread = stored.unread({k: v for k, v in sample.items() if k not in (*kept, "messages", "attachments")})
+    header = stored.unread(spec)  # the eval's task arguments, solver plan, system messages
     return with_id(
         Trace(
             trace_id="",
@@ -60,10 +70,29 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
             else ("\n".join(target) if isinstance(target, list) else str(target)),
             outcome=outcome_of(sample.get("scores")),
             source_file=source_file,
-            metadata={k: sample[k] for k in ("scores", "metadata", "model_usage", "error") if sample.get(k)},
-            steps=message_steps(messages),
+            metadata={k: sample[k] for k in kept if sample.get(k)}
+            | ({"sample": unread} if unread else {})
+            | ({"eval": header} if header else {}),
+            steps=steps,
         )
     )
+
+
+def _resolved(value: Any, attachments: dict[str, Any]) -> Any:
+    """`value` with each "attachment://<hash>" string replaced by the text it stands for."""
+    if isinstance(value, str):
+        if value.startswith(_ATTACHMENT):
+            found = attachments.get(value[len(_ATTACHMENT) :])
+            return found if isinstance(found, str) else value
+        return value
+    if isinstance(value, dict):
+        return {k: _resolved(v, attachments) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v, attachments) for v in value]
+    return value
+
+
+_ATTACHMENT = "attachment://"
 
 
 class InspectAdapter:

@@ -43,6 +43,8 @@ def _span(span: dict[str, Any], processes: dict[str, Any]) -> dict[str, Any]:
     if logs and not any(k.startswith(("gen_ai.", "llm.", "output.")) for k in tags):  # logs are its text
         lines = [" ".join([e["name"], *(f"{k}={v}" for k, v in e["attributes"].items())]) for e in logs]
         tags = {**tags, "output.value": "\n".join(lines)}
+    if span.get("warnings"):  # Jaeger's own notes on the span (clock skew, ...), kept as text
+        tags = {**tags, "jaeger.warnings": span["warnings"]}
     error = tags.get("error") is True or str(tags.get("otel.status_code", "")).upper() == "ERROR"
     process = processes.get(str(span.get("processID"))) or {}
     return {

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.otel_vendors import normalise
@@ -174,6 +175,13 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 },
             )
         )
+    stored = fidelity.Stored.of_steps(steps)
+    for step, (_, raw) in zip(steps, ordered, strict=True):  # what no field took: the input, ...
+        unread = stored.unread(
+            {k: v for k, v in raw.items() if k not in ("output", "metadata", "statusMessage")}
+        )
+        if unread:
+            step.metadata["observation"] = unread
     by_id = {s.span_id: s for s in steps}
     for step in steps:  # inherit the agent of the nearest AGENT observation above
         parent, hops = by_id.get(step.parent_span_id), 0
@@ -186,6 +194,15 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         ):
             break
     record = {**record, **{k: decoded(record.get(k)) for k in ("output", "metadata")}}
+    stored.add_values([task])
+    unread = stored.unread(
+        {
+            k: v
+            for k, v in record.items()
+            if k
+            not in ("observations", "name", "sessionId", "userId", "tags", "metadata", "output", "scores")
+        }
+    )
     scores: list[Any] = record["scores"] if isinstance(record.get("scores"), list) else []
     models = [s.model for s in steps if s.model]
     return with_id(
@@ -202,7 +219,8 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 k: record[k]
                 for k in ("name", "sessionId", "userId", "tags", "metadata", "output", "scores")
                 if record.get(k)
-            },
+            }
+            | ({"trace": unread} if unread else {}),
             steps=steps,
         )
     )

@@ -262,6 +262,9 @@ _CHATDEV_TASK = _LineHead(r"\*\*task_prompt\*\*: (.+)$")
 _CHATDEV_NOISE = re.compile(r"\s*flask app\.py did not start for online log\s*\Z")
 
 
+CHATDEV_NOISE = "flask app.py did not start for online log"  # a line the ChatDev split drops
+
+
 def _chatdev_part(text: str, match: re.Match[str], end: int) -> _Part | None:
     start = match.end()
     if _CHATDEV_NOISE.match(text, start, end):
@@ -422,3 +425,30 @@ def split_trajectory(text: str, framework: str | None) -> Split:
         if split is not None and split.steps:
             return split
     return Split("unsplit", [Step(step_idx=0, kind=StepKind.MESSAGE, content=text)])
+
+
+# The headers above, read as fields (agent, recipient, level, time) rather than kept as text: a
+# header is matched at a line's start, then the speaker prefix that follows it, if any.
+_HEADERS = (_MGPT_BLOCK.first, _LOGURU.first, _CHATDEV.first, _HYPER.first, _CONSOLE.first, _MD_HEADING.first)
+_SPEAKERS = (_CHATDEV_AGENT, _HYPER_RESPONSE, _HYPER_HANDOFF, _MGPT_SPEAKER)
+# Without a header before it: a MetaGPT `ACTION:` / `CONTENT:` line, a one-word speaker prefix,
+# or a bracketed speaker mark (`[assistant]`, `[tool:Bash]`, as AdaMAST's splitter reads them).
+_FIELD_LINE = re.compile(
+    r"(?:ACTION|CONTENT):\s*|[A-Za-z_][\w.-]{0,40}(?:\([\w ]+\))?:\s+|\[[^\]\n]{1,40}\]:?\s*"
+)
+
+
+def header_rest(line: str) -> str | None:
+    """What is left of a log line once a header the splitters parse into fields is cut off its
+    start (the ingest fidelity measure counts only the rest as text), or None if it has none."""
+    for pattern in _HEADERS:
+        head = pattern.match(line)
+        if head:
+            rest = line[head.end() :]
+            for speaker in _SPEAKERS:
+                found = speaker.match(rest)
+                if found:
+                    return rest[found.end() :].strip()
+            return rest.strip()
+    found = _FIELD_LINE.match(line)
+    return line[found.end() :].strip() if found else None

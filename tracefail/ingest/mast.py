@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, with_id
-from tracefail.ingest.logsplit import split_trajectory
+from tracefail.ingest.logsplit import CHATDEV_NOISE, split_trajectory
 from tracefail.ingest.reader import RawRecord, first_char, iter_json_array
 from tracefail.model import Label, Trace
 
@@ -58,7 +58,7 @@ def _trace(source: str, native: str, record: dict[str, Any], trajectory: Any, so
         outcome=split.outcome,
         source_file=source_file,
         raw=trajectory,
-        metadata={"split": split.style, **split.metadata},
+        metadata={"split": split.style, **split.metadata, **_noise(split.style, trajectory)},
         steps=split.steps,
     )
 
@@ -91,6 +91,13 @@ def full_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
     return trace
 
 
+def _noise(style: str, trajectory: str) -> dict[str, Any]:
+    """ChatDev's noise line, which its split drops from the steps: its text and count, so that
+    what the log said stays readable."""
+    count = trajectory.count(CHATDEV_NOISE) if style == "chatdev-log" else 0
+    return {"noise": CHATDEV_NOISE, "noise_lines": count} if count else {}
+
+
 def human_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
     round_name = str(record.get("round") or "")
     version = ROUND_VERSIONS.get(round_name.strip().lower(), FINAL_ROUND)
@@ -106,6 +113,8 @@ def human_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         code = _MODE_CODE.match(text)
         if not code:
             raise ValueError(f"annotations[{number}] has no mode code at the start of `failure mode`")
+        if "\n" in text.strip():  # the mode's definition and notes under its name: kept once
+            trace.metadata.setdefault("mode_texts", {})[code.group(1)] = text.strip()
         for key in sorted(k for k in annotation if k.startswith("annotator_")):
             value = annotation[key]
             trace.labels.append(

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, parse_whole_object, read_whole
@@ -323,6 +324,27 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     return step, first_input_text(attrs, events) or root_input
 
 
+def _keep_unread(steps: list[Step], spans: list[dict[str, Any]], task: str | None) -> None:
+    """Attributes and events that hold text no step keeps (system instructions, tool
+    definitions, an LLM span's input, stack traces, vendor prompts) go to their step's metadata
+    (`attributes`, `events`) as the source gave them, where search, the judge and the TUI read
+    them. Spans are read in step order, so text that repeats (the system prompt of every LLM
+    call) is kept once, at its first span."""
+    stored = fidelity.Stored.of_steps(steps, task)
+    for step, span in zip(steps, spans, strict=True):
+        unread = stored.unread(span["attributes"])
+        events = [
+            {"name": event["name"], **({"attributes": attrs} if attrs else {})}
+            for event in span["events"]
+            for attrs in [stored.unread(event["attributes"])]
+            if attrs or stored.unread({"name": event["name"]})
+        ]
+        if unread:
+            step.metadata["attributes"] = unread
+        if events:
+            step.metadata["events"] = events
+
+
 def spans_to_trace(
     trace_id: str, spans: list[dict[str, Any]], source_file: str, metadata: dict[str, Any]
 ) -> Trace:
@@ -350,6 +372,7 @@ def spans_to_trace(
         agent = node.agent if node is not None else None
         for waiting in chain:
             waiting.agent = agent
+    _keep_unread(steps, [spans[i] for i in order], task)
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(

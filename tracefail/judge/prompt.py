@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
+from tracefail.ingest.fidelity import metadata_text as kept_text
 from tracefail.model import FailureMode, Step, Taxonomy
 
 # what a step without a named speaker is shown as; a reply naming it names no agent
 UNKNOWN_AGENT = "unknown"
 
-PROMPT_VERSION = "judge-prompt-2"  # 2: whole steps (tool calls, results, status, errors)
+# 2: whole steps (tool calls, results, status, errors); 3: step and trace metadata text
+PROMPT_VERSION = "judge-prompt-3"
+# Trace metadata (system prompts, tool definitions, notes) shown in each window, at most: it is
+# repeated per window, so a long one is cut, and the cut is said
+MAX_CONTEXT_CHARS = 6000
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,38 @@ class TraceInput:
     steps: list[Step]
     task: str | None = None
     agents: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the trace's: system prompts, tool definitions
+
+
+# The trace metadata keys the judge reads: what the agents were given or said that no step keeps
+# (system prompts, tool definitions, instructions, session records). Never a grade: scores,
+# rewards, dataset labels and mistake notes sit under other keys and must not reach the judge.
+TRACE_CONTEXT_KEYS = (
+    "system_prompt",  # Who&When
+    "agent",  # ATIF: tool definitions
+    "extra",  # ATIF
+    "notes",  # ATIF
+    "records",  # Codex: instructions, turn contexts, UI events
+    "session",  # Gemini CLI
+    "messages",  # Gemini CLI: tool result displays
+    "log_writes",  # Gemini CLI
+    "entries",  # Claude Code
+    "summary",  # Claude Code, Gemini CLI
+    "eval",  # Inspect: the eval's plan and task arguments
+    "trace",  # Langfuse: the trace's input
+    "warnings",  # Jaeger
+)
+
+
+def trace_context(metadata: dict[str, Any]) -> str:
+    """The text of a trace's metadata the judge reads (`TRACE_CONTEXT_KEYS`)."""
+    return kept_text({k: metadata[k] for k in TRACE_CONTEXT_KEYS if k in metadata})
+
+
+def step_text(step: Step) -> str:
+    """What the judge reads of a step: its full text, then the text kept in its metadata."""
+    text, kept = step.full_text(), kept_text(step.metadata)
+    return f"{text}\n{kept}" if kept and text else text or kept
 
 
 def new_nonce() -> str:
@@ -67,7 +105,7 @@ def split_windows(steps: list[Step], max_chars: int) -> list[Window]:
     """
     pieces: list[Piece] = []
     for step in steps:
-        text = step.full_text()
+        text = step_text(step)
         if len(text) <= max_chars:
             pieces.append(Piece(step.step_idx, step.agent, text))
             continue
@@ -92,6 +130,15 @@ def render_trace(trace: TraceInput, window: Window, nonce: str) -> str:
     lines = [f"<<<TRACE-{nonce}"]
     if trace.task:
         lines += ["[task given to the agents]", defuse(trace.task), ""]
+    context = trace_context(trace.metadata)
+    if context:
+        cut = len(context) - MAX_CONTEXT_CHARS
+        lines += [
+            "[kept with the trace: system prompts, tool definitions, notes]",
+            defuse(context[:MAX_CONTEXT_CHARS]),
+        ]
+        lines += [f"[{cut:,} more characters of the trace's metadata not shown]"] if cut > 0 else []
+        lines.append("")
     if window.count > 1:
         lines.append(f"[window {window.index + 1} of {window.count} of a longer trace]")
     for piece in window.pieces:

@@ -10,6 +10,7 @@ traces already stored: no duplicates, nothing lost.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -96,8 +97,14 @@ def load_inputs(db: Database, trace_ids: Sequence[str]) -> list[TraceInput]:
     for trace_id in trace_ids:
         found = steps.get(trace_id, [])
         agents = sorted({s.agent for s in found if s.agent})
-        task = heads.get(trace_id, {}).get("task")
-        inputs.append(TraceInput(trace_id=trace_id, steps=found, task=task, agents=agents))
+        head = heads.get(trace_id, {})
+        metadata = head.get("metadata") or {}
+        metadata = json.loads(metadata) if isinstance(metadata, str) else metadata
+        inputs.append(
+            TraceInput(
+                trace_id=trace_id, steps=found, task=head.get("task"), agents=agents, metadata=metadata
+            )
+        )
     return inputs
 
 

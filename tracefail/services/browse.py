@@ -15,6 +15,7 @@ Statistics and graphs come from `services.stats`, the same functions `tracefail 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -26,6 +27,7 @@ import numpy as np
 
 from tracefail import taxonomy
 from tracefail.analysis.change_points import change_points
+from tracefail.ingest.fidelity import metadata_text
 from tracefail.model import Attribution, Label
 from tracefail.services import attribution as attribution_service
 from tracefail.services import stats as stats_service
@@ -204,6 +206,10 @@ class BrowseService:
             if head is None:
                 return None
             steps = view_store.trace_steps(db, trace_id).to_dicts()
+            for step in steps:  # the text adapters kept in metadata, readable in the step detail
+                step["kept"] = metadata_text(_json(step.pop("metadata")))
+            if steps:
+                steps[0]["kept_with_trace"] = metadata_text(_json(head.get("metadata")))
             features = view_store.step_features(db, trace_id)
             return TraceView(
                 head=head,
@@ -308,3 +314,10 @@ class BrowseService:
 
     def undo(self, receipt: Receipt) -> bool:
         return self.write(lambda db: human_store.undo_human_write(db, receipt.table, receipt.row_id))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column's value as a dict (DuckDB hands JSON over as text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}

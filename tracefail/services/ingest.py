@@ -13,13 +13,16 @@ from pathlib import Path
 
 from tracefail.ingest import registry
 from tracefail.ingest.base import excerpt
+from tracefail.ingest.fidelity import TARGET, Fidelity
 from tracefail.ingest.otlp_live import spans_of
 from tracefail.ingest.reader import MAX_RECORD_BYTES
 from tracefail.model import Trace
 from tracefail.services import ingest_read
 from tracefail.services.ingest_read import (
+    Check,
     Item,
     Limits,
+    Measured,
     ReadPool,
     Reject,
     Unit,
@@ -57,6 +60,14 @@ def check_format(name: str) -> None:
         registry.by_name(name)
     except KeyError as exc:
         raise UnknownFormat(str(exc.args[0])) from None
+
+
+def check_file(path: Path, *, format_name: str | None = None, max_record_bytes: int | None = None) -> Check:
+    """What `ingest` would make of one file (adapter, traces, steps, rejections, and the text it
+    would lose), without writing a corpus."""
+    return ingest_read.check(
+        path, format_name, Limits(MAX_FIELD_CHARS, max_record_bytes or MAX_RECORD_BYTES.get())
+    )
 
 
 def formats() -> list[tuple[str, str]]:
@@ -106,10 +117,31 @@ class IngestReport:
     notes: list[str] = field(default_factory=list)  # one line per trace updated in place
     readers: dict[str, str] = field(default_factory=dict)  # file -> the format that read it
     run_id: str | None = None
+    # per file read, in order: how much of its text the stored traces keep (None: not measured)
+    fidelity: dict[str, Fidelity | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         keys = ("files", "traces", "steps", "labels", "attributions", "duplicates", "updated", "quarantined")
         return {k: getattr(self, k) for k in keys}
+
+    @property
+    def text(self) -> Fidelity:
+        """All measured files together: text lines and how many are retrievable."""
+        return sum((f for f in self.fidelity.values() if f is not None), Fidelity(0, 0))
+
+    def below_target(self) -> dict[str, Fidelity]:
+        """The files that keep less than TARGET of their text lines."""
+        return {file: f for file, f in self.fidelity.items() if f is not None and f.share < TARGET}
+
+    def fidelity_counts(self) -> dict[str, object]:
+        """What the run row keeps of the measure: the totals and the files below TARGET."""
+        total = self.text
+        return {
+            "text_lines": total.lines,
+            "text_lines_kept": total.kept,
+            "files_not_measured": sum(f is None for f in self.fidelity.values()),
+            "files_below_target": {file: [f.kept, f.lines] for file, f in self.below_target().items()},
+        }
 
 
 def _is_otlp(trace: Trace) -> bool:
@@ -307,6 +339,14 @@ def _ingest(
         write per file would dominate on a folder of small files); an id seen in the batch
         being joined flushes it first, so the store decides duplicate or conflict."""
         nonlocal pending_traces, pending_chars, records
+        if isinstance(item, Measured):
+            key = str(item.file)
+            known = report.fidelity.get(key)
+            if key not in report.fidelity or item.fidelity is None:
+                report.fidelity[key] = item.fidelity
+            elif known is not None:
+                report.fidelity[key] = known + item.fidelity
+            return
         if isinstance(item, Reject):
             records += 1
             store.run(partial(quarantine, item.file, item.record, item.reason, item.text))
@@ -351,7 +391,7 @@ def _ingest(
     run_store.finish_run(
         db,
         report.run_id,
-        counts=report.as_dict(),
+        counts={**report.as_dict(), "fidelity": report.fidelity_counts()},
         n_errors=report.quarantined,
         status="done",
     )

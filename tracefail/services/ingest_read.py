@@ -10,13 +10,13 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tracefail.ingest import registry
+from tracefail.ingest import fidelity, registry
 from tracefail.ingest.base import RecordAdapter, Rejected
 from tracefail.ingest.reader import MAX_RECORD_BYTES, RawRecord, SourceError
 from tracefail.model import Trace
@@ -67,9 +67,25 @@ class Unit:
     adapter: str
     size: int  # bytes of input
     records: tuple[RawRecord, ...] | None = None
+    measured: bool = True  # whether its text is measured (`fidelity`): runs are sampled
 
 
-Item = Prepared | Reject
+@dataclass(frozen=True)
+class Measured:
+    """How much of a unit's text its traces keep (`ingest.fidelity`); None: not measured."""
+
+    file: Path
+    fidelity: fidelity.Fidelity | None
+
+
+Item = Prepared | Reject | Measured
+# A whole file over this size whose records cannot be cut into runs (any format but MAST-Data's
+# arrays) is not measured: its stored text would be held in memory whole for the measure.
+FIDELITY_MAX_BYTES = 32 * 1024 * 1024
+# Of a file cut into runs (over UNIT_BYTES), the first run and every MEASURE_EVERY-th after it
+# are measured: the measure costs about a third of the reading it checks, on every run it would
+# add a quarter to a 50 MB MAST ingest; a sample of 1 in 8 runs adds ~3% (benchmarks/fidelity.py).
+MEASURE_EVERY = 8
 
 
 @contextmanager
@@ -110,8 +126,9 @@ def _rejection(file: Path, exc: Exception) -> Reject:
 
 def read(units: Sequence[Unit], limits: Limits) -> Iterator[Item]:
     """The units' traces in prepared batches (BATCH traces or BATCH_CHARS characters, no id
-    twice in one batch; small files share batches) and their rejections, in file order. A
-    broken file or an adapter bug rejects the rest of that file, never the batch."""
+    twice in one batch; small files share batches), their rejections, and after each part of a
+    unit how much of its text the traces keep (`Measured`), in file order. A broken file or an
+    adapter bug rejects the rest of that file, never the batch."""
     token = MAX_RECORD_BYTES.set(limits.max_record_bytes)
     pending: list[tuple[Path, Trace]] = []
     pending_chars = 0
@@ -119,19 +136,28 @@ def read(units: Sequence[Unit], limits: Limits) -> Iterator[Item]:
     try:
         for unit in units:
             try:
-                for item in _traces(unit, limits):
-                    if isinstance(item, Reject):
-                        yield item
-                        continue
-                    if item.trace_id in seen:  # the store decides duplicate vs conflict against the first
-                        yield from _prepared(pending)
-                        pending, pending_chars, seen = [], 0, set()
-                    seen.add(item.trace_id)
-                    pending.append((unit.file, item))
-                    pending_chars += rows.text_size(item)
-                    if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
-                        yield from _prepared(pending)
-                        pending, pending_chars, seen = [], 0, set()
+                for part, values, sampled in _parts(unit, limits):
+                    stored = fidelity.Stored() if values is not None else None
+                    for item in part:
+                        if isinstance(item, Reject):
+                            yield item
+                            continue
+                        if stored is not None:
+                            stored.add(item)
+                        if item.trace_id in seen:  # the store decides duplicate vs conflict against the first
+                            yield from _prepared(pending)
+                            pending, pending_chars, seen = [], 0, set()
+                        seen.add(item.trace_id)
+                        pending.append((unit.file, item))
+                        pending_chars += rows.text_size(item)
+                        if len(pending) >= BATCH or pending_chars >= BATCH_CHARS:
+                            yield from _prepared(pending)
+                            pending, pending_chars, seen = [], 0, set()
+                    if stored is not None and values is not None:
+                        measured = stored.measure(values())
+                        yield Measured(unit.file, replace(measured, sampled=sampled))
+                    elif not sampled:
+                        yield Measured(unit.file, None)  # a whole file too big to measure
             except Exception as exc:
                 yield _rejection(unit.file, exc)
     finally:
@@ -139,13 +165,91 @@ def read(units: Sequence[Unit], limits: Limits) -> Iterator[Item]:
     yield from _prepared(pending)
 
 
-def _traces(unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
-    """The unit's traces, and a Reject for each record its adapter or the field limits refuse."""
+@dataclass(frozen=True)
+class Check:
+    """What an ingest of one file would store, without storing it."""
+
+    file: Path
+    adapter: str
+    traces: int
+    steps: int
+    rejects: tuple[Reject, ...]
+    fidelity: fidelity.Fidelity | None
+
+
+def check(file: Path, forced: str | None, limits: Limits) -> Check:
+    """Read `file` as ingest would (same detection, adapter, limits and measure), keeping only
+    counts, rejections and the fidelity figure with the lost lines."""
+    traces = steps = 0
+    rejects: list[Reject] = []
+    measured: fidelity.Fidelity | None = fidelity.Fidelity(0, 0)
+    name = ""
+    token = MAX_RECORD_BYTES.set(limits.max_record_bytes)
+    try:
+        for unit in units(file, forced, parallel=False):
+            if isinstance(unit, Reject):
+                rejects.append(unit)
+                continue
+            name = unit.adapter
+            try:
+                for part, values, _ in _parts(unit, limits, sample=False):
+                    stored = fidelity.Stored()
+                    for item in part:
+                        if isinstance(item, Reject):
+                            rejects.append(item)
+                            continue
+                        traces += 1
+                        steps += len(item.steps)
+                        if values is not None:
+                            stored.add(item)
+                    if values is None or measured is None:
+                        measured = None
+                    else:
+                        measured = measured + stored.measure(values())
+            except Exception as exc:
+                rejects.append(_rejection(file, exc))
+    finally:
+        MAX_RECORD_BYTES.reset(token)
+    return Check(file, name, traces, steps, tuple(rejects), measured)
+
+
+# A part's traces, its text lines (None: not measured), and whether the file's figure is a
+# sample (a run of a file whose runs are measured 1 in MEASURE_EVERY).
+Part = tuple[Iterator[Trace | Reject], Callable[[], set[str]] | None, bool]
+
+
+def _parts(unit: Unit, limits: Limits, sample: bool = True) -> Iterator[Part]:
+    """The unit's traces in parts, each with the text lines of the input it was read from (None
+    where that is not measured): a run of records, or a whole file; a big whole file of a
+    RecordAdapter is read in runs, as a worker pool reads it, so that measuring it holds one
+    run's text at a time. `sample`: only the runs marked `measured`, else all."""
     adapter = registry.by_name(unit.adapter)
-    if unit.records is None:
-        traces = adapter.parse(unit.file)
-    else:  # runs are cut only from a RecordAdapter's files
-        traces = adapter.from_records(unit.file, unit.records)  # type: ignore[attr-defined]
+    if unit.records is not None:  # runs are cut only from a RecordAdapter's files
+        records = unit.records
+        traces = adapter.from_records(unit.file, records)  # type: ignore[attr-defined]
+        if unit.measured or not sample:
+            yield (
+                _checked(traces, unit, limits),
+                lambda: fidelity.text_lines(fidelity.record_values(records)),
+                sample,
+            )
+        else:
+            yield _checked(traces, unit, limits), None, sample
+    elif isinstance(adapter, RecordAdapter) and unit.size > UNIT_BYTES:
+        for number, run in enumerate(runs(adapter, unit.file)):
+            size = sum(r.size for r in run)
+            yield from _parts(
+                Unit(unit.file, unit.adapter, size, run, number % MEASURE_EVERY == 0), limits, sample
+            )
+    else:
+        file = unit.file
+        measured = unit.size <= FIDELITY_MAX_BYTES
+        values = (lambda: fidelity.text_lines(fidelity.file_values(file))) if measured else None
+        yield _checked(adapter.parse(file), unit, limits), values, False
+
+
+def _checked(traces: Iterable[Trace | Rejected], unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
+    """The traces, and a Reject for each record its adapter or the field limits refuse."""
     for item in traces:
         if isinstance(item, Rejected):
             yield Reject(unit.file, item.record, item.reason, item.excerpt)
@@ -190,29 +294,36 @@ def units(file: Path, forced: str | None, parallel: bool) -> Iterator[Unit | Rej
     if not file.is_file():  # a FIFO or device would block or never end
         yield Reject(file, None, "not a regular file (a FIFO, device or socket); skipped")
         return
-    run: list[RawRecord] = []
-    name = ""
     try:
         adapter = registry.by_name(forced) if forced else registry.detect(file)
-        name = adapter.name
         size = file.stat().st_size
         if not (parallel and isinstance(adapter, RecordAdapter) and size > UNIT_BYTES):
-            yield Unit(file, name, size)
+            yield Unit(file, adapter.name, size)
             return
-        size = 0
+        for number, run in enumerate(runs(adapter, file)):
+            yield Unit(file, adapter.name, sum(r.size for r in run), run, number % MEASURE_EVERY == 0)
+    except Exception as exc:
+        yield _rejection(file, exc)
+
+
+def runs(adapter: RecordAdapter, file: Path) -> Iterator[tuple[RawRecord, ...]]:
+    """The file's records in runs of RUN_BYTES; if the record scan breaks, the records read
+    before it, then the error."""
+    run: list[RawRecord] = []
+    size = 0
+    try:
         for record in adapter.records(file):
             run.append(record)
             size += record.size
             if size >= RUN_BYTES:
-                yield Unit(file, name, size, tuple(run))
+                yield tuple(run)
                 run, size = [], 0
-    except Exception as exc:
+    except Exception:
         if run:
-            yield Unit(file, name, size, tuple(run))
-        yield _rejection(file, exc)
-        return
+            yield tuple(run)
+        raise
     if run:
-        yield Unit(file, name, size, tuple(run))
+        yield tuple(run)
 
 
 Group = list[Unit]

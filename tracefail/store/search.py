@@ -1,4 +1,8 @@
-"""Full-text search over step content with DuckDB's `fts` extension (BM25).
+"""Full-text search over step text with DuckDB's `fts` extension (BM25).
+
+A step's searchable text (`STEP_TEXT`) is its content, its tool calls, its metadata (where
+adapters keep what no column takes: span attributes, tool definitions, system prompts) and, for
+step 0, its trace's metadata: text kept anywhere in the corpus can be found.
 
 The index lives in the corpus file: `search_docs` maps a document id to (trace, step), the
 `fts_main_search_docs` schema holds the extension's dict/terms/docs/stats tables, and
@@ -36,6 +40,16 @@ _CJK_SQL = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _QUERY_PART = re.compile(r'"([^"]*)"|(\S+)')
 K1, B = 1.2, 0.75
+# JSON text as words: its escapes (\n, \", ...) would glue the letter after them to a word
+_JSON_WORDS = "regexp_replace(CAST({} AS VARCHAR), '\\\\[nrtbf\"\\\\/]', ' ', 'g')"
+# Everything search reads of a step `s` (of trace `t`, joined only for step 0: `_TRACE_JOIN`)
+_TEXT = f"""concat_ws(chr(10), s.content,
+        CASE WHEN len(CAST(s.tool_calls AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("s.tool_calls")} END,
+        CASE WHEN len(CAST(s.metadata AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("s.metadata")} END,
+        CASE WHEN len(CAST(t.metadata AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("t.metadata")} END)"""
+_TRACE_JOIN = "LEFT JOIN traces t ON s.step_idx = 0 AND t.trace_id = s.trace_id"
+# One row per step: (trace_id, step_idx, content), `content` being its searchable text
+STEP_TEXT = f"SELECT s.trace_id, s.step_idx, {_TEXT} AS content FROM steps s {_TRACE_JOIN}"
 
 
 class SearchQueryError(StoreError):
@@ -110,7 +124,7 @@ def build_index(db: Database) -> IndexState:
             CREATE OR REPLACE TABLE search_docs AS
             SELECT row_number() OVER () AS doc_id, trace_id, step_idx,
                    regexp_replace(content, '{_CJK_SQL}', ' \\1 ', 'g') AS content
-            FROM steps
+            FROM ({STEP_TEXT})
             """
         )
         db.execute(
@@ -217,10 +231,10 @@ def _hits_sql(db: Database, parts: list[QueryPart]) -> tuple[str, list[object]]:
     phrases = [p for p in parts if p.phrase]
     verify = ""
     if phrases:
-        checks = " AND ".join("regexp_matches(lower(strip_accents(s.content)), ?)" for _ in phrases)
+        checks = " AND ".join(f"regexp_matches(lower(strip_accents({_TEXT})), ?)" for _ in phrases)
         params += [_phrase_regex(p.tokens) for p in phrases]
         verify = f"""
-            JOIN steps s ON s.trace_id = hits.trace_id AND s.step_idx = hits.step_idx
+            JOIN steps s ON s.trace_id = hits.trace_id AND s.step_idx = hits.step_idx {_TRACE_JOIN}
             WHERE {checks}"""
     # `token` numbers the (part, token) pairs so a prefix's expansions count as one
     pairs = {(g, t): n for n, (g, t) in enumerate(sorted(wanted))}
@@ -266,7 +280,8 @@ def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
             pattern = pattern.removesuffix(r"([^\pL\pN]|$)")
         checks.append("regexp_matches(lower(strip_accents(content)), ?)")
         params.append(pattern)
-    sql = f"SELECT trace_id, step_idx, {len(parts)}::DOUBLE AS score FROM steps WHERE {' AND '.join(checks)}"
+    where = " AND ".join(checks)
+    sql = f"SELECT trace_id, step_idx, {len(parts)}::DOUBLE AS score FROM ({STEP_TEXT}) WHERE {where}"
     return sql, params
 
 
@@ -285,7 +300,8 @@ def search_steps(
     db: Database, query: str, *, limit: int = 20, indexed: bool = True, trace_id: str | None = None
 ) -> tuple[pl.DataFrame, int, int]:
     """The best `limit` hits (trace_id, step_idx, agent, kind, score, content) by BM25, the
-    number of matching steps and of matching traces."""
+    number of matching steps and of matching traces. `content` is the searchable text (content,
+    tool calls, metadata), so a hit in the metadata shows where it matched."""
     sql, params = _matches(db, parse_query(query), indexed)
     where = "WHERE trace_id = ?" if trace_id is not None else ""
     found = db.frame(
@@ -293,9 +309,9 @@ def search_steps(
         WITH m AS MATERIALIZED (SELECT * FROM ({sql}) {where}),
         counts AS (SELECT count(*) AS n_steps, count(DISTINCT trace_id) AS n_traces FROM m),
         top AS (SELECT * FROM m ORDER BY score DESC, trace_id, step_idx LIMIT ?)
-        SELECT top.trace_id, top.step_idx, s.agent, s.kind, top.score, s.content,
+        SELECT top.trace_id, top.step_idx, s.agent, s.kind, top.score, {_TEXT} AS content,
                counts.n_steps, counts.n_traces
-        FROM top JOIN steps s ON s.trace_id = top.trace_id AND s.step_idx = top.step_idx, counts
+        FROM top JOIN steps s ON s.trace_id = top.trace_id AND s.step_idx = top.step_idx {_TRACE_JOIN}, counts
         ORDER BY top.score DESC, top.trace_id, top.step_idx
         """,
         params + ([trace_id] if trace_id is not None else []) + [limit],

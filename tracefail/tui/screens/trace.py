@@ -342,7 +342,11 @@ class TraceScreen(Screen[None]):
             self.hits = []
             return
         pattern = re.compile(re.escape(needle), re.IGNORECASE)
-        self.hits = [s["step_idx"] for s in self.view.steps if pattern.search(s["content"])]
+        self.hits = [  # what the step detail shows: content and the text kept in metadata
+            s["step_idx"]
+            for s in self.view.steps
+            if any(pattern.search(s.get(key) or "") for key in ("content", "kept", "kept_with_trace"))
+        ]
         if not self.hits:
             self.notify(f"no step contains {needle!r}")
             return

@@ -42,6 +42,10 @@ class StepView(VerticalScroll):
         if step["tool_calls"]:
             text.append("\n\ntool calls: ", style="bold")
             text.append_text(literal(step["tool_calls"], limit=limit))
+        for key, title in (("kept", "kept with the step"), ("kept_with_trace", "kept with the trace")):
+            if step.get(key):  # metadata text: span attributes, tool definitions, system prompts
+                text.append(f"\n\n{title}:\n", style="bold")
+                text.append_text(literal(step[key], limit=limit))
         self.query_one("#step", Static).update(text)
         self.scroll_home(animate=False)
 
