@@ -60,8 +60,10 @@ def test_a_gzip_bomb_gets_413_and_memory_stays_bounded(tmp_path: Path) -> None:
         assert post(server.url, export([span(1)]))[0] == 200  # still serving
     finally:
         server.stop()
+    mib = 2**20
     print(
-        f"\n3 gzip bombs ({len(bomb):,} bytes -> 1 GiB each): RSS {before / 2**20:.0f} MiB before, peak {peak / 2**20:.0f} MiB"
+        f"\n3 gzip bombs ({len(bomb):,} B -> 1 GiB): RSS {before / mib:.0f} MiB before, "
+        f"peak {peak / mib:.0f} MiB"
     )
     for code, body in answers:
         assert code == 413 and "inflates to over" in body["message"]
