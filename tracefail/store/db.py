@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -117,7 +119,10 @@ class Database:
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
                 ) from None
-            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})") from None
+            else:
+                raise StoreError(
+                    f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})"
+                ) from None
         except duckdb.Error as exc:
             detail = _first_line(str(exc))
             raise StoreError(f"{self.path}: cannot open as a DuckDB database ({detail})") from None
@@ -346,7 +351,20 @@ class Database:
         self.connection.execute("CHECKPOINT")
         target = snapshot_path(self.path)
         partial = target.with_name(target.name + ".partial")
-        shutil.copyfile(self.path, partial)
+        # copied by a child process: DuckDB's lock is a POSIX record lock, which this process
+        # would drop for good by opening and closing the file itself
+        copy = (
+            [cp, self.path, str(partial)]
+            if (cp := shutil.which("cp"))
+            else [
+                sys.executable,
+                "-c",
+                "import shutil, sys; shutil.copyfile(*sys.argv[1:])",
+                self.path,
+                str(partial),
+            ]
+        )
+        subprocess.run(copy, check=True, capture_output=True)
         os.replace(partial, target)
 
     def drop_snapshot(self) -> None:
