@@ -75,6 +75,10 @@ def test_sigkill_mid_load_loses_no_acknowledged_span_and_stores_none_twice(
     acked = set(acknowledged)
     acked_spans = {span for key in acked for span in requests[key][1]}
 
+    with Database(db_path) as db:  # what the killed server had committed
+        at_kill = {row[0] for row in db.rows("SELECT span_id FROM steps")}
+    assert acked_spans <= at_kill
+
     server = ServeProcess(db_path)  # restart; resend what got no 2xx
     for key in sorted(set(requests) - acked):
         code, _ = post(server.url, requests[key][0])
@@ -89,7 +93,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_span_and_stores_none_twice(
     every_good = {span for _, good in requests.values() for span in good}
     print(
         f"\nkill test ({'malformed' if malformed else 'clean'}): {len(acked_spans):,} spans acknowledged "
-        f"before SIGKILL, {len(every_good):,} sent in all; stored {len(stored):,} span ids, "
+        f"before SIGKILL, {len(at_kill):,} stored then ({len(at_kill - acked_spans):,} committed, unanswered), "
+        f"{len(every_good):,} sent in all; stored {len(stored):,} span ids, "
         f"duplicates {sum(n - 1 for n in stored.values())}, "
         f"acknowledged missing {len(acked_spans - set(stored))}"
     )
