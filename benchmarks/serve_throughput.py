@@ -59,7 +59,7 @@ def plain_server(port: int, grpc_port: int) -> None:
         await send({"type": "http.response.body", "body": empty})
 
     class Service(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
-        def Export(self, request: Any, context: Any) -> Any:  # noqa: N802
+        def Export(self, request: Any, context: Any) -> Any:
             return ExportTraceServiceResponse()
 
     server = grpc.server(ThreadPoolExecutor(8))
@@ -160,7 +160,8 @@ def main() -> None:
     batches = [made[i : i + BATCH] for i in range(0, len(made), BATCH)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     print(
-        f"load average {os.getloadavg()[0]:.1f}; {len(made):,} spans in {len(batches)} batches, {args.clients} clients"
+        f"load average {os.getloadavg()[0]:.1f}; {len(made):,} spans in {len(batches)} batches, "
+        f"{args.clients} clients"
     )
     results: dict[tuple[str, str], float] = {}
     with tempfile.TemporaryDirectory() as folder:

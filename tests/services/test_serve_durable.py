@@ -93,7 +93,8 @@ def test_sigkill_mid_load_loses_no_acknowledged_span_and_stores_none_twice(
     every_good = {span for _, good in requests.values() for span in good}
     print(
         f"\nkill test ({'malformed' if malformed else 'clean'}): {len(acked_spans):,} spans acknowledged "
-        f"before SIGKILL, {len(at_kill):,} stored then ({len(at_kill - acked_spans):,} committed, unanswered), "
+        f"before SIGKILL, {len(at_kill):,} stored then "
+        f"({len(at_kill - acked_spans):,} committed, unanswered), "
         f"{len(every_good):,} sent in all; stored {len(stored):,} span ids, "
         f"duplicates {sum(n - 1 for n in stored.values())}, "
         f"acknowledged missing {len(acked_spans - set(stored))}"
