@@ -186,3 +186,42 @@ def test_a_write_that_fails_fails_only_its_request_with_503(
     assert [code for code, _ in answers] == [503] + [200] * 19
     assert "nothing of them is stored" in answers[0][1]["message"]
     assert db.rows("SELECT count(*) FROM traces") == [(19,)]
+
+
+def test_grpc_has_the_same_limits_and_partial_success(db: Database) -> None:
+    import grpc
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+    def request(*spans: tuple[int, str, int]) -> ExportTraceServiceRequest:
+        """Spans (number, text, depth): the text nested in `depth` arrays."""
+        message = ExportTraceServiceRequest()
+        scope = message.resource_spans.add().scope_spans.add()
+        for number, text, depth in spans:
+            added = scope.spans.add(
+                trace_id=bytes.fromhex(TRACE), span_id=number.to_bytes(8, "big"), name="chat"
+            )
+            value = added.attributes.add(key="gen_ai.completion").value
+            for _ in range(depth):
+                value = value.array_value.values.add()
+            value.string_value = text
+        return message
+
+    server = OtlpReceiver(db, "127.0.0.1", 0, grpc_port=0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = TraceServiceStub(channel)
+            bomb = request((1, "0" * (20 * 2**20), 0))  # 20 MiB, ~20 KB gzip'd
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Export(bomb, compression=grpc.Compression.Gzip, timeout=30)
+            answer = stub.Export(request((2, "ok", 0), (3, "deep", 15)), timeout=30)
+    finally:
+        server.stop()
+        thread.join()
+        server.close()
+    assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert answer.partial_success.rejected_spans == 1
+    assert "nested more than" in answer.partial_success.error_message
+    assert db.rows("SELECT span_id FROM steps") == [(f"{2:016x}",)]
