@@ -4,6 +4,7 @@ reason: gzip bombs, wrong types, deep nesting, slow clients, a failing write."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import socket
 import threading
@@ -163,6 +164,13 @@ def test_slow_loris_gets_408_and_does_not_block_others(db: Database, monkeypatch
         started = time.monotonic()
         answers = [_answer(sock) for sock in [*slow_headers, slow_body, idle]]
         waited = time.monotonic() - started
+        kept = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        kept.request("POST", "/v1/traces", export([span(2)]), {"Content-Type": "application/json"})
+        assert kept.getresponse().read() == b"{}"
+        time.sleep(1)  # idle between requests past the header deadline: kept alive, no 408
+        kept.request("POST", "/v1/traces", export([span(3)]), {"Content-Type": "application/json"})
+        assert kept.getresponse().status == 200
+        kept.close()
     assert waited < 5
     assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers)
     assert b"did not arrive within" in answers[0] and b"body did not arrive" in answers[50]

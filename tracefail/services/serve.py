@@ -217,7 +217,9 @@ _TIMED_OUT = (
 class _DeadlineH11(H11Protocol):
     """uvicorn's HTTP/1.1 protocol with a deadline for a request's headers: uvicorn times out
     idle keep-alive connections but waits for headers forever, so a client sending a byte a
-    second could hold a connection (and a slot) as long as it liked."""
+    second could hold a connection (and a slot) as long as it liked. The deadline runs from the
+    connection's start and from the first byte of each later request; between requests,
+    uvicorn's keep-alive timeout closes an idle connection without an answer, as clients expect."""
 
     _header_timer: asyncio.TimerHandle | None = None
 
@@ -226,14 +228,12 @@ class _DeadlineH11(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self.conn.their_state is h11.IDLE and self._header_timer is None:
+            self._arm()  # the next request on a kept-alive connection starts: same deadline
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE and self._header_timer is not None:
             self._header_timer.cancel()  # the headers are in: the body has its own deadline
             self._header_timer = None
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm()  # the next request on this connection gets the same deadline
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
