@@ -50,5 +50,7 @@ def serve(
         f"{report.quarantined} quarantined",
         highlight=False,
     )
+    if report.publish_error:
+        err.print(f"the copy for readers could not be published: {report.publish_error}", highlight=False)
     if report.quarantined:
         raise typer.Exit(EXIT_PARTIAL)

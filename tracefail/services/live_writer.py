@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from tracefail.ingest.otlp_live import Rejected, SpanGroup
@@ -45,6 +46,7 @@ class ServeReport:
     quarantined: int
     failed_requests: int
     run_id: str
+    publish_error: str | None = None  # why the last copy for readers could not be published
 
 
 @dataclass
@@ -95,6 +97,7 @@ class LiveWriter:
         self._published_at = 0.0
         self._publish_cost = 0.0
         self._dirty = False
+        self.publish_error: str | None = None  # the last failed publish, for the report
         if self.publish:
             self._publish()
         self._thread = threading.Thread(target=self._run, name="tracefail-live-writer", daemon=True)
@@ -116,7 +119,8 @@ class LiveWriter:
         counts = dict(self.counts)
         run_store.finish_run(self.db, self.run_id, counts=counts, n_errors=counts["quarantined"])
         if self.publish:
-            self.db.drop_snapshot()
+            with suppress(OSError):
+                self.db.drop_snapshot()
         return ServeReport(
             requests=counts["requests"],
             bad_requests=counts["bad_requests"],
@@ -127,6 +131,7 @@ class LiveWriter:
             quarantined=counts["quarantined"],
             failed_requests=counts["failed_requests"],
             run_id=self.run_id,
+            publish_error=self.publish_error,
         )
 
     def _run(self) -> None:
@@ -169,7 +174,8 @@ class LiveWriter:
                 self._write_batch([job])
             return
         for job, result in zip(batch, results, strict=True):
-            job.future.set_result(result)
+            if not job.future.done():  # a waiter cancelled at shutdown: stored all the same
+                job.future.set_result(result)
 
     def _commit(self, batch: list[_Job]) -> list[Stored]:
         """Merge and commit the batch in one transaction; the counts move only after COMMIT."""
@@ -213,7 +219,8 @@ class LiveWriter:
 
     def _fail(self, job: _Job) -> None:
         self.counts["failed_requests"] += 1
-        job.future.set_exception(WriteFailed("the spans could not be written; nothing of them is stored"))
+        if not job.future.done():
+            job.future.set_exception(WriteFailed("the spans could not be written; nothing of them is stored"))
 
     def _quarantine(self, record: str, reason: str, content: str) -> None:
         trace_store.quarantine(self.db, self.source, record, reason, content, self.run_id)
@@ -226,7 +233,10 @@ class LiveWriter:
             self._dirty = False
             return
         started = time.monotonic()
-        self.db.publish_snapshot()
+        try:
+            self.db.publish_snapshot()
+        except Exception as exc:  # no copy (disk full?): readers see the last one; writing goes on
+            self.publish_error = f"{type(exc).__name__}: {exc}"
         self._published_at = time.monotonic()
         self._publish_cost = self._published_at - started
         self._dirty = False
