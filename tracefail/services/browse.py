@@ -45,6 +45,7 @@ from tracefail.store import labels as label_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.corpus_index import CorpusIndex, indexed_page
+from tracefail.store.db import snapshot_path
 from tracefail.store.partitioned import is_partitioned
 from tracefail.store.selection import CorpusFilter
 from tracefail.store.traces import trace_header
@@ -162,6 +163,10 @@ class BrowseService:
         return self.read(lambda db: selection_store.count_traces(db, f))
 
     def live(self) -> LiveState:
+        """Opens nothing unless serve's copy exists: a read connection open in this process
+        would make a human label's write fail (DuckDB refuses a second configuration)."""
+        if not snapshot_path(self.path).exists():
+            return LiveState(serving=False, traces=0)
         return self.read(
             lambda db: LiveState(db.snapshot_of is not None, selection_store.count_traces(db, CorpusFilter()))
         )

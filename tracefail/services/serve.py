@@ -165,10 +165,9 @@ async def _read_body(receive: Receive, headers: dict[str, str]) -> bytes:
     arrive within `BODY_TIMEOUT_S`."""
     declared = headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        raise _Refused(
-            413 if declared.isdigit() else 400,
-            f"Content-Length {declared} is over the {MAX_BODY:,}-byte limit",
-        )
+        if not declared.isdigit():
+            raise _Refused(400, f"Content-Length {declared!r} is not a number")
+        raise _Refused(413, f"Content-Length {declared} is over the {MAX_BODY:,}-byte limit")
     chunks: list[bytes] = []
     size = 0
     deadline = asyncio.get_running_loop().time() + BODY_TIMEOUT_S
