@@ -77,7 +77,9 @@ def test_sigkill_mid_load_loses_no_acknowledged_span_and_stores_none_twice(
 
     with Database(db_path) as db:  # what the killed server had committed
         at_kill = {row[0] for row in db.rows("SELECT span_id FROM steps")}
+        run_counts = json.loads(db.rows("SELECT counts FROM runs WHERE kind = 'serve'")[0][0])
     assert acked_spans <= at_kill
+    assert run_counts["spans"] == len(at_kill)  # the killed run's row says what it stored
 
     server = ServeProcess(db_path)  # restart; resend what got no 2xx
     for key in sorted(set(requests) - acked):
