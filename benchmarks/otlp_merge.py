@@ -2,9 +2,10 @@
 
 Files: a trace split over two OTLP files vs one file (two halves / one file).
 Live (`serve`): the writer merging N requests of k spans each, one write per request (what it
-does when requests come more than FLUSH_SECONDS apart, as a long-running agent's do), vs one
-request holding all spans. Both end in the same stored trace (same content hash); the ratios say
-what splitting costs.
+does when each request finds no other waiting, as a long-running agent's do), vs one request
+holding all spans. The per-write cost grows with the spans so far (see docs/serve.md, "Cost of
+a growing trace"): the last writes' time is printed to show it. Both end in the same stored
+trace (same content hash); the ratios say what splitting costs.
 
     .venv/bin/python benchmarks/otlp_merge.py [--spans 5000] [--live 100 1000] [--per-request 10]
 """

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @contextmanager
 def receiver(db: Database) -> Iterator[tuple[OtlpReceiver, list[ServeReport]]]:
     """A receiver on a free port, serving in a thread; on exit it stops and flushes."""
-    server = OtlpReceiver(db, "127.0.0.1", 0)
+    server = OtlpReceiver(db, "127.0.0.1", 0, grpc_port=0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     reports: list[ServeReport] = []
@@ -197,12 +197,14 @@ def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: D
     assert trace_store.counts(db)["quarantine"] == 0
 
 
-def test_a_bad_request_gets_400_with_the_reason_and_loses_nothing_else(db: Database) -> None:
+def test_a_bad_span_is_refused_alone_and_a_bad_request_gets_400_with_the_reason(db: Database) -> None:
     good = otlp_json("0af7651916cd43dd8448eb211c80319c", [("b7ad6b7169203331", None, "chat", {})])
     with receiver(db) as (server, reports):
         assert post(server.url, good)[0] == 200
+        # a span without ids: OTLP partial success, the span quarantined with its content
         code, body = post(server.url, b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x"}]}]}]}')
-        assert code == 400 and "without `traceId`" in json.loads(body)["message"]
+        partial = json.loads(body)["partialSuccess"]
+        assert code == 200 and partial["rejectedSpans"] == "1" and "`traceId`" in partial["errorMessage"]
         code, body = post(server.url, b"\x0a\xff\xff garbage", "application/x-protobuf")
         assert code == 400 and b"not an OTLP protobuf" in body
         code, body = post(server.url, b"not gzip", **{"Content-Encoding": "gzip"})
@@ -211,10 +213,10 @@ def test_a_bad_request_gets_400_with_the_reason_and_loses_nothing_else(db: Datab
         assert code == 400
         with urllib.request.urlopen(server.url + "/", timeout=5) as health:
             assert health.status == 200
-    assert reports[0].bad_requests == 4 and reports[0].traces_written == 1
+    assert reports[0].bad_requests == 3 and reports[0].rejected_spans == 1 and reports[0].traces_written == 1
     assert db.rows("SELECT count(*) FROM traces") == [(1,)]
-    reasons = [r[0] for r in db.rows("SELECT reason FROM quarantine ORDER BY quarantine_id")]
-    assert len(reasons) == 4 and "without `traceId`" in reasons[0]
+    rows = db.rows("SELECT reason, excerpt FROM quarantine ORDER BY quarantine_id")
+    assert len(rows) == 4 and "`traceId`" in rows[0][0] and rows[0][1] == '{"name": "x"}'
 
 
 def _free_port() -> int:

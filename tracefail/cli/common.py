@@ -79,14 +79,15 @@ def is_remote(path: Path) -> bool:
     return re.match(r"^[a-z][a-z0-9+.-]+:/", str(path)) is not None
 
 
-def open_db(path: Path, *, read_only: bool = False, create: bool = False) -> Database:
-    """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file."""
+def open_db(path: Path, *, read_only: bool = False, create: bool = False, or_read: bool = False) -> Database:
+    """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file.
+    `or_read`: read-only where another process (`tracefail serve`) writes it."""
     from tracefail.services.corpus import StoreError, open_corpus
 
     if not create and str(path) != ":memory:" and not is_remote(path) and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
     try:
-        return open_corpus(path, read_only=read_only)
+        return open_corpus(path, read_only=read_only, or_read=or_read)
     except StoreError as exc:
         fail(str(exc))
 

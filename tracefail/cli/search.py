@@ -24,7 +24,7 @@ def search(
 
     from tracefail.services import search as service
 
-    store = open_db(db)  # writable: the first search builds the index
+    store = open_db(db, or_read=True)  # writable: the first search builds the index
     try:
         result = service.search(store, query, limit=limit)
     except service.SearchQueryError as exc:

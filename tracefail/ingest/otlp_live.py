@@ -9,7 +9,6 @@ before the trace is rebuilt with the span -> step mapping of `ingest/otel.py`.
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 from collections import defaultdict
@@ -27,6 +26,7 @@ from tracefail.ingest.otel import (
     attributes,
     hex_id,
     otlp_log_events,
+    span_step,
     spans_to_trace,
 )
 from tracefail.ingest.reader import loads
@@ -43,25 +43,75 @@ SpanGroup = tuple[str | None, list[dict[str, Any]]]
 class BadRequest(ValueError):
     """The request cannot be read as an OTLP trace export; the message says why, in one line."""
 
+    status = 400
+
+
+class TooLarge(BadRequest):
+    """The request (or what it decompresses to) is over a size limit: HTTP 413."""
+
+    status = 413
+
+
+MAX_BODY = 16 * 1024 * 1024  # bytes of a request, compressed or not, and of what it inflates to
+MAX_FIELD = 4 * 1024 * 1024  # characters of one string in a span
+MAX_DEPTH = 32  # containers nested in one span (an attribute's kvlist in an array in ...)
+_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One span (or request) that was not taken, why, and its content (quarantined with it)."""
+
+    record: str
+    reason: str
+    content: str
+
+
+def inflate(body: bytes, encoding: str, limit: int = MAX_BODY) -> bytes:
+    """Decompress `body` a chunk at a time and stop at `limit` bytes of output: a 1 MB gzip of
+    zeros is 1 GB inflated, and `gzip.decompress` would hold all of it before any check."""
+    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    try:
+        while rest:  # gzip allows several members back to back
+            inflater = zlib.decompressobj(wbits)
+            data = rest
+            while data and not inflater.eof:
+                piece = inflater.decompress(data, min(_CHUNK, limit - size + 1))
+                size += len(piece)
+                if size > limit:
+                    raise TooLarge(f"body inflates to over the {limit:,}-byte limit")
+                out.append(piece)
+                data = inflater.unconsumed_tail
+            if not inflater.eof:
+                raise BadRequest(f"body is not valid {encoding} data (truncated)")
+            rest = inflater.unused_data
+            if encoding != "gzip":
+                break
+    except zlib.error as exc:
+        raise BadRequest(f"body is not valid {encoding} data ({exc})") from None
+    return b"".join(out)
+
 
 def decode_body(body: bytes, content_type: str | None, content_encoding: str | None) -> dict[str, Any]:
     """An export request's body as an OTLP/JSON document, whichever encoding it came in."""
     encoding = (content_encoding or "identity").strip().lower()
-    try:
-        if encoding == "gzip":
-            body = gzip.decompress(body)
-        elif encoding == "deflate":
-            body = zlib.decompress(body)
-        elif encoding != "identity":
-            raise BadRequest(f"unsupported Content-Encoding {content_encoding!r} (use gzip or none)")
-    except (OSError, EOFError, zlib.error) as exc:
-        raise BadRequest(f"body is not valid {encoding} data ({exc})") from None
+    if len(body) > MAX_BODY:
+        raise TooLarge(f"body of {len(body):,} bytes is over the {MAX_BODY:,}-byte limit")
+    if encoding in ("gzip", "deflate"):
+        body = inflate(body, encoding)
+    elif encoding != "identity":
+        raise BadRequest(f"unsupported Content-Encoding {content_encoding!r} (use gzip or none)")
     media = (content_type or "").split(";")[0].strip().lower()
     if media == PROTOBUF:
         return _from_protobuf(body)
     if media in (JSON, ""):
         try:
-            document = loads(body.decode("utf-8"))
+            document = loads(body)
+        except RecursionError:
+            raise BadRequest("body is JSON nested too deeply to read") from None
         except (UnicodeDecodeError, ValueError) as exc:
             raise BadRequest(f"body is not JSON ({exc})") from None
         if not isinstance(document, dict):
@@ -74,35 +124,119 @@ def _from_protobuf(body: bytes) -> dict[str, Any]:
     request = ExportTraceServiceRequest()
     try:
         request.ParseFromString(body)
-    except DecodeError as exc:
+    except DecodeError as exc:  # protobuf stops at 100 nested messages: deep nesting lands here
         raise BadRequest(f"body is not an OTLP protobuf ExportTraceServiceRequest ({exc})") from None
-    # ids come out base64 (protobuf bytes); spans_by_trace turns them into OTLP/JSON's hex
+    return request_document(request)
+
+
+def request_document(request: ExportTraceServiceRequest) -> dict[str, Any]:
+    """A decoded protobuf export (HTTP body or gRPC message) as an OTLP/JSON document."""
+    # ids come out base64 (protobuf bytes); the span readers turn them into OTLP/JSON's hex
     return json_format.MessageToDict(request, use_integers_for_enums=True)
+
+
+def _resource_groups(document: dict[str, Any]) -> list[tuple[str | None, list[Any]]]:
+    """(service.name, [span candidates]) per resource of an export; BadRequest where the
+    envelope (not one span) has the wrong shape, naming where."""
+    resource_list = document.get("resourceSpans", document.get("batches"))  # batches: older Tempo
+    if not isinstance(resource_list, list):
+        raise BadRequest("not an OTLP trace export (no `resourceSpans` list)")
+    found = []
+    for number, resource_spans in enumerate(resource_list):
+        where = f"resourceSpans[{number}]"
+        if not isinstance(resource_spans, dict):
+            raise BadRequest(f"{where} is not an object")
+        resource = resource_spans.get("resource") or {}
+        if not isinstance(resource, dict):
+            raise BadRequest(f"{where}.resource is not an object")
+        service = attributes(resource.get("attributes")).get("service.name")
+        scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
+        if not isinstance(scopes, list):
+            raise BadRequest(f"{where}.scopeSpans is not a list")
+        spans: list[Any] = []
+        for scope_number, scope_spans in enumerate(scopes):
+            listed = scope_spans.get("spans") if isinstance(scope_spans, dict) else None
+            if not isinstance(listed, list | None):
+                raise BadRequest(f"{where}.scopeSpans[{scope_number}].spans is not a list")
+            spans.extend(listed or [])
+        found.append((service if isinstance(service, str) else None, spans))
+    return found
 
 
 def spans_by_trace(document: dict[str, Any]) -> dict[str, list[SpanGroup]]:
     """The spans of one export document grouped by trace id; BadRequest if it is not OTLP."""
-    resource_list = document.get("resourceSpans", document.get("batches"))  # batches: older Tempo
-    if not isinstance(resource_list, list):
-        raise BadRequest("not an OTLP trace export (no `resourceSpans` list)")
     grouped: dict[str, list[SpanGroup]] = defaultdict(list)
-    for number, resource_spans in enumerate(resource_list):
-        if not isinstance(resource_spans, dict):
-            raise BadRequest(f"resourceSpans[{number}] is not an object")
-        resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
-        service = resource.get("service.name")
+    for number, (service, spans) in enumerate(_resource_groups(document)):
         per_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        scopes = resource_spans.get("scopeSpans") or resource_spans.get("instrumentationLibrarySpans") or []
-        for scope_spans in scopes:
-            for span in (scope_spans.get("spans") if isinstance(scope_spans, dict) else None) or []:
-                if not isinstance(span, dict) or not span.get("traceId") or not span.get("spanId"):
-                    raise BadRequest(f"resourceSpans[{number}]: a span without `traceId` or `spanId`")
-                # one id spelling (hex) whatever the sender used, so retries and files match
-                span = {**span, **{key: hex_id(span[key]) for key in _ID_FIELDS if span.get(key)}}
-                per_trace[span["traceId"]].append(span)
-        for trace_id, spans in per_trace.items():
-            grouped[trace_id].append((service if isinstance(service, str) else None, spans))
+        for span in spans:
+            if not isinstance(span, dict) or not span.get("traceId") or not span.get("spanId"):
+                raise BadRequest(f"resourceSpans[{number}]: a span without `traceId` or `spanId`")
+            span = _hex_ids(span)
+            per_trace[span["traceId"]].append(span)
+        for trace_id, trace_spans in per_trace.items():
+            grouped[trace_id].append((service, trace_spans))
     return grouped
+
+
+def accept_spans(document: dict[str, Any]) -> tuple[dict[str, list[SpanGroup]], list[Rejected]]:
+    """The spans of a live export that can be stored, by trace id, and those that cannot, each
+    with why: every span is checked (ids, sizes, nesting, and mapped to a step once) on arrival,
+    so one bad span is refused alone instead of failing the write of everything queued with it."""
+    grouped: dict[str, list[SpanGroup]] = defaultdict(list)
+    rejected: list[Rejected] = []
+    for number, (service, spans) in enumerate(_resource_groups(document)):
+        per_trace: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for span_number, span in enumerate(spans):
+            record = f"resourceSpans[{number}] span {span_number}"
+            problem = _span_problem(span, service)
+            if problem:
+                rejected.append(Rejected(record, problem, _content(span)))
+                continue
+            span = _hex_ids(span)
+            per_trace[span["traceId"]].append(span)
+        for trace_id, trace_spans in per_trace.items():
+            grouped[trace_id].append((service, trace_spans))
+    return grouped, rejected
+
+
+def _hex_ids(span: dict[str, Any]) -> dict[str, Any]:
+    """One id spelling (hex) whatever the sender used, so retries and files match."""
+    return {**span, **{key: hex_id(span[key]) for key in _ID_FIELDS if span.get(key)}}
+
+
+def _span_problem(span: Any, service: str | None) -> str | None:
+    """Why this span cannot be stored, in one line; None when it can."""
+    if not isinstance(span, dict):
+        return f"a span is a {type(span).__name__}, not an object"
+    for key in ("traceId", "spanId"):
+        if not isinstance(span.get(key), str) or not span[key] or len(span[key]) > 64:
+            return f"`{key}` is missing or not an id string"
+    if span.get("parentSpanId") is not None and not isinstance(span["parentSpanId"], str):
+        return "`parentSpanId` is not an id string"
+    stack: list[tuple[Any, int]] = [(span, 1)]
+    while stack:  # iterative: a span nested 10,000 deep must not exhaust Python's stack here
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"nested more than {MAX_DEPTH} levels deep"
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and len(value) > MAX_FIELD:
+            return f"a field of {len(value):,} characters is over the {MAX_FIELD:,}-character limit"
+    try:
+        span_step(_otlp_span(_hex_ids(span), service))
+    except Exception as exc:  # whatever the mapping trips on, this span alone is refused
+        return f"cannot be read as a span ({type(exc).__name__}: {exc})"
+    return None
+
+
+def _content(span: Any) -> str:
+    """The start of a refused span's JSON, kept in quarantine so it can be looked at and resent."""
+    try:
+        return json.dumps(span, ensure_ascii=False, default=str)[:2000]
+    except (ValueError, RecursionError):
+        return repr(span)[:2000]
 
 
 def live_trace_id(native_id: str) -> str:

@@ -19,7 +19,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,17 +47,27 @@ from tracefail.store import labels as label_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.corpus_index import CorpusIndex, indexed_page
+from tracefail.store.db import snapshot_path
 from tracefail.store.partitioned import is_partitioned
 from tracefail.store.selection import CorpusFilter
 from tracefail.store.traces import trace_header
 
-__all__ = ["BrowseService", "CorpusBusy", "StoreError"]
+__all__ = ["BrowseService", "CorpusBusy", "LiveState", "StoreError"]
 
 T = TypeVar("T")
 
 
 class CorpusBusy(Exception):
     """Another process holds the corpus' write lock; retrying later can succeed."""
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """Whether `tracefail serve` is writing the corpus (reads then see the copy it publishes
+    after commits, at most a few seconds old) and how many traces that copy holds."""
+
+    serving: bool
+    traces: int
 
 
 class BrowseService:
@@ -153,6 +163,15 @@ class BrowseService:
         if found is not None:
             return len(found[1])
         return self.read(lambda db: selection_store.count_traces(db, f))
+
+    def live(self) -> LiveState:
+        """Opens nothing unless serve's copy exists: a read connection open in this process
+        would make a human label's write fail (DuckDB refuses a second configuration)."""
+        if not snapshot_path(self.path).exists():
+            return LiveState(serving=False, traces=0)
+        return self.read(
+            lambda db: LiveState(db.snapshot_of is not None, selection_store.count_traces(db, CorpusFilter()))
+        )
 
     def page(self, f: CorpusFilter, offset: int, limit: int) -> CorpusPage:
         found = self._select(f)

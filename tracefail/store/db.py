@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -24,6 +28,12 @@ class StoreError(Exception):
 
 class DatabaseLocked(StoreError):
     """Another process holds the file's write lock; waiting and retrying can succeed."""
+
+
+def snapshot_path(path: str | Path) -> Path:
+    """Where a corpus being written by `tracefail serve` publishes its read-only copy."""
+    path = Path(path)
+    return path.with_name(path.name + ".live-snapshot")
 
 
 _SANDBOX: dict[str, str | bool | int | float | list[str]] = {
@@ -91,18 +101,28 @@ class Database:
             return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
+        self.snapshot_of: str | None = None  # set when this reads serve's published copy
         try:
             self.connection = duckdb.connect(
                 self.path, read_only=read_only, config=_SANDBOX if sandbox else {}
             )
         except duckdb.IOException as exc:
             text = str(exc)
-            if "lock" in text.lower():
+            if "lock" in text.lower() and read_only and snapshot_path(self.path).exists():
+                # `serve` holds the file and publishes a copy after its commits: read that
+                self.snapshot_of, self.path = self.path, str(snapshot_path(self.path))
+                self.connection = duckdb.connect(
+                    self.path, read_only=True, config=_SANDBOX if sandbox else {}
+                )
+            elif "lock" in text.lower():
                 raise DatabaseLocked(
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
                 ) from None
-            raise StoreError(f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})") from None
+            else:
+                raise StoreError(
+                    f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})"
+                ) from None
         except duckdb.Error as exc:
             detail = _first_line(str(exc))
             raise StoreError(f"{self.path}: cannot open as a DuckDB database ({detail})") from None
@@ -321,6 +341,35 @@ class Database:
 
     def rows(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
         return self.connection.execute(sql, params or []).fetchall()
+
+    def publish_snapshot(self) -> None:
+        """Publish what is committed as a read-only copy readers open while this process holds
+        the file (DuckDB lets no other process open it, not even to read). A checkpoint moves
+        the log into the file, the file is copied beside it and renamed over the last copy, so
+        a reader opens either the old copy or the new one, never half of one; readers that have
+        the old one open keep it until they close it. Costs a file copy: the caller spaces them."""
+        self.connection.execute("CHECKPOINT")
+        target = snapshot_path(self.path)
+        partial = target.with_name(target.name + ".partial")
+        # copied by a child process: DuckDB's lock is a POSIX record lock, which this process
+        # would drop for good by opening and closing the file itself
+        copy = (
+            [cp, self.path, str(partial)]
+            if (cp := shutil.which("cp"))
+            else [
+                sys.executable,
+                "-c",
+                "import shutil, sys; shutil.copyfile(*sys.argv[1:])",
+                self.path,
+                str(partial),
+            ]
+        )
+        subprocess.run(copy, check=True, capture_output=True)
+        os.replace(partial, target)
+
+    def drop_snapshot(self) -> None:
+        """Remove the published copy (the file itself is readable again once this one closes)."""
+        snapshot_path(self.path).unlink(missing_ok=True)
 
     def close(self) -> None:
         self.connection.close()

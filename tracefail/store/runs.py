@@ -67,6 +67,12 @@ def finish_run(
     )
 
 
+def update_counts(db: Database, run_id: str, counts: dict[str, Any]) -> None:
+    """The counts of a run still going (a server commits them with its data, so a killed run
+    still says what it stored)."""
+    db.execute("UPDATE runs SET counts = ? WHERE run_id = ?", [json.dumps(counts), run_id])
+
+
 def list_runs(db: Database, kind: str | None = None) -> pl.DataFrame:
     if kind:
         return db.frame("SELECT * FROM runs WHERE kind = ? ORDER BY started_at", [kind])

@@ -26,6 +26,7 @@ from tracefail.services.views import CorpusPage, Facets
 from tracefail.tui.charts import sparkline
 from tracefail.tui.mode_names import with_name
 from tracefail.tui.text import one_line
+from tracefail.tui.widgets.live_status import LiveStatus
 from tracefail.tui.work import background
 
 if TYPE_CHECKING:
@@ -96,6 +97,7 @@ class CorpusScreen(Screen[None]):
             table.add_column(title, key=key, width=width)
         yield table
         yield Static("loading…", id="status")
+        yield LiveStatus()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,6 +105,7 @@ class CorpusScreen(Screen[None]):
         background(self, self.tf.service.prepare, lambda _: self._start(), group="corpus")
 
     def _start(self) -> None:
+        self.query_one(LiveStatus).loaded()
         self.reload()
         background(self, self.tf.service.facets, lambda _: None, group="facets", exclusive=False)
         background(
@@ -150,6 +153,12 @@ class CorpusScreen(Screen[None]):
         self.loaded = 0
         self.row_ids = []
         self._add(generation, page)
+
+    @on(LiveStatus.Arrived)
+    def _arrived(self) -> None:
+        """Traces arrived from `serve`: show them at once unless the user is down the table."""
+        if self.query_one(DataTable).cursor_row <= 0 and not self.loading:
+            self.action_reload()
 
     def _counted(self, generation: int, total: int) -> None:
         if generation == self.generation:
@@ -353,6 +362,7 @@ class CorpusScreen(Screen[None]):
         self.app.push_screen(ReviewScreen(self.tf.ranker_path))
 
     def action_reload(self) -> None:
+        self.query_one(LiveStatus).loaded()
         self.reload()
 
     def action_mark(self) -> None:
