@@ -84,16 +84,32 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _oversized(trace: Trace, limit: int) -> str | None:
-    for step in trace.steps:
+def cut_marker(removed: int, limit: int) -> str:
+    return f"\n[… {removed:,} more characters cut by tracefail: over the {limit:,}-character field limit]"
+
+
+def _cut_oversized(trace: Trace, limit: int) -> tuple[Trace, list[str]]:
+    """The trace with every field over the limit cut (a marker says how much went), and one
+    note per cut: a single huge field costs its own tail, never the trace or the ingest."""
+    notes: list[str] = []
+    steps = list(trace.steps)
+    for i, step in enumerate(steps):
         if len(step.content) > limit:
-            return (
+            notes.append(
                 f"step {step.step_idx} content is {len(step.content):,} characters, over the "
-                f"{limit:,}-character field limit"
+                f"{limit:,}-character field limit; stored cut, with a marker"
             )
-    if trace.raw and len(trace.raw) > limit * 4:
-        return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
-    return None
+            kept = step.content[:limit] + cut_marker(len(step.content) - limit, limit)
+            steps[i] = step.model_copy(update={"content": kept})
+    raw = trace.raw
+    if raw and len(raw) > limit * 4:
+        notes.append(
+            f"raw text is {len(raw):,} characters, over the {limit * 4:,}-character limit; stored cut"
+        )
+        raw = raw[: limit * 4] + cut_marker(len(raw) - limit * 4, limit * 4)
+    if not notes:
+        return trace, notes
+    return trace.model_copy(update={"steps": steps, "raw": raw}), notes
 
 
 def _rejection(file: Path, exc: Exception) -> Reject:
@@ -150,10 +166,9 @@ def _traces(unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
         if isinstance(item, Rejected):
             yield Reject(unit.file, item.record, item.reason, item.excerpt)
             continue
-        problem = _oversized(item, limits.max_field_chars)
-        if problem:
-            yield Reject(unit.file, item.native_id or item.trace_id, problem, _opening(item))
-            continue
+        item, notes = _cut_oversized(item, limits.max_field_chars)
+        for note in notes:
+            yield Reject(unit.file, item.native_id or item.trace_id, note, _opening(item))
         yield item
 
 

@@ -15,6 +15,7 @@ import polars as pl
 from tracefail.store.rows import now
 
 DEFAULT_DB = "tracefail.duckdb"
+ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size: a checkpoint rewrites the last one
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -249,30 +250,51 @@ class Database:
         return f"RESET {name}" if self._one(setting) == before else f"SET {name} = '{before}'"
 
     @contextmanager
-    def memory_capped(self, limit_bytes: int) -> Iterator[None]:
-        """Cap DuckDB's buffer pool for a long write, then restore the previous limit.
+    def memory_capped(self, limit_bytes: int) -> Iterator[Callable[[int], None]]:
+        """Cap DuckDB's buffer pool for a long write, then restore the previous limit. Yields
+        `at_least(n)`, which raises the cap to `n` bytes (never above the previous limit).
 
         DuckDB keeps every block it writes cached up to `memory_limit` (80% of RAM by default),
         so a bulk load's RSS grows with the data written. Capped, written blocks are evicted
-        (they are on disk already). A lower limit set by the user is kept.
+        (they are on disk already). A lower limit set by the user is kept. But a checkpoint
+        pins every long string of a row group it rewrites, so the caller sizes the cap by the
+        text bytes of the open row groups (140 steps of 1 MiB were fatal at a fixed 128 MiB).
         """
-        if _setting_bytes(self._one("SELECT current_setting('memory_limit')")) <= limit_bytes:
-            yield
+        ceiling = _setting_bytes(self._one("SELECT current_setting('memory_limit')"))
+        if ceiling <= limit_bytes:
+            yield lambda wanted: None
             return
         restore = self._reset("memory_limit")
+        current = int(limit_bytes)
+
+        def at_least(wanted: int) -> None:
+            nonlocal current
+            wanted = int(min(wanted, ceiling))
+            if wanted > current:
+                self.connection.execute(f"SET memory_limit = '{wanted}B'")
+                current = wanted
+
         try:
-            self.connection.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
+            self.connection.execute(f"SET memory_limit = '{current}B'")
         except duckdb.Error:  # cannot evict down to the cap right now: run uncapped
             self.connection.execute(restore)
-            yield
+            yield lambda wanted: None
             return
         try:
-            yield
+            yield at_least
         except BaseException:
             with suppress(duckdb.Error):  # a dead connection must not mask the original error
                 self.connection.execute(restore)
             raise
         self.connection.execute(restore)
+
+    def open_text_bytes(self, table: str, column: str) -> int:
+        """UTF-8 bytes of `column` in `table`'s last, still open row group: what DuckDB pins
+        when a checkpoint rewrites that group."""
+        group = ROW_GROUP_ROWS
+        last = f"(SELECT coalesce(max(rowid), 0) // {group} * {group} FROM {table})"
+        sql = f"SELECT coalesce(sum(strlen({column})), 0) FROM {table} WHERE rowid >= {last}"
+        return int(self._one(sql))
 
     @contextmanager
     def threads_capped(self, threads: int) -> Iterator[None]:

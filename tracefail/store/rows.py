@@ -41,6 +41,14 @@ class Prepared:
         content = pc.sum(pc.utf8_length(self.steps["content"])).as_py() or 0
         return content + sum(len(t.raw or "") for t in self.headers)
 
+    def text_bytes(self) -> tuple[int, int]:
+        """UTF-8 bytes of the long text columns: (traces.raw, steps' content, calls and
+        metadata), what a checkpoint of the row groups they land in pins."""
+        raw = sum(len(t.raw.encode("utf-8", "surrogatepass")) for t in self.headers if t.raw)
+        columns = ("content", "tool_calls", "metadata")
+        steps = sum(pc.sum(pc.binary_length(self.steps[name])).as_py() or 0 for name in columns)
+        return raw, steps
+
     def opening(self, trace_id: str) -> str:
         """The start of one trace's text, for a human reading its quarantine row."""
         header = next(t for t in self.headers if t.trace_id == trace_id)
