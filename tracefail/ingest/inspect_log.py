@@ -9,14 +9,23 @@ from __future__ import annotations
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
-from tracefail.ingest.reader import loads, parse_whole_object
+from tracefail.ingest.reader import MAX_RECORD_BYTES, loads, parse_whole_object
 from tracefail.model import Outcome, Trace
+
+# An .eval zip is read member by member within these limits (a 1 MB zip expanded to 5.5 GB):
+# a member over the record limit, or expanding more than MAX_RATIO times its compressed size,
+# costs itself; past MAX_MEMBERS or MAX_EXPANDED bytes the rest of the archive is refused.
+MAX_MEMBERS = 100_000
+MAX_RATIO = 200
+MAX_EXPANDED = 8 * 1024**3
+_READ = 1024 * 1024
 
 _LOG_START = re.compile(r'^\s*\{\s*"version"\s*:\s*\d')  # Inspect writes `version` first
 _CORRECT = {"C", "CORRECT", "1", "1.0", "TRUE"}
@@ -66,6 +75,32 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
     )
 
 
+def _member(archive: zipfile.ZipFile, name: str, budget: list[int]) -> bytes:
+    """A member's bytes, read in steps and stopped at the record limit, at MAX_RATIO times its
+    compressed size or at the archive's remaining budget (the sizes a zip declares can lie);
+    ValueError naming the limit, or what the zip library found broken."""
+    info = archive.getinfo(name)
+    limit = min(MAX_RECORD_BYTES.get(), budget[0], max(MAX_RATIO * info.compress_size, _READ))
+    chunks, size = [], 0
+    try:
+        with archive.open(info) as member:
+            while chunk := member.read(min(_READ, limit + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    break
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError) as exc:
+        raise ValueError(f"unreadable zip member: {exc}") from None
+    finally:
+        budget[0] -= size
+    if size > limit:
+        raise ValueError(
+            f"expands past {limit:,} bytes ({info.compress_size:,} compressed; limits: the record "
+            f"limit, {MAX_RATIO}x its compressed size, {MAX_EXPANDED:,} bytes per archive)"
+        )
+    return b"".join(chunks)
+
+
 class InspectAdapter:
     name = "inspect"
     description = "Inspect AI eval logs: .eval zip (header.json + samples/*.json) or .json log"
@@ -102,16 +137,27 @@ class InspectAdapter:
             if header is None:
                 yield Rejected("whole file", "the .eval zip has no header.json")
                 return
+            if len(names) > MAX_MEMBERS:
+                yield Rejected(
+                    "whole file", f"the .eval zip has {len(names):,} members, over {MAX_MEMBERS:,}"
+                )
+                return
+            budget = [MAX_EXPANDED]
             try:
-                spec = loads(archive.read(header).decode("utf-8"))["eval"]
+                spec = loads(_member(archive, header, budget))["eval"]
             except (ValueError, KeyError, TypeError) as exc:
                 yield Rejected(header, f"unreadable eval header: {exc}")
                 return
             for name in sorted(n for n in names if n.startswith("samples/") and n.endswith(".json")):
+                if budget[0] <= 0:
+                    yield Rejected(
+                        name, f"the archive expands past {MAX_EXPANDED:,} bytes; the rest is skipped"
+                    )
+                    return
                 try:
-                    sample = loads(archive.read(name).decode("utf-8"))
-                except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-                    yield Rejected(name, f"not valid JSON: {exc}")
+                    sample = loads(_member(archive, name, budget))
+                except ValueError as exc:
+                    yield Rejected(name, reason(exc))
                     continue
                 yield self._one(name, sample, spec, str(path))
 
