@@ -44,6 +44,12 @@ def validate_base_url(base_url: str) -> httpx.URL:
         raise ValueError(f"--base-url {redact(base_url)!r} is not a URL ({exc})") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"--base-url {redact(base_url)!r} must be an http:// or https:// URL")
+    if url.userinfo:  # httpx would send it as Basic auth in place of the API key
+        raise ValueError(
+            f"--base-url {redact(base_url)!r} holds credentials (user:password@); they are refused: "
+            "put the API key in the environment variable named by --api-key-env (OPENAI_API_KEY by "
+            "default), which is sent as its header"
+        )
     return url
 
 

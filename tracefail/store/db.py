@@ -29,6 +29,9 @@ class DatabaseLocked(StoreError):
 
 _SANDBOX: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
+    # no spilling: DuckDB lets a query read its temp folder (`<cwd>/.tmp/` for a Parquet corpus),
+    # and a query stays within its memory limit instead of filling the disk
+    "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
@@ -78,24 +81,32 @@ class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
     def __init__(
-        self, path: str | Path = DEFAULT_DB, *, read_only: bool = False, sandbox: bool = False
+        self,
+        path: str | Path = DEFAULT_DB,
+        *,
+        read_only: bool = False,
+        sandbox: bool = False,
+        memory_limit: str | None = None,
     ) -> None:
         """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
-        outside it, no extension install or autoload, and a configuration that cannot be changed."""
+        outside it, no extension install or autoload, and a configuration that cannot be changed.
+        `memory_limit` (DuckDB's text, "1GB") caps the connection's memory."""
         from tracefail.store.partitioned import is_partitioned
 
         self.path = str(path)
         self._held = False  # inside bulk_write: transaction() joins the held transaction
         self.read_only = read_only = read_only or sandbox
+        self._config = {
+            **(_SANDBOX if sandbox else {}),
+            **({"memory_limit": memory_limit} if memory_limit else {}),
+        }
         if is_partitioned(self.path):
             self._open_partitioned(sandbox)
             return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         try:
-            self.connection = duckdb.connect(
-                self.path, read_only=read_only, config=_SANDBOX if sandbox else {}
-            )
+            self.connection = duckdb.connect(self.path, read_only=read_only, config=self._config)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower():
@@ -116,7 +127,7 @@ class Database:
     def _open_partitioned(self, sandbox: bool) -> None:
         """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
         In the sandbox only the corpus' own location stays readable."""
-        from tracefail.store.partitioned import PartitionError, location, mount, prepare
+        from tracefail.store.partitioned import PartitionError, file_urls, is_url, location, mount, prepare
 
         self.path = location(self.path)
         if not self.read_only:
@@ -124,7 +135,7 @@ class Database:
                 f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
                 "exported from, then export again"
             )
-        config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
+        config = {k: v for k, v in self._config.items() if k != "enable_external_access"}
         self.connection = duckdb.connect(":memory:", config=config)
         self.connection.execute("SET enable_progress_bar = false")
         try:
@@ -132,7 +143,10 @@ class Database:
         except StoreError:
             self.connection.close()
             raise
-        if sandbox:
+        if sandbox and is_url(self.path):  # exact files: the HTTP client resolves `..` itself
+            self.connection.execute("SET allowed_paths = ?", [file_urls(self.connection, self.path)])
+            self.connection.execute("SET enable_external_access = false")
+        elif sandbox:
             root = self.path.rstrip("/") + "/"
             self.connection.execute("SET allowed_directories = [?]", [root])
             self.connection.execute("SET enable_external_access = false")
