@@ -33,7 +33,7 @@ from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
-from tracefail.store.db import ROW_GROUP_ROWS, StoreError
+from tracefail.store.db import OVERFLOW_BYTES, ROW_GROUP_ROWS, StoreError
 from tracefail.store.rows import Prepared
 from tracefail.store.shipped import update_shipped
 
@@ -87,7 +87,7 @@ PARALLEL_BYTES = 32 * 1024 * 1024
 # Not lower: a batch pins ~40 MiB (uncommitted rows, index nodes) and at a 32 MiB cap a commit
 # runs out of memory, which DuckDB treats as fatal for the whole database. A commit's
 # checkpoint also pins the long strings of the row groups it rewrites, so the cap grows by
-# OPEN_TEXT_FACTOR times the text bytes of the open row groups (`_OpenText`).
+# OPEN_TEXT_FACTOR times the bytes of long strings in the open row groups (`_OpenText`).
 DB_MEMORY_CAP = 128 * 1024 * 1024
 OPEN_TEXT_FACTOR = 2
 # Store tasks (batches, quarantine rows, commits) the reader may run ahead of the writer: one
@@ -212,16 +212,12 @@ def ingest(
             _StoreThread() as store,
         ):
 
-            def sized_commit() -> None:
-                at_least(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes)
-                commit()
-
             def written(batch: Prepared) -> None:
                 open_text.add(batch)
                 at_least(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes)
 
             return _ingest(
-                db, paths, files, format_name, limits, pool, on_file, on_record, sized_commit, store, written
+                db, paths, files, format_name, limits, pool, on_file, on_record, commit, store, written
             )
     except IngestStopped as exc:  # rolled back to the last commit point, which kept the run row
         run_store.finish_run(db, exc.run_id, status="failed")
@@ -239,15 +235,15 @@ class _OpenText:
     def __init__(self, db: Database) -> None:
         self._raw = db.open_text_bytes("traces", "raw")
         self._steps = sum(db.open_text_bytes("steps", c) for c in ("content", "tool_calls", "metadata"))
-        self._trace_rows = db.rows("SELECT count(*) FROM traces")[0][0] % ROW_GROUP_ROWS
-        self._step_rows = db.rows("SELECT count(*) FROM steps")[0][0] % ROW_GROUP_ROWS
+        self._trace_rows = db.open_rows("traces")
+        self._step_rows = db.open_rows("steps")
 
     @property
     def bytes(self) -> int:
         return self._raw + self._steps
 
     def add(self, batch: Prepared) -> None:
-        raw, steps = batch.text_bytes()
+        raw, steps = batch.text_bytes(OVERFLOW_BYTES)
         self._trace_rows += len(batch.headers)
         self._step_rows += batch.steps.num_rows
         self._raw = raw if self._trace_rows >= ROW_GROUP_ROWS else self._raw + raw

@@ -16,6 +16,9 @@ from tracefail.store.rows import now
 
 DEFAULT_DB = "tracefail.duckdb"
 ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size: a checkpoint rewrites the last one
+# Strings longer than this live outside DuckDB's column segments, in blocks a scan or checkpoint
+# of the segment keeps pinned; shorter ones are inline and evictable
+OVERFLOW_BYTES = 4096
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -303,12 +306,16 @@ class Database:
         self.connection.execute(restore)
 
     def open_text_bytes(self, table: str, column: str) -> int:
-        """UTF-8 bytes of `column` in `table`'s last, still open row group: what DuckDB pins
-        when a checkpoint rewrites that group."""
+        """UTF-8 bytes of `column`'s long (OVERFLOW_BYTES+) strings in `table`'s last, still open
+        row group: what DuckDB pins when a checkpoint rewrites that group."""
         group = ROW_GROUP_ROWS
         last = f"(SELECT coalesce(max(rowid), 0) // {group} * {group} FROM {table})"
-        sql = f"SELECT coalesce(sum(strlen({column})), 0) FROM {table} WHERE rowid >= {last}"
-        return int(self._one(sql))
+        long = f"sum(strlen({column})) FILTER (WHERE strlen({column}) > {OVERFLOW_BYTES})"
+        return int(self._one(f"SELECT coalesce({long}, 0) FROM {table} WHERE rowid >= {last}"))
+
+    def open_rows(self, table: str) -> int:
+        """Rows in `table`'s last row group (by position: deleted rows keep theirs)."""
+        return int(self._one(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}")) % ROW_GROUP_ROWS
 
     @contextmanager
     def threads_capped(self, threads: int) -> Iterator[None]:
