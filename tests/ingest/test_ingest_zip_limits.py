@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import zipfile
@@ -61,14 +60,23 @@ def test_a_folder_with_a_bomb_stores_the_rest_within_bounded_memory(tmp_path: Pa
     (folder / "good.json").write_bytes((SAMPLES / "arc_easy_log.json").read_bytes())
     assert (folder / "bomb.eval").stat().st_size < 2 * MIB
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    done = subprocess.run(
-        [Path(sys.executable).with_name("tracefail"), "ingest", folder, "--db", tmp_path / "c.duckdb"],
+    tracefail = Path(sys.executable).with_name("tracefail")
+    done = subprocess.run(  # a fresh parent, so the peak is the ingest's, not an earlier test's child
+        [sys.executable, "-c", _MEASURED, tracefail, "ingest", folder, "--db", tmp_path / "c.duckdb"],
         capture_output=True,
         text=True,
         env=env,
         timeout=300,
     )
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024
+    peak_mib = int(done.stdout.split()[-1]) // 1024
     assert done.returncode in (0, 3), done.stderr[-2000:]
     assert "bomb-5.json" in done.stderr
     assert peak_mib < 600, peak_mib
+
+
+_MEASURED = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
