@@ -125,14 +125,17 @@ def test_duplicates_same_content_skipped_different_content_quarantined(db, tmp_p
     assert db.rows("SELECT excerpt FROM quarantine")[0][0].startswith("EDITED ")
 
 
-def test_a_50_mb_field_is_quarantined_not_stored(db, tmp_path: Path) -> None:
+def test_a_50_mb_field_is_cut_with_a_marker_and_a_quarantine_note(db, tmp_path: Path) -> None:
     record = whowhen(6)
     record["history"][0]["content"] = "x" * (50 * 1024 * 1024)
     big = write(tmp_path / "big.json", record)
     report = ingest(db, [big, write(tmp_path / "ok.json", whowhen(7))])
-    assert (report.traces, report.quarantined) == (1, 1)
+    assert (report.traces, report.quarantined) == (2, 1)  # the note on the cut step
     assert "52,428,800 characters, over the" in report.messages[0]
     assert db.rows("SELECT max(length(excerpt)) FROM quarantine")[0][0] <= 2000
+    (content,) = db.rows("SELECT content FROM steps WHERE step_idx = 0 AND length(content) > 1000000")[0]
+    assert content.startswith("x" * 1000)
+    assert content.endswith("more characters cut by tracefail: over the 16,777,216-character field limit]")
 
 
 def test_a_lone_surrogate_quarantines_its_trace_and_the_batch_lands(db, tmp_path: Path) -> None:

@@ -137,16 +137,16 @@ def test_redact_hides_userinfo_and_secret_query_values() -> None:
     assert "api-version=2024" in shown and "host:8000/v1" in shown
 
 
-def test_credentials_in_base_url_are_not_stored_or_printed(whowhen_db) -> None:
-    def ok(body, number, headers):
-        return 200, completion(valid_answer(body, MODES)), {}
-
-    with StubServer(ok) as server:
-        base = server.base_url.replace("http://", "http://alice:hunter2@") + "?api-key=sk-leak"
-        report = label(whowhen_db, judge=JudgeSpec(spec="openai:stub", base_url=base), limit=2)
-    assert report.judged == 2
+def test_credentials_in_base_url_are_refused_naming_where_the_key_goes(whowhen_db) -> None:
+    """httpx sent user:pw@ as Basic auth in place of the API key, silently (issue 24, case 8)."""
+    base = "http://alice:hunter2@127.0.0.1:9/v1?api-key=sk-leak"
+    with pytest.raises(ValueError, match="holds credentials") as caught:
+        label(whowhen_db, judge=JudgeSpec(spec="openai:stub", base_url=base), limit=2)
+    message = str(caught.value)
+    assert "--api-key-env" in message and "OPENAI_API_KEY" in message
+    assert "hunter2" not in message and "sk-leak" not in message
     dumped = " ".join(str(r) for r in whowhen_db.rows("SELECT * FROM runs"))
-    assert "hunter2" not in dumped and "sk-leak" not in dumped and "127.0.0.1" in dumped
+    assert "hunter2" not in dumped and "sk-leak" not in dumped
 
 
 def test_tokens_of_invalid_replies_are_counted(whowhen_db) -> None:

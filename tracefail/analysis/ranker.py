@@ -10,6 +10,7 @@ The fitted model is kept as plain numbers (JSON), applied with numpy: small, rea
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -50,7 +51,11 @@ class LinearRanker:
         ) + self.intercept
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return softmax(self.scores(x) / self.temperature)
+        """Softmax over the steps; ValueError where the scores are not finite (overflow)."""
+        scores = self.scores(x) / self.temperature
+        if not np.all(np.isfinite(scores)):
+            raise ValueError("the ranker's step scores are not finite numbers")
+        return softmax(scores)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -66,7 +71,29 @@ class LinearRanker:
         ):
             raise ValueError(f"not a tracefail ranker file (format version {FORMAT_VERSION} expected)")
         fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fields)
+        ranker = cls(**fields)
+        ranker.check()
+        return ranker
+
+    def check(self) -> None:
+        """ValueError unless every vector has one finite number per feature, scales are not 0 and
+        the temperature is positive: a short `coef` list raised inside the judge, and NaN
+        coefficients gave every step probability 1.0."""
+        n = len(self.features)
+        for name in ("fill", "mean", "scale", "coef"):
+            values = getattr(self, name)
+            if len(values) != n:
+                raise ValueError(f"ranker file: {name} has {len(values)} values for {n} features")
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                raise ValueError(f"ranker file: {name} holds a value that is not a finite number")
+        if any(v == 0 for v in self.scale):
+            raise ValueError("ranker file: a scale of 0")
+        for name in ("intercept", "temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"ranker file: {name} is not a finite number")
+        if self.temperature <= 0:
+            raise ValueError("ranker file: temperature must be positive")
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import typer
 
@@ -36,4 +37,8 @@ def main() -> None:
     from tracefail.cli.common import stop_on_sigterm
 
     stop_on_sigterm()
-    app()
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:  # Ctrl-C outside a command's own handling: one line, no traceback
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)

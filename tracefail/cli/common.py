@@ -9,19 +9,36 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.segment import Segment
+
+from tracefail.services.terminal import json_escaped, terminal_safe
 
 if TYPE_CHECKING:
     from rich.progress import Progress, ProgressColumn
 
     from tracefail.services.corpus import Database
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
+
+class SafeConsole(Console):
+    """A console whose text reaches the terminal through `terminal_safe`, whatever a command
+    prints: trace ids, agent names and step text from a trace can hold ESC, OSC 52 or bidi
+    overrides. Rich's own styling and cursor control are added after this, so they stay."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(terminal_safe(segment.text), segment.style)
+            for segment in buffer
+        )
+
+
+out = SafeConsole(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = SafeConsole(stderr=True, soft_wrap=True)
 
 EXIT_USAGE = 2
 EXIT_PARTIAL = 3
@@ -36,18 +53,10 @@ DEFAULT_DB_PATH = Path("tracefail.duckdb")  # the store opens this file when giv
 
 MAX_LINE = 500  # characters of one diagnostic line; a 5 MB "one-line" error helps nobody
 
-# Every C0/C1 control character except newline and tab: ESC loses its power (`␛[2J`).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _picture(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return chr(0x2400 + code) if code < 0x20 else "␡" if code == 0x7F else "�"
-
 
 def visible(text: str) -> str:
-    """Control characters as their Unicode pictures (ESC -> ␛), as the TUI shows them."""
-    return _CONTROL.sub(_picture, text)
+    """Control and bidi characters made visible (ESC -> ␛), as the TUI shows them."""
+    return terminal_safe(text)
 
 
 def cut(text: str, limit: int = MAX_LINE) -> str:
@@ -93,7 +102,14 @@ def open_db(path: Path, *, read_only: bool = False, create: bool = False, or_rea
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, ensure_ascii=False, default=str, indent=2) + "\n")
+    """JSON with every character a terminal acts on written as a \\u escape: the same data."""
+    sys.stdout.write(json_escaped(json.dumps(value, ensure_ascii=False, default=str, indent=2)) + "\n")
+
+
+def write_out(text: str, *, json_text: bool = False) -> None:
+    """Text a command prints to stdout as it is (tables, graphs, JSON): through `terminal_safe`,
+    or for JSON `json_escaped`, which keeps the data exact."""
+    sys.stdout.write(json_escaped(text) if json_text else terminal_safe(text))
 
 
 def stop_on_sigterm() -> None:

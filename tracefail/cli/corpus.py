@@ -268,6 +268,12 @@ def sql(
     query: Annotated[str, typer.Argument(help="One read-only SQL statement (SELECT, WITH, ...).")],
     db: DbOption = DEFAULT_DB_PATH,
     format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="Most memory the query may use (DuckDB units: 512MB, 2GB).")
+    ] = "1GB",
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds before the query is stopped (0: no limit).", min=0)
+    ] = 300.0,
 ) -> None:
     """Run one read-only query in a sandbox: the corpus opened read-only, no files or network
     outside it, no extensions, no settings; COPY, ATTACH, SET, PRAGMA and the like are refused."""
@@ -280,9 +286,11 @@ def sql(
     if str(db) != ":memory:" and not is_remote(db) and not db.exists():
         fail(f"{db}: no such database (run `tracefail ingest` first)")
     try:
-        frame = run_query(db, query)
+        frame = run_query(db, query, memory_limit, timeout or None)
     except QueryError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted; nothing was changed", 130)
     if format == "csv":
         text = csv_text(frame)
         sys.stdout.write(visible(text) if sys.stdout.isatty() else text)

@@ -19,6 +19,7 @@ from tracefail.cli.common import (
     open_db,
     out,
     safe,
+    write_out,
 )
 
 SourceOption = Annotated[
@@ -67,7 +68,7 @@ def emit(sections: dict[str, Any], document: dict[str, Any], fmt: str, output: P
         if output:
             output.write_text(text, encoding="utf-8")
         else:
-            sys.stdout.write(text)
+            write_out(text, json_text=True)
         return
     if fmt == "table":
         for name, frame in sections.items():
@@ -100,7 +101,7 @@ def emit(sections: dict[str, Any], document: dict[str, Any], fmt: str, output: P
     if output:
         output.write_text(text, encoding="utf-8")
     else:
-        sys.stdout.write(text)
+        write_out(text)
 
 
 @app.command()
@@ -239,7 +240,7 @@ def _render(graphs: dict, extra: dict, fmt: str, output: Path | None, *, single:
     if output:
         output.write_text(text, encoding="utf-8")
     else:
-        sys.stdout.write(text)
+        write_out(text, json_text=fmt == "json")
 
 
 def _detect(db: Path, taxonomy: str) -> None:
@@ -252,7 +253,7 @@ def _detect(db: Path, taxonomy: str) -> None:
         store.close()
     lines = [f"heuristics read {report.traces} traces, stored {report.written} labels"]
     lines += [f"  {source}: present in {n} traces" for source, n in sorted(report.present.items())]
-    sys.stdout.write("\n".join(lines) + "\n")
+    write_out("\n".join(lines) + "\n")
     if report.versus_judge.height:
         out.print(_rich_table("heuristics vs judge (same traces)", report.versus_judge))
     else:
@@ -322,7 +323,7 @@ def audit(
     finally:
         store.close()
     if json_out:
-        sys.stdout.write(json_text({"mode": mode, **result.as_dict()}))
+        write_out(json_text({"mode": mode, **result.as_dict()}), json_text=True)
         return
     lines = [
         f"audit of mode {mode}: is its rate above {threshold}? (alpha {alpha}, decide at e >= {1 / alpha:g})",
@@ -341,7 +342,7 @@ def audit(
             f"undecided after {result.n} labels (rate {result.rate:.3f}); keep labelling: "
             f"the test stays valid however long you go on"
         )
-    sys.stdout.write("\n".join([*lines, verdict]) + "\n")
+    write_out("\n".join([*lines, verdict]) + "\n")
 
 
 @app.command()

@@ -135,7 +135,7 @@ def first_json(head: str) -> object:
         if line.strip():
             try:
                 return json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # sniffing only: the reader rejects it by line
                 return None
     return None
 

@@ -20,7 +20,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping
-from tracefail.ingest.reader import iter_jsonl
+from tracefail.ingest.reader import iter_jsonl, loads
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 _SKIP = {"summary", "file-history-snapshot", "queue-operation"}
@@ -96,7 +96,7 @@ class ClaudeCodeAdapter:
         # newer sessions may open with `file-history-snapshot` lines: look at the first few
         for line in head.splitlines()[:5]:
             try:
-                entry = json.loads(line)
+                entry = loads(line)
             except ValueError:
                 continue
             if isinstance(entry, dict) and (

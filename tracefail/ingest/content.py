@@ -17,6 +17,7 @@ import json
 import re
 from typing import Any
 
+from tracefail.ingest.reader import loads
 from tracefail.model import ToolCall
 
 _CHATML = re.compile(r"<\|im_start\|>(\w+)\n?(.*?)(?:<\|im_end\|>|$)", re.S)
@@ -58,7 +59,7 @@ def parse_json_text(value: Any) -> Any:
     """A string that holds a JSON object or array, decoded; anything else unchanged."""
     if isinstance(value, str) and value.strip()[:1] in ("{", "["):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import archive as zipped
 from tracefail.ingest.logsplit import header_rest
 from tracefail.ingest.reader import RawRecord, loads
 from tracefail.model import Step, Trace
@@ -266,8 +267,12 @@ def file_values(path: Path) -> Iterator[Any]:
     document, or one value per line of JSONL (a line that is not JSON is a string)."""
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                data = archive.read(member)
+            budget = [zipped.MAX_EXPANDED]
+            for name in archive.namelist()[: zipped.MAX_MEMBERS]:
+                try:
+                    data = zipped.member(archive, name, budget)
+                except ValueError:
+                    continue  # past a limit: the ingest quarantined it, no text of it is counted
                 yield _document(data.decode("utf-8", "replace"))
         return
     if path.suffix == ".parquet":

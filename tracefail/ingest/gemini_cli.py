@@ -173,7 +173,7 @@ def replay(lines: list[Any]) -> dict[str, Any]:
 
 def _is_metadata_line(line: str) -> bool:
     try:
-        record = json.loads(line)
+        record = loads(line)
     except ValueError:
         return False
     return isinstance(record, dict) and "sessionId" in record and "projectHash" in record

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tracefail.ingest import archive as zipped
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
@@ -131,16 +132,27 @@ class InspectAdapter:
             if header is None:
                 yield Rejected("whole file", "the .eval zip has no header.json")
                 return
+            if len(names) > zipped.MAX_MEMBERS:
+                yield Rejected(
+                    "whole file", f"the .eval zip has {len(names):,} members, over {zipped.MAX_MEMBERS:,}"
+                )
+                return
+            budget = [zipped.MAX_EXPANDED]
             try:
-                spec = loads(archive.read(header).decode("utf-8"))["eval"]
+                spec = loads(zipped.member(archive, header, budget))["eval"]
             except (ValueError, KeyError, TypeError) as exc:
                 yield Rejected(header, f"unreadable eval header: {exc}")
                 return
             for name in sorted(n for n in names if n.startswith("samples/") and n.endswith(".json")):
+                if budget[0] <= 0:
+                    yield Rejected(
+                        name, f"the archive expands past {zipped.MAX_EXPANDED:,} bytes; the rest is skipped"
+                    )
+                    return
                 try:
-                    sample = loads(archive.read(name).decode("utf-8"))
-                except (ValueError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-                    yield Rejected(name, f"not valid JSON: {exc}")
+                    sample = loads(zipped.member(archive, name, budget))
+                except ValueError as exc:
+                    yield Rejected(name, reason(exc))
                     continue
                 yield self._one(name, sample, spec, str(path))
 

@@ -16,7 +16,6 @@ the span's attributes in `metadata.attributes`; a Google ADK tool span's result 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,15 @@ from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
 from tracefail.ingest.otel_vendors import normalise
-from tracefail.ingest.reader import RawRecord, first_char, iter_json_array, iter_jsonl, open_text, read_whole
+from tracefail.ingest.reader import (
+    RawRecord,
+    first_char,
+    iter_json_array,
+    iter_jsonl,
+    loads,
+    open_text,
+    read_whole,
+)
 from tracefail.model import Outcome, Step, StepKind, ToolCall, Trace
 
 _TYPES = {
@@ -78,7 +85,7 @@ def decoded(value: Any) -> Any:
         if not (isinstance(value, str) and value.strip()[:1] in ("{", "[", '"')):
             break
         try:
-            value = json.loads(value)
+            value = loads(value)
         except ValueError:
             break
     return value

@@ -9,7 +9,6 @@ step. The raw text is always kept beside the steps (Trace.raw), so a bad split l
 from __future__ import annotations
 
 import bisect
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 
 from tracefail.ingest.base import parse_time, text_of
 from tracefail.ingest.content import mapping
+from tracefail.ingest.reader import loads
 from tracefail.model import Outcome, Step, StepKind
 
 
@@ -114,7 +114,7 @@ def split_ag2(text: str) -> Split | None:
     if not stripped.startswith(("{", "[")):
         return None
     try:
-        data = json.loads(stripped)
+        data = loads(stripped)
     except ValueError:
         return None
     holder = data if isinstance(data, dict) else {}
@@ -243,7 +243,7 @@ def _split_loguru(text: str, style: str) -> Split | None:
     stripped = text.lstrip()
     if stripped.startswith("{"):  # MAST MetaGPT runs: {"run_id", "prompt", "content": "<loguru lines>"}
         try:
-            data = json.loads(stripped)
+            data = loads(stripped)
         except ValueError:
             data = None
         if isinstance(data, dict) and isinstance(data.get("content"), str):
@@ -341,7 +341,7 @@ def split_magentic(text: str) -> Split | None:
     records = []
     for line in _first_lines(text, 3):
         try:
-            records.append(json.loads(line))
+            records.append(loads(line))
         except ValueError:
             break
     if records and all(isinstance(r, dict) and "source" in r and "message" in r for r in records):
@@ -352,7 +352,7 @@ def split_magentic(text: str) -> Split | None:
             agent: str | None
             note: str | None
             try:
-                rec = json.loads(line)
+                rec = loads(line)
             except ValueError:
                 agent, content, recipient, note, ts = None, line, None, "unparsed", None
             else:

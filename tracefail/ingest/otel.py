@@ -20,7 +20,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.otel_vendors import normalise
-from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, parse_whole_object, read_whole
+from tracefail.ingest.reader import RawRecord, first_char, iter_jsonl, loads, parse_whole_object, read_whole
 from tracefail.model import Step, StepKind, ToolCall, Trace
 
 SOURCE = "otel"
@@ -92,7 +92,7 @@ def indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
 def _json_value(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value

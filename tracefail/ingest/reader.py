@@ -116,8 +116,15 @@ _DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 20
 
 
+# Values nested deeper are refused as their record's error: every reader, adapter, pydantic and
+# json.dumps recurse once (or more) per level under Python's limit of 1,000 frames, and no real
+# trace nests past a few dozen. orjson stops at 1,024 itself; the standard parser would recurse.
+MAX_DEPTH = 200
+
+
 def loads(text: str | bytes, digits_checked: bool = False) -> Any:
-    """Parse JSON, mapping the non-standard NaN/Infinity tokens to None.
+    """Parse JSON, mapping the non-standard NaN/Infinity tokens to None; ValueError for JSON that
+    is broken or nested over MAX_DEPTH levels (the record is rejected, never its file).
 
     orjson first (several times faster on large records); what it refuses (NaN, lone
     surrogates) or would round goes through the standard parser, which decides what is an error.
@@ -129,10 +136,28 @@ def loads(text: str | bytes, digits_checked: bool = False) -> Any:
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if digits_checked or _LONG_RUN not in data.translate(_DIGITS_ONLY):
         try:
-            return orjson.loads(data)  # the bytes: a str would be encoded a second time
+            return within_depth(data, orjson.loads(data))  # bytes: a str would be encoded twice
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text, parse_constant=_reject_constant)
+    try:
+        return within_depth(data, json.loads(text, parse_constant=_reject_constant))
+    except RecursionError:
+        raise ValueError(f"JSON nested deeper than the {MAX_DEPTH}-level limit") from None
+
+
+def within_depth(data: bytes, value: Any) -> Any:
+    """`value` (parsed from `data`) if it nests at most MAX_DEPTH levels, else ValueError. Text
+    with fewer brackets than that cannot be deeper, so most records cost two byte counts."""
+    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH or not isinstance(value, (dict, list)):
+        return value
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"JSON nested deeper than the {MAX_DEPTH}-level limit")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return value
 
 
 def read_head(path: Path, size: int = HEAD_BYTES) -> str:
@@ -368,8 +393,8 @@ class _Window:
         if self.long_digit_run(pos, end):  # orjson would round it: the scan finds the end
             return None
         try:
-            return end, orjson.loads(self.view[pos:end])
-        except orjson.JSONDecodeError:
+            return end, within_depth(self.data[pos:end], orjson.loads(self.view[pos:end]))
+        except (orjson.JSONDecodeError, ValueError):
             self.guessing = False
             return None
 

@@ -36,6 +36,22 @@ POOL_CONNECTIONS = 8
 _SECRET_PARAM = re.compile(r"key|token|secret|sig|pass|auth|cred", re.IGNORECASE)
 
 
+MAX_TOKENS = 10**9  # per reply: more is no real count, and would overflow the runs row
+
+
+def token_count(usage: dict[str, Any], name: str) -> int:
+    """A usage count from a reply, checked: a whole number from 0 to MAX_TOKENS (1e999 and 1e25
+    came back from a hostile server), else ValueError naming it."""
+    value = usage.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= MAX_TOKENS:
+        raise ValueError(f"usage.{name} {value!r} is not a token count (0 to {MAX_TOKENS:,})")
+    if value != int(value):
+        raise ValueError(f"usage.{name} {value!r} is not a whole number")
+    return int(value)
+
+
 def validate_base_url(base_url: str) -> httpx.URL:
     """An absolute http(s) URL, or ValueError with one line."""
     try:
@@ -44,6 +60,12 @@ def validate_base_url(base_url: str) -> httpx.URL:
         raise ValueError(f"--base-url {redact(base_url)!r} is not a URL ({exc})") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"--base-url {redact(base_url)!r} must be an http:// or https:// URL")
+    if url.userinfo:  # httpx would send it as Basic auth in place of the API key
+        raise ValueError(
+            f"--base-url {redact(base_url)!r} holds credentials (user:password@); they are refused: "
+            "put the API key in the environment variable named by --api-key-env (OPENAI_API_KEY by "
+            "default), which is sent as its header"
+        )
     return url
 
 
@@ -285,8 +307,10 @@ class OpenAIJudge:
         try:
             data = json.loads(text)
             usage = data.get("usage") or {}
-            used[0] += int(usage.get("prompt_tokens") or 0)
-            used[1] += int(usage.get("completion_tokens") or 0)
+            used[0] += token_count(usage, "prompt_tokens")
+            used[1] += token_count(usage, "completion_tokens")
             return data["choices"][0]["message"]["content"] or ""
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError, ValueError):
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             raise JudgeError(f"not a chat completion response: {text[:200]!r}") from None
+        except ValueError as exc:  # a usage count out of range
+            raise JudgeError(f"invalid chat completion response: {exc}") from None

@@ -258,7 +258,11 @@ async def _pipeline(
         async def lane() -> None:
             try:
                 while not streak.tripped and (trace := await inputs.get()) is not None:
-                    result, error = await attempt(trace)
+                    try:
+                        result, error = await attempt(trace)
+                    except Exception as exc:  # a judge or ranker bug costs its trace, counted, never the lane
+                        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        result, error = None, f"{type(exc).__name__}: {detail}".rstrip(": ")
                     streak.count(error)
                     finished.put_nowait((trace.trace_id, result, error))
             finally:

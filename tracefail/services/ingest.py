@@ -36,7 +36,7 @@ from tracefail.services.span_merge import IncomingSpans, merge_spans
 from tracefail.store import Database
 from tracefail.store import runs as run_store
 from tracefail.store import traces as trace_store
-from tracefail.store.db import StoreError
+from tracefail.store.db import OVERFLOW_BYTES, ROW_GROUP_ROWS, StoreError
 from tracefail.store.rows import Prepared
 from tracefail.store.shipped import update_shipped
 
@@ -96,8 +96,11 @@ PARALLEL_BYTES = 32 * 1024 * 1024
 # DuckDB caches every block it writes up to its memory_limit (80% of RAM by default), so an
 # uncapped bulk load grows with the file; written blocks are on disk, evicting them is free.
 # Not lower: a batch pins ~40 MiB (uncommitted rows, index nodes) and at a 32 MiB cap a commit
-# runs out of memory, which DuckDB treats as fatal for the whole database.
+# runs out of memory, which DuckDB treats as fatal for the whole database. A commit's
+# checkpoint also pins the long strings of the row groups it rewrites, so the cap grows by
+# OPEN_TEXT_FACTOR times the bytes of long strings in the open row groups (`_OpenText`).
 DB_MEMORY_CAP = 128 * 1024 * 1024
+OPEN_TEXT_FACTOR = 2
 # Store tasks (batches, quarantine rows, commits) the reader may run ahead of the writer: one
 # batch being written and one prepared keep both halves busy; more only holds memory.
 STORE_DEPTH = 2
@@ -232,21 +235,54 @@ def ingest(
         workers = default_workers() if _input_bytes(files) >= PARALLEL_BYTES else 0
     pool = ReadPool(workers, limits) if workers > 1 else None
     try:
+        open_text = _OpenText(db)
         with (
             fewer_collections(),
-            db.memory_capped(DB_MEMORY_CAP),
+            db.memory_capped(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes) as at_least,
             db.threads_capped(1),
             db.checkpoint_each_commit(),
             db.bulk_write() as commit,
             _StoreThread() as store,
         ):
-            return _ingest(db, paths, files, format_name, limits, pool, on_file, on_record, commit, store)
+
+            def written(batch: Prepared) -> None:
+                open_text.add(batch)
+                at_least(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes)
+
+            return _ingest(
+                db, paths, files, format_name, limits, pool, on_file, on_record, commit, store, written
+            )
     except IngestStopped as exc:  # rolled back to the last commit point, which kept the run row
         run_store.finish_run(db, exc.run_id, status="failed")
         raise
     finally:
         if pool is not None:
             pool.close()
+
+
+class _OpenText:
+    """Text bytes in the last, open row groups of `traces` and `steps`, counted as batches are
+    written (a table's count starts again when its rows pass a row group's end): the memory a
+    commit's checkpoint pins, whatever the mix of step sizes."""
+
+    def __init__(self, db: Database) -> None:
+        self._raw = db.open_text_bytes("traces", "raw")
+        self._steps = sum(db.open_text_bytes("steps", c) for c in ("content", "tool_calls", "metadata"))
+        self._trace_rows = db.open_rows("traces")
+        self._step_rows = db.open_rows("steps")
+
+    @property
+    def bytes(self) -> int:
+        return self._raw + self._steps
+
+    def add(self, batch: Prepared) -> None:
+        raw, steps = batch.text_bytes(OVERFLOW_BYTES)
+        self._trace_rows += len(batch.headers)
+        self._step_rows += batch.steps.num_rows
+        self._raw = raw if self._trace_rows >= ROW_GROUP_ROWS else self._raw + raw
+        self._steps = steps if self._step_rows >= ROW_GROUP_ROWS else self._steps + steps
+        self._trace_rows %= ROW_GROUP_ROWS
+        self._step_rows %= ROW_GROUP_ROWS
 
 
 def _input_bytes(files: list[Path]) -> int:
@@ -268,6 +304,7 @@ def _ingest(
     on_record: Callable[[int], None] | None,
     commit: Callable[[], None],
     store: _StoreThread,
+    written: Callable[[Prepared], None],
 ) -> IngestReport:
     """Reads here (or in `pool`); everything that touches `db` goes to `store`, in order."""
     if format_name:
@@ -287,6 +324,7 @@ def _ingest(
     def store_batch(batch: Prepared) -> None:
         try:
             added = trace_store.add_prepared(db, batch, report.run_id)
+            written(batch)
             report.traces += added.traces
             report.steps += added.steps
             report.labels += added.labels

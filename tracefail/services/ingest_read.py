@@ -5,14 +5,18 @@ that is Python (decoding, splitting logs, hashing, building rows) while DuckDB w
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
+import signal
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -41,6 +45,7 @@ RUN_BYTES = 2 * 1024 * 1024
 # 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
 # scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
 GC_THRESHOLD = 50_000  # a group read at once (`_read_all`) runs with the collector off
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 @dataclass(frozen=True)
@@ -100,16 +105,32 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _oversized(trace: Trace, limit: int) -> str | None:
-    for step in trace.steps:
+def cut_marker(removed: int, limit: int) -> str:
+    return f"\n[… {removed:,} more characters cut by tracefail: over the {limit:,}-character field limit]"
+
+
+def _cut_oversized(trace: Trace, limit: int) -> tuple[Trace, list[str]]:
+    """The trace with every field over the limit cut (a marker says how much went), and one
+    note per cut: a single huge field costs its own tail, never the trace or the ingest."""
+    notes: list[str] = []
+    steps = list(trace.steps)
+    for i, step in enumerate(steps):
         if len(step.content) > limit:
-            return (
+            notes.append(
                 f"step {step.step_idx} content is {len(step.content):,} characters, over the "
-                f"{limit:,}-character field limit"
+                f"{limit:,}-character field limit; stored cut, with a marker"
             )
-    if trace.raw and len(trace.raw) > limit * 4:
-        return f"raw text is {len(trace.raw):,} characters, over the {limit * 4:,}-character limit"
-    return None
+            kept = step.content[:limit] + cut_marker(len(step.content) - limit, limit)
+            steps[i] = step.model_copy(update={"content": kept})
+    raw = trace.raw
+    if raw and len(raw) > limit * 4:
+        notes.append(
+            f"raw text is {len(raw):,} characters, over the {limit * 4:,}-character limit; stored cut"
+        )
+        raw = raw[: limit * 4] + cut_marker(len(raw) - limit * 4, limit * 4)
+    if not notes:
+        return trace, notes
+    return trace.model_copy(update={"steps": steps, "raw": raw}), notes
 
 
 def _rejection(file: Path, exc: Exception) -> Reject:
@@ -254,10 +275,9 @@ def _checked(traces: Iterable[Trace | Rejected], unit: Unit, limits: Limits) -> 
         if isinstance(item, Rejected):
             yield Reject(unit.file, item.record, item.reason, item.excerpt)
             continue
-        problem = _oversized(item, limits.max_field_chars)
-        if problem:
-            yield Reject(unit.file, item.native_id or item.trace_id, problem, _opening(item))
-            continue
+        item, notes = _cut_oversized(item, limits.max_field_chars)
+        for note in notes:
+            yield Reject(unit.file, item.native_id or item.trace_id, note, _opening(item))
         yield item
 
 
@@ -373,6 +393,30 @@ def _started() -> None:
     """A worker is up (the pool starts its processes lazily)."""
 
 
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _die_with(ingest_pid: int) -> None:
+    """A worker's initializer: it ends when the ingest does, even by SIGKILL (12 readers were
+    left running after 4 kills). The kernel signals it when its parent, the forkserver, dies
+    (Linux); a thread watching the ingest's pid covers the rest."""
+    if sys.platform.startswith("linux"):
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(ingest_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:  # the pid is alive (taken by another user's process)
+                pass
+            time.sleep(PARENT_CHECK_SECONDS)
+
+    threading.Thread(target=watch, name="tracefail-parent-watch", daemon=True).start()
+
+
 class ReadPool:
     """Units read by worker processes, handed back in submission order, at most two per worker
     ahead of the consumer (memory stays bounded by a few units).
@@ -387,7 +431,9 @@ class ReadPool:
     def __init__(self, workers: int, limits: Limits) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_die_with, initargs=(os.getpid(),)
+        )
         self._limits = limits
         self._ahead = 2 * workers
         self._queued: deque[Future[list[Item]] | list[Item]] = deque()

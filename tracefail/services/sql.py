@@ -15,11 +15,18 @@ class QueryError(Exception):
     """A refused or failed query, or a corpus that cannot be opened; one line."""
 
 
-def run_query(path: Path, sql: str) -> pl.DataFrame:
-    """One read-only statement; see `Database(sandbox=True)` for what the connection cannot do."""
+DEFAULT_MEMORY_LIMIT = "1GB"  # one `string_agg` over a corpus reached 10.3 GB unbounded
+DEFAULT_TIMEOUT = 300.0
+
+
+def run_query(
+    path: Path, sql: str, memory_limit: str = DEFAULT_MEMORY_LIMIT, timeout: float | None = DEFAULT_TIMEOUT
+) -> pl.DataFrame:
+    """One read-only statement within `memory_limit` (DuckDB's text) and `timeout` seconds; see
+    `Database(sandbox=True)` for what the connection cannot do."""
     try:
-        with Database(path, sandbox=True) as db:
-            return store_query(db, sql)
+        with Database(path, sandbox=True, memory_limit=memory_limit) as db:
+            return store_query(db, sql, timeout)
     except StoreError as exc:
         raise QueryError(str(exc)) from None
 

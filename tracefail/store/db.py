@@ -19,6 +19,10 @@ import polars as pl
 from tracefail.store.rows import now
 
 DEFAULT_DB = "tracefail.duckdb"
+ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size: a checkpoint rewrites the last one
+# Strings longer than this live outside DuckDB's column segments, in blocks a scan or checkpoint
+# of the segment keeps pinned; shorter ones are inline and evictable
+OVERFLOW_BYTES = 4096
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 
@@ -38,6 +42,9 @@ def snapshot_path(path: str | Path) -> Path:
 
 _SANDBOX: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
+    # no spilling: DuckDB lets a query read its temp folder (`<cwd>/.tmp/` for a Parquet corpus),
+    # and a query stays within its memory limit instead of filling the disk
+    "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
@@ -87,15 +94,25 @@ class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
     def __init__(
-        self, path: str | Path = DEFAULT_DB, *, read_only: bool = False, sandbox: bool = False
+        self,
+        path: str | Path = DEFAULT_DB,
+        *,
+        read_only: bool = False,
+        sandbox: bool = False,
+        memory_limit: str | None = None,
     ) -> None:
         """`sandbox` opens the file for untrusted SQL: read-only, no file or network access
-        outside it, no extension install or autoload, and a configuration that cannot be changed."""
+        outside it, no extension install or autoload, and a configuration that cannot be changed.
+        `memory_limit` (DuckDB's text, "1GB") caps the connection's memory."""
         from tracefail.store.partitioned import is_partitioned
 
         self.path = str(path)
         self._held = False  # inside bulk_write: transaction() joins the held transaction
         self.read_only = read_only = read_only or sandbox
+        self._config = {
+            **(_SANDBOX if sandbox else {}),
+            **({"memory_limit": memory_limit} if memory_limit else {}),
+        }
         if is_partitioned(self.path):
             self._open_partitioned(sandbox)
             return
@@ -103,9 +120,7 @@ class Database:
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
         self.snapshot_of: str | None = None  # set when this reads serve's published copy
         try:
-            self.connection = duckdb.connect(
-                self.path, read_only=read_only, config=_SANDBOX if sandbox else {}
-            )
+            self.connection = duckdb.connect(self.path, read_only=read_only, config=self._config)
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" in text.lower() and read_only and snapshot_path(self.path).exists():
@@ -135,7 +150,7 @@ class Database:
     def _open_partitioned(self, sandbox: bool) -> None:
         """A Parquet corpus folder or URL: the schema in memory, its tables as views (read-only).
         In the sandbox only the corpus' own location stays readable."""
-        from tracefail.store.partitioned import PartitionError, location, mount, prepare
+        from tracefail.store.partitioned import PartitionError, file_urls, is_url, location, mount, prepare
 
         self.path = location(self.path)
         if not self.read_only:
@@ -143,7 +158,7 @@ class Database:
                 f"{self.path}: a Parquet corpus is read-only; write to the DuckDB file it was "
                 "exported from, then export again"
             )
-        config = {k: v for k, v in _SANDBOX.items() if k != "enable_external_access"} if sandbox else {}
+        config = {k: v for k, v in self._config.items() if k != "enable_external_access"}
         self.connection = duckdb.connect(":memory:", config=config)
         self.connection.execute("SET enable_progress_bar = false")
         try:
@@ -151,7 +166,10 @@ class Database:
         except StoreError:
             self.connection.close()
             raise
-        if sandbox:
+        if sandbox and is_url(self.path):  # exact files: the HTTP client resolves `..` itself
+            self.connection.execute("SET allowed_paths = ?", [file_urls(self.connection, self.path)])
+            self.connection.execute("SET enable_external_access = false")
+        elif sandbox:
             root = self.path.rstrip("/") + "/"
             self.connection.execute("SET allowed_directories = [?]", [root])
             self.connection.execute("SET enable_external_access = false")
@@ -269,30 +287,55 @@ class Database:
         return f"RESET {name}" if self._one(setting) == before else f"SET {name} = '{before}'"
 
     @contextmanager
-    def memory_capped(self, limit_bytes: int) -> Iterator[None]:
-        """Cap DuckDB's buffer pool for a long write, then restore the previous limit.
+    def memory_capped(self, limit_bytes: int) -> Iterator[Callable[[int], None]]:
+        """Cap DuckDB's buffer pool for a long write, then restore the previous limit. Yields
+        `at_least(n)`, which raises the cap to `n` bytes (never above the previous limit).
 
         DuckDB keeps every block it writes cached up to `memory_limit` (80% of RAM by default),
         so a bulk load's RSS grows with the data written. Capped, written blocks are evicted
-        (they are on disk already). A lower limit set by the user is kept.
+        (they are on disk already). A lower limit set by the user is kept. But a checkpoint
+        pins every long string of a row group it rewrites, so the caller sizes the cap by the
+        text bytes of the open row groups (140 steps of 1 MiB were fatal at a fixed 128 MiB).
         """
-        if _setting_bytes(self._one("SELECT current_setting('memory_limit')")) <= limit_bytes:
-            yield
+        ceiling = _setting_bytes(self._one("SELECT current_setting('memory_limit')"))
+        if ceiling <= limit_bytes:
+            yield lambda wanted: None
             return
         restore = self._reset("memory_limit")
+        current = int(limit_bytes)
+
+        def at_least(wanted: int) -> None:
+            nonlocal current
+            wanted = int(min(wanted, ceiling))
+            if wanted > current:
+                self.connection.execute(f"SET memory_limit = '{wanted}B'")
+                current = wanted
+
         try:
-            self.connection.execute(f"SET memory_limit = '{int(limit_bytes)}B'")
+            self.connection.execute(f"SET memory_limit = '{current}B'")
         except duckdb.Error:  # cannot evict down to the cap right now: run uncapped
             self.connection.execute(restore)
-            yield
+            yield lambda wanted: None
             return
         try:
-            yield
+            yield at_least
         except BaseException:
             with suppress(duckdb.Error):  # a dead connection must not mask the original error
                 self.connection.execute(restore)
             raise
         self.connection.execute(restore)
+
+    def open_text_bytes(self, table: str, column: str) -> int:
+        """UTF-8 bytes of `column`'s long (OVERFLOW_BYTES+) strings in `table`'s last, still open
+        row group: what DuckDB pins when a checkpoint rewrites that group."""
+        group = ROW_GROUP_ROWS
+        last = f"(SELECT coalesce(max(rowid), 0) // {group} * {group} FROM {table})"
+        long = f"sum(strlen({column})) FILTER (WHERE strlen({column}) > {OVERFLOW_BYTES})"
+        return int(self._one(f"SELECT coalesce({long}, 0) FROM {table} WHERE rowid >= {last}"))
+
+    def open_rows(self, table: str) -> int:
+        """Rows in `table`'s last row group (by position: deleted rows keep theirs)."""
+        return int(self._one(f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}")) % ROW_GROUP_ROWS
 
     @contextmanager
     def threads_capped(self, threads: int) -> Iterator[None]:

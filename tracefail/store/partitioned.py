@@ -45,26 +45,56 @@ class PartitionError(StoreError):
     """A Parquet corpus that cannot be written or read; one line naming the location."""
 
 
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a 2 GiB `_files.json` from a hostile server took 10.7 GB
+
+
 def location(path: str | Path) -> str:
-    """The corpus location as text; `s3:/b/c` (what pathlib makes of `s3://b/c`) is a URL again."""
+    """The corpus location as text; `s3:/b/c` (what pathlib makes of `s3://b/c`) is a URL again,
+    with `.` and `..` segments (also written `%2e`) resolved, as the HTTP client would."""
     text = str(path)
     match = _URL.match(text)
-    return f"{match.group(1)}://{match.group(2)}" if match and len(match.group(1)) > 1 else text
+    if not (match and len(match.group(1)) > 1):
+        return text
+    host, _, rest = match.group(2).partition("/")
+    query = ""
+    if "?" in rest:
+        rest, query = rest.split("?", 1)
+        query = "?" + query
+    dotted = re.sub("%2e", ".", rest, flags=re.IGNORECASE)
+    parts: list[str] = []
+    for part in dotted.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return (
+        f"{match.group(1)}://{host}/{'/'.join(parts)}{query}".rstrip("/")
+        if rest
+        else f"{match.group(1)}://{host}"
+    )
+
+
+def file_urls(connection: duckdb.DuckDBPyConnection, where: str) -> list[str]:
+    """Every file a URL corpus may read (its manifest and the Parquet files it lists), exactly:
+    the sandbox allows these paths, never a prefix that `..` could climb out of."""
+    root = where.rstrip("/")
+    return [f"{root}/{MANIFEST}", *(u for urls in _url_lists(connection, where).values() for u in urls)]
 
 
 def is_partitioned(path: str | Path) -> bool:
     """A folder or a URL is a Parquet corpus; a file is a DuckDB corpus."""
     text = location(path)
-    return _is_url(text) or Path(text).is_dir()
+    return is_url(text) or Path(text).is_dir()
 
 
-def _is_url(where: str) -> bool:
+def is_url(where: str) -> bool:
     return "://" in where
 
 
 def prepare(connection: duckdb.DuckDBPyConnection, where: str) -> None:
     """Before any lock-down: a URL corpus needs httpfs (from its wheel, never downloaded)."""
-    if _is_url(where):
+    if is_url(where):
         load_extension(connection, "httpfs")
         # read the stored secrets (s3 credentials) now: the sandbox later forbids their folder
         connection.execute("SELECT count(*) FROM duckdb_secrets()")
@@ -130,34 +160,48 @@ def _write_manifest(out: Path) -> None:
 
 def _sources(connection: duckdb.DuckDBPyConnection, where: str) -> dict[str, str]:
     """table -> what read_parquet reads for it (a glob, or a list of URLs), for tables with files."""
-    root = where.rstrip("/")
-    if _is_url(where):
-        manifest = _quote(f"{root}/{MANIFEST}")
-        try:
-            text = _scalar(connection, f"SELECT content FROM read_text({manifest})")
-            listed = json.loads(text)["tables"]
-        except (duckdb.Error, ValueError, KeyError, TypeError) as exc:
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PartitionError(
-                f"{where}: no readable {MANIFEST} (a URL corpus is read through the manifest its "
-                f"export wrote; {detail})"
-            ) from None
-        # http(s) sends the path as written, so a folder named `framework=Claude%20Code` is asked
-        # for as `Claude%2520Code`; s3 and gs encode object keys themselves
-        encode = root.lower().startswith(("http://", "https://"))
+    if is_url(where):
         return {
-            table: "["
-            + ", ".join(_quote(f"{root}/{quote(path, safe='/=') if encode else path}") for path in paths)
-            + "]"
-            for table, paths in listed.items()
-            if paths
+            table: "[" + ", ".join(_quote(url) for url in urls) + "]"
+            for table, urls in _url_lists(connection, where).items()
         }
     found = {}
     for table, _ in _tables(connection):
-        files = _quote(f"{root}/{table}/**/*.parquet")
+        files = _quote(f"{where.rstrip('/')}/{table}/**/*.parquet")
         if _scalar(connection, f"SELECT count(*) FROM glob({files})"):
             found[table] = files
     return found
+
+
+def _url_lists(connection: duckdb.DuckDBPyConnection, where: str) -> dict[str, list[str]]:
+    """table -> the URLs of its Parquet files, from the manifest (size-capped; paths that would
+    climb out of the corpus with `..` are refused)."""
+    root = where.rstrip("/")
+    manifest = _quote(f"{root}/{MANIFEST}")
+    try:
+        size = _scalar(connection, f"SELECT size FROM read_blob({manifest})")
+        if size is not None and size > MAX_MANIFEST_BYTES:
+            raise ValueError(f"{size:,} bytes, over the {MAX_MANIFEST_BYTES:,}-byte limit")
+        text = _scalar(connection, f"SELECT content FROM read_text({manifest})")
+        listed = json.loads(text)["tables"]
+        for paths in listed.values():
+            for path in paths:
+                if ".." in re.sub("%2e", ".", path, flags=re.IGNORECASE).split("/"):
+                    raise ValueError(f"listed path {path!r} climbs out of the corpus")
+    except (duckdb.Error, ValueError, KeyError, TypeError, AttributeError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PartitionError(
+            f"{where}: no readable {MANIFEST} (a URL corpus is read through the manifest its "
+            f"export wrote; {detail})"
+        ) from None
+    # http(s) sends the path as written, so a folder named `framework=Claude%20Code` is asked
+    # for as `Claude%2520Code`; s3 and gs encode object keys themselves
+    encode = root.lower().startswith(("http://", "https://"))
+    return {
+        table: [f"{root}/{quote(path, safe='/=') if encode else path}" for path in paths]
+        for table, paths in listed.items()
+        if paths
+    }
 
 
 def mount(connection: duckdb.DuckDBPyConnection, where: str, latest: int) -> None:

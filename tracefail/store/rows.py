@@ -41,6 +41,20 @@ class Prepared:
         content = pc.sum(pc.utf8_length(self.steps["content"])).as_py() or 0
         return content + sum(len(t.raw or "") for t in self.headers)
 
+    def text_bytes(self, longer_than: int) -> tuple[int, int]:
+        """UTF-8 bytes of the strings over `longer_than` bytes in the long text columns:
+        (traces.raw, steps' content, calls and metadata), what a checkpoint of the row groups
+        they land in pins."""
+        raw = 0
+        for trace in self.headers:
+            size = len(trace.raw.encode("utf-8", "surrogatepass")) if trace.raw else 0
+            raw += size if size > longer_than else 0
+        steps = 0
+        for name in ("content", "tool_calls", "metadata"):
+            sizes = pc.binary_length(self.steps[name])
+            steps += pc.sum(pc.filter(sizes, pc.greater(sizes, longer_than))).as_py() or 0
+        return raw, steps
+
     def opening(self, trace_id: str) -> str:
         """The start of one trace's text, for a human reading its quarantine row."""
         header = next(t for t in self.headers if t.trace_id == trace_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import duckdb
 import polars as pl
 
@@ -36,9 +39,17 @@ def check_query(sql: str) -> None:
         )
 
 
-def run_query(db: Database, sql: str) -> pl.DataFrame:
-    """Run user SQL on `db`, which the caller opened with `sandbox=True`."""
+def run_query(db: Database, sql: str, timeout: float | None = None) -> pl.DataFrame:
+    """Run user SQL on `db`, which the caller opened with `sandbox=True`; interrupted after
+    `timeout` seconds."""
     check_query(sql)
+    timer = threading.Timer(timeout, db.connection.interrupt) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    # Ctrl-C does not reach a running DuckDB query on its own: the handler interrupts it
+    on_main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, lambda *_: db.connection.interrupt()) if on_main else None
     try:
         relation = db.connection.sql(sql)
         if relation is None:
@@ -51,5 +62,18 @@ def run_query(db: Database, sql: str) -> pl.DataFrame:
                 )
             )
         return relation.pl()
+    except duckdb.InterruptException:
+        if timer is not None and timer.finished.is_set():
+            raise StoreError(f"SQL error: the query ran past its {timeout:g}-second time limit") from None
+        raise KeyboardInterrupt from None
+    except duckdb.OutOfMemoryException as exc:
+        raise StoreError(
+            f"SQL error: the query needs more memory than its limit ({_one_line(str(exc))})"
+        ) from None
     except duckdb.Error as exc:
         raise StoreError("SQL error: " + _one_line(str(exc))) from None
+    finally:
+        if timer is not None:
+            timer.cancel()
+        if on_main:
+            signal.signal(signal.SIGINT, before)

@@ -6,27 +6,16 @@ parsed as markup), after ANSI escapes and control characters are replaced by vis
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 
-# Every C0/C1 control character except newline and tab. ESC is among them, so an ANSI sequence
-# loses its escape byte and shows as harmless printable text (`␛[31m`).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+from tracefail.services.terminal import terminal_safe
 
 PREVIEW_CHARS = 20_000  # a step's text shown before "show more"
 
 
 def clean(text: str) -> str:
-    """Control characters become their Unicode control pictures (ESC -> ␛); tabs expand."""
-    return _CONTROL.sub(_picture, text.replace("\r\n", "\n").expandtabs(4))
-
-
-def _picture(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    if code < 0x20:
-        return chr(0x2400 + code)
-    return "␡" if code == 0x7F else "�"
+    """Control and bidi characters made visible (`terminal_safe`: ESC -> ␛); tabs expand."""
+    return terminal_safe(text.replace("\r\n", "\n").expandtabs(4))
 
 
 def literal(text: str | None, style: str = "", limit: int | None = None) -> Text:

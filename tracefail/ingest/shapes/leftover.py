@@ -9,10 +9,10 @@ once is not stored again (a span's input repeats the conversation so far).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+from tracefail.ingest.reader import loads
 from tracefail.ingest.shapes.find import Path, iter_strings
 from tracefail.model import Step, Trace
 
@@ -37,7 +37,7 @@ class Placed:
         self.lines.update(line.strip() for line in text.splitlines() if line.strip())
         if text.lstrip()[:1] in "[{":
             try:
-                inner = json.loads(text)
+                inner = loads(text)
             except ValueError:
                 return
             for _, value in iter_strings(inner):

@@ -14,7 +14,6 @@ semantic convention names are mapped by the last part of their name (`…output`
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from tracefail.ingest.base import parse_time
 from tracefail.ingest.content import parse_json_text, readable
 from tracefail.ingest.otel import _otlp_span, attributes, hex_id
+from tracefail.ingest.reader import loads
 from tracefail.ingest.shapes.find import CHILD_KEYS, PARENT_KEYS, SPAN_ID_KEYS, TRACE_ID_KEYS
 
 NormalSpan = dict[str, Any]
@@ -234,7 +234,7 @@ def _json_scalar(value: Any) -> Any:
     """MLflow writes every attribute as JSON text, strings too (`"\"CHAT_MODEL\""`)."""
     if isinstance(value, str) and value.startswith('"') and value.endswith('"'):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value
