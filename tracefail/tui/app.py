@@ -12,6 +12,7 @@ from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import CorpusFilter
 from tracefail.services.views import Receipt
 from tracefail.tui.commands import BrowseCommands
+from tracefail.tui.layout import TraceLayout, default_layout_file
 from tracefail.tui.work import background
 
 
@@ -28,9 +29,19 @@ class TracefailApp(App[None]):
     ]
 
     def __init__(
-        self, db_path: Path | str, user: str, export_dir: Path | None = None, ranker_path: Path | None = None
+        self,
+        db_path: Path | str,
+        user: str,
+        export_dir: Path | None = None,
+        ranker_path: Path | None = None,
+        layout_file: Path | None = None,
+        remember_layout: bool = False,
     ) -> None:
         super().__init__()
+        # where the trace screen's layout is remembered (None: not kept); `browse` keeps it in the
+        # user's config folder, tests in a file of their own or nowhere
+        self.layout_file = layout_file or (default_layout_file() if remember_layout else None)
+        self.trace_layout = TraceLayout.load(layout_file)
         self.service = BrowseService(db_path, user)
         self.export_dir = export_dir or Path.cwd()
         self.ranker_path = ranker_path  # orders the review queue (else one is fitted on the labels)
