@@ -129,3 +129,22 @@ async def test_x_exports_the_trace(tool_corpus: Path, tmp_path: Path) -> None:
         await _opener(TRACE, ("x",))(pilot)
     written = list(tmp_path.glob("tracefail-trace-*.jsonl"))
     assert len(written) == 1 and TRACE in written[0].read_text(encoding="utf-8")
+
+
+async def test_ops_screen_shows_the_cli_numbers(tool_corpus: Path, tmp_path: Path) -> None:
+    from tracefail.services.ops import ops
+    from tracefail.tui.screens.ops import OpsScreen
+
+    app = TracefailApp(tool_corpus, "tester", export_dir=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await settle(pilot, quiet_rounds=3)
+        await pilot.press("O")
+        await settle(pilot, quiet_rounds=3)
+        screen = pilot.app.screen
+        assert isinstance(screen, OpsScreen) and screen.built is not None
+        shown = "\n".join(line.text for line in screen.query_one("#ops").render_lines(screen.region))
+        with Database(tool_corpus, read_only=True) as db:
+            assert screen.built.table.equals(ops(db).table)
+        for title in ("per agent", "per model", "per framework", "per day"):
+            assert title in shown
+        assert "claude-sonnet-4-5-20250929" in shown and "(n=" in shown

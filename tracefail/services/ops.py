@@ -76,55 +76,37 @@ class Ops:
 
 def ops(db: Database, prices: Path | None = None) -> Ops:
     table, source = load_prices(prices)
-    frames = [_dimension(db, dimension, table) for dimension in DIMENSIONS]
-    return Ops(pl.concat(frames, how="vertical_relaxed"), source)
-
-
-def _dimension(db: Database, dimension: str, prices: dict[str, tuple[float, float]]) -> pl.DataFrame:
-    counts = ops_store.ops_counts(db, dimension)
-    tokens = ops_store.ops_tokens(db, dimension)
-    priced = [price_of(m, prices) for m in tokens["model"].to_list()]
-    tokens = tokens.with_columns(
-        pl.Series("cost_usd", [None if p is None else 0.0 for p in priced], dtype=pl.Float64)
-        + (
-            pl.col("tokens_in") * pl.Series([p[0] if p else None for p in priced], dtype=pl.Float64)
-            + pl.col("tokens_out") * pl.Series([p[1] if p else None for p in priced], dtype=pl.Float64)
-        )
-        / 1e6,
-        pl.Series("priced", [p is not None for p in priced]),
-    )
-    per_value = tokens.group_by("value").agg(
-        pl.col("tokens_in").sum(),
-        pl.col("tokens_out").sum(),
-        pl.col("tokens_n").sum(),
-        pl.col("cost_usd").sum().alias("cost_usd"),
-        pl.col("tokens_n").filter(pl.col("priced")).sum().alias("cost_n"),
-    )
-    out = counts.join(per_value, on="value", how="left").with_columns(
-        pl.lit(dimension).alias("dimension"),
+    found = {m: price_of(m, table) for m in ops_store.models(db)}
+    frame = ops_store.ops_table(db, {m: p for m, p in found.items() if p is not None})
+    frame = frame.with_columns(
+        pl.col("latency_ms").list.get(0).alias("latency_p50_ms"),
+        pl.col("latency_ms").list.get(1).alias("latency_p95_ms"),
         (pl.col("errors") / pl.col("steps")).alias("error_rate"),
         pl.when(pl.col("tool_results") > 0)
         .then(pl.col("tool_failures") / pl.col("tool_results"))
         .otherwise(None)
         .alias("tool_failure_rate"),
-        pl.when(pl.col("cost_n") > 0).then(pl.col("cost_usd")).otherwise(None).alias("cost_usd"),
     )
-    return out.select(
-        "dimension",
-        "value",
-        "traces",
-        "steps",
-        "tokens_in",
-        "tokens_out",
-        "tokens_n",
-        "cost_usd",
-        "cost_n",
-        "latency_p50_ms",
-        "latency_p95_ms",
-        "latency_n",
-        "errors",
-        "error_rate",
-        "tool_results",
-        "tool_failures",
-        "tool_failure_rate",
-    ).sort("value")
+    order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(DIMENSIONS)})
+    return Ops(frame.sort(order, "value").select(COLUMNS), source)
+
+
+COLUMNS = [
+    "dimension",
+    "value",
+    "traces",
+    "steps",
+    "tokens_in",
+    "tokens_out",
+    "tokens_n",
+    "cost_usd",
+    "cost_n",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_n",
+    "errors",
+    "error_rate",
+    "tool_results",
+    "tool_failures",
+    "tool_failure_rate",
+]

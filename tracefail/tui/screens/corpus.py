@@ -58,6 +58,13 @@ class CorpusScreen(Screen[None]):
         Binding("s", "sort_next", "Sort", tooltip="Sort by the next column.", id="corpus.sort"),
         Binding("r", "reverse", "Reverse", tooltip="Reverse the sort order.", id="corpus.reverse"),
         Binding("S", "stats", "Stats", tooltip="Failure statistics of the selection.", id="corpus.stats"),
+        Binding(
+            "O",
+            "ops",
+            "Ops",
+            tooltip="Tokens, cost, latency and error rates per agent, model, day.",
+            id="corpus.ops",
+        ),
         Binding("v", "review", "Review", tooltip="Failed traces worth labelling next.", id="corpus.review"),
         Binding("x", "export", "Export", tooltip="Write the selection as JSONL.", id="corpus.export"),
         Binding("R", "reload", "Refresh", tooltip="Re-read the corpus.", id="corpus.refresh"),
@@ -346,6 +353,11 @@ class CorpusScreen(Screen[None]):
         from tracefail.tui.screens.stats import StatsScreen
 
         self.app.push_screen(StatsScreen())
+
+    def action_ops(self) -> None:
+        from tracefail.tui.screens.ops import OpsScreen
+
+        self.app.push_screen(OpsScreen())
 
     def action_review(self) -> None:
         from tracefail.tui.screens.review import ReviewScreen
