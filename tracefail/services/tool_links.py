@@ -2,8 +2,8 @@
 
 Sources disagree on how much they say: chat formats give a call id on both sides, OpenTelemetry
 spans often give the result its own id and the call none. A result is matched by call id first,
-else to the latest earlier unanswered call of the same tool, else to the single unanswered call of
-the step just before it. A result with no such call stays unlinked rather than given a guess.
+else to the latest earlier unanswered call of the tool it names, else (naming none) to the single
+unanswered call of the step just before it. A result with no such call stays unlinked rather than given a guess.
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ def _match(
             if calls[key[0]][key[1]].id == call_id:
                 return key  # an id that names no call falls through: some spans carry only their own id
     tool = _result_tool(step)
-    if tool:
+    if tool:  # a result that names its tool is matched by that name or not at all
         for key in reversed(open_calls):
             if calls[key[0]][key[1]].name == tool:
                 return key
+        return None
     previous = [key for key in open_calls if key[0] == index - 1]
     return previous[0] if len(previous) == 1 else None
