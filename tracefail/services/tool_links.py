@@ -3,7 +3,7 @@
 Sources disagree on how much they say: chat formats give a call id on both sides, OpenTelemetry
 spans often give the result its own id and the call none. A result is matched by call id first,
 else to the latest earlier unanswered call of the tool it names, else (naming none) to the single
-unanswered call of the step just before it. A result with no such call stays unlinked rather than given a guess.
+unanswered call of the step just before it. A result with no such call stays unlinked (no guess).
 """
 
 from __future__ import annotations
