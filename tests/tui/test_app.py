@@ -491,3 +491,19 @@ async def test_labels_panel_shows_every_source_in_full_and_scrolls(corpus_path: 
         assert labels.cursor_row == labels.row_count - 1 and labels.scroll_y > 0
         last = screen.view.labels[-1] if screen.view else None
         assert last is not None and last["source"] in shown(screen, "#label-detail")
+
+
+async def test_corpus_row_shows_a_label_written_in_the_trace(corpus_path: Path, tmp_path: Path) -> None:
+    app = make_app(corpus_path, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_trace(pilot, SPAN_TRACE)
+        labels = screen.query_one("#labels", DataTable)
+        labels.focus()
+        labels.move_cursor(row=0)
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        corpus = pilot.app.screen
+        assert isinstance(corpus, CorpusScreen)
+        assert "human:tester" in shown(corpus, "#corpus")  # no `R` needed

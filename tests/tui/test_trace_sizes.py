@@ -148,3 +148,30 @@ async def test_ops_screen_shows_the_cli_numbers(tool_corpus: Path, tmp_path: Pat
         for title in ("per agent", "per model", "per framework", "per day"):
             assert title in shown
         assert "claude-sonnet-4-5-20250929" in shown and "(n=" in shown
+
+
+async def test_label_form_refuses_an_agent_not_in_the_trace(tool_corpus: Path, tmp_path: Path) -> None:
+    from textual.widgets import Input, Static
+
+    from tracefail.tui.screens.label_edit import LabelEditor
+
+    app = TracefailApp(tool_corpus, "tester", export_dir=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _opener(TRACE, ("plus",))(pilot)
+        form = pilot.app.screen
+        assert isinstance(form, LabelEditor)
+        form.query_one("#mode", Input).value = "1.3"
+        form.query_one("#agent", Input).value = "Nobody"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, LabelEditor)
+        assert "does not speak in this trace" in str(form.query_one("#form-error", Static).render())
+
+
+def test_label_sources_most_trusted_first() -> None:
+    from tracefail.tui.screens.corpus import _short_sources
+
+    shown = _short_sources(
+        ["heuristic:loop", "heuristic:repetition", "human:ana", "llm-judge:3f2a", "dataset:mast"], None
+    )
+    assert shown == ["human:ana", "mast", "judge", "heur×2"]

@@ -47,6 +47,7 @@ class TracefailApp(App[None]):
         self.ranker_path = ranker_path  # orders the review queue (else one is fitted on the labels)
         self.corpus_filter = CorpusFilter()
         self.receipts: list[Receipt] = []
+        self.writes = 0  # human writes and undos so far: the corpus list re-reads when it changed
         self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"
 
     def on_mount(self) -> None:
@@ -62,6 +63,7 @@ class TracefailApp(App[None]):
 
     def remember(self, receipt: Receipt) -> None:
         self.receipts.append(receipt)
+        self.writes += 1
         self.notify(f"saved: {receipt.description} (u undoes)", title="human label")
 
     def action_undo(self) -> None:
@@ -71,6 +73,7 @@ class TracefailApp(App[None]):
         receipt = self.receipts.pop()
 
         def undone(removed: bool) -> None:
+            self.writes += 1
             self.notify(f"undone: {receipt.description}" if removed else "already gone", title="undo")
             reload = getattr(self.screen, "reload", None)
             if callable(reload):

@@ -89,6 +89,7 @@ class CorpusScreen(Screen[None]):
         self.spark_feature: str | None = None
         self.row_ids: list[str] = []  # trace id of each loaded table row
         self.marked: list[str] = []  # traces marked for a diff, oldest first (at most two)
+        self.seen_writes = 0  # the app's human-write count when the rows were last read
 
     @property
     def tf(self) -> TracefailApp:
@@ -104,6 +105,12 @@ class CorpusScreen(Screen[None]):
         yield table
         yield Static("loading…", id="status")
         yield Footer()
+
+    def on_screen_resume(self) -> None:
+        """Back from a trace where labels were written: re-read, so the row shows them (as `R`)."""
+        if self.seen_writes != self.tf.writes:
+            self.seen_writes = self.tf.writes
+            self.reload()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -419,11 +426,18 @@ def _known_modes(facets: Facets) -> list[str]:
 
 
 def _short_sources(sources: list[str], attribution_sources: list[str] | None) -> list[str]:
-    """`llm-judge:3f2a…` -> `judge`, `human:ana` -> `human:ana`: enough to tell sources apart."""
-    names = []
-    for source in [*sources, *(attribution_sources or [])]:
+    """Most trusted first, as the stats policy ranks them (human, dataset, judge, heuristic), so a
+    narrow column shows `human:ana demo judge heur×2`, not only the heuristics."""
+    every = list(dict.fromkeys([*sources, *(attribution_sources or [])]))
+    rank = {"human": 0, "dataset": 1, "llm-judge": 2}
+    names: list[str] = []
+    others = (s for s in every if not s.startswith("heuristic:"))
+    for source in sorted(others, key=lambda s: (rank.get(s.partition(":")[0], 3), s)):
         kind, _, rest = source.partition(":")
-        short = {"llm-judge": "judge", "dataset": rest or kind, "heuristic": f"heur:{rest}"}.get(kind, source)
+        short = {"llm-judge": "judge", "dataset": rest or kind}.get(kind, source)
         if short not in names:
             names.append(short)
+    heuristics = sum(s.startswith("heuristic:") for s in every)
+    if heuristics:
+        names.append("heur" if heuristics == 1 else f"heur×{heuristics}")
     return names

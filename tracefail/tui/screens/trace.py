@@ -646,7 +646,7 @@ class TraceScreen(Screen[None]):
             label["probability"],
             list(label["evidence_steps"] or []),
             label["agent"],
-            label["rationale"],
+            None,  # the rationale is yours to write; the edited one is shown as a hint
         )
         self._open_editor(
             f"edit {label['mode_id']} from {label['source']} (saved as {self.tf.service.source})",
@@ -694,7 +694,11 @@ class TraceScreen(Screen[None]):
                 )
 
             names = {m[2]: m[3] for m in modes}
-            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps), names), save)
+            agents = sorted({s["agent"] for s in view.steps if s["agent"]})
+            earlier = based_on["rationale"] if based_on else None
+            self.app.push_screen(
+                LabelEditor(title, draft, sorted(known), len(view.steps), names, agents, earlier), save
+            )
 
         background(self, self.tf.service.taxonomy_modes, with_modes, group="modes")
 
