@@ -73,3 +73,14 @@ def test_price_table_rules(tmp_path: Path) -> None:
     bad.write_text('{"gpt-4o": "cheap"}')
     with pytest.raises(PriceTableError, match=r"bad\.json"):
         load_prices(bad)
+
+
+def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> None:
+    from tracefail.services.stats import report
+
+    [page] = report(corpus, tmp_path / "report.html")
+    text = page.read_text(encoding="utf-8")
+    assert "<section id='ops'>" in text
+    for dimension in ("agent", "model", "framework", "day"):
+        assert f"<h3>per {dimension}" in text
+    assert "claude-sonnet-4-5-20250929" in text and "n=" in text
