@@ -12,7 +12,7 @@ DEMO_TRACES := $(foreach id,db4fd70a-2d37-40ea-873f-9433dc5e301f e142056d-56ab-4
 	4d51c4bf-4b0e-4f3d-897b-3f6687a7d9f2,--traces whowhen:algorithm-generated/$(id)) \
 	--traces mast:OpenManus_ProgramDev_GPT4o/0 --traces mast:Magentic_GAIA_GPT4o/0 --traces mast-human:12
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint docs clean
 
 setup: $(STAMP)
 
@@ -44,11 +44,16 @@ test: setup
 	$(VENV)/bin/ruff format --check tracefail tests benchmarks
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $$(mktemp -d)
 	$(VENV)/bin/pytest
 
 lint: setup
 	$(VENV)/bin/ruff check tracefail tests benchmarks
 	$(VENV)/bin/ruff format --check tracefail tests benchmarks
 
+# The documentation site in site/ (docs/reference/cli.md is generated from the CLI by a build hook).
+docs: setup
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) $(DEMO_DB) demo-report.html
+	rm -rf $(VENV) $(DEMO_DB) demo-report.html site

@@ -122,10 +122,17 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
         )
         con.execute(
             f"""
-            INSERT INTO steps (trace_id, step_idx, agent, role, kind, content)
+            INSERT INTO steps (trace_id, step_idx, agent, role, kind, content,
+                               tokens_in, tokens_out, start_ts, end_ts, status)
             SELECT 'synth:' || t.i, j,
                    {_array(AGENTS)}[((j + hash(t.i, {s + 6})) % {len(AGENTS)})::INT + 1],
-                   p.role, p.kind, p.content
+                   p.role, p.kind, p.content,
+                   -- tokens, timings over 30 days and 3% errors, for the ops dashboard
+                   (200 + hash(t.i, j, {s + 20}) % 3000)::INT, (20 + hash(t.i, j, {s + 21}) % 500)::INT,
+                   TIMESTAMP '2025-06-01' + to_seconds((t.i * 26 + j * 7)::BIGINT),
+                   TIMESTAMP '2025-06-01' + to_seconds((t.i * 26 + j * 7)::BIGINT)
+                       + to_milliseconds((100 + hash(t.i, j, {s + 22}) % 5000)::BIGINT),
+                   CASE WHEN hash(t.i, j, {s + 23}) % 100 < 3 THEN 'error' END
             FROM synth_t t, generate_series(0, t.n - 1) g(j), synth_pool p
             WHERE p.k = hash(t.i, j, {s + 7}) % {pool}
             """

@@ -27,6 +27,7 @@ MIN_KAPPA_N = 10  # kappa from fewer items, or whose interval crosses 0, is neve
 GREY = "#d9d9d9"
 
 _CSS = """
+.n{color:#777;font-size:85%}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:18px 32px}
 header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c8cdd8;font-size:13px}
@@ -401,6 +402,67 @@ def _table(frame: pl.DataFrame) -> str:
     return f"<table>{head}{''.join(body)}</table>"
 
 
+def _inert(value: object) -> str:
+    """Trace-supplied text as character references for everything but letters, digits, space, `-`
+    and `_`: it reads the same in a browser, and no attribute, URL or tag survives in the source."""
+    return "".join(c if c.isalnum() or c in " -_" else f"&#{ord(c)};" for c in str(value))
+
+
+OPS_ROWS = 15  # per dimension in the report, the busiest; `stats --section ops` has them all
+
+
+def _ops(frame: pl.DataFrame | None) -> str:
+    """Tokens, cost, latency and error rates per agent, model, framework and day, n beside each."""
+    if frame is None or frame.is_empty():
+        return ""
+
+    def n(value: float | None, count: int, fmt: str) -> str:
+        return (
+            "–" if value is None or count == 0 else f"{format(value, fmt)} <span class=n>n={count:,}</span>"
+        )
+
+    def rate(part: int, whole: int) -> str:
+        return "–" if whole == 0 else f"{part / whole:.1%} <span class=n>{part:,}/{whole:,}</span>"
+
+    head = (
+        "<tr><th class=l>value</th><th>traces</th><th>steps</th><th>tokens in/out</th><th>cost USD</th>"
+        "<th>p50 ms</th><th>p95 ms</th><th>errors</th><th>tool failures</th></tr>"
+    )
+    tables = []
+    for dimension in ("agent", "model", "framework", "day"):
+        part = frame.filter(pl.col("dimension") == dimension)
+        # the busiest agents, models and frameworks; the latest days
+        part = (
+            part.sort(["steps", "value"], descending=[True, False])
+            if dimension != "day"
+            else part.sort("value").tail(OPS_ROWS)
+        )
+        rows = []
+        for r in part.head(OPS_ROWS).iter_rows(named=True):
+            tokens = (
+                "–"
+                if not r["tokens_n"]
+                else f"{r['tokens_in']:,}/{r['tokens_out']:,} <span class=n>n={r['tokens_n']:,}</span>"
+            )
+            rows.append(
+                f"<tr><td class=l>{_inert(r['value'])}</td><td>{r['traces']:,}</td>"
+                f"<td>{r['steps']:,}</td><td>{tokens}</td><td>{n(r['cost_usd'], r['cost_n'], ',.2f')}</td>"
+                f"<td>{n(r['latency_p50_ms'], r['latency_n'], ',.0f')}</td>"
+                f"<td>{n(r['latency_p95_ms'], r['latency_n'], ',.0f')}</td>"
+                f"<td>{rate(r['errors'], r['steps'])}</td>"
+                f"<td>{rate(r['tool_failures'], r['tool_results'])}</td></tr>"
+            )
+        total = frame.filter(pl.col("dimension") == dimension).height
+        kept = "latest" if dimension == "day" else "with most steps"
+        more = f" ({OPS_ROWS} of {total} {kept})" if total > OPS_ROWS else ""
+        tables.append(f"<h3>per {dimension}{more}</h3><table>{head}{''.join(rows)}</table>")
+    return (
+        "<section id='ops'><h2>Operations</h2><p class=note>Tokens, cost, latency and error rates as "
+        "<code>tracefail stats --section ops</code> counts them; every figure with the n it rests on, "
+        f"empty where n = 0.</p>{''.join(tables)}</section>"
+    )
+
+
 def _sources(result: Stats) -> str:
     """Per source the labels it had and those it counted, with the judges' validation."""
     head = (
@@ -419,7 +481,11 @@ def _sources(result: Stats) -> str:
 
 
 def html_report(
-    result: Stats, rendered: list[tuple[Chart, bytes]], corpus: dict[str, int], generated: str
+    result: Stats,
+    rendered: list[tuple[Chart, bytes]],
+    corpus: dict[str, int],
+    generated: str,
+    ops: pl.DataFrame | None = None,
 ) -> str:
     cards = "".join(
         f"<div class=card><b>{v:,}</b><span>{html.escape(k)}</span></div>" for k, v in corpus.items()
@@ -455,7 +521,7 @@ def html_report(
         "the policy's verdict says present, the Wilson 95% interval of the prevalence as a whisker with the "
         f"point estimate; grey rows: n &lt; {MIN_CELL_N}.</p>"
         f"{_table(modes)}</section>"
-        f"<div class=grid>{''.join(pairs)}</div>{''.join(first[1:])}"
+        f"<div class=grid>{''.join(pairs)}</div>{''.join(first[1:])}{_ops(ops)}"
         "</main><footer>Made by tracefail. Self-contained: opens without a network.</footer></body></html>\n"
     )
 

@@ -40,4 +40,4 @@ def browse(
         fail(f"--user {name!r}: give a plain name (it is stored as human:<user>)", 2)
     from tracefail.tui.app import TracefailApp
 
-    TracefailApp(db, name, export_dir=export_dir, ranker_path=ranker).run()
+    TracefailApp(db, name, export_dir=export_dir, ranker_path=ranker, remember_layout=True).run()

@@ -118,16 +118,28 @@ def stats(
         typer.Option(
             "--section",
             help="One section (modes, categories, cooccurrence, "
-            "position, blame, failure_rates, agreement, ...) or all.",
+            "position, blame, failure_rates, agreement, ...) or all; `ops` for tokens, cost, "
+            "latency and error rates per agent, model, framework and day.",
         ),
     ] = "all",
     format: Annotated[str, typer.Option("--format", help="table, csv, json, parquet or md.")] = "table",
     output: OutOption = None,
+    prices: Annotated[
+        Path | None,
+        typer.Option(
+            "--prices",
+            help='With --section ops: a JSON price table {"model-prefix": [input, output]} in USD '
+            "per 1M tokens, replacing the built-in list prices.",
+        ),
+    ] = None,
 ) -> None:
     """Failure-mode statistics: prevalence with Wilson 95% intervals, categories, co-occurrence,
     failure position, agent blame, failure rates and agreement between label sources."""
     from tracefail.services import stats as service
 
+    if section == "ops":
+        _ops(db, prices, format, output)
+        return
     store = open_db(db, read_only=True)
     try:
         result = _usage(lambda: service.stats(store, taxonomy=taxonomy, source=source, by=by))
@@ -155,6 +167,22 @@ def stats(
     # the table output carries its own header; other formats say it on stderr (json has it inside)
     (out if format == "table" else err).print(safe(header), highlight=False)
     emit(sections, document, format, output)
+
+
+def _ops(db: Path, prices: Path | None, fmt: str, output: Path | None) -> None:
+    from tracefail.services import ops as ops_service
+
+    store = open_db(db, read_only=True)
+    try:
+        result = ops_service.ops(store, prices)
+    except ops_service.PriceTableError as error:
+        fail(f"--prices {error}", EXIT_USAGE)
+    finally:
+        store.close()
+    (out if fmt == "table" else err).print(
+        safe(f"ops: every figure with its n; cost from {result.prices_source}"), highlight=False
+    )
+    emit({"ops": result.table}, result.as_dict(), fmt, output)
 
 
 @app.command()

@@ -2,8 +2,10 @@
 centrality, and steps that repeat earlier ones.
 
 A hand-off is one agent's step followed by another agent's step (or a step that names its
-recipient). The graph keeps counts and the step indices behind every edge, so a view can jump
-from an edge back to the steps.
+recipient). A tool result is not an agent's turn: many formats name its speaker "tool", and
+counting it would invent hand-offs such as "tool -> Planner", so tool results are left out.
+The graph keeps counts and the step indices behind every edge, so a view can jump from an edge
+back to the steps.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ import networkx as nx
 
 def _get(step: Any, key: str) -> Any:
     return step.get(key) if isinstance(step, Mapping) else getattr(step, key, None)
+
+
+def is_tool_result(step: Any) -> bool:
+    """A step that returns a tool's output (role or kind "tool", or it answers a call id)."""
+    role, kind = str(_get(step, "role") or "").lower(), str(_get(step, "kind") or "").lower()
+    return role == "tool" or kind == "tool" or bool(_get(step, "tool_call_id"))
 
 
 def agent_sequence(steps: Iterable[Any]) -> list[tuple[int, str]]:
@@ -36,7 +44,7 @@ def handoff_graph(
     flagged_set = set(flagged)
     graph = nx.DiGraph()
     ordered = sorted(steps, key=lambda s: int(_get(s, "step_idx")))
-    named = [s for s in ordered if _get(s, "agent")]
+    named = [s for s in ordered if _get(s, "agent") and not is_tool_result(s)]
     for step in named:
         agent = str(_get(step, "agent"))
         idx = int(_get(step, "step_idx"))

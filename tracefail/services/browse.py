@@ -30,11 +30,13 @@ from tracefail.analysis.change_points import change_points
 from tracefail.ingest.fidelity import metadata_text
 from tracefail.model import Attribution, Label
 from tracefail.services import attribution as attribution_service
+from tracefail.services import ops as ops_service
 from tracefail.services import stats as stats_service
 from tracefail.services.attribution import ReviewPanel
 from tracefail.services.clusters import Clusters, failure_clusters
 from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
+from tracefail.services.ops import Ops
 from tracefail.services.search import trace_matches
 from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
@@ -208,6 +210,10 @@ class BrowseService:
 
     def export_jsonl(self, f: CorpusFilter, out: Path) -> int:
         return self.read(lambda db: export_store.export_selection(db, f, out))
+
+    def ops(self) -> Ops:
+        """The operations dashboard, as `tracefail stats --section ops` computes it."""
+        return self.read(lambda db: ops_service.ops(db))
 
     def stats(self, f: CorpusFilter) -> SelectionStats:
         """The statistics screen's numbers for the selection, as `tracefail stats` counts them."""

@@ -321,5 +321,8 @@ def report(
     if fmt == "png":
         return reporting.write_pngs(rendered, output)
     generated = now().strftime("%Y-%m-%d %H:%M UTC")
-    output.write_text(reporting.html_report(result, rendered, counts, generated), encoding="utf-8")
+    from tracefail.services.ops import ops
+
+    page = reporting.html_report(result, rendered, counts, generated, ops(db).table)
+    output.write_text(page, encoding="utf-8")
     return [output]

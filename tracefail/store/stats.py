@@ -359,7 +359,8 @@ def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
         WITH s AS (
             SELECT trace_id, agent, coalesce(recipient,
                    lead(agent) OVER (PARTITION BY trace_id ORDER BY step_idx)) AS target
-            FROM steps WHERE agent IS NOT NULL)
+            FROM steps WHERE agent IS NOT NULL  -- a tool result is not an agent's turn (graph.handoff)
+              AND coalesce(lower(role), '') <> 'tool' AND lower(kind) <> 'tool' AND tool_call_id IS NULL)
         SELECT coalesce(t.framework, '(none)') AS framework, s.agent AS source, s.target,
                count(*) AS handoffs, count(DISTINCT s.trace_id) AS traces
         FROM s JOIN traces t USING (trace_id)

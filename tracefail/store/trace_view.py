@@ -31,7 +31,8 @@ def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str
 def trace_steps(db: Database, trace_id: str) -> pl.DataFrame:
     return db.frame(
         "SELECT step_idx, span_id, parent_span_id, agent, recipient, role, kind, name, content, "
-        "tool_calls, status, metadata FROM steps WHERE trace_id = ? ORDER BY step_idx",
+        "tool_calls, tool_call_id, status, model, tokens_in, tokens_out, start_ts, end_ts, metadata "
+        "FROM steps WHERE trace_id = ? ORDER BY step_idx",
         [trace_id],
     )
 

@@ -12,6 +12,7 @@ from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import CorpusFilter
 from tracefail.services.views import Receipt
 from tracefail.tui.commands import BrowseCommands
+from tracefail.tui.layout import TraceLayout, default_layout_file
 from tracefail.tui.work import background
 
 
@@ -28,14 +29,25 @@ class TracefailApp(App[None]):
     ]
 
     def __init__(
-        self, db_path: Path | str, user: str, export_dir: Path | None = None, ranker_path: Path | None = None
+        self,
+        db_path: Path | str,
+        user: str,
+        export_dir: Path | None = None,
+        ranker_path: Path | None = None,
+        layout_file: Path | None = None,
+        remember_layout: bool = False,
     ) -> None:
         super().__init__()
+        # where the trace screen's layout is remembered (None: not kept); `browse` keeps it in the
+        # user's config folder, tests in a file of their own or nowhere
+        self.layout_file = layout_file or (default_layout_file() if remember_layout else None)
+        self.trace_layout = TraceLayout.load(layout_file)
         self.service = BrowseService(db_path, user)
         self.export_dir = export_dir or Path.cwd()
         self.ranker_path = ranker_path  # orders the review queue (else one is fitted on the labels)
         self.corpus_filter = CorpusFilter()
         self.receipts: list[Receipt] = []
+        self.writes = 0  # human writes and undos so far: the corpus list re-reads when it changed
         self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"
 
     def on_mount(self) -> None:
@@ -51,6 +63,7 @@ class TracefailApp(App[None]):
 
     def remember(self, receipt: Receipt) -> None:
         self.receipts.append(receipt)
+        self.writes += 1
         self.notify(f"saved: {receipt.description} (u undoes)", title="human label")
 
     def action_undo(self) -> None:
@@ -60,6 +73,7 @@ class TracefailApp(App[None]):
         receipt = self.receipts.pop()
 
         def undone(removed: bool) -> None:
+            self.writes += 1
             self.notify(f"undone: {receipt.description}" if removed else "already gone", title="undo")
             reload = getattr(self.screen, "reload", None)
             if callable(reload):

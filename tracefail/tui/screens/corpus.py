@@ -59,6 +59,13 @@ class CorpusScreen(Screen[None]):
         Binding("s", "sort_next", "Sort", tooltip="Sort by the next column.", id="corpus.sort"),
         Binding("r", "reverse", "Reverse", tooltip="Reverse the sort order.", id="corpus.reverse"),
         Binding("S", "stats", "Stats", tooltip="Failure statistics of the selection.", id="corpus.stats"),
+        Binding(
+            "O",
+            "ops",
+            "Ops",
+            tooltip="Tokens, cost, latency and error rates per agent, model, day.",
+            id="corpus.ops",
+        ),
         Binding("v", "review", "Review", tooltip="Failed traces worth labelling next.", id="corpus.review"),
         Binding("x", "export", "Export", tooltip="Write the selection as JSONL.", id="corpus.export"),
         Binding("R", "reload", "Refresh", tooltip="Re-read the corpus.", id="corpus.refresh"),
@@ -83,6 +90,7 @@ class CorpusScreen(Screen[None]):
         self.spark_feature: str | None = None
         self.row_ids: list[str] = []  # trace id of each loaded table row
         self.marked: list[str] = []  # traces marked for a diff, oldest first (at most two)
+        self.seen_writes = 0  # the app's human-write count when the rows were last read
 
     @property
     def tf(self) -> TracefailApp:
@@ -99,6 +107,12 @@ class CorpusScreen(Screen[None]):
         yield Static("loading…", id="status")
         yield LiveStatus()
         yield Footer()
+
+    def on_screen_resume(self) -> None:
+        """Back from a trace where labels were written: re-read, so the row shows them (as `R`)."""
+        if self.seen_writes != self.tf.writes:
+            self.seen_writes = self.tf.writes
+            self.reload()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
@@ -356,6 +370,11 @@ class CorpusScreen(Screen[None]):
 
         self.app.push_screen(StatsScreen())
 
+    def action_ops(self) -> None:
+        from tracefail.tui.screens.ops import OpsScreen
+
+        self.app.push_screen(OpsScreen())
+
     def action_review(self) -> None:
         from tracefail.tui.screens.review import ReviewScreen
 
@@ -417,11 +436,18 @@ def _known_modes(facets: Facets) -> list[str]:
 
 
 def _short_sources(sources: list[str], attribution_sources: list[str] | None) -> list[str]:
-    """`llm-judge:3f2a…` -> `judge`, `human:ana` -> `human:ana`: enough to tell sources apart."""
-    names = []
-    for source in [*sources, *(attribution_sources or [])]:
+    """Most trusted first, as the stats policy ranks them (human, dataset, judge, heuristic), so a
+    narrow column shows `human:ana demo judge heur×2`, not only the heuristics."""
+    every = list(dict.fromkeys([*sources, *(attribution_sources or [])]))
+    rank = {"human": 0, "dataset": 1, "llm-judge": 2}
+    names: list[str] = []
+    others = (s for s in every if not s.startswith("heuristic:"))
+    for source in sorted(others, key=lambda s: (rank.get(s.partition(":")[0], 3), s)):
         kind, _, rest = source.partition(":")
-        short = {"llm-judge": "judge", "dataset": rest or kind, "heuristic": f"heur:{rest}"}.get(kind, source)
+        short = {"llm-judge": "judge", "dataset": rest or kind}.get(kind, source)
         if short not in names:
             names.append(short)
+    heuristics = sum(s.startswith("heuristic:") for s in every)
+    if heuristics:
+        names.append("heur" if heuristics == 1 else f"heur×{heuristics}")
     return names

@@ -13,6 +13,8 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static, Switch
 
+from tracefail.tui.text import one_line
+
 
 @dataclass(frozen=True)
 class LabelDraft:
@@ -40,8 +42,12 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
         known_modes: list[str],
         n_steps: int,
         names: dict[str, str] | None = None,
+        agents: list[str] | None = None,
+        earlier_rationale: str | None = None,
     ) -> None:
         super().__init__()
+        self.agents = agents or []  # the trace's speakers: the only agents a label may name
+        self.earlier_rationale = earlier_rationale  # the edited label's, shown as a hint, not kept
         self.names = names or {}  # mode id -> name, shown under the mode box as it is typed
         self.title_text = title
         self.draft = draft
@@ -68,9 +74,18 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
             yield Label("evidence steps (e.g. 3 7)")
             yield Input(" ".join(map(str, d.evidence_steps)), id="evidence")
             yield Label("agent")
-            yield Input(d.agent or "", id="agent")
-            yield Label("rationale")
-            yield Input(d.rationale or "", id="rationale")
+            yield Input(
+                d.agent or "",
+                id="agent",
+                suggester=SuggestFromList(self.agents, case_sensitive=False) if self.agents else None,
+                placeholder=" ".join(self.agents[:6]),
+            )
+            yield Label("rationale (yours)")
+            yield Input(
+                d.rationale or "",
+                id="rationale",
+                placeholder=f"was: {one_line(self.earlier_rationale, 60)}" if self.earlier_rationale else "",
+            )
             yield Static("", id="form-error")
             with Horizontal(classes="form-row"):
                 yield Button("Save (ctrl+s)", variant="primary", id="save")
@@ -119,11 +134,16 @@ class LabelEditor(ModalScreen[LabelDraft | None]):
         evidence = [int(w) for w in words]
         if any(step >= self.n_steps for step in evidence):
             raise ValueError(f"this trace has steps 0..{self.n_steps - 1}")
+        agent = self.query_one("#agent", Input).value.strip() or None
+        if agent is not None and self.agents and agent not in self.agents:
+            raise ValueError(
+                f"agent {agent!r} does not speak in this trace; agents: {', '.join(self.agents)}"
+            )
         return LabelDraft(
             mode_id=mode,
             present=self.query_one("#present", Switch).value,
             probability=probability,
             evidence_steps=evidence,
-            agent=self.query_one("#agent", Input).value.strip() or None,
+            agent=agent,
             rationale=self.query_one("#rationale", Input).value.strip() or None,
         )

@@ -15,8 +15,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, Tree
 
 from tracefail.model import HEADLINE_FEATURES
+from tracefail.services.filter_language import CorpusFilter
 from tracefail.services.markdown import trace_markdown
+from tracefail.services.tool_links import is_result, tool_links
 from tracefail.services.views import Receipt, TraceView
+from tracefail.tui.layout import ResolvedLayout, TraceLayout
 from tracefail.tui.screens.feature_picker import FeaturePicker
 from tracefail.tui.screens.label_edit import LabelDraft, LabelEditor
 from tracefail.tui.text import one_line
@@ -98,11 +101,82 @@ class TraceScreen(Screen[None]):
             id="trace.accept",
         ),
         Binding(
-            "x",
+            "minus",
             "reject",
             "Reject",
             tooltip="Reject the highlighted label: store the opposite verdict as yours.",
             id="trace.reject",
+        ),
+        Binding("x", "export", "Export", show=False, tooltip="Write this trace as JSONL.", id="trace.export"),
+        Binding(
+            "w",
+            "conversation",
+            "Chat",
+            tooltip="Conversation view: the messages from this step on (w again: one step).",
+            id="trace.conversation",
+        ),
+        Binding(
+            "l",
+            "linked",
+            "Call⇄result",
+            tooltip="Jump from a tool call to its result, or from a result to its call.",
+            id="trace.linked",
+        ),
+        Binding(
+            "right_square_bracket",
+            "next_tool",
+            "Next tool",
+            show=False,
+            tooltip="Next step with a tool call or a tool result.",
+            id="trace.next_tool",
+        ),
+        Binding(
+            "left_square_bracket",
+            "prev_tool",
+            "Prev tool",
+            show=False,
+            tooltip="Previous step with a tool call or a tool result.",
+            id="trace.prev_tool",
+        ),
+        Binding(
+            "1",
+            "toggle_panel('timeline')",
+            "Timeline",
+            show=False,
+            tooltip="Show or hide the timeline.",
+            id="trace.panel1",
+        ),
+        Binding(
+            "2",
+            "toggle_panel('labels')",
+            "Labels",
+            show=False,
+            tooltip="Show or hide the labels.",
+            id="trace.panel2",
+        ),
+        Binding(
+            "3",
+            "toggle_panel('chart')",
+            "Chart",
+            show=False,
+            tooltip="Show or hide the feature chart.",
+            id="trace.panel3",
+        ),
+        Binding(
+            "less_than_sign",
+            "resize(False)",
+            "Narrower",
+            show=False,
+            tooltip="Narrow the timeline.",
+            id="trace.narrow",
+        ),
+        Binding(
+            "greater_than_sign",
+            "resize(True)",
+            "Wider",
+            show=False,
+            tooltip="Widen the timeline.",
+            id="trace.widen",
         ),
         Binding("e", "edit", "Edit", tooltip="Edit the highlighted label as a human label.", id="trace.edit"),
         Binding(
@@ -131,6 +205,7 @@ class TraceScreen(Screen[None]):
         self.colours: dict[str, str] = {}
         self.flagged: set[int] = set()
         self.mistakes: set[int] = set()
+        self.links = tool_links([])
 
     @property
     def tf(self) -> TracefailApp:
@@ -153,7 +228,60 @@ class TraceScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#spans").display = False
         self.query_one("#search").display = False
+        self.apply_layout()
         self.reload()
+
+    # --- layout ----------------------------------------------------------------------------------
+    @property
+    def layout_state(self) -> TraceLayout:
+        return self.tf.trace_layout
+
+    def on_resize(self) -> None:
+        self.apply_layout()
+
+    def apply_layout(self) -> None:
+        """Show, hide and size the panels for this terminal and the user's choices (1/2/3, </>)."""
+        layout = self._resolved()
+        left = self.query_one("#trace-left")
+        left.display = layout.timeline
+        left.styles.width = f"{layout.left_width}%"
+        self.query_one(LabelsPanel).display = layout.labels
+        self.query_one("#labels").styles.max_height = layout.labels_height + 3  # header and border
+        self.query_one("#label-detail").styles.max_height = 1 if layout.labels_height < 7 else 4
+        self.query_one("#chart").display = layout.chart
+        self.query_one("#trace-head").styles.max_height = layout.head_lines
+
+    def _resolved(self) -> ResolvedLayout:
+        size, view = self.app.size, self.view
+        return self.layout_state.resolved(
+            size.width,
+            size.height,
+            has_labels=view is None or bool(view.labels),
+            has_features=view is None or bool(view.features),
+        )
+
+    def _remember_layout(self) -> None:
+        self.layout_state.save(self.tf.layout_file)
+        self.apply_layout()
+
+    def action_toggle_panel(self, panel: str) -> None:
+        shown = getattr(self._resolved(), panel)
+        setattr(self.layout_state, panel, not shown)
+        self._remember_layout()
+        if panel == "timeline" and shown:
+            self.query_one(StepView).focus()
+        elif panel == "timeline":
+            self.query_one("#timeline").focus()
+
+    def action_resize(self, wider: bool) -> None:
+        size = self.app.size
+        self.layout_state.resize(size.width, size.height, wider)
+        self._remember_layout()
+
+    def action_conversation(self) -> None:
+        self.layout_state.conversation = not self.layout_state.conversation
+        self.layout_state.save(self.tf.layout_file)
+        self._step()
 
     def reload(self) -> None:
         background(
@@ -189,7 +317,9 @@ class TraceScreen(Screen[None]):
             )
         self.flagged = set(view.flagged)
         self.mistakes = {a["step_idx"] for a in view.attributions}
+        self.links = tool_links(view.steps)
         self._head()
+        self.apply_layout()
         self._timeline(keep=not first)
         self.query_one(LabelsPanel).show(view.labels)
         if view.has_spans:
@@ -198,6 +328,10 @@ class TraceScreen(Screen[None]):
 
     def _agent(self, step: dict[str, Any]) -> str:
         return step["agent"] or step["role"] or "?"
+
+    def _speaker(self, step: dict[str, Any]) -> tuple[str, str]:
+        agent = self._agent(step)
+        return agent, self.colours.get(agent, "white")
 
     def _head(self) -> None:
         assert self.view is not None
@@ -232,8 +366,18 @@ class TraceScreen(Screen[None]):
         agent = self._agent(step)
         colour = self.colours[agent]
         target = step["recipient"]
-        if not target and i + 1 < len(steps) and self._agent(steps[i + 1]) != agent:
-            target = self._agent(steps[i + 1])
+        # a hand-off is inferred only between two agents' turns: a tool result is nobody's turn
+        following = steps[i + 1] if i + 1 < len(steps) else None
+        if (
+            not target
+            and following is not None
+            and step["agent"]
+            and following["agent"]
+            and not is_result(step)
+            and not is_result(following)
+            and following["agent"] != step["agent"]
+        ):
+            target = following["agent"]
         head = Text()
         head.append(f"{i:>4} ", style="dim")
         head.append("▌", style=colour)
@@ -247,6 +391,11 @@ class TraceScreen(Screen[None]):
             head.append("  ⚑", style="bold yellow")
         if step["status"] and step["status"].lower() == "error":
             head.append("  error", style="red")
+        for call in self.links.calls.get(i, [])[:2]:
+            head.append(f"  ▶ {one_line(call.name, 20)}", style="yellow")
+        if i in self.links.results:
+            link = self.links.by_result.get(i)
+            head.append(f"  ◀ {one_line(link.tool, 20) if link else 'result'}", style="green")
         preview = Text("      ")
         preview.append(one_line(step["content"], PREVIEW_CHARS_PER_STEP))
         return head, preview
@@ -255,17 +404,20 @@ class TraceScreen(Screen[None]):
         if self.view is None or not self.view.steps:
             return
         view, index = self.view, self.step
-        step = view.steps[index]
-        agent = self._agent(step)
         values = view.features.get(self.feature or "", [])
         here = values[index] if index < len(values) else None
-        self.query_one(StepView).show(
-            step,
+        step_view = self.query_one(StepView)
+        step_view.border_title = (
+            "conversation (w: one step)" if self.layout_state.conversation else "step (w: conversation)"
+        )
+        step_view.show(
+            view.steps,
             index,
-            agent,
-            self.colours[agent],
+            self.links,
+            self._speaker,
             (self.feature, here) if self.feature is not None and here is not None else None,
             index in self.expanded,
+            self.layout_state.conversation,
         )
         self.query_one(FeatureChart).show(
             Series(
@@ -400,6 +552,40 @@ class TraceScreen(Screen[None]):
         tree.display, timeline.display = not tree.display, tree.display
         (tree if tree.display else timeline).focus()
 
+    def action_linked(self) -> None:
+        partner = self.links.partner(self.step)
+        if partner is None:
+            self.notify("this step has no linked tool call or result")
+            return
+        self.go(partner)
+
+    def _tool_steps(self) -> list[int]:
+        return sorted({*self.links.calls, *self.links.results})
+
+    def action_next_tool(self) -> None:
+        later = [i for i in self._tool_steps() if i > self.step]
+        if later:
+            self.go(later[0])
+        else:
+            self.notify("no tool call or result after this step")
+
+    def action_prev_tool(self) -> None:
+        earlier = [i for i in self._tool_steps() if i < self.step]
+        if earlier:
+            self.go(earlier[-1])
+        else:
+            self.notify("no tool call or result before this step")
+
+    def action_export(self) -> None:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.trace_id)[:80]
+        target = self.tf.export_dir / f"tracefail-trace-{slug}.jsonl"
+        only = CorpusFilter(trace_ids=(self.trace_id,))
+
+        def done(count: int) -> None:
+            self.notify(f"{count:,} trace written to {target}", title="export")
+
+        background(self, lambda: self.tf.service.export_jsonl(only, target), done, group="export")
+
     def action_show_more(self) -> None:
         self.expanded.add(self.step)
         self._step()
@@ -464,7 +650,7 @@ class TraceScreen(Screen[None]):
             label["probability"],
             list(label["evidence_steps"] or []),
             label["agent"],
-            label["rationale"],
+            None,  # the rationale is yours to write; the edited one is shown as a hint
         )
         self._open_editor(
             f"edit {label['mode_id']} from {label['source']} (saved as {self.tf.service.source})",
@@ -512,7 +698,11 @@ class TraceScreen(Screen[None]):
                 )
 
             names = {m[2]: m[3] for m in modes}
-            self.app.push_screen(LabelEditor(title, draft, sorted(known), len(view.steps), names), save)
+            agents = sorted({s["agent"] for s in view.steps if s["agent"]})
+            earlier = based_on["rationale"] if based_on else None
+            self.app.push_screen(
+                LabelEditor(title, draft, sorted(known), len(view.steps), names, agents, earlier), save
+            )
 
         background(self, self.tf.service.taxonomy_modes, with_modes, group="modes")
 

@@ -1,0 +1,27 @@
+"""`tracefail stats --section ops`: JSON with n beside every figure, and a bad price table refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import run_cli
+
+
+def test_ops_json_has_n_for_every_figure(whowhen_corpus: Path) -> None:
+    result = run_cli("stats", "--db", whowhen_corpus, "--section", "ops", "--format", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert "built-in" in document["prices"]
+    rows = document["ops"]
+    assert {r["dimension"] for r in rows} == {"agent", "model", "framework", "day"}
+    for row in rows:
+        assert {"steps", "traces", "latency_n", "tokens_n", "cost_n", "tool_results"} <= set(row)
+        assert row["error_rate"] == row["errors"] / row["steps"]
+
+
+def test_bad_price_table_is_one_line(whowhen_corpus: Path, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text("[1, 2]")
+    result = run_cli("stats", "--db", whowhen_corpus, "--section", "ops", "--prices", prices)
+    assert result.exit_code == 2 and "prices.json" in result.output

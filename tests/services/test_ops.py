@@ -1,0 +1,86 @@
+"""The ops figures against hand-written SQL on a real corpus (the shipped samples with tokens,
+timings, errors and tool results), and the price table's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tracefail.services.ingest import ingest
+from tracefail.services.ops import PriceTableError, load_prices, ops, price_of
+from tracefail.store import Database
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
+
+
+@pytest.fixture
+def corpus(db: Database) -> Database:
+    report = ingest(db, [SAMPLES / "claude-code", SAMPLES / "otel", SAMPLES / "codex"])
+    assert report.quarantined == 0, report.messages
+    return db
+
+
+def test_ops_counts_match_sql(corpus: Database) -> None:
+    result = ops(corpus).table
+    assert set(result["dimension"]) == {"agent", "model", "framework", "day"}
+    by_model = {r["value"]: r for r in result.filter(dimension="model").to_dicts()}
+    rows = corpus.rows(
+        "SELECT coalesce(s.model, t.llm, '(none)'), count(*), "
+        "count(*) FILTER (WHERE lower(s.status) = 'error'), coalesce(sum(s.tokens_in), 0), "
+        "quantile_cont(epoch_ms(s.end_ts) - epoch_ms(s.start_ts), 0.95) "
+        "FILTER (WHERE s.end_ts >= s.start_ts) FROM steps s JOIN traces t USING (trace_id) GROUP BY 1"
+    )
+    assert len(rows) == len(by_model)
+    for model, steps, errors, tokens_in, p95 in rows:
+        row = by_model[model]
+        assert (row["steps"], row["errors"], row["tokens_in"]) == (steps, errors, tokens_in)
+        assert (
+            row["latency_p95_ms"] == pytest.approx(p95) if p95 is not None else row["latency_p95_ms"] is None
+        )
+        assert row["error_rate"] == pytest.approx(errors / steps)
+    for dimension in ("agent", "framework", "day"):
+        assert (
+            result.filter(dimension=dimension)["steps"].sum()
+            == corpus.rows("SELECT count(*) FROM steps")[0][0]
+        )
+    failing = (
+        result.filter(dimension="framework", tool_failures=0).height
+        < result.filter(dimension="framework").height
+    )
+    assert failing  # the samples have failed tool calls (Claude Code's failed pytest run)
+
+
+def test_cost_uses_the_price_table_and_says_n(corpus: Database, tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"claude-sonnet-4": [3.0, 15.0]}))
+    result = ops(corpus, prices)
+    assert result.prices_source == str(prices)
+    claude = result.table.filter(dimension="model", value="claude-sonnet-4-5-20250929").to_dicts()[0]
+    expected = (claude["tokens_in"] * 3.0 + claude["tokens_out"] * 15.0) / 1e6
+    assert claude["cost_usd"] == pytest.approx(expected) and claude["cost_n"] > 0
+    unpriced = result.table.filter(dimension="model", cost_n=0)
+    assert unpriced.height and unpriced["cost_usd"].null_count() == unpriced.height  # unknown, not free
+
+
+def test_price_table_rules(tmp_path: Path) -> None:
+    table, source = load_prices(None)
+    assert "built-in" in source
+    assert price_of("openai/gpt-4o-mini-2024-07-18", table) == table["gpt-4o-mini"]  # longest prefix wins
+    assert price_of("my-local-model", table) is None
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"gpt-4o": "cheap"}')
+    with pytest.raises(PriceTableError, match=r"bad\.json"):
+        load_prices(bad)
+
+
+def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> None:
+    from tracefail.services.stats import report
+
+    [page] = report(corpus, tmp_path / "report.html")
+    text = page.read_text(encoding="utf-8")
+    assert "<section id='ops'>" in text
+    for dimension in ("agent", "model", "framework", "day"):
+        assert f"<h3>per {dimension}" in text
+    assert "claude-sonnet-4-5-20250929" in text and "n=" in text

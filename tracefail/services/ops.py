@@ -1,0 +1,112 @@
+"""The operations dashboard: tokens, cost, latency p50/p95, error and tool-failure rates per agent,
+model, framework and day, each figure with the n it rests on. `tracefail stats --section ops` and
+the browser's ops screen both show this result.
+
+Cost comes from a price table (USD per 1M input and output tokens, matched by the longest model-name
+prefix). The built-in table is a few list prices as of its date; `--prices FILE` (JSON
+`{"model-prefix": [in, out]}`) replaces it. Steps whose model has no price count as unpriced, never
+as free.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from tracefail.store import ops as ops_store
+from tracefail.store.db import Database
+
+PRICES_AS_OF = "2025-06"
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-sonnet-4": (3.00, 15.00),
+    "claude-3-7-sonnet": (3.00, 15.00),
+    "claude-opus-4": (15.00, 75.00),
+    "gemini-2.5-pro": (1.25, 10.00),
+    "gemini-2.5-flash": (0.30, 2.50),
+}
+DIMENSIONS = tuple(ops_store.DIMENSIONS)
+
+
+class PriceTableError(ValueError):
+    """A --prices file that is not a JSON object of model prefix -> [input, output] USD per 1M."""
+
+
+def load_prices(path: Path | None) -> tuple[dict[str, tuple[float, float]], str]:
+    """The price table and where it came from."""
+    if path is None:
+        return dict(DEFAULT_PRICES), f"built-in list prices as of {PRICES_AS_OF}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PriceTableError(f"{path}: {error}") from error
+    if not isinstance(data, dict):
+        raise PriceTableError(f"{path}: expected an object of model prefix -> [input, output]")
+    table = {}
+    for model, pair in data.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, int | float) for p in pair)):
+            raise PriceTableError(f"{path}: {model!r}: expected [input, output] USD per 1M tokens")
+        table[str(model)] = (float(pair[0]), float(pair[1]))
+    return table, str(path)
+
+
+def price_of(model: str, prices: dict[str, tuple[float, float]]) -> tuple[float, float] | None:
+    """Longest prefix of the model name (case-insensitive, a provider prefix like `openai/` ignored)."""
+    name = model.lower().rsplit("/", 1)[-1]
+    matches = [key for key in prices if name.startswith(key.lower())]
+    return prices[max(matches, key=len)] if matches else None
+
+
+@dataclass(frozen=True)
+class Ops:
+    table: pl.DataFrame  # one row per (dimension, value)
+    prices_source: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"prices": self.prices_source, "ops": self.table.to_dicts()}
+
+
+def ops(db: Database, prices: Path | None = None) -> Ops:
+    table, source = load_prices(prices)
+    found = {m: price_of(m, table) for m in ops_store.models(db)}
+    frame = ops_store.ops_table(db, {m: p for m, p in found.items() if p is not None})
+    frame = frame.with_columns(
+        pl.col("latency_ms").list.get(0).alias("latency_p50_ms"),
+        pl.col("latency_ms").list.get(1).alias("latency_p95_ms"),
+        (pl.col("errors") / pl.col("steps")).alias("error_rate"),
+        pl.when(pl.col("tool_results") > 0)
+        .then(pl.col("tool_failures") / pl.col("tool_results"))
+        .otherwise(None)
+        .alias("tool_failure_rate"),
+    )
+    order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(DIMENSIONS)})
+    return Ops(frame.sort(order, "value").select(COLUMNS), source)
+
+
+COLUMNS = [
+    "dimension",
+    "value",
+    "traces",
+    "steps",
+    "tokens_in",
+    "tokens_out",
+    "tokens_n",
+    "cost_usd",
+    "cost_n",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_n",
+    "errors",
+    "error_rate",
+    "tool_results",
+    "tool_failures",
+    "tool_failure_rate",
+]

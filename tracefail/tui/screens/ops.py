@@ -1,0 +1,110 @@
+"""Operations dashboard: tokens, cost, latency p50/p95, error and tool-failure rates per agent,
+model, framework and day, each with its n: the numbers of `tracefail stats --section ops`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from tracefail.services.ops import Ops
+from tracefail.tui.charts import sparkline
+from tracefail.tui.text import one_line
+from tracefail.tui.work import background
+
+if TYPE_CHECKING:
+    from tracefail.tui.app import TracefailApp
+
+TITLES = {"agent": "per agent", "model": "per model", "framework": "per framework", "day": "per day"}
+MAX_ROWS = 25  # per dimension, the rows with most steps; the CLI has them all
+
+
+def _n(value: Any, n: int, fmt: str) -> str:
+    return "–" if value is None or n == 0 else f"{format(value, fmt)} (n={n:,})"
+
+
+def _rate(part: int, whole: int) -> str:
+    return "–" if whole == 0 else f"{part / whole:.1%} ({part:,}/{whole:,})"
+
+
+class OpsScreen(Screen[None]):
+    BINDING_GROUP_TITLE = "Operations"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", tooltip="Back to the corpus.", id="ops.back")
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built: Ops | None = None  # what is drawn, for tests
+
+    @property
+    def tf(self) -> TracefailApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="ops-scroll"):
+            yield Static("counting tokens, latency and errors…", id="ops")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        background(self, self.tf.service.ops, self._show, group="ops")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def _show(self, built: Ops) -> None:
+        self.built = built
+        parts: list[Any] = [Text(f"Every figure with its n; cost from {built.prices_source}.", style="dim")]
+        days = built.table.filter(dimension="day").sort("value")
+        if days.height > 1:
+            line = Text("steps per day ", style="bold")
+            line.append_text(sparkline(days["steps"].to_list(), width=min(60, days.height)))
+            line.append("  errors per day ", style="bold")
+            line.append_text(sparkline(days["error_rate"].to_list(), width=min(60, days.height)))
+            line.append(f"  {days['value'][0]} … {days['value'][-1]}", style="dim")
+            parts.append(line)
+        for dimension, title in TITLES.items():
+            rows = built.table.filter(dimension=dimension).to_dicts()
+            if dimension != "day":
+                rows.sort(key=lambda r: (-r["steps"], r["value"]))
+            table = Table(title=title, title_justify="left", title_style="bold", expand=False)
+            for column in (
+                "",
+                "traces",
+                "steps",
+                "tokens in/out",
+                "cost USD",
+                "p50 ms",
+                "p95 ms",
+                "errors",
+                "tool failures",
+            ):
+                table.add_column(column, justify="left" if not column else "right")
+            for r in rows[:MAX_ROWS]:
+                table.add_row(
+                    one_line(r["value"], 28),
+                    f"{r['traces']:,}",
+                    f"{r['steps']:,}",
+                    "–"
+                    if not r["tokens_n"]
+                    else f"{r['tokens_in']:,}/{r['tokens_out']:,} (n={r['tokens_n']:,})",
+                    _n(r["cost_usd"], r["cost_n"], ",.2f"),
+                    _n(r["latency_p50_ms"], r["latency_n"], ",.0f"),
+                    _n(r["latency_p95_ms"], r["latency_n"], ",.0f"),
+                    _rate(r["errors"], r["steps"]),
+                    _rate(r["tool_failures"], r["tool_results"]),
+                )
+            if len(rows) > MAX_ROWS:
+                table.caption = (
+                    f"{MAX_ROWS} of {len(rows)} with most steps; all: tracefail stats --section ops"
+                )
+            parts.append(table)
+        self.query_one("#ops", Static).update(Group(*parts))
