@@ -37,6 +37,13 @@ def load_taxonomy(ref: str) -> TaxonomyFile:
         raise StatsUsageError(str(exc)) from None
 
 
+def _check_source(db: Database, source: str) -> None:
+    try:
+        analysis.check_source(db, source)
+    except analysis.SourceError as exc:
+        raise StatsUsageError(str(exc)) from None
+
+
 def _check_by(by: str | None) -> None:
     if by is not None and by not in analysis.GROUPINGS:
         raise StatsUsageError(f"--by {by}: not a grouping (choose from {', '.join(analysis.GROUPINGS)})")
@@ -47,6 +54,7 @@ def stats(
 ) -> analysis.Stats:
     """Every statistics section for the labels of `source` mapped onto `taxonomy`."""
     _check_by(by)
+    _check_source(db, source)
     return analysis.compute(db, load_taxonomy(taxonomy), source, by)
 
 
@@ -253,6 +261,7 @@ def slices(
     above the corpus rate, best first."""
     from tracefail.analysis import slices as slicing
 
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     if mode is not None and mode not in {m.id for m in loaded.taxonomy.modes}:
         raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
@@ -284,6 +293,7 @@ def audit(
     """Test "mode's rate > threshold" over the trace verdicts in the order labels were written."""
     from tracefail.analysis.audit import audit as run_audit
 
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     if mode not in {m.id for m in loaded.taxonomy.modes}:
         raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
@@ -310,6 +320,7 @@ def report(
 
     if fmt not in ("html", "png"):
         raise StatsUsageError(f"--format {fmt}: choose html or png")
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     result = analysis.compute(db, loaded, source)
     by_framework = analysis.mode_prevalence(db, loaded, "framework")

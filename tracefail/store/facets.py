@@ -29,7 +29,9 @@ def _distinct(db: Database, column: str, table: str) -> list[str]:
 
 def facets(db: Database) -> Facets:
     categories: dict[str, list[str]] = {}
-    for (definition,) in db.rows("SELECT definition FROM taxonomies ORDER BY loaded_at"):
+    for (definition,) in db.rows(
+        "SELECT definition FROM taxonomies ORDER BY loaded_at, taxonomy_id, version"
+    ):
         for mode in json.loads(definition).get("modes", []):
             if mode.get("category") and mode.get("id"):
                 categories.setdefault(str(mode["category"]), []).append(str(mode["id"]))

@@ -75,6 +75,12 @@ def judge_sources(db: Database) -> list[tuple[str, int]]:
     return [(source, int(n)) for source, n in rows]
 
 
+def stored_sources(db: Database) -> list[str]:
+    """Every label or attribution source name in the corpus, sorted."""
+    rows = db.rows("SELECT source FROM labels UNION SELECT source FROM attributions ORDER BY 1")
+    return [r[0] for r in rows]
+
+
 def mode_labels(db: Database, source_like: str = "%", trace_id: str | None = None) -> pl.DataFrame:
     """Mode labels whose source matches a LIKE pattern (e.g. 'human:%'), of one trace or of
     all, newest last: the one label query behind evaluation, the trace screen and run diffs."""
@@ -127,7 +133,7 @@ def latest_calibrations(
         """
         SELECT mode_id, method, params FROM calibrations
         WHERE judge_source = ? AND taxonomy_id = ? AND taxonomy_version = ?
-        QUALIFY row_number() OVER (PARTITION BY mode_id ORDER BY created_at DESC) = 1
+        QUALIFY row_number() OVER (PARTITION BY mode_id ORDER BY created_at DESC, method DESC) = 1
         """,
         [judge_source, taxonomy_id, version],
     )

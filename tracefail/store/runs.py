@@ -69,5 +69,5 @@ def finish_run(
 
 def list_runs(db: Database, kind: str | None = None) -> pl.DataFrame:
     if kind:
-        return db.frame("SELECT * FROM runs WHERE kind = ? ORDER BY started_at", [kind])
-    return db.frame("SELECT * FROM runs ORDER BY started_at")
+        return db.frame("SELECT * FROM runs WHERE kind = ? ORDER BY started_at, run_id", [kind])
+    return db.frame("SELECT * FROM runs ORDER BY started_at, run_id")

@@ -4,7 +4,7 @@ Every statistic starts from one materialized selection: the latest label per (tr
 mode) from the chosen sources, with legacy mode codes already mapped onto the taxonomy's own
 ids (`stats_labels`, whose `decides` column marks the labels the verdicts count), and one verdict
 per (trace, mode) (`stats_verdicts`): under the "trusted" policy the most trusted source kind
-with a verdict decides (human, dataset, judge, heuristic; the latest label among that kind), under
+with a verdict decides (human, dataset, llm-judge, ranker, heuristic; the latest label among that kind), under
 "pooled" some selected source says present. Both are TEMP tables, so a read-only corpus works
 and every later query counts over the same rows. Heavy counting stays in DuckDB; callers
 shape the small results.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from tracefail.model import SourceKind
 from tracefail.store.db import Database
 from tracefail.store.selection import CorpusFilter, selection_sql
 
@@ -38,8 +39,11 @@ def label_codes(db: Database, taxonomy_id: str) -> pl.DataFrame:
 
 
 # trust order of source kinds (the part of a source name before ':'); lower decides first
-TRUST_RANK = "CASE split_part(l.source, ':', 1) WHEN 'human' THEN 0 WHEN 'dataset' THEN 1 \
-WHEN 'llm-judge' THEN 2 WHEN 'heuristic' THEN 3 ELSE 4 END"
+TRUST_RANK = (
+    "CASE split_part(l.source, ':', 1) "
+    + " ".join(f"WHEN '{kind.value}' THEN {rank}" for rank, kind in enumerate(SourceKind))
+    + f" ELSE {len(SourceKind)} END"
+)
 
 
 def select_labels(

@@ -83,7 +83,7 @@ class GraphScreen(Screen[None]):
         table = Table(box=None, header_style="bold underline")
         for column in ("agent", "steps", "hands off", "receives", "betweenness", ""):
             table.add_column(column, justify="left" if column in ("agent", "") else "right")
-        for node, data in sorted(graph.nodes(data=True), key=lambda n: -len(n[1]["steps"])):
+        for node, data in sorted(graph.nodes(data=True), key=lambda n: (-len(n[1]["steps"]), str(n[0]))):
             marks = Text()
             if data.get("mistake"):
                 marks.append("✗ mistake agent ", style="bold red")
