@@ -33,7 +33,9 @@ TaxonomyOption = Annotated[
 JudgeSourceOption = Annotated[
     str | None,
     typer.Option(
-        "--judge-source", help="Label source to use (llm-judge:HASH); default: the newest label run."
+        "--judge-source",
+        help="Source to evaluate (llm-judge:HASH or ranker:HASH); default, per task: the newest "
+        "source with labels for it (the others are listed).",
     ),
 ]
 
@@ -222,10 +224,17 @@ def calibrate(
 
 
 def _picked(result: EvalResult | CalibrationResult) -> None:
-    """Say on stderr which judge source was used and which others have labels."""
-    line = f"judge source {result.judge_source} ({result.judge_picked})"
+    """Say on stderr which sources were used (per task) and which others have labels."""
+    attribution = getattr(result, "attribution_source", result.judge_source)
+    if attribution == result.judge_source:
+        line = f"judge source {result.judge_source} ({result.judge_picked})"
+    else:
+        line = (
+            f"modes from {result.judge_source or 'no source'}, attribution from "
+            f"{attribution or 'no source'} ({result.judge_picked})"
+        )
     if result.other_judge_sources:
-        line += f"; other judge sources with labels: {', '.join(result.other_judge_sources)}"
+        line += f"; other sources with labels: {', '.join(result.other_judge_sources)}"
     err.print(line, highlight=False, markup=False)
 
 
@@ -289,13 +298,14 @@ def evaluate(
         print_json(result.to_json())
         return
     out.print(
-        f"judge {result.judge_source} vs {reference} labels ({result.taxonomy})",
+        f"judge {result.judge_source or '-'} vs {reference} labels ({result.taxonomy})",
         highlight=False,
         markup=False,
     )
     modes = result.modes
     out.print(
-        f"modes: {modes.n_pairs} trace-mode pairs over {modes.n_traces} traces",
+        f"modes: {modes.n_pairs} trace-mode pairs over {modes.n_traces} traces"
+        + (f" ({modes.note})" if modes.note else ""),
         highlight=False,
         markup=False,
     )
@@ -307,7 +317,16 @@ def evaluate(
             markup=False,
         )
     attribution = result.attribution
-    out.print(f"attribution: {attribution.n_traces} traces (exact match)", highlight=False, markup=False)
+    out.print(
+        f"attribution by {result.attribution_source or '-'}: {attribution.n_traces} traces (exact match)"
+        + (
+            f"; {attribution.speaker_corrected} replies named another agent than the step's speaker"
+            if attribution.speaker_corrected
+            else ""
+        ),
+        highlight=False,
+        markup=False,
+    )
     if attribution.judge is not None:
         rows = {"judge": attribution.judge, **(attribution.baselines or {})}
         for name, scores in rows.items():

@@ -114,7 +114,10 @@ class BrowseService:
         self.index.drop()  # before and after: no read may pair the old index with the new file
         try:
             with self._open(read_only=False) as db:
-                return fn(db)
+                done = fn(db)
+                if self.facets_cache is not None:  # a new label source is a filter value at once
+                    self.facets_cache = _facets(db)
+                return done
         finally:
             self.index.writes += 1
             self.index.drop()
@@ -138,13 +141,8 @@ class BrowseService:
 
     # --- corpus ----------------------------------------------------------------------------------
     def facets(self) -> Facets:
-        facets = self.read(facet_store.facets)
-        if not facets.categories:  # no taxonomy stored yet: categories of the shipped default
-            tax = taxonomy.find().taxonomy
-            for mode in tax.modes:
-                facets.categories.setdefault(mode.category, []).append(mode.id)
-        self.facets_cache = facets
-        return facets
+        self.facets_cache = self.read(_facets)
+        return self.facets_cache
 
     def count(self, f: CorpusFilter) -> int:
         found = self._select(f)
@@ -308,3 +306,11 @@ class BrowseService:
 
     def undo(self, receipt: Receipt) -> bool:
         return self.write(lambda db: human_store.undo_human_write(db, receipt.table, receipt.row_id))
+
+
+def _facets(db: Database) -> Facets:
+    facets = facet_store.facets(db)
+    if not facets.categories:  # no taxonomy stored yet: categories of the shipped default
+        for mode in taxonomy.find().taxonomy.modes:
+            facets.categories.setdefault(mode.category, []).append(mode.id)
+    return facets

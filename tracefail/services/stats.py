@@ -6,6 +6,7 @@ arguments (raising StatsUsageError with one line a user can act on) and returns 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def _check_source(db: Database, source: str) -> None:
         analysis.check_source(db, source)
     except analysis.SourceError as exc:
         raise StatsUsageError(str(exc)) from None
+
+
+def _check_filter(db: Database, words: str, option: str) -> None:
+    """A CLI flag's value checked by the filter language, so both take the same values."""
+    from tracefail.services.filter_language import FilterError, corpus_filter
+
+    try:
+        corpus_filter(db, words)
+    except FilterError as exc:
+        raise StatsUsageError(f"{option}: {exc}") from None
 
 
 def _check_by(by: str | None) -> None:
@@ -164,11 +175,16 @@ class TraceGraph:
 def trace_graph(db: Database, trace_id: str) -> TraceGraph:
     """The hand-off graph of one trace with the flagged steps and the chosen (newest)
     attribution's agent marked: the CLI's `graph TRACE` and the TUI's graph screen."""
+    from tracefail.services.selection import UnknownTraceError, resolve_id
     from tracefail.store.traces import get_trace
 
+    try:
+        trace_id = resolve_id(db, trace_id)
+    except UnknownTraceError as exc:
+        raise StatsUsageError(str(exc)) from None
     found = get_trace(db, trace_id)
     if found is None:
-        raise StatsUsageError(f"{db.path}: no trace {trace_id!r} (see `tracefail ls`)")
+        raise StatsUsageError(f"no trace {trace_id!r} in {db.path}")
     flagged = trace_view.flagged_steps(db, trace_id)
     mistake = trace_view.mistake_agent(db, trace_id)
     graph = handoff.handoff_graph(found["steps"], flagged=flagged, mistake_agent=mistake)
@@ -184,6 +200,8 @@ def trace_graph(db: Database, trace_id: str) -> TraceGraph:
 
 def corpus_graphs(db: Database, framework: str | None = None) -> dict[str, tuple[nx.DiGraph, GraphMeasures]]:
     """One hand-off graph per framework, edges summed over its traces."""
+    if framework:
+        _check_filter(db, f"framework:{shlex.quote(framework)}", "--framework")
     edges = stats_store.handoff_edges(db, framework)
     if framework and not edges.height:
         raise StatsUsageError(f"{db.path}: no hand-offs in traces of framework {framework!r}")

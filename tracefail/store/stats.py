@@ -18,11 +18,11 @@ import polars as pl
 
 from tracefail.model import SourceKind
 from tracefail.store.db import Database
-from tracefail.store.selection import CorpusFilter, selection_sql
+from tracefail.store.selection import VALUE_COLUMNS, CorpusFilter, llm_name, selection_sql, value_key
 
 GROUP_COLUMNS = {
     "framework": "t.framework",
-    "llm": "t.llm",
+    "llm": llm_name("t.llm"),  # one model, however its provider spelled it
     "benchmark": "t.benchmark",
     "outcome": "t.outcome",
     "trace_source": "t.source",
@@ -357,7 +357,7 @@ def step_feature_split(
 def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
     """framework, source agent, target agent, hand-offs, traces: consecutive steps by different
     agents (or an explicit recipient), summed over the corpus."""
-    only = "AND t.framework = ?" if framework else ""
+    only = f"AND {VALUE_COLUMNS['framework']} = ?" if framework else ""  # as the filter compares it
     return db.frame(
         f"""
         WITH s AS (
@@ -370,7 +370,7 @@ def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
         WHERE s.target IS NOT NULL AND s.target <> s.agent {only}
         GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3
         """,
-        [framework] if framework else None,
+        [value_key("framework", framework)] if framework else None,
     )
 
 
