@@ -104,3 +104,29 @@ def test_eval_after_a_ranker_run_still_evaluates_the_judges_modes(whowhen_db: Da
             assert "mode labels" in str(exc) or "no such judge" in str(exc)
         else:
             raise AssertionError(f"calibrate took {bad}")
+
+
+def test_the_trace_header_and_graph_show_the_trusted_attribution_with_its_source(
+    whowhen_db: Database,
+) -> None:
+    """A newer judge attribution blaming someone else does not replace the dataset's; it is listed
+    after it, named and marked not validated, and blames its step's speaker."""
+    from tracefail.services.stats import trace_graph
+    from tracefail.store.trace_view import trusted_attributions
+
+    trace, gold_agent, gold_step = whowhen_db.rows(
+        "SELECT trace_id, agent, step_idx FROM attributions WHERE source = 'dataset:whowhen' "
+        "ORDER BY trace_id LIMIT 1"
+    )[0]
+    speaker0 = whowhen_db.rows("SELECT agent FROM steps WHERE trace_id = ? AND step_idx = 0", [trace])[0][0]
+    save_judgement(
+        whowhen_db, [], [Attribution(trace_id=trace, agent="Nobody", step_idx=0, source="llm-judge:j")]
+    )
+    shown = trusted_attributions(whowhen_db, trace)
+    assert [(a["source"], a["agent"], a["step_idx"]) for a in shown] == [
+        ("dataset:whowhen", gold_agent, gold_step),
+        ("llm-judge:j", speaker0, 0),
+    ]
+    assert shown[0]["validation"] == "reference" and shown[1]["validation"].startswith("not validated")
+    graph = trace_graph(whowhen_db, trace)
+    assert graph.mistake_agent == gold_agent and (graph.mistake_source or "").startswith("dataset:whowhen")

@@ -41,7 +41,6 @@ from tracefail.store import Database, DatabaseLocked, StoreError
 from tracefail.store import export as export_store
 from tracefail.store import facets as facet_store
 from tracefail.store import human as human_store
-from tracefail.store import labels as label_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.corpus_index import CorpusIndex, indexed_page
@@ -207,7 +206,7 @@ class BrowseService:
                 head=head,
                 steps=steps,
                 labels=view_store.trace_labels(db, trace_id).to_dicts(),
-                attributions=label_store.attributions(db, trace_id=trace_id).to_dicts(),
+                attributions=view_store.trusted_attributions(db, trace_id),
                 features=features,
                 flagged=view_store.flagged_steps(db, trace_id),
                 changes={name: change_points(values) for name, values in features.items()},

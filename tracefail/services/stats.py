@@ -169,7 +169,8 @@ class TraceGraph:
     graph: nx.DiGraph
     measures: GraphMeasures
     flagged: list[int]
-    mistake_agent: str | None
+    mistake_agent: str | None  # of the most trusted source's attribution (its step's speaker)
+    mistake_source: str | None = None  # that source and whether it is validated
 
 
 def trace_graph(db: Database, trace_id: str) -> TraceGraph:
@@ -186,7 +187,8 @@ def trace_graph(db: Database, trace_id: str) -> TraceGraph:
     if found is None:
         raise StatsUsageError(f"no trace {trace_id!r} in {db.path}")
     flagged = trace_view.flagged_steps(db, trace_id)
-    mistake = trace_view.mistake_agent(db, trace_id)
+    trusted = trace_view.trusted_attributions(db, trace_id)
+    mistake = trusted[0]["agent"] if trusted else None
     graph = handoff.handoff_graph(found["steps"], flagged=flagged, mistake_agent=mistake)
     return TraceGraph(
         trace_id,
@@ -195,6 +197,7 @@ def trace_graph(db: Database, trace_id: str) -> TraceGraph:
         handoff.measures(graph, found["steps"]),
         flagged,
         mistake,
+        f"{trusted[0]['source']}, {trusted[0]['validation']}" if trusted else None,
     )
 
 

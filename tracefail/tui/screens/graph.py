@@ -87,6 +87,7 @@ class GraphScreen(Screen[None]):
             marks = Text()
             if data.get("mistake"):
                 marks.append("✗ mistake agent ", style="bold red")
+                marks.append(f"({built.mistake_source}) ", style="dim")
             if data.get("flagged_steps"):
                 marks.append(f"⚑ {', '.join(map(str, data['flagged_steps'][:8]))}", style="yellow")
             table.add_row(
