@@ -130,3 +130,31 @@ def test_the_trace_header_and_graph_show_the_trusted_attribution_with_its_source
     assert shown[0]["validation"] == "reference" and shown[1]["validation"].startswith("not validated")
     graph = trace_graph(whowhen_db, trace)
     assert graph.mistake_agent == gold_agent and (graph.mistake_source or "").startswith("dataset:whowhen")
+
+
+def test_limit_and_filter_have_a_documented_order_and_attribution_skips_successes(db: Database) -> None:
+    from tests.conftest import SAMPLES
+    from tracefail.services.ingest import ingest
+    from tracefail.services.selection import UnknownTraceError, select_traces
+
+    ingest(db, [SAMPLES])
+    ids = [r[0] for r in db.rows("SELECT trace_id FROM traces ORDER BY trace_id")]
+    succeeded = {r[0] for r in db.rows("SELECT trace_id FROM traces WHERE outcome = 'success'")}
+    assert succeeded & set(ids[:10])  # the first ids by order include a successful run
+    assert select_traces(db, None, 10) == ids[:10]
+    picked = select_traces(db, None, 10, failing_only=True)
+    assert len(picked) == 10 and not succeeded & set(picked) and picked == sorted(picked)
+    ag2 = select_traces(db, None, 3, "FRAMEWORK:ag2")
+    assert (
+        ag2
+        == [i for i in ids if db.rows("SELECT framework FROM traces WHERE trace_id = ?", [i])[0][0] == "AG2"][
+            :3
+        ]
+    )
+    for bad in ("framework:nope", "outcome:failed"):
+        try:
+            select_traces(db, None, None, bad)
+        except UnknownTraceError as exc:
+            assert "known" in str(exc)
+        else:
+            raise AssertionError(bad)

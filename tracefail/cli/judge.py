@@ -67,7 +67,21 @@ def label(
         str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
     ] = "modes,attribution",
     traces: Annotated[list[str] | None, typer.Option("--traces", help="Trace ids (repeatable).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="The first N traces by id.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="The first N traces by trace id (of --filter's selection if given); --task "
+            "attribution alone skips traces whose outcome is success.",
+        ),
+    ] = None,
+    filter_text: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='Traces in the filter language of the TUI and export ("framework:AG2 mode:1.3").'
+        ),
+    ] = "",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (local judge).")] = "auto",
     window_tokens: Annotated[int, typer.Option("--window-tokens", help="Local judge window size.")] = 2048,
     threads: Annotated[
@@ -135,6 +149,7 @@ def label(
                 tasks=task,
                 traces=traces,
                 limit=limit,
+                filter_text=filter_text,
                 on_progress=on_progress,
                 ray=executor,
             )

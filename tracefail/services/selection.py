@@ -13,8 +13,9 @@ SUGGESTIONS = 5
 
 
 class UnknownTraceError(ValueError):
-    """A typed trace id names no trace, or several: the one message (and, in the CLI, the one
-    exit status) every command gives, with the ids it might have meant."""
+    """A typed trace id names no trace, or several (the one message, and in the CLI the one
+    exit status, every command gives, with the ids it might have meant), or a selection that
+    cannot be read."""
 
 
 def _matches(typed: str, ids: Sequence[str]) -> list[str]:
@@ -53,10 +54,34 @@ def resolve_id(db: Database, typed: str) -> str:
     return resolve_ids(db, [typed])[0]
 
 
-def select_traces(db: Database, traces: Sequence[str] | None, limit: int | None) -> list[str]:
-    """The requested traces (full ids or unique prefixes; duplicates dropped, in the order
-    given), else the corpus in trace id order; at most `limit` either way."""
-    if not traces:
-        return all_trace_ids(db, limit)
-    chosen = list(dict.fromkeys(resolve_ids(db, traces)))
+def select_traces(
+    db: Database,
+    traces: Sequence[str] | None,
+    limit: int | None,
+    filter_text: str = "",
+    failing_only: bool = False,
+) -> list[str]:
+    """The traces a batch command works on, in a documented order: the requested ones (full ids
+    or unique prefixes; duplicates dropped; in the order given), else those `filter_text` (the
+    filter language) selects, else the whole corpus, in trace id order. `failing_only` (an
+    attribution run) leaves out traces whose outcome is success: a mistake in a successful run
+    is not a thing to label. At most `limit`, taken after all that."""
+    from tracefail.services.filter_language import FilterError, corpus_filter
+    from tracefail.store.selection import selection_sql
+
+    if traces and filter_text.strip():
+        raise UnknownTraceError("use --traces or --filter, not both")
+    if traces:
+        chosen = list(dict.fromkeys(resolve_ids(db, traces)))
+    elif filter_text.strip():
+        try:
+            sql, params = selection_sql(corpus_filter(db, filter_text))
+        except FilterError as exc:
+            raise UnknownTraceError(f"--filter: {exc}") from None
+        chosen = [r[0] for r in db.rows(f"{sql} ORDER BY t.trace_id", params)]
+    else:
+        chosen = all_trace_ids(db)
+    if failing_only:
+        succeeded = {r[0] for r in db.rows("SELECT trace_id FROM traces WHERE outcome = 'success'")}
+        chosen = [t for t in chosen if t not in succeeded]
     return chosen[:limit] if limit is not None else chosen
