@@ -111,8 +111,9 @@ class SelectionStats:
 
 
 def _rates(frame: pl.DataFrame) -> tuple[ModeRate, ...]:
+    # by the interval's lower bound: 1/1 = 100% (interval 21-100%) does not lead over 40/50
     present = frame.filter(pl.col("affected") > 0).sort(
-        ["prevalence", "group", "mode_id"], descending=[True, False, False]
+        ["ci_low", "prevalence", "group", "mode_id"], descending=[True, True, False, False]
     )
     return tuple(
         ModeRate(
