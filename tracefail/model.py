@@ -151,6 +151,22 @@ _STEP_DEFAULTS: dict[str, Any] = {
 _SPLIT_FIELDS = frozenset(("step_idx", "content", "agent", "recipient", "role", "name", "start_ts"))
 
 
+class SourceKind(StrEnum):
+    """What produced a label or attribution: the part of its source name before the colon
+    (`human:<user>`, `dataset:<name>`, `llm-judge:<config hash>`, `ranker:<config hash>`,
+    `heuristic:<name>`). The order is the trust order: the first kind with a verdict decides."""
+
+    HUMAN = "human"
+    DATASET = "dataset"
+    LLM_JUDGE = "llm-judge"
+    RANKER = "ranker"
+    HEURISTIC = "heuristic"
+
+
+def source_kind(source: str) -> str:
+    return source.split(":", 1)[0]
+
+
 class Label(BaseModel):
     """One failure-mode judgement about a trace from one source (human, judge, dataset, heuristic)."""
 
@@ -164,7 +180,7 @@ class Label(BaseModel):
     evidence_steps: list[int] = Field(default_factory=list)
     agent: str | None = None
     rationale: str | None = None
-    source: str  # "human:<user>", "llm-judge:<config hash>", "dataset:<name>", "heuristic:<name>"
+    source: str  # "<kind>:<name>", see SourceKind
     run_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -14,17 +14,26 @@ from tracefail.store import Database
 from tracefail.store.clusters import failure_signatures
 
 
-def _text(db: Database) -> dict[str, str]:
-    frame = failure_signatures(db, [])
+def _text(db: Database, rationales: bool = False) -> dict[str, str]:
+    frame = failure_signatures(db, [], rationales=rationales)
     return dict(zip(frame["trace_id"], frame["text"], strict=True))
 
 
-def test_whowhen_signatures_hold_the_dataset_reasons(whowhen_db: Database) -> None:
-    texts = _text(whowhen_db)
+def test_whowhen_signatures_hold_the_dataset_reasons_only_on_request(whowhen_db: Database) -> None:
+    texts, with_reasons = _text(whowhen_db), _text(whowhen_db, rationales=True)
     reasons = whowhen_db.rows("SELECT trace_id, reason FROM attributions WHERE source = 'dataset:whowhen'")
+    tasks = dict(whowhen_db.rows("SELECT trace_id, task FROM traces"))
     assert len(texts) == 20 and len(reasons) == 20
     for trace_id, reason in reasons:
-        assert reason in texts[trace_id]
+        assert reason in with_reasons[trace_id] and reason not in texts[trace_id]
+        assert texts[trace_id].startswith(tasks[trace_id][:200])  # the trace's own text
+
+
+@pytest.mark.parametrize("source", ["bogus", "human:root", "llm-judge:nothere"])
+def test_an_unknown_source_is_a_usage_error_naming_the_valid_ones(whowhen_db: Database, source: str) -> None:
+    with pytest.raises(service.ClusterUsageError, match=r"not a source kind \(human, dataset, llm-judge"):
+        service.failure_clusters(whowhen_db, source=source)
+    assert service.failure_clusters(whowhen_db, source="dataset:whowhen").n_traces == 20
 
 
 def test_whowhen_clusters_cover_every_trace_once_and_are_deterministic(whowhen_db: Database) -> None:
@@ -83,3 +92,30 @@ def test_shared_whowhen_corpus(db: Database, shared_data) -> None:
 def test_too_few_failing_traces(db: Database) -> None:
     with pytest.raises(service.ClusterUsageError, match="needs at least 2"):
         service.failure_clusters(db)
+
+
+def test_ties_are_broken_by_trace_id_not_by_float_noise() -> None:
+    """Two members of a two-trace cluster are equally near its centre (only the last bits of a
+    BLAS dot product tell them apart): the example order must come from the ids."""
+    import polars as pl
+
+    from tracefail.analysis.clusters import cluster
+
+    docs = {
+        "t-b": "timeout fetching the weather api",
+        "t-a": "timeout fetching the weather api again",
+        "t-d": "wrong answer about population census",
+        "t-c": "wrong answer about population census figures",
+    }
+    ids = sorted(docs)
+    frame = pl.DataFrame(
+        {"trace_id": ids, "framework": ["x"] * 4, "modes": [[]] * 4, "text": [docs[t] for t in ids]},
+        schema={
+            "trace_id": pl.String,
+            "framework": pl.String,
+            "modes": pl.List(pl.String),
+            "text": pl.String,
+        },
+    )
+    found = cluster(frame, n_clusters=2)
+    assert [c.examples for c in found] == [("t-a", "t-b"), ("t-c", "t-d")]

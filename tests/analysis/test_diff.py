@@ -83,5 +83,5 @@ def test_alignment_covers_every_step_once(runs_db: Database) -> None:
 
 
 def test_unknown_trace_is_an_error(runs_db: Database) -> None:
-    with pytest.raises(service.DiffError, match="nope: no such trace"):
+    with pytest.raises(service.DiffError, match="no trace 'nope'"):
         service.diff_runs(runs_db, "nope", "mast-human:7")

@@ -71,7 +71,9 @@ def test_position_blame_rates_agreement(labelled_db: Database):
     pos = rows(s["position"], "mode_id")
     assert pos[("1.1",)]["mean_position"] == pytest.approx(0.5)
     blame = rows(s["blame"], "agent")
-    assert (blame[("A",)]["traces"], blame[("A",)]["share"]) == (2, pytest.approx(2 / 3))
+    # t4's attribution names A at step 2, which P spoke: blame goes to the step's speaker
+    assert (blame[("A",)]["traces"], blame[("A",)]["share"]) == (1, pytest.approx(1 / 3))
+    assert blame[("P",)]["traces"] == 1 and blame[("P",)]["sources"] == "dataset"
     assert rows(s["blame_modes"], "agent", "mode_id")[("A", "1.3")]["traces"] == 1
     rates = rows(s["failure_rates"], "column", "group")
     assert (rates[("framework", "AG2")]["labelled"], rates[("framework", "AG2")]["failing"]) == (3, 2)

@@ -54,13 +54,15 @@ def test_train_label_eval_review(tmp_path: Path) -> None:
     labelled = run("label", "--db", db, "--judge", f"ranker:{model}", "--task", "attribution", "--json")
     assert labelled.exit_code == 0, labelled.output
     assert json.loads(labelled.stdout)["attributions"] == 20
+    assert json.loads(labelled.stdout)["source"].startswith("ranker:")  # a ranker is not an LLM judge
     with Database(db, read_only=True) as store:
-        meta = store.rows("SELECT metadata FROM attributions WHERE source LIKE 'llm-judge:%' LIMIT 1")[0][0]
+        meta = store.rows("SELECT metadata FROM attributions WHERE source LIKE 'ranker:%' LIMIT 1")[0][0]
     assert len(json.loads(meta)["top_steps"]) == 5
 
     evaluated = run("eval", "--db", db, "--reference", "dataset", "--bootstrap", 50, "--json")
     assert evaluated.exit_code == 0, evaluated.output
     attribution = json.loads(evaluated.stdout)["attribution"]
+    assert json.loads(evaluated.stdout)["attribution_source"].startswith("ranker:")
     assert set(attribution["baselines"]) == BASELINES
     assert 0 <= attribution["judge"]["top3"]["value"] <= 1
     assert attribution["judge"]["top3"]["value"] >= attribution["judge"]["step"]["value"]

@@ -111,7 +111,7 @@ def test_show_json_and_text(corpus: Path) -> None:
     text = run("show", "mast-human:16", "--db", corpus)
     assert text.exit_code == 0 and "SimpleCoder" in text.stdout
     missing = run("show", "nope", "--db", corpus)
-    assert missing.exit_code == 1 and "no trace 'nope'" in missing.stderr
+    assert missing.exit_code == 2 and "no trace 'nope'" in missing.stderr
 
 
 def test_show_neutralises_markup_and_terminal_codes(tmp_path: Path) -> None:
@@ -299,3 +299,26 @@ def test_export_types_filter_features_and_output_paths(corpus: Path, tmp_path: P
     assert sorted(p.name for p in folder.iterdir()) == ["features.jsonl", "traces.jsonl"]
     several = run("export", "--db", corpus, "--format", "csv", "-o", tmp_path / "one.csv")
     assert several.exit_code == 2 and "give a folder" in several.stderr
+
+
+def test_an_unknown_id_is_one_status_and_one_message_everywhere_and_prefixes_resolve(tmp_path) -> None:
+    db = tmp_path / "c.duckdb"
+    assert runner.invoke(app, ["ingest", "--db", str(db), str(SAMPLES / "whowhen")]).exit_code == 0
+    messages = set()
+    for args in (
+        ["show", "nope"],
+        ["graph", "nope"],
+        ["diff", "nope", "nope"],
+        ["label", "--traces", "nope"],
+    ):
+        result = runner.invoke(app, [*args, "--db", str(db)])
+        assert result.exit_code == 2, (args, result.output)
+        messages.add(result.stderr.strip().split("error: ")[-1].split(";")[0])
+    assert messages == {f"no trace 'nope' in {db}"}
+    full = "whowhen:algorithm-generated/df6561b2-7ee5-4540-baab-5095f742716a"
+    shown = runner.invoke(app, ["show", "df6561", "--db", str(db), "--json"])
+    assert shown.exit_code == 0 and full in shown.stdout
+    near = runner.invoke(
+        app, ["graph", "whowhen:algorithm-generated/df6561b2-7ee5-4540-baab-5095f742716b", "--db", str(db)]
+    )
+    assert near.exit_code == 2 and f"did you mean {full}" in near.stderr

@@ -55,7 +55,7 @@ def test_diff_shows_the_divergence(corpus: Path) -> None:
     same = run("diff", "mast:AG2_GSM-Plus_GPT4o/7", "mast-human:7", "--db", corpus, "--json")
     assert json.loads(same.stdout)["first_divergence"] is None
     unknown = run("diff", "nope", "mast-human:7", "--db", corpus)
-    assert unknown.exit_code == 2 and "nope: no such trace" in unknown.stderr
+    assert unknown.exit_code == 2 and "no trace 'nope'" in unknown.stderr
 
 
 def test_clusters_listing(corpus: Path) -> None:

@@ -82,7 +82,7 @@ def test_an_interrupted_run_resumes_without_duplicates(whowhen_db, loaded):
 
 
 def test_bad_requests_fail_before_any_work(whowhen_db, loaded):
-    with pytest.raises(FeatureError, match="no such trace"):
+    with pytest.raises(FeatureError, match=r"no trace 'nope'"):
         extract_features(whowhen_db, loaded=loaded, trace_ids=["nope"], **FAST)
     with pytest.raises(FeatureError, match="--layers"):
         extract_features(whowhen_db, loaded=loaded, limit=1, window=512, layers="0-99")

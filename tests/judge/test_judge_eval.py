@@ -293,16 +293,21 @@ def test_eval_and_calibrate_pick_the_latest_judge_with_labels(whowhen_db, tmp_pa
     save_judgement(whowhen_db, [_judge_label(t, "1.1", True, 0.6, newer) for (t,) in gold], [])
     _judge_run(whowhen_db, "failed")  # the newest run stored nothing (endpoint down)
     result = evaluate(whowhen_db, reference="dataset", reps=50).to_json()
-    assert result["judge_source"] == newer and result["other_judge_sources"] == [old]
-    assert result["judge_picked"] == "latest judge source with labels"
+    assert result["judge_source"] == newer and result["other_judge_sources"] == [
+        f"{old} (12 mode labels, 0 attributions)"
+    ]
+    assert result["judge_picked"] == "newest source with labels for the task"
     assert calibrate(whowhen_db, reference="dataset", min_labels=100).judge_source == newer
     whowhen_db.close()
     cli = CliRunner().invoke(
         app, ["eval", "--db", whowhen_db.path, "--reference", "dataset", "--bootstrap", "50"]
     )
     assert cli.exit_code == 0, cli.output
-    assert f"judge source {newer} (latest judge source with labels)" in cli.stderr
-    assert f"other judge sources with labels: {old}" in cli.stderr
+    assert (
+        f"modes from {newer}, attribution from no source (newest source with labels for the task)"
+        in cli.stderr
+    )
+    assert f"other sources with labels: {old} (12 mode labels" in cli.stderr
 
 
 def test_multinomial_bootstrap_matches_resampling_items():

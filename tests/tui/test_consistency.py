@@ -150,6 +150,8 @@ async def test_tui_screens_and_cli_give_the_same_numbers(tmp_path: Path) -> None
     assert sum(b.mistakes for b in shown.positions) == sum(
         r["attributions"] for r in by["framework"]["blame"]
     )
-    # the graph's mistake agent is the newest attribution's, its flags the same steps
-    assert built.mistake_agent == graph["mistake_agent"] == "B"
+    # the graph's mistake agent is the most trusted source's (dataset over a newer judge), its
+    # flags the same steps
+    assert built.mistake_agent == graph["mistake_agent"] == "A"
+    assert built.mistake_source == graph["mistake_source"] == "dataset:d, reference"
     assert built.flagged == graph["flagged_steps"] == [0, 1, 3]  # attributed steps, evidence

@@ -80,9 +80,10 @@ def baseline_rules(
 ) -> dict[str, Callable[[TraceSteps], Guess]]:
     """Each rule maps a trace to a guess. The two "most common" rules learn from the gold labels
     they are given (pass only training labels when the rule is scored on held-out traces)."""
-    common_step = Counter(gold_steps).most_common(1)[0][0] if gold_steps else 0
+    steps = Counter(gold_steps)
+    common_step = min(steps, key=lambda s: (-steps[s], s)) if steps else 0  # ties: the earliest
     bins = Counter(round(p, 1) for p in gold_positions)
-    common_pos = bins.most_common(1)[0][0] if bins else 0.0
+    common_pos = min(bins, key=lambda b: (-bins[b], b)) if bins else 0.0
 
     def worker(which: int) -> Callable[[TraceSteps], Guess]:
         return lambda t: _at(t, t.workers()[which] if t.workers() else None)

@@ -1,11 +1,15 @@
 """Group failing traces by their failure signature with scikit-learn.
 
-Each trace's signature is its present modes (as tokens like `mode_1_3`, weighted up) plus the
-text of rationales, attribution reasons, evidence/mistake steps and error tool results. TF-IDF,
-then LSA (TruncatedSVD, seeded) to a few dense dimensions, then Ward agglomerative clustering of
-the length-normalized vectors (Ward on unit vectors orders pairs like cosine distance).
-Agglomerative clustering has no randomness, and the SVD is seeded, so a corpus and a seed give
-the same clusters every time. Clusters under `min_size` traces are pooled as unclustered.
+Each trace's signature is its own text (task, agents' messages, tool results, errors); with
+`mode_tokens` also its present modes (as tokens like `mode_1_3`, weighted up), for signatures
+that carry the labellers' words too. TF-IDF, then LSA (TruncatedSVD, seeded) to a few dense
+dimensions, then Ward agglomerative clustering of the length-normalized vectors (Ward on unit
+vectors orders pairs like cosine distance). Clusters under `min_size` traces are pooled as
+unclustered.
+
+Same corpus and seed, same clusters on any machine: the dense vectors and every score that
+orders something are rounded before use (BLAS kernels and thread counts differ in the last
+bits), and every ordering ends in a tie-break on the trace id or the term.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 import polars as pl
 
 MODE_WEIGHT = 3  # a mode token counts like this many mentions of a word
+DECIMALS = 6  # rounding that makes float ties exact ties, broken by a stable key
 N_TERMS = 6
 N_EXAMPLES = 3
 
@@ -46,10 +51,10 @@ class Cluster:
         return " ".join(parts + ([f"[{', '.join(modes)}]"] if modes else [])) or "(no shared words)"
 
 
-def _documents(signatures: pl.DataFrame) -> list[str]:
+def _documents(signatures: pl.DataFrame, mode_tokens: bool) -> list[str]:
     docs = []
     for modes, text in signatures.select("modes", "text").iter_rows():
-        tokens = " ".join(f"mode_{m.replace('.', '_')}" for m in modes or [])
+        tokens = " ".join(f"mode_{m.replace('.', '_')}" for m in modes or []) if mode_tokens else ""
         docs.append(" ".join([tokens] * MODE_WEIGHT + [text or ""]))
     return docs
 
@@ -60,7 +65,12 @@ def default_clusters(n: int) -> int:
 
 
 def cluster(
-    signatures: pl.DataFrame, *, n_clusters: int | None = None, min_size: int = 2, seed: int = 0
+    signatures: pl.DataFrame,
+    *,
+    n_clusters: int | None = None,
+    min_size: int = 2,
+    seed: int = 0,
+    mode_tokens: bool = False,
 ) -> list[Cluster]:
     """Clusters of `signatures` (trace_id, framework, modes, text), largest first, then the
     unclustered traces as cluster 0 if any."""
@@ -76,7 +86,10 @@ def cluster(
         stop_words="english", sublinear_tf=True, min_df=2 if n >= 20 else 1, max_df=0.9,
         token_pattern=r"(?u)\b[^\W\d_]\w+\b",
     )  # fmt: skip
-    tfidf = vectorizer.fit_transform(_documents(signatures))
+    try:
+        tfidf = vectorizer.fit_transform(_documents(signatures, mode_tokens))
+    except ValueError:  # scikit-learn's "no terms remain": nothing in common to group by
+        raise ValueError(f"the {n} failing traces share no words: nothing to cluster by") from None
     terms = vectorizer.get_feature_names_out()
     dims = min(100, tfidf.shape[1] - 1, n - 1)
     dense = (
@@ -84,7 +97,7 @@ def cluster(
         if dims >= 2
         else tfidf.toarray()
     )
-    dense = normalize(dense)
+    dense = np.round(normalize(dense), DECIMALS)
     k = min(n, n_clusters or default_clusters(n))
     assigned = AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(dense)
 
@@ -102,10 +115,13 @@ def cluster(
     for number, members in enumerate([*big, small] if len(small) else big, start=1):
         unclustered = len(small) > 0 and members is small
         lift = np.asarray(tfidf[members].mean(axis=0)).ravel() - overall
-        order = [i for i in np.argsort(-lift, kind="stable") if is_word[i] and lift[i] > 0]
+        lift = np.round(lift, DECIMALS)
+        order = [i for i in np.lexsort((terms, -lift)) if is_word[i] and lift[i] > 0]
         centre = dense[members].mean(axis=0)
-        nearest = members[np.argsort(-(dense[members] @ centre), kind="stable")]
+        closeness = np.round(dense[members] @ centre, DECIMALS)
+        nearest = members[np.lexsort((np.array([ids[i] for i in members]), -closeness))]
         counts = Counter(m for i in members for m in modes[i] or [])
+        in_frameworks = Counter(frameworks[i] or "(none)" for i in members)
         shares = tuple(
             ModeShare(m, c, c / len(members), c / mode_totals[m])
             for m, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -116,7 +132,7 @@ def cluster(
                 size=len(members),
                 terms=tuple(str(terms[i]) for i in order[:N_TERMS]),
                 modes=shares,
-                frameworks=dict(Counter(frameworks[i] or "(none)" for i in members).most_common()),
+                frameworks=dict(sorted(in_frameworks.items(), key=lambda kv: (-kv[1], kv[0]))),
                 examples=tuple(ids[i] for i in nearest[:N_EXAMPLES]),
                 trace_ids=tuple(sorted(ids[i] for i in members)),
             )

@@ -99,7 +99,11 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         ax = fig.add_subplot()
         if not by_framework.height:
             return _empty(ax, "no labelled traces")
-        sizes = by_framework.group_by("group").agg(pl.col("labelled").max()).sort("labelled", descending=True)
+        sizes = (
+            by_framework.group_by("group")
+            .agg(pl.col("labelled").max())
+            .sort(["labelled", "group"], descending=[True, False])
+        )
         groups = sizes["group"].head(12).to_list()
         modes = sorted(by_framework["mode_id"].unique().to_list(), key=_mode_key)
         grid = np.full((len(modes), len(groups)), np.nan)
@@ -206,13 +210,18 @@ def _blame(blame: pl.DataFrame, blame_modes: pl.DataFrame) -> Callable[[Any], No
     def draw(fig: Any) -> None:
         ax = fig.add_subplot()
         if blame.height:
-            top = blame.group_by("agent").agg(pl.col("traces").sum()).sort("traces", descending=True).head(15)
+            top = (
+                blame.group_by("agent")
+                .agg(pl.col("traces").sum())
+                .sort(["traces", "agent"], descending=[True, False])
+                .head(15)
+            )
             label = "traces whose root cause is attributed to the agent"
         elif blame_modes.height:
             top = (
                 blame_modes.group_by("agent")
                 .agg(pl.col("traces").sum())
-                .sort("traces", descending=True)
+                .sort(["traces", "agent"], descending=[True, False])
                 .head(15)
             )
             label = "present failure-mode labels naming the agent"
@@ -232,7 +241,12 @@ def agreement_pair(agreement: pl.DataFrame) -> tuple[str, str] | None:
         return None
     if family.filter((pl.col("rater_a") == "human") & (pl.col("rater_b") == "llm-judge")).height:
         return "human", "llm-judge"
-    best = family.group_by("rater_a", "rater_b").agg(pl.col("n").sum()).sort("n", descending=True).row(0)
+    best = (
+        family.group_by("rater_a", "rater_b")
+        .agg(pl.col("n").sum())
+        .sort(["n", "rater_a", "rater_b"], descending=[True, False, False])
+        .row(0)
+    )
     return best[0], best[1]
 
 

@@ -14,17 +14,17 @@ from functools import cache
 import polars as pl
 
 from tracefail.analysis.agreement import cohen_kappa
+from tracefail.model import SourceKind
 from tracefail.store import Database
 from tracefail.store import stats as q
+from tracefail.store.labels import stored_sources
 from tracefail.store.selection import CorpusFilter
 from tracefail.taxonomy import TaxonomyFile
 
 Z95 = 1.959963984540054
 SOURCE_KINDS = {
-    "judge": ["llm-judge:%"],
-    "human": ["human:%"],
-    "dataset": ["dataset:%"],
-    "heuristic": ["heuristic:%"],
+    **{kind.value: [f"{kind.value}:%"] for kind in SourceKind},
+    "judge": [f"{SourceKind.LLM_JUDGE.value}:%"],  # short for llm-judge
     "all": [],
     "trusted": [],
 }
@@ -32,10 +32,29 @@ DEFAULT_SOURCE = "trusted"
 GROUPINGS = (*q.GROUP_COLUMNS, "agent")
 
 
+class SourceError(ValueError):
+    """A --source value that names no kind and no stored source; the message lists both."""
+
+
 def source_patterns(source: str) -> list[str]:
     """LIKE patterns for a --source value: a kind (judge, human, ...), `all`/`trusted`, or a
     source name (`human:alice`, `llm-judge:%`) taken as it is."""
-    return SOURCE_KINDS.get(source, [source])
+    return SOURCE_KINDS.get(source.lower(), [source])
+
+
+def check_source(db: Database, source: str) -> list[str]:
+    """The LIKE patterns of `source`, or SourceError when it is neither a kind nor the name
+    (or a `%` pattern) of a source stored in this corpus: a typo must not count zero labels."""
+    if source.lower() in SOURCE_KINDS:
+        return SOURCE_KINDS[source.lower()]
+    stored = stored_sources(db)
+    if ("%" in source and ":" in source) or source in stored:
+        return [source]
+    close = [s for s in stored if s.split(":")[0] == source.split(":")[0]] or stored
+    raise SourceError(
+        f"--source {source!r}: not a source kind ({', '.join(SOURCE_KINDS)}) "
+        f"nor a stored source ({', '.join(close[:8]) or 'none stored'})"
+    )
 
 
 def policy_text(source: str) -> str:
@@ -43,7 +62,7 @@ def policy_text(source: str) -> str:
     if source == "trusted":
         return (
             "trusted: per (trace, mode) the most trusted source with a verdict decides "
-            "(human > dataset > judge > heuristic)"
+            "(" + " > ".join(kind.value for kind in SourceKind) + ")"
         )
     if source == "all":
         return "pooled: all sources, present if any source says present"
@@ -108,9 +127,9 @@ def select(db: Database, loaded: TaxonomyFile, source: str, within: CorpusFilter
         loaded.taxonomy.id,
         code_map(db, loaded),
         modes_frame(loaded),
-        source_patterns(source),
+        check_source(db, source),
         within,
-        trusted=source == "trusted",
+        trusted=source.lower() == "trusted",
     )
 
 
@@ -218,7 +237,7 @@ def failure_position(db: Database, loaded: TaxonomyFile, bins: int = 10) -> dict
 def blame(db: Database, source: str, by: str | None) -> dict[str, pl.DataFrame]:
     """Root-cause attributions per agent (with the agent's share of blamed traces in its group)
     and the agents present labels name, per mode."""
-    attributed = q.attribution_blame(db, source_patterns(source), by)
+    attributed = q.attribution_blame(db, check_source(db, source), by)
     attributed = attributed.with_columns(
         (pl.col("traces") / pl.col("traces").sum().over("group")).alias("share")
     )

@@ -17,9 +17,18 @@ def clusters(
     source: Annotated[
         str,
         typer.Option(
-            "--source", help="Labels to use: judge, human, dataset, heuristic, all, or a source name."
+            "--source",
+            help="Which traces count as failing beyond outcome=failure: those with labels of a kind "
+            "(human, dataset, llm-judge/judge, ranker, heuristic), all, or a stored source name.",
         ),
     ] = "all",
+    rationales: Annotated[
+        bool,
+        typer.Option(
+            "--rationales",
+            help="Also cluster by the labellers' words (rationales, reasons, evidence steps, modes).",
+        ),
+    ] = False,
     min_size: Annotated[int, typer.Option("--min-size", help="Smaller clusters count as unclustered.")] = 2,
     n_clusters: Annotated[
         int | None, typer.Option("--clusters", help="How many clusters (default about sqrt(n/2)).")
@@ -29,9 +38,9 @@ def clusters(
     ] = 0,
     json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Group failing traces by failure signature (modes present, rationales, attribution reasons,
-    evidence and mistake steps, error tool results): TF-IDF, LSA and agglomerative clustering.
-    Each cluster is named by its distinctive words and the modes most of its traces share."""
+    """Group failing traces by their own text (task, agents' messages, tool results, errors):
+    TF-IDF, LSA and agglomerative clustering. Each cluster is named by its distinctive words and
+    the modes most of its traces share; --rationales adds the labellers' words to the signature."""
     from rich.text import Text
 
     from tracefail.services import clusters as service
@@ -39,7 +48,7 @@ def clusters(
     store = open_db(db, read_only=True)
     try:
         result = service.failure_clusters(
-            store, source=source, min_size=min_size, seed=seed, n_clusters=n_clusters
+            store, source=source, min_size=min_size, seed=seed, n_clusters=n_clusters, rationales=rationales
         )
     except service.ClusterUsageError as exc:
         fail(str(exc), EXIT_USAGE)
@@ -54,7 +63,8 @@ def clusters(
     out.print(
         Text(
             f"{result.n_traces} failing traces, {len(result.clusters)} clusters"
-            f" (source {source}, seed {seed})"
+            f" (source {source}, seed {seed}"
+            + (", with the labellers' rationales)" if rationales else ", by the traces' own text)")
         )
     )
     for found in result.clusters:

@@ -228,12 +228,17 @@ def show(
 ) -> None:
     """A trace with its steps, labels and attributions."""
     from tracefail.services import corpus as trace_store
+    from tracefail.services.selection import UnknownTraceError, resolve_id
 
     store = open_db(db, read_only=True)
-    found = trace_store.get_trace(store, trace_id)
-    store.close()
-    if found is None:
-        fail(f"{db}: no trace {trace_id!r} (see `tracefail ls`)")
+    try:
+        found = trace_store.get_trace(store, resolve_id(store, trace_id))
+    except UnknownTraceError as exc:
+        fail(str(exc), EXIT_USAGE)
+    finally:
+        store.close()
+    if found is None:  # resolved a moment ago: only a concurrent delete gets here
+        fail(f"no trace {trace_id!r} in {db}", EXIT_USAGE)
     if json_out:
         print_json(found)
         return
@@ -354,3 +359,5 @@ def export(
     for path in result.paths:
         err.print(f"wrote {safe(path)}", highlight=False)
     err.print(f"exported {result.traces} traces", highlight=False)
+    if not result.traces and filter_text.strip():
+        fail(f"no trace matches --filter {filter_text!r}", EXIT_NOTHING)

@@ -80,7 +80,11 @@ def diff(
     if result.first_divergence is not None:
         out.print(table)
         at = rows[result.first_divergence]
-        out.print(Text(f"first divergence: A step {at.a}, B step {at.b} ({at.status})", style="bold"))
+        where = [
+            f"{n} step {step}" if step is not None else f"{n} has no such step"
+            for n, step in (("A", at.a), ("B", at.b))
+        ]
+        out.print(Text(f"first divergence: {', '.join(where)} ({at.status})", style="bold"))
     for name, side in (("A", result.a), ("B", result.b)):
         if side.divergent_text is not None:
             out.print(Text(f"  {name} step {side.divergent_step}: {side.divergent_text}"))

@@ -42,7 +42,16 @@ def features(
         str, typer.Option("--layers", help="Layers with attention features: all, none, middle, 0-3,10,-1.")
     ] = "all",
     traces: Annotated[list[str] | None, typer.Option("--traces", help="Trace ids (repeatable).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N traces.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="The first N traces by trace id (of --filter's selection if given)."),
+    ] = None,
+    filter_text: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='Traces in the filter language of the TUI and export ("framework:AG2 mode:1.3").'
+        ),
+    ] = "",
     use_ray: RayFlag = False,
     ray_address: RayAddressOption = None,
     workers: WorkersOption = 2,
@@ -82,6 +91,7 @@ def features(
                 layers=layers,
                 trace_ids=traces,
                 limit=limit,
+                filter_text=filter_text,
                 ray=executor,
                 on_start=on_start,
                 on_trace=on_trace,

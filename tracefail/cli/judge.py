@@ -33,7 +33,9 @@ TaxonomyOption = Annotated[
 JudgeSourceOption = Annotated[
     str | None,
     typer.Option(
-        "--judge-source", help="Label source to use (llm-judge:HASH); default: the newest label run."
+        "--judge-source",
+        help="Source to evaluate (llm-judge:HASH or ranker:HASH); default, per task: the newest "
+        "source with labels for it (the others are listed).",
     ),
 ]
 
@@ -65,7 +67,21 @@ def label(
         str, typer.Option("--task", help="modes, attribution, or both (comma-separated).")
     ] = "modes,attribution",
     traces: Annotated[list[str] | None, typer.Option("--traces", help="Trace ids (repeatable).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=1, help="The first N traces by id.")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="The first N traces by trace id (of --filter's selection if given); --task "
+            "attribution alone skips traces whose outcome is success.",
+        ),
+    ] = None,
+    filter_text: Annotated[
+        str,
+        typer.Option(
+            "--filter", help='Traces in the filter language of the TUI and export ("framework:AG2 mode:1.3").'
+        ),
+    ] = "",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (local judge).")] = "auto",
     window_tokens: Annotated[int, typer.Option("--window-tokens", help="Local judge window size.")] = 2048,
     threads: Annotated[
@@ -133,6 +149,7 @@ def label(
                 tasks=task,
                 traces=traces,
                 limit=limit,
+                filter_text=filter_text,
                 on_progress=on_progress,
                 ray=executor,
                 on_warning=lambda message: err.print(f"[yellow]warning:[/] {safe(message)}", highlight=False),
@@ -223,10 +240,17 @@ def calibrate(
 
 
 def _picked(result: EvalResult | CalibrationResult) -> None:
-    """Say on stderr which judge source was used and which others have labels."""
-    line = f"judge source {result.judge_source} ({result.judge_picked})"
+    """Say on stderr which sources were used (per task) and which others have labels."""
+    attribution = getattr(result, "attribution_source", result.judge_source)
+    if attribution == result.judge_source:
+        line = f"judge source {result.judge_source} ({result.judge_picked})"
+    else:
+        line = (
+            f"modes from {result.judge_source or 'no source'}, attribution from "
+            f"{attribution or 'no source'} ({result.judge_picked})"
+        )
     if result.other_judge_sources:
-        line += f"; other judge sources with labels: {', '.join(result.other_judge_sources)}"
+        line += f"; other sources with labels: {', '.join(result.other_judge_sources)}"
     err.print(line, highlight=False, markup=False)
 
 
@@ -295,13 +319,14 @@ def evaluate(
         print_json(result.to_json())
         return
     out.print(
-        f"judge {result.judge_source} vs {reference} labels ({result.taxonomy})",
+        f"judge {result.judge_source or '-'} vs {reference} labels ({result.taxonomy})",
         highlight=False,
         markup=False,
     )
     modes = result.modes
     out.print(
-        f"modes: {modes.n_pairs} trace-mode pairs over {modes.n_traces} traces",
+        f"modes: {modes.n_pairs} trace-mode pairs over {modes.n_traces} traces"
+        + (f" ({modes.note})" if modes.note else ""),
         highlight=False,
         markup=False,
     )
@@ -313,7 +338,16 @@ def evaluate(
             markup=False,
         )
     attribution = result.attribution
-    out.print(f"attribution: {attribution.n_traces} traces (exact match)", highlight=False, markup=False)
+    out.print(
+        f"attribution by {result.attribution_source or '-'}: {attribution.n_traces} traces (exact match)"
+        + (
+            f"; {attribution.speaker_corrected} replies named another agent than the step's speaker"
+            if attribution.speaker_corrected
+            else ""
+        ),
+        highlight=False,
+        markup=False,
+    )
     if attribution.judge is not None:
         rows = {"judge": attribution.judge, **(attribution.baselines or {})}
         for name, scores in rows.items():

@@ -226,6 +226,7 @@ def graph(
                 "framework": found.framework,
                 "flagged_steps": found.flagged,
                 "mistake_agent": found.mistake_agent,
+                "mistake_source": found.mistake_source,
             }
         else:
             graphs = _usage(lambda: service.corpus_graphs(store, framework))

@@ -1,7 +1,8 @@
 """Resumable batch labeling: judge every trace not yet judged by this exact judge config.
 
-The key is (trace, taxonomy version, judge config hash); the hash is the label source
-`llm-judge:<hash>`. A trace's labels and attribution are stored as soon as it is judged, in one
+The key is (trace, taxonomy version, judge config hash); the hash names the label source:
+`ranker:<hash>` for a step ranker (`--judge ranker:PATH`), `llm-judge:<hash>` for a language model.
+A trace's labels and attribution are stored as soon as it is judged, in one
 transaction with whatever else finished meanwhile (each trace all there or absent), so a run
 killed at any moment loses at most the traces in flight, and the next run skips exactly the
 traces already stored: no duplicates, nothing lost.
@@ -20,7 +21,7 @@ from typing import Any
 from tracefail.judge import calibration
 from tracefail.judge.backend import Judge, JudgeError, JudgeResult, JudgeUnavailable
 from tracefail.judge.prompt import TraceInput
-from tracefail.model import Attribution, Label
+from tracefail.model import Attribution, Label, SourceKind
 from tracefail.store import Database
 from tracefail.store.labels import (
     done_trace_ids,
@@ -85,6 +86,12 @@ def run_config(judge: Judge, taxonomy: TaxonomyFile, tasks: frozenset[str]) -> d
     }
 
 
+def source_name(config: dict[str, Any]) -> str:
+    """The label source of a run: its kind (a ranker is not an LLM judge) and config hash."""
+    kind = SourceKind.RANKER if config["judge"].get("backend") == "ranker" else SourceKind.LLM_JUDGE
+    return f"{kind.value}:{config_hash(config)}"
+
+
 def load_input(db: Database, trace_id: str) -> TraceInput:
     return load_inputs(db, [trace_id])[0]
 
@@ -114,8 +121,13 @@ def to_rows(
     source: str,
     run_id: str,
     calibrations: dict[str, tuple[str, dict[str, float]]],
+    speakers: dict[int, str | None] | None = None,
 ) -> tuple[list[Label], list[Attribution]]:
-    """Verdict -> stored rows. A calibrated probability also decides `present` (at 0.5)."""
+    """Verdict -> stored rows. A calibrated probability also decides `present` (at 0.5).
+
+    An attribution names the agent who spoke its step (`speakers`: step -> agent): a reply
+    that blames another agent for that step is stored with the speaker, and its own claim kept
+    in metadata as `judge_agent` (eval counts them)."""
     verdict = result.verdict
     tax = taxonomy.taxonomy
     read = {
@@ -147,10 +159,17 @@ def to_rows(
     attributions = []
     if verdict.root_cause_step is not None or verdict.root_cause_agent is not None:
         extra = {k: v for k, v in result.details.items() if k != "windows"}
+        agent = verdict.root_cause_agent
+        speaker = (
+            (speakers or {}).get(verdict.root_cause_step) if verdict.root_cause_step is not None else None
+        )
+        if speaker and agent != speaker:
+            extra["judge_agent"] = agent
+            agent = speaker
         attributions.append(
             Attribution(
                 trace_id=verdict.trace_id,
-                agent=verdict.root_cause_agent,
+                agent=agent,
                 step_idx=verdict.root_cause_step,
                 reason=verdict.summary or None,
                 probability=verdict.root_cause_probability,
@@ -176,7 +195,7 @@ def label_corpus(
     """Judge `trace_ids`, `concurrency` traces at once, with `judge` in this process or with
     `attempt` elsewhere (a Ray pool); either way every verdict is stored here, each trace whole."""
     config = run_config(judge, taxonomy, tasks)
-    source = f"llm-judge:{config_hash(config)}"
+    source = source_name(config)
     interrupted = interrupt_stale_runs(db, "label", config_hash(config))
     register(db, taxonomy)
     run_id = start_run(db, "label", config)
@@ -242,7 +261,7 @@ async def _pipeline(
     verdicts/s (README, "Scale out"), and a kill still leaves each trace all there or absent."""
     loop = asyncio.get_running_loop()
     inputs: asyncio.Queue[TraceInput | None] = asyncio.Queue(maxsize=CHUNK + concurrency)
-    finished: asyncio.Queue[tuple[str, Any, Any] | None] = asyncio.Queue()
+    finished: asyncio.Queue[tuple[str, Any, Any, dict[int, str | None]] | None] = asyncio.Queue()
     lanes = max(1, min(concurrency, len(todo)))
     streak = _Streak(_give_up_after(lanes))
     with ThreadPoolExecutor(1, thread_name_prefix="tracefail-store") as store:
@@ -264,7 +283,8 @@ async def _pipeline(
                         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                         result, error = None, f"{type(exc).__name__}: {detail}".rstrip(": ")
                     streak.count(error)
-                    finished.put_nowait((trace.trace_id, result, error))
+                    speakers = {step.step_idx: step.agent for step in trace.steps}
+                    finished.put_nowait((trace.trace_id, result, error, speakers))
             finally:
                 finished.put_nowait(None)
 
@@ -330,6 +350,7 @@ def _record(
     trace_id: str,
     result: JudgeResult | None,
     error: JudgeError | str | None,
+    speakers: dict[int, str | None],
     taxonomy: TaxonomyFile,
     report: LabelReport,
     calibrations: dict,
@@ -341,7 +362,7 @@ def _record(
             report.tokens_in += error.tokens_in
             report.tokens_out += error.tokens_out
         return None
-    labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations)
+    labels, attributions = to_rows(result, taxonomy, report.source, report.run_id, calibrations, speakers)
     report.judged += 1
     report.labels += len(labels)
     report.attributions += len(attributions)

@@ -123,7 +123,7 @@ def lm_feature_columns(
     frame = feature_frame(db, trace_ids=trace_ids).filter(pl.col("step_idx") >= 0)
     if not frame.height:
         return [], {}
-    model = frame.group_by("model").len().sort("len", descending=True)["model"][0]
+    model = frame.group_by("model").len().sort(["len", "model"], descending=[True, False])["model"][0]
     frame = frame.filter(pl.col("model") == model)
     names = sorted(frame["name"].unique().to_list())
     values: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)

@@ -45,7 +45,6 @@ from tracefail.store import Database, DatabaseLocked, StoreError
 from tracefail.store import export as export_store
 from tracefail.store import facets as facet_store
 from tracefail.store import human as human_store
-from tracefail.store import labels as label_store
 from tracefail.store import selection as selection_store
 from tracefail.store import trace_view as view_store
 from tracefail.store.corpus_index import CorpusIndex, indexed_page
@@ -128,7 +127,10 @@ class BrowseService:
         self.index.drop()  # before and after: no read may pair the old index with the new file
         try:
             with self._open(read_only=False) as db:
-                return fn(db)
+                done = fn(db)
+                if self.facets_cache is not None:  # a new label source is a filter value at once
+                    self.facets_cache = _facets(db)
+                return done
         finally:
             self.index.writes += 1
             self.index.drop()
@@ -152,13 +154,8 @@ class BrowseService:
 
     # --- corpus ----------------------------------------------------------------------------------
     def facets(self) -> Facets:
-        facets = self.read(facet_store.facets)
-        if not facets.categories:  # no taxonomy stored yet: categories of the shipped default
-            tax = taxonomy.find().taxonomy
-            for mode in tax.modes:
-                facets.categories.setdefault(mode.category, []).append(mode.id)
-        self.facets_cache = facets
-        return facets
+        self.facets_cache = self.read(_facets)
+        return self.facets_cache
 
     def count(self, f: CorpusFilter) -> int:
         found = self._select(f)
@@ -240,7 +237,7 @@ class BrowseService:
                 head=head,
                 steps=steps,
                 labels=view_store.trace_labels(db, trace_id).to_dicts(),
-                attributions=label_store.attributions(db, trace_id=trace_id).to_dicts(),
+                attributions=view_store.trusted_attributions(db, trace_id),
                 features=features,
                 flagged=view_store.flagged_steps(db, trace_id),
                 changes={name: change_points(values) for name, values in features.items()},
@@ -346,3 +343,11 @@ def _json(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         value = json.loads(value)
     return value if isinstance(value, dict) else {}
+
+
+def _facets(db: Database) -> Facets:
+    facets = facet_store.facets(db)
+    if not facets.categories:  # no taxonomy stored yet: categories of the shipped default
+        for mode in taxonomy.find().taxonomy.modes:
+            facets.categories.setdefault(mode.category, []).append(mode.id)
+    return facets

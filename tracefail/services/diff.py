@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from tracefail.analysis.diff import AlignedStep, align, first_divergence
 from tracefail.model import Step
+from tracefail.services.selection import UnknownTraceError, resolve_ids
 from tracefail.store import Database
 from tracefail.store import labels as label_store
 from tracefail.store import trace_view as view_store
@@ -96,9 +97,10 @@ def _side(db: Database, trace_id: str, steps: list[Step], divergent: int | None)
 
 def diff_runs(db: Database, trace_a: str, trace_b: str) -> RunDiff:
     """Align two stored runs step by step (raises DiffError for an unknown trace id)."""
-    for trace_id in (trace_a, trace_b):
-        if trace_header(db, trace_id) is None:
-            raise DiffError(f"{trace_id}: no such trace in {db.path}")
+    try:
+        trace_a, trace_b = resolve_ids(db, [trace_a, trace_b])
+    except UnknownTraceError as exc:
+        raise DiffError(str(exc)) from None
     steps_a, steps_b = get_steps(db, trace_a), get_steps(db, trace_b)
     rows = align(steps_a, steps_b)
     first = first_divergence(rows)

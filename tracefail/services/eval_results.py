@@ -59,6 +59,7 @@ class ModeBlock(_Result):
     merged_3_2_3_3: dict[str, Interval] | None = Field(default=None, alias="merged_3.2_3.3")
     ece: float | None = None
     ece_raw: float | None = None
+    note: str | None = None  # why there are no mode metrics
 
 
 class AttributionScores(_Result):
@@ -74,6 +75,9 @@ class AttributionScores(_Result):
 
 class AttributionBlock(_Result):
     n_traces: int
+    speaker_corrected: int | None = (
+        None  # replies whose agent was not the step's speaker (stored: the speaker)
+    )
     judge: AttributionScores | None = None
     baselines: dict[str, AttributionScores] | None = None
     notes: str | None = None
@@ -86,7 +90,8 @@ class Bootstrap(_Result):
 
 
 class EvalResult(_Result):
-    judge_source: str
+    judge_source: str | None  # the source whose mode labels were compared
+    attribution_source: str | None  # the source whose attributions were compared
     judge_picked: str
     other_judge_sources: list[str]
     reference: str

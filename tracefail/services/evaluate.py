@@ -51,16 +51,45 @@ class EvalError(ValueError):
 Progress = Callable[[int, int], None]  # (done, total) steps of an evaluation
 
 
-def _judge(db: Database, judge_source: str | None) -> tuple[str, list[str]]:
-    """The judge source to use and the other judge sources with labels. Without --judge-source
-    it is the judge whose newest label is the most recent (runs that stored nothing are skipped)."""
+@dataclass(frozen=True)
+class Picked:
+    """The machine sources one evaluation uses per task, and every other one with labels."""
+
+    modes: str | None  # None: no source has mode labels (a ranker answers attribution only)
+    attribution: str | None
+    how: str  # "given" or how the default was chosen
+    others: list[str]
+
+
+def _describe(source: str, n_modes: int, n_attributions: int) -> str:
+    return f"{source} ({n_modes} mode labels, {n_attributions} attributions)"
+
+
+def _judge(db: Database, judge_source: str | None) -> Picked:
+    """Which source eval and calibrate compare, per task. Given --judge-source it is that
+    source for both tasks (a task it has no labels for is reported empty, never filled from
+    another source); else, per task, the source whose newest label is the most recent among
+    those with labels for that task (runs that stored nothing are skipped)."""
     found = judge_sources(db)
-    others = [s for s, _ in found if s != judge_source]
+    counts = {source: (modes, attributed) for source, modes, attributed in found}
     if judge_source:
-        return judge_source, others
+        if judge_source not in counts:
+            known = ", ".join(_describe(s, *counts[s]) for s, *_ in found) or "none yet"
+            raise EvalError(
+                f"--judge-source {judge_source!r}: no such judge or ranker source (known: {known})"
+            )
+        others = [_describe(s, *counts[s]) for s, *_ in found if s != judge_source]
+        return Picked(judge_source, judge_source, "given", others)
     if not found:
-        raise EvalError("no judge labels yet: run `tracefail label` first (or pass --judge-source)")
-    return found[0][0], others[1:]
+        raise EvalError("no judge or ranker labels yet: run `tracefail label` first (or pass --judge-source)")
+    modes = next((s for s, n, _ in found if n), None)
+    attribution = next((s for s, _, n in found if n), None)
+    others = [_describe(s, *counts[s]) for s, *_ in found if s not in (modes, attribution)]
+    return Picked(modes, attribution, "newest source with labels for the task", others)
+
+
+def _has_modes(db: Database, source: str) -> bool:
+    return any(s == source and n for s, n, _ in judge_sources(db))
 
 
 def _pattern(reference: str) -> str:
@@ -208,8 +237,10 @@ def _attribution_block(db: Database, reference: str, source: str, reps: int) -> 
         )
         for name, hits in baseline_hits(rules, golds).items()
     }
+    corrected = sum("judge_agent" in _meta(pred[t]["metadata"]) for t in traces)
     return AttributionBlock(
         n_traces=len(traces),
+        speaker_corrected=corrected,
         judge=AttributionScores(**judge.summary(reps), **top3),
         baselines=baselines,
         notes=(
@@ -238,16 +269,31 @@ def evaluate(
 ) -> EvalResult:
     """Agreement of one judge config with the reference, with 95% bootstrap intervals."""
     _pattern(reference)
-    source, others = _judge(db, judge_source)
+    picked = _judge(db, judge_source)
     loaded = find(taxonomy)
-    modes = _mode_block(db, reference, loaded, source, reps, progress)
-    attribution = _attribution_block(db, reference, source, reps)
+    modes = (
+        _mode_block(db, reference, loaded, picked.modes, reps, progress)
+        if picked.modes is not None and _has_modes(db, picked.modes)
+        else ModeBlock(
+            n_traces=0,
+            n_pairs=0,
+            reference_remap=ReferenceRemap(mapped=0, dropped={}, ties=0),
+            per_mode=[],
+            note=f"{picked.modes or 'no source'} has no mode labels: no mode metrics",
+        )
+    )
+    attribution = (
+        _attribution_block(db, reference, picked.attribution, reps)
+        if picked.attribution is not None
+        else AttributionBlock(n_traces=0)
+    )
     total = len(loaded.taxonomy.modes) + 1
     progress(total, total)
     return EvalResult(
-        judge_source=source,
-        judge_picked="given" if judge_source else "latest judge source with labels",
-        other_judge_sources=others,
+        judge_source=picked.modes,
+        attribution_source=picked.attribution,
+        judge_picked=picked.how,
+        other_judge_sources=picked.others,
         reference=reference,
         taxonomy=f"{loaded.taxonomy.id}@{loaded.taxonomy.version}",
         bootstrap=Bootstrap(reps=reps, level=0.95, unit="trace-mode pair (modes), trace (attribution)"),
@@ -268,7 +314,14 @@ def calibrate(
     """Fit a per-mode map from raw judge probability to the reference; later labels use it."""
     if method not in calibration.METHODS:
         raise EvalError(f"--method {method!r}: use {' or '.join(calibration.METHODS)}")
-    source, others = _judge(db, judge_source)
+    picked = _judge(db, judge_source)
+    source, others = picked.modes, picked.others
+    if source is None or not _has_modes(db, source):
+        with_modes = [s for s, n, _ in judge_sources(db) if n]
+        raise EvalError(
+            f"{source or 'no judge source'} has no mode labels to calibrate (a ranker answers "
+            f"attribution only); sources with mode labels: {', '.join(with_modes) or 'none'}"
+        )
     loaded = find(taxonomy)
     tax = loaded.taxonomy
     ref = reference_modes(db, reference, loaded)
@@ -330,7 +383,7 @@ def calibrate(
     save_calibrations(db, rows)
     result = CalibrationResult(
         judge_source=source,
-        judge_picked="given" if judge_source else "latest judge source with labels",
+        judge_picked=picked.how,
         other_judge_sources=others,
         reference=reference,
         method=method,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracefail.services.filter_language import FilterError, parse_filter
+from tracefail.services.filter_language import FilterError, corpus_filter
 from tracefail.store import Database
 from tracefail.store import export as store_export
 from tracefail.store.partitioned import PARTITION_KEYS, export_partitioned
@@ -53,7 +53,7 @@ def export(
     params: list[Any] = []
     if filter_text.strip():
         try:
-            selection, params = selection_sql(parse_filter(filter_text, _categories()))
+            selection, params = selection_sql(corpus_filter(db, filter_text))
         except FilterError as exc:
             raise ExportUsageError(f"--filter: {exc}") from None
         where = f"t.trace_id IN ({selection})"
@@ -70,14 +70,3 @@ def export(
     for sql, path in zip(parts.values(), paths, strict=True):
         store_export.write(db, sql, fmt, path, params)
     return ExportResult(store_export.count(db, where, params), paths)
-
-
-def _categories() -> dict[str, list[str]]:
-    """category id -> its mode ids in the default taxonomy, for `category:` in filters."""
-    from tracefail.taxonomy import find
-
-    tax = find().taxonomy
-    out: dict[str, list[str]] = {}
-    for mode in tax.modes:
-        out.setdefault(mode.category, []).append(mode.id)
-    return out

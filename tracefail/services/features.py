@@ -60,6 +60,7 @@ def extract_features(
     layers: str = "all",
     trace_ids: list[str] | None = None,
     limit: int | None = None,
+    filter_text: str = "",
     loaded=None,
     ray: RayOptions | None = None,
     on_start: Callable[[int, str], None] | None = None,
@@ -75,7 +76,7 @@ def extract_features(
     from tracefail.features.loading import load_causal_lm
 
     try:
-        selected = select_traces(db, trace_ids, limit)
+        selected = select_traces(db, trace_ids, limit, filter_text)
     except UnknownTraceError as exc:
         raise FeatureError(str(exc)) from None
     config = ExtractConfig(window=window, stride=stride, layers=layers)

@@ -59,6 +59,7 @@ def label(
     tasks: str = "modes,attribution",
     traces: Sequence[str] | None = None,
     limit: int | None = None,
+    filter_text: str = "",
     on_progress: Progress | None = None,
     ray: RayOptions | None = None,
     on_warning: Callable[[str], None] | None = None,
@@ -77,7 +78,7 @@ def label(
     http = isinstance(judge, JudgeSpec) and judge.spec.startswith("openai")
     concurrency = judge.concurrency if http else 1
     try:
-        chosen = select_traces(db, traces, limit)
+        chosen = select_traces(db, traces, limit, filter_text, failing_only=task_set == {"attribution"})
     except UnknownTraceError as exc:
         raise LabelUsageError(str(exc)) from None
     if isinstance(backend, RankerJudge):

@@ -6,6 +6,7 @@ arguments (raising StatsUsageError with one line a user can act on) and returns 
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,23 @@ def load_taxonomy(ref: str) -> TaxonomyFile:
         raise StatsUsageError(str(exc)) from None
 
 
+def _check_source(db: Database, source: str) -> None:
+    try:
+        analysis.check_source(db, source)
+    except analysis.SourceError as exc:
+        raise StatsUsageError(str(exc)) from None
+
+
+def _check_filter(db: Database, words: str, option: str) -> None:
+    """A CLI flag's value checked by the filter language, so both take the same values."""
+    from tracefail.services.filter_language import FilterError, corpus_filter
+
+    try:
+        corpus_filter(db, words)
+    except FilterError as exc:
+        raise StatsUsageError(f"{option}: {exc}") from None
+
+
 def _check_by(by: str | None) -> None:
     if by is not None and by not in analysis.GROUPINGS:
         raise StatsUsageError(f"--by {by}: not a grouping (choose from {', '.join(analysis.GROUPINGS)})")
@@ -47,6 +65,7 @@ def stats(
 ) -> analysis.Stats:
     """Every statistics section for the labels of `source` mapped onto `taxonomy`."""
     _check_by(by)
+    _check_source(db, source)
     return analysis.compute(db, load_taxonomy(taxonomy), source, by)
 
 
@@ -92,8 +111,9 @@ class SelectionStats:
 
 
 def _rates(frame: pl.DataFrame) -> tuple[ModeRate, ...]:
+    # by the interval's lower bound: 1/1 = 100% (interval 21-100%) does not lead over 40/50
     present = frame.filter(pl.col("affected") > 0).sort(
-        ["prevalence", "group", "mode_id"], descending=[True, False, False]
+        ["ci_low", "prevalence", "group", "mode_id"], descending=[True, True, False, False]
     )
     return tuple(
         ModeRate(
@@ -150,19 +170,26 @@ class TraceGraph:
     graph: nx.DiGraph
     measures: GraphMeasures
     flagged: list[int]
-    mistake_agent: str | None
+    mistake_agent: str | None  # of the most trusted source's attribution (its step's speaker)
+    mistake_source: str | None = None  # that source and whether it is validated
 
 
 def trace_graph(db: Database, trace_id: str) -> TraceGraph:
     """The hand-off graph of one trace with the flagged steps and the chosen (newest)
     attribution's agent marked: the CLI's `graph TRACE` and the TUI's graph screen."""
+    from tracefail.services.selection import UnknownTraceError, resolve_id
     from tracefail.store.traces import get_trace
 
+    try:
+        trace_id = resolve_id(db, trace_id)
+    except UnknownTraceError as exc:
+        raise StatsUsageError(str(exc)) from None
     found = get_trace(db, trace_id)
     if found is None:
-        raise StatsUsageError(f"{db.path}: no trace {trace_id!r} (see `tracefail ls`)")
+        raise StatsUsageError(f"no trace {trace_id!r} in {db.path}")
     flagged = trace_view.flagged_steps(db, trace_id)
-    mistake = trace_view.mistake_agent(db, trace_id)
+    trusted = trace_view.trusted_attributions(db, trace_id)
+    mistake = trusted[0]["agent"] if trusted else None
     graph = handoff.handoff_graph(found["steps"], flagged=flagged, mistake_agent=mistake)
     return TraceGraph(
         trace_id,
@@ -171,11 +198,14 @@ def trace_graph(db: Database, trace_id: str) -> TraceGraph:
         handoff.measures(graph, found["steps"]),
         flagged,
         mistake,
+        f"{trusted[0]['source']}, {trusted[0]['validation']}" if trusted else None,
     )
 
 
 def corpus_graphs(db: Database, framework: str | None = None) -> dict[str, tuple[nx.DiGraph, GraphMeasures]]:
     """One hand-off graph per framework, edges summed over its traces."""
+    if framework:
+        _check_filter(db, f"framework:{shlex.quote(framework)}", "--framework")
     edges = stats_store.handoff_edges(db, framework)
     if framework and not edges.height:
         raise StatsUsageError(f"{db.path}: no hand-offs in traces of framework {framework!r}")
@@ -253,6 +283,7 @@ def slices(
     above the corpus rate, best first."""
     from tracefail.analysis import slices as slicing
 
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     if mode is not None and mode not in {m.id for m in loaded.taxonomy.modes}:
         raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
@@ -284,6 +315,7 @@ def audit(
     """Test "mode's rate > threshold" over the trace verdicts in the order labels were written."""
     from tracefail.analysis.audit import audit as run_audit
 
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     if mode not in {m.id for m in loaded.taxonomy.modes}:
         raise StatsUsageError(f"--mode {mode}: not a mode of taxonomy {loaded.taxonomy.id}")
@@ -310,6 +342,7 @@ def report(
 
     if fmt not in ("html", "png"):
         raise StatsUsageError(f"--format {fmt}: choose html or png")
+    _check_source(db, source)
     loaded = load_taxonomy(taxonomy)
     result = analysis.compute(db, loaded, source)
     by_framework = analysis.mode_prevalence(db, loaded, "framework")

@@ -20,11 +20,13 @@ from tracefail.store.db import Database
 from tracefail.store.selection import (
     MULTI_SOURCE,
     SORT_COLUMNS,
+    VALUE_COLUMNS,
     CorpusFilter,
     attribution_sources,
     disagree,
     label_agg,
     latest,
+    value_key,
 )
 
 INDEX_COLUMNS = (
@@ -94,6 +96,7 @@ def corpus_index(db: Database) -> CorpusIndex:
             multi AS ({MULTI_SOURCE}),
             att AS ({attribution_sources()})
             SELECT t.trace_id, t.framework, t.llm, t.benchmark, t.n_steps, t.outcome,
+                   {", ".join(f"{sql} AS {column}_key" for column, sql in VALUE_COLUMNS.items())},
                    coalesce(lab.modes, []) AS modes, coalesce(lab.sources, []) AS sources,
                    coalesce(att.sources, []) AS attribution_sources,
                    dis.trace_id IS NOT NULL AS disagree, multi.trace_id IS NOT NULL AS multi_source
@@ -107,11 +110,12 @@ def corpus_index(db: Database) -> CorpusIndex:
             "SELECT trace_id, name, min(value) AS lo, max(value) AS hi FROM features "
             "WHERE value IS NOT NULL GROUP BY trace_id, name"
         )
-    rows = traces.select("trace_id", "modes", "sources").with_row_index("row")
+    rows = traces.select("trace_id", "modes", "sources", "attribution_sources").with_row_index("row")
+    every_source = pl.concat_list("sources", "attribution_sources").list.unique(maintain_order=True)
     return CorpusIndex(
         traces=traces,
         present=rows.select("row", mode_id="modes").explode("mode_id").drop_nulls(),
-        sources=rows.select("row", source="sources").explode("source").drop_nulls(),
+        sources=rows.select("row", source=every_source).explode("source").drop_nulls(),
         feature_ranges=ranges.join(rows.select("trace_id", "row"), on="trace_id").drop("trace_id"),
     )
 
@@ -129,19 +133,22 @@ def select_indexed(index: CorpusIndex, f: CorpusFilter, text_ids: pl.Series | No
         hit[rows.to_numpy()] = True
         keep[:] &= hit
 
-    for column in ("framework", "llm", "benchmark", "outcome"):
+    for column in VALUE_COLUMNS:
         value = getattr(f, column)
         if value:
-            keep &= (traces.get_column(column) == value).fill_null(False).to_numpy()
+            keep &= (
+                (traces.get_column(f"{column}_key") == value_key(column, value)).fill_null(False).to_numpy()
+            )
     if f.trace_ids:
         keep &= traces.get_column("trace_id").is_in(list(f.trace_ids)).to_numpy()
     if f.mode:
         only(index.present.filter(pl.col("mode_id") == f.mode).get_column("row"))
     if f.category_modes:
         only(index.present.filter(pl.col("mode_id").is_in(list(f.category_modes))).get_column("row"))
-    if f.source:
-        prefix = f.source.rstrip(":") + ":"
-        wanted = (pl.col("source") == f.source) | pl.col("source").str.starts_with(prefix)
+    if f.source:  # a label or an attribution from the source (a name, or a kind before ':')
+        name = f.source.lower()
+        source = pl.col("source").str.to_lowercase()
+        wanted = (source == name) | source.str.starts_with(name.rstrip(":") + ":")
         only(index.sources.filter(wanted).get_column("row"))
     if f.agreement == "disagree":
         keep &= traces.get_column("disagree").to_numpy()

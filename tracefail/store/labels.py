@@ -59,20 +59,29 @@ def interrupt_stale_runs(db: Database, kind: str, config_hash: str) -> int:
     return len(stale)
 
 
-def judge_sources(db: Database) -> list[tuple[str, int]]:
-    """(judge source, labels with an answer plus attributions), newest first: the judges eval and
-    calibrate can use (a failed run that stored nothing is not among them)."""
+def judge_sources(db: Database) -> list[tuple[str, int, int]]:
+    """(source, mode labels with an answer, attributions naming a step or agent), newest first,
+    of every machine source eval and calibrate can use (`llm-judge:` and `ranker:`; a failed run
+    that stored nothing is not among them)."""
     rows = db.rows(
         """
-        SELECT source, count(*) FROM (
-            SELECT source, created_at FROM labels
-            WHERE source LIKE 'llm-judge:%' AND present IS NOT NULL
-            UNION ALL SELECT source, created_at FROM attributions
-            WHERE source LIKE 'llm-judge:%' AND (agent IS NOT NULL OR step_idx IS NOT NULL))
+        SELECT source, count(*) FILTER (WHERE task = 'modes'), count(*) FILTER (WHERE task = 'attribution')
+        FROM (
+            SELECT source, created_at, 'modes' AS task FROM labels
+            WHERE (source LIKE 'llm-judge:%' OR source LIKE 'ranker:%') AND present IS NOT NULL
+            UNION ALL SELECT source, created_at, 'attribution' FROM attributions
+            WHERE (source LIKE 'llm-judge:%' OR source LIKE 'ranker:%')
+              AND (agent IS NOT NULL OR step_idx IS NOT NULL))
         GROUP BY source ORDER BY max(created_at) DESC, source
         """
     )
-    return [(source, int(n)) for source, n in rows]
+    return [(source, int(modes), int(attributed)) for source, modes, attributed in rows]
+
+
+def stored_sources(db: Database) -> list[str]:
+    """Every label or attribution source name in the corpus, sorted."""
+    rows = db.rows("SELECT source FROM labels UNION SELECT source FROM attributions ORDER BY 1")
+    return [r[0] for r in rows]
 
 
 def mode_labels(db: Database, source_like: str = "%", trace_id: str | None = None) -> pl.DataFrame:
@@ -127,7 +136,7 @@ def latest_calibrations(
         """
         SELECT mode_id, method, params FROM calibrations
         WHERE judge_source = ? AND taxonomy_id = ? AND taxonomy_version = ?
-        QUALIFY row_number() OVER (PARTITION BY mode_id ORDER BY created_at DESC) = 1
+        QUALIFY row_number() OVER (PARTITION BY mode_id ORDER BY created_at DESC, method DESC) = 1
         """,
         [judge_source, taxonomy_id, version],
     )

@@ -75,5 +75,5 @@ def update_counts(db: Database, run_id: str, counts: dict[str, Any]) -> None:
 
 def list_runs(db: Database, kind: str | None = None) -> pl.DataFrame:
     if kind:
-        return db.frame("SELECT * FROM runs WHERE kind = ? ORDER BY started_at", [kind])
-    return db.frame("SELECT * FROM runs ORDER BY started_at")
+        return db.frame("SELECT * FROM runs WHERE kind = ? ORDER BY started_at, run_id", [kind])
+    return db.frame("SELECT * FROM runs ORDER BY started_at, run_id")

@@ -6,6 +6,7 @@ shows.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +30,39 @@ SORT_COLUMNS: dict[str, str] = {
     "sources": "len(coalesce(lab.sources, []))",
 }
 
+_PROVIDER = r"^([a-z0-9_.-]+/)+"  # openai/, Qwen/, models/
+_VERSION = r"[-_@:](\d{4}-\d{2}-\d{2}|\d{8}|\d{4})$"  # -2024-08-06, -20241022, -0613
+
+
+def llm_name(column: str) -> str:
+    """SQL for a model name as the filters and statistics compare it: lower case, without a
+    provider prefix (`openai/`, `Qwen/`) or a date/version suffix (`-2024-08-06`, `-20241022`,
+    `-0613`), so `GPT-4o`, `openai/gpt-4o` and `gpt-4o-2024-08-06` are one model."""
+    return f"regexp_replace(regexp_replace(lower(trim({column})), '{_PROVIDER}', ''), '{_VERSION}', '')"
+
+
+def text_value(column: str) -> str:
+    """SQL for a framework, benchmark or outcome as the filters compare it: case-insensitive."""
+    return f"lower(trim({column}))"
+
+
+# filter key -> SQL over `traces t` that its value is compared with
+VALUE_COLUMNS = {
+    "framework": text_value("t.framework"),
+    "llm": llm_name("t.llm"),
+    "benchmark": text_value("t.benchmark"),
+    "outcome": text_value("t.outcome"),
+}
+
+
+def value_key(column: str, value: str) -> str:
+    """The Python twin of VALUE_COLUMNS (tests check they agree): what a typed value is
+    compared as, in the in-memory index and in the filter language's checks."""
+    key = value.strip().lower()
+    if column == "llm":
+        key = re.sub(_VERSION, "", re.sub(_PROVIDER, "", key))
+    return key
+
 
 @dataclass(frozen=True)
 class FeatureThreshold:
@@ -50,7 +84,7 @@ class CorpusFilter:
     mode: str | None = None  # a present label of this mode from any source
     category: str | None = None  # the category's name, for display; its modes filter
     category_modes: tuple[str, ...] = ()  # a present label of any of these modes (one category)
-    source: str | None = None  # label source or its kind prefix ("human", "llm-judge", ...)
+    source: str | None = None  # label/attribution source or its kind ("human", "llm-judge", ...)
     agreement: Agreement | None = None
     features: tuple[FeatureThreshold, ...] = ()
     trace_ids: tuple[str, ...] = ()  # only these traces (a failure cluster opened from the TUI)
@@ -105,11 +139,11 @@ MULTI_SOURCE = """
 def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
-    for column in ("framework", "llm", "benchmark", "outcome"):
+    for column, sql in VALUE_COLUMNS.items():
         value = getattr(f, column)
         if value:
-            clauses.append(f"t.{column} = ?")
-            params.append(value)
+            clauses.append(f"{sql} = ?")
+            params.append(value_key(column, value))
     if f.trace_ids:
         clauses.append("t.trace_id IN (SELECT unnest(?))")
         params.append(list(f.trace_ids))
@@ -121,11 +155,13 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
             f"t.trace_id IN (SELECT trace_id FROM {latest('mode_id IN (SELECT unnest(?))')} WHERE present)"
         )
         params.append(list(f.category_modes))
-    if f.source:
+    if f.source:  # a label or an attribution from the source (a name, or a kind before ':')
         clauses.append(
-            "t.trace_id IN (SELECT trace_id FROM labels WHERE source = ? OR starts_with(source, ?))"
+            "t.trace_id IN (SELECT trace_id FROM labels WHERE lower(source) = lower(?) "
+            "OR starts_with(lower(source), lower(?)) UNION SELECT trace_id FROM attributions "
+            "WHERE lower(source) = lower(?) OR starts_with(lower(source), lower(?)))"
         )
-        params.extend([f.source, f.source.rstrip(":") + ":"])
+        params.extend([f.source, f.source.rstrip(":") + ":"] * 2)
     if f.agreement == "disagree":
         clauses.append(f"t.trace_id IN ({DISAGREE})")
     elif f.agreement == "agree":

@@ -4,7 +4,7 @@ Every statistic starts from one materialized selection: the latest label per (tr
 mode) from the chosen sources, with legacy mode codes already mapped onto the taxonomy's own
 ids (`stats_labels`, whose `decides` column marks the labels the verdicts count), and one verdict
 per (trace, mode) (`stats_verdicts`): under the "trusted" policy the most trusted source kind
-with a verdict decides (human, dataset, judge, heuristic; the latest label among that kind), under
+with a verdict decides (human, dataset, llm-judge, ranker, heuristic; the latest label among that kind), under
 "pooled" some selected source says present. Both are TEMP tables, so a read-only corpus works
 and every later query counts over the same rows. Heavy counting stays in DuckDB; callers
 shape the small results.
@@ -16,12 +16,13 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from tracefail.model import SourceKind
 from tracefail.store.db import Database
-from tracefail.store.selection import CorpusFilter, selection_sql
+from tracefail.store.selection import VALUE_COLUMNS, CorpusFilter, llm_name, selection_sql, value_key
 
 GROUP_COLUMNS = {
     "framework": "t.framework",
-    "llm": "t.llm",
+    "llm": llm_name("t.llm"),  # one model, however its provider spelled it
     "benchmark": "t.benchmark",
     "outcome": "t.outcome",
     "trace_source": "t.source",
@@ -38,8 +39,16 @@ def label_codes(db: Database, taxonomy_id: str) -> pl.DataFrame:
 
 
 # trust order of source kinds (the part of a source name before ':'); lower decides first
-TRUST_RANK = "CASE split_part(l.source, ':', 1) WHEN 'human' THEN 0 WHEN 'dataset' THEN 1 \
-WHEN 'llm-judge' THEN 2 WHEN 'heuristic' THEN 3 ELSE 4 END"
+def trust_rank(column: str) -> str:
+    """SQL ranking a source name column by its kind's trust (SourceKind order); lower first."""
+    return (
+        f"CASE split_part({column}, ':', 1) "
+        + " ".join(f"WHEN '{kind.value}' THEN {rank}" for rank, kind in enumerate(SourceKind))
+        + f" ELSE {len(SourceKind)} END"
+    )
+
+
+TRUST_RANK = trust_rank("l.source")
 
 
 def select_labels(
@@ -176,15 +185,25 @@ def evidence_positions(db: Database, bins: int) -> pl.DataFrame:
 
 
 def attribution_blame(db: Database, source_patterns: Sequence[str], by: str | None) -> pl.DataFrame:
-    """group, agent, traces blamed, attributions: who the root-cause attributions point at."""
+    """group, agent, traces blamed, attributions, sources (the kinds that decided): who the
+    root-cause attributions point at. One attribution per trace decides, the most trusted
+    source's newest, and it blames the speaker of its step (where the step names one)."""
     where = " OR ".join("a.source LIKE ?" for _ in source_patterns) or "TRUE"
     return db.frame(
         f"""
+        WITH chosen AS (
+            SELECT a.trace_id, coalesce(s.agent, a.agent) AS agent, split_part(a.source, ':', 1) AS kind
+            FROM attributions a LEFT JOIN steps s ON s.trace_id = a.trace_id AND s.step_idx = a.step_idx
+            WHERE ({where}) AND (a.agent IS NOT NULL OR a.step_idx IS NOT NULL)
+            QUALIFY row_number() OVER (PARTITION BY a.trace_id
+                ORDER BY {trust_rank("a.source")}, a.created_at DESC, a.attribution_id DESC) = 1
+        )
         SELECT coalesce({_group(by) if by != "agent" else "'all'"}::VARCHAR, '(none)') AS "group",
-               coalesce(a.agent, '(none)') AS agent,
-               count(DISTINCT a.trace_id) AS traces, count(*) AS attributions
-        FROM attributions a JOIN traces t USING (trace_id)
-        WHERE {where} GROUP BY ALL ORDER BY 1, 3 DESC, 2
+               coalesce(c.agent, '(none)') AS agent,
+               count(DISTINCT c.trace_id) AS traces, count(*) AS attributions,
+               string_agg(DISTINCT c.kind, ',' ORDER BY c.kind) AS sources
+        FROM chosen c JOIN traces t USING (trace_id)
+        GROUP BY ALL ORDER BY 1, 3 DESC, 2
         """,
         list(source_patterns),
     )
@@ -353,7 +372,7 @@ def step_feature_split(
 def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
     """framework, source agent, target agent, hand-offs, traces: consecutive steps by different
     agents (or an explicit recipient), summed over the corpus."""
-    only = "AND t.framework = ?" if framework else ""
+    only = f"AND {VALUE_COLUMNS['framework']} = ?" if framework else ""  # as the filter compares it
     return db.frame(
         f"""
         WITH s AS (
@@ -367,7 +386,7 @@ def handoff_edges(db: Database, framework: str | None) -> pl.DataFrame:
         WHERE s.target IS NOT NULL AND s.target <> s.agent {only}
         GROUP BY ALL ORDER BY 1, 4 DESC, 2, 3
         """,
-        [framework] if framework else None,
+        [value_key("framework", framework)] if framework else None,
     )
 
 
@@ -417,16 +436,21 @@ def corpus_counts(db: Database) -> dict[str, int]:
 
 
 def attribution_positions(db: Database, within: CorpusFilter, bins: int = 10) -> pl.DataFrame:
-    """bin, mistakes: where attributed mistake steps (every source) sit along the selected
-    traces, as step / trace length in `bins` bins."""
+    """bin, mistakes: where attributed mistake steps sit along the selected traces, as step /
+    trace length in `bins` bins; one per trace, the most trusted source's (as in the blame)."""
     selection, params = selection_sql(within)
     return db.frame(
         f"""
-        SELECT least(floor(a.step_idx / greatest(t.n_steps, 1) * ?), ? - 1)::INTEGER AS bin,
+        WITH chosen AS (
+            SELECT a.trace_id, a.step_idx FROM attributions a
+            WHERE a.step_idx IS NOT NULL AND a.trace_id IN ({selection})
+            QUALIFY row_number() OVER (PARTITION BY a.trace_id
+                ORDER BY {trust_rank("a.source")}, a.created_at DESC, a.attribution_id DESC) = 1
+        )
+        SELECT least(floor(c.step_idx / greatest(t.n_steps, 1) * ?), ? - 1)::INTEGER AS bin,
                count(*) AS mistakes
-        FROM attributions a JOIN traces t USING (trace_id)
-        WHERE a.step_idx IS NOT NULL AND t.trace_id IN ({selection})
+        FROM chosen c JOIN traces t USING (trace_id)
         GROUP BY bin ORDER BY bin
         """,
-        [bins, bins, *params],
+        [*params, bins, bins],
     )

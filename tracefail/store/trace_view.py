@@ -8,6 +8,7 @@ import polars as pl
 from tracefail.model import HEADLINE_FEATURES
 from tracefail.store.db import Database
 from tracefail.store.labels import mode_labels
+from tracefail.store.stats import trust_rank
 
 # Per-step uncertainty features the sparkline prefers, best first.
 SPARK_FEATURES = tuple(f for f in HEADLINE_FEATURES if f.startswith("tok."))
@@ -77,11 +78,53 @@ def flagged_steps(db: Database, trace_id: str) -> list[int]:
     return [r[0] for r in rows]
 
 
-def mistake_agent(db: Database, trace_id: str) -> str | None:
-    """The chosen attribution's agent: the newest attribution that names one."""
-    rows = db.rows(
-        "SELECT agent FROM attributions WHERE trace_id = ? AND agent IS NOT NULL "
-        "ORDER BY created_at DESC, attribution_id DESC LIMIT 1",
+MIN_VALIDATION_N = 10  # traces shared with references before a machine source's agreement is shown
+
+
+def trusted_attributions(db: Database, trace_id: str) -> list[dict]:
+    """Each source's newest attribution of the trace, most trusted source first (human,
+    dataset, llm-judge, ranker, heuristic; then newest): the first is the one shown as "the"
+    mistake. `agent` is the blamed step's speaker where the step names one (a reply may have
+    named someone else: `claimed`); `validation` says how far a machine source agrees with the
+    human/dataset references on the traces both attributed."""
+    rows = db.frame(
+        f"""
+        WITH mine AS (
+            SELECT a.source, a.agent AS claimed, a.step_idx, s.agent AS speaker, a.reason, a.created_at,
+                   {trust_rank("a.source")} AS rank
+            FROM attributions a LEFT JOIN steps s ON s.trace_id = a.trace_id AND s.step_idx = a.step_idx
+            WHERE a.trace_id = ? AND (a.agent IS NOT NULL OR a.step_idx IS NOT NULL)
+            QUALIFY row_number() OVER (PARTITION BY a.source
+                                       ORDER BY a.created_at DESC, a.attribution_id DESC) = 1
+        ),
+        ref AS (
+            SELECT trace_id, agent FROM attributions
+            WHERE {trust_rank("source")} <= 1 AND agent IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY trace_id
+                ORDER BY {trust_rank("source")}, created_at DESC, attribution_id DESC) = 1
+        ),
+        theirs AS (
+            SELECT source, trace_id, agent FROM attributions
+            WHERE source IN (SELECT source FROM mine WHERE rank > 1)
+            QUALIFY row_number() OVER (PARTITION BY source, trace_id
+                                       ORDER BY created_at DESC, attribution_id DESC) = 1
+        ),
+        agreement AS (
+            SELECT t.source, count(*) AS n, count(*) FILTER (WHERE t.agent = r.agent) AS k
+            FROM theirs t JOIN ref r USING (trace_id) GROUP BY t.source
+        )
+        SELECT m.source, coalesce(m.speaker, m.claimed) AS agent, m.claimed, m.step_idx, m.reason, m.rank,
+               coalesce(g.n, 0) AS n, coalesce(g.k, 0) AS k
+        FROM mine m LEFT JOIN agreement g USING (source)
+        ORDER BY m.rank, m.created_at DESC, m.source
+        """,
         [trace_id],
-    )
-    return rows[0][0] if rows else None
+    ).to_dicts()
+    for row in rows:
+        if row["rank"] <= 1:
+            row["validation"] = "reference"
+        elif row["n"] >= MIN_VALIDATION_N:
+            row["validation"] = f"agent agrees with references on {row['k']}/{row['n']} traces"
+        else:
+            row["validation"] = f"not validated ({row['n']} traces shared with references)"
+    return rows

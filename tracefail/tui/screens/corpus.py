@@ -19,6 +19,7 @@ from tracefail.services.filter_language import (
     CorpusFilter,
     FilterError,
     format_filter,
+    known_values,
     parse_filter,
     with_sort,
 )
@@ -319,6 +320,7 @@ class CorpusScreen(Screen[None]):
                 facets.categories if facets else None,
                 modes=_known_modes(facets) if facets else None,
                 features=facets.features if facets else None,
+                values=known_values(facets) if facets else None,
             )
         except FilterError as exc:
             error.update(Text(f"filter not applied: {exc}", style="bold red"))

@@ -83,10 +83,11 @@ class GraphScreen(Screen[None]):
         table = Table(box=None, header_style="bold underline")
         for column in ("agent", "steps", "hands off", "receives", "betweenness", ""):
             table.add_column(column, justify="left" if column in ("agent", "") else "right")
-        for node, data in sorted(graph.nodes(data=True), key=lambda n: -len(n[1]["steps"])):
+        for node, data in sorted(graph.nodes(data=True), key=lambda n: (-len(n[1]["steps"]), str(n[0]))):
             marks = Text()
             if data.get("mistake"):
                 marks.append("✗ mistake agent ", style="bold red")
+                marks.append(f"({built.mistake_source}) ", style="dim")
             if data.get("flagged_steps"):
                 marks.append(f"⚑ {', '.join(map(str, data['flagged_steps'][:8]))}", style="yellow")
             table.add_row(

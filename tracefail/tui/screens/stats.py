@@ -86,7 +86,8 @@ class StatsScreen(Screen[None]):
         for title, rows in (("by framework", stats.by_framework), ("by llm", stats.by_llm)):
             text.append(f"Failure-mode prevalence {title}", style="bold underline")
             text.append(
-                " (traces with the mode present / traces labelled for it, by the label policy)\n",
+                " (traces with the mode present / n traces labelled for it, by the label policy; "
+                "95% Wilson interval; sorted by its lower bound)\n",
                 style="dim",
             )
             text.append_text(
@@ -137,7 +138,7 @@ def _prevalence(rows: tuple[ModeRate, ...]) -> Text:
             (
                 f"{r.group} · {with_name(r.mode_id)}",
                 r.prevalence,
-                f"{r.prevalence:.0%} ({r.affected}/{r.labelled})",
+                f"{r.prevalence:.0%} [{r.ci_low:.0%}–{r.ci_high:.0%}] n={r.labelled}",
             )
             for r in rows[:TOP]
         ],

@@ -343,9 +343,13 @@ class TraceScreen(Screen[None]):
         )
         text.append(h["outcome"], style="red" if h["outcome"] == "failure" else "green")
         text.append(f" · {len(self.view.steps)} steps")
-        for a in self.view.attributions:
-            text.append(f"\n✗ mistake: {one_line(a['agent'], 30)} at step {a['step_idx']} ", style="bold red")
-            text.append(f"({a['source']})", style="dim")
+        for n, a in enumerate(self.view.attributions):  # the most trusted source first
+            where = f"{one_line(a['agent'] or '?', 30)} at step {a['step_idx']}"
+            text.append(
+                f"\n✗ mistake: {where} " if n == 0 else f"\n  also: {where} ",
+                style="bold red" if n == 0 else "dim",
+            )
+            text.append(f"({a['source']}, {a['validation']})", style="dim")
         if h.get("task"):
             text.append("\ntask: ", style="bold")
             text.append(one_line(h["task"], 140), style="italic")
