@@ -137,7 +137,7 @@ def test_deep_nesting_is_refused_with_a_status(db: Database) -> None:
         nested_json = post(server.url, too_deep_json)
         nested_protobuf = post(server.url, request, "application/x-protobuf")
     assert nested_span[0] == 200 and "nested more than" in nested_span[1]["partialSuccess"]["errorMessage"]
-    assert nested_json[0] == 400 and "nested too deeply" in nested_json[1]["message"]
+    assert nested_json[0] == 400 and "nested deeper than the 200-level limit" in nested_json[1]["message"]
     assert nested_protobuf[0] == 400 and b"not an OTLP protobuf" in nested_protobuf[1]
     assert db.rows("SELECT span_id FROM steps") == [(f"{1:016x}",)]
 

@@ -307,7 +307,7 @@ def evaluate(
             )
         from tracefail.services.attribution import unvalidated_note
 
-        note = unvalidated_note(store, result.judge_source)
+        note = unvalidated_note(store, result.attribution_source)
     except (EvalError, TaxonomyError) as exc:
         fail(str(exc), EXIT_USAGE)
     finally:

@@ -109,11 +109,9 @@ def decode_body(body: bytes, content_type: str | None, content_encoding: str | N
         return _from_protobuf(body)
     if media in (JSON, ""):
         try:
-            document = loads(body)
-        except RecursionError:
-            raise BadRequest("body is JSON nested too deeply to read") from None
+            document = loads(body)  # bounded: deep nesting is a ValueError naming the depth limit
         except (UnicodeDecodeError, ValueError) as exc:
-            raise BadRequest(f"body is not JSON ({exc})") from None
+            raise BadRequest(f"body cannot be read as JSON ({exc})") from None
         if not isinstance(document, dict):
             raise BadRequest("body is not an OTLP/JSON export (expected an object with `resourceSpans`)")
         return document

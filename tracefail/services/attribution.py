@@ -538,7 +538,7 @@ def transfer_check(db: Database, model: LinearRanker, trace_ids: Sequence[str]) 
 
 
 def unvalidated_note(db: Database, source: str | None) -> str | None:
-    """For `eval`: the judge's attributions that were stored as not validated on this corpus."""
+    """For `eval`: the evaluated attribution source's attributions stored as not validated here."""
     if source is None:
         return None
     count, why = unvalidated(db, source)
