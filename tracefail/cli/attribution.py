@@ -168,10 +168,10 @@ def review(
         )
     for item in items:
         out.print(
-            f"{item.trace_id}  uncertainty "
-            + ("-" if item.uncertainty is None else f"{item.uncertainty:.2f}")
-            + "  "
-            f"sources disagree on {item.disagreement} steps  candidates {item.top_steps}"
+            f"{item.trace_id}  "
+            + ("" if item.uncertainty is None else f"uncertainty {item.uncertainty:.2f}  ")
+            + f"sources disagree on {item.disagreement} steps"
+            + (f"  candidates {item.top_steps}" if item.top_steps else "")
             + ("  (unlike the ranker's training runs: validates it)" if item.validates else ""),
             highlight=False,
             markup=False,
