@@ -67,7 +67,7 @@ def test_report_is_self_contained_with_all_charts(labelled_db: Database, tmp_pat
     for slug in CHARTS:
         assert f"id='{slug}'" in text
     images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", text)
-    assert len(images) == len(CHARTS)
+    assert len(images) == len(CHARTS) - text.count("<p class=warn>n too small")  # small-n panels: no plot
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "<style>" in text and "Disobey task specification" in text
 
@@ -117,3 +117,50 @@ def test_kappa_is_never_good_on_small_or_uncertain_tables():
     assert kappa_mark(1, 0, 0, 0)[3:] == (GREY, "one class")
     assert kappa_mark(3, 4, 4, 3)[3] == GREY  # n = 14 but the interval crosses 0
     assert kappa_mark(40, 2, 3, 50)[3] == "#54a24b"
+
+
+def _section(text: str, slug: str) -> str:
+    return re.search(rf"<section id='{slug}'>(.*?)</section>", text, re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_panels_with_too_small_n_say_so_instead_of_a_plot(labelled_db: Database, tmp_path):
+    """5 traces labelled by both the judge and the human: kappa (needs 10) and phi (needs 20 per
+    pair) panels are marked "n too small" with the n they had, and carry no image."""
+    path = tmp_path / "report.html"
+    report(labelled_db, path)
+    text = path.read_text(encoding="utf-8")
+    for slug, need in (("agreement", "needs 10"), ("cooccurrence", "needs 20")):
+        section = _section(text, slug)
+        assert "n too small" in section and need in section and "<img" not in section
+    assert "<img" in _section(text, "failure-position")
+
+
+def test_histogram_bins_follow_n():
+    import numpy as np
+
+    from tracefail.analysis.report import hist_bins
+
+    rng = np.random.default_rng(0)
+    assert hist_bins(rng.normal(size=10)) <= 4  # 10 steps: a handful of bins, not 30
+    assert hist_bins(np.array([1.0, 2.0, 3.0] * 40)) <= 3  # never more bins than distinct values
+    assert hist_bins(np.array([7.0] * 9)) == 1
+    assert 10 <= hist_bins(rng.normal(size=5000)) <= 50
+
+
+def test_feature_histograms_state_their_bins_and_n(labelled_db: Database, tmp_path):
+    from tracefail.store.features import replace_features
+
+    lengths = labelled_db.rows("SELECT trace_id, n_steps FROM traces ORDER BY trace_id")
+    for trace, n in lengths:  # three distinct values: never more than three bins
+        replace_features(
+            labelled_db, trace, "tiny", "v1", [(i, "tok.entropy_mean", float(i % 3)) for i in range(n)], None
+        )
+    path = tmp_path / "report.html"
+    report(labelled_db, path)
+    section = _section(path.read_text(encoding="utf-8"), "features")
+    note = section.split("<img")[0]
+    found = re.search(r"tok\.entropy_mean: (\d+) bins over n=(\d+)", note)
+    assert found, note
+    bins, n = int(found[1]), int(found[2])
+    assert 1 < bins <= 3 and 10 < n <= sum(n for _, n in lengths)  # was 30 bins whatever the n
+    assert "<img" in section

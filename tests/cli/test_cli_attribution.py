@@ -143,3 +143,28 @@ def test_lm_traces_only_compares_both_rankers_on_the_featured_subset(tmp_path: P
         store.execute("DELETE FROM features")
     none = run(*args, "--lm-traces-only")
     assert none.exit_code == 2 and "stored LM features" in none.stderr
+
+
+def test_review_without_a_model_orders_by_disagreement_then_trace_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ranker.json here
+    db = tmp_path / "c.duckdb"
+    for name in ("1.json", "2.json", "3.json"):
+        assert run("ingest", "--db", db, SAMPLES / name).exit_code == 0
+    with Database(db) as store:
+        ids = sorted(r[0] for r in store.rows("SELECT trace_id FROM traces"))
+        gold = dict(store.rows("SELECT trace_id, step_idx FROM attributions"))
+        store.execute("UPDATE traces SET outcome = 'unknown' WHERE trace_id = ?", [ids[0]])
+        last = ids[-1]  # a judge that disagrees with the dataset puts this trace first
+        judged = Attribution(trace_id=last, step_idx=gold[last] + 1, source="llm-judge:x")
+        insert_attributions(store, [judged])
+    queue = run("review", "--db", db, "--json")  # no ranker.json anywhere: too few traces to fit one
+    assert queue.exit_code == 0, queue.output
+    items = json.loads(queue.stdout)
+    # disagreement first, then failed before unknown outcome, then trace id
+    assert [i["trace_id"] for i in items] == [last, *ids[1:-1], ids[0]]
+    assert items[0]["disagreement"] == 2 and items[0]["uncertainty"] is None
+    assert "no ranker loaded" in queue.stderr and "tracefail train" in queue.stderr
+    missing = run("review", "--db", db, "--model", tmp_path / "absent.json")
+    assert missing.exit_code == 2 and "absent.json" in missing.stderr

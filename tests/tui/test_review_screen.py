@@ -66,7 +66,7 @@ async def test_queue_opens_traces_and_marks_feed_the_curve(corpus_path: Path, tm
 async def test_without_a_ranker_file_one_is_fitted_from_the_dataset(
     corpus_path: Path, tmp_path: Path
 ) -> None:
-    app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=tmp_path / "absent.json")
+    app = TracefailApp(corpus_path, "tester", export_dir=tmp_path, ranker_path=None)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_review(pilot)
         assert screen.panel.ranker == "fitted now on 20 dataset traces" and screen.row_ids

@@ -24,6 +24,8 @@ from tracefail.analysis.stats import Stats, kappa_interval
 
 MIN_CELL_N = 5  # cells with fewer traces are drawn grey: too few to colour as a finding
 MIN_KAPPA_N = 10  # kappa from fewer items, or whose interval crosses 0, is never "good"
+MIN_PHI_N = 20  # phi over fewer traces (standard error about 1/sqrt(n) > 0.22) is not coloured
+MAX_BINS = 50
 GREY = "#d9d9d9"
 
 _CSS = """
@@ -61,6 +63,7 @@ class Chart:
     note: str
     draw: Callable[[Any], None]  # draws on a matplotlib figure
     size: tuple[float, float]
+    too_small: str | None = None  # why the panel is not drawn: its n is too small to show anything
 
 
 def _plt() -> Any:
@@ -111,7 +114,7 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         for r in by_framework.filter(pl.col("group").is_in(groups)).iter_rows(named=True):
             i, j = modes.index(r["mode_id"]), groups.index(r["group"])
             grid[i, j], cell_n[i, j] = r["prevalence"], r["labelled"]
-        small = (cell_n < MIN_CELL_N) & ~np.isnan(grid)
+        small = (cell_n < MIN_PHI_N) & ~np.isnan(grid)
         coloured = np.where(small, np.nan, grid)
         top = float(np.nanmax(coloured)) if (~np.isnan(coloured)).any() else 0.05
         image = ax.imshow(coloured, cmap="Reds", vmin=0, vmax=max(0.05, top), aspect="auto")
@@ -170,7 +173,7 @@ def _cooccurrence(pairs: pl.DataFrame) -> Callable[[Any], None]:
             ax.text(j, i, f"{grid[i, j]:.1f}\n{cell_n[i, j]}", ha="center", va="center", fontsize=5)
         ax.set_xticks(range(len(modes)), modes, rotation=90)
         ax.set_yticks(range(len(modes)), modes)
-        fig.colorbar(image, ax=ax, label=f"phi over n traces (blank: undefined, grey: n < {MIN_CELL_N})")
+        fig.colorbar(image, ax=ax, label=f"phi over n traces (blank: undefined, grey: n < {MIN_PHI_N})")
 
     return draw
 
@@ -234,6 +237,59 @@ def _blame(blame: pl.DataFrame, blame_modes: pl.DataFrame) -> Callable[[Any], No
     return draw
 
 
+def _cooccurrence_too_small(pairs: pl.DataFrame) -> str | None:
+    usable = pairs.filter(pl.col("phi").is_not_null())
+    most = int(usable["n"].max() or 0) if usable.height else 0  # type: ignore[arg-type]
+    if most >= MIN_PHI_N:
+        return None
+    return (
+        f"n too small: at most {most} traces labelled for both modes of a pair with both present and "
+        f"absent traces (phi needs {MIN_PHI_N} per pair)"
+    )
+
+
+def _agreement_too_small(agreement: pl.DataFrame) -> str | None:
+    pair = agreement_pair(agreement)
+    if pair is None:
+        return f"n too small: no trace labelled by two kinds of source (kappa needs {MIN_KAPPA_N})"
+    rows = agreement.filter(
+        (pl.col("level") == "family") & (pl.col("rater_a") == pair[0]) & (pl.col("rater_b") == pair[1])
+    )
+    most = int(rows["n"].max() or 0)  # type: ignore[arg-type]
+    if most >= MIN_KAPPA_N:
+        return None
+    return (
+        f"n too small: at most {most} traces labelled for one mode by both {pair[0]} and {pair[1]} "
+        f"(kappa needs {MIN_KAPPA_N})"
+    )
+
+
+def hist_bins(values: np.ndarray) -> int:
+    """Bins for a histogram of `values`: Freedman–Diaconis, never more than sqrt(n) (heavy tails
+    make FD ask for many bins on few steps), the distinct values or MAX_BINS, so 10 steps get a
+    few bins, not 30 near-empty ones."""
+    values = values[np.isfinite(values)]
+    distinct = len(np.unique(values))
+    if distinct < 2:
+        return 1
+    q1, q3 = np.percentile(values, [25, 75])
+    width = 2 * (q3 - q1) / len(values) ** (1 / 3)
+    span = float(values.max() - values.min())
+    root = math.ceil(math.sqrt(len(values)))
+    bins = math.ceil(span / width) if width > 0 else root
+    return max(1, min(bins, root, distinct, MAX_BINS))
+
+
+def _feature_bins(split: pl.DataFrame) -> dict[str, tuple[int, int]]:
+    """name -> (bins, n steps) for each feature's histogram (values clipped to the 0.5–99.5 percentiles)."""
+    out = {}
+    for name in sorted(split["name"].unique().to_list()) if split.height else []:
+        values = split.filter(pl.col("name") == name)["value"].to_numpy().astype(float)
+        lo, hi = np.percentile(values, [0.5, 99.5]) if len(values) else (0.0, 1.0)
+        out[name] = (hist_bins(np.clip(values, lo, hi)), len(values))
+    return out
+
+
 def agreement_pair(agreement: pl.DataFrame) -> tuple[str, str] | None:
     """The family pair to chart: human vs llm-judge if both exist, else the pair with most items."""
     family = agreement.filter(pl.col("level") == "family")
@@ -295,7 +351,7 @@ def _agreement(agreement: pl.DataFrame) -> Callable[[Any], None]:
     return draw
 
 
-def _features(split: pl.DataFrame) -> Callable[[Any], None]:
+def _features(split: pl.DataFrame, bins: dict[str, tuple[int, int]]) -> Callable[[Any], None]:
     def draw(fig: Any) -> None:
         names = sorted(split["name"].unique().to_list()) if split.height else []
         if not names:
@@ -307,7 +363,7 @@ def _features(split: pl.DataFrame) -> Callable[[Any], None]:
             part = split.filter(pl.col("name") == name)
             values = part["value"].to_numpy()
             lo, hi = np.percentile(values, [0.5, 99.5]) if len(values) else (0, 1)
-            edges = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, bins[name][0] + 1)
             for flagged, colour, label in (
                 (False, "#4c78a8", "other steps"),
                 (True, "#e45756", "failing steps"),
@@ -331,6 +387,8 @@ def _features(split: pl.DataFrame) -> Callable[[Any], None]:
 def charts(result: Stats, by_framework: pl.DataFrame, feature_split: pl.DataFrame) -> list[Chart]:
     s = result.sections
     n_features = feature_split["name"].n_unique() if feature_split.height else 1
+    bins = _feature_bins(feature_split)
+    binned = "; ".join(f"{name}: {b} bins over n={n}" for name, (b, n) in bins.items())
     return [
         Chart(
             "prevalence-by-framework",
@@ -347,6 +405,7 @@ def charts(result: Stats, by_framework: pl.DataFrame, feature_split: pl.DataFram
             "often than chance, blue less.",
             _cooccurrence(s["cooccurrence"]),
             (6.5, 5.5),
+            _cooccurrence_too_small(s["cooccurrence"]),
         ),
         Chart(
             "failure-position",
@@ -369,13 +428,15 @@ def charts(result: Stats, by_framework: pl.DataFrame, feature_split: pl.DataFram
             "Cohen's kappa per mode between two kinds of label source on the traces both labelled.",
             _agreement(s["agreement"]),
             (6.5, 4.2),
+            _agreement_too_small(s["agreement"]),
         ),
         Chart(
             "features",
             "Step features: failing vs other steps",
             "Distributions (density) of step features for evidence/attributed steps vs all other steps of "
-            "the labelled traces.",
-            _features(feature_split),
+            "the labelled traces. Bins from n (Freedman–Diaconis, at most sqrt(n) and the distinct values)"
+            + (f": {binned}." if binned else "."),
+            _features(feature_split, bins),
             (10, 2.6 * math.ceil(n_features / 2)),
         ),
     ]
@@ -385,7 +446,10 @@ def render_png(chart: Chart, dpi: int = 100) -> bytes:
     plt = _plt()
     fig = plt.figure(figsize=chart.size, dpi=dpi, layout="constrained")
     try:
-        chart.draw(fig)
+        if chart.too_small:
+            _empty(fig.add_subplot(), chart.too_small)
+        else:
+            chart.draw(fig)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
     finally:
@@ -507,10 +571,14 @@ def html_report(
     sections = []
     for chart, png in rendered:
         data = base64.b64encode(png).decode("ascii")
+        body = (
+            f"<p class=warn>{html.escape(chart.too_small)}</p>"
+            if chart.too_small
+            else f"<img alt='{html.escape(chart.title)}' src='data:image/png;base64,{data}'>"
+        )
         sections.append(
             f"<section id='{chart.slug}'><h2>{html.escape(chart.title)}</h2>"
-            f"<p class=note>{html.escape(chart.note)}</p>"
-            f"<img alt='{html.escape(chart.title)}' src='data:image/png;base64,{data}'></section>"
+            f"<p class=note>{html.escape(chart.note)}</p>{body}</section>"
         )
     wide = {"prevalence-by-framework", "features"}
     first = [s for (c, _), s in zip(rendered, sections, strict=True) if c.slug in wide]

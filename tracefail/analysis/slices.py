@@ -10,7 +10,7 @@ interval over every slice tested, so a long list of lucky small groups does not 
 from __future__ import annotations
 
 import math
-from itertools import combinations, pairwise
+from itertools import pairwise
 from statistics import NormalDist
 
 import numpy as np
@@ -61,49 +61,68 @@ def slice_table(attributes: pl.DataFrame, numeric: list[str]) -> pl.DataFrame:
     return attributes.select(columns)
 
 
+def _members(conditions: pl.DataFrame) -> pl.DataFrame:
+    """trace_id, slice, depth: every condition a trace meets and every pair of them (in column
+    order, `a & b`), built by one self-join of the long table instead of one query per pair of
+    columns (which grew with the square of the number of LM features)."""
+    attrs = [c for c in conditions.columns if c != "trace_id"]
+    position = {a: i for i, a in enumerate(attrs)}
+    long = (
+        conditions.unpivot(index="trace_id", on=attrs, variable_name="attr", value_name="slice")
+        .drop_nulls("slice")
+        .with_columns(pl.col("attr").replace_strict(position, return_dtype=pl.Int32).alias("pos"))
+    )
+    pairs = (
+        long.join(long, on="trace_id", suffix="_b")
+        .filter(pl.col("pos") < pl.col("pos_b"))
+        .select("trace_id", pl.concat_str(["slice", "slice_b"], separator=" & ").alias("slice"))
+    )
+    return pl.concat(
+        [
+            long.select("trace_id", "slice", pl.lit(1).alias("depth")),
+            pairs.with_columns(pl.lit(2).alias("depth")),
+        ]
+    )
+
+
 def find_slices(
     verdicts: pl.DataFrame,
     conditions: pl.DataFrame,
     *,
     min_size: int = 10,
     min_lift: float = 1.5,
-    depth: int = 2,
     alpha: float = 0.05,
 ) -> pl.DataFrame:
     """verdicts: trace_id, mode_id, present; conditions: trace_id + condition columns.
 
-    Returns one row per reported (mode, slice), highest z first."""
+    Returns one row per reported (mode, slice) of one condition or two, highest z first."""
     wide = verdicts.with_columns(pl.col("present").cast(pl.Int8)).pivot(
         on="mode_id", index="trace_id", values="present"
     )
     modes = [c for c in wide.columns if c != "trace_id"]
     frame = conditions.join(wide, on="trace_id", how="inner")
-    attrs = [c for c in conditions.columns if c != "trace_id"]
     corpus = {m: (int(frame[m].sum()), frame[m].count()) for m in modes}  # Int8 column: an int sum
-    groups = [list(c) for d in range(1, depth + 1) for c in combinations(attrs, d)]
-    parts = []
-    for cols in groups:
-        agg = (
-            frame.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in cols))
-            .group_by(cols)
-            .agg(
-                [pl.col(m).count().alias(f"n|{m}") for m in modes]
-                + [pl.col(m).sum().alias(f"k|{m}") for m in modes]
-            )
-        )
-        label = pl.concat_str([pl.col(c) for c in cols], separator=" & ").alias("slice")
-        for m in modes:
-            parts.append(
-                agg.select(
-                    label,
-                    pl.lit(m).alias("mode_id"),
-                    pl.lit(len(cols)).alias("depth"),
-                    pl.col(f"n|{m}").cast(pl.Int64).alias("size"),
-                    pl.col(f"k|{m}").cast(pl.Int64).alias("affected"),
-                )
-            )
-    if not parts:
+    if not modes or conditions.width < 2:
         return _empty()
+    counts = (
+        _members(conditions)
+        .join(wide, on="trace_id")
+        .group_by("slice", "depth")
+        .agg(
+            [pl.col(m).count().alias(f"n|{m}") for m in modes]
+            + [pl.col(m).sum().alias(f"k|{m}") for m in modes]
+        )
+    )
+    parts = [
+        counts.select(
+            "slice",
+            pl.lit(m).alias("mode_id"),
+            pl.col("depth").cast(pl.Int32),
+            pl.col(f"n|{m}").cast(pl.Int64).alias("size"),
+            pl.col(f"k|{m}").cast(pl.Int64).alias("affected"),
+        )
+        for m in modes
+    ]
     found = pl.concat(parts).filter(pl.col("size") >= min_size)
     tested = max(1, found.height)
     z_bonf = NormalDist().inv_cdf(1 - alpha / (2 * tested))
@@ -146,7 +165,11 @@ def find_slices(
         or all(r["rate"] > 1.1 * singles[(r["mode_id"], part)] for part in r["slice"].split(" & "))
         for r in rows
     ]
-    return out.filter(pl.Series(keep)).sort(["z", "size"], descending=True).select(_COLUMNS)
+    return (
+        out.filter(pl.Series(keep))
+        .sort(["z", "size", "mode_id", "slice"], descending=[True, True, False, False])
+        .select(_COLUMNS)
+    )
 
 
 _COLUMNS = [

@@ -129,26 +129,31 @@ def train(
 @app.command()
 def review(
     db: DbOption = DEFAULT_DB_PATH,
-    model: Annotated[Path, typer.Option("--model", help="A ranker saved by `tracefail train`.")] = Path(
-        "ranker.json"
-    ),
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            help="A ranker saved by `tracefail train`; default ./ranker.json if present, else one is "
+            "fitted on 4+ attributed traces, else the queue is ordered by source disagreement.",
+        ),
+    ] = None,
     reference: ReferenceOption = "human",
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many traces to list.")] = 20,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Unlabelled failed traces, the most useful to label first (sources disagree, then the
     ranker is least sure); label them in `tracefail browse` with `m`, then `train --reference human`."""
-    from tracefail.services.attribution import TrainError, load_ranker, review_panel
+    from tracefail.services.attribution import TrainError, review_panel, saved_ranker
 
     store = open_db(db, read_only=True)
     try:
-        load_ranker(model)
-        panel = review_panel(store, ranker_path=model, reference=reference, limit=limit)
+        panel = review_panel(store, ranker_path=saved_ranker(model), reference=reference, limit=limit)
     except TrainError as exc:
         fail(str(exc), EXIT_USAGE)
     finally:
         store.close()
     items = panel.items
+    err.print(safe(panel.order), highlight=False)
     if json_out:
         print_json([dataclasses.asdict(i) for i in items])
         return
@@ -163,8 +168,10 @@ def review(
         )
     for item in items:
         out.print(
-            f"{item.trace_id}  uncertainty {item.uncertainty:.2f}  "
-            f"sources disagree on {item.disagreement} steps  candidates {item.top_steps}"
+            f"{item.trace_id}  "
+            + ("" if item.uncertainty is None else f"uncertainty {item.uncertainty:.2f}  ")
+            + f"sources disagree on {item.disagreement} steps"
+            + (f"  candidates {item.top_steps}" if item.top_steps else "")
             + ("  (unlike the ranker's training runs: validates it)" if item.validates else ""),
             highlight=False,
             markup=False,

@@ -26,11 +26,13 @@ def browse(
     ] = None,
     export_dir: Annotated[Path, typer.Option("--export-dir", help="Where exports are written.")] = Path("."),
     ranker: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--ranker", help="A `tracefail train` model ordering the review queue (v); else one is fitted."
+            "--ranker",
+            help="A `tracefail train` model ordering the review queue (v); default ./ranker.json if "
+            "present, else one is fitted on the labels, else the queue is ordered without a ranker.",
         ),
-    ] = Path("ranker.json"),
+    ] = None,
 ) -> None:
     """Browse traces, failure labels and per-step dynamics; label by hand (keys: ? for help)."""
     if not db.exists() and not is_remote(db):
@@ -38,6 +40,9 @@ def browse(
     name = (user or _default_user()).strip()
     if not name or ":" in name:
         fail(f"--user {name!r}: give a plain name (it is stored as human:<user>)", 2)
+    from tracefail.services.attribution import saved_ranker
     from tracefail.tui.app import TracefailApp
 
-    TracefailApp(db, name, export_dir=export_dir, ranker_path=ranker, remember_layout=True).run()
+    TracefailApp(
+        db, name, export_dir=export_dir, ranker_path=saved_ranker(ranker), remember_layout=True
+    ).run()

@@ -559,25 +559,31 @@ def _frameworks(saved: dict | None) -> str:
 @dataclass(frozen=True)
 class ReviewItem:
     trace_id: str
-    uncertainty: float  # 1 - the ranker's top step probability
+    uncertainty: float | None  # 1 - the ranker's top step probability (None: no ranker loaded)
     disagreement: int  # distinct root-cause steps named by the sources that attributed this trace
-    top_steps: list[int]
+    top_steps: list[int]  # the ranker's three likeliest steps (empty without a ranker)
     validates: bool = False  # unlike the ranker's training runs: its label tells whether the ranker transfers
 
 
 def review_queue(
-    db: Database, model: LinearRanker, *, reference: str = "human", limit: int = 20
+    db: Database, model: LinearRanker | None, *, reference: str = "human", limit: int = 20
 ) -> list[ReviewItem]:
     """Unlabelled failed traces, most useful to label first: the runs unlike the ranker's
     training runs (their labels are what validates it on this corpus, or not); then where sources
-    disagree, then where the ranker is least sure (lowest top-step probability)."""
+    disagree, then where the ranker is least sure (lowest top-step probability). Without a ranker:
+    where sources disagree, then failed before unknown outcome, then trace id."""
     pattern = reference_pattern(reference)
     todo = unattributed_failures(db, pattern)
-    steps = _step_rows(steps_for(db, todo))
-    tasks = trace_column(db, list(steps), "task")
     sources = attribution_sources(db, "%")
     named = sources.group_by("trace_id").agg(pl.col("step_idx").n_unique().alias("n"))
     disagreement = dict(named.iter_rows())
+    if model is None:
+        outcome = trace_column(db, todo, "outcome")
+        plain = [ReviewItem(t, None, int(disagreement.get(t, 0)), []) for t in todo]
+        plain.sort(key=lambda i: (-i.disagreement, outcome.get(i.trace_id) != "failure", i.trace_id))
+        return plain[:limit]
+    steps = _step_rows(steps_for(db, todo))
+    tasks = trace_column(db, list(steps), "task")
     saved = model.summary.get("profile")
     shapes = _shapes(db, steps) if saved else {}
     items = []
@@ -592,8 +598,19 @@ def review_queue(
                 trace_id, float(1 - p[order[0]]), int(disagreement.get(trace_id, 0)), order[:3], unlike
             )
         )
-    items.sort(key=lambda i: (not i.validates, -i.disagreement, -i.uncertainty, i.trace_id))
+    items.sort(key=lambda i: (not i.validates, -i.disagreement, -(i.uncertainty or 0.0), i.trace_id))
     return items[:limit]
+
+
+DEFAULT_RANKER = Path("ranker.json")
+
+
+def saved_ranker(path: Path | None) -> Path | None:
+    """The ranker file to use: the one named, else ./ranker.json where `train` saves by default,
+    else None (one is fitted on the labels, or the queue is ordered without a ranker)."""
+    if path is not None:
+        return path
+    return DEFAULT_RANKER if DEFAULT_RANKER.exists() else None
 
 
 def load_ranker(path: Path) -> LinearRanker:
@@ -617,8 +634,20 @@ class ReviewPanel:
     best_baseline_step: float | None
     transfer: TransferCheck | None = None  # a saved ranker against this corpus (None: fitted on it now)
 
+    @property
+    def order(self) -> str:
+        """One line saying what ordered the queue."""
+        return self.ranker if self.ranker == NO_RANKER else f"ordered by the ranker {self.ranker}"
 
-def _fitted_ranker(db: Database, references: Sequence[str]) -> tuple[LinearRanker, str]:
+
+NO_RANKER = (
+    "no ranker loaded (fewer than 4 attributed traces to fit one): queue ordered by source "
+    "disagreement, failed runs first, then trace id; train one with `tracefail train -o ranker.json` "
+    "and pass --model ranker.json, or mark the mistake step (m) in 4 traces"
+)
+
+
+def _fitted_ranker(db: Database, references: Sequence[str]) -> tuple[LinearRanker | None, str]:
     for reference in references:
         try:
             corpus = load_corpus(db, reference)
@@ -628,22 +657,22 @@ def _fitted_ranker(db: Database, references: Sequence[str]) -> tuple[LinearRanke
             return fit(
                 feature_rows(corpus), RANKER_FEATURES
             ), f"fitted now on {len(corpus.rules)} {reference} traces"
-    raise TrainError(
-        "no ranker to order the queue: run `tracefail train`, or mark the mistake step (m) in 4 traces"
-    )
+    return None, NO_RANKER
 
 
 def review_panel(
     db: Database, *, ranker_path: Path | None, reference: str = "human", limit: int = 50, reps: int = 200
 ) -> ReviewPanel:
     """The review queue ordered by a saved ranker (else one fitted on `reference`, then on the
-    dataset's attributions), and the learning curve of `reference` once 4 traces are labelled."""
-    if ranker_path is not None and ranker_path.exists():
+    dataset's attributions, else by disagreement without a ranker), and the learning curve of
+    `reference` once 4 traces are labelled. A named ranker file that cannot be read is an error."""
+    model: LinearRanker | None
+    if ranker_path is not None:
         model, origin = load_ranker(ranker_path), str(ranker_path)
     else:
         model, origin = _fitted_ranker(db, [reference, "dataset"])
     items = review_queue(db, model, reference=reference, limit=limit)
-    transfer = transfer_check(db, model, all_trace_ids(db)) if ranker_path is not None else None
+    transfer = transfer_check(db, model, all_trace_ids(db)) if model is not None and ranker_path else None
     try:
         corpus = load_corpus(db, reference)
     except TrainError:

@@ -99,7 +99,7 @@ class ReviewScreen(Screen[None]):
         for item in panel.items:
             table.add_row(
                 item.trace_id,
-                f"{item.uncertainty:.2f}",
+                "-" if item.uncertainty is None else f"{item.uncertainty:.2f}",
                 str(item.disagreement) if item.disagreement > 1 else "",
                 key=item.trace_id,
             )
@@ -109,9 +109,7 @@ class ReviewScreen(Screen[None]):
 def _curve(panel: ReviewPanel) -> Text:
     text = Text()
     text.append(f"{len(panel.items)} unlabelled failed traces, most useful first", style="bold")
-    text.append(
-        f" · ordered by the ranker {panel.ranker} · enter opens, m marks the mistake step\n", style="dim"
-    )
+    text.append(f" · {panel.order} · enter opens, m marks the mistake step\n", style="dim")
     text.append("Learning curve", style="bold underline")
     text.append(
         f" (held-out step accuracy, 10-fold CV, from {panel.labelled} {panel.reference}-labelled traces)\n",
