@@ -325,7 +325,7 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     return step, first_input_text(attrs, events) or root_input
 
 
-def _keep_unread(steps: list[Step], spans: list[dict[str, Any]], stored: fidelity.Stored) -> fidelity.Stored:
+def keep_unread(steps: list[Step], spans: list[dict[str, Any]], stored: fidelity.Stored) -> fidelity.Stored:
     """Attributes and events that hold text no step keeps (system instructions, tool
     definitions, an LLM span's input, stack traces, vendor prompts) go to their step's metadata
     (`attributes`, `events`) as the source gave them, where search, the judge and the TUI read
@@ -393,7 +393,7 @@ def map_spans(spans: list[dict[str, Any]]) -> SpanSteps:
             task_span = step.span_id if task else None
     own = {step.span_id: step.agent for step in steps}  # before inheriting
     inherit_agents(steps)
-    stored = _keep_unread(steps, [spans[i] for i in order], fidelity.Stored.of_steps(steps, task))
+    stored = keep_unread(steps, [spans[i] for i in order], fidelity.Stored.of_steps(steps, task))
     return SpanSteps(steps, own, stored, task, task_span)
 
 

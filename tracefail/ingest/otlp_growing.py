@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracefail.ingest import fidelity
-from tracefail.ingest.otel import _keep_unread, _otlp_span, map_spans, otel_trace, span_step
+from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, span_step
 from tracefail.ingest.otlp_live import MergedSpans, SpanGroup
 from tracefail.model import Step, Trace, content_digest, step_json
 
@@ -207,7 +207,7 @@ class GrowingTrace:
             self.own_agents[step.span_id] = step.agent
             self.children.setdefault(step.parent_span_id, []).append(str(step.span_id))
         inherited = self._inherit(new_steps, n_old)
-        # Kept text (`_keep_unread`) is decided in step order against all the trace's text: the
+        # Kept text (`keep_unread`) is decided in step order against all the trace's text: the
         # stored steps' decisions hold unless the new text covers a line one of them kept, or a
         # new step placed before them keeps a line first.
         added = fidelity.Stored()
@@ -230,7 +230,7 @@ class GrowingTrace:
             self.stored.add_values(fidelity.step_values(step))
         if task != self.task and task:
             self.stored.add_values([task])
-        _keep_unread([item[1] for item in items], [item[3] for item in items], self.stored)
+        keep_unread([item[1] for item in items], [item[3] for item in items], self.stored)
         for step in new_steps:
             self.kept[step.span_id] = _kept_lines(step)
         if moved and inserted:
