@@ -3,11 +3,12 @@
 Files: a trace split over two OTLP files vs one file (two halves / one file).
 Live (`serve`): the writer merging N requests of k spans each, one write per request (what it
 does when each request finds no other waiting, as a long-running agent's do), vs one request
-holding all spans. The per-write cost grows with the spans so far (see docs/serve.md, "Cost of
-a growing trace"): the last writes' time is printed to show it. Both end in the same stored
-trace (same content hash); the ratios say what splitting costs.
+holding all spans. Each write maps and writes only its new spans (docs/serve.md, "Cost of a
+growing trace"): the mean time of the writes that reach 100, 1,000 and 5,000 spans so far is
+printed (a median) with its ratio to the first writes' (flat: about 1x). Both end in the same stored trace
+(same content hash, it asserts so).
 
-    .venv/bin/python benchmarks/otlp_merge.py [--spans 5000] [--live 100 1000] [--per-request 10]
+    .venv/bin/python benchmarks/otlp_merge.py [--spans 5000] [--live 100 1000 5000] [--per-request 10]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,9 +58,9 @@ def timed(folder: Path, files: list[Path]) -> tuple[float, int]:
     return elapsed, steps
 
 
-def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float]]:
-    """Seconds for all writes and mean seconds of the last tenth of them, of one request with all
-    spans and of one write per request (interleaved, so both see the same load on a shared machine)."""
+def live(folder: Path, n: int, per_request: int) -> tuple[float, list[float]]:
+    """Seconds of one request with all `n` spans, and of each write of one request of
+    `per_request` spans (interleaved, so both see the same load on a shared machine)."""
     dbs = {name: Database(folder / f"{name}.duckdb") for name in ("one", "split")}
     seconds: dict[str, list[float]] = {name: [] for name in dbs}
     whole = [span(i) for i in range(n)]
@@ -71,16 +73,22 @@ def live(folder: Path, n: int, per_request: int) -> dict[str, tuple[float, float
     for db in dbs.values():
         db.close()
     assert stored["one"] == stored["split"] and stored["one"][0][0] == n
-    return {
-        name: (sum(times), sum(times[-max(1, len(times) // 10) :]) / max(1, len(times) // 10))
-        for name, times in seconds.items()
-    }
+    return seconds["one"][0], seconds["split"]
+
+
+def around(times: list[float], spans_so_far: int, per_request: int, window: int = 10) -> float:
+    """Median seconds of the `window` writes that end with `spans_so_far` spans stored (a median:
+    one write stalled by another process on a shared machine does not move it)."""
+    last = spans_so_far // per_request
+    return statistics.median(times[max(1, last - window) : last])  # never the first write: it builds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=5000, help="spans of the file case (0: skip it)")
-    parser.add_argument("--live", type=int, nargs="*", default=[100, 1000], help="spans of the live cases")
+    parser.add_argument(
+        "--live", type=int, nargs="*", default=[100, 1000, 5000], help="spans of the live cases"
+    )
     parser.add_argument("--per-request", type=int, default=10, help="spans per live request")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}")
@@ -103,13 +111,18 @@ def main() -> None:
     for n in args.live:
         k = args.per_request
         with tempfile.TemporaryDirectory() as folder:
-            times = live(Path(folder), n, k)  # the same stored trace whichever way (it asserts so)
-        at_once, (split, split_last) = times["one"][0], times["split"]
-        writes = -(-n // k)
+            at_once, writes = live(Path(folder), n, k)
+        first = around(writes, min(11, len(writes)) * k, k)  # writes 2-11
+        marks = [m for m in (100, 1000, 5000) if m <= n]
+        costs = ", ".join(
+            f"{m:,} spans so far {around(writes, m, k) * 1000:.1f} ms ({around(writes, m, k) / first:.1f}x)"
+            for m in marks
+        )
         print(
-            f"live, {n:,} spans in {writes} requests of {k}: one request {at_once:.2f} s; "
-            f"one write per request {split:.2f} s ({split / at_once:.1f}x one request, last writes "
-            f"{split_last * 1000:.0f} ms each)"
+            f"live, {n:,} spans in {len(writes)} requests of {k} (load {os.getloadavg()[0]:.1f}): "
+            f"one request {at_once:.2f} s; one write per request {sum(writes):.2f} s "
+            f"({sum(writes) / at_once:.1f}x one request); per write: first writes "
+            f"{first * 1000:.1f} ms, {costs}"
         )
 
 

@@ -346,12 +346,25 @@ class Trace(BaseModel):
     def content_hash(self, values: list[tuple[Any, ...]] | None = None) -> str:
         """Hash of what the trace says (not where it came from): equal content, equal hash.
         `values`: the steps' `step_values`, where the caller read them already."""
-        digest = hashlib.sha256(b'{"raw": ')
-        digest.update(_text(self.raw))  # raw and steps run to megabytes: fed in, not joined
-        digest.update(b', "steps": [')
-        digest.update(_steps_json(step_values(self.steps) if values is None else values))
-        digest.update(b'], "task": ' + _text(self.task) + b"}")
-        return digest.hexdigest()
+        return content_digest(
+            self.raw, _steps_json(step_values(self.steps) if values is None else values), self.task
+        )
+
+
+def content_digest(raw: str | None, steps_json: bytes, task: str | None) -> str:
+    """`Trace.content_hash` from its parts: `steps_json` is `step_json` of each step, joined by
+    b", " (a growing trace keeps each step's and re-encodes only the steps that changed)."""
+    digest = hashlib.sha256(b'{"raw": ')
+    digest.update(_text(raw))  # raw and steps run to megabytes: fed in, not joined
+    digest.update(b', "steps": [')
+    digest.update(steps_json)
+    digest.update(b'], "task": ' + _text(task) + b"}")
+    return digest.hexdigest()
+
+
+def step_json(step: Step) -> bytes:
+    """One step's part of its trace's content hash."""
+    return _steps_json(step_values([step]))
 
 
 def stable_id(source: str, native_id: str | None, fallback_hash: str) -> str:

@@ -14,6 +14,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -324,13 +325,13 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     return step, first_input_text(attrs, events) or root_input
 
 
-def _keep_unread(steps: list[Step], spans: list[dict[str, Any]], task: str | None) -> None:
+def keep_unread(steps: list[Step], spans: list[dict[str, Any]], stored: fidelity.Stored) -> fidelity.Stored:
     """Attributes and events that hold text no step keeps (system instructions, tool
     definitions, an LLM span's input, stack traces, vendor prompts) go to their step's metadata
     (`attributes`, `events`) as the source gave them, where search, the judge and the TUI read
     them. Spans are read in step order, so text that repeats (the system prompt of every LLM
-    call) is kept once, at its first span."""
-    stored = fidelity.Stored.of_steps(steps, task)
+    call) is kept once, at its first span. `stored`: the text of all the trace's steps and its
+    task; it comes back holding the kept entries too (a growing trace carries it on)."""
     for step, span in zip(steps, spans, strict=True):
         unread = stored.unread(span["attributes"])
         events = [
@@ -343,24 +344,18 @@ def _keep_unread(steps: list[Step], spans: list[dict[str, Any]], task: str | Non
             step.metadata["attributes"] = unread
         if events:
             step.metadata["events"] = events
+    return stored
 
 
-def spans_to_trace(
-    trace_id: str, spans: list[dict[str, Any]], source_file: str, metadata: dict[str, Any]
-) -> Trace:
-    if not spans:
-        raise ValueError("the trace has no spans")
-    order = sorted(range(len(spans)), key=lambda i: (spans[i]["start"] is None, spans[i]["start"] or 0, i))
-    steps, task = [], None
-    by_id = {}
-    for idx, i in enumerate(order):
-        step, seen_task = span_step(spans[i])
-        step.step_idx = idx
-        steps.append(step)
-        by_id[step.span_id] = step
-        task = task or (seen_task if isinstance(seen_task, str) else None)
-    # A span without its own agent belongs to the nearest agent above it. Each span is walked
-    # once (settled spans end a walk), so a 20k-span parent chain is linear, and a cycle ends.
+def span_order_key(span: dict[str, Any], position: int) -> tuple[bool, int | float | Any, int]:
+    """Where a span goes in its trace: by start time (spans without one last), then as listed."""
+    return (span["start"] is None, span["start"] or 0, position)
+
+
+def inherit_agents(steps: list[Step]) -> None:
+    """A span without its own agent belongs to the nearest agent above it. Each span is walked
+    once (settled spans end a walk), so a 20k-span parent chain is linear, and a cycle ends."""
+    by_id = {step.span_id: step for step in steps}
     settled: set[int] = set()
     for step in steps:
         chain: list[Step] = []
@@ -372,7 +367,49 @@ def spans_to_trace(
         agent = node.agent if node is not None else None
         for waiting in chain:
             waiting.agent = agent
-    _keep_unread(steps, [spans[i] for i in order], task)
+
+
+@dataclass
+class SpanSteps:
+    """A trace's spans mapped to steps, with what a later span's mapping needs of them."""
+
+    steps: list[Step]
+    own_agents: dict[str | None, str | None]  # span id -> the agent it names itself
+    stored: fidelity.Stored  # the steps' text, the task and the entries kept in metadata
+    task: str | None
+    task_span: str | None  # the span that gave the task
+
+
+def map_spans(spans: list[dict[str, Any]]) -> SpanSteps:
+    """Normalised spans -> steps in trace order, each with its agent and unread text."""
+    order = sorted(range(len(spans)), key=lambda i: span_order_key(spans[i], i))
+    steps, task, task_span = [], None, None
+    for idx, i in enumerate(order):
+        step, seen_task = span_step(spans[i])
+        step.step_idx = idx
+        steps.append(step)
+        if not task:  # the first task text seen, in step order
+            task = seen_task if isinstance(seen_task, str) else None
+            task_span = step.span_id if task else None
+    own = {step.span_id: step.agent for step in steps}  # before inheriting
+    inherit_agents(steps)
+    stored = keep_unread(steps, [spans[i] for i in order], fidelity.Stored.of_steps(steps, task))
+    return SpanSteps(steps, own, stored, task, task_span)
+
+
+def spans_to_trace(
+    trace_id: str, spans: list[dict[str, Any]], source_file: str, metadata: dict[str, Any]
+) -> Trace:
+    if not spans:
+        raise ValueError("the trace has no spans")
+    mapped = map_spans(spans)
+    return otel_trace(trace_id, mapped.steps, mapped.task, source_file, metadata)
+
+
+def otel_trace(
+    trace_id: str, steps: list[Step], task: str | None, source_file: str, metadata: dict[str, Any]
+) -> Trace:
+    """The trace of these steps (its id from the OTLP trace id)."""
     models = [s.model for s in steps if s.model]
     return with_id(
         Trace(

@@ -245,9 +245,8 @@ def live_trace_id(native_id: str) -> str:
 @dataclass(frozen=True)
 class MergedSpans:
     """A trace's spans and OTLP log records as its stored `raw` document holds them: per
-    service, the first copy of each span id in arrival order. Each merge reads the stored
-    `raw` back and rebuilds the whole trace from it (a write costs O(spans so far);
-    `benchmarks/otlp_merge.py` measures it)."""
+    service, the first copy of each span id in arrival order. A trace is rebuilt from it
+    where the writer holds no `GrowingTrace` of it (see `otlp_growing`)."""
 
     services: dict[str | None, dict[str, dict[str, Any]]] = field(default_factory=dict)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)

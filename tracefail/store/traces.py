@@ -10,7 +10,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from tracefail.model import Attribution, Label, Step, Trace
+from tracefail.model import Attribution, Label, Step, Trace, step_values
 from tracefail.store.db import Database
 from tracefail.store.rows import (
     ATTRIBUTION_SCHEMA,
@@ -18,6 +18,7 @@ from tracefail.store.rows import (
     STEP_SCHEMA,
     TRACE_SCHEMA,
     Prepared,
+    _step_columns,
     arrow_rows,
     attribution_rows,
     json_text,
@@ -158,6 +159,13 @@ def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
     return dict(_for_ids(db, "SELECT trace_id, raw FROM traces WHERE trace_id IN {ids}", trace_ids))
 
 
+def stored_hashes(db: Database, trace_ids: Sequence[str]) -> dict[str, str]:
+    """The content hash of those ids that are stored (without reading their `raw` text)."""
+    if not trace_ids:
+        return {}
+    return dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", trace_ids))
+
+
 def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
     """Store traces whose new version supersedes the stored one (OTLP traces that gained
     spans), in one transaction: their rows and steps are rewritten, their labels and
@@ -165,6 +173,49 @@ def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) ->
     result = AddResult()
     if traces:
         _write(db, prepare(traces), run_id, result, replace=True)
+    return result
+
+
+def grow_traces(
+    db: Database, grown: Sequence[tuple[Trace, str, int, Sequence[Step]]], run_id: str | None
+) -> AddResult:
+    """Store stored traces that gained spans, writing only what changed: each trace's row
+    (header, digest, step count) and its new or changed steps (by step index); the other steps
+    stay as they are, labels and attributions too, and features (stale now) are deleted.
+    `grown`: (header, content hash, number of steps, new or changed steps) per trace."""
+    result = AddResult()
+    if not grown:
+        return result
+    ingested = now()
+    headers = [header for header, _, _, _ in grown]
+    steps = _step_columns(headers, [step_values(list(changed)) for _, _, _, changed in grown])
+    with db.transaction():
+        for header, digest, n_steps, _ in grown:
+            db.connection.execute(
+                "UPDATE traces SET llm = ?, task = ?, n_steps = ?, content_hash = ?, source_file = ?, "
+                "raw = ?, metadata = ?, ingest_run_id = ?, ingested_at = ? WHERE trace_id = ?",
+                [
+                    header.llm,
+                    header.task,
+                    n_steps,
+                    digest,
+                    header.source_file,
+                    header.raw,
+                    json_text(header.metadata),
+                    run_id,
+                    ingested,
+                    header.trace_id,
+                ],
+            )
+        _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", [h.trace_id for h in headers])
+        written = steps.select(["trace_id", "step_idx"])  # noqa: F841 - scanned by name
+        db.connection.execute(
+            "DELETE FROM steps USING written "
+            "WHERE steps.trace_id = written.trace_id AND steps.step_idx = written.step_idx"
+        )
+        _insert(db, "steps", STEP_SCHEMA, steps)
+    result.traces += len(grown)
+    result.steps += steps.num_rows
     return result
 
 

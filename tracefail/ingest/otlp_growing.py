@@ -1,0 +1,297 @@
+"""A live OTLP trace that grows: new spans are mapped and placed without rebuilding the rest.
+
+`serve` gets a long trace's spans a few at a time. Rebuilding the trace from all its spans on
+every write costs O(spans so far) per write; a `GrowingTrace` keeps what the last build knew
+(each step's place, its own agent, the children of each span id, the text kept in each step's
+metadata, each step's part of the content hash, each span's JSON), so a write maps only the new
+spans and returns only the steps whose fields change: the new ones, the stored steps below a new
+span that inherit its agent, and, where a new span starts before stored steps, the steps after
+it (their index moves). The result is the trace a full build gives, field for field and hash for
+hash; where that cannot be had cheaply (OTLP log records, a new task replacing a stored one,
+new text that makes text already kept in some step's metadata redundant, a parent cycle) `grow`
+raises `Rebuild` and the caller builds the whole trace again.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracefail.ingest import fidelity
+from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, span_step
+from tracefail.ingest.otlp_live import MergedSpans, SpanGroup
+from tracefail.model import Step, Trace, content_digest, step_json
+
+# Where a span goes in its trace, as `map_spans` orders them: by start time (none: last), then
+# in the order the trace's OTLP document lists them (its service's place, then arrival).
+OrderKey = tuple[bool, Any, int, int]
+
+
+class Rebuild(Exception):
+    """These spans cannot be added in place; build the whole trace again."""
+
+
+@dataclass
+class Grown:
+    """What one write of a grown trace stores: its row and the steps that are new or changed."""
+
+    header: Trace  # the trace row's fields, without steps
+    digest: str
+    n_steps: int
+    steps: list[Step]  # new steps and stored steps whose fields (or index) changed
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _resource(service: str | None) -> str:
+    attrs = [] if service is None else [{"key": "service.name", "value": {"stringValue": service}}]
+    return _dumps({"attributes": attrs})
+
+
+def _key(span: dict[str, Any], service_place: int, arrival: int) -> OrderKey:
+    return (span["start"] is None, span["start"] or 0, service_place, arrival)
+
+
+def _kept_lines(step: Step) -> set[str]:
+    kept = [step.metadata.get("attributes") or {}, step.metadata.get("events") or []]
+    return fidelity.text_lines(kept) if any(kept) else set()
+
+
+def _text_of(lines: list[set[str]]) -> fidelity.Stored:
+    stored = fidelity.Stored()
+    stored.add_values([line for group in lines for line in group])
+    return stored
+
+
+@dataclass
+class GrowingTrace:
+    native_id: str
+    merged: MergedSpans  # no log records (a trace with them is rebuilt on every write)
+    steps: list[Step]
+    own_agents: dict[str | None, str | None]
+    stored: fidelity.Stored
+    task: str | None
+    task_key: OrderKey | None = None  # the key of the step that gave the task
+    llm: str | None = None
+    llm_key: OrderKey | None = None
+    digest: str = ""
+    keys: list[OrderKey] = field(default_factory=list)  # of the steps, in step order
+    arrivals: int = 0
+    span_json: dict[str, str] = field(default_factory=dict)
+    service_of: dict[str, str | None] = field(default_factory=dict)
+    index: dict[str | None, int] = field(default_factory=dict)
+    children: dict[str | None, list[str]] = field(default_factory=dict)
+    kept: dict[str | None, set[str]] = field(default_factory=dict)  # span id -> lines it keeps
+    step_bytes: list[bytes] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, native_id: str, merged: MergedSpans, source_file: str, fmt: str
+    ) -> tuple[Trace, GrowingTrace]:
+        """The whole trace built from `merged` (which holds no log records), and its state."""
+        spans = [
+            _otlp_span(span, service) for service, group in merged.services.items() for span in group.values()
+        ]
+        if not spans:
+            raise ValueError("the trace has no spans")
+        mapped = map_spans(spans)
+        state = cls(native_id, merged, mapped.steps, mapped.own_agents, mapped.stored, mapped.task)
+        key_of: dict[str, OrderKey] = {}
+        for place, (service, group) in enumerate(merged.services.items()):
+            for span_id, span in group.items():
+                state.span_json[span_id] = _dumps(span)
+                state.service_of[span_id] = service
+                state.arrivals += 1
+                key_of[span_id] = _key(spans[state.arrivals - 1], place, state.arrivals)
+        for idx, step in enumerate(state.steps):
+            state.index[step.span_id] = idx
+            state.keys.append(key_of[str(step.span_id)])
+            state.children.setdefault(step.parent_span_id, []).append(str(step.span_id))
+            state.kept[step.span_id] = _kept_lines(step)
+        state.step_bytes = [step_json(step) for step in state.steps]
+        trace = otel_trace(native_id, state.steps, state.task, source_file, {"format": fmt})
+        state.llm = trace.llm
+        state.llm_key = next((k for s, k in zip(state.steps, state.keys, strict=True) if s.model), None)
+        state.task_key = None if mapped.task_span is None else key_of[mapped.task_span]
+        trace.raw = state.raw()
+        state.digest = content_digest(trace.raw, b", ".join(state.step_bytes), state.task)
+        return trace, state
+
+    def raw(self) -> str:
+        """The trace's OTLP/JSON document, as `MergedSpans.trace` writes it, from each span's JSON."""
+        resources = (
+            '{"resource":'
+            + _resource(service)
+            + ',"scopeSpans":[{"spans":['
+            + ",".join(self.span_json[span_id] for span_id in group)
+            + "]}]}"
+            for service, group in self.merged.services.items()
+        )
+        return '{"resourceSpans":[' + ",".join(resources) + "]}"
+
+    def grow(
+        self, groups: list[SpanGroup], logs: list[dict[str, Any]], source_file: str, fmt: str
+    ) -> tuple[Grown | None, list[str]]:
+        """Add these spans in place: (what to write, None when nothing is new; conflicts)."""
+        if logs:
+            raise Rebuild("log records")
+        fresh: list[tuple[str | None, dict[str, Any]]] = []
+        fresh_ids: set[str] = set()
+        conflicts: list[str] = []
+        for service, spans in groups:
+            for span in spans:
+                span_id = str(span["spanId"])
+                if span_id in self.service_of:
+                    first_service = self.service_of[span_id]
+                    first = self.merged.services[first_service][span_id]
+                    if (first_service, first) != (service, span) and (
+                        _otlp_span(first, first_service) != _otlp_span(span, service)
+                    ):
+                        conflicts.append(
+                            f"span {span_id} arrived again with different content; the first copy is kept"
+                        )
+                elif span_id not in fresh_ids:
+                    fresh_ids.add(span_id)
+                    fresh.append((service, span))
+        if not fresh:
+            return None, conflicts
+        return self._add(fresh, source_file, fmt), conflicts
+
+    def _add(self, fresh: list[tuple[str | None, dict[str, Any]]], source_file: str, fmt: str) -> Grown:
+        place = {service: i for i, service in enumerate(self.merged.services)}
+        items = []
+        for service, span in fresh:
+            place.setdefault(service, len(place))
+            decoded = _otlp_span(span, service)
+            self.arrivals += 1
+            step, seen_task = span_step(decoded)
+            items.append(
+                (_key(decoded, place[service], self.arrivals), step, seen_task, decoded, service, span)
+            )
+        items.sort(key=lambda item: item[0])
+        first = bisect.bisect_left(self.keys, items[0][0])  # steps from here on move or are new
+        n_old = len(self.steps)
+        if self.task == "" or any(item[2] == "" for item in items):
+            raise Rebuild("an empty task text (which of them the trace says depends on all its spans)")
+        task, task_key = self.task, self.task_key
+        for key, _, seen_task, _, _, _ in items:
+            if isinstance(seen_task, str) and seen_task and (task_key is None or key < task_key):
+                task, task_key = seen_task, key
+                break
+        if self.task is not None and task != self.task:
+            raise Rebuild("a new span gives the trace another task")
+        llm, llm_key = self.llm, self.llm_key
+        for key, step, _, _, _, _ in items:
+            if step.model and (llm_key is None or key < llm_key):
+                llm, llm_key = step.model, key
+                break
+        # the steps from `first` on, old and new, in order
+        tail = sorted(
+            [(key, step, None) for key, step in zip(self.keys[first:], self.steps[first:], strict=True)]
+            + [(item[0], item[1], item) for item in items],
+            key=lambda entry: entry[0],
+        )
+        new_steps = [step for _, step, item in tail if item is not None]
+        moved = [step for _, step, item in tail if item is None]
+        inserted = [item for item in items if item[0] < self.keys[-1]] if first < n_old else []
+        self.steps[first:] = [step for _, step, _ in tail]
+        self.keys[first:] = [key for key, _, _ in tail]
+        for idx in range(first, len(self.steps)):
+            self.steps[idx].step_idx = idx
+            self.index[self.steps[idx].span_id] = idx
+        for step in new_steps:
+            self.own_agents[step.span_id] = step.agent
+            self.children.setdefault(step.parent_span_id, []).append(str(step.span_id))
+        inherited = self._inherit(new_steps, n_old)
+        # Kept text (`keep_unread`) is decided in step order against all the trace's text: the
+        # stored steps' decisions hold unless the new text covers a line one of them kept, or a
+        # new step placed before them keeps a line first.
+        added = fidelity.Stored()
+        added.add_values([task] if task != self.task else [])
+        added.add_values([step.agent for step in inherited])  # their only field that changed
+        for step in new_steps:
+            added.add_values(fidelity.step_values(step))
+        if any(added.has(line) for lines in self.kept.values() for line in lines):
+            raise Rebuild("a new span holds text that a stored step kept in its metadata")
+        later = _text_of([self.kept[step.span_id] for step in moved])
+        for _, _, _, decoded, _, _ in inserted:
+            values = [decoded["attributes"], *(e["attributes"] for e in decoded["events"])]
+            if any(
+                later.has(line)
+                for line in fidelity.text_lines([*values, *(e["name"] for e in decoded["events"])])
+            ):
+                raise Rebuild("a span placed before stored steps repeats text they kept")
+        self.stored.add_values([step.agent for step in inherited])
+        for step in new_steps:
+            self.stored.add_values(fidelity.step_values(step))
+        if task != self.task and task:
+            self.stored.add_values([task])
+        keep_unread([item[1] for item in items], [item[3] for item in items], self.stored)
+        for step in new_steps:
+            self.kept[step.span_id] = _kept_lines(step)
+        if moved and inserted:
+            first_kept = _text_of([self.kept[item[1].span_id] for item in inserted])
+            if any(first_kept.has(line) for step in moved for line in self.kept[step.span_id]):
+                raise Rebuild("a span placed before stored steps keeps text they kept")
+        for service, span in fresh:  # the document lists them as they arrived
+            span_id = str(span["spanId"])
+            self.merged.services.setdefault(service, {})[span_id] = span
+            self.span_json[span_id] = _dumps(span)
+            self.service_of[span_id] = service
+        self.task, self.task_key, self.llm, self.llm_key = task, task_key, llm, llm_key
+        for step in inherited:
+            if step.step_idx < first:
+                self.step_bytes[step.step_idx] = step_json(step)
+        self.step_bytes[first:] = [step_json(step) for step in self.steps[first:]]
+        header = otel_trace(self.native_id, [], task, source_file, {"format": fmt})
+        header.llm = llm
+        header.raw = self.raw()
+        self.digest = content_digest(header.raw, b", ".join(self.step_bytes), task)
+        written = [step for step in inherited if step.step_idx < first] + self.steps[first:]
+        return Grown(header, self.digest, len(self.steps), written)
+
+    def _inherit(self, new_steps: list[Step], n_old: int) -> list[Step]:
+        """Give the new steps and the stored steps below them that name no agent the agent
+        above them (as `inherit_agents` does for a whole trace); the stored steps whose agent
+        changed come back."""
+        new = {step.span_id for step in new_steps}
+        dirty: set[str | None] = set(new)
+        queue = list(dirty)
+        while queue:  # stored steps below a new span inherit through it
+            for child in self.children.get(queue.pop(), []):
+                if child not in dirty and self.own_agents[child] is None:
+                    dirty.add(child)
+                    queue.append(child)
+        before = {span_id: self.steps[self.index[span_id]].agent for span_id in dirty}
+        resolved: dict[str | None, str | None] = {}
+        for start in dirty:
+            chain: list[str | None] = []
+            node: str | None = start
+            agent: str | None = None
+            while True:
+                if node in resolved:
+                    agent = resolved[node]
+                    break
+                if node not in self.index:
+                    break  # no such span (yet): no agent
+                if self.own_agents[node] is not None or node not in dirty:
+                    agent = self.steps[self.index[node]].agent
+                    break
+                if node in chain:
+                    raise Rebuild("a cycle of parent span ids")
+                chain.append(node)
+                node = self.steps[self.index[node]].parent_span_id
+            for waiting in chain:
+                resolved[waiting] = agent
+        for span_id, agent in resolved.items():
+            self.steps[self.index[span_id]].agent = agent
+        changed = (
+            span_id for span_id in dirty - new if resolved.get(span_id, before[span_id]) != before[span_id]
+        )
+        return sorted(
+            (self.steps[self.index[span_id]] for span_id in changed), key=lambda step: step.step_idx
+        )
