@@ -537,7 +537,7 @@ class OtlpAdapter:
         return isinstance(first, dict) and any(key in first for key in _OTLP_KEYS)
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
-        from tracefail.ingest.otlp_live import SpanGroup, log_records, merge_trace, spans_by_trace
+        from tracefail.ingest.otlp_live import SpanGroup, file_traces, log_records, spans_by_trace
 
         documents = (
             iter_jsonl(path) if path.suffix != ".json" else iter([RawRecord("whole file", read_whole(path))])
@@ -561,16 +561,7 @@ class OtlpAdapter:
                 grouped[trace_id].extend(groups)
             for trace_id, found in records.items():
                 logs[trace_id].extend(found)
-        for trace_id in [*grouped, *(t for t in logs if t not in grouped)]:
-            try:  # the same path as live spans, so a later file or `serve` can merge into it
-                trace, conflicts = merge_trace(
-                    trace_id, None, grouped.get(trace_id, []), str(path), logs=logs.get(trace_id), fmt="otlp"
-                )
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                yield Rejected(f"trace {trace_id}", reason(exc))
-                continue
-            yield from (Rejected(f"trace {trace_id}", conflict) for conflict in conflicts)
-            yield trace
+        yield from file_traces(grouped, logs, str(path))
 
 
 # --- TRAIL-style span trees: {trace_id, spans: [{span_id, span_attributes, child_spans: [...]}]} ----

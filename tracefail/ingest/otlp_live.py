@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from tracefail.ingest import base
 from tracefail.ingest.otel import (
     SOURCE,
     _otlp_span,
@@ -328,6 +330,23 @@ def merge_trace(
     become events of their spans), rebuilt from all of them, and one line per conflict."""
     merged, conflicts = MergedSpans.of_raw(stored_raw).merge(groups, logs)
     return merged.trace(trace_id, source_file, fmt), conflicts
+
+
+def file_traces(
+    grouped: dict[str, list[SpanGroup]], logs: dict[str, list[dict[str, Any]]], source_file: str
+) -> Iterator[Trace | base.Rejected]:
+    """The traces of an OTLP/JSON file, each built by `merge_trace` (the path live spans take, so a
+    later file or `serve` can merge into it); a trace that cannot be built is rejected alone."""
+    for trace_id in [*grouped, *(t for t in logs if t not in grouped)]:
+        try:
+            trace, conflicts = merge_trace(
+                trace_id, None, grouped.get(trace_id, []), source_file, logs=logs.get(trace_id), fmt="otlp"
+            )
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            yield base.Rejected(f"trace {trace_id}", base.reason(exc))
+            continue
+        yield from (base.Rejected(f"trace {trace_id}", conflict) for conflict in conflicts)
+        yield trace
 
 
 def log_records(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -2,7 +2,7 @@
 wrapper (Jaeger's API v3 answers `{"result": {"resourceSpans": [...]}}`) or a JSON array of
 export requests. The generic reader finds each `resourceSpans` / `batches` / `resourceLogs`
 object (`shapes.find`); each is then read exactly as the `otel` adapter reads a whole export
-(`spans_by_trace`, `log_records`, `merge_trace`), so ids, stored spans and later merges are
+(`spans_by_trace`, `log_records`, `file_traces`), so ids, stored spans and later merges are
 the same as for the plain file. The only fix: where the export sits."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tracefail.ingest.base import Rejected, excerpt, reason
-from tracefail.ingest.otlp_live import SpanGroup, log_records, merge_trace, spans_by_trace
+from tracefail.ingest.otlp_live import SpanGroup, file_traces, log_records, spans_by_trace
 from tracefail.ingest.reader import first_char, loads, read_whole
 from tracefail.ingest.shapes.find import describe, find
 from tracefail.model import Trace
@@ -58,16 +58,7 @@ class OtlpJsonAdapter:
         except (ValueError, TypeError, AttributeError, KeyError) as exc:  # BadRequest is a ValueError
             yield Rejected("whole file", reason(exc), excerpt(text))
             return
-        for trace_id in [*grouped, *(t for t in logs if t not in grouped)]:
-            try:
-                trace, conflicts = merge_trace(
-                    trace_id, None, grouped.get(trace_id, []), str(path), logs=logs.get(trace_id), fmt="otlp"
-                )
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                yield Rejected(f"trace {trace_id}", reason(exc))
-                continue
-            yield from (Rejected(f"trace {trace_id}", conflict) for conflict in conflicts)
-            yield trace
+        yield from file_traces(grouped, logs, str(path))
 
 
 OTLP_JSON = OtlpJsonAdapter()
