@@ -338,9 +338,8 @@ class TraceScreen(Screen[None]):
         h = self.view.head
         text = Text()
         text.append(one_line(self.trace_id, 80), style="bold")
-        text.append(
-            f"  {h.get('framework') or '?'} · {h.get('llm') or 'llm ?'} · {h.get('benchmark') or ''} · "
-        )
+        facts = [h.get("framework") or "?", h.get("llm") or "llm ?", h.get("benchmark")]
+        text.append("  " + " · ".join(f for f in facts if f) + " · ")  # no empty field between dots
         text.append(h["outcome"], style="red" if h["outcome"] == "failure" else "green")
         text.append(f" · {len(self.view.steps)} steps")
         for n, a in enumerate(self.view.attributions):  # the most trusted source first
