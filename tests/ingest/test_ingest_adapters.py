@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tracefail.ingest import registry
+from tracefail.ingest import registry, whowhen
 from tracefail.ingest.base import Rejected
+from tracefail.ingest.chat import message_steps
 from tracefail.model import StepKind, Trace
 from tracefail.services.ingest import ingest
 from tracefail.store import traces as trace_store
@@ -168,6 +169,30 @@ def test_whowhen_magentic_roles_parse_agent_recipient_and_note() -> None:
     assert [s.role for s in trace.steps][2] == "Orchestrator (-> WebSurfer)"
     (attribution,) = trace.attributions
     assert (attribution.agent, attribution.step_idx) == ("WebSurfer", 3)
+
+
+@pytest.mark.parametrize(
+    ("question_id", "benchmark"),
+    [
+        ("4d51c4bf-4b0e-4f3d-897b-3f6687a7d9f2", "GAIA"),  # data_samples/whowhen/1.json
+        # the AssistantBench task "Which paintball places in Cologne ..." in Who&When's files
+        ("c7afe00869f98cf363fd83677ac41757ed5e57f03eacc3d1304feb0a92084bd1", "AssistantBench"),
+        ("hc-sample-1", "AssistantBench/GAIA"),
+        (None, "AssistantBench/GAIA"),
+    ],
+)
+def test_whowhen_benchmark_comes_from_the_task_id(question_id: str | None, benchmark: str) -> None:
+    document = json.loads((SAMPLES / "whowhen/1.json").read_text())
+    document["question_ID"] = question_id
+    trace = whowhen.record_to_trace(document, "x.json")
+    assert trace.benchmark == benchmark
+
+
+def test_chat_message_without_role_or_name_has_no_agent() -> None:
+    (step,) = message_steps([{"content": "hello"}])
+    assert step.agent is None
+    (step,) = message_steps([{"role": "assistant", "content": "hi"}])
+    assert step.agent == "assistant"
 
 
 @pytest.mark.parametrize("history_as", ["struct", "json-text"])

@@ -53,7 +53,9 @@ def message_steps(messages: list[Any], *, first_idx: int = 0) -> list[Step]:
         steps.append(
             Step(
                 step_idx=first_idx + offset,
-                agent=str(role) if is_tool or not message.get("name") else str(message["name"]),
+                agent=str(message["name"])
+                if message.get("name") and not is_tool
+                else (str(role) if role else None),
                 role=role,
                 kind=StepKind.TOOL if is_tool else StepKind.MESSAGE,
                 name=str(tool_name) if tool_name else None,

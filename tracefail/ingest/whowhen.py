@@ -20,6 +20,21 @@ SOURCE = "whowhen"
 _MAGENTIC_ROLE = re.compile(r"^\s*(?P<agent>[^()]+?)\s*(?:\((?P<note>[^)]*)\))?\s*$")
 
 
+_GAIA_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ASSISTANTBENCH_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def benchmark_of(question_id: object) -> str:
+    """Who&When mixes GAIA and AssistantBench tasks without naming either; their task ids tell
+    them apart (GAIA's are UUIDs, AssistantBench's 64 hex digits). Any other id stays ambiguous."""
+    text = str(question_id or "").lower()
+    if _GAIA_ID.fullmatch(text):
+        return "GAIA"
+    if _ASSISTANTBENCH_ID.fullmatch(text):
+        return "AssistantBench"
+    return "AssistantBench/GAIA"
+
+
 def parse_magentic_role(role: str) -> tuple[str, str | None, str | None]:
     """'Orchestrator (-> WebSurfer)' -> ('Orchestrator', 'WebSurfer', None);
     'WebSurfer (thought)' -> ('WebSurfer', None, 'thought')."""
@@ -73,7 +88,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         source=SOURCE,
         native_id=f"{'hand-crafted' if handcrafted else 'algorithm-generated'}/{native}" if native else None,
         framework=framework,
-        benchmark=record.get("benchmark") or ("AssistantBench/GAIA"),
+        benchmark=record.get("benchmark") or benchmark_of(native),
         task=record.get("question"),
         ground_truth=None if record.get("ground_truth") is None else str(record.get("ground_truth")),
         outcome=_outcome(record),
