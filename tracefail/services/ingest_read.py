@@ -43,8 +43,12 @@ RUN_BYTES = 2 * 1024 * 1024
 # buffers); at Python's default gen-0 threshold (700) the collector ran ~1,300 times and each
 # oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
 # 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
-# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
-GC_THRESHOLD = 50_000  # a group read at once (`_read_all`) runs with the collector off
+# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards. The
+# threshold counts objects allocated and not yet freed: a batch holds ~100k (12k steps of a MAST
+# batch, each with its dicts, and the labels) and frees them once written, so at 50k every batch
+# triggered a scan of what it held (16 gen-0 collections, 1.1-1.5 s wall at load 10, of a
+# `--workers 0` ingest of the 50 MB array); at 250k there were 2 and the same peak RSS.
+GC_THRESHOLD = 250_000  # a group read at once (`_read_all`) runs with the collector off
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
