@@ -12,7 +12,7 @@ splits logs into steps, computes ids and content hashes, maps labels, checks eve
 keeps both the raw text and the steps. Both sides end with a CHECKPOINT, so the rows are in the
 database file when the clock stops (not in DuckDB's write-ahead log). tracefail runs twice:
 reading in one process (`--workers 0`) and as `ingest` chooses by default (reader processes for
-32 MB or more, as many as the load leaves cores idle; the line says how many it chose). The
+32 MB or more, one more than the cores the load leaves idle; the line says how many it chose). The
 ratio to a temporary (in-memory, never written) table is printed too: earlier rounds used it.
 Timings are wall-clock on whatever else the machine is doing: compare the ratio, not seconds.
 CPU seconds (all threads of the child) and their ratio are printed too: on a busy machine they

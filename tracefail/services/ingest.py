@@ -225,9 +225,9 @@ def ingest(
 ) -> IngestReport:
     """Ingest files or folders. Bad files and records are quarantined; good ones always land.
 
-    `workers` reader processes (None: for an input of PARALLEL_BYTES or more as many as the
-    load leaves cores idle, `default_workers`, else none; 0 or 1: none) read while this process
-    writes; the report says how many did. Memory is bounded by a few
+    `workers` reader processes (None: for an input of PARALLEL_BYTES or more one more than the
+    cores the load leaves idle, none where less than one is, `default_workers`; for less, none;
+    0 or 1: none) read while this process writes; the report says how many did. Memory is bounded by a few
     units and batches plus DuckDB's capped buffer pool and the index of at most COMMIT_STEPS
     uncommitted steps, whatever the size of the input.
     """
