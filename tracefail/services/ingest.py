@@ -227,9 +227,9 @@ def ingest(
 
     `workers` reader processes (None: for an input of PARALLEL_BYTES or more one more than the
     cores the load leaves idle, none where less than one is, `default_workers`; for less, none;
-    0 or 1: none) read while this process writes; the report says how many did. Memory is bounded by a few
-    units and batches plus DuckDB's capped buffer pool and the index of at most COMMIT_STEPS
-    uncommitted steps, whatever the size of the input.
+    0 or 1: none) read while this process writes; the report says how many did. Memory is
+    bounded by a few units and batches plus DuckDB's capped buffer pool and the index of at most
+    COMMIT_STEPS uncommitted steps, whatever the size of the input.
     """
     limits = Limits(max_field_chars, max_record_bytes or MAX_RECORD_BYTES.get())
     files = registry.expand(paths)
