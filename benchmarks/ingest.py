@@ -1,6 +1,7 @@
 """Ingest speed and memory against DuckDB's own `read_json` of the same files, in one run.
 
-    .venv/bin/python benchmarks/ingest.py [--mast-mb 50 200] [--whowhen DIR] [--workdir /tmp/...]
+    .venv/bin/python benchmarks/ingest.py [--mast-mb 50 200] [--mast-repeat 3] [--whowhen DIR]
+        [--workdir /tmp/...]
 
 Two inputs: the Who&When folder (many small JSON files; ../shared/data when present, else the
 shipped sample) and a synthesized MAST-Data-style array (default 200 MB, trajectories from 2 KB
@@ -11,10 +12,11 @@ splits logs into steps, computes ids and content hashes, maps labels, checks eve
 keeps both the raw text and the steps. Both sides end with a CHECKPOINT, so the rows are in the
 database file when the clock stops (not in DuckDB's write-ahead log). tracefail runs twice:
 reading in one process (`--workers 0`) and as `ingest` chooses by default (reader processes for
-32 MB or more). The ratio to a temporary (in-memory, never written) table is printed too:
-earlier rounds used it.
+32 MB or more, one more than the cores the load leaves idle; the line says how many it chose). The
+ratio to a temporary (in-memory, never written) table is printed too: earlier rounds used it.
 Timings are wall-clock on whatever else the machine is doing: compare the ratio, not seconds.
-CPU seconds (all threads of the child) are printed too: on a busy machine they move less.
+CPU seconds (all threads of the child) and their ratio are printed too: on a busy machine they
+move less. Each line shows the 1-minute load average when its run started and ended.
 """
 
 from __future__ import annotations
@@ -96,7 +98,12 @@ def child(kind: str, paths: list[Path], array: bool) -> dict:
         if kind.startswith("ours"):
             report = ingest(db, paths, workers=0 if kind == "ours-single" else None)
             db.execute("CHECKPOINT")  # as the baseline: what a commit left in the log counts too
-            rows, extra = report.traces, {"steps": report.steps, "quarantined": report.quarantined}
+            rows = report.traces
+            extra = {
+                "steps": report.steps,
+                "quarantined": report.quarantined,
+                "readers": report.reader_processes,
+            }
         else:
             rows, extra = read_json_rows(db, paths, array=array, persist=kind == "duckdb"), {}
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
@@ -113,11 +120,13 @@ def child(kind: str, paths: list[Path], array: bool) -> dict:
 
 
 def measure(kind: str, paths: list[Path], array: bool) -> dict:
+    """One run in a fresh process, with the 1-minute load average when it started and ended."""
     args = [sys.executable, __file__, "--child", kind, "--array" if array else "--no-array", *map(str, paths)]
+    load = os.getloadavg()[0]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{kind} run failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": (load, os.getloadavg()[0])}
 
 
 def best_of(repeat: int, kind: str, paths: list[Path], array: bool) -> dict:
@@ -132,18 +141,26 @@ def report(label: str, paths: list[Path], array: bool, repeat: int) -> None:
     for kind, m in runs.items():
         print(
             f"  {KINDS[kind]:<17} {m['rows']:>6} records  {m['seconds']:7.2f} s  "
-            f"(CPU {m['cpu_seconds']:7.2f} s)  {m['rows'] / m['seconds']:9.1f} rec/s  "
+            f"(CPU {m['cpu_seconds']:7.2f} s)  load {m['load'][0]:4.1f}-{m['load'][1]:4.1f}  "
             f"{size_mb / m['seconds']:7.1f} MB/s  peak RSS {m['peak_rss_mb']:7.0f} MB"
             + (f"  ({m['steps']} steps, {m['quarantined']} quarantined)" if "steps" in m else "")
+            + (f"  {m['readers']} reader processes" if kind == "ours" else "")
         )
     base = runs["duckdb"]
     for kind in ("ours", "ours-single"):
         m = runs[kind]
         print(
             f"  ratio ({KINDS[kind].strip()}): {m['seconds'] / base['seconds']:.2f}x DuckDB's read_json "
-            f"time, {m['peak_rss_mb'] / base['peak_rss_mb']:.2f}x its peak RSS; "
+            f"time ({m['seconds']:.2f} s vs {base['seconds']:.2f} s), "
+            f"CPU {m['cpu_seconds'] / base['cpu_seconds']:.2f}x ({m['cpu_seconds']:.2f} s vs "
+            f"{base['cpu_seconds']:.2f} s), {m['peak_rss_mb'] / base['peak_rss_mb']:.2f}x its peak RSS; "
             f"{m['seconds'] / runs['duckdb-temp']['seconds']:.2f}x read_json into a temp table"
         )
+    default, single = runs["ours"], runs["ours-single"]
+    print(
+        f"  default vs --workers 0: {default['seconds'] / single['seconds']:.2f}x the time with "
+        f"{default['readers']} reader processes (chosen at load {default['load'][0]:.1f})"
+    )
     print("  (CPU is the measured process's own: reader processes are not counted in it)")
     imported = runs["ours"]["import_seconds"]
     print(f"  not timed above: importing tracefail's ingest modules took {imported:.2f} s")
@@ -164,6 +181,9 @@ def main() -> None:
         "--whowhen", type=Path, default=SHARED_WHOWHEN if SHARED_WHOWHEN.exists() else SAMPLES / "whowhen"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per small-file measurement (best kept)")
+    parser.add_argument(
+        "--mast-repeat", type=int, default=1, help="runs per MAST-style measurement (best kept)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tracefail-bench")
     parser.add_argument("--child", choices=list(KINDS), help=argparse.SUPPRESS)
     parser.add_argument(
@@ -183,7 +203,7 @@ def main() -> None:
         if not mast.exists():
             records = synthesize_mast(mast, megabytes)
             print(f"\nsynthesized {mast} ({records} records)")
-        report("MAST-style array (synthesized)", [mast], array=True, repeat=1)
+        report("MAST-style array (synthesized)", [mast], array=True, repeat=args.mast_repeat)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,13 @@ def test_ingest_prints_counts_and_is_idempotent(tmp_path: Path) -> None:
     assert "ingested 0 traces, 0 steps" in second.stdout and "20 duplicates skipped" in second.stdout
 
 
+def test_ingest_verbose_says_which_reader_took_each_file_and_how_many_processes_read(tmp_path: Path) -> None:
+    result = run("ingest", SAMPLES / "mast", "--db", tmp_path / "c.duckdb", "-v", "--workers", "0")
+    assert result.exit_code == 0, result.stderr
+    assert "mad_full_sample.json as mast" in result.stderr
+    assert "reader processes: none (read in this process)" in result.stderr
+
+
 def test_ingest_usage_errors_exit_2(tmp_path: Path) -> None:
     db = tmp_path / "c.duckdb"
     unknown = run("ingest", SAMPLES / "whowhen", "--db", db, "--format", "nope")

