@@ -240,16 +240,16 @@ def _postings(parts: list[QueryPart]) -> tuple[str, int]:
     expansions count as one), and the number of tokens a document must hold."""
     pairs = sorted({(t, p.prefix) for p in parts for t in p.tokens})
     selects = [
-        f"SELECT {n} AS token, term, doc_id, tf, positions "
-        f"FROM search_postings WHERE {_term_filter(t, prefix)}"
+        f"SELECT {n} AS token, term, doc_id, tf FROM search_postings WHERE {_term_filter(t, prefix)}"
         for n, (t, prefix) in enumerate(pairs)
     ]
     return " UNION ALL ".join(selects), len(pairs)
 
 
 def _match_ctes(parts: list[QueryPart]) -> tuple[list[str], str]:
-    """CTEs (`qp`: the query's postings) and a SELECT of `doc_id` for every step holding every
-    part, phrases checked by position: intersect the postings, then the positions."""
+    """CTEs (`qp`: the query's postings, without positions) and a SELECT of `doc_id` for every
+    step holding every part, phrases checked by position: intersect the postings, then read the
+    positions of the candidate steps only."""
     postings, n_tokens = _postings(parts)
     ctes = [
         f"qp AS MATERIALIZED ({postings})",
@@ -258,7 +258,7 @@ def _match_ctes(parts: list[QueryPart]) -> tuple[list[str], str]:
     final = "SELECT doc_id FROM cand"
     for j, part in enumerate(p for p in parts if p.phrase):
         starts = " INTERSECT ".join(
-            f"SELECT doc_id, unnest(positions) - {i} AS start FROM qp "
+            f"SELECT doc_id, unnest(positions) - {i} AS start FROM search_postings "
             f"WHERE term = {_literal(t)} AND doc_id IN (SELECT doc_id FROM cand)"
             for i, t in enumerate(part.tokens)
         )
