@@ -1,12 +1,15 @@
-"""Time `tracefail search` (BM25 over the fts index) against a DuckDB ILIKE scan of every step
-for the same words, on a large corpus.
+"""Time `tracefail search` (BM25 over tracefail's postings index) against a DuckDB ILIKE scan of
+every step for the same words, on a large corpus; then what the index costs to keep.
 
     .venv/bin/python benchmarks/make_corpus.py --traces 100000 --db /tmp/big.duckdb
-    .venv/bin/python benchmarks/search.py --db /tmp/big.duckdb
+    .venv/bin/python benchmarks/search.py --db /tmp/big.duckdb [--rebuild]
 
-The index is built first (its time printed on its own line). Both sides return the number of
-matching steps and traces; the search also ranks and returns the best 20 with snippets. Each
-query runs `--repeat` times; the best time is printed with the ratio scan / search.
+Both sides return the number of matching steps and traces; the search also ranks and returns
+the best 20 with snippets. Each query runs `--repeat` times; the best time is printed with the
+ratio scan / search. Then 1,000 new traces (text copied from stored steps) are added with
+`add_traces`, which indexes them in its transaction: its time, and the time of indexing those
+traces again alone. `--rebuild` also drops the whole index and builds it again from the steps
+(what a corpus from before the index costs once). The corpus file is changed: use a copy.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import statistics
 import time
 from collections.abc import Callable
 
+from tracefail.model import Outcome, Step, Trace
 from tracefail.services import search as service
 from tracefail.store import Database
 from tracefail.store import search as store
+from tracefail.store.traces import add_traces
 
 QUERIES = ["umbrella", "verification", "error", "python code", "pandas dataframe", '"the answer"']
 
@@ -48,14 +53,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rebuild", action="store_true", help="also time a build of the whole index")
     args = parser.parse_args()
     with Database(args.db) as db:
         n_steps = db.rows("SELECT count(*) FROM steps")[0][0]
         print(f"corpus: {n_steps} steps; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
-        built = store.build_index(db)
-        print(
-            f"index build: {built.build_s:.1f} s for {built.indexed_steps} steps (once; again after ingest)"
-        )
+        state, caught_up = store.ensure_index(db)
+        if caught_up is not None:
+            print(f"index caught up in {caught_up:.1f} s ({state.indexed_steps} steps)")
         ratios = []
         for query in QUERIES:
             scan_s, (scan_steps, _) = best(lambda q=query: ilike_scan(db, q), args.repeat)
@@ -70,6 +75,42 @@ def main() -> None:
                 f" | scan/search {scan_s / search_s:5.1f}x"
             )
         print(f"median scan/search ratio over {len(QUERIES)} queries: {statistics.median(ratios):.1f}x")
+        _upkeep(db, args.rebuild)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def _upkeep(db: Database, rebuild: bool) -> None:
+    """Cost of adding 1,000 traces (~10 steps each, text copied from the corpus) with their
+    index rows, of indexing them again alone, and (with `rebuild`) of indexing every step."""
+    texts = [r[0] or "" for r in db.rows("SELECT content FROM steps USING SAMPLE 10000 ROWS (reservoir, 1)")]
+    traces = [
+        Trace(
+            trace_id=f"bench-search:{i}",
+            source="bench-search",
+            outcome=Outcome.FAILURE,
+            steps=[
+                Step(step_idx=k, agent=f"a{k % 3}", content=texts[(i * 10 + k) % len(texts)])
+                for k in range(10)
+            ],
+        )
+        for i in range(1000)
+    ]
+    started = time.perf_counter()
+    add_traces(db, traces, run_id=None)
+    added = time.perf_counter() - started
+    started = time.perf_counter()
+    with db.transaction():
+        store.index_traces(db, [t.trace_id for t in traces])
+    again = time.perf_counter() - started
+    print(
+        f"1,000 new traces (10,000 steps): add_traces {added:.2f} s with their index rows; "
+        f"indexing them again alone {again:.2f} s"
+    )
+    if rebuild:
+        db.execute("DELETE FROM search_postings")
+        db.execute("DELETE FROM search_docs")
+        built = store.catch_up(db)
+        print(f"whole index from scratch: {built:.1f} s for {store.index_state(db).indexed_steps} steps")
 
 
 if __name__ == "__main__":

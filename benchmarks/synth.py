@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracefail.store.db import Database, StoreError, now
+from tracefail.store.search import catch_up
 
 # MAST mode ids with base rates near the ones reported in the MAST paper (share of traces).
 MODE_RATES: dict[str, float] = {
@@ -206,4 +207,5 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
         table: db.rows(f"SELECT count(*) FROM {table} WHERE trace_id LIKE 'synth:%'")[0][0]
         for table in ("traces", "steps", "labels", "attributions", "features")
     }
+    catch_up(db)  # the rows above bypassed the store's writers, which index as they write
     return SynthReport(**counts)

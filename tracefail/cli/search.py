@@ -18,13 +18,13 @@ def search(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Show the best N hits.")] = 20,
     json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
 ) -> None:
-    """Search the text of every step (BM25 over a full-text index built on first use and rebuilt
-    when traces were added). Words match whole words, case- and accent-insensitively."""
+    """Search the text of every step (BM25 over the full-text index every ingest keeps current).
+    Words match whole words, case- and accent-insensitively."""
     from rich.text import Text
 
     from tracefail.services import search as service
 
-    store = open_db(db, or_read=True)  # writable: the first search builds the index
+    store = open_db(db, or_read=True)  # writable: a corpus whose index is behind is caught up
     try:
         result = service.search(store, query, limit=limit)
     except service.SearchQueryError as exc:
@@ -32,9 +32,9 @@ def search(
     finally:
         store.close()
     if result.index_built_s is not None:
-        err.print(f"built the search index in {result.index_built_s:.1f} s", highlight=False)
+        err.print(f"brought the search index up to date in {result.index_built_s:.1f} s", highlight=False)
     if not result.indexed:
-        err.print("no current search index (database not writable): scanned every step", highlight=False)
+        err.print("the search index is behind (database not writable): scanned every step", highlight=False)
     if json:
         print_json(asdict(result))
         return

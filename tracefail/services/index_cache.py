@@ -7,8 +7,9 @@ order precomputed), in milliseconds, without opening the file. The index belongs
 of the file: it is stamped with the file's and its write-ahead log's identity, size and change
 times before it is read, and any call that finds another stamp drops it and answers with SQL
 until a new one is built (so a `tracefail label` run, an ingest or a human label elsewhere is
-never hidden). The service's own human writes drop it too. Free-text words still scan the steps
-in DuckDB, once per search text and index.
+never hidden). The service's own human writes drop it too. Free-text words are answered by the
+search service's full-text index (the same matches as `tracefail search`), once per search text
+and index.
 """
 
 from __future__ import annotations

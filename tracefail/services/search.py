@@ -1,8 +1,10 @@
-"""Full-text search over step text, shared by `tracefail search` and the TUI's filter words.
+"""Full-text search over step text, shared by `tracefail search` and the TUI's filter words:
+one query language, one index, one ranking.
 
-The index is built on first use and rebuilt when traces were added since (see
-`tracefail.store.search`). A connection that cannot write (read-only, or another process holds
-the file) searches a current index if there is one, else scans every step for the same matches.
+Every write of steps updates the index in its own transaction (see `tracefail.store.search`);
+a corpus from before the index is caught up on first use. A connection that cannot write
+(read-only, or another process holds the file) and finds the index behind scans every step
+for the same matches.
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class SearchResult:
     hits: tuple[SearchHit, ...]
     n_steps: int  # matching steps in the corpus (hits holds the best `limit` of them)
     n_traces: int
-    indexed: bool  # False: no current index could be built, every step was scanned
-    index_built_s: float | None  # the build time when this search (re)built the index
+    indexed: bool  # False: the index was behind and could not be caught up, every step was scanned
+    index_built_s: float | None  # seconds this search spent catching the index up, if it did
 
 
 def _fold(word: str) -> str:
@@ -78,11 +80,8 @@ def snippet(
 
 
 def _index(db: Database) -> tuple[bool, float | None]:
-    before = store.index_state(db)
-    state = store.ensure_index(db)
-    usable = state.exists and not state.stale
-    rebuilt = state.built_at != before.built_at
-    return usable, (state.build_s if rebuilt else None)
+    state, caught_up_s = store.ensure_index(db)
+    return state.current, caught_up_s
 
 
 def search(db: Database, query: str, *, limit: int = 20, trace_id: str | None = None) -> SearchResult:

@@ -1,24 +1,26 @@
-"""Full-text search over step text with DuckDB's `fts` extension (BM25).
+"""Full-text search over step text: tracefail's own inverted index, kept current by every write.
 
 A step's searchable text (`STEP_TEXT`) is its content, its tool calls, its metadata (where
 adapters keep what no column takes: span attributes, tool definitions, system prompts) and, for
 step 0, its trace's metadata: text kept anywhere in the corpus can be found.
 
-The index lives in the corpus file: `search_docs` maps a document id to (trace, step), the
-`fts_main_search_docs` schema holds the extension's dict/terms/docs/stats tables, and
-`search_index` records what the index covers. The extension is loaded from its PyPI package
-(`duckdb-extension-fts`), never from DuckDB's download server, and only to build the index:
-queries read its tables with plain SQL, so a read-only connection can search.
+The index is two tables in the corpus file (migration 006): `search_docs` (one row per step: a
+document id and its length in tokens) and `search_postings` (one row per term and step: the term
+frequency and the token positions). `index_traces` rewrites the rows of the traces it is given;
+every store function that writes steps calls it in the same transaction, so the index never lags
+the steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild). BM25's
+statistics (document frequency, number of documents, average length) are read from these
+tables at query time, so an incremental index ranks exactly as one built in one go.
 
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
-stop words (so any language that separates words by spaces or punctuation works). Han, kana
+stop words (so any language that separates words by spaces or punctuation works). Han and kana
 characters are indexed one character per token; a word of several such characters is searched
-as a phrase of its characters.
+as a phrase of its characters. Tokenising is DuckDB SQL (`_TOKENS`), run on a batch's steps.
 
 Query language (all parts must match in one step):
   word      a whole word (case- and accent-insensitive)
   pre*      any word starting with `pre`
-  "a b c"   the words next to each other, in order (index candidates, then a regex check)
+  "a b c"   the words next to each other, in order (postings intersected, then positions)
 """
 
 from __future__ import annotations
@@ -26,20 +28,24 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
+import pyarrow as pa
 
-from tracefail.store.db import Database, StoreError, now
-from tracefail.store.extensions import load_extension
+from tracefail.store.db import Database, StoreError
 
-FTS_SCHEMA = "fts_main_search_docs"
-# letters and digits form words; everything else separates them (underscores too)
-_IGNORE = r"[^\pL\pN]+"
 _CJK_SQL = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_QUERY_PART = re.compile(r'"([^"]*)"|(\S+)')
+_QUERY_PART = re.compile(r'"([^"]*)"?|(\S+)')
 K1, B = 1.2, 0.75
+MAX_QUERY_CHARS = 1_000
+MAX_QUERY_TOKENS = 32
+CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
+# traces tokenised per statement: an ingest runs DuckDB in 128 MB on one thread, and the
+# postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
+INDEX_CHUNK = 1_000
 # JSON text as words: its escapes (\n, \", ...) would glue the letter after them to a word
 _JSON_WORDS = "regexp_replace(CAST({} AS VARCHAR), '\\\\[nrtbf\"\\\\/]', ' ', 'g')"
 # Everything search reads of a step `s` (of trace `t`, joined only for step 0: `_TRACE_JOIN`)
@@ -50,10 +56,15 @@ _TEXT = f"""concat_ws(chr(10), s.content,
 _TRACE_JOIN = "LEFT JOIN traces t ON s.step_idx = 0 AND t.trace_id = s.trace_id"
 # One row per step: (trace_id, step_idx, content), `content` being its searchable text
 STEP_TEXT = f"SELECT s.trace_id, s.step_idx, {_TEXT} AS content FROM steps s {_TRACE_JOIN}"
+# A step's tokens in order (empty strings only at the ends, where the text starts or ends with
+# a separator; they are skipped but keep their position, so adjacent words stay adjacent)
+_SPACED = f"regexp_replace({_TEXT}, '{_CJK_SQL}', ' \\1 ', 'g')"
+_TOKENS = f"regexp_split_to_array(lower(strip_accents({_SPACED})), '[^\\pL\\pN]+')"
 
 
 class SearchQueryError(StoreError):
-    """A query with nothing to search for (only punctuation, an empty phrase, a bare `*`)."""
+    """A query with nothing to search for (only punctuation, an empty phrase, a bare `*`), or
+    one too long to be a search."""
 
 
 @dataclass(frozen=True)
@@ -70,93 +81,115 @@ class QueryPart:
 
 @dataclass(frozen=True)
 class IndexState:
-    """What the index covers; it is stale when the corpus has changed since it was built."""
+    """How many steps the index covers; it is current when it covers every step (every writer
+    keeps it so; a corpus written by an older tracefail, or exported without the index, is not)."""
 
-    exists: bool
-    stale: bool
     indexed_steps: int
     corpus_steps: int
-    built_at: object | None = None
-    build_s: float | None = None
 
-
-def _load_fts(db: Database) -> None:
-    load_extension(db.connection, "fts")
-
-
-def _corpus_stamp(db: Database) -> tuple[int, object]:
-    n_steps, latest = db.rows("SELECT (SELECT count(*) FROM steps), (SELECT max(ingested_at) FROM traces)")[0]
-    return int(n_steps), latest
-
-
-def _has_table(db: Database, name: str) -> bool:
-    return bool(
-        db.rows(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-            [name],
-        )[0][0]
-    )
+    @property
+    def current(self) -> bool:
+        return self.indexed_steps == self.corpus_steps
 
 
 def index_state(db: Database) -> IndexState:
-    n_steps, latest = _corpus_stamp(db)
-    if not _has_table(db, "search_index"):
-        return IndexState(False, True, 0, n_steps)
-    row = db.rows("SELECT n_steps, latest_ingest, built_at, build_s FROM search_index")
-    if not row:
-        return IndexState(False, True, 0, n_steps)
-    indexed, indexed_latest, built_at, build_s = row[0]
-    stale = indexed != n_steps or indexed_latest != latest
-    return IndexState(True, stale, int(indexed), n_steps, built_at, build_s)
+    n_docs, n_steps = db.rows("SELECT (SELECT count(*) FROM search_docs), (SELECT count(*) FROM steps)")[0]
+    return IndexState(int(n_docs), int(n_steps))
 
 
-def build_index(db: Database) -> IndexState:
-    """(Re)build the index over every step. The fts extension has no incremental update, so a
-    changed corpus gets a new index; the old one answers until the new one is committed."""
+# --- writing ---------------------------------------------------------------------------------------
+def index_traces(db: Database, trace_ids: Iterable[str]) -> None:
+    """Make the index hold exactly the current steps of these traces: their old documents and
+    postings go, their steps (if any are left) are tokenised and added. The caller owns the
+    transaction: call it in the one that wrote the steps, after writing them, so the index
+    commits (or rolls back) with them."""
+    ids = sorted(set(trace_ids))
+    if not ids:
+        return
+    for start in range(0, len(ids), INDEX_CHUNK):
+        _index_chunk(db, ids[start : start + INDEX_CHUNK])
+
+
+def _index_chunk(db: Database, ids: list[str]) -> None:
+    wanted_ids = pa.table({"trace_id": pa.array(ids, pa.string())})  # noqa: F841 - scanned by name
+    con = db.connection
+    old = con.execute(
+        "SELECT min(doc_id), max(doc_id), count(*) FROM search_docs "
+        "WHERE trace_id IN (SELECT trace_id FROM wanted_ids)"
+    ).fetchone()
+    assert old is not None
+    if old[2]:  # re-ingested or grown traces: drop what the index held for them
+        con.execute(
+            "DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? AND doc_id IN "
+            "(SELECT doc_id FROM search_docs WHERE trace_id IN (SELECT trace_id FROM wanted_ids))",
+            [old[0], old[1]],
+        )
+        con.execute("DELETE FROM search_docs WHERE trace_id IN (SELECT trace_id FROM wanted_ids)")
+    # the steps and trace rows of these traces first: joined before filtering, DuckDB would
+    # build the searchable text of every step of the corpus (10 s per 1,000 traces on 51k steps)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE search_batch AS
+        SELECT (SELECT coalesce(max(doc_id), 0) FROM search_docs)
+                   + row_number() OVER (ORDER BY s.trace_id, s.step_idx) AS doc_id,
+               s.trace_id, s.step_idx, {_TOKENS} AS tokens
+        FROM (SELECT * FROM steps WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) s
+        LEFT JOIN (SELECT trace_id, metadata FROM traces
+                   WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) t
+            ON s.step_idx = 0 AND t.trace_id = s.trace_id
+        """
+    )
+    con.execute(
+        "INSERT INTO search_docs SELECT doc_id, trace_id, step_idx, "
+        "len(list_filter(tokens, x -> x <> '')) FROM search_batch"
+    )
+    # sorted by term: a query's terms then touch few row groups (DuckDB skips the others
+    # by their min/max); a batch adds its own sorted row groups
+    con.execute(
+        """
+        INSERT INTO search_postings
+        SELECT term, doc_id, count(*), list_sort(list(pos)) FROM (
+            SELECT doc_id, unnest(tokens) AS term, generate_subscripts(tokens, 1) AS pos
+            FROM search_batch
+        ) WHERE term <> '' GROUP BY term, doc_id ORDER BY term, doc_id
+        """
+    )
+    con.execute("DROP TABLE search_batch")
+
+
+def catch_up(db: Database) -> float:
+    """Index every trace whose steps the index does not match (a corpus from before the index,
+    or written by a tool that bypassed the store); seconds taken. Traces are indexed in batches
+    so memory stays bounded."""
     if db.read_only:
-        raise StoreError(f"{db.path}: opened read-only; the search index cannot be built")
+        raise StoreError(f"{db.path}: opened read-only; the search index cannot be written")
     started = time.perf_counter()
-    _load_fts(db)
-    n_steps, latest = _corpus_stamp(db)
-    with db.transaction():
-        db.execute(
-            f"""
-            CREATE OR REPLACE TABLE search_docs AS
-            SELECT row_number() OVER () AS doc_id, trace_id, step_idx,
-                   regexp_replace(content, '{_CJK_SQL}', ' \\1 ', 'g') AS content
-            FROM ({STEP_TEXT})
+    ids = [
+        r[0]
+        for r in db.rows(
+            """
+            SELECT DISTINCT trace_id FROM (
+                (SELECT trace_id, step_idx FROM steps EXCEPT SELECT trace_id, step_idx FROM search_docs)
+                UNION ALL
+                (SELECT trace_id, step_idx FROM search_docs EXCEPT SELECT trace_id, step_idx FROM steps)
+            ) ORDER BY trace_id
             """
         )
-        db.execute(
-            "PRAGMA create_fts_index('search_docs', 'doc_id', 'content', stemmer = 'none', "
-            f"stopwords = 'none', ignore = '{_IGNORE}', strip_accents = 1, lower = 1, overwrite = 1)"
-        )
-        # the index has its own copy of the terms; the text is read from `steps` for snippets
-        db.execute("ALTER TABLE search_docs DROP COLUMN content")
-        # postings sorted by term: a query's term ids then touch a few row groups (DuckDB skips
-        # the others by their min/max), instead of scanning every posting of the corpus
-        db.execute(
-            f"CREATE TABLE {FTS_SCHEMA}.terms_by_term AS "
-            f"SELECT * FROM {FTS_SCHEMA}.terms ORDER BY termid, docid"
-        )
-        db.execute(f"DROP TABLE {FTS_SCHEMA}.terms")
-        db.execute(f"ALTER TABLE {FTS_SCHEMA}.terms_by_term RENAME TO terms")
-        db.execute(
-            "CREATE OR REPLACE TABLE search_index (n_steps BIGINT, latest_ingest TIMESTAMP, "
-            "built_at TIMESTAMP, build_s DOUBLE)"
-        )
-        build_s = time.perf_counter() - started
-        db.execute("INSERT INTO search_index VALUES (?, ?, ?, ?)", [n_steps, latest, now(), build_s])
-    return index_state(db)
+    ]
+    for start in range(0, len(ids), CATCH_UP_BATCH):
+        with db.transaction():  # one commit per batch: a killed catch-up keeps what it did
+            index_traces(db, ids[start : start + CATCH_UP_BATCH])
+    return time.perf_counter() - started
 
 
-def ensure_index(db: Database) -> IndexState:
-    """Build the index on first use, rebuild it when traces were added since; a read-only
-    connection keeps what there is (the caller falls back to a scan when it is missing or stale)."""
+def ensure_index(db: Database) -> tuple[IndexState, float | None]:
+    """The index state, after catching up when it is not current and the connection can write
+    (with the seconds that took); a read-only connection keeps what there is."""
     state = index_state(db)
-    if (not state.exists or state.stale) and not db.read_only:
-        state = build_index(db)
-    return state
+    if state.current or db.read_only:
+        return state, None
+    took = catch_up(db)
+    return index_state(db), took
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -170,6 +203,9 @@ def tokenize(text: str) -> list[str]:
 
 
 def parse_query(query: str) -> list[QueryPart]:
+    """The query's parts; an unbalanced quote runs to the end of the query."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise SearchQueryError(f"search query of {len(query)} characters: at most {MAX_QUERY_CHARS}")
     parts: list[QueryPart] = []
     for match in _QUERY_PART.finditer(query):
         quoted, word = match.group(1), match.group(2)
@@ -181,7 +217,100 @@ def parse_query(query: str) -> list[QueryPart]:
             parts.append(QueryPart(tokens, prefix=prefix and len(tokens) == 1))
     if not parts:
         raise SearchQueryError(f"search query {query!r} has no words to search for")
+    n_tokens = sum(len(p.tokens) for p in parts)
+    if n_tokens > MAX_QUERY_TOKENS:
+        raise SearchQueryError(f"search query of {n_tokens} words: at most {MAX_QUERY_TOKENS}")
     return parts
+
+
+def _literal(token: str) -> str:
+    return "'" + token.replace("'", "''") + "'"
+
+
+def _term_filter(token: str, prefix: bool) -> str:
+    """A filter on `term` that DuckDB pushes into the scan (row groups skipped by min/max)."""
+    if not prefix:
+        return f"term = {_literal(token)}"
+    low, high = _literal(token), _literal(token + chr(0x10FFFF))  # no letter sorts after U+10FFFF
+    return f"term >= {low} AND term <= {high} AND starts_with(term, {low})"
+
+
+def _postings(parts: list[QueryPart]) -> tuple[str, int]:
+    """SQL for the postings of every query token (`token` numbers them, so a prefix's
+    expansions count as one), and the number of tokens a document must hold."""
+    pairs = sorted({(t, p.prefix) for p in parts for t in p.tokens})
+    selects = [
+        f"SELECT {n} AS token, term, doc_id, tf FROM search_postings WHERE {_term_filter(t, prefix)}"
+        for n, (t, prefix) in enumerate(pairs)
+    ]
+    return " UNION ALL ".join(selects), len(pairs)
+
+
+def _match_ctes(parts: list[QueryPart]) -> tuple[list[str], str]:
+    """CTEs (`qp`: the query's postings, without positions) and a SELECT of `doc_id` for every
+    step holding every part, phrases checked by position: intersect the postings, then read the
+    positions of the candidate steps only."""
+    postings, n_tokens = _postings(parts)
+    ctes = [
+        f"qp AS MATERIALIZED ({postings})",
+        f"cand AS (SELECT doc_id FROM qp GROUP BY doc_id HAVING count(DISTINCT token) = {n_tokens})",
+    ]
+    final = "SELECT doc_id FROM cand"
+    for j, part in enumerate(p for p in parts if p.phrase):
+        starts = " INTERSECT ".join(
+            f"SELECT doc_id, unnest(positions) - {i} AS start FROM search_postings "
+            f"WHERE term = {_literal(t)} AND doc_id IN (SELECT doc_id FROM cand)"
+            for i, t in enumerate(part.tokens)
+        )
+        ctes.append(f"phrase{j} AS (SELECT DISTINCT doc_id FROM ({starts}))")
+        final += f" SEMI JOIN phrase{j} USING (doc_id)"
+    return ctes, final
+
+
+def _matched_traces_sql(parts: list[QueryPart]) -> str:
+    ctes, final = _match_ctes(parts)
+    return (
+        f"WITH {', '.join(ctes)}, matched AS ({final}) "
+        "SELECT DISTINCT d.trace_id FROM search_docs d SEMI JOIN matched USING (doc_id)"
+    )
+
+
+def _hits_sql(parts: list[QueryPart]) -> str:
+    """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over the query's
+    terms (a prefix's expansions each count), rounded so float summation order cannot reorder."""
+    ctes, final = _match_ctes(parts)
+    return f"""
+        WITH {", ".join(ctes)}, matched AS ({final}),
+        df AS (SELECT token, term, count(*) AS df FROM qp GROUP BY ALL),
+        st AS (SELECT count(*) AS n, avg(len) AS avgdl FROM search_docs),
+        scored AS (
+            SELECT qp.doc_id, round(sum(
+                ln((st.n - df.df + 0.5) / (df.df + 0.5) + 1)
+                * qp.tf * {K1 + 1} / (qp.tf + {K1} * (1 - {B} + {B} * d.len / st.avgdl))
+            ), 9) AS score
+            FROM qp SEMI JOIN matched USING (doc_id)
+            JOIN df USING (token, term) JOIN search_docs d ON d.doc_id = qp.doc_id, st
+            GROUP BY qp.doc_id
+        )
+        SELECT d.trace_id, d.step_idx, scored.score FROM scored JOIN search_docs d USING (doc_id)
+    """
+
+
+def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
+    """The same matches found by reading every step (no index): a regex per part. No BM25,
+    so the score is the number of parts (all equal); used when the index is not current and
+    cannot be brought up to date (a read-only connection to an older corpus)."""
+    checks: list[str] = []
+    params: list[object] = []
+    for part in parts:
+        pattern = _phrase_regex(part.tokens)
+        if part.prefix:
+            pattern = pattern.removesuffix(r"([^\pL\pN]|$)")
+        checks.append("regexp_matches(lower(strip_accents(content)), ?)")
+        params.append(pattern)
+    where = " AND ".join(checks)
+    sql = f"SELECT trace_id, step_idx, {len(parts)}::DOUBLE AS score FROM ({STEP_TEXT}) WHERE {where}"
+    return sql, params
 
 
 def _phrase_regex(tokens: tuple[str, ...]) -> str:
@@ -196,104 +325,11 @@ def _phrase_regex(tokens: tuple[str, ...]) -> str:
     return ("" if first_cjk else r"(^|[^\pL\pN])") + pattern + ("" if last_cjk else r"([^\pL\pN]|$)")
 
 
-_NO_HITS = "SELECT NULL::VARCHAR AS trace_id, NULL::INTEGER AS step_idx, NULL::DOUBLE AS score WHERE false"
-
-
-def _query_terms(db: Database, parts: list[QueryPart]) -> list[tuple[int, str, int, int]]:
-    """(part, token, term id, document frequency) for every query token, prefixes expanded."""
-    rows, params = [], []
-    for group, part in enumerate(parts):
-        for token in part.tokens:
-            rows.append("(?, ?, ?)")
-            params += [group, token, part.prefix]
-    found = db.rows(
-        f"""
-        WITH q(grp, token, is_prefix) AS (VALUES {", ".join(rows)})
-        SELECT DISTINCT q.grp, q.token, d.termid, d.df FROM {FTS_SCHEMA}.dict d JOIN q
-        ON (q.is_prefix AND starts_with(d.term, q.token)) OR (NOT q.is_prefix AND d.term = q.token)
-        """,
-        params,
-    )
-    return [(int(g), str(t), int(i), int(df)) for g, t, i, df in found]
-
-
-def _hits_sql(db: Database, parts: list[QueryPart]) -> tuple[str, list[object]]:
-    """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over query tokens.
-
-    The term ids go into the SQL as literals so DuckDB filters the postings while scanning
-    them (and skips row groups of other terms); a token absent from the index means no hit."""
-    wanted = {(g, t) for g, part in enumerate(parts) for t in part.tokens}
-    qterms = _query_terms(db, parts)
-    if {(g, t) for g, t, _, _ in qterms} != wanted:
-        return _NO_HITS, []
-    ids = ", ".join(sorted({str(i) for _, _, i, _ in qterms}))
-    params: list[object] = []
-    phrases = [p for p in parts if p.phrase]
-    verify = ""
-    if phrases:
-        checks = " AND ".join(f"regexp_matches(lower(strip_accents({_TEXT})), ?)" for _ in phrases)
-        params += [_phrase_regex(p.tokens) for p in phrases]
-        verify = f"""
-            JOIN steps s ON s.trace_id = hits.trace_id AND s.step_idx = hits.step_idx {_TRACE_JOIN}
-            WHERE {checks}"""
-    # `token` numbers the (part, token) pairs so a prefix's expansions count as one
-    pairs = {(g, t): n for n, (g, t) in enumerate(sorted(wanted))}
-    values = ", ".join(f"({g}, {pairs[(g, t)]}, {i}, {df})" for g, t, i, df in qterms)
-    sql = f"""
-        WITH qterms(grp, token, termid, df) AS (VALUES {values}),
-        tf AS (
-            SELECT t.docid, qt.grp, qt.token, qt.df, count(*) AS tf
-            FROM {FTS_SCHEMA}.terms t JOIN qterms qt ON t.termid = qt.termid
-            WHERE t.termid IN ({ids})
-            GROUP BY ALL
-        ),
-        matched AS (
-            SELECT docid FROM tf GROUP BY docid HAVING count(DISTINCT token) = {len(wanted)}
-        ),
-        scored AS (
-            SELECT tf.docid, sum(
-                ln((st.num_docs - tf.df + 0.5) / (tf.df + 0.5) + 1)
-                * tf.tf * {K1 + 1} / (tf.tf + {K1} * (1 - {B} + {B} * docs.len / st.avgdl))
-            ) AS score
-            FROM tf SEMI JOIN matched USING (docid)
-            JOIN {FTS_SCHEMA}.docs docs ON docs.docid = tf.docid, {FTS_SCHEMA}.stats st
-            GROUP BY tf.docid
-        ),
-        hits AS (
-            SELECT sd.trace_id, sd.step_idx, scored.score
-            FROM scored JOIN {FTS_SCHEMA}.docs docs ON docs.docid = scored.docid
-            JOIN search_docs sd ON sd.doc_id = docs.name
-        )
-        SELECT hits.trace_id, hits.step_idx, hits.score FROM hits {verify}
-    """
-    return sql, params
-
-
-def _scan_sql(parts: list[QueryPart]) -> tuple[str, list[object]]:
-    """The same matches found by reading every step (no index): a regex per part. No BM25,
-    so the score is the number of parts (all equal); used when no current index can be built."""
-    checks: list[str] = []
-    params: list[object] = []
-    for part in parts:
-        pattern = _phrase_regex(part.tokens)
-        if part.prefix:
-            pattern = pattern.removesuffix(r"([^\pL\pN]|$)")
-        checks.append("regexp_matches(lower(strip_accents(content)), ?)")
-        params.append(pattern)
-    where = " AND ".join(checks)
-    sql = f"SELECT trace_id, step_idx, {len(parts)}::DOUBLE AS score FROM ({STEP_TEXT}) WHERE {where}"
-    return sql, params
-
-
-def scan_clause(query: str) -> tuple[str, list[object]]:
-    """`trace_id IN (...)` for the traces with a step matching `query`, by scanning the steps:
-    for SQL that has no connection at hand (the corpus filter); same matches as the index."""
-    sql, params = _scan_sql(parse_query(query))
-    return f"trace_id IN (SELECT trace_id FROM ({sql}))", params
-
-
-def _matches(db: Database, parts: list[QueryPart], indexed: bool) -> tuple[str, list[object]]:
-    return _hits_sql(db, parts) if indexed else _scan_sql(parts)
+def text_clause(query: str) -> str:
+    """`trace_id IN (...)` for the traces with a step matching `query`, from the index: for SQL
+    that has no connection at hand (the corpus filter). The index is current for every corpus
+    this tracefail wrote or migrated."""
+    return f"trace_id IN ({_matched_traces_sql(parse_query(query))})"
 
 
 def search_steps(
@@ -302,7 +338,8 @@ def search_steps(
     """The best `limit` hits (trace_id, step_idx, agent, kind, score, content) by BM25, the
     number of matching steps and of matching traces. `content` is the searchable text (content,
     tool calls, metadata), so a hit in the metadata shows where it matched."""
-    sql, params = _matches(db, parse_query(query), indexed)
+    parts = parse_query(query)
+    sql, params = (_hits_sql(parts), []) if indexed else _scan_sql(parts)
     where = "WHERE trace_id = ?" if trace_id is not None else ""
     found = db.frame(
         f"""
@@ -329,6 +366,9 @@ def trace_matches(db: Database, trace_id: str, query: str) -> list[int]:
 
 
 def matching_traces(db: Database, query: str, *, indexed: bool = True) -> pl.Series:
-    """Ids of traces with a step matching `query` (for the corpus filter)."""
-    sql, params = _matches(db, parse_query(query), indexed)
-    return db.frame(f"SELECT DISTINCT trace_id FROM ({sql})", params).get_column("trace_id")
+    """Ids of traces with a step matching `query` (for the corpus filter), sorted."""
+    parts = parse_query(query)
+    if indexed:
+        return db.frame(f"{_matched_traces_sql(parts)} ORDER BY 1").get_column("trace_id")
+    scan, params = _scan_sql(parts)
+    return db.frame(f"SELECT DISTINCT trace_id FROM ({scan}) ORDER BY 1", params).get_column("trace_id")

@@ -174,9 +174,7 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
         )
         params.extend([threshold.name, threshold.value])
     if f.text:
-        clause, text_params = search.scan_clause(f.text)
-        clauses.append(f"t.{clause}")
-        params.extend(text_params)
+        clauses.append(f"t.{search.text_clause(f.text)}")
     return (" AND ".join(clauses) or "TRUE"), params
 
 

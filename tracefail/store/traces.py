@@ -27,6 +27,7 @@ from tracefail.store.rows import (
     prepare,
     stamped,
 )
+from tracefail.store.search import index_traces
 
 
 @dataclass
@@ -146,6 +147,7 @@ def _write(
         _insert(db, "steps", STEP_SCHEMA, batch.steps)
         _insert(db, "labels", LABEL_SCHEMA, stamped(batch.labels, run_id))
         _insert(db, "attributions", ATTRIBUTION_SCHEMA, stamped(batch.attributions, run_id))
+        index_traces(db, [trace.trace_id for trace in batch.headers])
     result.traces += len(batch.headers)
     result.steps += batch.steps.num_rows
     result.labels += batch.labels.num_rows
@@ -214,6 +216,7 @@ def grow_traces(
             "WHERE steps.trace_id = written.trace_id AND steps.step_idx = written.step_idx"
         )
         _insert(db, "steps", STEP_SCHEMA, steps)
+        index_traces(db, [h.trace_id for h in headers])
     result.traces += len(grown)
     result.steps += steps.num_rows
     return result

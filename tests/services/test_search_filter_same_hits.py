@@ -1,0 +1,46 @@
+"""The TUI's free-text filter and `tracefail search` are one service: for the same words the
+corpus filter (from its in-memory index, and with SQL only) selects exactly the traces holding
+the steps `search` finds, on the shipped samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tracefail.services import search
+from tracefail.services.browse import BrowseService
+from tracefail.services.filter_language import corpus_filter
+from tracefail.services.ingest import ingest
+from tracefail.store import Database
+
+QUERIES = ["error", "verif*", '"the answer"', "python code", "umbrella", "出错", '"reasons about the task"']
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("same-hits") / "corpus.duckdb"
+    with Database(path) as db:
+        ingest(db, [SAMPLES])
+    return path
+
+
+def _filtered(service: BrowseService, words: str) -> set[str]:
+    f = service.read(lambda db: corpus_filter(db, words))
+    total = service.count(f)
+    return {row["trace_id"] for row in service.page(f, 0, total + 1).rows}
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_filter_selects_the_traces_search_finds(corpus: Path, query: str) -> None:
+    with Database(corpus, read_only=True) as db:
+        result = search.search(db, query, limit=100_000)
+    assert result.indexed
+    found = {hit.trace_id for hit in result.hits}
+    assert len(found) == result.n_traces
+    indexed = BrowseService(corpus, "t")
+    assert indexed.build_index() is not None
+    sql_only = BrowseService(corpus, "t", use_index=False)
+    assert _filtered(indexed, query) == found
+    assert _filtered(sql_only, query) == found

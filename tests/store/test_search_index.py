@@ -1,0 +1,136 @@
+"""The full-text index kept by every write: built batch by batch it equals one built in one go,
+re-ingested traces leave no stale postings, and hostile queries end in a clear error or nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tracefail.model import Outcome, Step, Trace
+from tracefail.services import search as service
+from tracefail.services.ingest import ingest
+from tracefail.store import Database
+from tracefail.store import search as store
+from tracefail.store.traces import add_traces, grow_traces, replace_traces
+
+QUERIES = ["error", "verif*", '"the answer"', "python code", "agent tool*", '"the answer" error']
+
+
+def _postings(db: Database) -> set[tuple[object, ...]]:
+    """The index by (trace, step), not by document id (ids depend on the order of writes)."""
+    rows = db.rows(
+        "SELECT d.trace_id, d.step_idx, d.len, p.term, p.tf, p.positions "
+        "FROM search_postings p JOIN search_docs d USING (doc_id)"
+    )
+    return {(t, s, n, term, tf, tuple(pos)) for t, s, n, term, tf, pos in rows}
+
+
+def _ranked(db: Database, query: str) -> list[tuple[str, int, float]]:
+    result = service.search(db, query, limit=100_000)
+    assert result.indexed and result.index_built_s is None
+    return [(h.trace_id, h.step_idx, h.score) for h in result.hits]
+
+
+def test_incremental_index_equals_one_built_from_scratch(db: Database) -> None:
+    folders = [SAMPLES / "whowhen", SAMPLES / "mast", SAMPLES / "otel", SAMPLES / "openai-chat"]
+    for folder in folders:  # one ingest (and its index batches) per folder
+        ingest(db, [folder])
+    incremental, ranked = _postings(db), {q: _ranked(db, q) for q in QUERIES}
+    assert incremental and all(ranked.values())
+    db.execute("DELETE FROM search_postings")
+    db.execute("DELETE FROM search_docs")
+    assert not store.index_state(db).current
+    store.catch_up(db)
+    assert _postings(db) == incremental
+    assert {q: _ranked(db, q) for q in QUERIES} == ranked
+
+
+def _trace(content: str, *more: str) -> Trace:
+    steps = [Step(step_idx=i, agent="a", content=text) for i, text in enumerate((content, *more))]
+    return Trace(trace_id="demo:t", source="demo", outcome=Outcome.FAILURE, steps=steps)
+
+
+def test_replaced_and_grown_traces_leave_no_stale_postings(db: Database) -> None:
+    add_traces(db, [_trace("the zebra crossed", "a walrus")], run_id=None)
+    assert service.search(db, "zebra").n_steps == 1
+    replace_traces(db, [_trace("the okapi crossed")], run_id=None)
+    assert service.search(db, "zebra").n_steps == 0
+    assert service.search(db, "walrus").n_steps == 0  # the step that went
+    assert service.search(db, "okapi").n_steps == 1
+    grown = _trace("the okapi crossed", "then a narwhal")
+    grow_traces(db, [(grown, "grown-hash", 2, grown.steps[1:])], run_id=None)
+    assert service.search(db, "narwhal").n_steps == 1
+    orphans = db.rows(
+        "SELECT count(*) FROM search_postings WHERE doc_id NOT IN (SELECT doc_id FROM search_docs)"
+    )
+    assert orphans == [(0,)]
+    assert store.index_state(db) == store.IndexState(2, 2)
+
+
+@pytest.fixture
+def texts_db(db: Database) -> Database:
+    texts = [
+        "Call tool_calls.get_weather(city='Zürich') -- it failed: HTTP 503!",
+        "The answer is 42. the answer, again; answer the question",
+        "Ошибка: агент не проверил результат; naïve café",
+        "代理在调用工具时出错了",
+        "e-mail me at bob@example.com; C++ and C# differ",
+    ]
+    add_traces(db, [_trace(*texts)], run_id=None)
+    return db
+
+
+@pytest.mark.parametrize(
+    ("query", "steps"),
+    [
+        ("zurich", [0]),  # accents folded
+        ("ZÜRICH", [0]),
+        ("tool_calls", [0]),  # punctuation inside a word: the phrase of its parts
+        ('"get weather"', [0]),
+        ("get_weath*", []),  # a prefix after punctuation is a phrase "get weath": no whole word
+        ("weath*", [0]),
+        ("503", [0]),
+        ('"the answer"', [1]),
+        ('"answer the question"', [1]),
+        ('"question the"', []),
+        ("the", [1]),  # no stop words: "the" is a word like any other
+        ("naive cafe", [2]),
+        ("проверил", [2]),
+        ("出错", [3]),
+        ("错出", []),
+        ("bob@example.com", [4]),
+        ("c++", [4]),
+    ],
+)
+def test_query_cases(texts_db: Database, query: str, steps: list[int]) -> None:
+    result = service.search(texts_db, query)
+    assert sorted(h.step_idx for h in result.hits) == steps
+    assert list(service.matching_traces(texts_db, query)) == (["demo:t"] if steps else [])
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ("word " * 400, "at most 1000"),
+        ("a " * 40, "at most 32"),
+        ('"', "no words"),
+        ("*** ,,, ---", "no words"),
+        ("", "no words"),
+        ("%_\\", "no words"),
+    ],
+)
+def test_hostile_queries_are_clear_errors(texts_db: Database, query: str, error: str) -> None:
+    with pytest.raises(service.SearchQueryError, match=error):
+        service.search(texts_db, query)
+    with pytest.raises(service.SearchQueryError, match=error):
+        service.matching_traces(texts_db, query)
+
+
+@pytest.mark.parametrize(
+    "query", ['"the answer', 'answer "', "' OR 1=1 --", "'; DROP TABLE steps; --", "x" * 999]
+)
+def test_hostile_queries_answer_without_a_crash(texts_db: Database, query: str) -> None:
+    result = service.search(texts_db, query)
+    scan = store.search_steps(texts_db, query, indexed=False, limit=100)[0]
+    assert sorted(h.step_idx for h in result.hits) == sorted(scan["step_idx"].to_list())
+    assert texts_db.rows("SELECT count(*) FROM steps") == [(5,)]
