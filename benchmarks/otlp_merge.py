@@ -59,17 +59,20 @@ def timed(folder: Path, files: list[Path]) -> tuple[float, int]:
     return elapsed, steps
 
 
-def live(folder: Path, n: int, per_request: int) -> tuple[float, list[float]]:
+def live(folder: Path, n: int, per_request: int) -> tuple[float, list[float], list[float]]:
     """Seconds of one request with all `n` spans, and of each write of one request of
-    `per_request` spans (interleaved, so both see the same load on a shared machine)."""
+    `per_request` spans (interleaved, so both see the same load on a shared machine): wall
+    time, and CPU time of this process (all its threads; what other processes' load moves less)."""
     dbs = {name: Database(folder / f"{name}.duckdb") for name in ("one", "split")}
     seconds: dict[str, list[float]] = {name: [] for name in dbs}
+    cpu: list[float] = []
     whole = [span(i) for i in range(n)]
     requests = [whole[first : first + per_request] for first in range(0, n, per_request)]
     for variant, spans in [("one", whole), *(("split", spans) for spans in requests)]:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         merge_spans(dbs[variant], [IncomingSpans(TRACE, [("agent", spans)], "live", "otlp-live")], None)
         seconds[variant].append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
     stored = {
         name: db.rows(
             "SELECT n_steps, content_hash, trace_raw.raw FROM traces JOIN trace_raw USING (trace_id)"
@@ -79,7 +82,7 @@ def live(folder: Path, n: int, per_request: int) -> tuple[float, list[float]]:
     for db in dbs.values():
         db.close()
     assert stored["one"] == stored["split"] and stored["one"][0][0] == n
-    return seconds["one"][0], seconds["split"]
+    return seconds["one"][0], seconds["split"], cpu[1:]
 
 
 def around(times: list[float], spans_so_far: int, per_request: int, window: int = 10) -> float:
@@ -115,18 +118,23 @@ def main() -> None:
     for n in args.live:
         k = args.per_request
         with tempfile.TemporaryDirectory() as folder:
-            at_once, writes = live(Path(folder), n, k)
+            at_once, writes, cpu = live(Path(folder), n, k)
         first = around(writes, min(11, len(writes)) * k, k)  # writes 2-11
         marks = [m for m in (100, 1000, 5000, 10000) if m <= n]
         costs = ", ".join(
             f"{m:,} spans so far {around(writes, m, k) * 1000:.1f} ms ({around(writes, m, k) / first:.1f}x)"
             for m in marks
         )
+        cpu_first = around(cpu, min(11, len(cpu)) * k, k)
+        cpu_costs = ", ".join(
+            f"{m:,} {around(cpu, m, k) * 1000:.1f} ms ({around(cpu, m, k) / cpu_first:.1f}x)" for m in marks
+        )
         print(
             f"live, {n:,} spans in {len(writes)} requests of {k} (load {os.getloadavg()[0]:.1f}): "
             f"one request {at_once:.2f} s; one write per request {sum(writes):.2f} s "
             f"({sum(writes) / at_once:.1f}x one request); per write: first writes "
-            f"{first * 1000:.1f} ms, {costs}"
+            f"{first * 1000:.1f} ms, {costs}; CPU per write: first writes {cpu_first * 1000:.1f} ms, "
+            f"{cpu_costs}"
         )
 
 
