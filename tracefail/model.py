@@ -362,6 +362,28 @@ def content_digest(raw: str | None, steps_json: bytes, task: str | None) -> str:
     return digest.hexdigest()
 
 
+def raw_digest_head(raw_head: str) -> Any:
+    """`content_digest`'s hash fed with the start of a `raw` text, to be fed more of it with
+    `raw_digest_more` and finished with `raw_digest_end`: a trace whose `raw` grows at its end
+    (a live OTLP trace) then hashes only what is new of it, and gets the same digest."""
+    digest = hashlib.sha256(b'{"raw": "')
+    digest.update(_text(raw_head)[1:-1])  # JSON escaping is per character: pieces join up
+    return digest
+
+
+def raw_digest_more(digest: Any, raw_more: str) -> None:
+    digest.update(_text(raw_more)[1:-1])
+
+
+def raw_digest_end(digest: Any, raw_tail: str, steps_json: bytes | bytearray, task: str | None) -> str:
+    """`content_digest(raw_head + ... + raw_tail, steps_json, task)`; `digest` is left as it was."""
+    digest = digest.copy()
+    digest.update(_text(raw_tail)[1:-1] + b'", "steps": [')
+    digest.update(steps_json)
+    digest.update(b'], "task": ' + _text(task) + b"}")
+    return str(digest.hexdigest())
+
+
 def step_json(step: Step) -> bytes:
     """One step's part of its trace's content hash."""
     return _steps_json(step_values([step]))

@@ -24,14 +24,21 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    def __init__(self, db_path: Path, grpc: bool = False) -> None:
+    def __init__(self, db_path: Path, grpc: bool = False, timeouts_s: float | None = None) -> None:
+        """`timeouts_s`: the header and body deadlines, shorter than serve's (slow-client tests)."""
         self.port = free_port()
         self.grpc_port = free_port() if grpc else -1
+        shorter = (
+            ""
+            if timeouts_s is None
+            else "import tracefail.services.serve as s; "
+            f"s.HEADER_TIMEOUT_S = s.BODY_TIMEOUT_S = {timeouts_s!r}; "
+        )
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-c",
-                "from tracefail.cli import main; main()",
+                shorter + "from tracefail.cli import main; main()",
                 "serve",
                 "--db",
                 str(db_path),
@@ -59,11 +66,14 @@ class ServeProcess:
         raise RuntimeError("serve did not start listening")
 
     def memory(self, field: str) -> int:
-        """VmRSS or VmHWM (peak) of the process, in bytes."""
+        """VmRSS or VmHWM (peak) of the process, in bytes (`Threads`: a count)."""
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
+                return int(line.split()[1]) * (1 if field == "Threads" else 1024)
         raise KeyError(field)
+
+    def threads(self) -> int:
+        return self.memory("Threads")
 
     def stop(self) -> str:
         """SIGTERM, wait, and the process' stderr."""

@@ -233,3 +233,74 @@ def test_grpc_has_the_same_limits_and_partial_success(db: Database) -> None:
     assert answer.partial_success.rejected_spans == 1
     assert "nested more than" in answer.partial_success.error_message
     assert db.rows("SELECT span_id FROM steps") == [(f"{2:016x}",)]
+
+
+def _many_at_once(server: ServeProcess, body: bytes, n: int, content_type: str = "application/json") -> list:
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: post(server.url, body, content_type)[0], range(n)))
+
+
+def _wrong_types(server: ServeProcess) -> list[int]:
+    """16 at once of 2 MB with `"resource": "x"` (the spans after it are well formed)."""
+    spans = [span(n, attributes=[{"key": "k", "value": {"stringValue": "v" * 200}}]) for n in range(6000)]
+    return _many_at_once(server, export(spans, resource="x"), 16)
+
+
+def _deep_nesting(server: ServeProcess) -> list[int]:
+    """16 at once of 2 MB of JSON brackets, 16 of a protobuf nested 200 deep."""
+    too_deep_json = b'{"resourceSpans": [' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"]}"
+    value = _field(1, b"leaf")
+    for _ in range(200):
+        value = _field(5, _field(1, value))
+    otlp_span = (
+        _field(1, bytes.fromhex(TRACE))
+        + _field(2, bytes(7) + b"\x01")
+        + _field(9, _field(1, b"a") + _field(2, value))
+    )
+    request = _field(1, _field(2, _field(2, otlp_span)))
+    return _many_at_once(server, too_deep_json, 16) + _many_at_once(
+        server, request, 16, "application/x-protobuf"
+    )
+
+
+def _slow_loris(server: ServeProcess) -> list[int]:
+    """200 connections that send half their headers, 20 half a body, 20 nothing."""
+    host, port = "127.0.0.1", server.port
+    socks = [socket.create_connection((host, port)) for _ in range(240)]
+    for sock in socks[:200]:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")
+    for sock in socks[200:220]:
+        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+    assert post(server.url, export([span(1)]))[0] == 200  # others are served meanwhile
+    answers = [_answer(sock) for sock in socks]
+    return [int(answer.split(b" ")[1]) if answer else 0 for answer in answers]
+
+
+@pytest.mark.parametrize(
+    ("attack", "expected", "timeouts_s"),
+    [(_wrong_types, {400}, None), (_deep_nesting, {400}, None), (_slow_loris, {408}, 1.0)],
+    ids=["wrong-types", "deep-nesting", "slow-loris"],
+)
+def test_hostile_clients_get_a_status_and_memory_stays_bounded(
+    tmp_path: Path, attack: Any, expected: set[int], timeouts_s: float | None
+) -> None:
+    """In a real serve process: each attack gets its status code, the server's peak resident
+    memory grows by less than 200 MiB, and it still stores a good request afterwards."""
+    server = ServeProcess(tmp_path / "live.duckdb", timeouts_s=timeouts_s)
+    try:
+        before = server.memory("VmRSS")
+        threads = server.threads()
+        codes = attack(server)
+        peak = server.memory("VmHWM")
+        threads_after = server.threads()
+        assert post(server.url, export([span(2)]))[0] == 200
+    finally:
+        server.stop()
+    mib = 2**20
+    print(
+        f"\n{attack.__name__.strip('_')}: {len(codes)} requests, statuses {sorted(set(codes))}; "
+        f"RSS {before / mib:.0f} MiB before, peak {peak / mib:.0f} MiB; threads {threads} -> {threads_after}"
+    )
+    assert set(codes) == expected
+    assert peak - before < 200 * mib
+    assert threads_after < threads + 40  # pools of fixed size, not a thread per connection (240)

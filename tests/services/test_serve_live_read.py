@@ -4,6 +4,7 @@ process while it still runs."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,7 +75,11 @@ async def test_sdk_exporters_over_http_and_grpc_are_readable_while_serving(tmp_p
         trace_id = str(page.rows[0]["trace_id"])
         shown = runner.invoke(app, ["show", trace_id, "--db", str(path)])
         assert shown.exit_code == 0 and "ok" in shown.stdout, shown.output
-        assert runner.invoke(app, ["stats", "--db", str(path)]).exit_code == 0
+        stats = runner.invoke(app, ["stats", "--db", str(path), "--section", "ops", "--format", "json"])
+        assert stats.exit_code == 0, stats.output
+        ops = json.loads(stats.stdout[stats.stdout.index("{") :])["ops"]
+        planner = [row for row in ops if (row["dimension"], row["value"]) == ("agent", "planner")]
+        assert [(row["traces"], row["steps"]) for row in planner] == [(2, 4)], ops
         found = runner.invoke(app, ["search", "ok", "--db", str(path)])
         assert found.exit_code == 0 and "otel:" in found.stdout, found.output
         sql = runner.invoke(
@@ -99,6 +104,25 @@ async def test_sdk_exporters_over_http_and_grpc_are_readable_while_serving(tmp_p
                 if tui.screen.query_one(DataTable).row_count == 3:
                     break
             assert tui.screen.query_one(DataTable).row_count == 3
+
+            # down the table, a new trace is counted on the live line, and R shows it
+            table = tui.screen.query_one(DataTable)
+            table.focus()
+            await pilot.press("down")
+            assert table.cursor_row == 1
+            send(HttpExporter(endpoint=server.url + "/v1/traces"), "http-agents", "A fourth trace")
+            for _ in range(100):
+                await pilot.pause(0.1)
+                if "4 traces · 1 new since loaded" in str(live.render()):
+                    break
+            assert "4 traces · 1 new since loaded (R shows them)" in str(live.render())
+            assert tui.screen.query_one(DataTable).row_count == 3
+            await pilot.press("R")
+            for _ in range(50):
+                await pilot.pause(0.1)
+                if tui.screen.query_one(DataTable).row_count == 4:
+                    break
+            assert tui.screen.query_one(DataTable).row_count == 4
     finally:
         stderr = server.stop()
     assert "0 quarantined" in stderr

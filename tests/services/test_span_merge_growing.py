@@ -179,7 +179,11 @@ def as_file(path: Path, sent: list[list[SpanGroup]]) -> Path:
 
 
 def stored(db: Database) -> tuple[list[tuple], list[tuple]]:
-    traces = db.rows("SELECT * EXCLUDE (ingest_run_id, ingested_at) FROM traces")
+    """Every trace column (`raw` as readers get it: a live trace keeps it as span rows) and step."""
+    traces = db.rows(
+        "SELECT t.* EXCLUDE (ingest_run_id, ingested_at) REPLACE (r.raw AS raw) "
+        "FROM traces t JOIN trace_raw r USING (trace_id)"
+    )
     return traces, db.rows("SELECT * FROM steps ORDER BY trace_id, step_idx")
 
 

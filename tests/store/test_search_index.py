@@ -11,7 +11,7 @@ from tracefail.services import search as service
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
 from tracefail.store import search as store
-from tracefail.store.traces import add_traces, grow_traces, replace_traces
+from tracefail.store.traces import GrownTrace, add_traces, grow_traces, replace_traces
 
 QUERIES = ["error", "verif*", '"the answer"', "python code", "agent tool*", '"the answer" error']
 
@@ -58,13 +58,36 @@ def test_replaced_and_grown_traces_leave_no_stale_postings(db: Database) -> None
     assert service.search(db, "walrus").n_steps == 0  # the step that went
     assert service.search(db, "okapi").n_steps == 1
     grown = _trace("the okapi crossed", "then a narwhal")
-    grow_traces(db, [(grown, "grown-hash", 2, grown.steps[1:])], run_id=None)
+    grow_traces(db, [_grown(grown, 1, grown.steps[1:])], run_id=None)
     assert service.search(db, "narwhal").n_steps == 1
+    # a live write that changes step 1 and adds step 2 re-indexes those (and step 0) only, and
+    # the index is what one built from scratch holds
+    regrown = _trace("the okapi crossed", "then a beluga", "and a dugong")
+    grow_traces(db, [_grown(regrown, 2, regrown.steps[1:])], run_id=None)
+    assert service.search(db, "narwhal").n_steps == 0
+    assert service.search(db, "beluga dugong okapi").n_steps == 0  # no one step has all three
+    assert [service.search(db, w).n_steps for w in ("okapi", "beluga", "dugong")] == [1, 1, 1]
+    incremental = _postings(db)
+    db.execute("DELETE FROM search_postings")
+    db.execute("DELETE FROM search_docs")
+    store.catch_up(db)
+    assert _postings(db) == incremental
     orphans = db.rows(
         "SELECT count(*) FROM search_postings WHERE doc_id NOT IN (SELECT doc_id FROM search_docs)"
     )
     assert orphans == [(0,)]
-    assert store.index_state(db) == store.IndexState(2, 2)
+    assert store.index_state(db) == store.IndexState(3, 3)
+
+
+def _grown(trace: Trace, stored_steps: int, steps: list[Step]) -> GrownTrace:
+    return GrownTrace(
+        header=trace,
+        digest=f"hash-{len(trace.steps)}",
+        n_steps=len(trace.steps),
+        steps=steps,
+        stored_steps=stored_steps,
+        spans=[],
+    )
 
 
 @pytest.fixture

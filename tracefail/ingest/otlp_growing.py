@@ -22,11 +22,14 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, span_step
 from tracefail.ingest.otlp_live import MergedSpans, SpanGroup
-from tracefail.model import Step, Trace, content_digest, step_json
+from tracefail.model import Step, Trace, raw_digest_end, raw_digest_head, raw_digest_more, step_json
 
 # Where a span goes in its trace, as `map_spans` orders them: by start time (none: last), then
 # in the order the trace's OTLP document lists them (its service's place, then arrival).
 OrderKey = tuple[bool, Any, int, int]
+# A span as the trace's `trace_spans` rows keep it: (arrival number, resource JSON, span JSON).
+SpanRow = tuple[int, str, str]
+_RAW_TAIL = "]}]}]}"  # what closes the document after its last span
 
 
 class Rebuild(Exception):
@@ -35,12 +38,15 @@ class Rebuild(Exception):
 
 @dataclass
 class Grown:
-    """What one write of a grown trace stores: its row and the steps that are new or changed."""
+    """What one write of a grown trace stores: its row, the steps that are new or changed, and
+    the new spans (appended to its `trace_spans`; its `raw` is those rows put together)."""
 
-    header: Trace  # the trace row's fields, without steps
+    header: Trace  # the trace row's fields, without steps; `raw` None (the spans hold it)
     digest: str
     n_steps: int
     steps: list[Step]  # new steps and stored steps whose fields (or index) changed
+    stored_steps: int  # steps the trace had before: a written step at an index below replaces one
+    spans: list[SpanRow]
 
 
 def _dumps(value: Any) -> str:
@@ -85,8 +91,16 @@ class GrowingTrace:
     service_of: dict[str, str | None] = field(default_factory=dict)
     index: dict[str | None, int] = field(default_factory=dict)
     children: dict[str | None, list[str]] = field(default_factory=dict)
-    kept: dict[str | None, set[str]] = field(default_factory=dict)  # span id -> lines it keeps
+    kept: dict[str | None, set[str]] = field(default_factory=dict)  # span id -> lines it keeps (if any)
     step_bytes: list[bytes] = field(default_factory=list)
+    # the steps' part of the content hash, b", "-joined, kept up to date from the first step
+    # that changes (a join of all of them on every write is O(steps so far))
+    steps_blob: bytearray = field(default_factory=bytearray)
+    step_starts: list[int] = field(default_factory=list)  # where each step's part begins in it
+    # the content hash fed with `raw` up to its last span, so a span appended to the last
+    # service's spans costs only its own bytes of hashing (`raw_digest_head`)
+    raw_head: Any = None
+    last_service: str | None = None
 
     @classmethod
     def build(
@@ -111,15 +125,50 @@ class GrowingTrace:
             state.index[step.span_id] = idx
             state.keys.append(key_of[str(step.span_id)])
             state.children.setdefault(step.parent_span_id, []).append(str(step.span_id))
-            state.kept[step.span_id] = _kept_lines(step)
+            state._keep_lines(step)
         state.step_bytes = [step_json(step) for step in state.steps]
+        state._restep(0)
         trace = otel_trace(native_id, state.steps, state.task, source_file, {"format": fmt})
         state.llm = trace.llm
         state.llm_key = next((k for s, k in zip(state.steps, state.keys, strict=True) if s.model), None)
         state.task_key = None if mapped.task_span is None else key_of[mapped.task_span]
         trace.raw = state.raw()
-        state.digest = content_digest(trace.raw, b", ".join(state.step_bytes), state.task)
+        state._rehash()
         return trace, state
+
+    def rows(self) -> list[SpanRow]:
+        """Every span as a `trace_spans` row, numbered in document order: what a trace written
+        whole (just built) stores; later spans are numbered on from there as they arrive."""
+        return [
+            (number, _resource(service), self.span_json[span_id])
+            for number, (service, span_id) in enumerate(
+                (service, span_id) for service, group in self.merged.services.items() for span_id in group
+            )
+        ]
+
+    def _rehash(self) -> None:
+        """The content hash from the whole document (after a build, or a span added to a
+        service other than the last one)."""
+        raw = self.raw()
+        self.raw_head = raw_digest_head(raw[: -len(_RAW_TAIL)])
+        self.last_service = next(reversed(self.merged.services))
+        self.digest = raw_digest_end(self.raw_head, _RAW_TAIL, self.steps_blob, self.task)
+
+    def _restep(self, first: int) -> None:
+        """`steps_blob` again from step `first` on (the steps before it are as they were)."""
+        if first < len(self.step_starts):  # (a step is only ever added after the last one kept)
+            del self.steps_blob[self.step_starts[first] - 2 if first else 0 :]
+        del self.step_starts[first:]
+        for idx in range(first, len(self.step_bytes)):
+            if idx:
+                self.steps_blob += b", "
+            self.step_starts.append(len(self.steps_blob))
+            self.steps_blob += self.step_bytes[idx]
+
+    def _keep_lines(self, step: Step) -> None:
+        lines = _kept_lines(step)
+        if lines:  # most steps keep none: the check of every write walks only those that do
+            self.kept[step.span_id] = lines
 
     def raw(self) -> str:
         """The trace's OTLP/JSON document, as `MergedSpans.trace` writes it, from each span's JSON."""
@@ -217,7 +266,7 @@ class GrowingTrace:
             added.add_values(fidelity.step_values(step))
         if any(added.has(line) for lines in self.kept.values() for line in lines):
             raise Rebuild("a new span holds text that a stored step kept in its metadata")
-        later = _text_of([self.kept[step.span_id] for step in moved])
+        later = _text_of([self.kept.get(step.span_id, set()) for step in moved])
         for _, _, _, decoded, _, _ in inserted:
             values = [decoded["attributes"], *(e["attributes"] for e in decoded["events"])]
             if any(
@@ -232,27 +281,46 @@ class GrowingTrace:
             self.stored.add_values([task])
         keep_unread([item[1] for item in items], [item[3] for item in items], self.stored)
         for step in new_steps:
-            self.kept[step.span_id] = _kept_lines(step)
+            self._keep_lines(step)
         if moved and inserted:
-            first_kept = _text_of([self.kept[item[1].span_id] for item in inserted])
-            if any(first_kept.has(line) for step in moved for line in self.kept[step.span_id]):
+            first_kept = _text_of([self.kept.get(item[1].span_id, set()) for item in inserted])
+            if any(first_kept.has(line) for step in moved for line in self.kept.get(step.span_id, ())):
                 raise Rebuild("a span placed before stored steps keeps text they kept")
+        rows: list[SpanRow] = []
+        rehash = False
+        number = self.arrivals - len(fresh)
         for service, span in fresh:  # the document lists them as they arrived
             span_id = str(span["spanId"])
+            text = _dumps(span)
+            if service == self.last_service:
+                raw_digest_more(self.raw_head, "," + text)
+            elif service not in self.merged.services:  # a new service closes the last one's spans
+                raw_digest_more(
+                    self.raw_head,
+                    _RAW_TAIL[:4] + ',{"resource":' + _resource(service) + ',"scopeSpans":[{"spans":[' + text,
+                )
+                self.last_service = service
+            else:
+                rehash = True  # this span goes inside the document, not at its end
             self.merged.services.setdefault(service, {})[span_id] = span
-            self.span_json[span_id] = _dumps(span)
+            self.span_json[span_id] = text
             self.service_of[span_id] = service
+            rows.append((number, _resource(service), text))
+            number += 1
         self.task, self.task_key, self.llm, self.llm_key = task, task_key, llm, llm_key
         for step in inherited:
             if step.step_idx < first:
                 self.step_bytes[step.step_idx] = step_json(step)
         self.step_bytes[first:] = [step_json(step) for step in self.steps[first:]]
+        self._restep(min([first, *(step.step_idx for step in inherited)]))
         header = otel_trace(self.native_id, [], task, source_file, {"format": fmt})
         header.llm = llm
-        header.raw = self.raw()
-        self.digest = content_digest(header.raw, b", ".join(self.step_bytes), task)
+        if rehash:
+            self._rehash()
+        else:
+            self.digest = raw_digest_end(self.raw_head, _RAW_TAIL, self.steps_blob, task)
         written = [step for step in inherited if step.step_idx < first] + self.steps[first:]
-        return Grown(header, self.digest, len(self.steps), written)
+        return Grown(header, self.digest, len(self.steps), written, n_old, rows)
 
     def _inherit(self, new_steps: list[Step], n_old: int) -> list[Step]:
         """Give the new steps and the stored steps below them that name no agent the agent

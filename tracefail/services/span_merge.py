@@ -7,8 +7,11 @@ its features are deleted, since they were computed on the old steps.
 
 A write costs O(new spans) where it can: the last state of each recently written trace is
 kept (`GrowingTrace`, checked against the stored content hash, so a restart, another writer
-or a rolled-back commit only costs a rebuild), new spans are mapped alone and only the steps
-that change are written. Otherwise the trace is rebuilt from the spans kept in its `raw`.
+or a rolled-back commit only costs a rebuild), new spans are mapped alone, only the steps
+that change are written, and the new spans are appended to the trace's `trace_spans` rows,
+which hold its `raw` (the `trace_raw` view puts them together). Otherwise the trace is rebuilt
+from its `raw`. A trace with OTLP log records keeps its `raw` whole in its row (it is rebuilt
+on every write).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def merge_spans(db: Database, incoming: Sequence[IncomingSpans], run_id: str | N
     unchanged: list[str] = []
     problems: list[tuple[str, str]] = []
     changed: dict[str, int] = {}
-    grown: list[tuple[Trace, str, int, list[Any]]] = []
+    grown: list[trace_store.GrownTrace] = []
     keep: dict[tuple[str, str], GrowingTrace] = {}
     rebuild: list[tuple[IncomingSpans, str]] = []
     for item, trace_id in zip(incoming, ids, strict=True):
@@ -78,7 +81,12 @@ def merge_spans(db: Database, incoming: Sequence[IncomingSpans], run_id: str | N
         grown.append(_row(update))
         changed[item.native_id] = update.n_steps
     traces = _rebuilt(db, rebuild, hashes, keep, changed, unchanged, problems)
-    written = trace_store.replace_traces(db, traces, run_id)
+    spans = {
+        trace.trace_id: keep[(db.path, trace.trace_id)].rows()
+        for trace in traces
+        if (db.path, trace.trace_id) in keep
+    }
+    written = trace_store.replace_traces(db, traces, run_id, spans)
     more = trace_store.grow_traces(db, grown, run_id)
     written.traces += more.traces
     written.steps += more.steps
@@ -89,8 +97,10 @@ def merge_spans(db: Database, incoming: Sequence[IncomingSpans], run_id: str | N
     return MergeResult(written, changed, unchanged, problems)
 
 
-def _row(update: Grown) -> tuple[Trace, str, int, list[Any]]:
-    return update.header, update.digest, update.n_steps, update.steps
+def _row(update: Grown) -> trace_store.GrownTrace:
+    return trace_store.GrownTrace(
+        update.header, update.digest, update.n_steps, update.steps, update.stored_steps, update.spans
+    )
 
 
 def _rebuilt(

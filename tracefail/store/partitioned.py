@@ -104,6 +104,10 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# every trace with its `raw` text, also of traces that keep it as spans (see migration 004)
+_TRACES = "(SELECT t.* REPLACE (r.raw AS raw) FROM traces t JOIN trace_raw r USING (trace_id))"
+
+
 def _tables(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, bool]]:
     """(table, keyed by trace) for every base table of the schema."""
     rows = connection.execute(
@@ -131,15 +135,18 @@ def _export(connection: duckdb.DuckDBPyConnection, out: Path, by: str) -> int:
     out.mkdir(parents=True, exist_ok=True)
     keys = f"(SELECT t.trace_id, {PARTITION_KEYS[by]} AS key FROM traces t)"
     for table, keyed in _tables(connection):
+        if table == "trace_spans":
+            continue  # the `raw` of live traces, written into their `traces` rows
         target = out / table
         if not keyed:
             target.mkdir()
             connection.execute(f"COPY {table} TO {_quote(str(target / 'data_0.parquet'))} (FORMAT parquet)")
             continue
+        rows = _TRACES if table == "traces" else table
         if table == "traces" and by != "date":
-            query = "SELECT * FROM traces"  # the key is one of its own columns
+            query = f"SELECT * FROM {rows}"  # the key is one of its own columns
         else:
-            query = f"SELECT x.*, k.key AS {by} FROM {table} x LEFT JOIN {keys} k USING (trace_id)"
+            query = f"SELECT x.*, k.key AS {by} FROM {rows} x LEFT JOIN {keys} k USING (trace_id)"
         connection.execute(
             f"COPY ({query}) TO {_quote(str(target))} "
             f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({by}), WRITE_PARTITION_COLUMNS true)"

@@ -141,6 +141,9 @@ TRACE_SCHEMA = pa.schema(
         ("ingested_at", pa.timestamp("us")),
     ]
 )
+TRACE_SPAN_SCHEMA = pa.schema(
+    [("trace_id", pa.string()), ("seq", pa.int32()), ("resource", pa.string()), ("span", pa.string())]
+)
 STEP_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()),

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import polars as pl
@@ -98,33 +98,38 @@ def index_state(db: Database) -> IndexState:
 
 
 # --- writing ---------------------------------------------------------------------------------------
-def index_traces(db: Database, trace_ids: Iterable[str]) -> None:
+def index_traces(db: Database, traces: Iterable[str] | Mapping[str, int]) -> None:
     """Make the index hold exactly the current steps of these traces: their old documents and
-    postings go, their steps (if any are left) are tokenised and added. The caller owns the
-    transaction: call it in the one that wrote the steps, after writing them, so the index
-    commits (or rolls back) with them."""
-    ids = sorted(set(trace_ids))
-    if not ids:
-        return
+    postings go, their steps (if any are left) are tokenised and added. Given a mapping of trace
+    id -> first changed step, only that step on (and step 0, which carries the trace's metadata)
+    is re-indexed: a live trace growing span by span costs its new steps, not all of them. The
+    caller owns the transaction: call it in the one that wrote the steps, after writing them,
+    so the index commits (or rolls back) with them."""
+    first = dict(traces) if isinstance(traces, Mapping) else dict.fromkeys(traces, 0)
+    ids = sorted(first)
     for start in range(0, len(ids), INDEX_CHUNK):
-        _index_chunk(db, ids[start : start + INDEX_CHUNK])
+        chunk = ids[start : start + INDEX_CHUNK]
+        _index_chunk(db, chunk, [first[trace_id] for trace_id in chunk])
 
 
-def _index_chunk(db: Database, ids: list[str]) -> None:
-    wanted_ids = pa.table({"trace_id": pa.array(ids, pa.string())})  # noqa: F841 - scanned by name
+def _index_chunk(db: Database, ids: list[str], first_steps: list[int]) -> None:
+    wanted_ids = pa.table(  # noqa: F841 - scanned by name
+        {"trace_id": pa.array(ids, pa.string()), "first_idx": pa.array(first_steps, pa.int64())}
+    )
     con = db.connection
-    old = con.execute(
-        "SELECT min(doc_id), max(doc_id), count(*) FROM search_docs "
-        "WHERE trace_id IN (SELECT trace_id FROM wanted_ids)"
-    ).fetchone()
-    assert old is not None
-    if old[2]:  # re-ingested or grown traces: drop what the index held for them
-        con.execute(
-            "DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? AND doc_id IN "
-            "(SELECT doc_id FROM search_docs WHERE trace_id IN (SELECT trace_id FROM wanted_ids))",
-            [old[0], old[1]],
-        )
-        con.execute("DELETE FROM search_docs WHERE trace_id IN (SELECT trace_id FROM wanted_ids)")
+    # the documents of the steps to (re)index: every step from a trace's first changed one, and step 0
+    wanted_docs = (
+        "SELECT d.doc_id FROM search_docs d JOIN wanted_ids w USING (trace_id) "
+        "WHERE d.step_idx >= w.first_idx OR d.step_idx = 0"
+    )
+    doc_ids = sorted(r[0] for r in con.execute(wanted_docs).fetchall())
+    if doc_ids:  # re-ingested or grown traces: drop what the index held for those steps
+        for low, high in _doc_ranges(doc_ids):  # by range, so DuckDB skips other row groups
+            con.execute(
+                f"DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? AND doc_id IN ({wanted_docs})",
+                [low, high],
+            )
+        con.execute(f"DELETE FROM search_docs WHERE doc_id IN ({wanted_docs})")
     # the steps and trace rows of these traces first: joined before filtering, DuckDB would
     # build the searchable text of every step of the corpus (10 s per 1,000 traces on 51k steps)
     con.execute(
@@ -133,7 +138,8 @@ def _index_chunk(db: Database, ids: list[str]) -> None:
         SELECT (SELECT coalesce(max(doc_id), 0) FROM search_docs)
                    + row_number() OVER (ORDER BY s.trace_id, s.step_idx) AS doc_id,
                s.trace_id, s.step_idx, {_TOKENS} AS tokens
-        FROM (SELECT * FROM steps WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) s
+        FROM (SELECT st.* FROM steps st JOIN wanted_ids w USING (trace_id)
+              WHERE st.step_idx >= w.first_idx OR st.step_idx = 0) s
         LEFT JOIN (SELECT trace_id, metadata FROM traces
                    WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) t
             ON s.step_idx = 0 AND t.trace_id = s.trace_id
@@ -155,6 +161,24 @@ def _index_chunk(db: Database, ids: list[str]) -> None:
         """
     )
     con.execute("DROP TABLE search_batch")
+
+
+def _doc_ranges(doc_ids: list[int], most: int = 16) -> list[tuple[int, int]]:
+    """Sorted document ids as at most `most` ranges: the runs of consecutive ids (a live trace's
+    step 0 was indexed long before its newest steps; one min..max range would span every
+    posting written in between), merged across the smallest gaps when there are more runs."""
+    runs = [[doc_ids[0], doc_ids[0]]]
+    for doc_id in doc_ids[1:]:
+        if doc_id == runs[-1][1] + 1:
+            runs[-1][1] = doc_id
+        else:
+            runs.append([doc_id, doc_id])
+    if len(runs) > most:  # keep the widest gaps as splits
+        gaps = sorted(range(len(runs) - 1), key=lambda i: (runs[i][1] - runs[i + 1][0], i))[: most - 1]
+        starts = [0, *sorted(i + 1 for i in gaps)]
+        ends = [*(i - 1 for i in starts[1:]), len(runs) - 1]
+        runs = [[runs[a][0], runs[b][1]] for a, b in zip(starts, ends, strict=True)]
+    return [(low, high) for low, high in runs]
 
 
 def catch_up(db: Database) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from tracefail.store.rows import (
     LABEL_SCHEMA,
     STEP_SCHEMA,
     TRACE_SCHEMA,
+    TRACE_SPAN_SCHEMA,
     Prepared,
     _step_columns,
     arrow_rows,
@@ -109,12 +110,34 @@ def add_prepared(db: Database, batch: Prepared, run_id: str | None) -> AddResult
     return result
 
 
+# A trace's span as a `trace_spans` row keeps it: (arrival number, resource JSON, span JSON).
+SpanRows = Mapping[str, Sequence[tuple[int, str, str]]]
+
+
+def _insert_spans(db: Database, spans: SpanRows) -> None:
+    """Append spans to their traces' `trace_spans` (the traces' `raw`, see migration 004)."""
+    rows = [
+        {"trace_id": trace_id, "seq": seq, "resource": resource, "span": span}
+        for trace_id, kept in spans.items()
+        for seq, resource, span in kept
+    ]
+    _insert(db, "trace_spans", TRACE_SPAN_SCHEMA, rows)
+
+
 def _write(
-    db: Database, batch: Prepared, run_id: str | None, result: AddResult, *, replace: bool = False
+    db: Database,
+    batch: Prepared,
+    run_id: str | None,
+    result: AddResult,
+    *,
+    replace: bool = False,
+    spans: SpanRows | None = None,
 ) -> None:
     """Insert traces with their steps, labels and attributions in one transaction; with
-    `replace`, their stored rows and steps go first, and their features, which were computed
-    on the old steps (labels and attributions stay)."""
+    `replace`, their stored rows, steps and spans go first, and their features, which were
+    computed on the old steps (labels and attributions stay). A trace in `spans` keeps its
+    `raw` as those rows (`trace_spans`), and NULL in its own row."""
+    spans = spans or {}
     ingested = now()
     trace_rows = [
         {
@@ -130,7 +153,7 @@ def _write(
             "n_steps": n_steps,
             "content_hash": digest,
             "source_file": trace.source_file,
-            "raw": trace.raw,
+            "raw": None if trace.trace_id in spans else trace.raw,
             "metadata": json_text(trace.metadata),
             "ingest_run_id": run_id,
             "ingested_at": ingested,
@@ -143,7 +166,9 @@ def _write(
             _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", ids)
             _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
+            _for_ids(db, "DELETE FROM trace_spans WHERE trace_id IN {ids}", ids)
         _insert(db, "traces", TRACE_SCHEMA, trace_rows)
+        _insert_spans(db, spans)
         _insert(db, "steps", STEP_SCHEMA, batch.steps)
         _insert(db, "labels", LABEL_SCHEMA, stamped(batch.labels, run_id))
         _insert(db, "attributions", ATTRIBUTION_SCHEMA, stamped(batch.attributions, run_id))
@@ -155,10 +180,11 @@ def _write(
 
 
 def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
-    """The `raw` text of those ids that are stored (None where a trace kept no raw text)."""
+    """The `raw` text of those ids that are stored (None where a trace kept no raw text),
+    put together from its spans where it keeps them as `trace_spans`."""
     if not trace_ids:
         return {}
-    return dict(_for_ids(db, "SELECT trace_id, raw FROM traces WHERE trace_id IN {ids}", trace_ids))
+    return dict(_for_ids(db, "SELECT trace_id, raw FROM trace_raw WHERE trace_id IN {ids}", trace_ids))
 
 
 def stored_hashes(db: Database, trace_ids: Sequence[str]) -> dict[str, str]:
@@ -168,55 +194,86 @@ def stored_hashes(db: Database, trace_ids: Sequence[str]) -> dict[str, str]:
     return dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", trace_ids))
 
 
-def replace_traces(db: Database, traces: Sequence[Trace], run_id: str | None) -> AddResult:
+def replace_traces(
+    db: Database, traces: Sequence[Trace], run_id: str | None, spans: SpanRows | None = None
+) -> AddResult:
     """Store traces whose new version supersedes the stored one (OTLP traces that gained
     spans), in one transaction: their rows and steps are rewritten, their labels and
-    attributions are kept, their features (stale now) are deleted."""
+    attributions are kept, their features (stale now) are deleted. A trace in `spans` keeps
+    its `raw` as those `trace_spans` rows, so that later spans are appended to it."""
     result = AddResult()
     if traces:
-        _write(db, prepare(traces), run_id, result, replace=True)
+        _write(db, prepare(traces), run_id, result, replace=True, spans=spans)
     return result
 
 
-def grow_traces(
-    db: Database, grown: Sequence[tuple[Trace, str, int, Sequence[Step]]], run_id: str | None
-) -> AddResult:
-    """Store stored traces that gained spans, writing only what changed: each trace's row
-    (header, digest, step count) and its new or changed steps (by step index); the other steps
-    stay as they are, labels and attributions too, and features (stale now) are deleted.
-    `grown`: (header, content hash, number of steps, new or changed steps) per trace."""
+@dataclass(frozen=True)
+class GrownTrace:
+    """What a write of a stored trace that gained spans changes (see `grow_traces`)."""
+
+    header: Trace  # the trace row's fields; its `raw` is its `trace_spans`
+    digest: str
+    n_steps: int
+    steps: Sequence[Step]  # new steps, and stored steps whose fields or index changed
+    stored_steps: int  # steps it had: a written step below this index replaces the stored one
+    spans: Sequence[tuple[int, str, str]]  # its new spans, appended to its `trace_spans`
+
+
+def grow_traces(db: Database, grown: Sequence[GrownTrace], run_id: str | None) -> AddResult:
+    """Store stored traces that gained spans, writing only what changed, so that a write costs
+    what is new, not the trace's size: each trace's row (header, digest, step count), its new
+    or changed steps (by step index) and its new spans; the other steps and spans stay as they
+    are, labels and attributions too, and features (stale now) are deleted."""
     result = AddResult()
     if not grown:
         return result
     ingested = now()
-    headers = [header for header, _, _, _ in grown]
-    steps = _step_columns(headers, [step_values(list(changed)) for _, _, _, changed in grown])
+    steps = _step_columns([g.header for g in grown], [step_values(list(g.steps)) for g in grown])
+    replaced = [
+        (g.header.trace_id, step.step_idx)
+        for g in grown
+        for step in g.steps
+        if step.step_idx < g.stored_steps
+    ]
+    changed = [
+        {
+            "trace_id": g.header.trace_id,
+            "llm": g.header.llm,
+            "task": g.header.task,
+            "n_steps": g.n_steps,
+            "content_hash": g.digest,
+            "source_file": g.header.source_file,
+            "metadata": json_text(g.header.metadata),
+            "ingest_run_id": run_id,
+            "ingested_at": ingested,
+        }
+        for g in grown
+    ]
+    # scanned by name: parameters would cost a failed pandas import each
+    grown_rows = arrow_rows(pa.schema([TRACE_SCHEMA.field(name) for name in changed[0]]), changed)  # noqa: F841
     with db.transaction():
-        for header, digest, n_steps, _ in grown:
-            db.connection.execute(
-                "UPDATE traces SET llm = ?, task = ?, n_steps = ?, content_hash = ?, source_file = ?, "
-                "raw = ?, metadata = ?, ingest_run_id = ?, ingested_at = ? WHERE trace_id = ?",
-                [
-                    header.llm,
-                    header.task,
-                    n_steps,
-                    digest,
-                    header.source_file,
-                    header.raw,
-                    json_text(header.metadata),
-                    run_id,
-                    ingested,
-                    header.trace_id,
-                ],
-            )
-        _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", [h.trace_id for h in headers])
-        written = steps.select(["trace_id", "step_idx"])  # noqa: F841 - scanned by name
         db.connection.execute(
-            "DELETE FROM steps USING written "
-            "WHERE steps.trace_id = written.trace_id AND steps.step_idx = written.step_idx"
+            "UPDATE traces SET llm = r.llm, task = r.task, n_steps = r.n_steps, "
+            "content_hash = r.content_hash, source_file = r.source_file, metadata = r.metadata, "
+            "ingest_run_id = r.ingest_run_id, ingested_at = r.ingested_at "
+            "FROM grown_rows r WHERE traces.trace_id = r.trace_id"
         )
+        _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", [g.header.trace_id for g in grown])
+        if replaced:  # steps appended at the end replace nothing: no scan of the steps table
+            written = pa.table(  # noqa: F841 - scanned by name
+                {
+                    "trace_id": pa.array([trace_id for trace_id, _ in replaced], pa.string()),
+                    "step_idx": pa.array([idx for _, idx in replaced], pa.int32()),
+                }
+            )
+            db.connection.execute(
+                "DELETE FROM steps USING written "
+                "WHERE steps.trace_id = written.trace_id AND steps.step_idx = written.step_idx"
+            )
         _insert(db, "steps", STEP_SCHEMA, steps)
-        index_traces(db, [h.trace_id for h in headers])
+        _insert_spans(db, {g.header.trace_id: g.spans for g in grown})
+        # only the steps this write changed (and step 0, which carries the trace's metadata)
+        index_traces(db, {g.header.trace_id: min((s.step_idx for s in g.steps), default=0) for g in grown})
     result.traces += len(grown)
     result.steps += steps.num_rows
     return result
