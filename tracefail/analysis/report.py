@@ -489,8 +489,42 @@ def _inert(value: object) -> str:
 OPS_ROWS = 15  # per dimension in the report, the busiest; `stats --section ops` has them all
 
 
+def ops_days_svg(days: pl.DataFrame) -> str:
+    """Steps per day as bars and the error rate as a line, over every day from the first to the last
+    (days without steps at 0): an inline SVG, text kept as text, the same bytes for the same data."""
+    found = {str(r["value"]): r for r in days.iter_rows(named=True)}
+    first, last = min(found), max(found)
+    axis = pl.date_range(pl.lit(first).str.to_date(), pl.lit(last).str.to_date(), "1d", eager=True)
+    names = [str(d) for d in axis]
+    steps = [found[d]["steps"] if d in found else 0 for d in names]
+    rates = [100 * found[d]["error_rate"] if d in found else float("nan") for d in names]
+    plt = _plt()
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tracefail"})
+    fig = plt.figure(figsize=(10, 2.8), layout="constrained")
+    try:
+        ax = fig.add_subplot()
+        ax.bar(range(len(names)), steps, width=0.9, color="#4c78a8")
+        ax.set_ylabel("steps")
+        ax.set_title(f"Steps per day (bars) and error rate (line): n={sum(steps):,} steps, {len(names)} days")
+        rate = ax.twinx()
+        rate.plot(
+            range(len(names)), rates, color="#e45756", linewidth=1.2, marker="." if len(names) < 60 else ""
+        )
+        rate.set_ylabel("errors % of steps")
+        rate.set_ylim(bottom=0)
+        ticks = sorted({0, len(names) - 1, *range(0, len(names), max(1, len(names) // 6))})
+        ax.set_xticks(ticks, [names[i] for i in ticks])
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
 def _ops(frame: pl.DataFrame | None) -> str:
-    """Tokens, cost, latency and error rates per agent, model, framework and day, n beside each."""
+    """Tokens, cost, latency and error rates per agent, model, session, framework and day, n beside
+    each, and a chart of steps and errors over the days."""
     if frame is None or frame.is_empty():
         return ""
 
@@ -507,7 +541,7 @@ def _ops(frame: pl.DataFrame | None) -> str:
         "<th>p50 ms</th><th>p95 ms</th><th>errors</th><th>tool failures</th></tr>"
     )
     tables = []
-    for dimension in ("agent", "model", "framework", "day"):
+    for dimension in ("agent", "model", "session", "framework", "day"):
         part = frame.filter(pl.col("dimension") == dimension)
         # the busiest agents, models and frameworks; the latest days
         part = (
@@ -534,10 +568,12 @@ def _ops(frame: pl.DataFrame | None) -> str:
         kept = "latest" if dimension == "day" else "with most steps"
         more = f" ({OPS_ROWS} of {total} {kept})" if total > OPS_ROWS else ""
         tables.append(f"<h3>per {dimension}{more}</h3><table>{head}{''.join(rows)}</table>")
+    days = frame.filter(pl.col("dimension") == "day")
+    chart = f"<figure class=ops-days>{ops_days_svg(days)}</figure>" if days.height > 1 else ""
     return (
         "<section id='ops'><h2>Operations</h2><p class=note>Tokens, cost, latency and error rates as "
         "<code>tracefail stats --section ops</code> counts them; every figure with the n it rests on, "
-        f"empty where n = 0.</p>{''.join(tables)}</section>"
+        f"empty where n = 0.</p>{chart}{''.join(tables)}</section>"
     )
 
 
