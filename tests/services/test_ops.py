@@ -30,7 +30,7 @@ def test_ops_counts_match_sql(corpus: Database) -> None:
         "SELECT coalesce(s.model, t.llm, '(none)'), count(*), "
         "count(*) FILTER (WHERE lower(s.status) = 'error'), coalesce(sum(s.tokens_in), 0), "
         "quantile_cont(epoch_ms(s.end_ts) - epoch_ms(s.start_ts), 0.95) "
-        "FILTER (WHERE s.end_ts >= s.start_ts) FROM steps s JOIN traces t USING (trace_id) GROUP BY 1"
+        "FILTER (WHERE s.end_ts > s.start_ts) FROM steps s JOIN traces t USING (trace_id) GROUP BY 1"
     )
     assert len(rows) == len(by_model)
     for model, steps, errors, tokens_in, p95 in rows:
@@ -84,7 +84,7 @@ def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> Non
     for dimension in ("agent", "model", "session", "framework", "day"):
         assert f"<h3>per {dimension}" in text
     chart = text[text.index("<figure class=ops-days>") : text.index("</figure>")]
-    assert "<svg" in chart and "Steps per day" in chart and "n=" in chart
+    assert "<svg" in chart and "Steps per " in chart and "n=" in chart
     assert 'href="http' not in chart and "src=" not in chart  # nothing to fetch
     assert "claude-sonnet-4-5-20250929" in text and "n=" in text
 
@@ -120,3 +120,18 @@ def test_steps_per_day_per_agent_and_model(corpus: Database) -> None:
             assert len(series) == len(days) and sum(series) == row["steps"]
             errors = result.over_days(dimension, row["value"], "errors")
             assert sum(errors) == row["errors"]
+
+
+@pytest.mark.parametrize(
+    ("last", "period", "periods"),
+    [("2025-01-03", "day", 3), ("2025-07-19", "week", 29), ("2027-09-01", "month", 33)],
+)
+def test_the_report_chart_bins_long_spans(last: str, period: str, periods: int) -> None:
+    import polars as pl
+
+    from tracefail.analysis.report import ops_days_svg
+
+    days = pl.DataFrame({"value": ["2025-01-01", last], "steps": [3, 5], "errors": [0, 1]})
+    svg = ops_days_svg(days)
+    assert f"Steps per {period} (bars) and error rate (dots): n=8 steps, {periods} {period}s" in svg
+    assert svg == ops_days_svg(days)  # the same bytes for the same data

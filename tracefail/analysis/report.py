@@ -490,30 +490,43 @@ OPS_ROWS = 15  # per dimension in the report, the busiest; `stats --section ops`
 
 
 def ops_days_svg(days: pl.DataFrame) -> str:
-    """Steps per day as bars and the error rate as a line, over every day from the first to the last
-    (days without steps at 0): an inline SVG, text kept as text, the same bytes for the same data."""
-    found = {str(r["value"]): r for r in days.iter_rows(named=True)}
-    first, last = min(found), max(found)
-    axis = pl.date_range(pl.lit(first).str.to_date(), pl.lit(last).str.to_date(), "1d", eager=True)
-    names = [str(d) for d in axis]
-    steps = [found[d]["steps"] if d in found else 0 for d in names]
-    rates = [100 * found[d]["error_rate"] if d in found else float("nan") for d in names]
+    """Steps as bars and the error rate as a line over time: per day up to 92 days, per week up to
+    two years, else per month, every period from the first to the last (none skipped). An inline
+    SVG with text kept as text, the same bytes for the same data."""
+    dated = days.select(pl.col("value").str.to_date().alias("day"), "steps", "errors")
+    found = dated["day"].to_list()
+    span = (max(found) - min(found)).days
+    period, every = ("day", "1d") if span <= 92 else ("week", "1w") if span <= 730 else ("month", "1mo")
+    binned = (
+        dated.group_by(pl.col("day").dt.truncate(every).alias("start"))
+        .agg(pl.col("steps").sum(), pl.col("errors").sum())
+        .sort("start")
+    )
+    starts = binned["start"].to_list()
+    axis = pl.date_range(starts[0], starts[-1], every, eager=True)
+    full = pl.DataFrame({"start": axis}).join(binned, on="start", how="left")
+    names = [str(d) for d in full["start"]]
+    steps = full["steps"].fill_null(0).to_list()
+    rates = [
+        100 * e / n if n else float("nan") for e, n in zip(full["errors"].fill_null(0), steps, strict=True)
+    ]
     plt = _plt()
     plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tracefail"})
     fig = plt.figure(figsize=(10, 2.8), layout="constrained")
     try:
         ax = fig.add_subplot()
-        ax.bar(range(len(names)), steps, width=0.9, color="#4c78a8")
-        ax.set_ylabel("steps")
-        ax.set_title(f"Steps per day (bars) and error rate (line): n={sum(steps):,} steps, {len(names)} days")
-        rate = ax.twinx()
-        rate.plot(
-            range(len(names)), rates, color="#e45756", linewidth=1.2, marker="." if len(names) < 60 else ""
+        ax.bar(range(len(names)), steps, width=0.8, color="#4c78a8")
+        ax.set_ylabel(f"steps per {period}")
+        ax.set_title(
+            f"Steps per {period} (bars) and error rate (dots): n={sum(steps):,} steps, {len(names)} {period}s"
         )
-        rate.set_ylabel("errors % of steps")
+        rate = ax.twinx()
+        rate.plot(range(len(names)), rates, color="#e45756", linestyle="none", marker=".")
+        rate.set_ylabel("errors, % of steps")
         rate.set_ylim(bottom=0)
-        ticks = sorted({0, len(names) - 1, *range(0, len(names), max(1, len(names) // 6))})
+        ticks = list(range(0, len(names), max(1, math.ceil(len(names) / 7))))
         ax.set_xticks(ticks, [names[i] for i in ticks])
+        ax.set_xlim(-0.6, len(names) - 0.4)
         buffer = io.StringIO()
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     finally:

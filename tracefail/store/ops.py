@@ -53,7 +53,9 @@ def ops_table(db: Database, prices: dict[str, tuple[float, float]]) -> pl.DataFr
                               unnest(?::DOUBLE[]) AS p_out),
         x AS (
             SELECT {columns}, s.trace_id, s.tokens_in, s.tokens_out,
-                   CASE WHEN s.end_ts >= s.start_ts
+                   -- a step stamped once (end = start: formats with one time per event) has
+                   -- no measured latency; counted as 0 ms it pulled p50 to 0 on the samples
+                   CASE WHEN s.end_ts > s.start_ts
                         THEN epoch_ms(s.end_ts) - epoch_ms(s.start_ts) END AS latency_ms,
                    {_FAILED} AS failed, {_TOOL_RESULT} AS tool_result
             FROM steps s JOIN {_TRACES} USING (trace_id))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.console import Group
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
@@ -57,7 +58,7 @@ class OpsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="ops-scroll"):
+        with ScrollableContainer(id="ops-scroll"):  # tables keep their width and scroll sideways
             yield Static("counting tokens, latency and errors…", id="ops")
         yield Footer()
 
@@ -77,10 +78,11 @@ class OpsScreen(Screen[None]):
             rates = [by_day[d]["error_rate"] if d in by_day else None for d in days]
             line = Text("steps per day ", style="bold")
             line.append_text(sparkline(steps, width=min(60, len(days))))
-            line.append("  error rate per day ", style="bold")
-            line.append_text(sparkline(rates, width=min(60, len(days))))
             line.append(f"  {days[0]} … {days[-1]}, {len(days)} days, n={sum(steps):,} steps", style="dim")
-            parts.append(line)
+            errors = Text("error rate    ", style="bold")
+            errors.append_text(sparkline(rates, width=min(60, len(days))))
+            errors.append("  share of each day's steps; blank: a day without steps", style="dim")
+            parts.extend([line, errors])
             if len(days) > SPARK:
                 parts.append(
                     Text(
@@ -128,4 +130,9 @@ class OpsScreen(Screen[None]):
                     f"{MAX_ROWS} of {len(rows)} with most steps; all: tracefail stats --section ops"
                 )
             parts.append(table)
-        self.query_one("#ops", Static).update(Group(*parts))
+        page = Group(*parts)
+        shown = self.query_one("#ops", Static)
+        # as wide as the widest table unwrapped: a narrow terminal scrolls sideways, not squeezes
+        wide = Console(width=10_000)
+        shown.styles.width = Measurement.get(wide, wide.options, page).maximum
+        shown.update(page)
