@@ -51,30 +51,32 @@ def ops_table(db: Database, prices: dict[str, tuple[float, float]]) -> pl.DataFr
         f"""
         WITH price AS (SELECT unnest(?::VARCHAR[]) AS model, unnest(?::DOUBLE[]) AS p_in,
                               unnest(?::DOUBLE[]) AS p_out),
-        x AS (
+        x AS (  -- per step once, so that each grouping set only sums and counts
             SELECT {columns}, s.trace_id, s.tokens_in, s.tokens_out,
+                   s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL AS has_tokens,
+                   CASE WHEN s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL
+                        THEN (coalesce(s.tokens_in, 0) * p.p_in + coalesce(s.tokens_out, 0) * p.p_out) / 1e6
+                   END AS cost,  -- NULL: unpriced model or no tokens
                    -- a step stamped once (end = start: formats with one time per event) has
                    -- no measured latency; counted as 0 ms it pulled p50 to 0 on the samples
                    CASE WHEN s.end_ts > s.start_ts
                         THEN epoch_ms(s.end_ts) - epoch_ms(s.start_ts) END AS latency_ms,
                    {_FAILED} AS failed, {_TOOL_RESULT} AS tool_result
-            FROM steps s JOIN {_TRACES} USING (trace_id))
+            FROM steps s JOIN {_TRACES} USING (trace_id)
+                 LEFT JOIN price p ON p.model = {DIMENSIONS["model"]})
         SELECT {dimension} AS dimension, {value} AS value,
                count(DISTINCT trace_id) AS traces, count(*) AS steps,
                coalesce(sum(tokens_in), 0)::BIGINT AS tokens_in,
                coalesce(sum(tokens_out), 0)::BIGINT AS tokens_out,
-               count(*) FILTER (WHERE tokens_in IS NOT NULL OR tokens_out IS NOT NULL) AS tokens_n,
-               sum((coalesce(tokens_in, 0) * p_in + coalesce(tokens_out, 0) * p_out) / 1e6)
-                   FILTER (WHERE p_in IS NOT NULL AND (tokens_in IS NOT NULL OR tokens_out IS NOT NULL))
-                   AS cost_usd,
-               count(*) FILTER (WHERE p_in IS NOT NULL AND (tokens_in IS NOT NULL OR tokens_out IS NOT NULL))
-                   AS cost_n,
+               count(*) FILTER (WHERE has_tokens) AS tokens_n,
+               sum(cost) AS cost_usd,
+               count(cost) AS cost_n,
                quantile_cont(latency_ms, [0.5, 0.95]) AS latency_ms,
                count(latency_ms) AS latency_n,
                count(*) FILTER (WHERE failed) AS errors,
                count(*) FILTER (WHERE tool_result) AS tool_results,
                count(*) FILTER (WHERE tool_result AND failed) AS tool_failures
-        FROM x LEFT JOIN price USING (model)
+        FROM x
         GROUP BY GROUPING SETS ({", ".join(f"({d})" for d in DIMENSIONS)})
         ORDER BY dimension, value
         """,
