@@ -115,7 +115,9 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
                    'synthetic task ' || t.i,
                    CASE WHEN f.failing THEN 'failure' WHEN {_u("t.i", s + 5)} < 0.5 THEN 'success'
                         ELSE 'unknown' END,
-                   t.n, md5('synth' || t.i), '{{"synthetic": true}}', ?
+                   t.n, md5('synth' || t.i),
+                   -- four traces to a session, for the ops dashboard's per-session figures
+                   json_object('synthetic', true, 'session_id', 'session-' || (t.i // 4)), ?
             FROM synth_t t JOIN (SELECT i, bool_or(present) AS failing FROM synth_truth GROUP BY i) f
                  USING (i)
             """,

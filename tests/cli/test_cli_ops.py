@@ -14,10 +14,15 @@ def test_ops_json_has_n_for_every_figure(whowhen_corpus: Path) -> None:
     document = json.loads(result.stdout)
     assert "built-in" in document["prices"]
     rows = document["ops"]
-    assert {r["dimension"] for r in rows} == {"agent", "model", "framework", "day"}
+    assert {r["dimension"] for r in rows} == {"agent", "model", "session", "framework", "day"}
     for row in rows:
         assert {"steps", "traces", "latency_n", "tokens_n", "cost_n", "tool_results"} <= set(row)
         assert row["error_rate"] == row["errors"] / row["steps"]
+    by_day = document["by_day"]
+    assert {r["dimension"] for r in by_day} == {"agent", "model"}
+    for dimension in ("agent", "model"):
+        total = sum(r["steps"] for r in rows if r["dimension"] == dimension)
+        assert sum(r["steps"] for r in by_day if r["dimension"] == dimension) == total
 
 
 def test_bad_price_table_is_one_line(whowhen_corpus: Path, tmp_path: Path) -> None:

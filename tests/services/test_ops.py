@@ -24,13 +24,13 @@ def corpus(db: Database) -> Database:
 
 def test_ops_counts_match_sql(corpus: Database) -> None:
     result = ops(corpus).table
-    assert set(result["dimension"]) == {"agent", "model", "framework", "day"}
+    assert set(result["dimension"]) == {"agent", "model", "session", "framework", "day"}
     by_model = {r["value"]: r for r in result.filter(dimension="model").to_dicts()}
     rows = corpus.rows(
         "SELECT coalesce(s.model, t.llm, '(none)'), count(*), "
         "count(*) FILTER (WHERE lower(s.status) = 'error'), coalesce(sum(s.tokens_in), 0), "
         "quantile_cont(epoch_ms(s.end_ts) - epoch_ms(s.start_ts), 0.95) "
-        "FILTER (WHERE s.end_ts >= s.start_ts) FROM steps s JOIN traces t USING (trace_id) GROUP BY 1"
+        "FILTER (WHERE s.end_ts > s.start_ts) FROM steps s JOIN traces t USING (trace_id) GROUP BY 1"
     )
     assert len(rows) == len(by_model)
     for model, steps, errors, tokens_in, p95 in rows:
@@ -40,7 +40,7 @@ def test_ops_counts_match_sql(corpus: Database) -> None:
             row["latency_p95_ms"] == pytest.approx(p95) if p95 is not None else row["latency_p95_ms"] is None
         )
         assert row["error_rate"] == pytest.approx(errors / steps)
-    for dimension in ("agent", "framework", "day"):
+    for dimension in ("agent", "session", "framework", "day"):
         assert (
             result.filter(dimension=dimension)["steps"].sum()
             == corpus.rows("SELECT count(*) FROM steps")[0][0]
@@ -81,6 +81,57 @@ def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> Non
     [page] = report(corpus, tmp_path / "report.html")
     text = page.read_text(encoding="utf-8")
     assert "<section id='ops'>" in text
-    for dimension in ("agent", "model", "framework", "day"):
+    for dimension in ("agent", "model", "session", "framework", "day"):
         assert f"<h3>per {dimension}" in text
+    chart = text[text.index("<figure class=ops-days>") : text.index("</figure>")]
+    assert "<svg" in chart and "Steps per " in chart and "n=" in chart
+    assert 'href="http' not in chart and "src=" not in chart  # nothing to fetch
     assert "claude-sonnet-4-5-20250929" in text and "n=" in text
+
+
+def test_sessions_come_from_each_format_without_touching_content_hashes(db: Database) -> None:
+    report = ingest(
+        db, [SAMPLES / "claude-code", SAMPLES / "langfuse" / "trace_export.json", SAMPLES / "otel"]
+    )
+    assert report.quarantined == 0, report.messages
+    sessions = set(ops(db).table.filter(dimension="session")["value"])
+    assert "ae4a77f8-aedd-4bc1-888f-c94edc91af04" in sessions  # Claude Code's sessionId
+    assert "sess-77" in sessions  # Langfuse's sessionId
+    assert "ctx-eff35888-55ab-4eb0-b90d-7b21f711f91f" in sessions  # Google ADK's span attribute (OTel)
+    # the session lives in metadata, which the content hash leaves out
+    from tracefail.ingest.claude_code import ClaudeCodeAdapter
+    from tracefail.model import Trace
+
+    [trace] = ClaudeCodeAdapter().parse(SAMPLES / "claude-code" / "agent-a7f3c2e1.jsonl")
+    assert isinstance(trace, Trace)
+    assert trace.metadata["session_id"] == "0c1e6a52-3f0e-4a7c-9d6b-2f1a8e5c7b90"  # its parent's
+    stored = db.rows("SELECT content_hash FROM traces WHERE trace_id = ?", [trace.trace_id])[0][0]
+    trace.metadata.pop("session_id")
+    assert trace.content_hash() == stored
+
+
+def test_steps_per_day_per_agent_and_model(corpus: Database) -> None:
+    result = ops(corpus)
+    days = result.days()
+    assert days == sorted(days) and len(days) == len(set(days))  # every day, first to last
+    for dimension in ("agent", "model"):
+        for row in result.table.filter(dimension=dimension).iter_rows(named=True):
+            series = result.over_days(dimension, row["value"])
+            assert len(series) == len(days) and sum(series) == row["steps"]
+            errors = result.over_days(dimension, row["value"], "errors")
+            assert sum(errors) == row["errors"]
+
+
+@pytest.mark.parametrize(
+    ("last", "period", "periods"),
+    [("2025-01-03", "day", 3), ("2025-07-19", "week", 29), ("2027-09-01", "month", 33)],
+)
+def test_the_report_chart_bins_long_spans(last: str, period: str, periods: int) -> None:
+    import polars as pl
+
+    from tracefail.analysis.report import ops_days_svg
+
+    days = pl.DataFrame({"value": ["2025-01-01", last], "steps": [3, 5], "errors": [0, 1]})
+    svg = ops_days_svg(days)
+    assert f"Steps per {period} (bars) and error rate (dots): n=8 steps, {periods} {period}s" in svg
+    assert svg == ops_days_svg(days)  # the same bytes for the same data

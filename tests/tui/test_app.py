@@ -248,6 +248,8 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
         await settle(pilot)
         editor = app.screen
         assert isinstance(editor, LabelEditor) and editor.query_one("#mode", Input).value == "3.2"
+        rationale = editor.query_one("#rationale", Input)
+        assert rationale.value == "" and rationale.placeholder == "was: 3.2 because of step [3]"  # a hint
         editor.query_one("#probability", Input).value = "0.4"
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -260,8 +262,8 @@ async def test_edit_add_mode_and_mistake(corpus_path: Path, tmp_path: Path) -> N
         await settle(pilot)
         with Database(corpus_path, read_only=True) as db:
             assert db.rows(
-                "SELECT probability FROM labels WHERE source = 'human:tester' AND mode_id = '3.2'"
-            ) == [(0.4,)]
+                "SELECT probability, rationale FROM labels WHERE source = 'human:tester' AND mode_id = '3.2'"
+            ) == [(0.4, None)]  # the dataset's rationale is not kept as the human's
             assert db.rows("SELECT agent, step_idx FROM attributions WHERE source = 'human:tester'") == [
                 ("booker", 3)
             ]

@@ -54,6 +54,30 @@ def test_trace_view_fits(snap_compare, tool_corpus: Path, tmp_path: Path, size: 
     assert snap_compare(app, terminal_size=size, run_before=_opener(TRACE, TO_LAST_CALL))
 
 
+@pytest.mark.parametrize("size", [(80, 24), (120, 35), (200, 50)], ids=["80x24", "120x35", "200x50"])
+async def test_the_snapshot_screen_shows_text_calls_and_results(
+    tool_corpus: Path, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """What test_trace_view_fits stores as an image, read as text: the screen's cells in the step
+    panel hold at least 10 lines of step text, a tool call with its arguments and a result that
+    names its call."""
+    app = TracefailApp(tool_corpus, "tester", export_dir=tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await _opener(TRACE, TO_LAST_CALL)(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, TraceScreen)
+        panel = screen.query_one(StepView).region
+        cells = [strip.text for strip in screen._compositor.render_strips()]
+        inside = [
+            line[panel.x + 1 : panel.right - 1].strip(" │▂▄▆▇▎▏")
+            for line in cells[panel.y + 1 : panel.bottom - 1]
+        ]
+        assert sum(1 for line in inside if line) >= 10, inside
+        text = "\n".join(inside)
+        assert "▶ call WebSearch" in text and '"query": "hex.pm' in text  # the call, arguments shown
+        assert "◀ result of WebSearch (call at step" in text  # a result naming its call
+
+
 @pytest.mark.parametrize("size", [(80, 24), (120, 35), (200, 50)])
 async def test_step_text_is_the_largest_panel(
     tool_corpus: Path, tmp_path: Path, size: tuple[int, int]
@@ -145,7 +169,7 @@ async def test_ops_screen_shows_the_cli_numbers(tool_corpus: Path, tmp_path: Pat
         shown = "\n".join(line.text for line in screen.query_one("#ops").render_lines(screen.region))
         with Database(tool_corpus, read_only=True) as db:
             assert screen.built.table.equals(ops(db).table)
-        for title in ("per agent", "per model", "per framework", "per day"):
+        for title in ("per agent", "per model", "per session", "per framework", "per day", "steps per day"):
             assert title in shown
         assert "claude-sonnet-4-5-20250929" in shown and "(n=" in shown
 

@@ -489,8 +489,55 @@ def _inert(value: object) -> str:
 OPS_ROWS = 15  # per dimension in the report, the busiest; `stats --section ops` has them all
 
 
+def ops_days_svg(days: pl.DataFrame) -> str:
+    """Steps as bars and the error rate as a line over time: per day up to 92 days, per week up to
+    two years, else per month, every period from the first to the last (none skipped). An inline
+    SVG with text kept as text, the same bytes for the same data."""
+    dated = days.select(pl.col("value").str.to_date().alias("day"), "steps", "errors")
+    found = dated["day"].to_list()
+    span = (max(found) - min(found)).days
+    period, every = ("day", "1d") if span <= 92 else ("week", "1w") if span <= 730 else ("month", "1mo")
+    binned = (
+        dated.group_by(pl.col("day").dt.truncate(every).alias("start"))
+        .agg(pl.col("steps").sum(), pl.col("errors").sum())
+        .sort("start")
+    )
+    starts = binned["start"].to_list()
+    axis = pl.date_range(starts[0], starts[-1], every, eager=True)
+    full = pl.DataFrame({"start": axis}).join(binned, on="start", how="left")
+    names = [str(d) for d in full["start"]]
+    steps = full["steps"].fill_null(0).to_list()
+    rates = [
+        100 * e / n if n else float("nan") for e, n in zip(full["errors"].fill_null(0), steps, strict=True)
+    ]
+    plt = _plt()
+    plt.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "tracefail"})
+    fig = plt.figure(figsize=(10, 2.8), layout="constrained")
+    try:
+        ax = fig.add_subplot()
+        ax.bar(range(len(names)), steps, width=0.8, color="#4c78a8")
+        ax.set_ylabel(f"steps per {period}")
+        ax.set_title(
+            f"Steps per {period} (bars) and error rate (dots): n={sum(steps):,} steps, {len(names)} {period}s"
+        )
+        rate = ax.twinx()
+        rate.plot(range(len(names)), rates, color="#e45756", linestyle="none", marker=".")
+        rate.set_ylabel("errors, % of steps")
+        rate.set_ylim(bottom=0)
+        ticks = list(range(0, len(names), max(1, math.ceil(len(names) / 7))))
+        ax.set_xticks(ticks, [names[i] for i in ticks])
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
 def _ops(frame: pl.DataFrame | None) -> str:
-    """Tokens, cost, latency and error rates per agent, model, framework and day, n beside each."""
+    """Tokens, cost, latency and error rates per agent, model, session, framework and day, n beside
+    each, and a chart of steps and errors over the days."""
     if frame is None or frame.is_empty():
         return ""
 
@@ -507,7 +554,7 @@ def _ops(frame: pl.DataFrame | None) -> str:
         "<th>p50 ms</th><th>p95 ms</th><th>errors</th><th>tool failures</th></tr>"
     )
     tables = []
-    for dimension in ("agent", "model", "framework", "day"):
+    for dimension in ("agent", "model", "session", "framework", "day"):
         part = frame.filter(pl.col("dimension") == dimension)
         # the busiest agents, models and frameworks; the latest days
         part = (
@@ -534,10 +581,12 @@ def _ops(frame: pl.DataFrame | None) -> str:
         kept = "latest" if dimension == "day" else "with most steps"
         more = f" ({OPS_ROWS} of {total} {kept})" if total > OPS_ROWS else ""
         tables.append(f"<h3>per {dimension}{more}</h3><table>{head}{''.join(rows)}</table>")
+    days = frame.filter(pl.col("dimension") == "day")
+    chart = f"<figure class=ops-days>{ops_days_svg(days)}</figure>" if days.height > 1 else ""
     return (
         "<section id='ops'><h2>Operations</h2><p class=note>Tokens, cost, latency and error rates as "
         "<code>tracefail stats --section ops</code> counts them; every figure with the n it rests on, "
-        f"empty where n = 0.</p>{''.join(tables)}</section>"
+        f"empty where n = 0.</p>{chart}{''.join(tables)}</section>"
     )
 
 

@@ -154,6 +154,8 @@ class ClaudeCodeAdapter:
             return
         models = [s.model for s in steps if s.model]
         metadata: dict[str, Any] = {"summary": summary} if summary else {}
+        if session:  # a sub-agent's transcript shares its parent's session
+            metadata["session_id"] = session
         if system_events:
             metadata["system_events"] = system_events
         if subagent_calls:

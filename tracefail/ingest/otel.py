@@ -397,12 +397,29 @@ def map_spans(spans: list[dict[str, Any]]) -> SpanSteps:
     return SpanSteps(steps, own, stored, task, task_span)
 
 
+# Span attributes that name the session (conversation) a trace belongs to: OpenInference and
+# Langfuse's OTel keys, the GenAI conventions' conversation id, Google ADK's.
+SESSION_KEYS = ("session.id", "langfuse.session.id", "gen_ai.conversation.id", "gcp.vertex.agent.session_id")
+
+
+def session_of(spans: list[dict[str, Any]]) -> str | None:
+    """The first session id a span names (the ops dashboard groups traces by it)."""
+    for span in spans:
+        attrs = span["attributes"]
+        for key in SESSION_KEYS:
+            if attrs.get(key) not in (None, ""):
+                return str(attrs[key])
+    return None
+
+
 def spans_to_trace(
     trace_id: str, spans: list[dict[str, Any]], source_file: str, metadata: dict[str, Any]
 ) -> Trace:
     if not spans:
         raise ValueError("the trace has no spans")
     mapped = map_spans(spans)
+    session = session_of(spans)  # in metadata, outside the content hash
+    metadata = metadata | {"session_id": session} if session else metadata
     return otel_trace(trace_id, mapped.steps, mapped.task, source_file, metadata)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -34,6 +35,7 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gemini-2.5-flash": (0.30, 2.50),
 }
 DIMENSIONS = tuple(ops_store.DIMENSIONS)
+OVER_DAYS = ops_store.OVER_DAYS
 
 
 class PriceTableError(ValueError):
@@ -69,9 +71,25 @@ def price_of(model: str, prices: dict[str, tuple[float, float]]) -> tuple[float,
 class Ops:
     table: pl.DataFrame  # one row per (dimension, value)
     prices_source: str
+    by_day: pl.DataFrame  # one row per (agent or model, value, day): steps, errors, tokens
 
     def as_dict(self) -> dict[str, object]:
-        return {"prices": self.prices_source, "ops": self.table.to_dicts()}
+        days = self.by_day.with_columns(pl.col("day").cast(pl.String))
+        return {"prices": self.prices_source, "ops": self.table.to_dicts(), "by_day": days.to_dicts()}
+
+    def days(self) -> list[str]:
+        """Every day from the first step to the last (days without steps included)."""
+        found = self.by_day["day"].to_list()
+        if not found:
+            return []
+        first, last = min(found), max(found)
+        return [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+
+    def over_days(self, dimension: str, value: str, column: str = "steps") -> list[int]:
+        """`column` of one agent or model on each of `days()`, 0 on a day without its steps."""
+        rows = self.by_day.filter(dimension=dimension, value=value)
+        found = dict(zip((str(d) for d in rows["day"]), rows[column].to_list(), strict=True))
+        return [found.get(day, 0) for day in self.days()]
 
 
 def ops(db: Database, prices: Path | None = None) -> Ops:
@@ -88,7 +106,7 @@ def ops(db: Database, prices: Path | None = None) -> Ops:
         .alias("tool_failure_rate"),
     )
     order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(DIMENSIONS)})
-    return Ops(frame.sort(order, "value").select(COLUMNS), source)
+    return Ops(frame.sort(order, "value").select(COLUMNS), source, ops_store.ops_by_day(db))
 
 
 COLUMNS = [

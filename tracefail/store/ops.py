@@ -12,9 +12,17 @@ from tracefail.store.db import Database
 DIMENSIONS = {
     "agent": "coalesce(s.agent, s.role, '(none)')",
     "model": "coalesce(s.model, t.llm, '(none)')",
+    "session": "coalesce(t.session, '(none)')",
     "framework": "coalesce(t.framework, '(none)')",
     "day": "coalesce(s.start_ts, t.ingested_at)::DATE",  # a DATE groups faster than a string
 }
+# The dimensions drawn over days (a sparkline per value).
+OVER_DAYS = ("agent", "model")
+# The traces with their session: ingest keeps it as metadata `session_id` (OTel span attributes,
+# Claude Code), Langfuse exports as `sessionId`. Read once per trace, not once per step.
+_TRACES = """(SELECT trace_id, llm, framework, ingested_at,
+                     coalesce(metadata->>'session_id', metadata->>'sessionId') AS session
+              FROM traces) t"""
 _TOOL_RESULT = (
     "(lower(coalesce(s.role, '')) = 'tool' OR lower(s.kind) = 'tool' OR s.tool_call_id IS NOT NULL)"
 )
@@ -25,7 +33,9 @@ def models(db: Database) -> list[str]:
     """Every model name a step is counted under (to look up its price)."""
     return [
         r[0]
-        for r in db.rows(f"SELECT DISTINCT {DIMENSIONS['model']} FROM steps s JOIN traces t USING (trace_id)")
+        for r in db.rows(
+            f"SELECT DISTINCT {DIMENSIONS['model']} FROM steps s JOIN {_TRACES} USING (trace_id)"
+        )
     ]
 
 
@@ -41,30 +51,54 @@ def ops_table(db: Database, prices: dict[str, tuple[float, float]]) -> pl.DataFr
         f"""
         WITH price AS (SELECT unnest(?::VARCHAR[]) AS model, unnest(?::DOUBLE[]) AS p_in,
                               unnest(?::DOUBLE[]) AS p_out),
-        x AS (
+        x AS (  -- per step once, so that each grouping set only sums and counts
             SELECT {columns}, s.trace_id, s.tokens_in, s.tokens_out,
-                   CASE WHEN s.end_ts >= s.start_ts
+                   s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL AS has_tokens,
+                   CASE WHEN s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL
+                        THEN (coalesce(s.tokens_in, 0) * p.p_in + coalesce(s.tokens_out, 0) * p.p_out) / 1e6
+                   END AS cost,  -- NULL: unpriced model or no tokens
+                   -- a step stamped once (end = start: formats with one time per event) has
+                   -- no measured latency; counted as 0 ms it pulled p50 to 0 on the samples
+                   CASE WHEN s.end_ts > s.start_ts
                         THEN epoch_ms(s.end_ts) - epoch_ms(s.start_ts) END AS latency_ms,
                    {_FAILED} AS failed, {_TOOL_RESULT} AS tool_result
-            FROM steps s JOIN traces t USING (trace_id))
+            FROM steps s JOIN {_TRACES} USING (trace_id)
+                 LEFT JOIN price p ON p.model = {DIMENSIONS["model"]})
         SELECT {dimension} AS dimension, {value} AS value,
                count(DISTINCT trace_id) AS traces, count(*) AS steps,
                coalesce(sum(tokens_in), 0)::BIGINT AS tokens_in,
                coalesce(sum(tokens_out), 0)::BIGINT AS tokens_out,
-               count(*) FILTER (WHERE tokens_in IS NOT NULL OR tokens_out IS NOT NULL) AS tokens_n,
-               sum((coalesce(tokens_in, 0) * p_in + coalesce(tokens_out, 0) * p_out) / 1e6)
-                   FILTER (WHERE p_in IS NOT NULL AND (tokens_in IS NOT NULL OR tokens_out IS NOT NULL))
-                   AS cost_usd,
-               count(*) FILTER (WHERE p_in IS NOT NULL AND (tokens_in IS NOT NULL OR tokens_out IS NOT NULL))
-                   AS cost_n,
+               count(*) FILTER (WHERE has_tokens) AS tokens_n,
+               sum(cost) AS cost_usd,
+               count(cost) AS cost_n,
                quantile_cont(latency_ms, [0.5, 0.95]) AS latency_ms,
                count(latency_ms) AS latency_n,
                count(*) FILTER (WHERE failed) AS errors,
                count(*) FILTER (WHERE tool_result) AS tool_results,
                count(*) FILTER (WHERE tool_result AND failed) AS tool_failures
-        FROM x LEFT JOIN price USING (model)
+        FROM x
         GROUP BY GROUPING SETS ({", ".join(f"({d})" for d in DIMENSIONS)})
         ORDER BY dimension, value
         """,
         [names, [prices[n][0] for n in names], [prices[n][1] for n in names]],
+    )
+
+
+def ops_by_day(db: Database) -> pl.DataFrame:
+    """One row per (dimension in OVER_DAYS, value, day): steps, errors and tokens, for the
+    figures over time."""
+    dimension = "CASE " + " ".join(f"WHEN grouping({d}) = 0 THEN '{d}'" for d in OVER_DAYS) + " END"
+    value = "CASE " + " ".join(f"WHEN grouping({d}) = 0 THEN {d}" for d in OVER_DAYS) + " END"
+    columns = ", ".join(f"{DIMENSIONS[d]} AS {d}" for d in (*OVER_DAYS, "day"))
+    return db.frame(
+        f"""
+        WITH x AS (SELECT {columns}, s.tokens_in, s.tokens_out, {_FAILED} AS failed
+                   FROM steps s JOIN {_TRACES} USING (trace_id))
+        SELECT {dimension} AS dimension, {value} AS value, day, count(*) AS steps,
+               count(*) FILTER (WHERE failed) AS errors,
+               (coalesce(sum(tokens_in), 0) + coalesce(sum(tokens_out), 0))::BIGINT AS tokens
+        FROM x
+        GROUP BY GROUPING SETS ({", ".join(f"({d}, day)" for d in OVER_DAYS)})
+        ORDER BY dimension, value, day
+        """
     )

@@ -23,7 +23,13 @@ class TracefailApp(App[None]):
     TITLE = "tracefail"
     COMMANDS = App.COMMANDS | {BrowseCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark,f1", "help", "Help", tooltip="List every key binding.", id="app.help"),
+        Binding(
+            "question_mark,f1",
+            "help",
+            "Help",
+            tooltip="List every key binding; again to close.",
+            id="app.help",
+        ),
         Binding("u", "undo", "Undo label", tooltip="Undo the last human label you wrote.", id="app.undo"),
         Binding("q", "quit", "Quit", tooltip="Leave tracefail browse.", id="app.quit"),
     ]
@@ -58,7 +64,9 @@ class TracefailApp(App[None]):
     def action_help(self) -> None:
         from tracefail.tui.screens.help import HelpScreen
 
-        if not isinstance(self.screen, HelpScreen):
+        if isinstance(self.screen, HelpScreen):  # the key that opened it closes it
+            self.screen.dismiss(None)
+        else:
             self.push_screen(HelpScreen())
 
     def remember(self, receipt: Receipt) -> None:

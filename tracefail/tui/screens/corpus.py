@@ -64,7 +64,7 @@ class CorpusScreen(Screen[None]):
             "O",
             "ops",
             "Ops",
-            tooltip="Tokens, cost, latency and error rates per agent, model, day.",
+            tooltip="Tokens, cost, latency and error rates per agent, model, session, day.",
             id="corpus.ops",
         ),
         Binding("v", "review", "Review", tooltip="Failed traces worth labelling next.", id="corpus.review"),

@@ -25,8 +25,10 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
     from tracefail.tui.screens.clusters import ClustersScreen
     from tracefail.tui.screens.corpus import CorpusScreen
     from tracefail.tui.screens.diff import DiffScreen
+    from tracefail.tui.screens.feature_picker import FeaturePicker
     from tracefail.tui.screens.graph import GraphScreen
     from tracefail.tui.screens.label_edit import LabelEditor
+    from tracefail.tui.screens.ops import OpsScreen
     from tracefail.tui.screens.review import ReviewScreen
     from tracefail.tui.screens.stats import StatsScreen
     from tracefail.tui.screens.trace import TraceScreen
@@ -48,7 +50,9 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
         DiffScreen,
         ClustersScreen,
         ReviewScreen,
+        OpsScreen,
         LabelEditor,
+        FeaturePicker,
     ):
         groups.append(
             (
@@ -62,7 +66,10 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
 class HelpScreen(ModalScreen[None]):
     BINDING_GROUP_TITLE = "Help"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark,f1", "close", "Close", id="help.close")
+        Binding("escape", "close", "Close", id="help.close"),
+        # a modal screen hides the app's keys: these are the app's, with the app's meaning
+        Binding("question_mark,f1", "app.help", "Close", id="help.toggle"),
+        Binding("q", "app.quit", "Quit", id="help.quit"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rich.console import Group
+from rich.console import Console, Group
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.services.ops import Ops
+from tracefail.services.ops import OVER_DAYS, Ops
 from tracefail.tui.charts import sparkline
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background
@@ -22,8 +23,15 @@ from tracefail.tui.work import background
 if TYPE_CHECKING:
     from tracefail.tui.app import TracefailApp
 
-TITLES = {"agent": "per agent", "model": "per model", "framework": "per framework", "day": "per day"}
+TITLES = {
+    "agent": "per agent",
+    "model": "per model",
+    "session": "per session",
+    "framework": "per framework",
+    "day": "per day",
+}
 MAX_ROWS = 25  # per dimension, the rows with most steps; the CLI has them all
+SPARK = 24  # cells of a row's steps-per-day sparkline
 
 
 def _n(value: Any, n: int, fmt: str) -> str:
@@ -50,7 +58,7 @@ class OpsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll(id="ops-scroll"):
+        with ScrollableContainer(id="ops-scroll"):  # tables keep their width and scroll sideways
             yield Static("counting tokens, latency and errors…", id="ops")
         yield Footer()
 
@@ -63,19 +71,31 @@ class OpsScreen(Screen[None]):
     def _show(self, built: Ops) -> None:
         self.built = built
         parts: list[Any] = [Text(f"Every figure with its n; cost from {built.prices_source}.", style="dim")]
-        days = built.table.filter(dimension="day").sort("value")
-        if days.height > 1:
+        days = built.days()
+        if len(days) > 1:
+            by_day = {r["value"]: r for r in built.table.filter(dimension="day").to_dicts()}
+            steps = [by_day[d]["steps"] if d in by_day else 0 for d in days]
+            rates = [by_day[d]["error_rate"] if d in by_day else None for d in days]
             line = Text("steps per day ", style="bold")
-            line.append_text(sparkline(days["steps"].to_list(), width=min(60, days.height)))
-            line.append("  errors per day ", style="bold")
-            line.append_text(sparkline(days["error_rate"].to_list(), width=min(60, days.height)))
-            line.append(f"  {days['value'][0]} … {days['value'][-1]}", style="dim")
-            parts.append(line)
+            line.append_text(sparkline(steps, width=min(60, len(days))))
+            line.append(f"  {days[0]} … {days[-1]}, {len(days)} days, n={sum(steps):,} steps", style="dim")
+            errors = Text("error rate    ", style="bold")
+            errors.append_text(sparkline(rates, width=min(60, len(days))))
+            errors.append("  share of each day's steps; blank: a day without steps", style="dim")
+            parts.extend([line, errors])
+            if len(days) > SPARK:
+                parts.append(
+                    Text(
+                        f"each cell of a row's sparkline: the busiest of {len(days) / SPARK:.0f} days",
+                        style="dim",
+                    )
+                )
         for dimension, title in TITLES.items():
             rows = built.table.filter(dimension=dimension).to_dicts()
             if dimension != "day":
                 rows.sort(key=lambda r: (-r["steps"], r["value"]))
             table = Table(title=title, title_justify="left", title_style="bold", expand=False)
+            spark = dimension in OVER_DAYS and len(days) > 1
             for column in (
                 "",
                 "traces",
@@ -86,9 +106,11 @@ class OpsScreen(Screen[None]):
                 "p95 ms",
                 "errors",
                 "tool failures",
+                *(["steps per day"] if spark else []),
             ):
                 table.add_column(column, justify="left" if not column else "right")
             for r in rows[:MAX_ROWS]:
+                cells = [sparkline(built.over_days(dimension, r["value"]), width=SPARK)] if spark else []
                 table.add_row(
                     one_line(r["value"], 28),
                     f"{r['traces']:,}",
@@ -101,10 +123,16 @@ class OpsScreen(Screen[None]):
                     _n(r["latency_p95_ms"], r["latency_n"], ",.0f"),
                     _rate(r["errors"], r["steps"]),
                     _rate(r["tool_failures"], r["tool_results"]),
+                    *cells,
                 )
             if len(rows) > MAX_ROWS:
                 table.caption = (
                     f"{MAX_ROWS} of {len(rows)} with most steps; all: tracefail stats --section ops"
                 )
             parts.append(table)
-        self.query_one("#ops", Static).update(Group(*parts))
+        page = Group(*parts)
+        shown = self.query_one("#ops", Static)
+        # as wide as the widest table unwrapped: a narrow terminal scrolls sideways, not squeezes
+        wide = Console(width=10_000)
+        shown.styles.width = Measurement.get(wide, wide.options, page).maximum
+        shown.update(page)
