@@ -163,7 +163,6 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     last = max((seg.end for seg in segments), default=0)
     anchor = collector.anchor_end
     ones = torch.ones(heads, n, 1, device=device)
-    ones_row = torch.ones(heads, 1, longest, device=device)
     # Two chunk-sized buffers reused by every chunk: the log-weights and the weights.
     buffers = torch.empty(2, heads * longest * n, device=device)
     fused = _flash_lse(queries, keys, v.float()) if window is None and softcap is None else None
@@ -214,11 +213,11 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
                 continue
             attn.mul_(inv_z)
         diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
-        colsum[:, None, :r1].baddbmm_(ones_row[:, :, :m], attn)  # column sums as one matrix product
+        colsum[:, :r1] += attn.sum(1)
         if seg is not None and a < r1:  # a < r1 only inside a segment
             log_w = scores[:, a - r0 :]  # log p + log z (log z = 0 on the fast path)
             _rows_chunk(rows, attn[:, a - r0 :], log_w, log_z, anchor, seg.start, a, r1)
-        colsq[:, None, :r1].baddbmm_(ones_row[:, :, :m], attn.square_())
+        colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:
             snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
             if len(snapshots) >= SNAPSHOT_BATCH:
