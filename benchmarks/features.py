@@ -1,11 +1,14 @@
 """Feature-extraction speed and memory against a plain SDPA forward of the same model, one run.
 
     .venv/bin/python benchmarks/features.py [--model ID_OR_PATH] [--window 2048] [--layers all]
-        [--speed-tokens 4096] [--small 4096] [--large 32768] [--skip-speed] [--skip-memory]
+        [--speed-tokens 4096] [--repeats 2] [--threads N] [--small 4096] [--large 32768]
+        [--skip-speed] [--skip-memory]
 
 Speed: the same windows (token ids) go through (a) `model(ids)` with SDPA attention and full
 logits, no features, and (b) `Extractor.extract` with attention features on `--layers` and token
-features for every scored token. Printed: tokens/s of each and the ratio (target >= 0.6).
+features for every scored token. Printed, in one run: the wall time and the CPU seconds of each
+(best of `--repeats`, interleaved), the ratio of both (target >= 0.8), and the load average
+before and after. `--threads` sets torch's thread count for both sides (default: torch's own).
 Memory: a trace of `--small` and one of `--large` tokens are extracted, each in a fresh child
 process; printed: peak RSS of each and the ratio (target <= 1.2), plus the peak over the RSS
 right after loading the model. Traces are built from the shipped Who&When sample steps.
@@ -59,6 +62,8 @@ def speed(args) -> None:
     from tracefail.features.loading import load_causal_lm
 
     loaded = load_causal_lm(args.model, device=args.device)
+    if args.threads:  # after loading, which sets all cores
+        torch.set_num_threads(args.threads)
     model = loaded.model
     steps = build_steps(loaded.tokenizer, args.speed_tokens)
     config = ExtractConfig(window=args.window, layers=args.layers)
@@ -67,40 +72,45 @@ def speed(args) -> None:
     inputs = [[t for s, e in w.ranges for t in layout.ids[s:e]] for w in windows]
     n_tokens = sum(len(ids) for ids in inputs)
 
-    def plain() -> float:
+    def plain() -> tuple[float, float]:
         model.set_attn_implementation("sdpa")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             for ids in inputs:
                 model(torch.tensor([ids], device=loaded.device))
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
-    def features() -> float:
+    def features() -> tuple[float, float]:
         extractor = Extractor(loaded, config)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = extractor.extract(steps)
         assert result.tokens == n_tokens
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     plain()  # warm-up (allocator, kernels)
-    timings = {"plain": [], "features": []}
+    timings: dict[str, list[tuple[float, float]]] = {"plain": [], "features": []}
     for _ in range(args.repeats):  # interleaved so background load hits both alike
         timings["plain"].append(plain())
         timings["features"].append(features())
-    t_plain, t_feat = min(timings["plain"]), min(timings["features"])
+    load_after = os.getloadavg()
+    (w_plain, c_plain), (w_feat, c_feat) = (min(timings[side]) for side in ("plain", "features"))
     print(
         f"model {loaded.name} on {loaded.device} ({torch.get_num_threads()} threads), window {args.window}, "
-        f"layers {args.layers}: {len(windows)} windows, {n_tokens} tokens"
+        f"layers {args.layers}: {len(windows)} windows, {n_tokens} tokens, best of {args.repeats}"
     )
+    for label, wall, cpu in (
+        ("plain SDPA forward", w_plain, c_plain),
+        ("feature extraction", w_feat, c_feat),
+    ):
+        print(f"  {label}: {n_tokens / wall:8.1f} tok/s  wall {wall:7.2f} s  CPU {cpu:7.2f} s")
+    print(f"  ratio features/plain: wall {w_plain / w_feat:.2f}, CPU {c_plain / c_feat:.2f}  (target >= 0.8)")
+    # Other work on the machine changes both timings, and not alike: wall time counts the waits
+    # for a core, CPU time counts spinning threads. A load that moved during the run voids it.
     print(
-        f"  plain SDPA forward : {n_tokens / t_plain:8.1f} tok/s  (best of {args.repeats}: {t_plain:.2f} s)"
+        f"  load average (1/5/15 min) before {' '.join(f'{x:.1f}' for x in load_before)}, "
+        f"after {' '.join(f'{x:.1f}' for x in load_after)}"
     )
-    print(f"  feature extraction : {n_tokens / t_feat:8.1f} tok/s  (best of {args.repeats}: {t_feat:.2f} s)")
-    print(f"  ratio features/plain: {t_plain / t_feat:.2f}  (target >= 0.6)")
-    # Other work on the machine changes both timings, and not alike: the feature pass runs many
-    # more small ops, each waiting on both threads. A load that moved during the run voids it.
-    print(f"  load average before / after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
 
 
 def memory_child(args) -> None:
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--layers", default="all")
     parser.add_argument("--speed-tokens", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both sides")
     parser.add_argument("--small", type=int, default=4096)
     parser.add_argument("--large", type=int, default=32768)
     parser.add_argument("--skip-memory", action="store_true")

@@ -135,13 +135,13 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
 
     Fast path (CPU, plain causal attention): the fused SDPA kernel gives the output and each
     row's log-sum-exp; per chunk of query rows one matmul of [q, -lse] and [k, 1] gives log p
-    directly and exp_ in place gives P. Otherwise (GPU, sliding window, softcap) each chunk
-    computes E = exp(scores - rowmax), one matmul E @ [V | 1] gives output and row sums, and P
-    = E / z in place. Then per chunk: column sums and column sums of squares (reductions), and
-    for the scored rows one matmul P @ [K | 1(j < anchor)] gives the entropy (sum_j p_ij s_ij =
-    q_i . (P @ K)_i, so -sum p log p = lse - q . PK) and the mass on the first message. Per-row
-    values go into (H, n) buffers; per-step means and the prefix-map values are computed for all
-    steps at once at the end of the layer (see `_summarise`).
+    directly and one exp gives P. Otherwise (GPU, sliding window, softcap) each chunk computes
+    E = exp(scores - rowmax), one matmul E @ [V | 1] gives output and row sums, and P = E / z in
+    place. Then per chunk: column sums and column sums of squares (reductions), and for the
+    scored rows the entropy -sum p log p as one dot product of P with the kept log-weights (no
+    matmul), plus the masses on the first message, the own step and the context (row sums of
+    slices). Per-row values go into (H, n) buffers; per-step means and the prefix-map values are
+    computed for all steps at once at the end of the layer (see `_summarise`).
     """
     heads, n, dim = q.shape
     groups = heads // k.shape[0]
@@ -163,8 +163,8 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     last = max((seg.end for seg in segments), default=0)
     anchor = collector.anchor_end
     ones = torch.ones(heads, n, 1, device=device)
-    in_anchor = (torch.arange(n, device=device) < anchor).float()[:, None].expand(heads, n, 1)
-    keys_ext = torch.cat([keys, in_anchor], -1)
+    # Two chunk-sized buffers reused by every chunk: the log-weights and the weights.
+    buffers = torch.empty(2, heads * longest * n, device=device)
     fused = _flash_lse(queries, keys, v.float()) if window is None and softcap is None else None
     if fused is not None:
         flash_out, lse = fused
@@ -183,9 +183,11 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
         if fused is not None and r0 >= last:
             break  # rows after the last scored step feed no statistic; their output is done
         m = r1 - r0
-        scores = torch.bmm(rows_in[:, r0:r1], keys_t[:, :, :r1])
+        scores = torch.bmm(
+            rows_in[:, r0:r1], keys_t[:, :, :r1], out=buffers[0, : heads * m * r1].view(heads, m, r1)
+        )
         if softcap is not None:
-            scores = torch.tanh(scores / softcap) * softcap
+            scores = scores.div_(softcap).tanh_().mul_(softcap)
         # Finite mask value: masked weights are exactly 0.
         scores[:, :, r0:r1].masked_fill_(future[:m, :m], _MASKED)
         if window is not None:
@@ -195,24 +197,26 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
             seg_index += 1
         seg = segments[seg_index] if seg_index < len(segments) else None
         a = max(r0, seg.start) if seg is not None and seg.start < r1 else r1  # scored rows a..r1
-        raw = scores[:, a - r0 :].clone() if a < r1 and softcap is not None else None
+        attn = buffers[1, : heads * m * r1].view(heads, m, r1)
         if fused is not None:
-            attn = scores.exp_()  # scores were s - lse: these are the probabilities
+            torch.exp(scores, out=attn)  # scores are s - lse = log p: these are the probabilities
+            log_z = None
         else:
             top = scores.amax(-1, keepdim=True)
-            attn = scores.sub_(top).exp_()
+            torch.exp(scores.sub_(top), out=attn)
             mixed = torch.bmm(attn, values[:, :r1])
             inv_z = 1.0 / mixed[:, :, -1:]
             output[:, r0:r1] = (mixed[:, :, :dim] * inv_z).to(q.dtype)
-            lse[:, r0:r1] = top[:, :, 0] - inv_z[:, :, 0].log()
+            log_z = -inv_z[:, :, 0].log()
+            lse[:, r0:r1] = top[:, :, 0] + log_z
             if r0 >= last:
                 continue
             attn.mul_(inv_z)
-        del scores
         diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
         colsum[:, :r1] += attn.sum(1)
         if seg is not None and a < r1:  # a < r1 only inside a segment
-            _rows_chunk(rows, attn[:, a - r0 :], queries, keys_ext, lse, raw, seg.start, a, r1, dim)
+            log_w = scores[:, a - r0 :]  # log p + log z (log z = 0 on the fast path)
+            _rows_chunk(rows, attn[:, a - r0 :], log_w, log_z, anchor, seg.start, a, r1)
         colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:
             snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
@@ -228,15 +232,17 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
 SNAPSHOT_BATCH = 32
 
 
-def _rows_chunk(rows, attn, queries, keys_ext, lse, raw, s: int, a: int, r1: int, dim: int) -> None:
-    """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers."""
-    mixed = torch.bmm(attn, keys_ext[:, :r1])
-    if raw is None:
-        expected = torch.linalg.vecdot(queries[:, a:r1], mixed[:, :, :dim])
-    else:  # softcapped scores are not q . k
-        expected = torch.linalg.vecdot(attn, raw)
-    rows["entropy"][:, a:r1] = lse[:, a:r1] - expected  # -sum p log p = lse - sum p s
-    rows["anchor"][:, a:r1] = mixed[:, :, dim]
+def _rows_chunk(rows, attn, log_w, log_z, anchor: int, s: int, a: int, r1: int) -> None:
+    """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers.
+
+    `log_w` holds log p + log z per weight (log z per row, None when 0); masked weights are 0
+    with a finite log-weight, so they add nothing to the entropy.
+    """
+    expected = log_w.mul_(attn).sum(-1)  # sum p log p + log z (sum p = 1); log_w is not needed after
+    if log_z is not None:
+        expected -= log_z[:, a - r1 :]
+    rows["entropy"][:, a:r1] = -expected
+    rows["anchor"][:, a:r1] = attn[:, :, :anchor].sum(-1)
     rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
     if s > 1:  # summed directly: 1 - own - sink cancels badly in fp32 when the sink takes most
         rows["context_nosink"][:, a:r1] = attn[:, :, 1:s].sum(-1)

@@ -145,29 +145,37 @@ class Extractor:
         )
         with attention.collecting(collector):
             hidden = self.model.get_decoder()(input_ids=input_ids).last_hidden_state[0]
-        head = self.model.get_output_embeddings()
-        for piece, s, e in located:
+        per_piece = self._token_stats(hidden, input_ids[0], [(s, e) for _, s, e in located])
+        for (piece, s, e), token_values in zip(located, per_piece, strict=True):
             acc = accs[piece.step_idx]
             acc.parts += 1
             acc.n_tokens += e - s
             if piece.part == 0:
                 acc.context = s
-            for name, values in self._token_stats(head, hidden, input_ids[0], s, e).items():
-                acc.tokens.setdefault(name, []).append(values.cpu())
+            for name, values in token_values.items():
+                acc.tokens.setdefault(name, []).append(values)
             self._add_attention(acc, piece, collector, e - s)
 
-    def _token_stats(self, head, hidden, ids, s: int, e: int) -> dict[str, torch.Tensor]:
-        """Stats of tokens s..e-1 from the logits at s-1..e-2, in position chunks."""
-        s = max(s, 1)  # the window's first token has no prediction
+    def _token_stats(self, hidden, ids, spans: list[tuple[int, int]]) -> list[dict[str, torch.Tensor]]:
+        """Stats of the tokens of every span s..e-1 from the logits at s-1..e-2 (the window's first
+        token has no prediction): all spans' positions go through the LM head together, in
+        chunks of LOGIT_CHUNK positions, and are split back per span."""
+        head = self.model.get_output_embeddings()
+        ranges = [torch.arange(max(s, 1), e, device=hidden.device) for s, e in spans]
+        positions = torch.cat(ranges) if ranges else torch.empty(0, dtype=torch.long)
         parts: dict[str, list[torch.Tensor]] = {}
-        for lo in range(s, e, LOGIT_CHUNK):
-            hi = min(lo + LOGIT_CHUNK, e)
-            logits = head(hidden[lo - 1 : hi - 1]).float()
+        for lo in range(0, positions.numel(), LOGIT_CHUNK):
+            chunk = positions[lo : lo + LOGIT_CHUNK]
+            logits = head(hidden[chunk - 1]).float()
             if self.softcap:
                 logits = torch.tanh(logits / self.softcap) * self.softcap
-            for name, value in formulas.token_stats(logits, ids[lo:hi]).items():
+            for name, value in formulas.token_stats(logits, ids[chunk]).items():
                 parts.setdefault(name, []).append(value)
-        return {name: torch.cat(values) for name, values in parts.items()} if parts else {}
+        if not parts:
+            return [{} for _ in spans]
+        sizes = [r.numel() for r in ranges]
+        split = {name: torch.cat(values).cpu().split(sizes) for name, values in parts.items()}
+        return [{name: values[i] for name, values in split.items()} for i in range(len(spans))]
 
     def _add_attention(
         self, acc: _StepAcc, piece: Piece, collector: attention.Collector, weight: int
