@@ -120,9 +120,8 @@ def _field(number: int, payload: bytes) -> bytes:
     return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
-def test_deep_nesting_is_refused_with_a_status(db: Database) -> None:
-    deep_attr = [{"key": "a", "value": _nested(20)}]
-    too_deep_json = b'{"resourceSpans": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+def _deep_protobuf() -> bytes:
+    """An OTLP protobuf request whose one span has an attribute nested 200 deep."""
     value = _field(1, b"leaf")  # AnyValue.string_value, then 200 x AnyValue.array_value.values
     for _ in range(200):
         value = _field(5, _field(1, value))
@@ -131,7 +130,13 @@ def test_deep_nesting_is_refused_with_a_status(db: Database) -> None:
         + _field(2, bytes(7) + b"\x01")
         + _field(9, _field(1, b"a") + _field(2, value))
     )
-    request = _field(1, _field(2, _field(2, otlp_span)))  # request.resource_spans.scope_spans.spans
+    return _field(1, _field(2, _field(2, otlp_span)))  # request.resource_spans.scope_spans.spans
+
+
+def test_deep_nesting_is_refused_with_a_status(db: Database) -> None:
+    deep_attr = [{"key": "a", "value": _nested(20)}]
+    too_deep_json = b'{"resourceSpans": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    request = _deep_protobuf()
     with receiver(db) as server:
         nested_span = post(server.url, export([span(1), span(2, attributes=deep_attr)]))
         nested_json = post(server.url, too_deep_json)
@@ -249,15 +254,7 @@ def _wrong_types(server: ServeProcess) -> list[int]:
 def _deep_nesting(server: ServeProcess) -> list[int]:
     """16 at once of 2 MB of JSON brackets, 16 of a protobuf nested 200 deep."""
     too_deep_json = b'{"resourceSpans": [' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"]}"
-    value = _field(1, b"leaf")
-    for _ in range(200):
-        value = _field(5, _field(1, value))
-    otlp_span = (
-        _field(1, bytes.fromhex(TRACE))
-        + _field(2, bytes(7) + b"\x01")
-        + _field(9, _field(1, b"a") + _field(2, value))
-    )
-    request = _field(1, _field(2, _field(2, otlp_span)))
+    request = _deep_protobuf()
     return _many_at_once(server, too_deep_json, 16) + _many_at_once(
         server, request, 16, "application/x-protobuf"
     )
