@@ -17,9 +17,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from stats import best  # benchmarks/stats.py, beside this script
 from textual.worker import WorkerState
 
 from tracefail.services.ops import ops
@@ -28,15 +28,6 @@ from tracefail.store import ops as ops_store
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
 from tracefail.tui.screens.ops import OpsScreen
-
-
-def best(call: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def cli_json(db: Path) -> None:
