@@ -53,24 +53,19 @@ def test_ctrl_c_ends_a_query_without_a_traceback(whowhen_corpus: Path) -> None:
     assert "Traceback" not in stderr
 
 
+def _export_partitioned(corpus: Path, folder: Path) -> None:
+    """The corpus as partitioned Parquet (a folder that `--db` can open)."""
+    result = run_cli(
+        "export", "--db", corpus, "--format", "parquet", "--partition-by", "framework", "-o", folder
+    )
+    assert result.exit_code == 0
+
+
 def test_a_parquet_folder_corpus_cannot_read_the_temp_folder(
     whowhen_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = tmp_path / "parquet"
-    assert (
-        run_cli(
-            "export",
-            "--db",
-            whowhen_corpus,
-            "--format",
-            "parquet",
-            "--partition-by",
-            "framework",
-            "-o",
-            folder,
-        ).exit_code
-        == 0
-    )
+    _export_partitioned(whowhen_corpus, folder)
     (tmp_path / ".tmp").mkdir()
     (tmp_path / ".tmp" / "secret.txt").write_text("secret")
     monkeypatch.chdir(tmp_path)
@@ -89,20 +84,7 @@ def test_a_url_corpus_reads_its_own_files_only_and_a_huge_manifest_is_refused(
     whowhen_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = tmp_path / "site"
-    assert (
-        run_cli(
-            "export",
-            "--db",
-            whowhen_corpus,
-            "--format",
-            "parquet",
-            "--partition-by",
-            "framework",
-            "-o",
-            site / "good",
-        ).exit_code
-        == 0
-    )
+    _export_partitioned(whowhen_corpus, site / "good")
     (site / "secret").mkdir()
     (site / "secret" / "_files.json").write_text('{"tables": {}, "password": "hunter2"}')
     (site / "huge").mkdir()
