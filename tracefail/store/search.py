@@ -124,12 +124,14 @@ def _index_chunk(db: Database, ids: list[str], first_steps: list[int]) -> None:
     )
     doc_ids = sorted(r[0] for r in con.execute(wanted_docs).fetchall())
     if doc_ids:  # re-ingested or grown traces: drop what the index held for those steps
+        old_docs = pa.table({"doc_id": pa.array(doc_ids, pa.int64())})  # noqa: F841 - scanned by name
         for low, high in _doc_ranges(doc_ids):  # by range, so DuckDB skips other row groups
             con.execute(
-                f"DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? AND doc_id IN ({wanted_docs})",
+                "DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? "
+                "AND doc_id IN (SELECT doc_id FROM old_docs)",
                 [low, high],
             )
-        con.execute(f"DELETE FROM search_docs WHERE doc_id IN ({wanted_docs})")
+        con.execute("DELETE FROM search_docs WHERE doc_id IN (SELECT doc_id FROM old_docs)")
     # the steps and trace rows of these traces first: joined before filtering, DuckDB would
     # build the searchable text of every step of the corpus (10 s per 1,000 traces on 51k steps)
     con.execute(
