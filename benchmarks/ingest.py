@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data_samples"
@@ -91,7 +92,7 @@ def _stop_forkserver() -> None:
     """End the forkserver the reader processes came from, so that their CPU time (it reaps
     them) reaches this process's RUSAGE_CHILDREN; left running it would be reaped by no one
     who counts. `_stop` is multiprocessing's own (private) way, used by its tests."""
-    server = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    server: Any = multiprocessing.forkserver._forkserver  # its private parts are not typed
     if server._forkserver_pid is not None:
         server._stop()
 
