@@ -184,45 +184,6 @@ class Label(BaseModel):
     run_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
-    @classmethod
-    def shipped(
-        cls,
-        trace_id: str,
-        taxonomy_id: str,
-        taxonomy_version: str,
-        mode_id: str,
-        present: bool | None,
-        source: str,
-        metadata: dict[str, Any] | None = None,
-    ) -> Label:
-        """A label a dataset shipped, from values an adapter already typed, without validation:
-        a MAST ingest makes 14 per trace, and validating them was 5% of its CPU (26k labels of
-        the 50 MB array, 0.31 s). The same object `Label(...)` would build (tested)."""
-        values = _LABEL_DEFAULTS.copy()
-        values["trace_id"] = trace_id
-        values["taxonomy_id"] = taxonomy_id
-        values["taxonomy_version"] = taxonomy_version
-        values["mode_id"] = mode_id
-        values["present"] = present
-        values["source"] = source
-        values["evidence_steps"] = []
-        values["metadata"] = {} if metadata is None else metadata
-        label = object.__new__(cls)
-        _set = object.__setattr__
-        _set(label, "__dict__", values)
-        _set(label, "__pydantic_fields_set__", set(_SHIPPED_FIELDS if metadata is None else _SHIPPED_META))
-        _set(label, "__pydantic_extra__", None)
-        _set(label, "__pydantic_private__", None)
-        return label
-
-
-_LABEL_DEFAULTS: dict[str, Any] = {
-    name: None if info.is_required() else info.get_default(call_default_factory=True)
-    for name, info in Label.model_fields.items()
-}
-_SHIPPED_FIELDS = frozenset(("trace_id", "taxonomy_id", "taxonomy_version", "mode_id", "present", "source"))
-_SHIPPED_META = _SHIPPED_FIELDS | {"metadata"}
-
 
 class Attribution(BaseModel):
     """Where a failure began: the responsible agent and the 0-based step (Who&When style)."""

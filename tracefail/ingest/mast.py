@@ -78,8 +78,16 @@ def full_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
     for mode, value in (annotation or {}).items():
         if value not in (0, 1, None, True, False):
             raise ValueError(f"mast_annotation[{mode!r}] is {value!r}, expected 0, 1 or null")
-        present = None if value is None else bool(value)
-        trace.labels.append(Label.shipped(trace.trace_id, TAXONOMY, "v1", str(mode), present, "dataset:mast"))
+        trace.labels.append(
+            Label(
+                trace_id=trace.trace_id,
+                taxonomy_id=TAXONOMY,
+                taxonomy_version="v1",
+                mode_id=str(mode),
+                present=None if value is None else bool(value),
+                source="dataset:mast",
+            )
+        )
     return trace
 
 
@@ -110,14 +118,14 @@ def human_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         for key in sorted(k for k in annotation if k.startswith("annotator_")):
             value = annotation[key]
             trace.labels.append(
-                Label.shipped(
-                    trace.trace_id,
-                    TAXONOMY,
-                    version,
-                    code.group(1),
-                    value if isinstance(value, bool) else None,
-                    f"human:{key}",
-                    {"round": round_name, "mode_name": text.strip().splitlines()[0].strip()},
+                Label(
+                    trace_id=trace.trace_id,
+                    taxonomy_id=TAXONOMY,
+                    taxonomy_version=version,
+                    mode_id=code.group(1),
+                    present=value if isinstance(value, bool) else None,
+                    source=f"human:{key}",
+                    metadata={"round": round_name, "mode_name": text.strip().splitlines()[0].strip()},
                 )
             )
     return trace
