@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from operator import attrgetter
 from pathlib import Path
 
 from tracefail.ingest import fidelity, registry
@@ -110,9 +109,6 @@ def fewer_collections() -> Iterator[None]:
         gc.unfreeze()
 
 
-_CONTENT = attrgetter("content")
-
-
 def cut_marker(removed: int, limit: int) -> str:
     return f"\n[… {removed:,} more characters cut by tracefail: over the {limit:,}-character field limit]"
 
@@ -121,8 +117,6 @@ def _cut_oversized(trace: Trace, limit: int) -> tuple[Trace, list[str]]:
     """The trace with every field over the limit cut (a marker says how much went), and one
     note per cut: a single huge field costs its own tail, never the trace or the ingest."""
     notes: list[str] = []
-    if max(map(len, map(_CONTENT, trace.steps)), default=0) <= limit and len(trace.raw or "") <= limit * 4:
-        return trace, notes  # the common case, without a Python loop over the steps
     steps = list(trace.steps)
     for i, step in enumerate(steps):
         if len(step.content) > limit:
