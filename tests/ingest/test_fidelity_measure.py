@@ -11,7 +11,7 @@ import pytest
 
 from tracefail.ingest import registry
 from tracefail.ingest.base import Rejected
-from tracefail.ingest.fidelity import TARGET, Fidelity, file_values, measure, text_lines
+from tracefail.ingest.fidelity import TARGET, Fidelity, Stored, file_values, measure, text_lines
 from tracefail.model import Step, ToolCall, Trace
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
@@ -96,3 +96,19 @@ def test_a_real_inspect_log_with_deduplicated_messages_stores_their_text() -> No
     (trace,) = [t for t in registry.detect(path).parse(path) if not isinstance(t, Rejected)]
     assert not any("attachment://" in s.full_text() for s in trace.steps)
     assert measure(file_values(path), [trace]) == Fidelity(10, 10)
+
+
+def test_lookups_between_adds_find_every_part_of_what_was_added_without_rejoining_it_all() -> None:
+    """Adapters alternate `unread` (a lookup) and adding, per span or record: each lookup after
+    an add once re-joined all the text so far (quadratic in the trace). The joined text now
+    grows in chunks merged like a binary counter: few of them, and every line still found."""
+    stored = Stored()
+    added = []
+    for i in range(1000):
+        line = f"record {i:04d} says the tool returned {i * 7} rows from the warehouse"
+        stored.add_values([line])
+        added.append(line)
+        assert stored.has(added[i // 2][3:50])  # a part of an earlier line, not the whole line
+        assert not stored.has(f"record {i:04d} says nothing like this at all, not a single word")
+    assert len(stored._chunks) <= 11  # log2(1000) + 1: a lookup searches these, not 1000 pieces
+    assert all(stored.has(line[5:45]) for line in added)

@@ -130,3 +130,37 @@ def test_a_group_is_read_with_the_collector_off_and_it_comes_back_on(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+_SETTINGS = (
+    "SELECT current_setting('memory_limit'), current_setting('threads'), "
+    "current_setting('checkpoint_threshold')"
+)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_an_ingest_gives_duckdb_its_memory_limit_threads_and_checkpoint_threshold_back(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool
+) -> None:
+    """An ingest caps DuckDB's memory (128 MiB and up) and threads (1) while it writes; the next
+    work on the same connection (benchmarks/make_corpus.py synthesizes 1M steps after ingesting
+    the samples) must get the user's settings back, after a failed ingest too."""
+    db.execute("SET threads = 2")
+    before = db.rows(_SETTINGS)
+    seen = []
+    real_add = trace_store.add_prepared
+
+    def add_and_look(db, batch, run_id):  # a spy: the settings while the ingest writes
+        seen.append(db.rows(_SETTINGS)[0])
+        if fails:
+            raise MemoryError("out of memory while appending")
+        return real_add(db, batch, run_id)
+
+    monkeypatch.setattr(trace_store, "add_prepared", add_and_look)
+    if fails:
+        with pytest.raises(IngestStopped):
+            ingest(db, _whowhen_files(tmp_path, 3))
+    else:
+        assert ingest(db, _whowhen_files(tmp_path, 3)).traces == 3
+    assert seen and seen[0][1] == 1 and seen[0][0].endswith("MiB") and seen[0][2] == "0 bytes"
+    assert db.rows(_SETTINGS) == before

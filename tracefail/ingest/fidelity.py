@@ -192,12 +192,18 @@ def step_values(step: Step) -> list[Any]:
 
 class Stored:
     """The stored text of some traces, as a set of its lines (a line of MIN_CHARS or more is
-    looked up at once) and, for the lines that are not found whole, their joined text."""
+    looked up at once) and, for the lines that are not found whole, their joined text.
+
+    The joined text is kept in chunks of whole lines (a line looked up holds no line break, so
+    it never spans two), each at most half the size of the one before it: adapters alternate
+    `unread` (a lookup) and adding per span or record, and re-joining all text on each lookup
+    after an add made that quadratic in the trace; merging chunks like a binary counter copies
+    each line O(log n) times and keeps O(log n) chunks to search."""
 
     def __init__(self) -> None:
         self._lines: set[str] = set()
-        self._joined = ""
-        self._fresh: list[str] = []  # lines added since `_joined` was last extended
+        self._chunks: list[str] = []
+        self._fresh: list[str] = []  # lines added since the last lookup
 
     def add(self, trace: Trace) -> None:
         self.add_values(_trace_values(trace))
@@ -212,12 +218,19 @@ class Stored:
         if line in self._lines:
             return True
         if self._fresh:
-            self._joined = "\n".join([self._joined, *self._fresh])
-            self._fresh = []
-        if line in self._joined:
+            self._join_fresh()
+        if any(line in chunk for chunk in self._chunks):
             return True
         rest = header_rest(line)
         return rest is not None and (not _is_text(rest) or self.has(rest))
+
+    def _join_fresh(self) -> None:
+        chunks = self._chunks
+        chunks.append("\n".join(self._fresh))
+        self._fresh = []
+        while len(chunks) > 1 and len(chunks[-2]) <= 2 * len(chunks[-1]):
+            last = chunks.pop()
+            chunks[-1] = f"{chunks[-1]}\n{last}"
 
     def keeps(self, value: Any) -> bool:
         """Whether every text line of a value is retrievable already."""
