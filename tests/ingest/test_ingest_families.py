@@ -5,6 +5,7 @@ and error status kept, and no text of the file lost."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -452,3 +453,19 @@ def test_pi_tool_call_parts_are_tool_calls(tmp_path: Path) -> None:
     (trace,) = read(_pi_session(tmp_path), "generic")
     assert [(c.id, c.name) for c in trace.steps[1].tool_calls] == [("call_1", "bash")]
     assert trace.steps[1].content == "Running ls."
+
+
+def test_inspect_steps_are_timed_by_the_transcript_events() -> None:
+    """Inspect messages have no time; a `model` event's output message has the assistant
+    message's id, a `tool` event the id of the call a tool message answers."""
+    (sample,) = read(SAMPLES / "inspect/inspect_ai/log_read_sample.json", "inspect")
+    answer = sample.steps[2]
+    assert answer.role == "assistant" and sample.steps[0].start_ts is None  # no event for the prompt
+    assert (answer.start_ts, answer.end_ts) == (
+        datetime(2025, 7, 5, 13, 59, 40, 965459),
+        datetime(2025, 7, 5, 13, 59, 43, 58756),
+    )
+    (dedup,) = read(SAMPLES / "inspect/inspect_ai/log_message_deduplication.eval", "inspect")
+    timed = [s.role for s in dedup.steps if s.start_ts is not None]
+    assert timed.count("tool") == 5 and timed.count("assistant") == 6
+    assert all(s.end_ts >= s.start_ts for s in dedup.steps if s.start_ts and s.end_ts)
