@@ -469,3 +469,32 @@ def test_inspect_steps_are_timed_by_the_transcript_events() -> None:
     timed = [s.role for s in dedup.steps if s.start_ts is not None]
     assert timed.count("tool") == 5 and timed.count("assistant") == 6
     assert all(s.end_ts >= s.start_ts for s in dedup.steps if s.start_ts and s.end_ts)
+
+
+def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp_path: Path) -> None:
+    """The attributes the real Langfuse exports above keep for Pydantic AI (`agent_name`) and
+    Koog (a tool span with only `gen_ai.tool.name`) mean the same in a plain OTLP file."""
+
+    def span(span_id: str, parent: str, name: str, **attrs: str) -> dict[str, Any]:
+        return {
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "spanId": span_id,
+            "parentSpanId": parent,
+            "name": name,
+            "startTimeUnixNano": "1764859882050000000",
+            "endTimeUnixNano": "1764859883050000000",
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()],
+        }
+
+    spans = [
+        span("eee19b7ec3c1b174", "", "joke_agent run", agent_name="joke_agent"),
+        span("eee19b7ec3c1b175", "eee19b7ec3c1b174", "tool.HelloTool", **{"gen_ai.tool.name": "HelloTool"}),
+    ]
+    path = tmp_path / "spans.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="utf-8")
+    (trace,) = read(path, "otel")
+    assert [(s.name, s.kind, s.agent) for s in trace.steps] == [
+        ("joke_agent run", StepKind.OTHER, "joke_agent"),
+        ("tool.HelloTool", StepKind.TOOL, "joke_agent"),
+    ]
+    assert trace.steps[1].tool_calls[0].name == "HelloTool"
