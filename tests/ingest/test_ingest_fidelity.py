@@ -108,6 +108,8 @@ CASES: list[tuple[str, str, Callable[[Any], int], set[str]]] = [
             ("langgraph-js-2025-10-30", NO_DATA),  # LangChain dumpd() messages
             ("google-adk-2025-08-28", {"execute_tool say_hello"}),  # its tool returns a JSON object
             ("langgraph-python-2025-08-22", {"Web-Search", "tools"}),  # LangGraph ToolNode: the result
+            ("agno-2025-06-11", {"duckduckgo_search"}),  # the search tool returns JSON results
+            ("pydantic-ai-tools-2025-12-04", {"run_joke_generator"}),  # returns a JSON object
         ]
     ],
     ("otel/tempo_batches.json", "otel", otlp_spans, NO_DATA),
@@ -643,3 +645,25 @@ def test_langfuse_jsonl_export_one_trace_per_line(tmp_path: Path) -> None:
     found = traces_at(path, "langfuse")
     assert [t.native_id for t in found] == ["5f0e2c1a9b7d4e3f8a6b1c2d3e4f5a6b", "another"]
     assert [len(t.steps) for t in found] == [len(export["observations"])] * 2
+
+
+def test_langfuse_spans_are_read_by_their_otel_attributes() -> None:
+    """Langfuse files OTel spans it cannot place as plain SPANs; the span's attributes (kept in
+    `metadata.attributes`) still say which are tool runs and which agent ran them."""
+    (agno,) = traces("langfuse/framework-traces/agno-2025-06-11.trace.json", "langfuse")
+    search = next(s for s in agno.steps if s.name == "duckduckgo_search")  # OpenInference TOOL
+    assert search.kind is StepKind.TOOL and search.role == "tool"
+    assert search.tool_calls[0].name == "duckduckgo_search"
+    assert json.loads(search.tool_calls[0].arguments) == {"query": "currently trending on Twitter"}
+    (koog,) = traces("langfuse/framework-traces/koog-2025-08-26.trace.json", "langfuse")
+    tools = [s for s in koog.steps if s.kind is StepKind.TOOL]  # SPANs with only `gen_ai.tool.name`
+    assert [(s.tool_calls[0].name, s.content) for s in tools] == [
+        ("ByeTool", "Bye my dear Bob!"),
+        ("HelloTool", "Hello my darling Bob!"),
+    ]
+    (jokes,) = traces("langfuse/framework-traces/pydantic-ai-tools-2025-12-04.trace.json", "langfuse")
+    agents = [(s.name, s.agent) for s in jokes.steps]  # Pydantic AI's `agent_name` / `gen_ai.agent.name`
+    assert agents[1] == ("joke_agent run", "joke_agent")
+    assert agents[-1] == ("chat gpt-4o-mini", "evaluator_agent")
+    assert {a for _, a in agents} == {None, "joke_agent", "evaluator_agent"}  # the root names none
+    assert [s.agent for s in jokes.steps if s.kind is StepKind.TOOL] == ["joke_agent"] * 3

@@ -1,6 +1,7 @@
 """Inspect AI eval logs: `.eval` (zip of header.json + samples/*.json) or one `.json` log.
 
-Each sample x epoch is a trace: its `messages` map like any chat; the score decides the outcome.
+Each sample x epoch is a trace: its `messages` map like any chat (timed by the sample's `events`);
+the score decides the outcome.
 The `.eval` zip is read one sample member at a time, so memory is bounded by one sample.
 """
 
@@ -15,10 +16,10 @@ from typing import Any
 
 from tracefail.ingest import archive as zipped
 from tracefail.ingest import fidelity
-from tracefail.ingest.base import Rejected, excerpt, reason, text_of, with_id
+from tracefail.ingest.base import Rejected, excerpt, parse_time, reason, text_of, with_id
 from tracefail.ingest.chat import first_user_text, message_steps
 from tracefail.ingest.reader import loads, parse_whole_object
-from tracefail.model import Outcome, Trace
+from tracefail.model import Outcome, Step, Trace
 
 _LOG_START = re.compile(r'^\s*\{\s*"version"\s*:\s*\d')  # Inspect writes `version` first
 _CORRECT = {"C", "CORRECT", "1", "1.0", "TRUE"}
@@ -53,6 +54,7 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
     task = first_user_text(sample_input) if isinstance(sample_input, list) else text_of(sample_input)
     target = sample.get("target")
     steps = message_steps(messages)
+    _time(steps, messages, sample.get("events"))
     kept = ("scores", "metadata", "model_usage", "error")
     stored = fidelity.Stored.of_steps(steps, task, target, *(sample.get(k) for k in kept))
     unread = stored.unread({k: v for k, v in sample.items() if k not in (*kept, "messages", "attachments")})
@@ -77,6 +79,28 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
             steps=steps,
         )
     )
+
+
+def _time(steps: list[Step], messages: list[Any], events: Any) -> None:
+    """Inspect messages carry no time; the sample's transcript does: a `model` event's output
+    message has the assistant message's `id`, a `tool` event the `id` of the call a tool message
+    answers. Such steps take the event's `timestamp` and `completed`."""
+    times: dict[str, tuple[Any, Any]] = {}
+    for event in events if isinstance(events, list) else ():
+        if not isinstance(event, dict):
+            continue
+        when = (event.get("timestamp"), event.get("completed"))
+        if event.get("event") == "tool" and event.get("id"):
+            times[f"tool:{event['id']}"] = when
+        output = event.get("output") if event.get("event") == "model" else None
+        for choice in output.get("choices") or () if isinstance(output, dict) else ():
+            said = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(said, dict) and said.get("id"):
+                times[str(said["id"])] = when
+    for step, message in zip(steps, messages, strict=True):
+        key = f"tool:{message.get('tool_call_id')}" if message.get("role") == "tool" else message.get("id")
+        if key in times:
+            step.start_ts, step.end_ts = (parse_time(t) for t in times[key])
 
 
 def _resolved(value: Any, attachments: dict[str, Any]) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
+from tracefail.ingest.otel import span_agent, span_kind
 from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import (
     RawRecord,
@@ -135,17 +136,26 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         content, calls = readable(obs.get("output"))
         meta = mapping(obs.get("metadata"))
         attrs = normalise(mapping(meta.get("attributes")))  # the span's, when it came over OTel
+        # Langfuse files an OTel span it cannot place as a plain SPAN; its attributes still say
+        # what it did (an OpenInference TOOL or AGENT span, a GenAI `execute_tool`)
+        said = span_kind(attrs) if str(obs.get("type") or "SPAN").upper() == "SPAN" and attrs else None
+        if said is not None and said not in (StepKind.CHAIN, StepKind.OTHER):
+            kind = said
         if not content and not calls:  # an ADK tool keeps its result in span attributes only
             content, calls = readable(
                 attrs.get("gen_ai.tool.call.result", attrs.get("gen_ai.output.messages"))
             )
         tokens_in, tokens_out = _usage(obs)
         if kind is StepKind.TOOL and not calls:
-            args = obs.get("input")
+            args = obs.get("input")  # else where the span's attributes keep them, as `otel` reads
+            if args in (None, "", {}):
+                args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", ""))
             calls = [
                 ToolCall(
                     id=attrs.get("gen_ai.tool.call.id"),
-                    name=str(attrs.get("gen_ai.tool.name") or obs.get("name") or "?"),
+                    name=str(
+                        attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or obs.get("name") or "?"
+                    ),
                     arguments=args if isinstance(args, str) else text_of(args),
                 )
             ]
@@ -157,7 +167,8 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 step_idx=idx,
                 agent=meta.get("agent")
                 or meta.get("agent_name")
-                or (obs.get("name") if kind is StepKind.AGENT else None),
+                or span_agent(attrs)
+                or (obs.get("name") if str(obs.get("type") or "").upper() == "AGENT" else None),
                 role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
                 kind=kind,
                 name=obs.get("name"),

@@ -234,7 +234,10 @@ def _status(status: Any) -> str | None:
     return None
 
 
-def _kind(attrs: dict[str, Any]) -> StepKind:
+def span_kind(attrs: dict[str, Any]) -> StepKind:
+    """What a span did, from its attributes: the OpenInference span kind, else the GenAI
+    operation, else a model (an LLM call) or a tool name (a tool run: Koog's tool spans name
+    `gen_ai.tool.name` without an operation)."""
     oi = str(attrs.get("openinference.span.kind") or "").upper()
     if oi in _KINDS:
         return _KINDS[oi]
@@ -243,11 +246,22 @@ def _kind(attrs: dict[str, Any]) -> StepKind:
         return _OPERATIONS[operation]
     if "llm.model_name" in attrs or "gen_ai.request.model" in attrs:
         return StepKind.LLM
+    if "gen_ai.tool.name" in attrs:
+        return StepKind.TOOL
     return (
         StepKind.CHAIN
         if any(k.startswith(("gen_ai.", "llm.", "input.", "output.")) for k in attrs)
         else StepKind.OTHER
     )
+
+
+# Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire).
+AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name")
+
+
+def span_agent(attrs: dict[str, Any]) -> str | None:
+    """The agent a span's attributes name, if any."""
+    return next((str(attrs[k]) for k in AGENT_KEYS if attrs.get(k)), None)
 
 
 def _exceptions(events: list[dict[str, Any]]) -> list[str]:
@@ -265,7 +279,7 @@ def _exceptions(events: list[dict[str, Any]]) -> list[str]:
 def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
     attrs, events = normalise(span["attributes"]), span["events"]
-    kind = _kind(attrs)
+    kind = span_kind(attrs)
     content, calls, call_id = output_of(attrs, events)
     problem = span["status_message"] or attrs.get("error.message") or attrs.get("exception.message")
     if _status(span["status"]) == "error" and problem and str(problem) not in content:
@@ -292,9 +306,7 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     )
     step = Step(
         step_idx=0,
-        agent=attrs.get("gen_ai.agent.name")
-        or attrs.get("agent.name")
-        or (span["name"] if kind is StepKind.AGENT else None),
+        agent=span_agent(attrs) or (span["name"] if kind is StepKind.AGENT else None),
         role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
         kind=kind,
         name=span["name"],

@@ -61,9 +61,18 @@ def is_span(item: Any) -> bool:
     return "id" in item and "run_type" in item  # a LangSmith run
 
 
+def wrapped(item: dict[str, Any]) -> dict[str, Any] | None:
+    """The message a session-log line wraps (`{type, id, parentId, timestamp, message: {role,
+    content}}`: Pi, Claude Code), or None."""
+    inner = item.get("message")
+    return inner if isinstance(inner, dict) and is_message(inner) else None
+
+
 def is_message(item: Any) -> bool:
     if not isinstance(item, dict):
         return False
+    if wrapped(item) is not None:
+        return True
     kind = item.get("type")
     if isinstance(kind, str) and kind.endswith(MESSAGE_TYPES) and ("content" in item or "source" in item):
         return True
@@ -88,7 +97,7 @@ _TESTS = (("spans", is_span), ("messages", is_message), ("events", is_event))
 
 def classify(items: list[Any]) -> Kind | None:
     """The shape of a list when most of its objects have it (a stray header line does not
-    stop a conversation from being one)."""
+    stop a conversation from being one), or a typed log's conversation (`typed_messages`)."""
     objects = [item for item in items if isinstance(item, dict)]
     if not objects:
         return None
@@ -96,7 +105,17 @@ def classify(items: list[Any]) -> Kind | None:
         hits = sum(1 for item in objects if test(item))
         if hits and hits * 2 >= len(objects):
             return kind  # type: ignore[return-value]
-    return None
+    return "messages" if len(typed_messages(objects)) >= 2 else None
+
+
+def typed_messages(objects: list[Any]) -> list[dict[str, Any]]:
+    """In a log whose records all say their `type` (session headers, model changes, messages),
+    the records of the types whose every record is a message: the conversation, however many
+    other records a short session has. Empty when some record has no `type`."""
+    if not all(isinstance(o, dict) and isinstance(o.get("type"), str) for o in objects):
+        return []
+    not_messages = {o["type"] for o in objects if not is_message(o)}
+    return [o for o in objects if o["type"] not in not_messages]
 
 
 def find(document: Any) -> list[Found]:

@@ -11,11 +11,16 @@ of parts of any provider (`content.readable`) or JSON.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from tracefail.ingest.base import parse_time
 from tracefail.ingest.chat import message_steps
 from tracefail.ingest.content import parse_json_text, readable
+from tracefail.ingest.shapes.find import typed_messages, wrapped
 from tracefail.model import Step, StepKind
+
+_TIME_KEYS = ("timestamp", "created_at", "createdAt", "time")
 
 _TYPED_ROLES = {
     "AssistantMessage": "assistant",
@@ -27,6 +32,8 @@ _TYPED_ROLES = {
     "AIMessage": "assistant",
     "TextMessage": None,  # AgentChat: the speaker is `source`
 }
+# Role values that name a standard role another way (LangChain, Gemini, Pi's `toolResult`).
+_ROLE_ALIASES = {"human": "user", "ai": "assistant", "model": "assistant", "toolResult": "tool"}
 _SPEAKER_KEYS = ("name", "agent", "source", "sender", "speaker", "from", "author")
 # Words that name a role, not a speaker, wherever a speaker key holds them (ShareGPT's `from`).
 _ROLE_WORDS = {
@@ -51,7 +58,7 @@ def _role(message: dict[str, Any]) -> str | None:
         return _TYPED_ROLES[kind] or (message.get("role") if isinstance(message.get("role"), str) else None)
     role = message.get("role")
     if isinstance(role, str):
-        return {"human": "user", "ai": "assistant", "model": "assistant"}.get(role, role)
+        return _ROLE_ALIASES.get(role, role)
     said = message.get("from")
     return _ROLE_WORDS.get(said.lower()) if isinstance(said, str) else None
 
@@ -72,10 +79,11 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
     ids = message.get("tool_call_ids")  # SWE-agent
     call_id = (
         message.get("tool_call_id")
+        or message.get("toolCallId")
         or message.get("call_id")
         or (ids[0] if isinstance(ids, list) and ids else None)
     )
-    tool_name = None
+    tool_name = message.get("toolName") if isinstance(message.get("toolName"), str) else None
     if isinstance(body, list) and body and all(isinstance(p, dict) and "call_id" in p for p in body):
         # AutoGen FunctionExecutionResult: [{content, call_id, is_error, name}]
         call_id = call_id or body[0].get("call_id")
@@ -89,7 +97,7 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
         from tracefail.ingest.chat import tool_calls_of
 
         calls = calls or tool_calls_of(message)
-    if message.get("is_error"):
+    if message.get("is_error") or message.get("isError"):
         error = error or "tool error"
     # SWE-agent tags every message, the user's and the tools' too, with the `agent` it belongs
     # to: a speaker only for the model's own turns
@@ -119,11 +127,33 @@ def normal_message(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def indexed(messages: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The items that become steps, with their index in the list: every object, or in a typed
+    log only the message records (its other records' text is kept by `leftover`)."""
+    objects = [(i, m) for i, m in enumerate(messages) if isinstance(m, dict)]
+    typed = {id(m) for m in typed_messages([m for _, m in objects])}
+    return [(i, m) for i, m in objects if id(m) in typed] if typed else objects
+
+
+def _unwrapped(message: dict[str, Any]) -> dict[str, Any]:
+    return wrapped(message) or message
+
+
+def _when(message: dict[str, Any]) -> datetime | None:
+    """When a message was written: its (or its wrapper's) timestamp, if it says."""
+    for record in (message, _unwrapped(message)):
+        for key in _TIME_KEYS:
+            if record.get(key) is not None and (when := parse_time(record[key])) is not None:
+                return when
+    return None
+
+
 def steps_of(messages: list[Any]) -> list[Step]:
     """One step per message object (other items of the list are not messages: skipped); a
-    `recipient` is kept as the hand-off target."""
-    objects = [m for m in messages if isinstance(m, dict)]
-    steps = message_steps([normal_message(m) for m in objects])
+    `recipient` is kept as the hand-off target; a wrapped message (a session-log line) is read
+    inside its wrapper, with the wrapper's timestamp."""
+    objects = [m for _, m in indexed(messages)]
+    steps = message_steps([normal_message(_unwrapped(m)) for m in objects])
     calls: dict[str, str] = {}
     pending: list[str] = []  # tools called and not yet answered, oldest first
     for step, message in zip(steps, objects, strict=True):
@@ -144,11 +174,12 @@ def steps_of(messages: list[Any]) -> list[Step]:
             step.recipient = recipient["name"]
         if step.role == "system" and step.kind is StepKind.MESSAGE:
             step.name = step.name or "system"
+        step.start_ts = _when(message)
     return steps
 
 
 def first_user(messages: list[Any]) -> str | None:
-    for message in messages:
+    for message in (_unwrapped(m) if isinstance(m, dict) else m for m in messages):
         if isinstance(message, dict) and _role(message) == "user" and not message.get("is_demo"):
             text = readable(_body(message))[0]
             if text:

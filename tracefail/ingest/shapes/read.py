@@ -143,7 +143,11 @@ def _record_traces(
             continue
         if where is not None:
             owners[where] = trace
-        objects = [(i, x) for i, x in enumerate(best.items) if isinstance(x, dict)]
+        objects = (
+            messages.indexed(best.items)
+            if best.kind == "messages"
+            else [(i, x) for i, x in enumerate(best.items) if isinstance(x, dict)]
+        )
         for step, (index, _) in zip(trace.steps, objects, strict=False):
             owners[(*best.path, index)] = step
         yield trace
