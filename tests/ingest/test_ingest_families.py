@@ -444,11 +444,6 @@ def test_a_typed_session_log_is_its_wrapped_messages(tmp_path: Path) -> None:
     assert trace.task == "List the files here" and trace.llm == "claude-sonnet-4-5"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="content.readable (ingest-path's file) leaves Pi's `{type: toolCall, id, name, arguments}` "
-    "parts in the text instead of making them tool calls",
-)
 def test_pi_tool_call_parts_are_tool_calls(tmp_path: Path) -> None:
     (trace,) = read(_pi_session(tmp_path), "generic")
     assert [(c.id, c.name) for c in trace.steps[1].tool_calls] == [("call_1", "bash")]

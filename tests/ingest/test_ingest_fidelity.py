@@ -661,6 +661,13 @@ def test_langfuse_spans_are_read_by_their_otel_attributes() -> None:
         ("ByeTool", "Bye my dear Bob!"),
         ("HelloTool", "Hello my darling Bob!"),
     ]
+    # the model's calls arrive as OpenAI tool-call objects in a JSON list inside the content
+    (chat,) = [s for s in koog.steps if s.tool_calls and s.kind is not StepKind.TOOL]
+    assert [(c.id, c.name) for c in chat.tool_calls] == [
+        ("call_n2HaWg9KFP0BZDqXv6G4b3nJ", "HelloTool"),
+        ("call_dOeEHJDI0liHrCdFWTpkTsuO", "ByeTool"),
+    ]
+    assert "HelloTool" not in chat.content  # not also kept as JSON text
     (jokes,) = traces("langfuse/framework-traces/pydantic-ai-tools-2025-12-04.trace.json", "langfuse")
     agents = [(s.name, s.agent) for s in jokes.steps]  # Pydantic AI's `agent_name` / `gen_ai.agent.name`
     assert agents[1] == ("joke_agent run", "joke_agent")

@@ -71,6 +71,11 @@ def chatml(text: str) -> str:
     return "\n".join(f"{role}: {body.strip()}" for role, body in turns) if turns else text
 
 
+def _spelled(kind: Any) -> str | None:
+    """A part type however it is spelled: `tool_call`, `toolCall` and `tool-call` are one type."""
+    return kind.replace("_", "").replace("-", "").lower() if isinstance(kind, str) else None
+
+
 def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
     """One content part/block/item of any provider, appended to texts and calls."""
     if isinstance(part, str):
@@ -90,7 +95,7 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
         calls.append(_call(part.get("name"), part.get("input"), part.get("id")))
     elif "toolName" in part:  # Vercel AI SDK tool call (`tool-call` part, `ai.response.toolCalls`)
         calls.append(_call(part["toolName"], part.get("input", part.get("args")), part.get("toolCallId")))
-    elif kind in ("function_call", "custom_tool_call", "tool_call") or (  # tool_call: GenAI parts
+    elif _spelled(kind) in ("functioncall", "customtoolcall", "toolcall") or (  # GenAI, Pi: toolCall
         kind is None and "arguments" in part and "name" in part
     ):
         calls.append(
@@ -100,6 +105,8 @@ def _part(part: Any, texts: list[str], calls: list[ToolCall]) -> None:
                 part.get("call_id") or part.get("id"),
             )
         )
+    elif kind == "function" and isinstance(part.get("function"), dict):  # an OpenAI tool call as a part
+        calls.append(_call(part["function"].get("name"), part["function"].get("arguments"), part.get("id")))
     elif call := mapping(part.get("functionCall", part.get("function_call"))):  # Gemini, camel or snake
         calls.append(_call(call.get("name"), call.get("args", call.get("arguments")), call.get("id")))
         _part(part.get("content"), texts, calls)  # an OpenAI legacy message may carry text too
