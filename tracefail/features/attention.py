@@ -118,13 +118,15 @@ def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
 def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
     """Exact attention output for one layer plus per-segment feature statistics.
 
-    Per chunk of query rows: one matmul gives the scores (the query heads that share a key head
-    stacked, so keys and values are never repeated), E = exp(scores - rowmax) in one pass, its
-    row sums z, and one matmul E @ V the output. The weights P = E / z are never written out:
-    column sums of P and of P^2 are matmuls of 1/z and 1/z^2 with E and E^2, row values (masses
-    on the first message, the own step and the context) are row sums of E scaled by 1/z, and the
-    entropy is log z - sum_j E_ij (s_ij - max_i) / z_i. Per-row values go into (H, n) buffers;
-    per-step means and the prefix-map values are computed for all steps at once (`_summarise`).
+    Per chunk of query rows: one matmul gives the scores (base 2; the query heads that share a
+    key head stacked, so keys and values are never repeated), E = exp2(scores - rowmax) in one
+    pass, its row sums z, one matmul E @ V the output, and E / z in place gives P (no separate
+    softmax kernel and no second score matmul). Then column sums of P and of P^2 (torch
+    reductions: a BLAS gemv's fp32 sums had 4-6x their error in phi against float64), and for
+    the scored rows the entropy log z - sum_j p_ij (s_ij - max_i), the masses on the first
+    message, the own step and the context (row sums of slices). Per-row values go into (H, n)
+    buffers; per-step means and the prefix-map values are computed for all steps at once at the
+    end (`_summarise`).
     """
     heads, n, dim = q.shape
     kv_heads = k.shape[0]
@@ -179,14 +181,14 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
             seg_index += 1
         seg = segments[seg_index] if seg_index < len(segments) else None
         a = max(r0, seg.start) if seg is not None and seg.start < r1 else r1  # scored rows a..r1
-        weights = inv_z.transpose(1, 2)  # (H, 1, m)
-        diag[:, r0:r1] = exps[:, :, r0:r1].diagonal(0, 1, 2) * weights[:, 0]
-        colsum[:, :r1] += torch.bmm(weights, exps)[:, 0]
+        attn = exps.mul_(inv_z)  # P, in place
+        diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
+        colsum[:, :r1] += attn.sum(1)
         if seg is not None and a < r1:  # a < r1 only inside a segment
             _rows_chunk(
-                rows, exps[:, a - r0 :], scores[:, a - r0 :], inv_z[:, a - r0 :, 0], anchor, seg.start, a, r1
+                rows, attn[:, a - r0 :], scores[:, a - r0 :], inv_z[:, a - r0 :, 0], anchor, seg.start, a, r1
             )
-        colsq[:, :r1] += torch.bmm(weights.square(), exps.square_())[:, 0]
+        colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:
             snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
             if len(snapshots) >= SNAPSHOT_BATCH:
@@ -201,20 +203,20 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
 SNAPSHOT_BATCH = 32
 
 
-def _rows_chunk(rows, exps, shifted, inv_z, anchor: int, s: int, a: int, r1: int) -> None:
+def _rows_chunk(rows, attn, shifted, inv_z, anchor: int, s: int, a: int, r1: int) -> None:
     """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers.
 
-    `exps` = exp(`shifted`), `shifted` = scores - rowmax, `inv_z` = 1 / row sums of `exps`;
-    masked weights are 0 with a finite shifted score, so they add nothing to the entropy.
+    `attn` = exp2(`shifted`) * `inv_z`, `shifted` = base-2 scores - rowmax; masked weights are 0
+    with a finite shifted score, so they add nothing to the entropy.
     """
-    expected = shifted.mul_(exps).sum(-1)  # z (sum p log2 p + log2 z); `shifted` is not needed after
-    rows["entropy"][:, a:r1] = -(expected * inv_z * math.log(2) + inv_z.log())
-    rows["anchor"][:, a:r1] = exps[:, :, :anchor].sum(-1) * inv_z
-    rows["new"][:, a:r1] = exps[:, :, s:].sum(-1) * inv_z
+    expected = shifted.mul_(attn).sum(-1)  # sum p log2 p + log2 z; `shifted` is not needed after
+    rows["entropy"][:, a:r1] = -(expected * math.log(2) + inv_z.log())
+    rows["anchor"][:, a:r1] = attn[:, :, :anchor].sum(-1)
+    rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
     if s > 1:  # summed directly: 1 - own - sink cancels badly in fp32 when the sink takes most
-        rows["context_nosink"][:, a:r1] = exps[:, :, 1:s].sum(-1) * inv_z
-    idx = torch.arange(a, r1, device=exps.device)
-    rows["prev"][:, a:r1] = exps[:, idx - a, (idx - 1).clamp_min(0)] * inv_z
+        rows["context_nosink"][:, a:r1] = attn[:, :, 1:s].sum(-1)
+    idx = torch.arange(a, r1, device=attn.device)
+    rows["prev"][:, a:r1] = attn[:, idx - a, (idx - 1).clamp_min(0)]
     if a == 0:
         rows["prev"][:, 0] = 0.0  # the window's first token has no previous token
 
