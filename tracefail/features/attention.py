@@ -24,6 +24,7 @@ from tracefail.features import formulas
 ATTN_NAME = "tracefail_features"
 _MASKED = torch.finfo(torch.float32).min
 CHUNK_ROWS = 256
+LOG2_E = 1 / math.log(2)  # scores are kept in base 2: exp2 costs half of exp on the CPU
 
 
 @dataclass(frozen=True)
@@ -114,40 +115,22 @@ def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
     return sorted(c for c in cuts if 0 <= c <= n)
 
 
-def _flash_lse(queries, keys, values):
-    """Output and row log-sum-exp of causal attention from torch's fused CPU kernel, or None.
-
-    `queries` are already scaled. The kernel is a private aten op; if this torch lacks it (or
-    the tensors are not on the CPU) the caller computes both itself.
-    """
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is None or queries.device.type != "cpu":
-        return None
-    try:
-        output, lse = op(queries.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0), 0.0, True, scale=1.0)
-    except (RuntimeError, NotImplementedError):
-        return None
-    return output[0], lse[0].float()
-
-
 def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
     """Exact attention output for one layer plus per-segment feature statistics.
 
-    Fast path (CPU, plain causal attention): the fused SDPA kernel gives the output and each
-    row's log-sum-exp; per chunk of query rows one matmul of [q, -lse] and [k, 1] gives log p
-    directly and one exp gives P. Otherwise (GPU, sliding window, softcap) each chunk computes
-    E = exp(scores - rowmax), one matmul E @ [V | 1] gives output and row sums, and P = E / z in
-    place. Then per chunk: column sums and column sums of squares (reductions), and for the
-    scored rows the entropy -sum p log p as one dot product of P with the kept log-weights (no
-    matmul), plus the masses on the first message, the own step and the context (row sums of
-    slices). Per-row values go into (H, n) buffers; per-step means and the prefix-map values are
-    computed for all steps at once at the end of the layer (see `_summarise`).
+    Per chunk of query rows: one matmul gives the scores (base 2; the query heads that share a
+    key head stacked, so keys and values are never repeated), E = exp2(scores - rowmax) in one
+    pass, its row sums z, one matmul E @ V the output, and E / z in place gives P (no separate
+    softmax kernel and no second score matmul). Then column sums of P and of P^2 (torch
+    reductions: a BLAS gemv's fp32 sums had 4-6x their error in phi against float64), and for
+    the scored rows the entropy log z - sum_j p_ij (s_ij - max_i), the masses on the first
+    message, the own step and the context (row sums of slices). Per-row values go into (H, n)
+    buffers; per-step means and the prefix-map values are computed for all steps at once at the
+    end (`_summarise`).
     """
     heads, n, dim = q.shape
-    groups = heads // k.shape[0]
-    if groups > 1:
-        k = k.repeat_interleave(groups, dim=0)
-        v = v.repeat_interleave(groups, dim=0)
+    kv_heads = k.shape[0]
+    groups = heads // kv_heads
     device = q.device
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
@@ -157,66 +140,54 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     by_end = {seg.end: seg for seg in segments}
     cuts = _boundaries(n, segments, collector.chunk_rows)
     longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
-    future = torch.ones(longest, longest, device=device, dtype=torch.bool).triu(1)
-    queries = q.float() * scaling  # fp32 scores and softmax even for bf16 models
-    keys = k.float()
+    # Added to each chunk's diagonal block: a finite mask value, so masked weights are exactly 0
+    # (an add costs a quarter of a masked_fill with a broadcast mask)
+    future = torch.zeros(longest, longest, device=device).masked_fill_(
+        torch.ones(longest, longest, device=device, dtype=torch.bool).triu(1), _MASKED
+    )
+    # fp32 scores and softmax even for bf16 models; query heads grouped by the key head they share
+    queries = (q.float() * (scaling * LOG2_E)).view(kv_heads, groups, n, dim)  # base-2 scores
+    keys_t = k.float().transpose(-1, -2)
+    values = v.float()
+    output = torch.empty_like(q)
     last = max((seg.end for seg in segments), default=0)
     anchor = collector.anchor_end
-    ones = torch.ones(heads, n, 1, device=device)
-    # Two chunk-sized buffers reused by every chunk: the log-weights and the weights.
+    # Two chunk-sized buffers reused by every chunk: the shifted scores and their exponentials.
     buffers = torch.empty(2, heads * longest * n, device=device)
-    fused = _flash_lse(queries, keys, v.float()) if window is None and softcap is None else None
-    if fused is not None:
-        flash_out, lse = fused
-        output = flash_out.to(q.dtype)
-        rows_in = torch.cat([queries, -lse.unsqueeze(-1)], -1)
-        keys_t = torch.cat([keys, ones], -1).transpose(-1, -2)
-    else:
-        output = torch.empty_like(q)
-        lse = torch.zeros_like(colsum)
-        rows_in, keys_t = queries, keys.transpose(-1, -2)
-        values = torch.cat([v.float(), ones], -1)
     snapshots: list[tuple[Segment, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     results: dict[object, dict[str, torch.Tensor | None]] = {}  # segment key -> transport sums
     seg_index = 0
     for r0, r1 in pairwise(cuts):
-        if fused is not None and r0 >= last:
-            break  # rows after the last scored step feed no statistic; their output is done
         m = r1 - r0
+        chunk = queries[:, :, r0:r1].reshape(kv_heads, groups * m, dim)
         scores = torch.bmm(
-            rows_in[:, r0:r1], keys_t[:, :, :r1], out=buffers[0, : heads * m * r1].view(heads, m, r1)
+            chunk, keys_t[:, :, :r1], out=buffers[0, : heads * m * r1].view(kv_heads, groups * m, r1)
         )
+        scores = scores.view(heads, m, r1)
         if softcap is not None:
-            scores = scores.div_(softcap).tanh_().mul_(softcap)
-        # Finite mask value: masked weights are exactly 0.
-        scores[:, :, r0:r1].masked_fill_(future[:m, :m], _MASKED)
+            scores = scores.div_(softcap * LOG2_E).tanh_().mul_(softcap * LOG2_E)
+        scores[:, :, r0:r1].add_(future[:m, :m])
         if window is not None:
             position = torch.arange(r0, r1, device=device).unsqueeze(1)
             scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= position - window, _MASKED)
+        scores.sub_(scores.amax(-1, keepdim=True))
+        exps = torch.exp2(scores, out=buffers[1, : heads * m * r1].view(heads, m, r1))
+        inv_z = 1.0 / exps.sum(-1, keepdim=True)  # (H, m, 1)
+        mixed = torch.bmm(exps.view(kv_heads, groups * m, r1), values[:, :r1]).view(heads, m, dim)
+        output[:, r0:r1] = (mixed * inv_z).to(q.dtype)
+        if r0 >= last:
+            continue  # rows after the last scored step feed no statistic
         while seg_index < len(segments) and segments[seg_index].end <= r0:
             seg_index += 1
         seg = segments[seg_index] if seg_index < len(segments) else None
         a = max(r0, seg.start) if seg is not None and seg.start < r1 else r1  # scored rows a..r1
-        attn = buffers[1, : heads * m * r1].view(heads, m, r1)
-        if fused is not None:
-            torch.exp(scores, out=attn)  # scores are s - lse = log p: these are the probabilities
-            log_z = None
-        else:
-            top = scores.amax(-1, keepdim=True)
-            torch.exp(scores.sub_(top), out=attn)
-            mixed = torch.bmm(attn, values[:, :r1])
-            inv_z = 1.0 / mixed[:, :, -1:]
-            output[:, r0:r1] = (mixed[:, :, :dim] * inv_z).to(q.dtype)
-            log_z = -inv_z[:, :, 0].log()
-            lse[:, r0:r1] = top[:, :, 0] + log_z
-            if r0 >= last:
-                continue
-            attn.mul_(inv_z)
+        attn = exps.mul_(inv_z)  # P, in place
         diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
         colsum[:, :r1] += attn.sum(1)
         if seg is not None and a < r1:  # a < r1 only inside a segment
-            log_w = scores[:, a - r0 :]  # log p + log z (log z = 0 on the fast path)
-            _rows_chunk(rows, attn[:, a - r0 :], log_w, log_z, anchor, seg.start, a, r1)
+            _rows_chunk(
+                rows, attn[:, a - r0 :], scores[:, a - r0 :], inv_z[:, a - r0 :, 0], anchor, seg.start, a, r1
+            )
         colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:
             snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
@@ -232,16 +203,14 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
 SNAPSHOT_BATCH = 32
 
 
-def _rows_chunk(rows, attn, log_w, log_z, anchor: int, s: int, a: int, r1: int) -> None:
+def _rows_chunk(rows, attn, shifted, inv_z, anchor: int, s: int, a: int, r1: int) -> None:
     """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers.
 
-    `log_w` holds log p + log z per weight (log z per row, None when 0); masked weights are 0
-    with a finite log-weight, so they add nothing to the entropy.
+    `attn` = exp2(`shifted`) * `inv_z`, `shifted` = base-2 scores - rowmax; masked weights are 0
+    with a finite shifted score, so they add nothing to the entropy.
     """
-    expected = log_w.mul_(attn).sum(-1)  # sum p log p + log z (sum p = 1); log_w is not needed after
-    if log_z is not None:
-        expected -= log_z[:, a - r1 :]
-    rows["entropy"][:, a:r1] = -expected
+    expected = shifted.mul_(attn).sum(-1)  # sum p log2 p + log2 z; `shifted` is not needed after
+    rows["entropy"][:, a:r1] = -(expected * math.log(2) + inv_z.log())
     rows["anchor"][:, a:r1] = attn[:, :, :anchor].sum(-1)
     rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
     if s > 1:  # summed directly: 1 - own - sink cancels badly in fp32 when the sink takes most

@@ -66,10 +66,14 @@ def row_entropy(attn: torch.Tensor) -> torch.Tensor:
 
 def cut_from_colsum(colsum: torch.Tensor) -> torch.Tensor:
     """The prefix cuts from column sums alone: rows i < t of a causal map put all their mass
-    on keys j < t, so sum_{j<t} colsum_j = t + cut[t], i.e. cut[t] = prefix(colsum)[t] - t."""
+    on keys j < t, so sum_{j<t} colsum_j = t + cut[t], i.e. cut[t] = prefix(colsum)[t] - t.
+    The prefix sums reach n while a cut can be ~1e-3: they are summed in float64, or fp32
+    rounding of the prefix (~n x 6e-8) would be a visible part of the cut."""
     n = colsum.shape[-1]
-    before = torch.cat([torch.zeros_like(colsum[..., :1]), colsum.cumsum(-1)[..., :-1]], -1)
-    return (before - torch.arange(n, device=colsum.device, dtype=colsum.dtype)).clamp_min(0)
+    wide = colsum.double()
+    before = torch.cat([torch.zeros_like(wide[..., :1]), wide.cumsum(-1)[..., :-1]], -1)
+    cut = (before - torch.arange(n, device=colsum.device, dtype=wide.dtype)).clamp_min(0)
+    return cut.to(colsum.dtype)
 
 
 def _per_item(lengths: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -108,18 +112,20 @@ def ratio_at_cut(
     """The prefix-cut ratio at one cut t (the step start): transport from context to the step.
 
     With tensors t and `lengths` (B,), colsum is (B, ..., N) zero-padded as in `phi_prefix`;
-    without `lengths`, every item has all n columns.
+    without `lengths`, every item has all n columns. Summed in float64 like `cut_from_colsum`.
     """
     if lengths is None:
         lengths = torch.tensor(colsum.shape[-1], device=colsum.device)
     t = torch.as_tensor(t, device=colsum.device)
-    prefix = torch.cat([torch.zeros_like(colsum[..., :1]), colsum.cumsum(-1)], -1)
+    wide = colsum.double()
+    prefix = torch.cat([torch.zeros_like(wide[..., :1]), wide.cumsum(-1)], -1)
     index = t.reshape(t.shape + (1,) * (colsum.dim() - 1)).expand(*colsum.shape[:-1], 1)
     before = prefix.gather(-1, index)[..., 0]
     cut_at = _per_item(t, before)
     total = 2 * _per_item(lengths, before)
     vol = cut_at + before
-    return (before - cut_at).clamp_min(0) / torch.minimum(vol, total - vol).clamp_min(1e-30)
+    ratio = (before - cut_at).clamp_min(0) / torch.minimum(vol, total - vol).clamp_min(1e-30)
+    return ratio.to(colsum.dtype)
 
 
 def g_frob(colsum: torch.Tensor, colsq: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
