@@ -19,8 +19,8 @@ QUERIES = ["error", "verif*", '"the answer"', "python code", "agent tool*", '"th
 def _postings(db: Database) -> set[tuple[object, ...]]:
     """The index by (trace, step), not by document id (ids depend on the order of writes)."""
     rows = db.rows(
-        "SELECT d.trace_id, d.step_idx, d.len, p.term, p.tf, p.positions "
-        "FROM search_postings p JOIN search_docs d USING (doc_id)"
+        "SELECT d.trace_id, d.step_idx, d.len, t.term, p.tf, p.positions FROM search_postings p "
+        "JOIN search_docs d USING (doc_id) JOIN search_terms t USING (term_id)"
     )
     return {(t, s, n, term, tf, tuple(pos)) for t, s, n, term, tf, pos in rows}
 
