@@ -53,7 +53,6 @@ CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
 # traces tokenised per statement: an ingest runs DuckDB in 128 MB on one thread, and the
 # postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
 INDEX_CHUNK = 1_000
-_NON_ASCII = r"[^\x00-\x7f]"
 _ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
 # a Han or kana character alone, or a run of other letters and digits
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -111,10 +110,13 @@ def token_lists(texts: pl.Series) -> pl.Series:
     trace's text) are lower-cased and split; the others are also accent-stripped (NFD, marks
     dropped, NFC) and split with each Han or kana character a token of its own."""
     frame = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("row")
-    wide = frame.get_column("text").str.contains(_NON_ASCII)
+    text = frame.get_column("text")
+    wide = text.str.len_bytes() != text.str.len_chars()  # no regex: compiling one costs ms per call
     plain = frame.filter(~wide).select(
         "row", tokens=pl.col("text").str.to_lowercase().str.extract_all(_ASCII_WORD)
     )
+    if not wide.any():  # a live write's few steps, usually: skip compiling the Unicode patterns
+        return plain.get_column("tokens")
     folded = frame.filter(wide).select(
         "row",
         tokens=pl.col("text")
@@ -233,28 +235,30 @@ def _postings_rows(db: Database, tokens: pl.Series, base: int) -> pa.Table:
     )
 
 
-def _term_ids(db: Database, batch_terms: pl.Series) -> tuple[list[str], np.ndarray]:
-    """The batch's distinct terms ordered by their id in `search_terms` (new terms get the next
-    ids, in sorted order), and those ids."""
+def _term_ids(db: Database, batch_terms: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The batch's distinct terms (sorted) ordered by their id in `search_terms`, and those
+    ids; terms new to the corpus get the next ids, in sorted order. One scan of the terms."""
     con = db.connection
     wanted_terms = pa.table({"term": batch_terms.to_arrow()})  # noqa: F841 - scanned by name
-    con.execute(
-        """
-        INSERT INTO search_terms
-        SELECT n.term,
-               (SELECT coalesce(max(term_id), 0) FROM search_terms) + row_number() OVER (ORDER BY n.term)
-        FROM (SELECT term FROM wanted_terms EXCEPT SELECT term FROM search_terms
-              WHERE term IN (SELECT term FROM wanted_terms)) n
-        """
-    )
-    known = pl.from_arrow(
+    found = pl.from_arrow(
         con.execute(
-            "SELECT term, term_id FROM search_terms "
-            "WHERE term IN (SELECT term FROM wanted_terms) ORDER BY term_id"
+            "SELECT term, term_id FROM search_terms WHERE term IN (SELECT term FROM wanted_terms) "
+            "UNION ALL SELECT NULL, coalesce(max(term_id), 0) FROM search_terms"
         ).to_arrow_table()
     )
-    assert isinstance(known, pl.DataFrame)
-    return known.get_column("term").to_list(), known.get_column("term_id").to_numpy()
+    assert isinstance(found, pl.DataFrame)
+    top = int(found.filter(pl.col("term").is_null()).get_column("term_id")[0])
+    found = found.drop_nulls("term")
+    new = (
+        pl.DataFrame({"term": batch_terms})
+        .join(found, on="term", how="anti", maintain_order="left")
+        .with_columns(term_id=pl.int_range(top + 1, top + 1 + pl.len(), dtype=pl.Int32))
+    )
+    if new.height:
+        new_terms = new.to_arrow()  # noqa: F841 - scanned by name
+        con.execute("INSERT INTO search_terms SELECT term, term_id FROM new_terms")
+    known = pl.concat([found, new]).sort("term_id")
+    return known.get_column("term"), known.get_column("term_id").to_numpy()
 
 
 def _doc_ranges(doc_ids: list[int], most: int = 16) -> list[tuple[int, int]]:
