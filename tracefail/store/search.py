@@ -355,26 +355,57 @@ def _tokens(parts: list[QueryPart]) -> list[tuple[str, bool]]:
     return sorted({(t, p.prefix) for p in parts for t in p.tokens})
 
 
-def _rarest_first(db: Database, parts: list[QueryPart]) -> list[int]:
-    """The query's tokens (indexes into `_tokens`) by how many postings they have, fewest first:
-    the intersection then starts from the smallest set and only probes the larger ones."""
-    tokens = _tokens(parts)
-    counts = " UNION ALL ".join(
-        f"SELECT {n} AS token, count(*) AS n FROM search_postings "
-        f"WHERE term_id IN ({_term_ids_sql(t, prefix)})"
-        for n, (t, prefix) in enumerate(tokens)
+def _query_postings(parts: list[QueryPart], within: str | None = None) -> str:
+    """SQL for (token, term_id, doc_id, tf) of every query token (numbered as in `_tokens`),
+    only of the documents `within` selects when given."""
+    also = f" AND doc_id IN ({within})" if within else ""
+    return " UNION ALL ".join(
+        f"SELECT {n} AS token, term_id, doc_id, tf FROM search_postings "
+        f"WHERE term_id IN ({_term_ids_sql(t, prefix)}){also}"
+        for n, (t, prefix) in enumerate(_tokens(parts))
     )
-    return [int(r[0]) for r in db.rows(f"SELECT token FROM ({counts}) ORDER BY n, token")]
+
+
+@dataclass(frozen=True)
+class TermCounts:
+    """How many documents hold each of a query's terms: (token, term_id, df) rows."""
+
+    n_tokens: int
+    rows: list[tuple[int, int, int]]
+
+    @property
+    def rarest_first(self) -> list[int]:
+        """Token numbers by their postings, fewest first: the intersection then starts from
+        the smallest set and only probes the larger ones (a token without postings first)."""
+        totals: dict[int, int] = {}
+        for token, _, df in self.rows:
+            totals[token] = totals.get(token, 0) + df
+        return sorted(range(self.n_tokens), key=lambda n: (totals.get(n, 0), n))
+
+    def values_sql(self) -> str:
+        """The rows as a VALUES table (token, term_id, df) for the BM25 join."""
+        rows = ", ".join(f"({t}, {i}, {d})" for t, i, d in self.rows) or "(NULL, NULL, NULL)"
+        return f"SELECT * FROM (VALUES {rows}) v(token, term_id, df)"
+
+
+def term_counts(db: Database, parts: list[QueryPart]) -> TermCounts:
+    """The document frequency of every term of the query (one aggregate over their postings)."""
+    rows = db.rows(
+        f"SELECT token, term_id, count(*) FROM ({_query_postings(parts)}) GROUP BY ALL ORDER BY 1, 2"
+    )
+    return TermCounts(len(_tokens(parts)), [(int(t), int(i), int(d)) for t, i, d in rows])
 
 
 def _match_ctes(parts: list[QueryPart], order: list[int] | None = None) -> tuple[list[str], str]:
     """CTEs and a SELECT of `doc_id` for every step holding every part: the documents of the
-    first token in `order` (the rarest, when the caller could count), each next token's
-    postings kept only for documents still in; phrases are then checked by position on those
-    candidates only."""
+    first token in `order` (the rarest, when the caller could count; else the longest), each
+    next token's postings kept only for documents still in; phrases are then checked by
+    position on those candidates only."""
     tokens = _tokens(parts)
     ctes: list[str] = []
-    for step, n in enumerate(order if order is not None else range(len(tokens))):
+    if order is None:  # no counts at hand: longer words first, as they tend to be rarer
+        order = sorted(range(len(tokens)), key=lambda n: (-len(tokens[n][0]), n))
+    for step, n in enumerate(order):
         token, prefix = tokens[n]
         within = f" AND doc_id IN (SELECT doc_id FROM m{step - 1})" if step else ""
         distinct = "DISTINCT " if prefix else ""  # one document can hold several expansions
@@ -403,27 +434,23 @@ def _matched_traces_sql(parts: list[QueryPart], order: list[int] | None = None) 
     )
 
 
-def _hits_sql(parts: list[QueryPart], order: list[int]) -> str:
+def _hits_sql(parts: list[QueryPart], counts: TermCounts) -> str:
     """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over the query's
-    terms (a prefix's expansions each count), rounded so float summation order cannot reorder."""
-    ctes, final = _match_ctes(parts, order)
-    postings = " UNION ALL ".join(
-        f"SELECT {n} AS token, term_id, doc_id, tf FROM search_postings "
-        f"WHERE term_id IN ({_term_ids_sql(t, prefix)})"
-        for n, (t, prefix) in enumerate(_tokens(parts))
-    )
+    terms (a prefix's expansions each count), rounded so float summation order cannot reorder.
+    Only the matching steps' postings are read for the score; the document frequencies are the
+    counts already taken."""
+    ctes, final = _match_ctes(parts, counts.rarest_first)
     return f"""
         WITH {", ".join(ctes)}, matched AS MATERIALIZED ({final}),
-        qp AS ({postings}),
-        df AS (SELECT token, term_id, count(*) AS df FROM qp GROUP BY ALL),
+        qp AS ({_query_postings(parts, "SELECT doc_id FROM matched")}),
+        df AS ({counts.values_sql()}),
         st AS (SELECT count(*) AS n, avg(len) AS avgdl FROM search_docs),
         scored AS (
             SELECT qp.doc_id, round(sum(
                 ln((st.n - df.df + 0.5) / (df.df + 0.5) + 1)
                 * qp.tf * {K1 + 1} / (qp.tf + {K1} * (1 - {B} + {B} * d.len / st.avgdl))
             ), 9) AS score
-            FROM qp SEMI JOIN matched USING (doc_id)
-            JOIN df USING (token, term_id) JOIN search_docs d ON d.doc_id = qp.doc_id, st
+            FROM qp JOIN df USING (token, term_id) JOIN search_docs d ON d.doc_id = qp.doc_id, st
             GROUP BY qp.doc_id
         )
         SELECT d.trace_id, d.step_idx, scored.score FROM scored JOIN search_docs d USING (doc_id)
@@ -473,7 +500,7 @@ def search_steps(
     number of matching steps and of matching traces. `content` is the searchable text (content,
     tool calls, metadata), so a hit in the metadata shows where it matched."""
     parts = parse_query(query)
-    sql, params = (_hits_sql(parts, _rarest_first(db, parts)), []) if indexed else _scan_sql(parts)
+    sql, params = (_hits_sql(parts, term_counts(db, parts)), []) if indexed else _scan_sql(parts)
     where = "WHERE trace_id = ?" if trace_id is not None else ""
     found = db.frame(
         f"""
@@ -503,7 +530,7 @@ def matching_traces(db: Database, query: str, *, indexed: bool = True) -> pl.Ser
     """Ids of traces with a step matching `query` (for the corpus filter), sorted."""
     parts = parse_query(query)
     if indexed:
-        order = _rarest_first(db, parts)
+        order = term_counts(db, parts).rarest_first
         return db.frame(f"{_matched_traces_sql(parts, order)} ORDER BY 1").get_column("trace_id")
     scan, params = _scan_sql(parts)
     return db.frame(f"SELECT DISTINCT trace_id FROM ({scan}) ORDER BY 1", params).get_column("trace_id")
