@@ -355,22 +355,43 @@ def _tokens(parts: list[QueryPart]) -> list[tuple[str, bool]]:
     return sorted({(t, p.prefix) for p in parts for t in p.tokens})
 
 
-def _query_postings(parts: list[QueryPart], within: str | None = None) -> str:
+# term ids per token number (as in `_tokens`), looked up before the query; without them (SQL
+# for a caller with no connection) the ids are a subquery, which DuckDB does not use to skip
+# row groups: every query token then scans the whole term_id column
+TermIds = dict[int, list[int]]
+
+
+def _term_filter(n: int, tokens: list[tuple[str, bool]], ids: TermIds | None) -> str:
+    """A filter on `term_id` for token `n`: constants where looked up, which DuckDB pushes
+    into the scan (row groups skipped by their min/max)."""
+    if ids is None:
+        return f"term_id IN ({_term_ids_sql(*tokens[n])})"
+    found = ids.get(n, [])
+    if not found:
+        return "FALSE"
+    if len(found) == 1:
+        return f"term_id = {found[0]}"
+    return f"term_id BETWEEN {min(found)} AND {max(found)} AND term_id IN ({', '.join(map(str, found))})"
+
+
+def _query_postings(parts: list[QueryPart], ids: TermIds | None, within: str | None = None) -> str:
     """SQL for (token, term_id, doc_id, tf) of every query token (numbered as in `_tokens`),
     only of the documents `within` selects when given."""
+    tokens = _tokens(parts)
     also = f" AND doc_id IN ({within})" if within else ""
     return " UNION ALL ".join(
         f"SELECT {n} AS token, term_id, doc_id, tf FROM search_postings "
-        f"WHERE term_id IN ({_term_ids_sql(t, prefix)}){also}"
-        for n, (t, prefix) in enumerate(_tokens(parts))
+        f"WHERE {_term_filter(n, tokens, ids)}{also}"
+        for n in range(len(tokens))
     )
 
 
 @dataclass(frozen=True)
 class TermCounts:
-    """How many documents hold each of a query's terms: (token, term_id, df) rows."""
+    """A query's term ids per token and how many documents hold each: (token, term_id, df)."""
 
     n_tokens: int
+    ids: TermIds
     rows: list[tuple[int, int, int]]
 
     @property
@@ -389,36 +410,48 @@ class TermCounts:
 
 
 def term_counts(db: Database, parts: list[QueryPart]) -> TermCounts:
-    """The document frequency of every term of the query (one aggregate over their postings)."""
-    rows = db.rows(
-        f"SELECT token, term_id, count(*) FROM ({_query_postings(parts)}) GROUP BY ALL ORDER BY 1, 2"
-    )
-    return TermCounts(len(_tokens(parts)), [(int(t), int(i), int(d)) for t, i, d in rows])
-
-
-def _match_ctes(parts: list[QueryPart], order: list[int] | None = None) -> tuple[list[str], str]:
-    """CTEs and a SELECT of `doc_id` for every step holding every part: the documents of the
-    first token in `order` (the rarest, when the caller could count; else the longest), each
-    next token's postings kept only for documents still in; phrases are then checked by
-    position on those candidates only."""
+    """The query's term ids (one look-up in `search_terms`) and the document frequency of each
+    (one aggregate over their postings)."""
     tokens = _tokens(parts)
-    ctes: list[str] = []
-    if order is None:  # no counts at hand: longer words first, as they tend to be rarer
+    lookup = " UNION ALL ".join(
+        f"SELECT {n} AS token, term_id FROM ({_term_ids_sql(t, prefix)})"
+        for n, (t, prefix) in enumerate(tokens)
+    )
+    ids: TermIds = {}
+    for n, term_id in db.rows(f"{lookup} ORDER BY 1, 2"):
+        ids.setdefault(int(n), []).append(int(term_id))
+    rows = db.rows(
+        f"SELECT token, term_id, count(*) FROM ({_query_postings(parts, ids)}) GROUP BY ALL ORDER BY 1, 2"
+    )
+    return TermCounts(len(tokens), ids, [(int(t), int(i), int(d)) for t, i, d in rows])
+
+
+def _match_ctes(parts: list[QueryPart], counts: TermCounts | None = None) -> tuple[list[str], str]:
+    """CTEs and a SELECT of `doc_id` for every step holding every part: the documents of the
+    first token (the rarest, given `counts`; else the longest), each next token's postings
+    kept only for documents still in; phrases are then checked by position on those
+    candidates only."""
+    tokens = _tokens(parts)
+    ids = counts.ids if counts is not None else None
+    if counts is not None:
+        order = counts.rarest_first
+    else:  # no counts at hand: longer words first, as they tend to be rarer
         order = sorted(range(len(tokens)), key=lambda n: (-len(tokens[n][0]), n))
+    ctes: list[str] = []
     for step, n in enumerate(order):
-        token, prefix = tokens[n]
         within = f" AND doc_id IN (SELECT doc_id FROM m{step - 1})" if step else ""
-        distinct = "DISTINCT " if prefix else ""  # one document can hold several expansions
+        distinct = "DISTINCT " if tokens[n][1] else ""  # one document can hold several expansions
         ctes.append(
             f"m{step} AS MATERIALIZED (SELECT {distinct}doc_id FROM search_postings "
-            f"WHERE term_id IN ({_term_ids_sql(token, prefix)}){within})"
+            f"WHERE {_term_filter(n, tokens, ids)}{within})"
         )
     last = f"m{len(tokens) - 1}"
     final = f"SELECT doc_id FROM {last}"
     for j, part in enumerate(p for p in parts if p.phrase):
         starts = " INTERSECT ".join(
             f"SELECT doc_id, unnest(positions) - {i} AS start FROM search_postings "
-            f"WHERE term_id IN ({_term_ids_sql(t, False)}) AND doc_id IN (SELECT doc_id FROM {last})"
+            f"WHERE {_term_filter(tokens.index((t, False)), tokens, ids)} "
+            f"AND doc_id IN (SELECT doc_id FROM {last})"
             for i, t in enumerate(part.tokens)
         )
         ctes.append(f"phrase{j} AS (SELECT DISTINCT doc_id FROM ({starts}))")
@@ -426,8 +459,8 @@ def _match_ctes(parts: list[QueryPart], order: list[int] | None = None) -> tuple
     return ctes, final
 
 
-def _matched_traces_sql(parts: list[QueryPart], order: list[int] | None = None) -> str:
-    ctes, final = _match_ctes(parts, order)
+def _matched_traces_sql(parts: list[QueryPart], counts: TermCounts | None = None) -> str:
+    ctes, final = _match_ctes(parts, counts)
     return (
         f"WITH {', '.join(ctes)}, matched AS ({final}) "
         "SELECT DISTINCT d.trace_id FROM search_docs d SEMI JOIN matched USING (doc_id)"
@@ -439,10 +472,10 @@ def _hits_sql(parts: list[QueryPart], counts: TermCounts) -> str:
     terms (a prefix's expansions each count), rounded so float summation order cannot reorder.
     Only the matching steps' postings are read for the score; the document frequencies are the
     counts already taken."""
-    ctes, final = _match_ctes(parts, counts.rarest_first)
+    ctes, final = _match_ctes(parts, counts)
     return f"""
         WITH {", ".join(ctes)}, matched AS MATERIALIZED ({final}),
-        qp AS ({_query_postings(parts, "SELECT doc_id FROM matched")}),
+        qp AS ({_query_postings(parts, counts.ids, "SELECT doc_id FROM matched")}),
         df AS ({counts.values_sql()}),
         st AS (SELECT count(*) AS n, avg(len) AS avgdl FROM search_docs),
         scored AS (
@@ -530,7 +563,7 @@ def matching_traces(db: Database, query: str, *, indexed: bool = True) -> pl.Ser
     """Ids of traces with a step matching `query` (for the corpus filter), sorted."""
     parts = parse_query(query)
     if indexed:
-        order = term_counts(db, parts).rarest_first
-        return db.frame(f"{_matched_traces_sql(parts, order)} ORDER BY 1").get_column("trace_id")
+        sql = _matched_traces_sql(parts, term_counts(db, parts))
+        return db.frame(f"{sql} ORDER BY 1").get_column("trace_id")
     scan, params = _scan_sql(parts)
     return db.frame(f"SELECT DISTINCT trace_id FROM ({scan}) ORDER BY 1", params).get_column("trace_id")
