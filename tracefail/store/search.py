@@ -251,7 +251,8 @@ def _term_ids(db: Database, batch_terms: pl.Series) -> tuple[pl.Series, np.ndarr
     found = found.drop_nulls("term")
     new = (
         pl.DataFrame({"term": batch_terms})
-        .join(found, on="term", how="anti", maintain_order="left")
+        .join(found, on="term", how="anti")
+        .sort("term")  # new ids in term order, whatever order the join left
         .with_columns(term_id=pl.int_range(top + 1, top + 1 + pl.len(), dtype=pl.Int32))
     )
     if new.height:
