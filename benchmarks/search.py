@@ -3,6 +3,7 @@ every step for the same words, on a large corpus; then what the index costs to k
 
     .venv/bin/python benchmarks/make_corpus.py --traces 100000 --db /tmp/big.duckdb
     .venv/bin/python benchmarks/search.py --db /tmp/big.duckdb [--rebuild]
+    .venv/bin/python benchmarks/search.py --ingest /tmp/tracefail-bench/mast_synth_50mb_v2.json
 
 Both sides return the number of matching steps and traces; the search also ranks and returns
 the best 20 with snippets. Each query runs `--repeat` times; the best time is printed with the
@@ -10,6 +11,10 @@ ratio scan / search. Then 1,000 new traces (text copied from stored steps) are a
 `add_traces`, which indexes them in its transaction: its time, and the time of indexing those
 traces again alone. `--rebuild` also drops the whole index and builds it again from the steps
 (what a corpus from before the index costs once). The corpus file is changed: use a copy.
+
+`--ingest FILE` (a JSON array, as benchmarks/ingest.py synthesizes) instead times DuckDB's
+`read_json` of the file and a `--workers 0` ingest of it into fresh files, with the seconds spent
+in `index_traces` (the index's share of the ingest) and both as ratios of read_json's time.
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import argparse
 import os
 import re
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tracefail.model import Outcome, Step, Trace
 from tracefail.services import search as service
@@ -27,7 +35,16 @@ from tracefail.store import Database
 from tracefail.store import search as store
 from tracefail.store.traces import add_traces
 
-QUERIES = ["umbrella", "verification", "error", "python code", "pandas dataframe", '"the answer"']
+QUERIES = [
+    "umbrella",
+    "verification",
+    "error",
+    "python code",
+    "pandas dataframe",
+    '"the answer"',
+    "reasons about the task",  # the words of the TUI benchmark's free-text filter
+    '"reasons about the task"',  # ... as its phrase (benchmarks/tui.py)
+]
 
 
 def best(call: Callable[[], object], repeat: int) -> tuple[float, object]:
@@ -51,10 +68,16 @@ def ilike_scan(db: Database, query: str) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--db")
+    parser.add_argument("--ingest", type=Path, help="time the index's share of ingesting this JSON array")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rebuild", action="store_true", help="also time a build of the whole index")
     args = parser.parse_args()
+    if args.ingest:
+        index_share(args.ingest)
+        return
+    if not args.db:
+        parser.error("--db or --ingest is required")
     with Database(args.db) as db:
         n_steps = db.rows("SELECT count(*) FROM steps")[0][0]
         print(f"corpus: {n_steps} steps; load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
@@ -111,6 +134,42 @@ def _upkeep(db: Database, rebuild: bool) -> None:
         db.execute("DELETE FROM search_docs")
         built = store.catch_up(db)
         print(f"whole index from scratch: {built:.1f} s for {store.index_state(db).indexed_steps} steps")
+
+
+def index_share(path: Path) -> None:
+    """read_json of `path`, then a one-process ingest of it with `index_traces` timed inside."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from rawscan import read_json_rows  # benchmarks/rawscan.py, beside this script
+
+    from tracefail.services.ingest import ingest
+    from tracefail.store import traces as writer
+
+    spent = [0.0]
+    index_traces = writer.index_traces
+
+    def timed(db: Database, ids: object) -> None:
+        started = time.perf_counter()
+        index_traces(db, ids)  # type: ignore[arg-type]
+        spent[0] += time.perf_counter() - started
+
+    writer.index_traces = timed  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory() as tmp:
+        load = os.getloadavg()[0]
+        with Database(Path(tmp) / "rawscan.duckdb") as db:
+            started = time.perf_counter()
+            read_json_rows(db, [path], array=True)
+            raw = time.perf_counter() - started
+        with Database(Path(tmp) / "ingest.duckdb") as db:
+            started = time.perf_counter()
+            report = ingest(db, [path], workers=0)
+            db.execute("CHECKPOINT")
+            whole = time.perf_counter() - started
+    print(
+        f"{path.name}: {report.steps} steps; load average {load:.2f} -> {os.getloadavg()[0]:.2f}\n"
+        f"read_json {raw:.2f} s | ingest --workers 0 {whole:.2f} s ({whole / raw:.2f}x)"
+        f" | of it index_traces {spent[0]:.2f} s ({spent[0] / raw:.2f}x read_json,"
+        f" {spent[0] / whole:.0%} of the ingest)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ re-ingested traces leave no stale postings, and hostile queries end in a clear e
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import SAMPLES
@@ -11,6 +13,7 @@ from tracefail.services import search as service
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
 from tracefail.store import search as store
+from tracefail.store.db import latest_version, migrations
 from tracefail.store.traces import GrownTrace, add_traces, grow_traces, replace_traces
 
 QUERIES = ["error", "verif*", '"the answer"', "python code", "agent tool*", '"the answer" error']
@@ -19,8 +22,8 @@ QUERIES = ["error", "verif*", '"the answer"', "python code", "agent tool*", '"th
 def _postings(db: Database) -> set[tuple[object, ...]]:
     """The index by (trace, step), not by document id (ids depend on the order of writes)."""
     rows = db.rows(
-        "SELECT d.trace_id, d.step_idx, d.len, p.term, p.tf, p.positions "
-        "FROM search_postings p JOIN search_docs d USING (doc_id)"
+        "SELECT d.trace_id, d.step_idx, d.len, t.term, p.tf, p.positions FROM search_postings p "
+        "JOIN search_docs d USING (doc_id) JOIN search_terms t USING (term_id)"
     )
     return {(t, s, n, term, tf, tuple(pos)) for t, s, n, term, tf, pos in rows}
 
@@ -157,3 +160,28 @@ def test_hostile_queries_answer_without_a_crash(texts_db: Database, query: str) 
     scan = store.search_steps(texts_db, query, indexed=False, limit=100)[0]
     assert sorted(h.step_idx for h in result.hits) == sorted(scan["step_idx"].to_list())
     assert texts_db.rows("SELECT count(*) FROM steps") == [(5,)]
+
+
+def test_a_corpus_with_the_006_index_is_reindexed_by_migration_007(tmp_path: Path) -> None:
+    """Migration 007 drops 006's word-keyed tables and indexes the steps again on open: the
+    steps stay, nothing of the old index survives, and queries answer as on a fresh corpus."""
+    path = tmp_path / "old.duckdb"
+    with Database(path) as db:
+        ingest(db, [SAMPLES / "whowhen", SAMPLES / "mast"])
+        ranked = {q: _ranked(db, q) for q in QUERIES}
+        steps = db.rows("SELECT count(*) FROM steps")
+        assert sum(map(len, ranked.values())) > 10
+        sql_006 = next(sql for number, _, sql in migrations() if number == 6)
+        db.execute("DROP TABLE search_terms")
+        db.execute("DROP TABLE search_postings")
+        db.execute(sql_006)  # 006's tables, as an older tracefail left them
+        db.execute("INSERT INTO search_docs VALUES (1, 'x:stale', 0, 1)")
+        db.execute("INSERT INTO search_postings VALUES ('zyzzyva', 1, 1, [1])")
+        db.execute("DELETE FROM schema_version WHERE version = 7")
+        assert db.schema_version() == 6
+    with Database(path) as db:
+        assert db.schema_version() == latest_version()
+        assert db.rows("SELECT count(*) FROM steps") == steps
+        assert store.index_state(db).current
+        assert service.search(db, "zyzzyva").n_steps == 0
+        assert {q: _ranked(db, q) for q in QUERIES} == ranked

@@ -76,7 +76,7 @@ def _setting_bytes(text: str) -> float:
     return float(match.group(1)) * _UNITS.get(match.group(2).lower() or "b", float("inf"))
 
 
-SEARCH_INDEX_MIGRATION = 6  # creates the full-text index's tables, which are then filled
+SEARCH_INDEX_MIGRATIONS = (6, 7)  # (re)create the full-text index's tables, which are then filled
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -229,7 +229,7 @@ class Database:
                     )
                 self.connection.execute(sql)
                 self.connection.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [number, name, now()])
-        if any(number == SEARCH_INDEX_MIGRATION for number, _, _ in pending):
+        if any(number in SEARCH_INDEX_MIGRATIONS for number, _, _ in pending):
             from tracefail.store.search import catch_up  # search builds on this module
 
             catch_up(self)  # the corpus' steps into the new full-text index, once

@@ -4,39 +4,46 @@ A step's searchable text (`STEP_TEXT`) is its content, its tool calls, its metad
 adapters keep what no column takes: span attributes, tool definitions, system prompts) and, for
 step 0, its trace's metadata: text kept anywhere in the corpus can be found.
 
-The index is two tables in the corpus file (migration 006): `search_docs` (one row per step: a
-document id and its length in tokens) and `search_postings` (one row per term and step: the term
-frequency and the token positions). `index_traces` rewrites the rows of the traces it is given;
-every store function that writes steps calls it in the same transaction, so the index never lags
-the steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild). BM25's
-statistics (document frequency, number of documents, average length) are read from these
-tables at query time, so an incremental index ranks exactly as one built in one go.
+The index is three tables in the corpus file (migration 007): `search_terms` (one row per distinct
+token: an integer id), `search_docs` (one row per step: a document id and its length in tokens)
+and `search_postings` (one row per term id and step: the term frequency and the token positions).
+`index_traces` rewrites the rows of the traces it is given; every store function that writes
+steps calls it in the same transaction, so the index never lags the steps and is never rebuilt
+from scratch (DuckDB's fts extension could only rebuild). BM25's statistics (document frequency,
+number of documents, average length) are read from these tables at query time, so an
+incremental index ranks exactly as one built in one go.
 
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
 stop words (so any language that separates words by spaces or punctuation works). Han and kana
 characters are indexed one character per token; a word of several such characters is searched
-as a phrase of its characters. Tokenising is DuckDB SQL (`_TOKENS`), run on a batch's steps.
+as a phrase of its characters. Tokenising is polars (`token_lists`, Rust regex on every core),
+and the query's words go through the same function, so both sides split text alike. The
+postings are grouped with a stable sort of integer codes, not a GROUP BY on strings: a term's
+rows come out sorted by document, and their positions are already in order (docs/search.md has
+the measurements behind this layout).
 
 Query language (all parts must match in one step):
   word      a whole word (case- and accent-insensitive)
   pre*      any word starting with `pre`
   "a b c"   the words next to each other, in order (postings intersected, then positions)
+
+The intersection starts from the query's rarest token and keeps, token by token, only the
+documents still in (DuckDB probes each larger posting list with the small candidate set).
 """
 
 from __future__ import annotations
 
 import re
 import time
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from tracefail.store.db import Database, StoreError
 
-_CJK_SQL = r"([\p{Han}\p{Hiragana}\p{Katakana}])"
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _QUERY_PART = re.compile(r'"([^"]*)"?|(\S+)')
 K1, B = 1.2, 0.75
@@ -46,6 +53,10 @@ CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
 # traces tokenised per statement: an ingest runs DuckDB in 128 MB on one thread, and the
 # postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
 INDEX_CHUNK = 1_000
+_ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
+# a Han or kana character alone, or a run of other letters and digits
+_CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_WORD = rf"[{_CJK_CLASS}]|[[\p{{L}}\p{{N}}]--[{_CJK_CLASS}]]+"
 # JSON text as words: its escapes (\n, \", ...) would glue the letter after them to a word
 _JSON_WORDS = "regexp_replace(CAST({} AS VARCHAR), '\\\\[nrtbf\"\\\\/]', ' ', 'g')"
 # Everything search reads of a step `s` (of trace `t`, joined only for step 0: `_TRACE_JOIN`)
@@ -56,10 +67,6 @@ _TEXT = f"""concat_ws(chr(10), s.content,
 _TRACE_JOIN = "LEFT JOIN traces t ON s.step_idx = 0 AND t.trace_id = s.trace_id"
 # One row per step: (trace_id, step_idx, content), `content` being its searchable text
 STEP_TEXT = f"SELECT s.trace_id, s.step_idx, {_TEXT} AS content FROM steps s {_TRACE_JOIN}"
-# A step's tokens in order (empty strings only at the ends, where the text starts or ends with
-# a separator; they are skipped but keep their position, so adjacent words stay adjacent)
-_SPACED = f"regexp_replace({_TEXT}, '{_CJK_SQL}', ' \\1 ', 'g')"
-_TOKENS = f"regexp_split_to_array(lower(strip_accents({_SPACED})), '[^\\pL\\pN]+')"
 
 
 class SearchQueryError(StoreError):
@@ -95,6 +102,36 @@ class IndexState:
 def index_state(db: Database) -> IndexState:
     n_docs, n_steps = db.rows("SELECT (SELECT count(*) FROM search_docs), (SELECT count(*) FROM steps)")[0]
     return IndexState(int(n_docs), int(n_steps))
+
+
+# --- tokens ----------------------------------------------------------------------------------------
+def token_lists(texts: pl.Series) -> pl.Series:
+    """Each text's tokens in order (polars: Rust regex on every core). ASCII texts (most of a
+    trace's text) are lower-cased and split; the others are also accent-stripped (NFD, marks
+    dropped, NFC) and split with each Han or kana character a token of its own."""
+    frame = pl.DataFrame({"text": texts.fill_null("")}).with_row_index("row")
+    text = frame.get_column("text")
+    wide = text.str.len_bytes() != text.str.len_chars()  # no regex: compiling one costs ms per call
+    plain = frame.filter(~wide).select(
+        "row", tokens=pl.col("text").str.to_lowercase().str.extract_all(_ASCII_WORD)
+    )
+    if not wide.any():  # a live write's few steps, usually: skip compiling the Unicode patterns
+        return plain.get_column("tokens")
+    folded = frame.filter(wide).select(
+        "row",
+        tokens=pl.col("text")
+        .str.to_lowercase()  # first: İ lower-cases to i and a combining dot, stripped next
+        .str.normalize("NFD")
+        .str.replace_all(r"\p{M}+", "")
+        .str.normalize("NFC")
+        .str.extract_all(_WORD),
+    )
+    return pl.concat([plain, folded]).sort("row").get_column("tokens")
+
+
+def tokenize(text: str) -> list[str]:
+    """Query text as tokens, by the very function that tokenises the index's documents."""
+    return list(token_lists(pl.Series([text]))[0])
 
 
 # --- writing ---------------------------------------------------------------------------------------
@@ -133,36 +170,96 @@ def _index_chunk(db: Database, ids: list[str], first_steps: list[int]) -> None:
             )
         con.execute("DELETE FROM search_docs WHERE doc_id IN (SELECT doc_id FROM old_docs)")
     # the steps and trace rows of these traces first: joined before filtering, DuckDB would
-    # build the searchable text of every step of the corpus (10 s per 1,000 traces on 51k steps)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE search_batch AS
-        SELECT (SELECT coalesce(max(doc_id), 0) FROM search_docs)
-                   + row_number() OVER (ORDER BY s.trace_id, s.step_idx) AS doc_id,
-               s.trace_id, s.step_idx, {_TOKENS} AS tokens
-        FROM (SELECT st.* FROM steps st JOIN wanted_ids w USING (trace_id)
-              WHERE st.step_idx >= w.first_idx OR st.step_idx = 0) s
-        LEFT JOIN (SELECT trace_id, metadata FROM traces
-                   WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) t
-            ON s.step_idx = 0 AND t.trace_id = s.trace_id
-        """
+    # read every step of the corpus
+    steps = pl.from_arrow(
+        con.execute(
+            f"""
+            SELECT s.trace_id, s.step_idx, {_TEXT} AS text
+            FROM (SELECT st.* FROM steps st JOIN wanted_ids w USING (trace_id)
+                  WHERE st.step_idx >= w.first_idx OR st.step_idx = 0) s
+            LEFT JOIN (SELECT trace_id, metadata FROM traces
+                       WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) t
+                ON s.step_idx = 0 AND t.trace_id = s.trace_id
+            """
+        ).to_arrow_table()
     )
-    con.execute(
-        "INSERT INTO search_docs SELECT doc_id, trace_id, step_idx, "
-        "len(list_filter(tokens, x -> x <> '')) FROM search_batch"
+    if not isinstance(steps, pl.DataFrame) or steps.height == 0:
+        return
+    base = int(con.execute("SELECT coalesce(max(doc_id), 0) FROM search_docs").fetchone()[0])  # type: ignore[index]
+    steps = steps.sort("trace_id", "step_idx")  # document ids in a stable order
+    tokens = token_lists(steps.get_column("text"))
+    docs = pa.table(  # noqa: F841 - scanned by name
+        {
+            "doc_id": pa.array(range(base + 1, base + 1 + steps.height), pa.int64()),
+            "trace_id": steps.get_column("trace_id").to_arrow(),
+            "step_idx": steps.get_column("step_idx").to_arrow(),
+            "len": tokens.list.len().cast(pl.Int32).to_arrow(),
+        }
     )
-    # sorted by term: a query's terms then touch few row groups (DuckDB skips the others
-    # by their min/max); a batch adds its own sorted row groups
-    con.execute(
-        """
-        INSERT INTO search_postings
-        SELECT term, doc_id, count(*), list_sort(list(pos)) FROM (
-            SELECT doc_id, unnest(tokens) AS term, generate_subscripts(tokens, 1) AS pos
-            FROM search_batch
-        ) WHERE term <> '' GROUP BY term, doc_id ORDER BY term, doc_id
-        """
+    con.execute("INSERT INTO search_docs SELECT doc_id, trace_id, step_idx, len FROM docs")
+    postings = _postings_rows(db, tokens, base)
+    if postings.num_rows:
+        con.execute("INSERT INTO search_postings SELECT term_id, doc_id, tf, positions FROM postings")
+
+
+def _postings_rows(db: Database, tokens: pl.Series, base: int) -> pa.Table:
+    """One row per (term, document) of these token lists (document `base + 1 + i` for list i),
+    sorted by term id then document: the token rows are stably sorted by term (they come
+    ordered by document and position), and each run of one term in one document is a row."""
+    words = (
+        pl.DataFrame({"term": tokens})
+        .with_columns(
+            doc=pl.int_range(pl.len(), dtype=pl.UInt32),
+            pos=pl.int_ranges(pl.col("term").list.len(), dtype=pl.Int32),
+        )
+        .explode("term", "pos")
+        .drop_nulls("term")
     )
-    con.execute("DROP TABLE search_batch")
+    if words.height == 0:
+        return pa.table({"term_id": pa.array([], pa.int32())})
+    terms, term_ids = _term_ids(db, words.get_column("term").unique().sort())
+    code = words.get_column("term").cast(pl.Enum(terms)).to_physical()  # rank of the term's id
+    words = pl.DataFrame({"code": code, "doc": words.get_column("doc"), "pos": words.get_column("pos")})
+    words = words.sort("code", maintain_order=True)
+    key = words.get_column("code").cast(pl.UInt64) * (1 << 32) + words.get_column("doc").cast(pl.UInt64)
+    runs = key.rle().struct.unnest()
+    offsets = np.concatenate([[0], np.cumsum(runs.get_column("len").to_numpy())]).astype(np.int32)
+    first = runs.get_column("value")
+    return pa.table(
+        {
+            "term_id": pa.array(term_ids[(first // (1 << 32)).to_numpy().astype(np.int64)], pa.int32()),
+            "doc_id": pa.array((first % (1 << 32)).to_numpy().astype(np.int64) + base + 1, pa.int64()),
+            "tf": pa.array(runs.get_column("len").to_numpy().astype(np.int32), pa.int32()),
+            "positions": pa.ListArray.from_arrays(pa.array(offsets), words.get_column("pos").to_arrow()),
+        }
+    )
+
+
+def _term_ids(db: Database, batch_terms: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The batch's distinct terms (sorted) ordered by their id in `search_terms`, and those
+    ids; terms new to the corpus get the next ids, in sorted order. One scan of the terms."""
+    con = db.connection
+    wanted_terms = pa.table({"term": batch_terms.to_arrow()})  # noqa: F841 - scanned by name
+    found = pl.from_arrow(
+        con.execute(
+            "SELECT term, term_id FROM search_terms WHERE term IN (SELECT term FROM wanted_terms) "
+            "UNION ALL SELECT NULL, coalesce(max(term_id), 0) FROM search_terms"
+        ).to_arrow_table()
+    )
+    assert isinstance(found, pl.DataFrame)
+    top = int(found.filter(pl.col("term").is_null()).get_column("term_id")[0])
+    found = found.drop_nulls("term")
+    new = (
+        pl.DataFrame({"term": batch_terms})
+        .join(found, on="term", how="anti")
+        .sort("term")  # new ids in term order, whatever order the join left
+        .with_columns(term_id=pl.int_range(top + 1, top + 1 + pl.len(), dtype=pl.Int32))
+    )
+    if new.height:
+        new_terms = new.to_arrow()  # noqa: F841 - scanned by name
+        con.execute("INSERT INTO search_terms SELECT term, term_id FROM new_terms")
+    known = pl.concat([found, new]).sort("term_id")
+    return known.get_column("term"), known.get_column("term_id").to_numpy()
 
 
 def _doc_ranges(doc_ids: list[int], most: int = 16) -> list[tuple[int, int]]:
@@ -219,15 +316,6 @@ def ensure_index(db: Database) -> tuple[IndexState, float | None]:
 
 
 # --- queries -------------------------------------------------------------------------------------
-def tokenize(text: str) -> list[str]:
-    """Split query text into tokens as the index splits documents: CJK characters apart, marks
-    stripped (what DuckDB's strip_accents removes: Unicode categories Mn, Mc, Me), lower-cased,
-    split on everything but letters and digits."""
-    spaced = _CJK.sub(lambda m: f" {m.group(0)} ", text)
-    stripped = "".join(c for c in unicodedata.normalize("NFD", spaced) if unicodedata.category(c)[0] != "M")
-    return [t for t in re.split(r"[\W_]+", unicodedata.normalize("NFC", stripped).lower()) if t]
-
-
 def parse_query(query: str) -> list[QueryPart]:
     """The query's parts; an unbalanced quote runs to the end of the query."""
     if len(query) > MAX_QUERY_CHARS:
@@ -253,39 +341,118 @@ def _literal(token: str) -> str:
     return "'" + token.replace("'", "''") + "'"
 
 
-def _term_filter(token: str, prefix: bool) -> str:
-    """A filter on `term` that DuckDB pushes into the scan (row groups skipped by min/max)."""
+def _term_ids_sql(token: str, prefix: bool) -> str:
+    """The ids of a query token's terms: the term itself, or every term starting with a prefix."""
     if not prefix:
-        return f"term = {_literal(token)}"
-    low, high = _literal(token), _literal(token + chr(0x10FFFF))  # no letter sorts after U+10FFFF
-    return f"term >= {low} AND term <= {high} AND starts_with(term, {low})"
+        where = f"term = {_literal(token)}"
+    else:
+        low, high = _literal(token), _literal(token + chr(0x10FFFF))  # no letter sorts after U+10FFFF
+        where = f"term >= {low} AND term <= {high} AND starts_with(term, {low})"
+    return f"SELECT term_id FROM search_terms WHERE {where}"
 
 
-def _postings(parts: list[QueryPart]) -> tuple[str, int]:
-    """SQL for the postings of every query token (`token` numbers them, so a prefix's
-    expansions count as one), and the number of tokens a document must hold."""
-    pairs = sorted({(t, p.prefix) for p in parts for t in p.tokens})
-    selects = [
-        f"SELECT {n} AS token, term, doc_id, tf FROM search_postings WHERE {_term_filter(t, prefix)}"
-        for n, (t, prefix) in enumerate(pairs)
-    ]
-    return " UNION ALL ".join(selects), len(pairs)
+def _tokens(parts: list[QueryPart]) -> list[tuple[str, bool]]:
+    """The query's distinct tokens (a prefix's expansions count as one), in a stable order."""
+    return sorted({(t, p.prefix) for p in parts for t in p.tokens})
 
 
-def _match_ctes(parts: list[QueryPart]) -> tuple[list[str], str]:
-    """CTEs (`qp`: the query's postings, without positions) and a SELECT of `doc_id` for every
-    step holding every part, phrases checked by position: intersect the postings, then read the
-    positions of the candidate steps only."""
-    postings, n_tokens = _postings(parts)
-    ctes = [
-        f"qp AS MATERIALIZED ({postings})",
-        f"cand AS (SELECT doc_id FROM qp GROUP BY doc_id HAVING count(DISTINCT token) = {n_tokens})",
-    ]
-    final = "SELECT doc_id FROM cand"
+# term ids per token number (as in `_tokens`), looked up before the query; without them (SQL
+# for a caller with no connection) the ids are a subquery, which DuckDB does not use to skip
+# row groups: every query token then scans the whole term_id column
+TermIds = dict[int, list[int]]
+
+
+def _term_filter(n: int, tokens: list[tuple[str, bool]], ids: TermIds | None) -> str:
+    """A filter on `term_id` for token `n`: constants where looked up, which DuckDB pushes
+    into the scan (row groups skipped by their min/max)."""
+    if ids is None:
+        return f"term_id IN ({_term_ids_sql(*tokens[n])})"
+    found = ids.get(n, [])
+    if not found:
+        return "FALSE"
+    if len(found) == 1:
+        return f"term_id = {found[0]}"
+    return f"term_id BETWEEN {min(found)} AND {max(found)} AND term_id IN ({', '.join(map(str, found))})"
+
+
+def _query_postings(parts: list[QueryPart], ids: TermIds | None, within: str | None = None) -> str:
+    """SQL for (token, term_id, doc_id, tf) of every query token (numbered as in `_tokens`),
+    only of the documents `within` selects when given."""
+    tokens = _tokens(parts)
+    also = f" AND doc_id IN ({within})" if within else ""
+    return " UNION ALL ".join(
+        f"SELECT {n} AS token, term_id, doc_id, tf FROM search_postings "
+        f"WHERE {_term_filter(n, tokens, ids)}{also}"
+        for n in range(len(tokens))
+    )
+
+
+@dataclass(frozen=True)
+class TermCounts:
+    """A query's term ids per token and how many documents hold each: (token, term_id, df)."""
+
+    n_tokens: int
+    ids: TermIds
+    rows: list[tuple[int, int, int]]
+
+    @property
+    def rarest_first(self) -> list[int]:
+        """Token numbers by their postings, fewest first: the intersection then starts from
+        the smallest set and only probes the larger ones (a token without postings first)."""
+        totals: dict[int, int] = {}
+        for token, _, df in self.rows:
+            totals[token] = totals.get(token, 0) + df
+        return sorted(range(self.n_tokens), key=lambda n: (totals.get(n, 0), n))
+
+    def values_sql(self) -> str:
+        """The rows as a VALUES table (token, term_id, df) for the BM25 join."""
+        rows = ", ".join(f"({t}, {i}, {d})" for t, i, d in self.rows) or "(NULL, NULL, NULL)"
+        return f"SELECT * FROM (VALUES {rows}) v(token, term_id, df)"
+
+
+def term_counts(db: Database, parts: list[QueryPart]) -> TermCounts:
+    """The query's term ids (one look-up in `search_terms`) and the document frequency of each
+    (one aggregate over their postings)."""
+    tokens = _tokens(parts)
+    lookup = " UNION ALL ".join(
+        f"SELECT {n} AS token, term_id FROM ({_term_ids_sql(t, prefix)})"
+        for n, (t, prefix) in enumerate(tokens)
+    )
+    ids: TermIds = {}
+    for n, term_id in db.rows(f"{lookup} ORDER BY 1, 2"):
+        ids.setdefault(int(n), []).append(int(term_id))
+    rows = db.rows(
+        f"SELECT token, term_id, count(*) FROM ({_query_postings(parts, ids)}) GROUP BY ALL ORDER BY 1, 2"
+    )
+    return TermCounts(len(tokens), ids, [(int(t), int(i), int(d)) for t, i, d in rows])
+
+
+def _match_ctes(parts: list[QueryPart], counts: TermCounts | None = None) -> tuple[list[str], str]:
+    """CTEs and a SELECT of `doc_id` for every step holding every part: the documents of the
+    first token (the rarest, given `counts`; else the longest), each next token's postings
+    kept only for documents still in; phrases are then checked by position on those
+    candidates only."""
+    tokens = _tokens(parts)
+    ids = counts.ids if counts is not None else None
+    if counts is not None:
+        order = counts.rarest_first
+    else:  # no counts at hand: longer words first, as they tend to be rarer
+        order = sorted(range(len(tokens)), key=lambda n: (-len(tokens[n][0]), n))
+    ctes: list[str] = []
+    for step, n in enumerate(order):
+        within = f" AND doc_id IN (SELECT doc_id FROM m{step - 1})" if step else ""
+        distinct = "DISTINCT " if tokens[n][1] else ""  # one document can hold several expansions
+        ctes.append(
+            f"m{step} AS MATERIALIZED (SELECT {distinct}doc_id FROM search_postings "
+            f"WHERE {_term_filter(n, tokens, ids)}{within})"
+        )
+    last = f"m{len(tokens) - 1}"
+    final = f"SELECT doc_id FROM {last}"
     for j, part in enumerate(p for p in parts if p.phrase):
         starts = " INTERSECT ".join(
             f"SELECT doc_id, unnest(positions) - {i} AS start FROM search_postings "
-            f"WHERE term = {_literal(t)} AND doc_id IN (SELECT doc_id FROM cand)"
+            f"WHERE {_term_filter(tokens.index((t, False)), tokens, ids)} "
+            f"AND doc_id IN (SELECT doc_id FROM {last})"
             for i, t in enumerate(part.tokens)
         )
         ctes.append(f"phrase{j} AS (SELECT DISTINCT doc_id FROM ({starts}))")
@@ -293,29 +460,31 @@ def _match_ctes(parts: list[QueryPart]) -> tuple[list[str], str]:
     return ctes, final
 
 
-def _matched_traces_sql(parts: list[QueryPart]) -> str:
-    ctes, final = _match_ctes(parts)
+def _matched_traces_sql(parts: list[QueryPart], counts: TermCounts | None = None) -> str:
+    ctes, final = _match_ctes(parts, counts)
     return (
         f"WITH {', '.join(ctes)}, matched AS ({final}) "
         "SELECT DISTINCT d.trace_id FROM search_docs d SEMI JOIN matched USING (doc_id)"
     )
 
 
-def _hits_sql(parts: list[QueryPart]) -> str:
+def _hits_sql(parts: list[QueryPart], counts: TermCounts) -> str:
     """SQL for every matching step: (trace_id, step_idx, score), BM25 summed over the query's
-    terms (a prefix's expansions each count), rounded so float summation order cannot reorder."""
-    ctes, final = _match_ctes(parts)
+    terms (a prefix's expansions each count), rounded so float summation order cannot reorder.
+    Only the matching steps' postings are read for the score; the document frequencies are the
+    counts already taken."""
+    ctes, final = _match_ctes(parts, counts)
     return f"""
-        WITH {", ".join(ctes)}, matched AS ({final}),
-        df AS (SELECT token, term, count(*) AS df FROM qp GROUP BY ALL),
+        WITH {", ".join(ctes)}, matched AS MATERIALIZED ({final}),
+        qp AS ({_query_postings(parts, counts.ids, "SELECT doc_id FROM matched")}),
+        df AS ({counts.values_sql()}),
         st AS (SELECT count(*) AS n, avg(len) AS avgdl FROM search_docs),
         scored AS (
             SELECT qp.doc_id, round(sum(
                 ln((st.n - df.df + 0.5) / (df.df + 0.5) + 1)
                 * qp.tf * {K1 + 1} / (qp.tf + {K1} * (1 - {B} + {B} * d.len / st.avgdl))
             ), 9) AS score
-            FROM qp SEMI JOIN matched USING (doc_id)
-            JOIN df USING (token, term) JOIN search_docs d ON d.doc_id = qp.doc_id, st
+            FROM qp JOIN df USING (token, term_id) JOIN search_docs d ON d.doc_id = qp.doc_id, st
             GROUP BY qp.doc_id
         )
         SELECT d.trace_id, d.step_idx, scored.score FROM scored JOIN search_docs d USING (doc_id)
@@ -365,7 +534,7 @@ def search_steps(
     number of matching steps and of matching traces. `content` is the searchable text (content,
     tool calls, metadata), so a hit in the metadata shows where it matched."""
     parts = parse_query(query)
-    sql, params = (_hits_sql(parts), []) if indexed else _scan_sql(parts)
+    sql, params = (_hits_sql(parts, term_counts(db, parts)), []) if indexed else _scan_sql(parts)
     where = "WHERE trace_id = ?" if trace_id is not None else ""
     found = db.frame(
         f"""
@@ -395,6 +564,7 @@ def matching_traces(db: Database, query: str, *, indexed: bool = True) -> pl.Ser
     """Ids of traces with a step matching `query` (for the corpus filter), sorted."""
     parts = parse_query(query)
     if indexed:
-        return db.frame(f"{_matched_traces_sql(parts)} ORDER BY 1").get_column("trace_id")
+        sql = _matched_traces_sql(parts, term_counts(db, parts))
+        return db.frame(f"{sql} ORDER BY 1").get_column("trace_id")
     scan, params = _scan_sql(parts)
     return db.frame(f"SELECT DISTINCT trace_id FROM ({scan}) ORDER BY 1", params).get_column("trace_id")
