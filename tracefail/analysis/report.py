@@ -546,8 +546,14 @@ def _ops(frame: pl.DataFrame | None) -> str:
             "–" if value is None or count == 0 else f"{format(value, fmt)} <span class=n>n={count:,}</span>"
         )
 
-    def rate(part: int, whole: int) -> str:
-        return "–" if whole == 0 else f"{part / whole:.1%} <span class=n>{part:,}/{whole:,}</span>"
+    def rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
+        if not row[whole]:
+            return "–"
+        low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+        return (
+            f"{row[f'{prefix}rate']:.1%} <span class=n>[{low:.1%}–{high:.1%}] "
+            f"{row[part]:,}/{row[whole]:,}</span>"
+        )
 
     head = (
         "<tr><th class=l>value</th><th>traces</th><th>steps</th><th>tokens in/out</th><th>cost USD</th>"
@@ -574,8 +580,8 @@ def _ops(frame: pl.DataFrame | None) -> str:
                 f"<td>{r['steps']:,}</td><td>{tokens}</td><td>{n(r['cost_usd'], r['cost_n'], ',.2f')}</td>"
                 f"<td>{n(r['latency_p50_ms'], r['latency_n'], ',.0f')}</td>"
                 f"<td>{n(r['latency_p95_ms'], r['latency_n'], ',.0f')}</td>"
-                f"<td>{rate(r['errors'], r['steps'])}</td>"
-                f"<td>{rate(r['tool_failures'], r['tool_results'])}</td></tr>"
+                f"<td>{rate(r, 'errors', 'steps', 'error_')}</td>"
+                f"<td>{rate(r, 'tool_failures', 'tool_results', 'tool_failure_')}</td></tr>"
             )
         total = frame.filter(pl.col("dimension") == dimension).height
         kept = "latest" if dimension == "day" else "with most steps"
@@ -586,7 +592,8 @@ def _ops(frame: pl.DataFrame | None) -> str:
     return (
         "<section id='ops'><h2>Operations</h2><p class=note>Tokens, cost, latency and error rates as "
         "<code>tracefail stats --section ops</code> counts them; every figure with the n it rests on, "
-        f"empty where n = 0.</p>{chart}{''.join(tables)}</section>"
+        "rates with their Wilson 95% interval [low–high], empty where n = 0.</p>"
+        f"{chart}{''.join(tables)}</section>"
     )
 
 
