@@ -124,9 +124,9 @@ async def _filter(pilot: Pilot, screen: CorpusScreen, words: str) -> dict[str, f
 async def _corpus(db: Path, use_index: bool) -> dict[str, object]:
     started, started_cpu = time.perf_counter(), time.process_time()
     app = TracefailApp(db, "bench", export_dir=Path(tempfile.gettempdir()))
-    indexing = hasattr(app.service, "use_index")  # False when measuring a tracefail without it
+    indexing = hasattr(app.service, "index")  # False when measuring a tracefail without it
     if indexing:
-        app.service.use_index = use_index
+        app.service.index.enabled = use_index
     async with app.run_test(size=SIZE) as pilot:
 
         def first_rows() -> bool:
