@@ -116,7 +116,7 @@ def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> Non
     rates = re.findall(r"<td>\d+\.\d%(.*?)</td>", ops_html)
     assert rows and len(rates) >= rows  # an error rate in every row, a tool-failure rate in some
     for cell in rates:  # each with its interval and its n
-        assert re.fullmatch(r" <span class=n>\[\d+\.\d%–\d+\.\d%\] [\d,]+/[\d,]+</span>", cell), cell
+        assert re.fullmatch(r" <span class=n>\[\d+\.\d–\d+\.\d%\] [\d,]+/[\d,]+</span>", cell), cell
 
 
 def test_sessions_come_from_each_format_without_touching_content_hashes(db: Database) -> None:

@@ -585,7 +585,7 @@ def _ops(frame: pl.DataFrame | None) -> str:
             return "–"
         low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
         return (
-            f"{row[f'{prefix}rate']:.1%} <span class=n>[{low:.1%}–{high:.1%}] "
+            f"{row[f'{prefix}rate']:.1%} <span class=n>[{100 * low:.1f}–{100 * high:.1f}%] "
             f"{row[part]:,}/{row[whole]:,}</span>"
         )
 

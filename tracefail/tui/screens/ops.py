@@ -39,11 +39,11 @@ def _n(value: Any, n: int, fmt: str) -> str:
 
 
 def _rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
-    """The rate, its Wilson 95% interval and its n: `12.5% [4.1–31.8] (3/24)`."""
+    """The rate, its Wilson 95% interval and its n: `12.5% [4.3–31.0%] (3/24)`."""
     if not row[whole]:
         return "–"
     low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
-    return f"{row[f'{prefix}rate']:.1%} [{low:.1%}–{high:.1%}] ({row[part]:,}/{row[whole]:,})"
+    return f"{row[f'{prefix}rate']:.1%} [{100 * low:.1f}–{100 * high:.1f}%] ({row[part]:,}/{row[whole]:,})"
 
 
 class OpsScreen(Screen[None]):
