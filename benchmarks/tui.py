@@ -32,6 +32,8 @@ from textual.worker import WorkerState
 
 from tracefail.model import Outcome, Step, Trace
 from tracefail.services.browse import BrowseService
+from tracefail.services.filter_language import parse_filter
+from tracefail.services.search import matching_traces
 from tracefail.store import Database
 from tracefail.store.trace_view import SPARK_FEATURES
 from tracefail.store.traces import add_traces, list_traces
@@ -124,9 +126,9 @@ async def _filter(pilot: Pilot, screen: CorpusScreen, words: str) -> dict[str, f
 async def _corpus(db: Path, use_index: bool) -> dict[str, object]:
     started, started_cpu = time.perf_counter(), time.process_time()
     app = TracefailApp(db, "bench", export_dir=Path(tempfile.gettempdir()))
-    indexing = hasattr(app.service, "use_index")  # False when measuring a tracefail without it
+    indexing = hasattr(app.service, "index")  # False when measuring a tracefail without it
     if indexing:
-        app.service.use_index = use_index
+        app.service.index.enabled = use_index
     async with app.run_test(size=SIZE) as pilot:
 
         def first_rows() -> bool:
@@ -162,6 +164,7 @@ async def _corpus(db: Path, use_index: bool) -> dict[str, object]:
                 continue
             results[words] = await _filter(pilot, screen, words)
         text = await _filter(pilot, screen, TEXT_SEARCH)
+        text["query"] = _query_alone(db, TEXT_SEARCH)  # the same search on its own, just after
         again = await _filter(pilot, screen, TEXT_SEARCH + " outcome:failure")
     return {
         "traces": total,
@@ -172,6 +175,17 @@ async def _corpus(db: Path, use_index: bool) -> dict[str, object]:
         "text": text,
         "text_again": again,
     }
+
+
+def _query_alone(db: Path, words: str) -> float:
+    """Seconds for the free-text filter's own search (open read-only, search, close): what the
+    browser's filter path adds is the filter's time less this."""
+    text = parse_filter(words).text
+    assert text is not None
+    start = time.perf_counter()
+    with Database(db, read_only=True) as store:
+        matching_traces(store, text)
+    return time.perf_counter() - start
 
 
 def _baseline(db: Path) -> float:
@@ -246,6 +260,11 @@ def _report(name: str, corpus: dict[str, object], baseline: float) -> None:
         t = corpus[key]
         assert isinstance(t, dict)
         print(f"{label}: rows painted {t['rows']:.3f} s, count shown {t['counted']:.3f} s")
+        if "query" in t:
+            print(
+                f"  its search alone (open, query, close) {t['query']:.3f} s; the browser's path "
+                f"around it {t['rows'] - t['query']:.3f} s"
+            )
 
 
 def main() -> None:

@@ -164,3 +164,30 @@ def test_feature_histograms_state_their_bins_and_n(labelled_db: Database, tmp_pa
     bins, n = int(found[1]), int(found[2])
     assert 1 < bins <= 3 and 10 < n <= sum(n for _, n in lengths)  # was 30 bins whatever the n
     assert "<img" in section
+
+
+def test_a_heatmap_with_no_cell_to_colour_says_why() -> None:
+    """Every framework under 5 labelled traces (the demo: n <= 3): no all-grey grid, the n instead."""
+    import polars as pl
+
+    from tracefail.analysis.report import _prevalence_too_small
+
+    few = pl.DataFrame({"group": ["AG2", "MetaGPT"], "mode_id": ["1.1", "1.1"], "labelled": [3, 2]})
+    said = _prevalence_too_small(few)
+    assert said is not None and "2 frameworks" in said and "at most 3 labelled" in said and "n = 5" in said
+    assert _prevalence_too_small(few.with_columns(labelled=pl.Series([5, 2]))) is None
+
+
+@pytest.mark.parametrize(
+    ("first", "years"), [("2025-01-01", None), ("2024-12-31", None), ("2016-03-01", "9.8 years")]
+)
+def test_the_days_chart_says_what_its_axis_spans(first: str, years: str | None) -> None:
+    import polars as pl
+
+    from tracefail.analysis.report import _days_caption
+
+    caption = _days_caption(pl.DataFrame({"value": ["2025-06-01", first, "2025-12-31"]}))
+    assert caption.startswith(f"<figcaption>3 days with steps, from {first} to 2025-12-31")
+    assert (years is not None) == ("recorded years apart" in caption)
+    if years:
+        assert years in caption

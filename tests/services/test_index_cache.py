@@ -11,6 +11,8 @@ import pytest
 from tracefail.model import Label
 from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import SORT_COLUMNS, CorpusFilter, FeatureThreshold
+from tracefail.services.search import matching_traces
+from tracefail.services.views import CorpusPage
 from tracefail.store import Database
 from tracefail.store.traces import insert_labels
 
@@ -160,3 +162,43 @@ def test_no_index_when_disabled(indexed_corpus: Path) -> None:
     assert not service.index_wanted
     service.build_index()
     assert not service.index_ready
+
+
+@pytest.mark.parametrize(
+    ("f", "some"),
+    [
+        (CorpusFilter(text="FLIGHT", sort="steps", descending=True), True),
+        (CorpusFilter(text="flight", trace_ids=(SPAN_TRACE, INJECT_TRACE, "no such trace")), True),
+        (CorpusFilter(text="flight", trace_ids=("no such trace",)), False),  # none left: none, not all
+        (CorpusFilter(text="no step says this"), False),
+    ],
+    ids=["text", "text-and-ids", "ids-none-match", "no-match"],
+)
+def test_free_text_is_searched_once_per_first_page(
+    indexed_corpus: Path, f: CorpusFilter, some: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first page and the count of a free-text filter come from one search of the full-text
+    index, with SQL alone and with the in-memory index, and agree with `page` and `count`."""
+    import tracefail.services.browse as browse
+    import tracefail.services.index_cache as index_cache
+
+    sql, indexed = _both(indexed_corpus)
+    expected = _listing(sql, f)
+    assert expected[0] == len(expected[1]) and (expected[0] > 0) == some
+    if f.trace_ids:
+        assert {r["trace_id"] for r in expected[1]} <= set(f.trace_ids)
+    assert expected == _listing(BrowseService(indexed_corpus, "tester"), f)  # index not built yet
+    searches: list[str] = []
+
+    def counted(db: Database, query: str):  # type: ignore[no-untyped-def]
+        searches.append(query)
+        return matching_traces(db, query)
+
+    monkeypatch.setattr(browse, "matching_traces", counted)
+    monkeypatch.setattr(index_cache, "matching_traces", counted)
+    for service in (sql, indexed):
+        searches.clear()
+        pages: list[CorpusPage] = []
+        total = service.page_and_count(f, 1000, pages.append)
+        assert (total, pages[0].rows) == expected and searches == [f.text]
+    assert indexed.index_ready

@@ -4,8 +4,10 @@ timings, errors and tool results), and the price table's rules."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from tracefail.services.ingest import ingest
@@ -52,6 +54,28 @@ def test_ops_counts_match_sql(corpus: Database) -> None:
     assert failing  # the samples have failed tool calls (Claude Code's failed pytest run)
 
 
+def test_every_rate_has_its_wilson_interval(corpus: Database) -> None:
+    from tracefail.analysis.stats import wilson
+
+    table = ops(corpus).table
+    for r in table.iter_rows(named=True):
+        assert (r["error_ci_low"], r["error_ci_high"]) == pytest.approx(wilson(r["errors"], r["steps"]))
+        assert r["error_ci_low"] <= r["error_rate"] <= r["error_ci_high"]
+        if r["tool_results"]:
+            low, high = wilson(r["tool_failures"], r["tool_results"])
+            assert (r["tool_failure_ci_low"], r["tool_failure_ci_high"]) == pytest.approx((low, high))
+        else:  # no tool result: no rate, and no interval pretending to be 0-100%
+            assert r["tool_failure_rate"] is None and r["tool_failure_ci_low"] is None
+            assert r["tool_failure_ci_high"] is None
+    assert table.filter(pl.col("tool_failures") > 0).height  # the samples exercise a non-trivial interval
+    shown = ops(corpus).readable()  # the terminal table of `stats --section ops`
+    for r, cells in zip(table.iter_rows(named=True), shown.iter_rows(named=True), strict=True):
+        low, high = 100 * r["error_ci_low"], 100 * r["error_ci_high"]
+        assert f"[{low:.1f}–{high:.1f}%] ({r['errors']}/{r['steps']})" in cells["error rate [95% CI]"]
+        assert ("[" in cells["tool failures [95% CI]"]) == bool(r["tool_results"])
+        assert cells["p95 ms"] == "–" or f"(n={r['latency_n']})" in cells["p95 ms"]
+
+
 def test_cost_uses_the_price_table_and_says_n(corpus: Database, tmp_path: Path) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"claude-sonnet-4": [3.0, 15.0]}))
@@ -87,6 +111,12 @@ def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> Non
     assert "<svg" in chart and "Steps per " in chart and "n=" in chart
     assert 'href="http' not in chart and "src=" not in chart  # nothing to fetch
     assert "claude-sonnet-4-5-20250929" in text and "n=" in text
+    ops_html = text[text.index("<section id='ops'>") :]
+    rows = ops_html.count("<tr><td class=l>")
+    rates = re.findall(r"<td>\d+\.\d%(.*?)</td>", ops_html)
+    assert rows and len(rates) >= rows  # an error rate in every row, a tool-failure rate in some
+    for cell in rates:  # each with its interval and its n
+        assert re.fullmatch(r" <span class=n>\[\d+\.\d–\d+\.\d%\] [\d,]+/[\d,]+</span>", cell), cell
 
 
 def test_sessions_come_from_each_format_without_touching_content_hashes(db: Database) -> None:

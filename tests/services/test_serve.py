@@ -103,7 +103,12 @@ def test_real_otel_exporter_spans_land_as_one_trace_per_run(db: Database) -> Non
         for run in range(3):
             with tracer.start_as_current_span(
                 "invoke_agent planner",
-                attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "planner"},
+                attributes={
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": "planner",
+                    # on the root span, which ends (and arrives) last: the trace grows to learn it
+                    "session.id": f"conv-{run // 2}",
+                },
             ):
                 with tracer.start_as_current_span(
                     "chat gpt-4o",
@@ -155,6 +160,10 @@ def test_real_otel_exporter_spans_land_as_one_trace_per_run(db: Database) -> Non
     ]
     assert json.loads(steps[2][5])[0]["name"] == "search_flights"
     assert trace_store.counts(db)["quarantine"] == 0
+    from tracefail.services.ops import ops
+
+    sessions = ops(db).table.filter(dimension="session")
+    assert dict(zip(sessions["value"], sessions["traces"], strict=True)) == {"conv-0": 2, "conv-1": 1}
 
 
 def test_a_trace_split_over_requests_and_restarts_is_merged_not_duplicated(db: Database) -> None:

@@ -172,6 +172,10 @@ async def test_ops_screen_shows_the_cli_numbers(tool_corpus: Path, tmp_path: Pat
         for title in ("per agent", "per model", "per session", "per framework", "per day", "steps per day"):
             assert title in shown
         assert "claude-sonnet-4-5-20250929" in shown and "(n=" in shown
+        errors = [r for r in screen.built.table.to_dicts() if r["errors"]]
+        first = errors[0]  # a rate is shown with its Wilson interval: 12.5% [4.3–31.0%] (3/24)
+        low, high = 100 * first["error_ci_low"], 100 * first["error_ci_high"]
+        assert f"[{low:.1f}–{high:.1f}%] ({first['errors']}/{first['steps']})" in shown
 
 
 async def test_label_form_refuses_an_agent_not_in_the_trace(tool_corpus: Path, tmp_path: Path) -> None:

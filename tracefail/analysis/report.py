@@ -14,6 +14,7 @@ import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def _prevalence_by_framework(by_framework: pl.DataFrame) -> Callable[[Any], None
         for r in by_framework.filter(pl.col("group").is_in(groups)).iter_rows(named=True):
             i, j = modes.index(r["mode_id"]), groups.index(r["group"])
             grid[i, j], cell_n[i, j] = r["prevalence"], r["labelled"]
-        small = (cell_n < MIN_PHI_N) & ~np.isnan(grid)
+        small = (cell_n < MIN_CELL_N) & ~np.isnan(grid)
         coloured = np.where(small, np.nan, grid)
         top = float(np.nanmax(coloured)) if (~np.isnan(coloured)).any() else 0.05
         image = ax.imshow(coloured, cmap="Reds", vmin=0, vmax=max(0.05, top), aspect="auto")
@@ -164,7 +165,7 @@ def _cooccurrence(pairs: pl.DataFrame) -> Callable[[Any], None]:
             i, j = modes.index(r["mode_a"]), modes.index(r["mode_b"])
             grid[i, j] = grid[j, i] = r["phi"]
             cell_n[i, j] = cell_n[j, i] = r["n"]
-        small = (cell_n < MIN_CELL_N) & ~np.isnan(grid)
+        small = (cell_n < MIN_PHI_N) & ~np.isnan(grid)
         coloured = np.where(small, np.nan, grid)
         limit = max(0.1, float(np.nanmax(np.abs(coloured))) if (~np.isnan(coloured)).any() else 0.1)
         image = ax.imshow(coloured, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -235,6 +236,21 @@ def _blame(blame: pl.DataFrame, blame_modes: pl.DataFrame) -> Callable[[Any], No
         ax.set_xlabel(label)
 
     return draw
+
+
+def _prevalence_too_small(by_framework: pl.DataFrame) -> str | None:
+    """Why the heatmap is not drawn when no cell could be coloured: an all-grey grid says nothing."""
+    if not by_framework.height:
+        return None
+    most = int(by_framework["labelled"].max() or 0)  # type: ignore[arg-type]
+    if most >= MIN_CELL_N:
+        return None
+    frameworks = by_framework["group"].n_unique()
+    return (
+        f"n too small: each of the {frameworks} frameworks has at most {most} labelled traces per mode "
+        f"(a share is coloured from n = {MIN_CELL_N}); the prevalence table lists every mode with its "
+        "n and 95% interval"
+    )
 
 
 def _cooccurrence_too_small(pairs: pl.DataFrame) -> str | None:
@@ -397,6 +413,7 @@ def charts(result: Stats, by_framework: pl.DataFrame, feature_split: pl.DataFram
             "labelled traces first.",
             _prevalence_by_framework(by_framework),
             (10, 6),
+            _prevalence_too_small(by_framework),
         ),
         Chart(
             "cooccurrence",
@@ -535,6 +552,23 @@ def ops_days_svg(days: pl.DataFrame) -> str:
     return text[text.index("<svg") :]
 
 
+def _days_caption(days: pl.DataFrame) -> str:
+    """What the time axis spans; past a year, that a corpus gathered from several sources keeps
+    each trace's own recording date (samples and datasets recorded years apart), so most
+    periods are empty."""
+    values = sorted(str(v) for v in days["value"])
+    first, last = values[0], values[-1]
+    span = (date.fromisoformat(last) - date.fromisoformat(first)).days
+    text = f"{days.height:,} days with steps, from {first} to {last}"
+    if span > 365:
+        text += (
+            f" ({span / 365.25:.1f} years): each step keeps the time its trace was recorded, and traces "
+            "gathered from several sources (samples, datasets) were recorded years apart, so most "
+            "periods of this axis are empty"
+        )
+    return f"<figcaption>{html.escape(text)}</figcaption>"
+
+
 def _ops(frame: pl.DataFrame | None) -> str:
     """Tokens, cost, latency and error rates per agent, model, session, framework and day, n beside
     each, and a chart of steps and errors over the days."""
@@ -546,8 +580,14 @@ def _ops(frame: pl.DataFrame | None) -> str:
             "–" if value is None or count == 0 else f"{format(value, fmt)} <span class=n>n={count:,}</span>"
         )
 
-    def rate(part: int, whole: int) -> str:
-        return "–" if whole == 0 else f"{part / whole:.1%} <span class=n>{part:,}/{whole:,}</span>"
+    def rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
+        if not row[whole]:
+            return "–"
+        low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+        return (
+            f"{row[f'{prefix}rate']:.1%} <span class=n>[{100 * low:.1f}–{100 * high:.1f}%] "
+            f"{row[part]:,}/{row[whole]:,}</span>"
+        )
 
     head = (
         "<tr><th class=l>value</th><th>traces</th><th>steps</th><th>tokens in/out</th><th>cost USD</th>"
@@ -574,19 +614,24 @@ def _ops(frame: pl.DataFrame | None) -> str:
                 f"<td>{r['steps']:,}</td><td>{tokens}</td><td>{n(r['cost_usd'], r['cost_n'], ',.2f')}</td>"
                 f"<td>{n(r['latency_p50_ms'], r['latency_n'], ',.0f')}</td>"
                 f"<td>{n(r['latency_p95_ms'], r['latency_n'], ',.0f')}</td>"
-                f"<td>{rate(r['errors'], r['steps'])}</td>"
-                f"<td>{rate(r['tool_failures'], r['tool_results'])}</td></tr>"
+                f"<td>{rate(r, 'errors', 'steps', 'error_')}</td>"
+                f"<td>{rate(r, 'tool_failures', 'tool_results', 'tool_failure_')}</td></tr>"
             )
         total = frame.filter(pl.col("dimension") == dimension).height
         kept = "latest" if dimension == "day" else "with most steps"
         more = f" ({OPS_ROWS} of {total} {kept})" if total > OPS_ROWS else ""
         tables.append(f"<h3>per {dimension}{more}</h3><table>{head}{''.join(rows)}</table>")
     days = frame.filter(pl.col("dimension") == "day")
-    chart = f"<figure class=ops-days>{ops_days_svg(days)}</figure>" if days.height > 1 else ""
+    chart = (
+        f"<figure class=ops-days>{ops_days_svg(days)}{_days_caption(days)}</figure>"
+        if days.height > 1
+        else ""
+    )
     return (
         "<section id='ops'><h2>Operations</h2><p class=note>Tokens, cost, latency and error rates as "
         "<code>tracefail stats --section ops</code> counts them; every figure with the n it rests on, "
-        f"empty where n = 0.</p>{chart}{''.join(tables)}</section>"
+        "rates with their Wilson 95% interval [low–high], empty where n = 0.</p>"
+        f"{chart}{''.join(tables)}</section>"
     )
 
 

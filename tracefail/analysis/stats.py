@@ -81,7 +81,9 @@ def wilson(k: float, n: float, z: float = Z95) -> tuple[float, float]:
     return low, 1.0 if k == n else min(1.0, centre + half)
 
 
-def _with_wilson(frame: pl.DataFrame, k: str, n: str, prefix: str = "") -> pl.DataFrame:
+def with_wilson(frame: pl.DataFrame, k: str, n: str, prefix: str = "") -> pl.DataFrame:
+    """`wilson` as columns: the rate k/n and its 95% interval (`{prefix}rate`, `{prefix}ci_low`,
+    `{prefix}ci_high`; `prevalence`, `ci_low`, `ci_high` without a prefix)."""
     z2 = Z95 * Z95
     kk, nn = pl.col(k).cast(pl.Float64), pl.col(n).cast(pl.Float64)
     p = kk / nn
@@ -181,7 +183,7 @@ def _share(frame: pl.DataFrame) -> pl.DataFrame:
 def mode_prevalence(db: Database, loaded: TaxonomyFile, by: str | None) -> pl.DataFrame:
     """Per group and mode: traces labelled and affected, prevalence with a Wilson 95% interval,
     and the mode's share of all present (trace, mode) verdicts in the group."""
-    frame = _share(_with_wilson(q.mode_counts(db, by), "affected", "labelled"))
+    frame = _share(with_wilson(q.mode_counts(db, by), "affected", "labelled"))
     return _described(frame, loaded).select(
         "group",
         "mode_id",
@@ -198,7 +200,7 @@ def mode_prevalence(db: Database, loaded: TaxonomyFile, by: str | None) -> pl.Da
 
 
 def category_prevalence(db: Database, loaded: TaxonomyFile, by: str | None) -> pl.DataFrame:
-    frame = _share(_with_wilson(q.category_counts(db, by), "affected", "labelled"))
+    frame = _share(with_wilson(q.category_counts(db, by), "affected", "labelled"))
     names = pl.DataFrame(
         {"category": list(loaded.taxonomy.categories), "name": list(loaded.taxonomy.categories.values())}
     )
@@ -247,7 +249,7 @@ def blame(db: Database, source: str, by: str | None) -> dict[str, pl.DataFrame]:
 def failure_rates(db: Database) -> pl.DataFrame:
     """Share of labelled traces with at least one mode present, per framework and per llm."""
     parts = [
-        _with_wilson(q.failure_rates(db, column), "failing", "labelled", prefix="failure_").with_columns(
+        with_wilson(q.failure_rates(db, column), "failing", "labelled", prefix="failure_").with_columns(
             pl.lit(column).alias("column")
         )
         for column in ("framework", "llm")

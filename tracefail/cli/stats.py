@@ -180,9 +180,13 @@ def _ops(db: Path, prices: Path | None, fmt: str, output: Path | None) -> None:
     finally:
         store.close()
     (out if fmt == "table" else err).print(
-        safe(f"ops: every figure with its n; cost from {result.prices_source}"), highlight=False
+        safe(
+            "ops: every figure with its n, rates with their Wilson 95% interval; "
+            f"cost from {result.prices_source}"
+        ),
+        highlight=False,
     )
-    emit({"ops": result.table}, result.as_dict(), fmt, output)
+    emit({"ops": result.readable() if fmt == "table" else result.table}, result.as_dict(), fmt, output)
 
 
 @app.command()

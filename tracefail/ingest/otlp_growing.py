@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracefail.ingest import fidelity
-from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, span_step
+from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, session_of, span_step
 from tracefail.ingest.otlp_live import MergedSpans, SpanGroup
 from tracefail.model import Step, Trace, raw_digest_end, raw_digest_head, raw_digest_more, step_json
 
@@ -84,6 +84,7 @@ class GrowingTrace:
     task_key: OrderKey | None = None  # the key of the step that gave the task
     llm: str | None = None
     llm_key: OrderKey | None = None
+    session: str | None = None  # the first session id a span names (metadata, outside the hash)
     digest: str = ""
     keys: list[OrderKey] = field(default_factory=list)  # of the steps, in step order
     arrivals: int = 0
@@ -128,13 +129,18 @@ class GrowingTrace:
             state._keep_lines(step)
         state.step_bytes = [step_json(step) for step in state.steps]
         state._restep(0)
-        trace = otel_trace(native_id, state.steps, state.task, source_file, {"format": fmt})
+        state.session = session_of(spans)
+        trace = otel_trace(native_id, state.steps, state.task, source_file, state.metadata(fmt))
         state.llm = trace.llm
         state.llm_key = next((k for s, k in zip(state.steps, state.keys, strict=True) if s.model), None)
         state.task_key = None if mapped.task_span is None else key_of[mapped.task_span]
         trace.raw = state.raw()
         state._rehash()
         return trace, state
+
+    def metadata(self, fmt: str) -> dict[str, Any]:
+        """The trace row's metadata, as `spans_to_trace` writes it for the same spans."""
+        return {"format": fmt} | ({"session_id": self.session} if self.session else {})
 
     def rows(self) -> list[SpanRow]:
         """Every span as a `trace_spans` row, numbered in document order: what a trace written
@@ -313,7 +319,9 @@ class GrowingTrace:
                 self.step_bytes[step.step_idx] = step_json(step)
         self.step_bytes[first:] = [step_json(step) for step in self.steps[first:]]
         self._restep(min([first, *(step.step_idx for step in inherited)]))
-        header = otel_trace(self.native_id, [], task, source_file, {"format": fmt})
+        if self.session is None:  # as a rebuild finds it: the first span that names one
+            self.session = session_of([item[3] for item in items])
+        header = otel_trace(self.native_id, [], task, source_file, self.metadata(fmt))
         header.llm = llm
         if rehash:
             self._rehash()

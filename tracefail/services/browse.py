@@ -37,7 +37,7 @@ from tracefail.services.clusters import Clusters, failure_clusters
 from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
 from tracefail.services.ops import Ops
-from tracefail.services.search import trace_matches
+from tracefail.services.search import matching_traces, trace_matches
 from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
 from tracefail.services.views import CorpusPage, Facets, Receipt, TraceView
@@ -161,7 +161,7 @@ class BrowseService:
         found = self._select(f)
         if found is not None:
             return len(found[1])
-        return self.read(lambda db: selection_store.count_traces(db, f))
+        return self.read(lambda db: _count(db, _text_as_ids(db, f)))
 
     def live(self) -> LiveState:
         """Opens nothing unless serve's copy exists: a read connection open in this process
@@ -176,9 +176,7 @@ class BrowseService:
         found = self._select(f)
         if found is not None:
             return CorpusPage(offset, indexed_page(*found, offset, limit))
-        return self.read(
-            lambda db: CorpusPage(offset, selection_store.page_traces(db, f, offset, limit).to_dicts())
-        )
+        return self.read(lambda db: CorpusPage(offset, _page(db, _text_as_ids(db, f), offset, limit)))
 
     def indexed_page_and_count(self, f: CorpusFilter, limit: int) -> tuple[CorpusPage, int] | None:
         """The first page and the count from the index alone, in milliseconds and without
@@ -189,15 +187,22 @@ class BrowseService:
         return CorpusPage(0, indexed_page(*found, 0, limit)), len(found[1])
 
     def page_and_count(self, f: CorpusFilter, limit: int, on_page: Callable[[CorpusPage], None]) -> int:
-        """The first page (handed to `on_page` at once), then the count, on one connection."""
-        found = self._select(f)
+        """The first page (handed to `on_page` at once), then the count, on one connection. Free-text
+        words are searched once, on that connection, and the page is handed over before it closes:
+        the count and the close overlap the paint."""
+        found = self._select(f, scan=False)
         if found is not None:
             on_page(CorpusPage(0, indexed_page(*found, 0, limit)))
             return len(found[1])
 
         def run(db: Database) -> int:
-            on_page(CorpusPage(0, selection_store.page_traces(db, f, 0, limit).to_dicts()))
-            return selection_store.count_traces(db, f)
+            found = self.index.select(f, lambda query: query(db))  # the index, the text searched here
+            if found is not None:
+                on_page(CorpusPage(0, indexed_page(*found, 0, limit)))
+                return len(found[1])
+            resolved = _text_as_ids(db, f)
+            on_page(CorpusPage(0, _page(db, resolved, 0, limit)))
+            return _count(db, resolved)
 
         return self.read(run)
 
@@ -336,6 +341,26 @@ class BrowseService:
 
     def undo(self, receipt: Receipt) -> bool:
         return self.write(lambda db: human_store.undo_human_write(db, receipt.table, receipt.row_id))
+
+
+def _text_as_ids(db: Database, f: CorpusFilter) -> CorpusFilter | None:
+    """`f` with its free-text words replaced by the ids of the traces that match them (one search
+    of the full-text index, then a join with that list), None when no trace can match."""
+    if not f.text:
+        return f
+    hits = matching_traces(db, f.text).to_list()
+    if f.trace_ids:
+        wanted = set(f.trace_ids)
+        hits = [h for h in hits if h in wanted]
+    return replace(f, text=None, trace_ids=tuple(hits)) if hits else None
+
+
+def _page(db: Database, f: CorpusFilter | None, offset: int, limit: int) -> list[dict[str, Any]]:
+    return [] if f is None else selection_store.page_traces(db, f, offset, limit).to_dicts()
+
+
+def _count(db: Database, f: CorpusFilter | None) -> int:
+    return 0 if f is None else selection_store.count_traces(db, f)
 
 
 def _json(value: Any) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """The operations dashboard: tokens, cost, latency p50/p95, error and tool-failure rates per agent,
-model, framework and day, each figure with the n it rests on. `tracefail stats --section ops` and
+model, framework and day, each figure with the n it rests on (and each rate with its Wilson 95%
+interval, as `tracefail stats` gives prevalence). `tracefail stats --section ops` and
 the browser's ops screen both show this result.
 
 Cost comes from a price table (USD per 1M input and output tokens, matched by the longest model-name
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tracefail.analysis.stats import with_wilson
 from tracefail.store import ops as ops_store
 from tracefail.store.db import Database
 
@@ -77,6 +79,42 @@ class Ops:
         days = self.by_day.with_columns(pl.col("day").cast(pl.String))
         return {"prices": self.prices_source, "ops": self.table.to_dicts(), "by_day": days.to_dicts()}
 
+    def readable(self) -> pl.DataFrame:
+        """The table as text cells for a terminal: each figure beside its n, each rate with its
+        Wilson 95% interval and its k/n (the CSV and JSON keep the numbers in their own columns)."""
+
+        def n(value: pl.Expr, count: str, fmt: str) -> pl.Expr:
+            shown = value.map_elements(lambda v: format(v, fmt), return_dtype=pl.String)
+            return (
+                pl.when(pl.col(count) > 0)
+                .then(pl.format("{} (n={})", shown, pl.col(count)))
+                .otherwise(pl.lit("–"))
+            )
+
+        def rate(prefix: str, part: str, whole: str) -> pl.Expr:
+            def pct(c: str) -> pl.Expr:
+                return (pl.col(c) * 100).round(1).cast(pl.String)
+
+            cells = ("{}% [{}–{}%] ({}/{})", pct(f"{prefix}rate"), pct(f"{prefix}ci_low"))
+            return (
+                pl.when(pl.col(whole) > 0)
+                .then(pl.format(*cells, pct(f"{prefix}ci_high"), pl.col(part), pl.col(whole)))
+                .otherwise(pl.lit("–"))
+            )
+
+        return self.table.select(
+            "dimension",
+            "value",
+            "traces",
+            "steps",
+            n(pl.format("{}/{}", "tokens_in", "tokens_out"), "tokens_n", "").alias("tokens in/out"),
+            n(pl.col("cost_usd"), "cost_n", ",.2f").alias("cost USD"),
+            n(pl.col("latency_p50_ms"), "latency_n", ",.0f").alias("p50 ms"),
+            n(pl.col("latency_p95_ms"), "latency_n", ",.0f").alias("p95 ms"),
+            rate("error_", "errors", "steps").alias("error rate [95% CI]"),
+            rate("tool_failure_", "tool_failures", "tool_results").alias("tool failures [95% CI]"),
+        )
+
     def days(self) -> list[str]:
         """Every day from the first step to the last (days without steps included)."""
         found = self.by_day["day"].to_list()
@@ -99,12 +137,12 @@ def ops(db: Database, prices: Path | None = None) -> Ops:
     frame = frame.with_columns(
         pl.col("latency_ms").list.get(0).alias("latency_p50_ms"),
         pl.col("latency_ms").list.get(1).alias("latency_p95_ms"),
-        (pl.col("errors") / pl.col("steps")).alias("error_rate"),
-        pl.when(pl.col("tool_results") > 0)
-        .then(pl.col("tool_failures") / pl.col("tool_results"))
-        .otherwise(None)
-        .alias("tool_failure_rate"),
     )
+    frame = with_wilson(frame, "errors", "steps", prefix="error_")
+    frame = with_wilson(frame, "tool_failures", "tool_results", prefix="tool_failure_")
+    rates = [c for c in frame.columns if c.startswith("tool_failure_")]
+    # no tool result: no rate and no interval (Wilson of 0/0 is undefined, not 0-100%)
+    frame = frame.with_columns(pl.when(pl.col("tool_results") > 0).then(pl.col(c)).alias(c) for c in rates)
     order = pl.col("dimension").replace_strict({d: i for i, d in enumerate(DIMENSIONS)})
     return Ops(frame.sort(order, "value").select(COLUMNS), source, ops_store.ops_by_day(db))
 
@@ -124,7 +162,11 @@ COLUMNS = [
     "latency_n",
     "errors",
     "error_rate",
+    "error_ci_low",
+    "error_ci_high",
     "tool_results",
     "tool_failures",
     "tool_failure_rate",
+    "tool_failure_ci_low",
+    "tool_failure_ci_high",
 ]

@@ -214,8 +214,12 @@ class CorpusScreen(Screen[None]):
         self.loading = False
         self.last_page_short = len(page.rows) < PAGE
         table = self.query_one(DataTable)
-        for row in page.rows:
-            table.add_row(*self._cells(row), key=row["trace_id"])
+        # a first page: the rows that fit on screen first (the table measures every row it is
+        # given before it paints), the rest after that frame
+        fits = max(1, table.size.height) if page.offset == 0 else len(page.rows)
+        self._append(generation, page.rows[:fits])
+        if len(page.rows) > fits:
+            self.call_after_refresh(self._append, generation, page.rows[fits:])
         self.loaded += len(page.rows)
         ids = [r["trace_id"] for r in page.rows]
         self.row_ids.extend(ids)
@@ -231,6 +235,13 @@ class CorpusScreen(Screen[None]):
         )
         if table.cursor_row >= self.loaded - LOOKAHEAD:  # the cursor moved on while this page loaded
             self._more()
+
+    def _append(self, generation: int, rows: list[dict[str, Any]]) -> None:
+        if generation != self.generation:
+            return  # a page for an older filter
+        table = self.query_one(DataTable)
+        for row in rows:
+            table.add_row(*self._cells(row), key=row["trace_id"])
 
     def _sparks(self, generation: int, feature: str | None, values: dict[str, list[float]]) -> None:
         if generation != self.generation or feature is None:

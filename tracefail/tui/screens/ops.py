@@ -38,8 +38,12 @@ def _n(value: Any, n: int, fmt: str) -> str:
     return "–" if value is None or n == 0 else f"{format(value, fmt)} (n={n:,})"
 
 
-def _rate(part: int, whole: int) -> str:
-    return "–" if whole == 0 else f"{part / whole:.1%} ({part:,}/{whole:,})"
+def _rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
+    """The rate, its Wilson 95% interval and its n: `12.5% [4.3–31.0%] (3/24)`."""
+    if not row[whole]:
+        return "–"
+    low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
+    return f"{row[f'{prefix}rate']:.1%} [{100 * low:.1f}–{100 * high:.1f}%] ({row[part]:,}/{row[whole]:,})"
 
 
 class OpsScreen(Screen[None]):
@@ -70,7 +74,13 @@ class OpsScreen(Screen[None]):
 
     def _show(self, built: Ops) -> None:
         self.built = built
-        parts: list[Any] = [Text(f"Every figure with its n; cost from {built.prices_source}.", style="dim")]
+        parts: list[Any] = [
+            Text(
+                f"Every figure with its n, rates with their Wilson 95% interval [low–high]; "
+                f"cost from {built.prices_source}.",
+                style="dim",
+            )
+        ]
         days = built.days()
         if len(days) > 1:
             by_day = {r["value"]: r for r in built.table.filter(dimension="day").to_dicts()}
@@ -121,8 +131,8 @@ class OpsScreen(Screen[None]):
                     _n(r["cost_usd"], r["cost_n"], ",.2f"),
                     _n(r["latency_p50_ms"], r["latency_n"], ",.0f"),
                     _n(r["latency_p95_ms"], r["latency_n"], ",.0f"),
-                    _rate(r["errors"], r["steps"]),
-                    _rate(r["tool_failures"], r["tool_results"]),
+                    _rate(r, "errors", "steps", "error_"),
+                    _rate(r, "tool_failures", "tool_results", "tool_failure_"),
                     *cells,
                 )
             if len(rows) > MAX_ROWS:
