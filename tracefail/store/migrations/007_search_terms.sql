@@ -4,18 +4,11 @@
 -- right after this migration (Database._migrate calls search.catch_up), so no data is lost and
 -- query-time tokenising stays identical to what the index holds.
 DROP TABLE IF EXISTS search_postings;
-DROP TABLE IF EXISTS search_docs;
--- one row per distinct token of the corpus: ids are given in the order terms first appear
+DELETE FROM search_docs;  -- same columns as in 006 (BM25's document lengths); its rows are re-made
+-- one row per distinct token of the corpus: a write's new terms take the next ids, in term order
 CREATE TABLE search_terms (
     term    VARCHAR NOT NULL,
     term_id INTEGER NOT NULL
-);
--- one row per step: its document id and its length in tokens (BM25's document length)
-CREATE TABLE search_docs (
-    doc_id   BIGINT  NOT NULL,
-    trace_id VARCHAR NOT NULL,
-    step_idx INTEGER NOT NULL,
-    len      INTEGER NOT NULL
 );
 -- one row per (term, step): how often the term occurs there and at which token positions
 -- (0-based); each write appends its rows sorted by term id, so a query's terms touch few row
