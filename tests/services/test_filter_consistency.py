@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tests.conftest import SAMPLES
 from tracefail.cli import app
 from tracefail.model import Outcome, Step, StepKind, Trace
-from tracefail.services.filter_language import FILTER_KEYS, FilterError, corpus_filter
+from tracefail.services.filter_language import FILTER_KEYS, CorpusFilter, FilterError, corpus_filter
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
 from tracefail.store.corpus_index import corpus_index, select_indexed
@@ -120,3 +120,15 @@ def test_cli_flags_take_the_filter_languages_names_and_values(corpus: Database) 
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and ("known" in bad.stderr or "kind" in bad.stderr), (args, bad.output)
     assert runner.invoke(app, ["graph", "--db", path, "--framework", "ag2"]).exit_code == 0
+
+
+def test_trace_id_lists_select_exactly_those_traces_whatever_their_characters(db: Database) -> None:
+    """The ids are bound as one JSON text (a list parameter binds element by element, seconds for
+    the thousands of ids a common phrase matches): quotes, backslashes, control characters and
+    non-ASCII ids must come through exactly, and an id's prefix must not match."""
+    odd = ['q"uote', "back\\slash", "unit\x1fsep", "zeile\numbruch", "ümlaut", "demo:a"]
+    add_traces(db, [_trace(i, "gpt-4o") for i in [*odd, "demo:ab"]], run_id=None)
+    f = CorpusFilter(trace_ids=tuple(odd))
+    assert count_traces(db, f) == len(odd)
+    sql, params = selection_sql(f)
+    assert {r[0] for r in db.rows(sql, params)} == set(odd)

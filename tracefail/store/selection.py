@@ -6,6 +6,7 @@ shows.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -145,8 +146,10 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
             clauses.append(f"{sql} = ?")
             params.append(value_key(column, value))
     if f.trace_ids:
-        clauses.append("t.trace_id IN (SELECT unnest(?))")
-        params.append(list(f.trace_ids))
+        # bound as one JSON text: DuckDB's Python client binds a list parameter element by
+        # element, 3.9 s for the 17k ids of a common phrase on 100k traces (this: 0.04 s)
+        clauses.append("""t.trace_id IN (SELECT unnest(from_json(?, '["VARCHAR"]')))""")
+        params.append(json.dumps(list(f.trace_ids)))
     if f.mode:
         clauses.append(f"t.trace_id IN (SELECT trace_id FROM {latest('mode_id = ?')} WHERE present)")
         params.append(f.mode)
