@@ -23,6 +23,7 @@ from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
 from tracefail.ingest.jaeger import JaegerAdapter
 from tracefail.ingest.langfuse import LangfuseAdapter
+from tracefail.ingest.managed_agents import ManagedAgentsAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.phoenix import PhoenixAdapter
@@ -55,6 +56,7 @@ ADAPTERS: list[Adapter] = [
     AdaMastAdapter(),
     CodexAdapter(),
     ClaudeCodeAdapter(),
+    ManagedAgentsAdapter(),
     SpanAttributesAdapter(),
     TracefailExportAdapter(),
     OpenAIChatAdapter(),
