@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tracefail.ingest import registry
-from tracefail.ingest.base import Rejected
+from tracefail.ingest.base import Rejected, parse_time
 from tracefail.ingest.reader import iter_jsonl
 from tracefail.ingest.shapes.find import iter_strings
 from tracefail.ingest.shapes.leftover import Placed, is_text
@@ -464,6 +464,21 @@ def test_inspect_steps_are_timed_by_the_transcript_events() -> None:
     timed = [s.role for s in dedup.steps if s.start_ts is not None]
     assert timed.count("tool") == 5 and timed.count("assistant") == 6
     assert all(s.end_ts >= s.start_ts for s in dedup.steps if s.start_ts and s.end_ts)
+
+
+def test_inspect_messages_without_ids_are_timed_by_the_model_event_that_said_them() -> None:
+    """Inspect logs of November 2024 have no message ids: the assistant message is the output
+    of the first of two `model` events, found by its text (the second is the scorer's grading
+    call, whose output is no message of the sample)."""
+    path = SAMPLES / "inspect/inspect_ai/2024-11-05T13-31-45-05-00_input-task_8zXjbRzCWrL9GXiXo2vus9.json"
+    (sample,) = read(path, "inspect")
+    raw = json.loads(path.read_text(encoding="utf-8"))["samples"][0]
+    assert not any("id" in m for m in raw["messages"])
+    models = [e for e in raw["events"] if e["event"] == "model"]
+    answer = sample.steps[-1]
+    assert answer.role == "assistant" and len(models) == 2
+    assert (answer.start_ts, answer.end_ts) == (parse_time(models[0]["timestamp"]), None)
+    assert [s.start_ts for s in sample.steps[:-1]] == [None, None]  # no event says the prompts
 
 
 def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp_path: Path) -> None:
