@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,13 +255,27 @@ def span_kind(attrs: dict[str, Any]) -> StepKind:
     )
 
 
-# Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire).
-AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name")
+# Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire); then
+# the GenAI convention's agent id (Koog names an agent by its id only, a UUID unless set).
+AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name", "gen_ai.agent.id")
 
 
 def span_agent(attrs: dict[str, Any]) -> str | None:
     """The agent a span's attributes name, if any."""
     return next((str(attrs[k]) for k in AGENT_KEYS if attrs.get(k)), None)
+
+
+def crew_task_agents(spans_attrs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """CrewAI task id -> the role of the agent that runs it. CrewAI's telemetry lists a crew's
+    tasks in `crew_tasks` (JSON text of `{id, agent_role, ...}`) on its crew spans, and its task
+    spans name only `task_id`."""
+    roles: dict[str, str] = {}
+    for attrs in spans_attrs:
+        tasks = _json_value(attrs.get("crew_tasks"))
+        for task in tasks if isinstance(tasks, list) else ():
+            if isinstance(task, dict) and task.get("id") and task.get("agent_role"):
+                roles[str(task["id"])] = str(task["agent_role"])
+    return roles
 
 
 def _exceptions(events: list[dict[str, Any]]) -> list[str]:
