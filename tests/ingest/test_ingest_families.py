@@ -54,6 +54,8 @@ FAMILIES = [
     ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
     ("tau2-bench/claude-sonnet-4-5_airline_2_of_50.json", "tau2-bench", 2, 32),
     ("smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl", "smolagents", 3, 25),
+    ("smolagents/gpt-4o__code__math__2025-09-08_2_of_37.jsonl", "smolagents", 2, 4),
+    ("smolagents/gpt-4o__vanilla__simpleqa__2025-07-25_2_of_50.jsonl", "smolagents", 2, 4),
 ]
 
 
@@ -339,6 +341,22 @@ def test_smolagents_tool_roles_become_calls_and_results() -> None:
     assert all(
         s.name for t in traces for s in t.steps if s.kind is StepKind.TOOL
     )  # every result names its tool
+
+
+def test_smolagents_runs_without_memory_are_the_question_and_the_answer() -> None:
+    """The runner writes the bare model's answer as a `vanilla` run's steps, and an empty list
+    when the run raised, the answer being the exception (every run of this 2025-09 file)."""
+    vanilla = SAMPLES / "smolagents/gpt-4o__vanilla__simpleqa__2025-07-25_2_of_50.jsonl"
+    for trace, run in zip(read(vanilla, "smolagents"), document(vanilla), strict=True):
+        assert [(s.role, s.content, s.status) for s in trace.steps] == [
+            ("user", run["question"], None),
+            ("assistant", run["answer"], None),
+        ]
+    crashed = SAMPLES / "smolagents/gpt-4o__code__math__2025-09-08_2_of_37.jsonl"
+    for trace, run in zip(read(crashed, "smolagents"), document(crashed), strict=True):
+        assert run["intermediate_steps"] == [] and trace.task == run["question"]
+        answer = trace.steps[-1]
+        assert answer.status == "error" and answer.content.startswith("Error in generating model output:")
 
 
 def test_system_prompts_and_tool_definitions_are_the_traces() -> None:
