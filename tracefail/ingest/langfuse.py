@@ -23,7 +23,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.otel import crew_task_agents, span_agent, span_kind
+from tracefail.ingest.otel import crew_task_agents, span_agent, span_kind, tool_call_id
 from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import (
     RawRecord,
@@ -153,7 +153,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", ""))
             calls = [
                 ToolCall(
-                    id=attrs.get("gen_ai.tool.call.id"),
+                    id=tool_call_id(attrs),
                     name=str(
                         attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or obs.get("name") or "?"
                     ),

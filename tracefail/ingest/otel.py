@@ -290,6 +290,14 @@ def _exceptions(events: list[dict[str, Any]]) -> list[str]:
     return found
 
 
+def tool_call_id(attrs: dict[str, Any], default: str | None = None) -> str | None:
+    """A tool span's call id. Microsoft Agent Framework's is a `[run id, call id]` pair, which
+    arrives as an array (or JSON text decoded to one); it is kept as the JSON text the model's
+    `tool_call` part names it by."""
+    value = attrs.get("gen_ai.tool.call.id", attrs.get("tool_call.id", default))
+    return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
     attrs, events = normalise(span["attributes"]), span["events"]
@@ -304,7 +312,7 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     tool_name = attrs.get("gen_ai.tool.name", attrs.get("tool.name"))
     if kind is StepKind.TOOL and not calls and tool_name:
         args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))
-        call_id = attrs.get("gen_ai.tool.call.id", attrs.get("tool_call.id", call_id))
+        call_id = tool_call_id(attrs, call_id)
         calls = [
             ToolCall(
                 id=call_id, name=str(tool_name), arguments=args if isinstance(args, str) else text_of(args)
