@@ -56,6 +56,9 @@ FAMILIES = [
     ("smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl", "smolagents", 3, 25),
     ("smolagents/gpt-4o__code__math__2025-09-08_2_of_37.jsonl", "smolagents", 2, 4),
     ("smolagents/gpt-4o__vanilla__simpleqa__2025-07-25_2_of_50.jsonl", "smolagents", 2, 4),
+    ("confident-ai/openai_agents_handoff_spanish_schema.json", "confident-ai", 1, 5),
+    ("confident-ai/strands_async_parallel_tools_schema.json", "confident-ai", 1, 7),
+    ("confident-ai/googleadk_tool_schema.json", "confident-ai", 1, 5),
 ]
 
 
@@ -357,6 +360,36 @@ def test_smolagents_runs_without_memory_are_the_question_and_the_answer() -> Non
         assert run["intermediate_steps"] == [] and trace.task == run["question"]
         answer = trace.steps[-1]
         assert answer.status == "error" and answer.content.startswith("Error in generating model output:")
+
+
+def test_confident_ai_span_lists_are_one_trace_with_agents_tools_and_usage() -> None:
+    """deepeval keeps a trace's spans in five lists by type, linked by `uuid` / `parentUuid`; its
+    chat `input` is the root's and no trace of its own."""
+    path = SAMPLES / "confident-ai/openai_agents_handoff_spanish_schema.json"
+    doc = document(path)
+    (trace,) = read(path, "confident-ai")
+    spans = [
+        s for key in ("baseSpans", "agentSpans", "llmSpans", "retrieverSpans", "toolSpans") for s in doc[key]
+    ]
+    assert sorted(str(s.span_id) for s in trace.steps) == sorted(s["uuid"] for s in spans)
+    by_id = {s["uuid"]: s for s in spans}
+    assert all(by_id[str(s.span_id)].get("parentUuid") == s.parent_span_id for s in trace.steps)
+    assert [(s.name, s.agent) for s in trace.steps if s.kind is StepKind.AGENT] == [
+        ("TriageAgent", "TriageAgent"),
+        ("SpanishAgent", "SpanishAgent"),
+    ]
+    llm = [s for s in trace.steps if s.kind is StepKind.LLM]
+    assert sorted((s.model, s.tokens_in, s.tokens_out) for s in llm) == sorted(
+        (x["model"], x["inputTokenCount"], x["outputTokenCount"]) for x in doc["llmSpans"]
+    )
+    assert trace.task == "Hola" and all(s.start_ts for s in trace.steps)
+    strands = SAMPLES / "confident-ai/strands_async_parallel_tools_schema.json"
+    (run,) = read(strands, "confident-ai")
+    tools = [s for s in run.steps if s.kind is StepKind.TOOL]
+    assert sorted((s.tool_calls[0].name, s.content) for s in tools) == [
+        ("get_time", "3:00 PM JST"),
+        ("get_weather", "Sunny, 72F"),
+    ]
 
 
 def test_system_prompts_and_tool_definitions_are_the_traces() -> None:

@@ -12,6 +12,7 @@ from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.families.confident_ai import CONFIDENT_AI
 from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
 from tracefail.ingest.families.otlp_json import OTLP_JSON
@@ -67,6 +68,7 @@ ADAPTERS: list[Adapter] = [
     LANGSMITH,
     TAU2,
     SMOLAGENTS,
+    CONFIDENT_AI,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()
