@@ -390,6 +390,9 @@ def test_confident_ai_span_lists_are_one_trace_with_agents_tools_and_usage() -> 
         ("get_time", "3:00 PM JST"),
         ("get_weather", "Sunny, 72F"),
     ]
+    (adk,) = read(SAMPLES / "confident-ai/googleadk_tool_schema.json", "confident-ai")
+    (tool,) = [s for s in adk.steps if s.kind is StepKind.TOOL]
+    assert json.loads(tool.tool_calls[0].arguments) == {"operation": "multiply", "b": 8, "a": 7}
 
 
 def test_system_prompts_and_tool_definitions_are_the_traces() -> None:

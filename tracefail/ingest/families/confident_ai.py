@@ -35,11 +35,13 @@ def _span(span: dict[str, Any], trace_id: Any) -> dict[str, Any]:
         }.items()
         if value is not None
     }
-    calls = span.get("toolsCalled")
-    if span.get("type") == "tool" and isinstance(calls, list) and calls and isinstance(calls[0], dict):
-        attributes["gen_ai.tool.name"] = calls[0].get("name") or span.get("name")
-        attributes["gen_ai.tool.call.arguments"] = json.dumps(
-            calls[0].get("inputParameters"), ensure_ascii=False
+    if span.get("type") == "tool":  # the call: the span's input, else what `toolsCalled` says
+        calls = span.get("toolsCalled")
+        called = calls[0] if isinstance(calls, list) and calls and isinstance(calls[0], dict) else {}
+        arguments = span.get("input") or called.get("inputParameters") or {}
+        attributes["gen_ai.tool.name"] = called.get("name") or span.get("name")
+        attributes["gen_ai.tool.call.arguments"] = (
+            arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
         )
     moved = ("uuid", "parentUuid", "model", "inputTokenCount", "outputTokenCount", "status")
     return {
