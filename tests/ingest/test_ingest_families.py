@@ -383,6 +383,9 @@ def test_confident_ai_span_lists_are_one_trace_with_agents_tools_and_usage() -> 
         (x["model"], x["inputTokenCount"], x["outputTokenCount"]) for x in doc["llmSpans"]
     )
     assert trace.task == "Hola" and all(s.start_ts for s in trace.steps)
+    # the triage model's output is a Responses API `function_call` item: the hand-off is a call
+    handoff = next(s for s in llm if s.agent == "TriageAgent")
+    assert [(c.name, c.arguments) for c in handoff.tool_calls] == [("transfer_to_spanishagent", "{}")]
     strands = SAMPLES / "confident-ai/strands_async_parallel_tools_schema.json"
     (run,) = read(strands, "confident-ai")
     tools = [s for s in run.steps if s.kind is StepKind.TOOL]
