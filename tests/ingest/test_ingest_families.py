@@ -556,6 +556,7 @@ def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp
     spans = [
         span("eee19b7ec3c1b174", "", "joke_agent run", agent_name="joke_agent"),
         span("eee19b7ec3c1b175", "eee19b7ec3c1b174", "tool.HelloTool", **{"gen_ai.tool.name": "HelloTool"}),
+        span("eee19b7ec3c1b176", "", "run.6f8d2449", **{"gen_ai.agent.id": "f9f77d1a"}),  # Koog: an id only
     ]
     path = tmp_path / "spans.json"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="utf-8")
@@ -563,5 +564,6 @@ def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp
     assert [(s.name, s.kind, s.agent) for s in trace.steps] == [
         ("joke_agent run", StepKind.OTHER, "joke_agent"),
         ("tool.HelloTool", StepKind.TOOL, "joke_agent"),
+        ("run.6f8d2449", StepKind.CHAIN, "f9f77d1a"),
     ]
     assert trace.steps[1].tool_calls[0].name == "HelloTool"
