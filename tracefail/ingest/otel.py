@@ -256,7 +256,7 @@ def span_kind(attrs: dict[str, Any]) -> StepKind:
 
 
 # Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire); then
-# the GenAI convention's agent id (Koog names an agent by its id only, a UUID unless set).
+# the GenAI convention's agent id (Koog's spans name an agent only by its id, a UUID in the real export).
 AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name", "gen_ai.agent.id")
 
 
