@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tracefail.ingest import registry
-from tracefail.ingest.base import Rejected
+from tracefail.ingest.base import Rejected, parse_time
 from tracefail.ingest.reader import iter_jsonl
 from tracefail.ingest.shapes.find import iter_strings
 from tracefail.ingest.shapes.leftover import Placed, is_text
@@ -54,6 +54,11 @@ FAMILIES = [
     ("langsmith/langsmith_py_wrap_openai_reasoning.json", "langsmith", 1, 1),
     ("tau2-bench/claude-sonnet-4-5_airline_2_of_50.json", "tau2-bench", 2, 32),
     ("smolagents/gpt-4o__tool-calling__math__2025-07-24_3_of_50.jsonl", "smolagents", 3, 25),
+    ("smolagents/gpt-4o__code__math__2025-09-08_2_of_37.jsonl", "smolagents", 2, 4),
+    ("smolagents/gpt-4o__vanilla__simpleqa__2025-07-25_2_of_50.jsonl", "smolagents", 2, 4),
+    ("confident-ai/openai_agents_handoff_spanish_schema.json", "confident-ai", 1, 5),
+    ("confident-ai/strands_async_parallel_tools_schema.json", "confident-ai", 1, 7),
+    ("confident-ai/googleadk_tool_schema.json", "confident-ai", 1, 5),
 ]
 
 
@@ -341,6 +346,58 @@ def test_smolagents_tool_roles_become_calls_and_results() -> None:
     )  # every result names its tool
 
 
+def test_smolagents_runs_without_memory_are_the_question_and_the_answer() -> None:
+    """The runner writes the bare model's answer as a `vanilla` run's steps, and an empty list
+    when the run raised, the answer being the exception (every run of this 2025-09 file)."""
+    vanilla = SAMPLES / "smolagents/gpt-4o__vanilla__simpleqa__2025-07-25_2_of_50.jsonl"
+    for trace, run in zip(read(vanilla, "smolagents"), document(vanilla), strict=True):
+        assert [(s.role, s.content, s.status) for s in trace.steps] == [
+            ("user", run["question"], None),
+            ("assistant", run["answer"], None),
+        ]
+    crashed = SAMPLES / "smolagents/gpt-4o__code__math__2025-09-08_2_of_37.jsonl"
+    for trace, run in zip(read(crashed, "smolagents"), document(crashed), strict=True):
+        assert run["intermediate_steps"] == [] and trace.task == run["question"]
+        answer = trace.steps[-1]
+        assert answer.status == "error" and answer.content.startswith("Error in generating model output:")
+
+
+def test_confident_ai_span_lists_are_one_trace_with_agents_tools_and_usage() -> None:
+    """deepeval keeps a trace's spans in five lists by type, linked by `uuid` / `parentUuid`; its
+    chat `input` is the root's and no trace of its own."""
+    path = SAMPLES / "confident-ai/openai_agents_handoff_spanish_schema.json"
+    doc = document(path)
+    (trace,) = read(path, "confident-ai")
+    spans = [
+        s for key in ("baseSpans", "agentSpans", "llmSpans", "retrieverSpans", "toolSpans") for s in doc[key]
+    ]
+    assert sorted(str(s.span_id) for s in trace.steps) == sorted(s["uuid"] for s in spans)
+    by_id = {s["uuid"]: s for s in spans}
+    assert all(by_id[str(s.span_id)].get("parentUuid") == s.parent_span_id for s in trace.steps)
+    assert [(s.name, s.agent) for s in trace.steps if s.kind is StepKind.AGENT] == [
+        ("TriageAgent", "TriageAgent"),
+        ("SpanishAgent", "SpanishAgent"),
+    ]
+    llm = [s for s in trace.steps if s.kind is StepKind.LLM]
+    assert sorted((s.model, s.tokens_in, s.tokens_out) for s in llm) == sorted(
+        (x["model"], x["inputTokenCount"], x["outputTokenCount"]) for x in doc["llmSpans"]
+    )
+    assert trace.task == "Hola" and all(s.start_ts for s in trace.steps)
+    # the triage model's output is a Responses API `function_call` item: the hand-off is a call
+    handoff = next(s for s in llm if s.agent == "TriageAgent")
+    assert [(c.name, c.arguments) for c in handoff.tool_calls] == [("transfer_to_spanishagent", "{}")]
+    strands = SAMPLES / "confident-ai/strands_async_parallel_tools_schema.json"
+    (run,) = read(strands, "confident-ai")
+    tools = [s for s in run.steps if s.kind is StepKind.TOOL]
+    assert sorted((s.tool_calls[0].name, s.content) for s in tools) == [
+        ("get_time", "3:00 PM JST"),
+        ("get_weather", "Sunny, 72F"),
+    ]
+    (adk,) = read(SAMPLES / "confident-ai/googleadk_tool_schema.json", "confident-ai")
+    (tool,) = [s for s in adk.steps if s.kind is StepKind.TOOL]
+    assert json.loads(tool.tool_calls[0].arguments) == {"operation": "multiply", "b": 8, "a": 7}
+
+
 def test_system_prompts_and_tool_definitions_are_the_traces() -> None:
     """ADK repeats the system instruction and tool declarations inside every `llm_request`
     attribute: the generic reader keeps them once, on the trace, and none of the file's text is
@@ -466,6 +523,21 @@ def test_inspect_steps_are_timed_by_the_transcript_events() -> None:
     assert all(s.end_ts >= s.start_ts for s in dedup.steps if s.start_ts and s.end_ts)
 
 
+def test_inspect_messages_without_ids_are_timed_by_the_model_event_that_said_them() -> None:
+    """Inspect logs of November 2024 have no message ids: the assistant message is the output
+    of the first of two `model` events, found by its text (the second is the scorer's grading
+    call, whose output is no message of the sample)."""
+    path = SAMPLES / "inspect/inspect_ai/2024-11-05T13-31-45-05-00_input-task_8zXjbRzCWrL9GXiXo2vus9.json"
+    (sample,) = read(path, "inspect")
+    raw = json.loads(path.read_text(encoding="utf-8"))["samples"][0]
+    assert not any("id" in m for m in raw["messages"])
+    models = [e for e in raw["events"] if e["event"] == "model"]
+    answer = sample.steps[-1]
+    assert answer.role == "assistant" and len(models) == 2
+    assert (answer.start_ts, answer.end_ts) == (parse_time(models[0]["timestamp"]), None)
+    assert [s.start_ts for s in sample.steps[:-1]] == [None, None]  # no event says the prompts
+
+
 def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp_path: Path) -> None:
     """The attributes the real Langfuse exports above keep for Pydantic AI (`agent_name`) and
     Koog (a tool span with only `gen_ai.tool.name`) mean the same in a plain OTLP file."""
@@ -484,6 +556,7 @@ def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp
     spans = [
         span("eee19b7ec3c1b174", "", "joke_agent run", agent_name="joke_agent"),
         span("eee19b7ec3c1b175", "eee19b7ec3c1b174", "tool.HelloTool", **{"gen_ai.tool.name": "HelloTool"}),
+        span("eee19b7ec3c1b176", "", "run.6f8d2449", **{"gen_ai.agent.id": "f9f77d1a"}),  # Koog: an id only
     ]
     path = tmp_path / "spans.json"
     path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}), encoding="utf-8")
@@ -491,5 +564,6 @@ def test_otlp_spans_name_agents_and_tools_as_pydantic_ai_and_koog_write_them(tmp
     assert [(s.name, s.kind, s.agent) for s in trace.steps] == [
         ("joke_agent run", StepKind.OTHER, "joke_agent"),
         ("tool.HelloTool", StepKind.TOOL, "joke_agent"),
+        ("run.6f8d2449", StepKind.CHAIN, "f9f77d1a"),
     ]
     assert trace.steps[1].tool_calls[0].name == "HelloTool"

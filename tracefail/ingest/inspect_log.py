@@ -84,8 +84,11 @@ def sample_to_trace(sample: dict[str, Any], spec: dict[str, Any], source_file: s
 def _time(steps: list[Step], messages: list[Any], events: Any) -> None:
     """Inspect messages carry no time; the sample's transcript does: a `model` event's output
     message has the assistant message's `id`, a `tool` event the `id` of the call a tool message
-    answers. Such steps take the event's `timestamp` and `completed`."""
+    answers. Such steps take the event's `timestamp` and `completed`. Logs written before
+    messages had ids (2024) are matched by the output message's text instead, each model event
+    once and in order."""
     times: dict[str, tuple[Any, Any]] = {}
+    said_times: dict[str, list[tuple[Any, Any]]] = {}  # output text -> its events' times, in order
     for event in events if isinstance(events, list) else ():
         if not isinstance(event, dict):
             continue
@@ -97,10 +100,14 @@ def _time(steps: list[Step], messages: list[Any], events: Any) -> None:
             said = choice.get("message") if isinstance(choice, dict) else None
             if isinstance(said, dict) and said.get("id"):
                 times[str(said["id"])] = when
+            elif isinstance(said, dict):
+                said_times.setdefault(text_of(said.get("content")), []).append(when)
     for step, message in zip(steps, messages, strict=True):
         key = f"tool:{message.get('tool_call_id')}" if message.get("role") == "tool" else message.get("id")
         if key in times:
             step.start_ts, step.end_ts = (parse_time(t) for t in times[key])
+        elif key is None and message.get("role") == "assistant" and said_times.get(step.content):
+            step.start_ts, step.end_ts = (parse_time(t) for t in said_times[step.content].pop(0))
 
 
 def _resolved(value: Any, attachments: dict[str, Any]) -> Any:

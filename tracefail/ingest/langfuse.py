@@ -23,7 +23,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.otel import span_agent, span_kind
+from tracefail.ingest.otel import crew_task_agents, span_agent, span_kind, tool_call_id
 from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import (
     RawRecord,
@@ -130,12 +130,13 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
         ),
     )
     steps = []
-    for idx, (_, raw) in enumerate(ordered):
-        obs = {**raw, **{k: decoded(raw.get(k)) for k in ("input", "output", "metadata")}}
+    metas = [mapping(decoded(raw.get("metadata"))) for _, raw in ordered]
+    span_attrs = [normalise(mapping(meta.get("attributes"))) for meta in metas]  # when it came over OTel
+    crew_roles = crew_task_agents(span_attrs)
+    for idx, ((_, raw), meta, attrs) in enumerate(zip(ordered, metas, span_attrs, strict=True)):
+        obs = {**raw, **{k: decoded(raw.get(k)) for k in ("input", "output")}, "metadata": meta}
         kind = _TYPES.get(str(obs.get("type") or "").upper(), StepKind.OTHER)
         content, calls = readable(obs.get("output"))
-        meta = mapping(obs.get("metadata"))
-        attrs = normalise(mapping(meta.get("attributes")))  # the span's, when it came over OTel
         # Langfuse files an OTel span it cannot place as a plain SPAN; its attributes still say
         # what it did (an OpenInference TOOL or AGENT span, a GenAI `execute_tool`)
         said = span_kind(attrs) if str(obs.get("type") or "SPAN").upper() == "SPAN" and attrs else None
@@ -152,7 +153,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", ""))
             calls = [
                 ToolCall(
-                    id=attrs.get("gen_ai.tool.call.id"),
+                    id=tool_call_id(attrs),
                     name=str(
                         attrs.get("gen_ai.tool.name") or attrs.get("tool.name") or obs.get("name") or "?"
                     ),
@@ -168,6 +169,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 agent=meta.get("agent")
                 or meta.get("agent_name")
                 or span_agent(attrs)
+                or crew_roles.get(str(attrs.get("task_id")))
                 or (obs.get("name") if str(obs.get("type") or "").upper() == "AGENT" else None),
                 role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
                 kind=kind,

@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,13 +255,27 @@ def span_kind(attrs: dict[str, Any]) -> StepKind:
     )
 
 
-# Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire).
-AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name")
+# Where spans name their agent: the GenAI convention, OpenInference, Pydantic AI (Logfire); then
+# the GenAI convention's agent id (Koog's spans name an agent only by its id, a UUID in the real export).
+AGENT_KEYS = ("gen_ai.agent.name", "agent.name", "agent_name", "gen_ai.agent.id")
 
 
 def span_agent(attrs: dict[str, Any]) -> str | None:
     """The agent a span's attributes name, if any."""
     return next((str(attrs[k]) for k in AGENT_KEYS if attrs.get(k)), None)
+
+
+def crew_task_agents(spans_attrs: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """CrewAI task id -> the role of the agent that runs it. CrewAI's telemetry lists a crew's
+    tasks in `crew_tasks` (JSON text of `{id, agent_role, ...}`) on its crew spans, and its task
+    spans name only `task_id`."""
+    roles: dict[str, str] = {}
+    for attrs in spans_attrs:
+        tasks = _json_value(attrs.get("crew_tasks"))
+        for task in tasks if isinstance(tasks, list) else ():
+            if isinstance(task, dict) and task.get("id") and task.get("agent_role"):
+                roles[str(task["id"])] = str(task["agent_role"])
+    return roles
 
 
 def _exceptions(events: list[dict[str, Any]]) -> list[str]:
@@ -274,6 +288,14 @@ def _exceptions(events: list[dict[str, Any]]) -> list[str]:
             said = [str(attrs[k]) for k in ("exception.type", "exception.message") if attrs.get(k)]
             found.append(": ".join(["exception", *said]))
     return found
+
+
+def tool_call_id(attrs: dict[str, Any], default: str | None = None) -> str | None:
+    """A tool span's call id. Microsoft Agent Framework's is a `[run id, call id]` pair, which
+    arrives as an array (or JSON text decoded to one); it is kept as the JSON text the model's
+    `tool_call` part names it by."""
+    value = attrs.get("gen_ai.tool.call.id", attrs.get("tool_call.id", default))
+    return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
@@ -290,7 +312,7 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     tool_name = attrs.get("gen_ai.tool.name", attrs.get("tool.name"))
     if kind is StepKind.TOOL and not calls and tool_name:
         args = attrs.get("gen_ai.tool.call.arguments", attrs.get("tool.parameters", attrs.get("input.value")))
-        call_id = attrs.get("gen_ai.tool.call.id", attrs.get("tool_call.id", call_id))
+        call_id = tool_call_id(attrs, call_id)
         calls = [
             ToolCall(
                 id=call_id, name=str(tool_name), arguments=args if isinstance(args, str) else text_of(args)

@@ -12,6 +12,7 @@ from tracefail.ingest.base import Adapter
 from tracefail.ingest.chat import OpenAIChatAdapter
 from tracefail.ingest.claude_code import ClaudeCodeAdapter
 from tracefail.ingest.codex import CodexAdapter
+from tracefail.ingest.families.confident_ai import CONFIDENT_AI
 from tracefail.ingest.families.langsmith import LANGSMITH
 from tracefail.ingest.families.openhands import OPENHANDS
 from tracefail.ingest.families.otlp_json import OTLP_JSON
@@ -23,6 +24,7 @@ from tracefail.ingest.gemini_cli import GeminiCliAdapter
 from tracefail.ingest.inspect_log import InspectAdapter
 from tracefail.ingest.jaeger import JaegerAdapter
 from tracefail.ingest.langfuse import LangfuseAdapter
+from tracefail.ingest.managed_agents import ManagedAgentsAdapter
 from tracefail.ingest.mast import MastFullAdapter, MastHumanAdapter
 from tracefail.ingest.otel import OtlpAdapter, SpanTreeAdapter
 from tracefail.ingest.phoenix import PhoenixAdapter
@@ -55,6 +57,7 @@ ADAPTERS: list[Adapter] = [
     AdaMastAdapter(),
     CodexAdapter(),
     ClaudeCodeAdapter(),
+    ManagedAgentsAdapter(),
     SpanAttributesAdapter(),
     TracefailExportAdapter(),
     OpenAIChatAdapter(),
@@ -65,6 +68,7 @@ ADAPTERS: list[Adapter] = [
     LANGSMITH,
     TAU2,
     SMOLAGENTS,
+    CONFIDENT_AI,
 ]
 # What no adapter claims, in any view of the file, the generic structural reader tries.
 FALLBACK: Adapter = GenericAdapter()

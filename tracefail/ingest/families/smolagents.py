@@ -60,13 +60,25 @@ def _message(message: Any) -> Any:
     )
 
 
+def _steps(run: dict[str, Any]) -> list[Any]:
+    """A run's messages. The runner writes the agent's memory; for a `vanilla` run (the bare
+    model) the answer itself; after an exception an empty list, the answer being the error. Runs
+    without memory become the question and the answer, the answer an error where the run failed."""
+    steps = run.get("intermediate_steps")
+    if isinstance(steps, list) and steps:
+        return [_message(m) for m in steps]
+    failed = isinstance(steps, list) and run.get("agent_action_type") != "vanilla"
+    answer = {"role": "assistant", "content": run.get("answer")} | ({"error": "run failed"} if failed else {})
+    return [{"role": "user", "content": run.get("question")}, answer]
+
+
 def smolagents_roles(document: Any) -> Any:
-    """Each run's `intermediate_steps` with smolagents' tool roles made chat roles."""
+    """Each run's `intermediate_steps` as chat messages, smolagents' tool roles made chat roles."""
     if not isinstance(document, list):
         return document
     return [
-        {**run, "intermediate_steps": [_message(m) for m in run["intermediate_steps"]]}
-        if isinstance(run, dict) and isinstance(run.get("intermediate_steps"), list)
+        {**run, "intermediate_steps": _steps(run)}
+        if isinstance(run, dict) and "intermediate_steps" in run
         else run
         for run in document
     ]

@@ -219,7 +219,19 @@ def vendor_text(attrs: dict[str, Any], item: dict[str, Any]) -> None:
         if value in (None, "", {}, []) or key in ("output.value", "input.value"):
             continue
         if _OUTPUT.search(key) and "output.value" not in attrs:
-            attrs["output.value"] = readable(_unwrap(value))[0] or str(value)
+            text, calls = readable(_unwrap(value))
+            attrs["output.value"] = text or str(value)
+            if calls and "gen_ai.output.messages" not in attrs:  # the calls a model's output made
+                attrs["gen_ai.output.messages"] = [
+                    {
+                        "role": "assistant",
+                        "content": text,
+                        "tool_calls": [
+                            {"id": c.id, "function": {"name": c.name, "arguments": c.arguments}}
+                            for c in calls
+                        ],
+                    }
+                ]
         elif _INPUT.search(key) and "input.value" not in attrs:
             attrs["input.value"] = value
             messages = parse_json_text(value)
