@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
@@ -15,7 +16,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator
 
 # Step features (names as features/extract.py writes them) that views show first: token
 # uncertainty, attention flow back to earlier steps, transport capacity, confidence.
@@ -149,6 +150,65 @@ _STEP_DEFAULTS: dict[str, Any] = {
     name: info.get_default(call_default_factory=True) for name, info in Step.model_fields.items()
 }
 _SPLIT_FIELDS = frozenset(("step_idx", "content", "agent", "recipient", "role", "name", "start_ts"))
+_OTHER_DEFAULTS = {k: v for k, v in _STEP_DEFAULTS.items() if k not in _SPLIT_FIELDS}
+
+
+@dataclass(slots=True)
+class StepColumns:
+    """Message steps as columns, as a log splitter cuts them (every other field of such a step
+    is its default). A 50 MB MAST file splits into 124k steps: building a `Step` for each, then
+    reading each back field by field into rows and hash text, was most of an ingest's Python
+    time, so the ingest keeps the columns and only callers that need objects build them."""
+
+    content: list[str] = field(default_factory=list)
+    agent: list[str | None] = field(default_factory=list)
+    recipient: list[str | None] = field(default_factory=list)
+    role: list[str | None] = field(default_factory=list)
+    name: list[str | None] = field(default_factory=list)
+    start_ts: list[datetime | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.content)
+
+    @classmethod
+    def of_steps(cls, steps: list[Step]) -> StepColumns:
+        """The columns of message steps that set no other field (checked: a step that does
+        would lose it here)."""
+        columns = cls()
+        for i, step in enumerate(steps):
+            values = vars(step)
+            if step.step_idx != i or any(values[k] != v for k, v in _OTHER_DEFAULTS.items()):
+                raise ValueError(f"step {i} is not a plain message step; keep it as a Step")
+            columns.append(step.content, step.agent, step.recipient, step.role, step.name, step.start_ts)
+        return columns
+
+    def append(
+        self,
+        content: str,
+        agent: str | None = None,
+        recipient: str | None = None,
+        role: str | None = None,
+        name: str | None = None,
+        start_ts: datetime | None = None,
+    ) -> None:
+        self.content.append(content)
+        self.agent.append(agent)
+        self.recipient.append(recipient)
+        self.role.append(role)
+        self.name.append(name)
+        self.start_ts.append(start_ts)
+
+    def steps(self) -> list[Step]:
+        """The steps as objects (for callers that read or change steps one by one)."""
+        make = Step.split_from_log
+        return [
+            make(i, content, agent=agent, recipient=recipient, role=role, name=name, start_ts=start)
+            for i, (content, agent, recipient, role, name, start) in enumerate(
+                zip(
+                    self.content, self.agent, self.recipient, self.role, self.name, self.start_ts, strict=True
+                )
+            )
+        ]
 
 
 class SourceKind(StrEnum):
@@ -316,6 +376,54 @@ def _steps_json(values: list[tuple[Any, ...]]) -> bytes:
     return b", ".join(encoded)
 
 
+# A message step's JSON (`_STEP_JSON` with every field a split step leaves at its default
+# written in): columns hash to the bytes their Step objects would.
+_MESSAGE_JSON = (
+    b'{"agent": %b, "content": %%b, "end_ts": null, "kind": "message", "model": null, "name": %b, '
+    b'"parent_span_id": null, "recipient": %b, "role": %b, "span_id": null, "start_ts": %%b, '
+    b'"status": null, "step_idx": %%d, "tokens_in": null, "tokens_out": null, "tool_call_id": null, '
+    b'"tool_calls": []}'
+)
+_MESSAGE_TEMPLATES: dict[tuple[str | None, ...], bytes] = {}
+
+
+def columns_json(columns: StepColumns) -> bytes:
+    """`_steps_json` of the steps the columns hold, read from the columns."""
+    templates = _MESSAGE_TEMPLATES
+    times: dict[datetime | None, bytes] = {None: b"null"}
+    encoded: list[bytes] = []
+    append, dumps, text, time = encoded.append, orjson.dumps, _text, _time
+    rows = zip(
+        columns.content,
+        columns.agent,
+        columns.name,
+        columns.recipient,
+        columns.role,
+        columns.start_ts,
+        strict=True,
+    )
+    for idx, (content, agent, name, recipient, role, start) in enumerate(rows):
+        key = (agent, name, recipient, role)
+        try:
+            template = templates[key]
+        except KeyError:
+            if len(templates) >= _MAX_TEMPLATES:
+                templates.clear()
+            template = templates[key] = _MESSAGE_JSON % tuple([_text(v).replace(b"%", b"%%") for v in key])
+        try:
+            start_json = times[start]
+        except KeyError:
+            start_json = time(start)
+            if start.tzinfo is None:
+                times[start] = start_json
+        try:
+            content_json = dumps(content)
+        except orjson.JSONEncodeError:
+            content_json = text(content)
+        append(template % (content_json, start_json, idx))
+    return b", ".join(encoded)
+
+
 class Trace(BaseModel):
     """A whole agent run with its steps, plus the labels that shipped with it."""
 
@@ -335,6 +443,10 @@ class Trace(BaseModel):
     labels: list[Label] = Field(default_factory=list)
     attributions: list[Attribution] = Field(default_factory=list)
 
+    # The steps as a log splitter cut them (`with_columns`), where the ingest keeps them so;
+    # `steps` is empty then, and `materialized()` gives the trace with its Step objects.
+    _columns: StepColumns | None = PrivateAttr(default=None)
+
     @field_validator("steps")
     @classmethod
     def _steps_are_ordered(cls, steps: list[Step]) -> list[Step]:
@@ -343,9 +455,35 @@ class Trace(BaseModel):
                 raise ValueError(f"step {i} has step_idx {step.step_idx}; steps must be 0..n-1")
         return steps
 
+    def with_columns(self, columns: StepColumns) -> Trace:
+        """This trace with its steps kept as columns (it must have no Step objects)."""
+        if self.steps:
+            raise ValueError("a trace keeps its steps either as Step objects or as columns")
+        self._columns = columns
+        return self
+
+    @property
+    def step_columns(self) -> StepColumns | None:
+        """The steps as columns, where they are kept so (see `with_columns`)."""
+        return self._columns
+
+    @property
+    def step_count(self) -> int:
+        return len(self._columns) if self._columns is not None else len(self.steps)
+
+    def materialized(self) -> Trace:
+        """The trace with Step objects, whichever way it keeps its steps."""
+        if self._columns is None:
+            return self
+        trace = self.model_copy(update={"steps": self._columns.steps()})
+        trace._columns = None
+        return trace
+
     def content_hash(self, values: list[tuple[Any, ...]] | None = None) -> str:
         """Hash of what the trace says (not where it came from): equal content, equal hash.
         `values`: the steps' `step_values`, where the caller read them already."""
+        if values is None and self._columns is not None:
+            return content_digest(self.raw, columns_json(self._columns), self.task)
         return content_digest(
             self.raw, _steps_json(step_values(self.steps) if values is None else values), self.task
         )

@@ -49,6 +49,19 @@ class RecordAdapter(Adapter, Protocol):
     def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]: ...
 
 
+@runtime_checkable
+class ColumnAdapter(RecordAdapter, Protocol):
+    """A record format whose traces can keep their steps as columns (`Trace.with_columns`):
+    the ingest reads it so and builds no Step objects; `parse` and `from_records` give the
+    same traces with Step objects."""
+
+    def columns_from_records(
+        self, path: Path, records: Iterable[RawRecord]
+    ) -> Iterator[Trace | Rejected]: ...
+
+    def parse_columns(self, path: Path) -> Iterator[Trace | Rejected]: ...
+
+
 def excerpt(text: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 

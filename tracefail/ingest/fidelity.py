@@ -168,6 +168,10 @@ def _trace_values(trace: Trace) -> list[Any]:
         trace.metadata,
     ]
     add = values.append
+    columns = trace.step_columns
+    if columns is not None:  # message steps: no status, metadata or calls
+        for column in (columns.content, columns.agent, columns.recipient, columns.role, columns.name):
+            values.extend(column)
     for step in trace.steps:
         values.extend(step_values(step))
     for label in trace.labels:

@@ -42,12 +42,18 @@ def _mapped(
             yield Rejected(raw.locator, reason(exc), excerpt(str(record)))
 
 
+def _materialized(items: Iterable[Trace | Rejected]) -> Iterator[Trace | Rejected]:
+    """The traces with Step objects, for callers other than the ingest."""
+    for item in items:
+        yield item.materialized() if isinstance(item, Trace) else item
+
+
 def _trace(source: str, native: str, record: dict[str, Any], trajectory: Any, source_file: str) -> Trace:
     if not isinstance(trajectory, str) or not trajectory.strip():
         raise ValueError("the trajectory is missing or not text")
     framework = record.get("mas_name")
     split = split_trajectory(trajectory, framework)
-    return Trace(
+    trace = Trace(
         trace_id="",
         source=source,
         native_id=native,
@@ -59,8 +65,8 @@ def _trace(source: str, native: str, record: dict[str, Any], trajectory: Any, so
         source_file=source_file,
         raw=trajectory,
         metadata={"split": split.style, **split.metadata, **_noise(split.style, trajectory)},
-        steps=split.steps,
     )
+    return trace.with_columns(split.columns)
 
 
 def full_record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
@@ -146,8 +152,14 @@ class MastFullAdapter:
     def records(self, path: Path) -> Iterator[RawRecord]:
         return iter_json_array(path, values=False)  # parsed again by the reader process
 
-    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+    def columns_from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, full_record_to_trace)
+
+    def parse_columns(self, path: Path) -> Iterator[Trace | Rejected]:
+        return self.columns_from_records(path, iter_json_array(path))
+
+    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+        return _materialized(self.columns_from_records(path, records))
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         return self.from_records(path, iter_json_array(path))
@@ -164,8 +176,14 @@ class MastHumanAdapter:
     def records(self, path: Path) -> Iterator[RawRecord]:
         return iter_json_array(path, values=False)  # parsed again by the reader process
 
-    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+    def columns_from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, human_record_to_trace)
+
+    def parse_columns(self, path: Path) -> Iterator[Trace | Rejected]:
+        return self.columns_from_records(path, iter_json_array(path))
+
+    def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
+        return _materialized(self.columns_from_records(path, records))
 
     def parse(self, path: Path) -> Iterator[Trace | Rejected]:
         return self.from_records(path, iter_json_array(path))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tracefail.ingest import fidelity, registry
-from tracefail.ingest.base import RecordAdapter, Rejected
+from tracefail.ingest.base import ColumnAdapter, RecordAdapter, Rejected
 from tracefail.ingest.reader import MAX_RECORD_BYTES, RawRecord, SourceError
 from tracefail.model import Trace
 from tracefail.store import rows
@@ -117,6 +117,11 @@ def _cut_oversized(trace: Trace, limit: int) -> tuple[Trace, list[str]]:
     """The trace with every field over the limit cut (a marker says how much went), and one
     note per cut: a single huge field costs its own tail, never the trace or the ingest."""
     notes: list[str] = []
+    columns = trace.step_columns
+    if columns is not None:
+        contents = _cut_contents(columns.content, limit, notes)
+        if contents is not columns.content:
+            columns = replace(columns, content=contents)
     steps = list(trace.steps)
     for i, step in enumerate(steps):
         if len(step.content) > limit:
@@ -134,7 +139,25 @@ def _cut_oversized(trace: Trace, limit: int) -> tuple[Trace, list[str]]:
         raw = raw[: limit * 4] + cut_marker(len(raw) - limit * 4, limit * 4)
     if not notes:
         return trace, notes
-    return trace.model_copy(update={"steps": steps, "raw": raw}), notes
+    cut = trace.model_copy(update={"steps": steps, "raw": raw})
+    return (cut if columns is None else cut.with_columns(columns)), notes
+
+
+def _cut_contents(contents: list[str], limit: int, notes: list[str]) -> list[str]:
+    """Step contents (a column) with every one over the limit cut, as `_cut_oversized` cuts them;
+    the same list where none is."""
+    over = [i for i, content in enumerate(contents) if len(content) > limit]
+    if not over:
+        return contents
+    contents = list(contents)
+    for i in over:
+        content = contents[i]
+        notes.append(
+            f"step {i} content is {len(content):,} characters, over the "
+            f"{limit:,}-character field limit; stored cut, with a marker"
+        )
+        contents[i] = content[:limit] + cut_marker(len(content) - limit, limit)
+    return contents
 
 
 def _rejection(file: Path, exc: Exception) -> Reject:
@@ -224,7 +247,7 @@ def check(file: Path, forced: str | None, limits: Limits) -> Check:
                             rejects.append(item)
                             continue
                         traces += 1
-                        steps += len(item.steps)
+                        steps += item.step_count
                         if values is not None:
                             stored.add(item)
                     if values is None or measured is None:
@@ -251,7 +274,11 @@ def _parts(unit: Unit, limits: Limits, sample: bool = True) -> Iterator[Part]:
     adapter = registry.by_name(unit.adapter)
     if unit.records is not None:  # runs are cut only from a RecordAdapter's files
         records = unit.records
-        traces = adapter.from_records(unit.file, records)  # type: ignore[attr-defined]
+        traces = (
+            adapter.columns_from_records(unit.file, records)
+            if isinstance(adapter, ColumnAdapter)
+            else adapter.from_records(unit.file, records)  # type: ignore[attr-defined]
+        )
         if unit.measured or not sample:
             yield (
                 _checked(traces, unit, limits),
@@ -270,7 +297,8 @@ def _parts(unit: Unit, limits: Limits, sample: bool = True) -> Iterator[Part]:
         file = unit.file
         measured = unit.size <= FIDELITY_MAX_BYTES
         values = (lambda: fidelity.text_lines(fidelity.file_values(file))) if measured else None
-        yield _checked(adapter.parse(file), unit, limits), values, False
+        traces = adapter.parse_columns(file) if isinstance(adapter, ColumnAdapter) else adapter.parse(file)
+        yield _checked(traces, unit, limits), values, False
 
 
 def _checked(traces: Iterable[Trace | Rejected], unit: Unit, limits: Limits) -> Iterator[Trace | Reject]:
@@ -286,7 +314,9 @@ def _checked(traces: Iterable[Trace | Rejected], unit: Unit, limits: Limits) -> 
 
 
 def _opening(trace: Trace) -> str:
-    return rows.opening_text(trace.raw, [step.content for step in trace.steps[:3]])
+    columns = trace.step_columns
+    contents = columns.content[:3] if columns is not None else [step.content for step in trace.steps[:3]]
+    return rows.opening_text(trace.raw, contents)
 
 
 def _prepared(pending: list[tuple[Path, Trace]]) -> Iterator[Item]:

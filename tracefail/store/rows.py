@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tracefail.model import STEP_FIELDS, Attribution, Label, Trace, step_values
+from tracefail.model import STEP_FIELDS, Attribution, Label, StepKind, Trace, step_values
 
 
 def now() -> datetime:
@@ -101,14 +102,18 @@ def opening_text(raw: str | None, contents: Sequence[str], limit: int = 2000) ->
 
 
 def prepare(traces: Sequence[Trace]) -> Prepared:
-    """The rows of `traces` and their hashes; the traces themselves are not changed."""
+    """The rows of `traces` and their hashes; the traces themselves are not changed. Steps kept
+    as columns (`Trace.step_columns`) go into the step rows column by column."""
     bare: dict[str, list[Any]] = {"steps": [], "labels": [], "attributions": []}
     values = [step_values(trace.steps) for trace in traces]
     return Prepared(
-        headers=[trace.model_copy(update=bare) for trace in traces],
-        hashes=[trace.content_hash(mine) for trace, mine in zip(traces, values, strict=True)],
-        n_steps=[len(trace.steps) for trace in traces],
-        steps=_step_columns(traces, values),
+        headers=[_header(trace, bare) for trace in traces],
+        hashes=[
+            trace.content_hash(None if trace.step_columns is not None else mine)
+            for trace, mine in zip(traces, values, strict=True)
+        ],
+        n_steps=[trace.step_count for trace in traces],
+        steps=_step_table(traces, values),
         labels=arrow_rows(LABEL_SCHEMA, label_rows([label for t in traces for label in t.labels])),
         attributions=arrow_rows(
             ATTRIBUTION_SCHEMA, attribution_rows([a for t in traces for a in t.attributions])
@@ -116,9 +121,18 @@ def prepare(traces: Sequence[Trace]) -> Prepared:
     )
 
 
+def _header(trace: Trace, bare: dict[str, list[Any]]) -> Trace:
+    """The trace without steps, labels and attributions (its columns are not copied along)."""
+    header = trace.model_copy(update=bare)
+    header._columns = None
+    return header
+
+
 def text_size(trace: Trace) -> int:
     """Characters of a trace's raw text and step content: what a batch's memory grows with."""
-    return len(trace.raw or "") + sum(len(step.content) for step in trace.steps)
+    columns = trace.step_columns
+    contents = columns.content if columns is not None else [step.content for step in trace.steps]
+    return len(trace.raw or "") + sum(map(len, contents))
 
 
 TRACE_SCHEMA = pa.schema(
@@ -206,6 +220,47 @@ def json_text(value: object) -> str | None:
 
 def arrow_rows(schema: pa.Schema, rows: list[dict]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _step_table(traces: Sequence[Trace], values: list[list[tuple[Any, ...]]]) -> pa.Table:
+    """The step rows of `traces`, whichever way each keeps its steps, in trace order: runs of
+    traces that keep Step objects and runs that keep columns, each run one table."""
+    tables = []
+    for columnar, run in groupby(
+        zip(traces, values, strict=True), key=lambda pair: pair[0].step_columns is not None
+    ):
+        pairs = list(run)
+        mine = [trace for trace, _ in pairs]
+        tables.append(_split_rows(mine) if columnar else _step_columns(mine, [v for _, v in pairs]))
+    return pa.concat_tables(tables) if len(tables) != 1 else tables[0]
+
+
+def _split_rows(traces: Sequence[Trace]) -> pa.Table:
+    """Step rows of traces whose steps are columns (message steps: the other fields null)."""
+    ids: list[str] = []
+    idx: list[int] = []
+    kept: dict[str, list[Any]] = {
+        "agent": [],
+        "recipient": [],
+        "role": [],
+        "name": [],
+        "content": [],
+        "start_ts": [],
+    }
+    for trace in traces:
+        columns = trace.step_columns
+        assert columns is not None
+        n = len(columns)
+        ids += [trace.trace_id] * n
+        idx += range(n)
+        for name, column in kept.items():
+            column += getattr(columns, name)
+    n = len(ids)
+    arrays = {name: pa.array(column, STEP_SCHEMA.field(name).type) for name, column in kept.items()}
+    arrays["trace_id"] = pa.array(ids, pa.string())
+    arrays["step_idx"] = pa.array(idx, pa.int32())
+    arrays["kind"] = pa.array([StepKind.MESSAGE.value] * n, pa.string())
+    return pa.table([arrays.get(f.name, pa.nulls(n, f.type)) for f in STEP_SCHEMA], schema=STEP_SCHEMA)
 
 
 def _step_columns(traces: Sequence[Trace], values: list[list[tuple[Any, ...]]]) -> pa.Table:
