@@ -707,10 +707,6 @@ def test_a_tool_call_id_that_is_a_pair_is_kept_as_its_json_text() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/content.py (hot path, not the readers') makes a decoded id text with str(): a Python repr",
-)
 def test_the_model_names_that_pair_as_the_tool_span_does() -> None:
     (trace,) = traces(MS_AGENT, "langfuse")
     (tool,) = [s for s in trace.steps if s.kind is StepKind.TOOL]

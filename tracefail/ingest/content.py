@@ -45,8 +45,12 @@ def _arguments(value: Any) -> str:
 
 
 def _call(name: Any, arguments: Any, call_id: Any = None) -> ToolCall:
+    """A call whose id is kept as the tool's span keeps it: JSON text where it is not a string
+    (Microsoft Agent Framework's [run id, call id] pair), so the two sides pair."""
     return ToolCall(
-        id=str(call_id) if call_id else None, name=str(name or "?"), arguments=_arguments(arguments or {})
+        id=_arguments(call_id) if call_id else None,
+        name=str(name or "?"),
+        arguments=_arguments(arguments or {}),
     )
 
 

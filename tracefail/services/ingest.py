@@ -344,7 +344,21 @@ def _ingest(
             otlp = [t for t, _ in added.conflicts if _is_otlp(t)]
             for trace, problem in _merge_otlp(db, otlp, report):
                 quarantine(Path(trace.source_file or "?"), trace.native_id, problem, "")
-            for trace, reason in (c for c in added.conflicts if not _is_otlp(c[0])):
+            others = [c for c in added.conflicts if not _is_otlp(c[0])]
+            grown = {
+                t.trace_id
+                for t in trace_store.refresh_grown(db, batch, [t for t, _ in others], report.run_id)
+            }
+            if grown:
+                refreshed = batch.subset([i for i, t in enumerate(batch.headers) if t.trace_id in grown])
+                update_shipped(db, refreshed, report.run_id)
+                report.updated += len(grown)
+                report.notes.extend(
+                    f"{t.source_file}: {t.native_id or t.trace_id}: a later export of the stored trace (its "
+                    "spans and more) replaced it; its labels are kept, its features deleted"
+                    for t in refreshed.headers
+                )
+            for trace, reason in (c for c in others if c[0].trace_id not in grown):
                 quarantine(
                     Path(trace.source_file or "?"),
                     trace.native_id or trace.trace_id,

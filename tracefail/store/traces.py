@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import polars as pl
@@ -205,6 +205,50 @@ def replace_traces(
     if traces:
         _write(db, prepare(traces), run_id, result, replace=True, spans=spans)
     return result
+
+
+def refresh_grown(db: Database, batch: Prepared, traces: Sequence[Trace], run_id: str | None) -> list[Trace]:
+    """Of `traces` (in `batch`, stored already with other content), rewrite those whose new copy
+    holds every span the stored copy had, and more: a span export (Langfuse, Phoenix, OTel
+    JSON) saved again after its trace grew. Their labels and attributions stay and their
+    features go, as for an OTLP trace that gained spans; shipped labels are left to
+    `update_shipped`, as for a duplicate. A copy that lost or renamed a span is not a later
+    export of the same trace, and stays a conflict. Returns the traces rewritten."""
+    ids = [t.trace_id for t in traces]
+    if not ids:
+        return []
+    stored = {
+        trace_id: set(spans or ())
+        for trace_id, spans in _for_ids(
+            db,
+            "SELECT trace_id, list(span_id) FILTER (span_id IS NOT NULL) FROM steps WHERE trace_id IN {ids} "
+            "GROUP BY trace_id",
+            ids,
+        )
+    }
+    mine = pl.from_arrow(batch.steps.select(["trace_id", "span_id"]))
+    assert isinstance(mine, pl.DataFrame)
+    incoming = {
+        trace_id: set(spans)
+        for trace_id, spans in mine.filter(pl.col("trace_id").is_in(ids) & pl.col("span_id").is_not_null())
+        .group_by("trace_id")
+        .agg(pl.col("span_id"))
+        .iter_rows()
+    }
+    grown = [
+        t for t in traces if stored.get(t.trace_id) and stored[t.trace_id] < incoming.get(t.trace_id, set())
+    ]
+    if grown:
+        wanted = {t.trace_id for t in grown}
+        rows = batch.subset([i for i, t in enumerate(batch.headers) if t.trace_id in wanted])
+        _write(
+            db,
+            replace(rows, labels=rows.labels.slice(0, 0), attributions=rows.attributions.slice(0, 0)),
+            run_id,
+            AddResult(),
+            replace=True,
+        )
+    return grown
 
 
 @dataclass(frozen=True)
