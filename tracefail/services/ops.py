@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tracefail.analysis.stats import with_wilson
+from tracefail.analysis.stats import OPS_CELLS, ops_cells, with_wilson
 from tracefail.store import ops as ops_store
 from tracefail.store.db import Database
 
@@ -82,38 +82,10 @@ class Ops:
     def readable(self) -> pl.DataFrame:
         """The table as text cells for a terminal: each figure beside its n, each rate with its
         Wilson 95% interval and its k/n (the CSV and JSON keep the numbers in their own columns)."""
-
-        def n(value: pl.Expr, count: str, fmt: str) -> pl.Expr:
-            shown = value.map_elements(lambda v: format(v, fmt), return_dtype=pl.String)
-            return (
-                pl.when(pl.col(count) > 0)
-                .then(pl.format("{} (n={})", shown, pl.col(count)))
-                .otherwise(pl.lit("–"))
-            )
-
-        def rate(prefix: str, part: str, whole: str) -> pl.Expr:
-            def pct(c: str) -> pl.Expr:
-                return (pl.col(c) * 100).round(1).cast(pl.String)
-
-            cells = ("{}% [{}–{}%] ({}/{})", pct(f"{prefix}rate"), pct(f"{prefix}ci_low"))
-            return (
-                pl.when(pl.col(whole) > 0)
-                .then(pl.format(*cells, pct(f"{prefix}ci_high"), pl.col(part), pl.col(whole)))
-                .otherwise(pl.lit("–"))
-            )
-
-        return self.table.select(
-            "dimension",
-            "value",
-            "traces",
-            "steps",
-            n(pl.format("{}/{}", "tokens_in", "tokens_out"), "tokens_n", "").alias("tokens in/out"),
-            n(pl.col("cost_usd"), "cost_n", ",.2f").alias("cost USD"),
-            n(pl.col("latency_p50_ms"), "latency_n", ",.0f").alias("p50 ms"),
-            n(pl.col("latency_p95_ms"), "latency_n", ",.0f").alias("p95 ms"),
-            rate("error_", "errors", "steps").alias("error rate [95% CI]"),
-            rate("tool_failure_", "tool_failures", "tool_results").alias("tool failures [95% CI]"),
-        )
+        keys = self.table.select("dimension", "value", "traces", "steps")
+        rows = [ops_cells(r) for r in self.table.iter_rows(named=True)]
+        shown = pl.DataFrame(rows, schema=dict.fromkeys(OPS_CELLS, pl.String))
+        return pl.concat([keys, shown], how="horizontal")
 
     def days(self) -> list[str]:
         """Every day from the first step to the last (days without steps included)."""

@@ -15,7 +15,7 @@ from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.services.ops import OVER_DAYS, Ops
+from tracefail.services.ops import OVER_DAYS, Ops, ops_cells
 from tracefail.tui.charts import sparkline
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background
@@ -32,18 +32,6 @@ TITLES = {
 }
 MAX_ROWS = 25  # per dimension, the rows with most steps; the CLI has them all
 SPARK = 24  # cells of a row's steps-per-day sparkline
-
-
-def _n(value: Any, n: int, fmt: str) -> str:
-    return "–" if value is None or n == 0 else f"{format(value, fmt)} (n={n:,})"
-
-
-def _rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
-    """The rate, its Wilson 95% interval and its n: `12.5% [4.3–31.0%] (3/24)`."""
-    if not row[whole]:
-        return "–"
-    low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
-    return f"{row[f'{prefix}rate']:.1%} [{100 * low:.1f}–{100 * high:.1f}%] ({row[part]:,}/{row[whole]:,})"
 
 
 class OpsScreen(Screen[None]):
@@ -120,20 +108,15 @@ class OpsScreen(Screen[None]):
             ):
                 table.add_column(column, justify="left" if not column else "right")
             for r in rows[:MAX_ROWS]:
-                cells = [sparkline(built.over_days(dimension, r["value"]), width=SPARK)] if spark else []
+                spark_cells = (
+                    [sparkline(built.over_days(dimension, r["value"]), width=SPARK)] if spark else []
+                )
                 table.add_row(
                     one_line(r["value"], 28),
                     f"{r['traces']:,}",
                     f"{r['steps']:,}",
-                    "–"
-                    if not r["tokens_n"]
-                    else f"{r['tokens_in']:,}/{r['tokens_out']:,} (n={r['tokens_n']:,})",
-                    _n(r["cost_usd"], r["cost_n"], ",.2f"),
-                    _n(r["latency_p50_ms"], r["latency_n"], ",.0f"),
-                    _n(r["latency_p95_ms"], r["latency_n"], ",.0f"),
-                    _rate(r, "errors", "steps", "error_"),
-                    _rate(r, "tool_failures", "tool_results", "tool_failure_"),
-                    *cells,
+                    *ops_cells(r).values(),
+                    *spark_cells,
                 )
             if len(rows) > MAX_ROWS:
                 table.caption = (
