@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -89,17 +91,36 @@ class Ops:
 
     def days(self) -> list[str]:
         """Every day from the first step to the last (days without steps included)."""
-        found = self.by_day["day"].to_list()
-        if not found:
-            return []
-        first, last = min(found), max(found)
-        return [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+        return list(self._days)
 
     def over_days(self, dimension: str, value: str, column: str = "steps") -> list[int]:
         """`column` of one agent or model on each of `days()`, 0 on a day without its steps."""
-        rows = self.by_day.filter(dimension=dimension, value=value)
-        found = dict(zip((str(d) for d in rows["day"]), rows[column].to_list(), strict=True))
-        return [found.get(day, 0) for day in self.days()]
+        shown = [0] * len(self._days)
+        for offset, row in self._by_value.get((dimension, value), []):
+            shown[offset] = row[column]
+        return shown
+
+    # Computed once: a screen asks for one series per row, and the days can span years (a corpus
+    # of 73 days over 2017-2026 has 3,600), too many to rebuild and look up on every call.
+    @cached_property
+    def _days(self) -> tuple[str, ...]:
+        found: list[date] = self.by_day["day"].to_list()
+        if not found:
+            return ()
+        first, last = min(found), max(found)
+        return tuple(str(first + timedelta(days=i)) for i in range((last - first).days + 1))
+
+    @cached_property
+    def _by_value(self) -> dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]:
+        """The per-day rows of each (dimension, value), each with its position in `days()`."""
+        if self.by_day.is_empty():
+            return {}
+        first = self.by_day["day"].min()
+        rows = self.by_day.with_columns(offset=(pl.col("day") - first).dt.total_days())
+        grouped: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+        for row in rows.iter_rows(named=True):
+            grouped.setdefault((row["dimension"], row["value"]), []).append((row["offset"], row))
+        return grouped
 
 
 def ops(db: Database, prices: Path | None = None) -> Ops:
