@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tracefail.analysis.stats import OPS_CELLS, figure_cell, ops_cells, rate_cell
 from tracefail.services.ingest import ingest
 from tracefail.services.ops import PriceTableError, load_prices, ops, price_of
 from tracefail.store import Database
@@ -116,7 +117,7 @@ def test_html_report_has_the_ops_tables(corpus: Database, tmp_path: Path) -> Non
     rates = re.findall(r"<td>\d+\.\d%(.*?)</td>", ops_html)
     assert rows and len(rates) >= rows  # an error rate in every row, a tool-failure rate in some
     for cell in rates:  # each with its interval and its n
-        assert re.fullmatch(r" <span class=n>\[\d+\.\d–\d+\.\d%\] [\d,]+/[\d,]+</span>", cell), cell
+        assert re.fullmatch(r" <span class=n>\[\d+\.\d–\d+\.\d%\] \([\d,]+/[\d,]+\)</span>", cell), cell
 
 
 def test_sessions_come_from_each_format_without_touching_content_hashes(db: Database) -> None:
@@ -165,3 +166,18 @@ def test_the_report_chart_bins_long_spans(last: str, period: str, periods: int) 
     svg = ops_days_svg(days)
     assert f"Steps per {period} (bars) and error rate (dots): n=8 steps, {periods} {period}s" in svg
     assert svg == ops_days_svg(days)  # the same bytes for the same data
+
+
+def test_one_formatter_for_every_ops_cell(corpus: Database) -> None:
+    """The terminal table, the browser and the report show the cells `ops_cells` writes: the rate
+    with thousands separators, its interval and k/n; `–` where n = 0."""
+    result = ops(corpus)
+    for r, shown in zip(
+        result.table.iter_rows(named=True), result.readable().iter_rows(named=True), strict=True
+    ):
+        assert {k: shown[k] for k in OPS_CELLS} == ops_cells(r)
+    row = {"k": 1234, "n": 5000, "rate": 0.2468, "ci_low": 0.2350, "ci_high": 0.2588}
+    assert rate_cell(row, "k", "n", "") == "24.7% [23.5–25.9%] (1,234/5,000)"
+    assert rate_cell({**row, "n": 0}, "k", "n", "") == "–"
+    assert figure_cell(12345.678, 1500, ",.2f") == "12,345.68 (n=1,500)"
+    assert figure_cell(None, 3, ",.0f") == figure_cell(5.0, 0, ",.0f") == "–"

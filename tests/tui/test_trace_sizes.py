@@ -178,6 +178,23 @@ async def test_ops_screen_shows_the_cli_numbers(tool_corpus: Path, tmp_path: Pat
         assert f"[{low:.1f}–{high:.1f}%] ({first['errors']}/{first['steps']})" in shown
 
 
+def test_ops_screen_snapshot(snap_compare, tool_corpus: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot, quiet_rounds=3)
+        await pilot.press("O")
+        await settle(pilot, quiet_rounds=3)
+
+    app = TracefailApp(tool_corpus, "tester", export_dir=tmp_path)
+    assert snap_compare(app, terminal_size=(120, 35), run_before=run_before)
+
+
+def test_docs_ops_screenshot_is_the_snapshot() -> None:
+    """docs/tui-ops.svg is the ops snapshot; after --snapshot-update, copy it over."""
+    root = Path(__file__).resolve().parents[2]
+    snapshot = Path(__file__).parent / "__snapshots__" / "test_trace_sizes" / "test_ops_screen_snapshot.svg"
+    assert (root / "docs" / "tui-ops.svg").read_bytes() == snapshot.read_bytes()
+
+
 async def test_label_form_refuses_an_agent_not_in_the_trace(tool_corpus: Path, tmp_path: Path) -> None:
     from textual.widgets import Input, Static
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from tracefail.analysis.stats import Stats, kappa_interval
+from tracefail.analysis.stats import Stats, kappa_interval, ops_cells
 
 MIN_CELL_N = 5  # cells with fewer traces are drawn grey: too few to colour as a finding
 MIN_KAPPA_N = 10  # kappa from fewer items, or whose interval crosses 0, is never "good"
@@ -575,18 +575,10 @@ def _ops(frame: pl.DataFrame | None) -> str:
     if frame is None or frame.is_empty():
         return ""
 
-    def n(value: float | None, count: int, fmt: str) -> str:
+    def cell(text: str) -> str:  # the figure, then its interval and n in small print
+        figure, _, rest = text.partition(" ")
         return (
-            "–" if value is None or count == 0 else f"{format(value, fmt)} <span class=n>n={count:,}</span>"
-        )
-
-    def rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
-        if not row[whole]:
-            return "–"
-        low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
-        return (
-            f"{row[f'{prefix}rate']:.1%} <span class=n>[{100 * low:.1f}–{100 * high:.1f}%] "
-            f"{row[part]:,}/{row[whole]:,}</span>"
+            f"{html.escape(figure)} <span class=n>{html.escape(rest)}</span>" if rest else html.escape(figure)
         )
 
     head = (
@@ -604,18 +596,10 @@ def _ops(frame: pl.DataFrame | None) -> str:
         )
         rows = []
         for r in part.head(OPS_ROWS).iter_rows(named=True):
-            tokens = (
-                "–"
-                if not r["tokens_n"]
-                else f"{r['tokens_in']:,}/{r['tokens_out']:,} <span class=n>n={r['tokens_n']:,}</span>"
-            )
             rows.append(
-                f"<tr><td class=l>{_inert(r['value'])}</td><td>{r['traces']:,}</td>"
-                f"<td>{r['steps']:,}</td><td>{tokens}</td><td>{n(r['cost_usd'], r['cost_n'], ',.2f')}</td>"
-                f"<td>{n(r['latency_p50_ms'], r['latency_n'], ',.0f')}</td>"
-                f"<td>{n(r['latency_p95_ms'], r['latency_n'], ',.0f')}</td>"
-                f"<td>{rate(r, 'errors', 'steps', 'error_')}</td>"
-                f"<td>{rate(r, 'tool_failures', 'tool_results', 'tool_failure_')}</td></tr>"
+                f"<tr><td class=l>{_inert(r['value'])}</td><td>{r['traces']:,}</td><td>{r['steps']:,}</td>"
+                + "".join(f"<td>{cell(f)}</td>" for f in ops_cells(r).values())
+                + "</tr>"
             )
         total = frame.filter(pl.col("dimension") == dimension).height
         kept = "latest" if dimension == "day" else "with most steps"

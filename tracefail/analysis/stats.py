@@ -8,8 +8,10 @@ number in the output is either a SQL count or a closed-form function of such cou
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import polars as pl
 
@@ -94,6 +96,44 @@ def with_wilson(frame: pl.DataFrame, k: str, n: str, prefix: str = "") -> pl.Dat
         p.alias(f"{prefix}rate" if prefix else "prevalence"),
         pl.when(kk == 0).then(0.0).otherwise((centre - half).clip(0.0, 1.0)).alias(f"{prefix}ci_low"),
         pl.when(kk == nn).then(1.0).otherwise((centre + half).clip(0.0, 1.0)).alias(f"{prefix}ci_high"),
+    )
+
+
+def rate_cell(row: Mapping[str, Any], k: str, n: str, prefix: str) -> str:
+    """A rate as every table shows it (terminal, browser, report): `12.5% [4.3–31.0%] (3/24)`,
+    the rate k/n, its Wilson 95% interval (`with_wilson`'s columns under `prefix`) and its k/n;
+    `–` where n = 0, as no interval is then defined."""
+    if not row[n]:
+        return "–"
+    low, high = 100 * row[f"{prefix}ci_low"], 100 * row[f"{prefix}ci_high"]
+    return f"{row[f'{prefix}rate']:.1%} [{low:.1f}–{high:.1f}%] ({row[k]:,}/{row[n]:,})"
+
+
+def figure_cell(value: object, n: int, fmt: str) -> str:
+    """A figure beside the n it rests on: `1,234 (n=56)`; `–` where nothing was measured."""
+    return "–" if value is None or not n else f"{format(value, fmt)} (n={n:,})"
+
+
+OPS_CELLS = ("tokens in/out", "cost USD", "p50 ms", "p95 ms", "error rate [95% CI]", "tool failures [95% CI]")
+
+
+def ops_cells(row: Mapping[str, Any]) -> dict[str, str]:
+    """One row of the ops table as the terminal, the browser and `stats --section ops` show it
+    (the OPS_CELLS, each figure beside its n, each rate with its interval and k/n)."""
+    tokens = f"{row['tokens_in']:,}/{row['tokens_out']:,}"
+    return dict(
+        zip(
+            OPS_CELLS,
+            (
+                figure_cell(tokens, row["tokens_n"], ""),
+                figure_cell(row["cost_usd"], row["cost_n"], ",.2f"),
+                figure_cell(row["latency_p50_ms"], row["latency_n"], ",.0f"),
+                figure_cell(row["latency_p95_ms"], row["latency_n"], ",.0f"),
+                rate_cell(row, "errors", "steps", "error_"),
+                rate_cell(row, "tool_failures", "tool_results", "tool_failure_"),
+            ),
+            strict=True,
+        )
     )
 
 

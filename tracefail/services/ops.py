@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from tracefail.analysis.stats import with_wilson
+from tracefail.analysis.stats import OPS_CELLS, ops_cells, with_wilson
 from tracefail.store import ops as ops_store
 from tracefail.store.db import Database
 
@@ -82,52 +84,43 @@ class Ops:
     def readable(self) -> pl.DataFrame:
         """The table as text cells for a terminal: each figure beside its n, each rate with its
         Wilson 95% interval and its k/n (the CSV and JSON keep the numbers in their own columns)."""
-
-        def n(value: pl.Expr, count: str, fmt: str) -> pl.Expr:
-            shown = value.map_elements(lambda v: format(v, fmt), return_dtype=pl.String)
-            return (
-                pl.when(pl.col(count) > 0)
-                .then(pl.format("{} (n={})", shown, pl.col(count)))
-                .otherwise(pl.lit("–"))
-            )
-
-        def rate(prefix: str, part: str, whole: str) -> pl.Expr:
-            def pct(c: str) -> pl.Expr:
-                return (pl.col(c) * 100).round(1).cast(pl.String)
-
-            cells = ("{}% [{}–{}%] ({}/{})", pct(f"{prefix}rate"), pct(f"{prefix}ci_low"))
-            return (
-                pl.when(pl.col(whole) > 0)
-                .then(pl.format(*cells, pct(f"{prefix}ci_high"), pl.col(part), pl.col(whole)))
-                .otherwise(pl.lit("–"))
-            )
-
-        return self.table.select(
-            "dimension",
-            "value",
-            "traces",
-            "steps",
-            n(pl.format("{}/{}", "tokens_in", "tokens_out"), "tokens_n", "").alias("tokens in/out"),
-            n(pl.col("cost_usd"), "cost_n", ",.2f").alias("cost USD"),
-            n(pl.col("latency_p50_ms"), "latency_n", ",.0f").alias("p50 ms"),
-            n(pl.col("latency_p95_ms"), "latency_n", ",.0f").alias("p95 ms"),
-            rate("error_", "errors", "steps").alias("error rate [95% CI]"),
-            rate("tool_failure_", "tool_failures", "tool_results").alias("tool failures [95% CI]"),
-        )
+        keys = self.table.select("dimension", "value", "traces", "steps")
+        rows = [ops_cells(r) for r in self.table.iter_rows(named=True)]
+        shown = pl.DataFrame(rows, schema=dict.fromkeys(OPS_CELLS, pl.String))
+        return pl.concat([keys, shown], how="horizontal")
 
     def days(self) -> list[str]:
         """Every day from the first step to the last (days without steps included)."""
-        found = self.by_day["day"].to_list()
-        if not found:
-            return []
-        first, last = min(found), max(found)
-        return [str(first + timedelta(days=i)) for i in range((last - first).days + 1)]
+        return list(self._days)
 
     def over_days(self, dimension: str, value: str, column: str = "steps") -> list[int]:
         """`column` of one agent or model on each of `days()`, 0 on a day without its steps."""
-        rows = self.by_day.filter(dimension=dimension, value=value)
-        found = dict(zip((str(d) for d in rows["day"]), rows[column].to_list(), strict=True))
-        return [found.get(day, 0) for day in self.days()]
+        shown = [0] * len(self._days)
+        for offset, row in self._by_value.get((dimension, value), []):
+            shown[offset] = row[column]
+        return shown
+
+    # Computed once: a screen asks for one series per row, and the days can span years (a corpus
+    # of 73 days over 2017-2026 has 3,600), too many to rebuild and look up on every call.
+    @cached_property
+    def _days(self) -> tuple[str, ...]:
+        found: list[date] = self.by_day["day"].to_list()
+        if not found:
+            return ()
+        first, last = min(found), max(found)
+        return tuple(str(first + timedelta(days=i)) for i in range((last - first).days + 1))
+
+    @cached_property
+    def _by_value(self) -> dict[tuple[str, str], list[tuple[int, dict[str, Any]]]]:
+        """The per-day rows of each (dimension, value), each with its position in `days()`."""
+        if self.by_day.is_empty():
+            return {}
+        first = self.by_day["day"].min()
+        rows = self.by_day.with_columns(offset=(pl.col("day") - first).dt.total_days())
+        grouped: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+        for row in rows.iter_rows(named=True):
+            grouped.setdefault((row["dimension"], row["value"]), []).append((row["offset"], row))
+        return grouped
 
 
 def ops(db: Database, prices: Path | None = None) -> Ops:

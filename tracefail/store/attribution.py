@@ -7,14 +7,15 @@ from collections.abc import Sequence
 import polars as pl
 
 from tracefail.store.db import Database
+from tracefail.store.text_list import IN_TEXTS, texts
 
 
 def steps_for(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
     """(trace_id, step_idx, agent, role, kind, content) of these traces, in step order."""
     return db.frame(
         "SELECT trace_id, step_idx, agent, role, kind, coalesce(content, '') AS content FROM steps "
-        "WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
-        [list(trace_ids)],
+        f"WHERE trace_id {IN_TEXTS} ORDER BY trace_id, step_idx",
+        [texts(trace_ids)],
     )
 
 
@@ -57,13 +58,13 @@ def trace_column(db: Database, trace_ids: Sequence[str], column: str) -> dict[st
     evaluation holds out whole systems, or the task text features compare steps against."""
     if column.startswith("metadata."):
         key = column.removeprefix("metadata.")
-        expr, params = "metadata ->> ?", [key, list(trace_ids)]
+        expr, params = "metadata ->> ?", [key, texts(trace_ids)]
     elif column in TRACE_COLUMNS:
-        expr, params = column, [list(trace_ids)]
+        expr, params = column, [texts(trace_ids)]
     else:
         known = ", ".join(TRACE_COLUMNS)
         raise ValueError(f"unknown trace column {column!r}; use one of {known} or metadata.KEY")
-    rows = db.rows(f"SELECT trace_id, {expr} FROM traces WHERE trace_id IN (SELECT unnest(?))", params)
+    rows = db.rows(f"SELECT trace_id, {expr} FROM traces WHERE trace_id {IN_TEXTS}", params)
     return {trace_id: value for trace_id, value in rows}
 
 

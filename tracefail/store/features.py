@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow as pa
 
 from tracefail.store.db import Database
+from tracefail.store.text_list import IN_TEXTS, texts
 
 # Written last for every trace, so its presence means "this trace is done".
 DONE_MARKER = "len.trace_tokens"
@@ -83,11 +84,11 @@ def feature_frame(
     where: list[str] = ["TRUE"]
     params: list[Any] = []
     if trace_ids is not None:
-        where.append("trace_id IN (SELECT unnest(?))")
-        params.append(list(trace_ids))
+        where.append(f"trace_id {IN_TEXTS}")
+        params.append(texts(trace_ids))
     if names is not None:
-        where.append("name IN (SELECT unnest(?))")
-        params.append(list(names))
+        where.append(f"name {IN_TEXTS}")
+        params.append(texts(names))
     if model is not None:
         where.append("model = ?")
         params.append(model)

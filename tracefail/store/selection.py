@@ -6,7 +6,6 @@ shows.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,6 +14,7 @@ import polars as pl
 
 from tracefail.store import search
 from tracefail.store.db import Database
+from tracefail.store.text_list import IN_TEXTS, texts
 
 FeatureOp = Literal[">", ">=", "<", "<="]
 Agreement = Literal["agree", "disagree"]
@@ -146,18 +146,14 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
             clauses.append(f"{sql} = ?")
             params.append(value_key(column, value))
     if f.trace_ids:
-        # bound as one JSON text: DuckDB's Python client binds a list parameter element by
-        # element, 3.9 s for the 17k ids of a common phrase on 100k traces (this: 0.04 s)
-        clauses.append("""t.trace_id IN (SELECT unnest(from_json(?, '["VARCHAR"]')))""")
-        params.append(json.dumps(list(f.trace_ids)))
+        clauses.append(f"t.trace_id {IN_TEXTS}")
+        params.append(texts(f.trace_ids))
     if f.mode:
         clauses.append(f"t.trace_id IN (SELECT trace_id FROM {latest('mode_id = ?')} WHERE present)")
         params.append(f.mode)
     if f.category_modes:
-        clauses.append(
-            f"t.trace_id IN (SELECT trace_id FROM {latest('mode_id IN (SELECT unnest(?))')} WHERE present)"
-        )
-        params.append(list(f.category_modes))
+        clauses.append(f"t.trace_id IN (SELECT trace_id FROM {latest(f'mode_id {IN_TEXTS}')} WHERE present)")
+        params.append(texts(f.category_modes))
     if f.source:  # a label or an attribution from the source (a name, or a kind before ':')
         clauses.append(
             "t.trace_id IN (SELECT trace_id FROM labels WHERE lower(source) = lower(?) "

@@ -13,6 +13,7 @@ from typing import Any
 from tracefail.model import Trace
 from tracefail.store.db import Database
 from tracefail.store.rows import Prepared
+from tracefail.store.text_list import IN_TEXTS, texts
 from tracefail.store.traces import insert_rows
 
 
@@ -45,18 +46,18 @@ def update_shipped(db: Database, batch: Prepared | None, run_id: str | None) -> 
     ]
     if not with_news:
         return []
-    ids = [t.trace_id for t in with_news]
+    ids = texts(t.trace_id for t in with_news)
     labels: dict[str, dict[tuple, tuple]] = defaultdict(dict)
     for trace_id, source, version, mode, present, probability in db.rows(
         "SELECT trace_id, source, taxonomy_version, mode_id, arg_max(present, label_id), "
-        "arg_max(probability, label_id) FROM labels WHERE trace_id IN (SELECT unnest(?)) GROUP BY ALL",
+        f"arg_max(probability, label_id) FROM labels WHERE trace_id {IN_TEXTS} GROUP BY ALL",
         [ids],
     ):
         labels[trace_id][_label_key(source, version, mode)] = _value(present, probability)
     blamed: dict[str, dict[str, set[tuple]]] = defaultdict(lambda: defaultdict(set))
     for trace_id, source, agent, step in db.rows(
-        "SELECT trace_id, source, agent, step_idx FROM attributions a WHERE trace_id IN "
-        "(SELECT unnest(?)) AND run_id IS NOT DISTINCT FROM (SELECT arg_max(run_id, attribution_id) "
+        "SELECT trace_id, source, agent, step_idx FROM attributions a WHERE trace_id "
+        f"{IN_TEXTS} AND run_id IS NOT DISTINCT FROM (SELECT arg_max(run_id, attribution_id) "
         "FROM attributions b WHERE b.trace_id = a.trace_id AND b.source = a.source)",
         [ids],
     ):
@@ -64,7 +65,7 @@ def update_shipped(db: Database, batch: Prepared | None, run_id: str | None) -> 
     heads = {
         r[0]: r[1:]
         for r in db.rows(
-            "SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id IN (SELECT unnest(?))", [ids]
+            f"SELECT trace_id, outcome, ground_truth FROM traces WHERE trace_id {IN_TEXTS}", [ids]
         )
     }
     changed = []

@@ -19,6 +19,7 @@ import polars as pl
 from tracefail.model import SourceKind
 from tracefail.store.db import Database
 from tracefail.store.selection import VALUE_COLUMNS, CorpusFilter, llm_name, selection_sql, value_key
+from tracefail.store.text_list import IN_TEXTS, texts
 
 GROUP_COLUMNS = {
     "framework": "t.framework",
@@ -314,7 +315,7 @@ def trace_attributes(db: Database) -> pl.DataFrame:
 
 def trace_feature_means(db: Database, names: Sequence[str] | None = None) -> pl.DataFrame:
     """trace_id, name, value: the mean of each step feature over a labelled trace's steps."""
-    where = "AND f.name IN (SELECT unnest(?))" if names else ""
+    where = f"AND f.name {IN_TEXTS}" if names else ""
     return db.frame(
         f"""
         SELECT f.trace_id, f.name, avg(f.value) AS value
@@ -322,7 +323,7 @@ def trace_feature_means(db: Database, names: Sequence[str] | None = None) -> pl.
         WHERE f.step_idx >= 0 AND f.value IS NOT NULL {where}
         GROUP BY ALL
         """,
-        [list(names)] if names else None,
+        [texts(names)] if names else None,
     )
 
 
@@ -394,8 +395,8 @@ def steps_of(db: Database, trace_ids: Sequence[str]) -> pl.DataFrame:
     """trace_id, step_idx, agent, recipient, content of some traces, in trace order."""
     return db.frame(
         "SELECT trace_id, step_idx, agent, recipient, content FROM steps "
-        "WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
-        [list(trace_ids)],
+        f"WHERE trace_id {IN_TEXTS} ORDER BY trace_id, step_idx",
+        [texts(trace_ids)],
     )
 
 

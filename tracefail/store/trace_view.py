@@ -9,6 +9,7 @@ from tracefail.model import HEADLINE_FEATURES
 from tracefail.store.db import Database
 from tracefail.store.labels import mode_labels
 from tracefail.store.stats import trust_rank
+from tracefail.store.text_list import IN_TEXTS, texts
 
 # Per-step uncertainty features the sparkline prefers, best first.
 SPARK_FEATURES = tuple(f for f in HEADLINE_FEATURES if f.startswith("tok."))
@@ -20,9 +21,9 @@ def sparklines(db: Database, trace_ids: list[str]) -> tuple[str | None, dict[str
         return None, {}
     rows = db.rows(
         "SELECT name, trace_id, list(value ORDER BY step_idx) FROM features "
-        "WHERE trace_id IN (SELECT unnest(?)) AND name IN (SELECT unnest(?)) AND step_idx >= 0 "
+        f"WHERE trace_id {IN_TEXTS} AND name {IN_TEXTS} AND step_idx >= 0 "
         "GROUP BY name, trace_id",
-        [trace_ids, list(SPARK_FEATURES)],
+        [texts(trace_ids), texts(SPARK_FEATURES)],
     )
     name = next((n for n in SPARK_FEATURES if any(r[0] == n for r in rows)), None)
     values = {trace_id: [v for v in vs if v is not None] for n, trace_id, vs in rows if n == name}

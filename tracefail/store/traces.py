@@ -29,6 +29,7 @@ from tracefail.store.rows import (
     stamped,
 )
 from tracefail.store.search import index_traces
+from tracefail.store.text_list import IN_TEXTS, texts
 
 
 @dataclass
@@ -371,7 +372,7 @@ def trace_header(db: Database, trace_id: str) -> dict[str, Any] | None:
 def trace_headers(db: Database, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Several traces' headers in one query (a driver feeding many workers reads in chunks)."""
     rows = db.frame(
-        "SELECT * EXCLUDE (raw) FROM traces WHERE trace_id IN (SELECT unnest(?))", [list(trace_ids)]
+        f"SELECT * EXCLUDE (raw) FROM traces WHERE trace_id {IN_TEXTS}", [texts(trace_ids)]
     ).to_dicts()
     return {row["trace_id"]: row for row in rows}
 
@@ -404,8 +405,8 @@ def get_steps(db: Database, trace_id: str) -> list[Step]:
 def steps_of(db: Database, trace_ids: Sequence[str]) -> dict[str, list[Step]]:
     """The steps of several traces in one query (a driver feeding many workers reads in chunks)."""
     rows = db.frame(
-        "SELECT * FROM steps WHERE trace_id IN (SELECT unnest(?)) ORDER BY trace_id, step_idx",
-        [list(trace_ids)],
+        f"SELECT * FROM steps WHERE trace_id {IN_TEXTS} ORDER BY trace_id, step_idx",
+        [texts(trace_ids)],
     ).to_dicts()
     found: dict[str, list[Step]] = {}
     for row in rows:

@@ -15,7 +15,7 @@ from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tracefail.services.ops import OVER_DAYS, Ops
+from tracefail.services.ops import OVER_DAYS, Ops, ops_cells
 from tracefail.tui.charts import sparkline
 from tracefail.tui.text import one_line
 from tracefail.tui.work import background
@@ -30,20 +30,8 @@ TITLES = {
     "framework": "per framework",
     "day": "per day",
 }
-MAX_ROWS = 25  # per dimension, the rows with most steps; the CLI has them all
+MAX_ROWS = 25  # per dimension, the rows with most steps (the latest days); the CLI has them all
 SPARK = 24  # cells of a row's steps-per-day sparkline
-
-
-def _n(value: Any, n: int, fmt: str) -> str:
-    return "–" if value is None or n == 0 else f"{format(value, fmt)} (n={n:,})"
-
-
-def _rate(row: dict[str, Any], part: str, whole: str, prefix: str) -> str:
-    """The rate, its Wilson 95% interval and its n: `12.5% [4.3–31.0%] (3/24)`."""
-    if not row[whole]:
-        return "–"
-    low, high = row[f"{prefix}ci_low"], row[f"{prefix}ci_high"]
-    return f"{row[f'{prefix}rate']:.1%} [{100 * low:.1f}–{100 * high:.1f}%] ({row[part]:,}/{row[whole]:,})"
 
 
 class OpsScreen(Screen[None]):
@@ -67,82 +55,83 @@ class OpsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        background(self, self.tf.service.ops, self._show, group="ops")
+        background(self, lambda: _page(self.tf.service.ops()), self._show, group="ops")
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
-    def _show(self, built: Ops) -> None:
-        self.built = built
-        parts: list[Any] = [
-            Text(
-                f"Every figure with its n, rates with their Wilson 95% interval [low–high]; "
-                f"cost from {built.prices_source}.",
-                style="dim",
+    def _show(self, page: tuple[Ops, Group, int]) -> None:
+        self.built, shown, width = page
+        static = self.query_one("#ops", Static)
+        static.styles.width = width  # as wide as the widest table: a narrow terminal scrolls sideways
+        static.update(shown)
+
+
+def _page(built: Ops) -> tuple[Ops, Group, int]:
+    """The dashboard's renderables and their unwrapped width, built in the worker (a corpus with
+    25k sessions and days over years): the UI thread only draws them."""
+    parts: list[Any] = [
+        Text(
+            f"Every figure with its n, rates with their Wilson 95% interval [low–high]; "
+            f"cost from {built.prices_source}.",
+            style="dim",
+        )
+    ]
+    days = built.days()
+    if len(days) > 1:
+        by_day = {r["value"]: r for r in built.table.filter(dimension="day").iter_rows(named=True)}
+        steps = [by_day[d]["steps"] if d in by_day else 0 for d in days]
+        rates = [by_day[d]["error_rate"] if d in by_day else None for d in days]
+        line = Text("steps per day ", style="bold")
+        line.append_text(sparkline(steps, width=min(60, len(days))))
+        line.append(f"  {days[0]} … {days[-1]}, {len(days)} days, n={sum(steps):,} steps", style="dim")
+        errors = Text("error rate    ", style="bold")
+        errors.append_text(sparkline(rates, width=min(60, len(days))))
+        errors.append("  share of each day's steps; blank: a day without steps", style="dim")
+        parts.extend([line, errors])
+        if len(days) > SPARK:
+            parts.append(
+                Text(
+                    f"each cell of a row's sparkline: the busiest of {len(days) / SPARK:.0f} days",
+                    style="dim",
+                )
             )
-        ]
-        days = built.days()
-        if len(days) > 1:
-            by_day = {r["value"]: r for r in built.table.filter(dimension="day").to_dicts()}
-            steps = [by_day[d]["steps"] if d in by_day else 0 for d in days]
-            rates = [by_day[d]["error_rate"] if d in by_day else None for d in days]
-            line = Text("steps per day ", style="bold")
-            line.append_text(sparkline(steps, width=min(60, len(days))))
-            line.append(f"  {days[0]} … {days[-1]}, {len(days)} days, n={sum(steps):,} steps", style="dim")
-            errors = Text("error rate    ", style="bold")
-            errors.append_text(sparkline(rates, width=min(60, len(days))))
-            errors.append("  share of each day's steps; blank: a day without steps", style="dim")
-            parts.extend([line, errors])
-            if len(days) > SPARK:
-                parts.append(
-                    Text(
-                        f"each cell of a row's sparkline: the busiest of {len(days) / SPARK:.0f} days",
-                        style="dim",
-                    )
-                )
-        for dimension, title in TITLES.items():
-            rows = built.table.filter(dimension=dimension).to_dicts()
-            if dimension != "day":
-                rows.sort(key=lambda r: (-r["steps"], r["value"]))
-            table = Table(title=title, title_justify="left", title_style="bold", expand=False)
-            spark = dimension in OVER_DAYS and len(days) > 1
-            for column in (
-                "",
-                "traces",
-                "steps",
-                "tokens in/out",
-                "cost USD",
-                "p50 ms",
-                "p95 ms",
-                "errors",
-                "tool failures",
-                *(["steps per day"] if spark else []),
-            ):
-                table.add_column(column, justify="left" if not column else "right")
-            for r in rows[:MAX_ROWS]:
-                cells = [sparkline(built.over_days(dimension, r["value"]), width=SPARK)] if spark else []
-                table.add_row(
-                    one_line(r["value"], 28),
-                    f"{r['traces']:,}",
-                    f"{r['steps']:,}",
-                    "–"
-                    if not r["tokens_n"]
-                    else f"{r['tokens_in']:,}/{r['tokens_out']:,} (n={r['tokens_n']:,})",
-                    _n(r["cost_usd"], r["cost_n"], ",.2f"),
-                    _n(r["latency_p50_ms"], r["latency_n"], ",.0f"),
-                    _n(r["latency_p95_ms"], r["latency_n"], ",.0f"),
-                    _rate(r, "errors", "steps", "error_"),
-                    _rate(r, "tool_failures", "tool_results", "tool_failure_"),
-                    *cells,
-                )
-            if len(rows) > MAX_ROWS:
-                table.caption = (
-                    f"{MAX_ROWS} of {len(rows)} with most steps; all: tracefail stats --section ops"
-                )
-            parts.append(table)
-        page = Group(*parts)
-        shown = self.query_one("#ops", Static)
-        # as wide as the widest table unwrapped: a narrow terminal scrolls sideways, not squeezes
-        wide = Console(width=10_000)
-        shown.styles.width = Measurement.get(wide, wide.options, page).maximum
-        shown.update(page)
+    for dimension, title in TITLES.items():
+        found = built.table.filter(dimension=dimension)
+        # the busiest agents, models, sessions and frameworks; the latest days
+        rows = (
+            found.tail(MAX_ROWS)
+            if dimension == "day"
+            else found.sort(["steps", "value"], descending=[True, False]).head(MAX_ROWS)
+        )
+        table = Table(title=title, title_justify="left", title_style="bold", expand=False)
+        spark = dimension in OVER_DAYS and len(days) > 1
+        for column in (
+            "",
+            "traces",
+            "steps",
+            "tokens in/out",
+            "cost USD",
+            "p50 ms",
+            "p95 ms",
+            "errors",
+            "tool failures",
+            *(["steps per day"] if spark else []),
+        ):
+            table.add_column(column, justify="left" if not column else "right")
+        for r in rows.iter_rows(named=True):
+            spark_cells = [sparkline(built.over_days(dimension, r["value"]), width=SPARK)] if spark else []
+            table.add_row(
+                one_line(r["value"], 28),
+                f"{r['traces']:,}",
+                f"{r['steps']:,}",
+                *ops_cells(r).values(),
+                *spark_cells,
+            )
+        if found.height > MAX_ROWS:
+            kept = "latest" if dimension == "day" else "with most steps"
+            table.caption = f"{MAX_ROWS} of {found.height:,} {kept}; all: tracefail stats --section ops"
+        parts.append(table)
+    page = Group(*parts)
+    wide = Console(width=10_000)
+    return built, page, Measurement.get(wide, wide.options, page).maximum
