@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES
-from tracefail.model import Outcome, Step, Trace
+from tracefail.model import Outcome, Step, ToolCall, Trace
 from tracefail.services import search as service
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
@@ -185,3 +185,39 @@ def test_a_corpus_with_the_006_index_is_reindexed_by_migration_007(tmp_path: Pat
         assert store.index_state(db).current
         assert service.search(db, "zyzzyva").n_steps == 0
         assert {q: _ranked(db, q) for q in QUERIES} == ranked
+
+
+def test_the_text_indexed_from_a_write_is_what_the_steps_table_gives(db: Database) -> None:
+    """Writes tokenise the text they hold (Arrow rows, trace metadata as JSON text) and catch-up
+    reads it back: both give, step by step, the searchable text `STEP_TEXT` computes in SQL
+    (JSON escapes made spaces, step 0 with its trace's metadata, empty JSON left out)."""
+    ingest(db, [SAMPLES / "whowhen", SAMPLES / "mast", SAMPLES / "otel", SAMPLES / "openai-chat"])
+    odd = Trace(
+        trace_id="demo:json",
+        source="demo",
+        outcome=Outcome.FAILURE,
+        metadata={"note": 'line\none "quoted"\\tab', "é": ["Zürich", "\u00e9"]},
+        steps=[
+            Step(
+                step_idx=0,
+                agent="a",
+                content="",
+                tool_calls=[
+                    ToolCall(name="get_weather", arguments='{"city": "Zürich\\nnow", "path": "a\\\\b\\/c"}')
+                ],
+                metadata={"x": 'say "hi"\r\n'},
+            ),
+            Step(step_idx=1, agent="a", content="plain", metadata={}),
+        ],
+    )
+    add_traces(db, [odd], run_id=None)
+    sql = {(t, s): c for t, s, c in db.rows(f"SELECT trace_id, step_idx, content FROM ({store.STEP_TEXT})")}
+    ids = sorted({t for t, _ in sql})
+    held = store._step_texts(store._stored_steps(db, ids, only_first=False))
+    assert {(t, s): c for t, s, c in held.iter_rows()} == sql
+    assert "line one  quoted  tab" in sql[("demo:json", 0)] and "say  hi" in sql[("demo:json", 0)]
+    incremental = _postings(db)
+    db.execute("DELETE FROM search_postings")
+    db.execute("DELETE FROM search_docs")
+    store.catch_up(db)
+    assert _postings(db) == incremental
