@@ -600,11 +600,15 @@ def _phrase_regex(tokens: tuple[str, ...]) -> str:
     return ("" if first_cjk else r"(^|[^\pL\pN])") + pattern + ("" if last_cjk else r"([^\pL\pN]|$)")
 
 
-def text_clause(query: str) -> str:
+def text_clause(query: str, db: Database | None = None) -> str:
     """`trace_id IN (...)` for the traces with a step matching `query`, from the index: for SQL
-    that has no connection at hand (the corpus filter). The index is current for every corpus
-    this tracefail wrote or migrated."""
-    return f"trace_id IN ({_matched_traces_sql(parse_query(query))})"
+    built apart from a query (the corpus filter). Given the connection, the query's term ids
+    and counts are looked up first and written in as constants, intersected rarest first: with
+    ids as a subquery DuckDB cannot prune row groups by them nor estimate how few documents
+    match (1,936 traces for `umbrella` on 100k: 332 ms, with constants 54 ms). The index is
+    current for every corpus this tracefail wrote or migrated."""
+    parts = parse_query(query)
+    return f"trace_id IN ({_matched_traces_sql(parts, term_counts(db, parts) if db is not None else None)})"
 
 
 def search_steps(
