@@ -33,6 +33,7 @@ documents still in (DuckDB probes each larger posting list with the small candid
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -53,6 +54,9 @@ CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
 # traces tokenised per statement: an ingest runs DuckDB in 128 MB on one thread, and the
 # postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
 INDEX_CHUNK = 1_000
+# runs of postings merged at a time, and the most rows one merge may write (see `_merge_segments`)
+MERGE_FANOUT = 8
+MERGE_MAX_ROWS = 8_000_000
 _ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
 # a Han or kana character alone, or a run of other letters and digits
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -265,7 +269,13 @@ def _add_docs(db: Database, steps: pl.DataFrame) -> None:
     if steps.height == 0:
         return
     con = db.connection
-    base = int(con.execute("SELECT coalesce(max(doc_id), 0) FROM search_docs").fetchone()[0])  # type: ignore[index]
+    # ids never reused: a merge rewrites a range of ids, which must hold only its own runs
+    base = int(
+        con.execute(  # type: ignore[index]
+            "SELECT greatest((SELECT coalesce(max(doc_id), 0) FROM search_docs), "
+            "(SELECT coalesce(max(last_doc), 0) FROM search_segments))"
+        ).fetchone()[0]
+    )
     steps = steps.sort("trace_id", "step_idx")  # document ids in a stable order
     tokens = token_lists(steps.get_column("text"))
     docs = pa.table(  # noqa: F841 - scanned by name
@@ -280,6 +290,42 @@ def _add_docs(db: Database, steps: pl.DataFrame) -> None:
     postings = _postings_rows(db, tokens, base)
     if postings.num_rows:
         con.execute("INSERT INTO search_postings SELECT term_id, doc_id, tf, positions FROM postings")
+    con.execute(
+        "INSERT INTO search_segments VALUES (?, ?, ?)", [base + 1, base + steps.height, postings.num_rows]
+    )
+    _merge_segments(db)
+
+
+def _tier(n_rows: int) -> int:
+    return int(math.log(max(n_rows, 1), MERGE_FANOUT))
+
+
+def _merge_segments(db: Database) -> None:
+    """Merge the newest runs of postings while `MERGE_FANOUT` of them have the same size tier
+    (LSM-style tiers: each posting is rewritten about once per tier, log of the corpus size),
+    unless the merged run would pass `MERGE_MAX_ROWS`, which bounds what one write pays."""
+    con = db.connection
+    runs = [
+        tuple(map(int, r)) for r in con.execute("SELECT * FROM search_segments ORDER BY first_doc").fetchall()
+    ]
+    while len(runs) >= MERGE_FANOUT:
+        tier = _tier(runs[-1][2])
+        same = next((i for i in range(len(runs) - 1, -1, -1) if _tier(runs[i][2]) != tier), -1) + 1
+        tail = runs[same:]
+        if len(tail) < MERGE_FANOUT or sum(r[2] for r in tail) > MERGE_MAX_ROWS:
+            return
+        low, high = tail[0][0], tail[-1][1]
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE search_merge AS SELECT * FROM search_postings "
+            "WHERE doc_id BETWEEN ? AND ? ORDER BY term_id, doc_id",
+            [low, high],
+        )
+        con.execute("DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ?", [low, high])
+        n_rows = int(con.execute("INSERT INTO search_postings SELECT * FROM search_merge").fetchone()[0])  # type: ignore[index]
+        con.execute("DROP TABLE search_merge")
+        con.execute("DELETE FROM search_segments WHERE first_doc >= ?", [low])
+        con.execute("INSERT INTO search_segments VALUES (?, ?, ?)", [low, high, n_rows])
+        runs = [*runs[:same], (low, high, n_rows)]
 
 
 def _postings_rows(db: Database, tokens: pl.Series, base: int) -> pa.Table:
