@@ -4,14 +4,18 @@ A step's searchable text (`STEP_TEXT`) is its content, its tool calls, its metad
 adapters keep what no column takes: span attributes, tool definitions, system prompts) and, for
 step 0, its trace's metadata: text kept anywhere in the corpus can be found.
 
-The index is three tables in the corpus file (migration 007): `search_terms` (one row per distinct
-token: an integer id), `search_docs` (one row per step: a document id and its length in tokens)
-and `search_postings` (one row per term id and step: the term frequency and the token positions).
-`index_traces` rewrites the rows of the traces it is given; every store function that writes
-steps calls it in the same transaction, so the index never lags the steps and is never rebuilt
-from scratch (DuckDB's fts extension could only rebuild). BM25's statistics (document frequency,
-number of documents, average length) are read from these tables at query time, so an
-incremental index ranks exactly as one built in one go.
+The index is four tables in the corpus file (migrations 007, 008): `search_terms` (one row per
+distinct token: an integer id), `search_docs` (one row per step: a document id and its length in
+tokens), `search_postings` (one row per term id and step: the term frequency and the token
+positions) and `search_segments` (the runs of postings, each sorted by term id). Every store
+function that writes steps calls `index_written` in the same transaction with the rows it has
+just written (the text is tokenised from them, not read back), so the index never lags the
+steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild);
+`index_traces` indexes what the steps table holds (a corpus the index does not cover). Each
+write appends one run; runs of one size tier are merged (LSM-style, `_merge_segments`), so a
+common word's rows stay in few row groups. BM25's statistics (document frequency, number of
+documents, average length) are read from these tables at query time, so an incremental index
+ranks exactly as one built in one go.
 
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
 stop words (so any language that separates words by spaces or punctuation works). Han and kana
@@ -55,7 +59,7 @@ CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
 # postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
 INDEX_CHUNK = 1_000
 # runs of postings merged at a time, and the most rows one merge may write (see `_merge_segments`)
-MERGE_FANOUT = 8
+MERGE_FANOUT = 16
 MERGE_MAX_ROWS = 8_000_000
 _ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
 # a Han or kana character alone, or a run of other letters and digits
