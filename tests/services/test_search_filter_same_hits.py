@@ -1,5 +1,6 @@
 """The TUI's free-text filter and `tracefail search` are one service: for the same words the
-corpus filter (from its in-memory index, and with SQL only) selects exactly the traces holding
+corpus filter (from its in-memory index, and with SQL only, with and without a connection to
+look the words' term ids up first) selects exactly the traces holding
 the steps `search` finds, on the shipped samples."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import corpus_filter
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
+from tracefail.store.selection import selection_sql
 
 QUERIES = ["error", "verif*", '"the answer"', "python code", "umbrella", "出错", '"reasons about the task"']
 
@@ -44,3 +46,6 @@ def test_filter_selects_the_traces_search_finds(corpus: Path, query: str) -> Non
     sql_only = BrowseService(corpus, "t", use_index=False)
     assert _filtered(indexed, query) == found
     assert _filtered(sql_only, query) == found
+    with Database(corpus, read_only=True) as db:  # SQL built without a connection: term ids as subqueries
+        sql, params = selection_sql(corpus_filter(db, query))
+        assert {row[0] for row in db.rows(sql, params)} == found

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAMPLES
-from tracefail.model import Outcome, Step, Trace
+from tracefail.model import Outcome, Step, ToolCall, Trace
 from tracefail.services import search as service
 from tracefail.services.ingest import ingest
 from tracefail.store import Database
@@ -174,10 +174,11 @@ def test_a_corpus_with_the_006_index_is_reindexed_by_migration_007(tmp_path: Pat
         sql_006 = next(sql for number, _, sql in migrations() if number == 6)
         db.execute("DROP TABLE search_terms")
         db.execute("DROP TABLE search_postings")
+        db.execute("DROP TABLE search_segments")
         db.execute(sql_006)  # 006's tables, as an older tracefail left them
         db.execute("INSERT INTO search_docs VALUES (1, 'x:stale', 0, 1)")
         db.execute("INSERT INTO search_postings VALUES ('zyzzyva', 1, 1, [1])")
-        db.execute("DELETE FROM schema_version WHERE version = 7")
+        db.execute("DELETE FROM schema_version WHERE version >= 7")
         assert db.schema_version() == 6
     with Database(path) as db:
         assert db.schema_version() == latest_version()
@@ -185,3 +186,85 @@ def test_a_corpus_with_the_006_index_is_reindexed_by_migration_007(tmp_path: Pat
         assert store.index_state(db).current
         assert service.search(db, "zyzzyva").n_steps == 0
         assert {q: _ranked(db, q) for q in QUERIES} == ranked
+
+
+def test_the_text_indexed_from_a_write_is_what_the_steps_table_gives(db: Database) -> None:
+    """Writes tokenise the text they hold (Arrow rows, trace metadata as JSON text) and catch-up
+    reads it back: both give, step by step, the searchable text `STEP_TEXT` computes in SQL
+    (JSON escapes made spaces, step 0 with its trace's metadata, empty JSON left out)."""
+    ingest(db, [SAMPLES / "whowhen", SAMPLES / "mast", SAMPLES / "otel", SAMPLES / "openai-chat"])
+    odd = Trace(
+        trace_id="demo:json",
+        source="demo",
+        outcome=Outcome.FAILURE,
+        metadata={"note": 'line\none "quoted"\\tab', "é": ["Zürich", "\u00e9"]},
+        steps=[
+            Step(
+                step_idx=0,
+                agent="a",
+                content="",
+                tool_calls=[
+                    ToolCall(name="get_weather", arguments='{"city": "Zürich\\nnow", "path": "a\\\\b\\/c"}')
+                ],
+                metadata={"x": 'say "hi"\r\n'},
+            ),
+            Step(step_idx=1, agent="a", content="plain", metadata={}),
+        ],
+    )
+    add_traces(db, [odd], run_id=None)
+    sql = {(t, s): c for t, s, c in db.rows(f"SELECT trace_id, step_idx, content FROM ({store.STEP_TEXT})")}
+    ids = sorted({t for t, _ in sql})
+    held = store._step_texts(store._stored_steps(db, ids, only_first=False))
+    assert {(t, s): c for t, s, c in held.iter_rows()} == sql
+    assert "line one  quoted  tab" in sql[("demo:json", 0)] and "say  hi" in sql[("demo:json", 0)]
+    incremental = _postings(db)
+    db.execute("DELETE FROM search_postings")
+    db.execute("DELETE FROM search_docs")
+    store.catch_up(db)
+    assert _postings(db) == incremental
+
+
+def _runs_sorted(db: Database) -> bool:
+    """Every run in `search_segments` holds its postings in (term id, document) order."""
+    unsorted = db.rows(
+        "SELECT count(*) FROM (SELECT s.first_doc, p.term_id, p.doc_id, lag((p.term_id, p.doc_id)) "
+        "OVER (PARTITION BY s.first_doc ORDER BY p.rowid) AS before FROM search_postings p "
+        "JOIN search_segments s ON p.doc_id BETWEEN s.first_doc AND s.last_doc) "
+        "WHERE (term_id, doc_id) < before"
+    )
+    return unsorted == [(0,)]
+
+
+def test_a_007_index_is_merged_into_one_sorted_run_by_migration_008(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with Database(path) as db:
+        ingest(db, [SAMPLES / "whowhen", SAMPLES / "mast", SAMPLES / "otel"])
+        postings, ranked = _postings(db), {q: _ranked(db, q) for q in QUERIES}
+        db.execute("DROP TABLE search_segments")  # as 007 left it: one run per write
+        db.execute("DELETE FROM schema_version WHERE version = 8")
+        assert db.schema_version() == 7
+    with Database(path) as db:
+        assert db.schema_version() == latest_version()
+        assert _postings(db) == postings
+        assert {q: _ranked(db, q) for q in QUERIES} == ranked
+        assert db.rows("SELECT count(*) FROM search_segments") == [(1,)]
+        assert _runs_sorted(db)
+
+
+def test_runs_of_postings_are_merged_as_writes_pile_up(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each write adds a run; `MERGE_FANOUT` runs of one size tier become one sorted run, and
+    the index stays what one built from scratch holds."""
+    monkeypatch.setattr(store, "MERGE_FANOUT", 2)
+    words = ["zebra okapi", "okapi walrus", "walrus narwhal zebra", "beluga", "the okapi", "zebra"]
+    for i, text in enumerate(words * 3):
+        trace = _trace(text, f"step {i} {text}")
+        add_traces(db, [trace.model_copy(update={"trace_id": f"demo:{i}"})], run_id=None)
+    runs = db.rows("SELECT count(*) FROM search_segments")[0][0]
+    assert runs < 9  # 18 writes (one run each), merged two by two within a size tier
+    assert _runs_sorted(db)
+    assert [service.search(db, w).n_steps for w in ("zebra", "okapi", '"the okapi"')] == [18, 18, 6]
+    incremental = _postings(db)
+    db.execute("DELETE FROM search_postings")
+    db.execute("DELETE FROM search_docs")
+    store.catch_up(db)
+    assert _postings(db) == incremental

@@ -4,14 +4,18 @@ A step's searchable text (`STEP_TEXT`) is its content, its tool calls, its metad
 adapters keep what no column takes: span attributes, tool definitions, system prompts) and, for
 step 0, its trace's metadata: text kept anywhere in the corpus can be found.
 
-The index is three tables in the corpus file (migration 007): `search_terms` (one row per distinct
-token: an integer id), `search_docs` (one row per step: a document id and its length in tokens)
-and `search_postings` (one row per term id and step: the term frequency and the token positions).
-`index_traces` rewrites the rows of the traces it is given; every store function that writes
-steps calls it in the same transaction, so the index never lags the steps and is never rebuilt
-from scratch (DuckDB's fts extension could only rebuild). BM25's statistics (document frequency,
-number of documents, average length) are read from these tables at query time, so an
-incremental index ranks exactly as one built in one go.
+The index is four tables in the corpus file (migrations 007, 008): `search_terms` (one row per
+distinct token: an integer id), `search_docs` (one row per step: a document id and its length in
+tokens), `search_postings` (one row per term id and step: the term frequency and the token
+positions) and `search_segments` (the runs of postings, each sorted by term id). Every store
+function that writes steps calls `index_written` in the same transaction with the rows it has
+just written (the text is tokenised from them, not read back), so the index never lags the
+steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild);
+`index_traces` indexes what the steps table holds (a corpus the index does not cover). Each
+write appends one run; runs of one size tier are merged (LSM-style, `_merge_segments`), so a
+common word's rows stay in few row groups. BM25's statistics (document frequency, number of
+documents, average length) are read from these tables at query time, so an incremental index
+ranks exactly as one built in one go.
 
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
 stop words (so any language that separates words by spaces or punctuation works). Han and kana
@@ -33,9 +37,10 @@ documents still in (DuckDB probes each larger posting list with the small candid
 
 from __future__ import annotations
 
+import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +58,9 @@ CATCH_UP_BATCH = 10_000  # traces per transaction when a whole corpus is indexed
 # traces tokenised per statement: an ingest runs DuckDB in 128 MB on one thread, and the
 # postings of 1,000 traces of the benchmark corpus (~1M tokens) fit in that
 INDEX_CHUNK = 1_000
+# runs of postings merged at a time, and the most rows one merge may write (see `_merge_segments`)
+MERGE_FANOUT = 16
+MERGE_MAX_ROWS = 8_000_000
 _ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
 # a Han or kana character alone, or a run of other letters and digits
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
@@ -135,64 +143,150 @@ def tokenize(text: str) -> list[str]:
 
 
 # --- writing ---------------------------------------------------------------------------------------
-def index_traces(db: Database, traces: Iterable[str] | Mapping[str, int]) -> None:
-    """Make the index hold exactly the current steps of these traces: their old documents and
-    postings go, their steps (if any are left) are tokenised and added. Given a mapping of trace
-    id -> first changed step, only that step on (and step 0, which carries the trace's metadata)
-    is re-indexed: a live trace growing span by span costs its new steps, not all of them. The
+_JSON_ESCAPE = r'\\[nrtbf"\\/]'  # as in `_JSON_WORDS`: an escape would glue the letter after it to a word
+_TEXT_COLUMNS = ("content", "tool_calls", "metadata", "trace_metadata")
+
+
+def _json_words(column: str) -> pl.Expr:
+    """`_JSON_WORDS` of a JSON text column, kept only where it holds more than `{}` / `[]`."""
+    text = pl.col(column)
+    return pl.when(text.str.len_chars() > 2).then(text.str.replace_all(_JSON_ESCAPE, " "))
+
+
+def _step_texts(steps: pl.DataFrame) -> pl.DataFrame:
+    """(trace_id, step_idx, text): each step's searchable text, `_TEXT` computed by polars on
+    every core from the columns a write holds (or catch-up reads), one string per step."""
+    return steps.select(
+        "trace_id",
+        "step_idx",
+        text=pl.concat_str(
+            [pl.col("content"), *(_json_words(c) for c in _TEXT_COLUMNS[1:])],
+            separator="\n",
+            ignore_nulls=True,
+        ),
+    )
+
+
+def index_written(
+    db: Database, steps: pa.Table, trace_rows: Sequence[Mapping[str, object]], *, grown: bool = False
+) -> None:
+    """Make the index hold the steps a write has just stored, from the Arrow rows it holds
+    (`STEP_SCHEMA`) and the rows of its traces (their `trace_id` and `metadata` as stored, JSON
+    text), so nothing is read back. By default the write replaced whole traces (every trace in
+    `trace_rows`):
+    their old documents go. With `grown`, only the documents of the written steps and of step 0
+    (which carries the trace's metadata) go: a live trace growing span by span costs its new
+    steps, not all of them; a step 0 the write did not hold is read from the steps table. The
     caller owns the transaction: call it in the one that wrote the steps, after writing them,
     so the index commits (or rolls back) with them."""
-    first = dict(traces) if isinstance(traces, Mapping) else dict.fromkeys(traces, 0)
-    ids = sorted(first)
+    frame = pl.from_arrow(steps.select(["trace_id", "step_idx", *_TEXT_COLUMNS[:3]]))
+    meta = pl.DataFrame(
+        {
+            "trace_id": [r["trace_id"] for r in trace_rows],
+            "trace_metadata": [r["metadata"] for r in trace_rows],
+        },
+        schema={"trace_id": pl.String, "trace_metadata": pl.String},
+    )
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.join(meta, on="trace_id", how="left").with_columns(
+        trace_metadata=pl.when(pl.col("step_idx") == 0).then(pl.col("trace_metadata"))
+    )
+    ids = sorted(meta.get_column("trace_id").unique())
     for start in range(0, len(ids), INDEX_CHUNK):
         chunk = ids[start : start + INDEX_CHUNK]
-        _index_chunk(db, chunk, [first[trace_id] for trace_id in chunk])
+        written = frame.filter(pl.col("trace_id").is_in(chunk))
+        if grown:
+            gone = pl.concat(
+                [written.select("trace_id", "step_idx"), pl.DataFrame({"trace_id": chunk, "step_idx": 0})],
+                how="vertical_relaxed",
+            ).unique()
+            _drop_docs(db, gone.to_arrow(), whole=False)
+            held = set(written.filter(pl.col("step_idx") == 0).get_column("trace_id"))
+            missing = [trace_id for trace_id in chunk if trace_id not in held]
+            if missing:  # step 0 holds the trace's metadata, which a grown write may change
+                written = pl.concat(
+                    [written, _stored_steps(db, missing, only_first=True)], how="vertical_relaxed"
+                )
+        else:
+            _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
+        _add_docs(db, _step_texts(written))
 
 
-def _index_chunk(db: Database, ids: list[str], first_steps: list[int]) -> None:
-    wanted_ids = pa.table(  # noqa: F841 - scanned by name
-        {"trace_id": pa.array(ids, pa.string()), "first_idx": pa.array(first_steps, pa.int64())}
-    )
-    con = db.connection
-    # the documents of the steps to (re)index: every step from a trace's first changed one, and step 0
-    wanted_docs = (
-        "SELECT d.doc_id FROM search_docs d JOIN wanted_ids w USING (trace_id) "
-        "WHERE d.step_idx >= w.first_idx OR d.step_idx = 0"
-    )
-    doc_ids = sorted(r[0] for r in con.execute(wanted_docs).fetchall())
-    if doc_ids:  # re-ingested or grown traces: drop what the index held for those steps
-        old_docs = pa.table({"doc_id": pa.array(doc_ids, pa.int64())})  # noqa: F841 - scanned by name
-        for low, high in _doc_ranges(doc_ids):  # by range, so DuckDB skips other row groups
-            con.execute(
-                "DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? "
-                "AND doc_id IN (SELECT doc_id FROM old_docs)",
-                [low, high],
-            )
-        con.execute("DELETE FROM search_docs WHERE doc_id IN (SELECT doc_id FROM old_docs)")
+def index_traces(db: Database, traces: Iterable[str]) -> None:
+    """Make the index hold exactly the current steps of these traces, read from the steps table
+    (a corpus that the index does not cover: `catch_up`); writers use `index_written`."""
+    ids = sorted(set(traces))
+    for start in range(0, len(ids), INDEX_CHUNK):
+        chunk = ids[start : start + INDEX_CHUNK]
+        _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
+        _add_docs(db, _step_texts(_stored_steps(db, chunk, only_first=False)))
+
+
+def _stored_steps(db: Database, ids: list[str], *, only_first: bool) -> pl.DataFrame:
+    """The text columns of these traces' stored steps (only step 0 with `only_first`), as
+    `index_written` holds them: JSON as its stored text, step 0 with its trace's metadata."""
+    wanted_ids = pa.table({"trace_id": pa.array(ids, pa.string())})  # noqa: F841 - scanned by name
+    first = "AND st.step_idx = 0" if only_first else ""
     # the steps and trace rows of these traces first: joined before filtering, DuckDB would
     # read every step of the corpus
-    steps = pl.from_arrow(
-        con.execute(
+    frame = pl.from_arrow(
+        db.connection.execute(
             f"""
-            SELECT s.trace_id, s.step_idx, {_TEXT} AS text
-            FROM (SELECT st.* FROM steps st JOIN wanted_ids w USING (trace_id)
-                  WHERE st.step_idx >= w.first_idx OR st.step_idx = 0) s
+            SELECT s.trace_id, s.step_idx, s.content, CAST(s.tool_calls AS VARCHAR) AS tool_calls,
+                CAST(s.metadata AS VARCHAR) AS metadata, CAST(t.metadata AS VARCHAR) AS trace_metadata
+            FROM (SELECT st.* FROM steps st SEMI JOIN wanted_ids w USING (trace_id) WHERE TRUE {first}) s
             LEFT JOIN (SELECT trace_id, metadata FROM traces
                        WHERE trace_id IN (SELECT trace_id FROM wanted_ids)) t
                 ON s.step_idx = 0 AND t.trace_id = s.trace_id
             """
         ).to_arrow_table()
     )
-    if not isinstance(steps, pl.DataFrame) or steps.height == 0:
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _drop_docs(db: Database, gone: pa.Table, *, whole: bool) -> None:
+    """Remove the documents and postings of `gone`'s traces (`whole`) or of its (trace_id,
+    step_idx) pairs."""
+    con = db.connection
+    match = "" if whole else " AND d.step_idx = g.step_idx"
+    doc_ids = sorted(
+        r[0]
+        for r in con.execute(
+            f"SELECT d.doc_id FROM search_docs d JOIN gone g ON d.trace_id = g.trace_id{match}"
+        ).fetchall()
+    )
+    if not doc_ids:
         return
-    base = int(con.execute("SELECT coalesce(max(doc_id), 0) FROM search_docs").fetchone()[0])  # type: ignore[index]
+    old_docs = pa.table({"doc_id": pa.array(doc_ids, pa.int64())})  # noqa: F841 - scanned by name
+    for low, high in _doc_ranges(doc_ids):  # by range, so DuckDB skips other row groups
+        con.execute(
+            "DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ? "
+            "AND doc_id IN (SELECT doc_id FROM old_docs)",
+            [low, high],
+        )
+    con.execute("DELETE FROM search_docs WHERE doc_id IN (SELECT doc_id FROM old_docs)")
+
+
+def _add_docs(db: Database, steps: pl.DataFrame) -> None:
+    """Documents and postings for (trace_id, step_idx, text) rows, ids in (trace, step) order."""
+    if steps.height == 0:
+        return
+    con = db.connection
+    # ids never reused: a merge rewrites a range of ids, which must hold only its own runs
+    base = int(
+        con.execute(  # type: ignore[index]
+            "SELECT greatest((SELECT coalesce(max(doc_id), 0) FROM search_docs), "
+            "(SELECT coalesce(max(last_doc), 0) FROM search_segments))"
+        ).fetchone()[0]
+    )
     steps = steps.sort("trace_id", "step_idx")  # document ids in a stable order
     tokens = token_lists(steps.get_column("text"))
     docs = pa.table(  # noqa: F841 - scanned by name
         {
             "doc_id": pa.array(range(base + 1, base + 1 + steps.height), pa.int64()),
             "trace_id": steps.get_column("trace_id").to_arrow(),
-            "step_idx": steps.get_column("step_idx").to_arrow(),
+            "step_idx": steps.get_column("step_idx").cast(pl.Int32).to_arrow(),
             "len": tokens.list.len().cast(pl.Int32).to_arrow(),
         }
     )
@@ -200,6 +294,42 @@ def _index_chunk(db: Database, ids: list[str], first_steps: list[int]) -> None:
     postings = _postings_rows(db, tokens, base)
     if postings.num_rows:
         con.execute("INSERT INTO search_postings SELECT term_id, doc_id, tf, positions FROM postings")
+    con.execute(
+        "INSERT INTO search_segments VALUES (?, ?, ?)", [base + 1, base + steps.height, postings.num_rows]
+    )
+    _merge_segments(db)
+
+
+def _tier(n_rows: int) -> int:
+    return int(math.log(max(n_rows, 1), MERGE_FANOUT))
+
+
+def _merge_segments(db: Database) -> None:
+    """Merge the newest runs of postings while `MERGE_FANOUT` of them have the same size tier
+    (LSM-style tiers: each posting is rewritten about once per tier, log of the corpus size),
+    unless the merged run would pass `MERGE_MAX_ROWS`, which bounds what one write pays."""
+    con = db.connection
+    runs = [
+        tuple(map(int, r)) for r in con.execute("SELECT * FROM search_segments ORDER BY first_doc").fetchall()
+    ]
+    while len(runs) >= MERGE_FANOUT:
+        tier = _tier(runs[-1][2])
+        same = next((i for i in range(len(runs) - 1, -1, -1) if _tier(runs[i][2]) != tier), -1) + 1
+        tail = runs[same:]
+        if len(tail) < MERGE_FANOUT or sum(r[2] for r in tail) > MERGE_MAX_ROWS:
+            return
+        low, high = tail[0][0], tail[-1][1]
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE search_merge AS SELECT * FROM search_postings "
+            "WHERE doc_id BETWEEN ? AND ? ORDER BY term_id, doc_id",
+            [low, high],
+        )
+        con.execute("DELETE FROM search_postings WHERE doc_id BETWEEN ? AND ?", [low, high])
+        n_rows = int(con.execute("INSERT INTO search_postings SELECT * FROM search_merge").fetchone()[0])  # type: ignore[index]
+        con.execute("DROP TABLE search_merge")
+        con.execute("DELETE FROM search_segments WHERE first_doc >= ?", [low])
+        con.execute("INSERT INTO search_segments VALUES (?, ?, ?)", [low, high, n_rows])
+        runs = [*runs[:same], (low, high, n_rows)]
 
 
 def _postings_rows(db: Database, tokens: pl.Series, base: int) -> pa.Table:
@@ -520,11 +650,15 @@ def _phrase_regex(tokens: tuple[str, ...]) -> str:
     return ("" if first_cjk else r"(^|[^\pL\pN])") + pattern + ("" if last_cjk else r"([^\pL\pN]|$)")
 
 
-def text_clause(query: str) -> str:
+def text_clause(query: str, db: Database | None = None) -> str:
     """`trace_id IN (...)` for the traces with a step matching `query`, from the index: for SQL
-    that has no connection at hand (the corpus filter). The index is current for every corpus
-    this tracefail wrote or migrated."""
-    return f"trace_id IN ({_matched_traces_sql(parse_query(query))})"
+    built apart from a query (the corpus filter). Given the connection, the query's term ids
+    and counts are looked up first and written in as constants, intersected rarest first: with
+    ids as a subquery DuckDB cannot prune row groups by them nor estimate how few documents
+    match (1,936 traces for `umbrella` on 100k: 332 ms, with constants 54 ms). The index is
+    current for every corpus this tracefail wrote or migrated."""
+    parts = parse_query(query)
+    return f"trace_id IN ({_matched_traces_sql(parts, term_counts(db, parts) if db is not None else None)})"
 
 
 def search_steps(

@@ -137,7 +137,9 @@ MULTI_SOURCE = """
 """
 
 
-def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
+def _where(f: CorpusFilter, db: Database | None = None) -> tuple[str, list[Any]]:
+    """The filter as SQL; given the connection, free-text words are answered with their term
+    ids looked up first (constants DuckDB prunes row groups with; see `search.text_clause`)."""
     clauses: list[str] = []
     params: list[Any] = []
     for column, sql in VALUE_COLUMNS.items():
@@ -173,7 +175,7 @@ def _where(f: CorpusFilter) -> tuple[str, list[Any]]:
         )
         params.extend([threshold.name, threshold.value])
     if f.text:
-        clauses.append(f"t.{search.text_clause(f.text)}")
+        clauses.append(f"t.{search.text_clause(f.text, db)}")
     return (" AND ".join(clauses) or "TRUE"), params
 
 
@@ -184,7 +186,7 @@ def selection_sql(f: CorpusFilter) -> tuple[str, list[Any]]:
 
 
 def count_traces(db: Database, f: CorpusFilter) -> int:
-    where, params = _where(f)
+    where, params = _where(f, db)
     return int(db.rows(f"SELECT count(*) FROM traces t WHERE {where}", params)[0][0])
 
 
@@ -199,7 +201,7 @@ def page_traces(db: Database, f: CorpusFilter, offset: int, limit: int) -> pl.Da
     """
     if f.sort not in SORT_COLUMNS:
         raise ValueError(f"cannot sort by {f.sort!r}; choose one of {', '.join(SORT_COLUMNS)}")
-    where, params = _where(f)
+    where, params = _where(f, db)
     direction = "DESC" if f.descending else "ASC"
     order = f"{SORT_COLUMNS[f.sort]} {direction} NULLS LAST, t.trace_id {direction}"
     by_labels = f.sort in ("modes", "sources")

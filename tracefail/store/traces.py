@@ -28,7 +28,7 @@ from tracefail.store.rows import (
     prepare,
     stamped,
 )
-from tracefail.store.search import index_traces
+from tracefail.store.search import index_written
 from tracefail.store.text_list import IN_TEXTS, texts
 
 
@@ -173,7 +173,7 @@ def _write(
         _insert(db, "steps", STEP_SCHEMA, batch.steps)
         _insert(db, "labels", LABEL_SCHEMA, stamped(batch.labels, run_id))
         _insert(db, "attributions", ATTRIBUTION_SCHEMA, stamped(batch.attributions, run_id))
-        index_traces(db, [trace.trace_id for trace in batch.headers])
+        index_written(db, batch.steps, trace_rows)
     result.traces += len(batch.headers)
     result.steps += batch.steps.num_rows
     result.labels += batch.labels.num_rows
@@ -318,7 +318,7 @@ def grow_traces(db: Database, grown: Sequence[GrownTrace], run_id: str | None) -
         _insert(db, "steps", STEP_SCHEMA, steps)
         _insert_spans(db, {g.header.trace_id: g.spans for g in grown})
         # only the steps this write changed (and step 0, which carries the trace's metadata)
-        index_traces(db, {g.header.trace_id: min((s.step_idx for s in g.steps), default=0) for g in grown})
+        index_written(db, steps, changed, grown=True)
     result.traces += len(grown)
     result.steps += steps.num_rows
     return result
