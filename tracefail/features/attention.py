@@ -23,7 +23,12 @@ from tracefail.features import formulas
 
 ATTN_NAME = "tracefail_features"
 _MASKED = torch.finfo(torch.float32).min
-CHUNK_ROWS = 64
+# Query rows per chunk: 64 keep a chunk's scores and E in the CPU cache (one layer 120-150 ms
+# against 160-200 at 256 rows, 1 thread); with several threads every op of a chunk is a parallel
+# region that waits for all of them, so fewer, larger chunks (256) cost less there (2 threads on
+# a busy machine: 430-450 ms against 620-1,000 at 64 rows).
+CHUNK_ROWS_ONE_THREAD = 64
+CHUNK_ROWS = 256
 LOG2_E = 1 / math.log(2)  # scores are kept in base 2: exp2 costs half of exp on the CPU
 
 
@@ -61,7 +66,7 @@ class Collector:
     anchor_end: int  # window positions [0, anchor_end) are the task / first message
     layers: set[int]
     lap_k: int = 5
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int | None = None  # None: by torch's thread count (`chunk_rows_for`)
     stats: dict[int, dict[object, SegmentStats]] = field(default_factory=dict)
 
 
@@ -108,6 +113,11 @@ def feature_attention(module, query, key, value, attention_mask, scaling=None, d
     return output.unsqueeze(0).transpose(1, 2).contiguous(), None
 
 
+def chunk_rows_for(threads: int) -> int:
+    """Rows per chunk for torch's intra-op thread count (values differ only in fp32 rounding)."""
+    return CHUNK_ROWS_ONE_THREAD if threads == 1 else CHUNK_ROWS
+
+
 def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
     """Chunk rows end at every step end, so each chunk's scored rows belong to one step."""
     cuts = {0, n, *range(0, n, chunk)}
@@ -118,8 +128,8 @@ def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
 def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
     """Exact attention output for one layer plus per-segment feature statistics.
 
-    Per chunk of query rows (64 by default: the chunk's scores and E, 2 x 4.7 MB at 2k tokens
-    and 9 heads, stay in the CPU cache across the passes below; 256 rows went to memory): one
+    Per chunk of query rows (64 with one thread: the chunk's scores and E, 2 x 4.7 MB at 2k
+    tokens and 9 heads, stay in the CPU cache across the passes below; see CHUNK_ROWS): one
     matmul gives the scores (base 2; the query heads that share a key head stacked, so keys and
     values are never repeated), E = exp2(scores - rowmax), its row sums z, and, while E and the
     scores are cached, the row sums the per-row values need (E * scores for the entropy, the
@@ -144,7 +154,7 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     z_all = torch.ones_like(colsum)
     segments = [seg for seg in collector.segments if seg.end > seg.start]
     by_end = {seg.end: seg for seg in segments}
-    cuts = _boundaries(n, segments, collector.chunk_rows)
+    cuts = _boundaries(n, segments, collector.chunk_rows or chunk_rows_for(torch.get_num_threads()))
     longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
     # Added to each chunk's diagonal block: a finite mask value, so masked weights are exactly 0
     # (an add costs a quarter of a masked_fill with a broadcast mask)
