@@ -23,6 +23,11 @@ from tracefail.features import formulas
 
 ATTN_NAME = "tracefail_features"
 _MASKED = torch.finfo(torch.float32).min
+# Query rows per chunk: 64 keep a chunk's scores and E in the CPU cache (one layer 120-150 ms
+# against 160-200 at 256 rows, 1 thread); with several threads every op of a chunk is a parallel
+# region that waits for all of them, so fewer, larger chunks (256) cost less there (2 threads on
+# a busy machine: 430-450 ms against 620-1,000 at 64 rows).
+CHUNK_ROWS_ONE_THREAD = 64
 CHUNK_ROWS = 256
 LOG2_E = 1 / math.log(2)  # scores are kept in base 2: exp2 costs half of exp on the CPU
 
@@ -61,7 +66,7 @@ class Collector:
     anchor_end: int  # window positions [0, anchor_end) are the task / first message
     layers: set[int]
     lap_k: int = 5
-    chunk_rows: int = CHUNK_ROWS
+    chunk_rows: int | None = None  # None: by torch's thread count (`chunk_rows_for`)
     stats: dict[int, dict[object, SegmentStats]] = field(default_factory=dict)
 
 
@@ -108,6 +113,11 @@ def feature_attention(module, query, key, value, attention_mask, scaling=None, d
     return output.unsqueeze(0).transpose(1, 2).contiguous(), None
 
 
+def chunk_rows_for(threads: int) -> int:
+    """Rows per chunk for torch's intra-op thread count (values differ only in fp32 rounding)."""
+    return CHUNK_ROWS_ONE_THREAD if threads == 1 else CHUNK_ROWS
+
+
 def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
     """Chunk rows end at every step end, so each chunk's scored rows belong to one step."""
     cuts = {0, n, *range(0, n, chunk)}
@@ -118,15 +128,17 @@ def _boundaries(n: int, segments: list[Segment], chunk: int) -> list[int]:
 def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap: float | None):
     """Exact attention output for one layer plus per-segment feature statistics.
 
-    Per chunk of query rows: one matmul gives the scores (base 2; the query heads that share a
-    key head stacked, so keys and values are never repeated), E = exp2(scores - rowmax) in one
-    pass, its row sums z, one matmul E @ V the output, and E / z in place gives P (no separate
-    softmax kernel and no second score matmul). Then column sums of P and of P^2 (torch
-    reductions: a BLAS gemv's fp32 sums had 4-6x their error in phi against float64), and for
-    the scored rows the entropy log z - sum_j p_ij (s_ij - max_i), the masses on the first
-    message, the own step and the context (row sums of slices). Per-row values go into (H, n)
-    buffers; per-step means and the prefix-map values are computed for all steps at once at the
-    end (`_summarise`).
+    Per chunk of query rows (64 with one thread: the chunk's scores and E, 2 x 4.7 MB at 2k
+    tokens and 9 heads, stay in the CPU cache across the passes below; see CHUNK_ROWS): one
+    matmul gives the scores (base 2; the query heads that share a key head stacked, so keys and
+    values are never repeated), E = exp2(scores - rowmax), its row sums z, and, while E and the
+    scores are cached, the row sums the per-row values need (E * scores for the entropy, the
+    masses on the first message, the own step and the context). One matmul E @ V gives the
+    output; E / z in place gives P for its column sums and those of P^2 (torch reductions: a
+    BLAS gemv's fp32 sums had 4-6x their error in phi against float64), its diagonal and the
+    diagonal below it. Per-row values go into (H, n) buffers and are divided by z for all rows
+    at once; per-step means and the prefix-map values are computed for all steps at once at
+    the end (`_summarise`).
     """
     heads, n, dim = q.shape
     kv_heads = k.shape[0]
@@ -135,10 +147,14 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
     colsum = torch.zeros(heads, n, device=device, dtype=torch.float32)
     colsq = torch.zeros_like(colsum)
     diag = torch.zeros_like(colsum)
-    rows = {name: torch.zeros_like(colsum) for name in ("entropy", "new", "context_nosink", "anchor", "prev")}
+    # Per-row sums of E (not yet divided by z): sum E * shifted scores, masses on the first
+    # message, the own step and the context without the sink; z = 1 on rows never computed.
+    names = ("expected", "new", "context_nosink", "anchor", "prev")
+    rows = {name: torch.zeros_like(colsum) for name in names}
+    z_all = torch.ones_like(colsum)
     segments = [seg for seg in collector.segments if seg.end > seg.start]
     by_end = {seg.end: seg for seg in segments}
-    cuts = _boundaries(n, segments, collector.chunk_rows)
+    cuts = _boundaries(n, segments, collector.chunk_rows or chunk_rows_for(torch.get_num_threads()))
     longest = max(r1 - r0 for r0, r1 in pairwise(cuts))
     # Added to each chunk's diagonal block: a finite mask value, so masked weights are exactly 0
     # (an add costs a quarter of a masked_fill with a broadcast mask)
@@ -172,22 +188,28 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
             scores.masked_fill_(torch.arange(r1, device=device).unsqueeze(0) <= position - window, _MASKED)
         scores.sub_(scores.amax(-1, keepdim=True))
         exps = torch.exp2(scores, out=buffers[1, : heads * m * r1].view(heads, m, r1))
-        inv_z = 1.0 / exps.sum(-1, keepdim=True)  # (H, m, 1)
-        mixed = torch.bmm(exps.view(kv_heads, groups * m, r1), values[:, :r1]).view(heads, m, dim)
-        output[:, r0:r1] = (mixed * inv_z).to(q.dtype)
-        if r0 >= last:
-            continue  # rows after the last scored step feed no statistic
+        inv_z = torch.sum(exps, -1, out=z_all[:, r0:r1]).reciprocal().unsqueeze(-1)  # (H, m, 1)
         while seg_index < len(segments) and segments[seg_index].end <= r0:
             seg_index += 1
         seg = segments[seg_index] if seg_index < len(segments) else None
-        a = max(r0, seg.start) if seg is not None and seg.start < r1 else r1  # scored rows a..r1
+        if seg is not None and seg.start < r1:  # the chunk's rows from seg.start on are scored
+            # Row sums of E while it and the scores are in the CPU cache; rows of the chunk
+            # before the step's start get values that nothing reads.
+            start = seg.start
+            torch.sum(scores.mul_(exps), -1, out=rows["expected"][:, r0:r1])  # scores are spent
+            torch.sum(exps[:, :, :anchor], -1, out=rows["anchor"][:, r0:r1])
+            torch.sum(exps[:, :, start:], -1, out=rows["new"][:, r0:r1])
+            if start > 1:  # summed directly: 1 - own - sink cancels in fp32 when the sink takes most
+                torch.sum(exps[:, :, 1:start], -1, out=rows["context_nosink"][:, r0:r1])
+        mixed = torch.bmm(exps.view(kv_heads, groups * m, r1), values[:, :r1]).view(heads, m, dim)
+        torch.mul(mixed, inv_z, out=output[:, r0:r1])
+        if r0 >= last:
+            continue  # rows after the last scored step feed no statistic
         attn = exps.mul_(inv_z)  # P, in place
-        diag[:, r0:r1] = attn[:, :, r0:r1].diagonal(0, 1, 2)
+        diag[:, r0:r1] = attn.diagonal(r0, 1, 2)
+        # a_{i,i-1}; the window's first token has none (stays 0)
+        rows["prev"][:, max(r0, 1) : r1] = attn.diagonal(r0 - 1, 1, 2)
         colsum[:, :r1] += attn.sum(1)
-        if seg is not None and a < r1:  # a < r1 only inside a segment
-            _rows_chunk(
-                rows, attn[:, a - r0 :], scores[:, a - r0 :], inv_z[:, a - r0 :, 0], anchor, seg.start, a, r1
-            )
         colsq[:, :r1] += attn.square_().sum(1)
         if r1 in by_end:
             snapshots.append((by_end[r1], colsum.clone(), colsq.clone(), diag.clone()))
@@ -196,29 +218,16 @@ def _measure(q, k, v, scaling, collector: Collector, window: int | None, softcap
                 snapshots = []
     if snapshots:
         results.update(_transport(snapshots, collector.lap_k))
+    # All rows at once: sums of E / z, and the entropy log z - ln 2 * sum_j p_ij (s_ij - max_i)
+    inv_z_all = z_all.reciprocal()
+    rows["entropy"] = z_all.log_() - rows.pop("expected").mul_(inv_z_all).mul_(math.log(2))
+    for name in ("new", "context_nosink", "anchor"):
+        rows[name].mul_(inv_z_all)
     return output, _summarise(segments, results, rows, diag, anchor)
 
 
 # Prefix-map snapshots (3 x H x n floats each) are reduced in batches of this many steps.
 SNAPSHOT_BATCH = 32
-
-
-def _rows_chunk(rows, attn, shifted, inv_z, anchor: int, s: int, a: int, r1: int) -> None:
-    """Per-row values of the scored rows a..r1 (of a step starting at s) into the buffers.
-
-    `attn` = exp2(`shifted`) * `inv_z`, `shifted` = base-2 scores - rowmax; masked weights are 0
-    with a finite shifted score, so they add nothing to the entropy.
-    """
-    expected = shifted.mul_(attn).sum(-1)  # sum p log2 p + log2 z; `shifted` is not needed after
-    rows["entropy"][:, a:r1] = -(expected * math.log(2) + inv_z.log())
-    rows["anchor"][:, a:r1] = attn[:, :, :anchor].sum(-1)
-    rows["new"][:, a:r1] = attn[:, :, s:].sum(-1)
-    if s > 1:  # summed directly: 1 - own - sink cancels badly in fp32 when the sink takes most
-        rows["context_nosink"][:, a:r1] = attn[:, :, 1:s].sum(-1)
-    idx = torch.arange(a, r1, device=attn.device)
-    rows["prev"][:, a:r1] = attn[:, idx - a, (idx - 1).clamp_min(0)]
-    if a == 0:
-        rows["prev"][:, 0] = 0.0  # the window's first token has no previous token
 
 
 def _transport(snapshots, lap_k: int) -> dict[object, dict[str, torch.Tensor | None]]:

@@ -51,7 +51,7 @@ class ExtractConfig:
     window: int = 2048
     stride: int | None = None  # default 3/4 window (layout.default_stride)
     layers: str = "all"
-    chunk_rows: int = attention.CHUNK_ROWS
+    chunk_rows: int | None = None  # None: chosen by torch's thread count (attention.chunk_rows_for)
 
     def as_dict(self) -> dict:
         return {
