@@ -325,47 +325,55 @@ _TEMPLATES: dict[tuple[str | None, ...], bytes] = {}
 _MAX_TEMPLATES = 4096
 
 
-def _step_template(key: tuple[str | None, ...]) -> bytes:
-    """The step's JSON with the keyed fields written in and %-slots left for the rest."""
-    return _STEP_JSON % tuple([_text(value).replace(b"%", b"%%") for value in key])
+def _template(
+    templates: dict[tuple[str | None, ...], bytes], key: tuple[str | None, ...], base: bytes
+) -> bytes:
+    """`base` with the keyed fields written in and %-slots left for the rest, made once per key."""
+    try:
+        return templates[key]
+    except KeyError:
+        if len(templates) >= _MAX_TEMPLATES:
+            templates.clear()
+        template = templates[key] = base % tuple([_text(value).replace(b"%", b"%%") for value in key])
+        return template
+
+
+def _start_json(times: dict[datetime | None, bytes], start: datetime | None) -> bytes:
+    """A start time's JSON. Logs stamp many lines a second, so these are kept; aware times equal
+    across offsets yet print apart, so only naive ones are."""
+    try:
+        return times[start]
+    except KeyError:
+        start_json = _time(start)
+        if start is not None and start.tzinfo is None:
+            times[start] = start_json
+        return start_json
+
+
+def _content_json(content: str) -> bytes:
+    try:
+        return orjson.dumps(content)
+    except orjson.JSONEncodeError:  # a lone surrogate: orjson refuses it, the JSON text keeps it
+        return _text(content)
 
 
 def _steps_json(values: list[tuple[Any, ...]]) -> bytes:
     """The JSON of steps (as `step_values` gives them), comma-separated: one trace's memory at
     most, and one `update` for it."""
-    templates = _TEMPLATES
-    # Logs stamp many lines a second; aware times equal across offsets yet print apart, so only
-    # naive ones are kept.
     times: dict[datetime | None, bytes] = {None: b"null"}
     encoded: list[bytes] = []
-    append, dumps, text, time, number = encoded.append, orjson.dumps, _text, _time, _number
+    append, text, time, number = encoded.append, _text, _time, _number
     for f in values:
-        key = f[:_KEYED]
-        try:
-            template = templates[key]
-        except KeyError:
-            if len(templates) >= _MAX_TEMPLATES:
-                templates.clear()
-            template = templates[key] = _step_template(key)
+        template = _template(_TEMPLATES, f[:_KEYED], _STEP_JSON)
         content, end, parent, span, start, idx, t_in, t_out, call_id, calls, _ = f[_KEYED:]
-        try:
-            start_json = times[start]
-        except KeyError:
-            start_json = time(start)
-            if start.tzinfo is None:
-                times[start] = start_json
-        try:
-            content_json = dumps(content)
-        except orjson.JSONEncodeError:
-            content_json = text(content)
         append(
             template
             % (
-                content_json,
+                _content_json(content),
                 b"null" if end is None else time(end),
                 b"null" if parent is None else text(parent),
                 b"null" if span is None else text(span),
-                start_json,
+                _start_json(times, start),
                 idx,
                 b"null" if t_in is None else number(t_in),
                 b"null" if t_out is None else number(t_out),
@@ -389,10 +397,7 @@ _MESSAGE_TEMPLATES: dict[tuple[str | None, ...], bytes] = {}
 
 def columns_json(columns: StepColumns) -> bytes:
     """`_steps_json` of the steps the columns hold, read from the columns."""
-    templates = _MESSAGE_TEMPLATES
     times: dict[datetime | None, bytes] = {None: b"null"}
-    encoded: list[bytes] = []
-    append, dumps, text, time = encoded.append, orjson.dumps, _text, _time
     rows = zip(
         columns.content,
         columns.agent,
@@ -402,26 +407,11 @@ def columns_json(columns: StepColumns) -> bytes:
         columns.start_ts,
         strict=True,
     )
-    for idx, (content, agent, name, recipient, role, start) in enumerate(rows):
-        key = (agent, name, recipient, role)
-        try:
-            template = templates[key]
-        except KeyError:
-            if len(templates) >= _MAX_TEMPLATES:
-                templates.clear()
-            template = templates[key] = _MESSAGE_JSON % tuple([_text(v).replace(b"%", b"%%") for v in key])
-        try:
-            start_json = times[start]
-        except KeyError:
-            start_json = time(start)
-            if start.tzinfo is None:
-                times[start] = start_json
-        try:
-            content_json = dumps(content)
-        except orjson.JSONEncodeError:
-            content_json = text(content)
-        append(template % (content_json, start_json, idx))
-    return b", ".join(encoded)
+    return b", ".join(
+        _template(_MESSAGE_TEMPLATES, (agent, name, recipient, role), _MESSAGE_JSON)
+        % (_content_json(content), _start_json(times, start), idx)
+        for idx, (content, agent, name, recipient, role, start) in enumerate(rows)
+    )
 
 
 class Trace(BaseModel):
