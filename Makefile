@@ -7,7 +7,7 @@ STAMP := $(VENV)/.tracefail-installed
 DEMO_DB ?= demo.duckdb
 TF := $(VENV)/bin/tracefail
 # The three shortest Who&When sample traces (dataset mistake step and agent) and three MAST
-# samples (dataset and human mode labels): the embedded model reads and judges them in about 20 minutes on 2 cores.
+# samples (dataset and human mode labels): the embedded model reads and judges them in about 16 minutes on 2 cores (timed 2026-12-07).
 DEMO_TRACES := $(foreach id,db4fd70a-2d37-40ea-873f-9433dc5e301f e142056d-56ab-4352-b091-b56054bd1359 \
 	4d51c4bf-4b0e-4f3d-897b-3f6687a7d9f2,--traces whowhen:algorithm-generated/$(id)) \
 	--traces mast:OpenManus_ProgramDev_GPT4o/0 --traces mast:Magentic_GAIA_GPT4o/0 --traces mast-human:12
