@@ -345,12 +345,9 @@ def _ingest(
             for trace, problem in _merge_otlp(db, otlp, report):
                 quarantine(Path(trace.source_file or "?"), trace.native_id, problem, "")
             others = [c for c in added.conflicts if not _is_otlp(c[0])]
-            grown = {
-                t.trace_id
-                for t in trace_store.refresh_grown(db, batch, [t for t, _ in others], report.run_id)
-            }
-            if grown:
-                refreshed = batch.subset([i for i, t in enumerate(batch.headers) if t.trace_id in grown])
+            refreshed = trace_store.refresh_grown(db, batch, [t for t, _ in others], report.run_id)
+            grown = {t.trace_id for t in refreshed.headers} if refreshed is not None else set()
+            if refreshed is not None:
                 update_shipped(db, refreshed, report.run_id)
                 report.updated += len(grown)
                 report.notes.extend(

@@ -208,16 +208,19 @@ def replace_traces(
     return result
 
 
-def refresh_grown(db: Database, batch: Prepared, traces: Sequence[Trace], run_id: str | None) -> list[Trace]:
+def refresh_grown(
+    db: Database, batch: Prepared, traces: Sequence[Trace], run_id: str | None
+) -> Prepared | None:
     """Of `traces` (in `batch`, stored already with other content), rewrite those whose new copy
     holds every span the stored copy had, and more: a span export (Langfuse, Phoenix, OTel
     JSON) saved again after its trace grew. Their labels and attributions stay and their
     features go, as for an OTLP trace that gained spans; shipped labels are left to
     `update_shipped`, as for a duplicate. A copy that lost or renamed a span is not a later
-    export of the same trace, and stays a conflict. Returns the traces rewritten."""
+    export of the same trace, and stays a conflict. Returns the batch of the traces rewritten
+    (with their shipped labels), or None."""
     ids = [t.trace_id for t in traces]
     if not ids:
-        return []
+        return None
     stored = {
         trace_id: set(spans or ())
         for trace_id, spans in _for_ids(
@@ -236,20 +239,22 @@ def refresh_grown(db: Database, batch: Prepared, traces: Sequence[Trace], run_id
         .agg(pl.col("span_id"))
         .iter_rows()
     }
-    grown = [
-        t for t in traces if stored.get(t.trace_id) and stored[t.trace_id] < incoming.get(t.trace_id, set())
-    ]
-    if grown:
-        wanted = {t.trace_id for t in grown}
-        rows = batch.subset([i for i, t in enumerate(batch.headers) if t.trace_id in wanted])
-        _write(
-            db,
-            replace(rows, labels=rows.labels.slice(0, 0), attributions=rows.attributions.slice(0, 0)),
-            run_id,
-            AddResult(),
-            replace=True,
-        )
-    return grown
+    grown = {
+        t.trace_id
+        for t in traces
+        if stored.get(t.trace_id) and stored[t.trace_id] < incoming.get(t.trace_id, set())
+    }
+    if not grown:
+        return None
+    rows = batch.subset([i for i, t in enumerate(batch.headers) if t.trace_id in grown])
+    _write(
+        db,
+        replace(rows, labels=rows.labels.slice(0, 0), attributions=rows.attributions.slice(0, 0)),
+        run_id,
+        AddResult(),
+        replace=True,
+    )
+    return rows
 
 
 @dataclass(frozen=True)
