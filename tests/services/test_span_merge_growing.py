@@ -140,6 +140,17 @@ def trace_spans() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def crew_spans() -> list[tuple[str, dict[str, Any]]]:
+    """CrewAI's telemetry (as OpenInference exports it): the crew span lists each task with
+    its agent's role; a task span names only `task_id`; an LLM call runs under the task."""
+    tasks = json.dumps([{"id": "task-7", "agent_role": "Fare checker", "description": "Check the fare"}])
+    return [
+        ("planner-svc", span(60, 1, "Crew Created", {"crew_key": "c1", "crew_tasks": tasks})),
+        ("planner-svc", span(61, 1, "Task._execute_core", {"task_id": "task-7", "output.value": "120 EUR"})),
+        ("planner-svc", span(62, 61, "chat", {"gen_ai.completion": "checking the fare"})),
+    ]
+
+
 def requests(spans: list[tuple[str, dict[str, Any]]], seed: int | None) -> list[list[SpanGroup]]:
     """The spans in a random order (seed None: as listed, about their start order), cut into
     requests of 1 to 6 spans, a few sent twice."""
@@ -265,3 +276,31 @@ def test_a_late_parent_rewrites_only_the_steps_that_inherit_its_agent(
     assert written.steps == 6  # the coder span and its 5 children (moved one down): not the 19 before
     assert agents == [(19, "coder")] + [(i, "coder") for i in range(20, 25)]
     assert len(builds) == 1
+
+
+@pytest.mark.parametrize("crew_first", [True, False])
+def test_a_crewai_task_takes_its_agent_from_the_crew_span_whichever_arrives_first(
+    tmp_path: Path, builds: list[int], crew_first: bool
+) -> None:
+    """The role is the task's own agent (its LLM call inherits it); a crew span that comes
+    after its task renames stored steps, so that write builds the trace again."""
+    root = [("svc", [span(1, None, "invoke_agent planner", {"gen_ai.agent.name": "planner"})])]
+    crew, task, chat = ([("svc", [one])] for _, one in crew_spans())
+    order = [root, crew, task, chat] if crew_first else [root, task, chat, crew]
+    file = as_file(tmp_path / "crew.json", order)
+    with Database(tmp_path / "file.duckdb") as db:
+        ingest(db, [file])
+        expected = stored(db)
+    builds.clear()
+    with Database(tmp_path / "fed.duckdb") as db:
+        for request in order:
+            merge_spans(db, [IncomingSpans(TRACE, request, str(file), "otlp")], None)
+        assert stored(db) == expected
+        agents = db.rows("SELECT name, agent FROM steps ORDER BY step_idx")
+    assert agents == [
+        ("invoke_agent planner", "planner"),
+        ("Crew Created", "planner"),
+        ("Task._execute_core", "Fare checker"),
+        ("chat", "Fare checker"),
+    ]
+    assert len(builds) == (1 if crew_first else 2)

@@ -23,7 +23,7 @@ from typing import Any
 from tracefail.ingest import fidelity
 from tracefail.ingest.base import Rejected, as_int, excerpt, first_json, parse_time, reason, text_of, with_id
 from tracefail.ingest.content import mapping, readable
-from tracefail.ingest.otel import crew_task_agents, span_agent, span_kind, tool_call_id
+from tracefail.ingest.otel import crew_role, crew_task_agents, span_agent, span_kind, tool_call_id
 from tracefail.ingest.otel_vendors import normalise
 from tracefail.ingest.reader import (
     RawRecord,
@@ -169,7 +169,7 @@ def record_to_trace(record: dict[str, Any], source_file: str) -> Trace:
                 agent=meta.get("agent")
                 or meta.get("agent_name")
                 or span_agent(attrs)
-                or crew_roles.get(str(attrs.get("task_id")))
+                or crew_role(attrs, crew_roles)
                 or (obs.get("name") if str(obs.get("type") or "").upper() == "AGENT" else None),
                 role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
                 kind=kind,

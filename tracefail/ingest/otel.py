@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,11 +271,19 @@ def crew_task_agents(spans_attrs: Iterable[dict[str, Any]]) -> dict[str, str]:
     spans name only `task_id`."""
     roles: dict[str, str] = {}
     for attrs in spans_attrs:
-        tasks = _json_value(attrs.get("crew_tasks"))
+        if "crew_tasks" not in attrs:  # all but a crew's one or two spans: skip the JSON decode
+            continue
+        tasks = _json_value(attrs["crew_tasks"])
         for task in tasks if isinstance(tasks, list) else ():
             if isinstance(task, dict) and task.get("id") and task.get("agent_role"):
                 roles[str(task["id"])] = str(task["agent_role"])
     return roles
+
+
+def crew_role(attrs: dict[str, Any], roles: Mapping[str, str]) -> str | None:
+    """The role of the agent that runs the CrewAI task a span names by `task_id`, if listed."""
+    task = attrs.get("task_id")
+    return roles.get(str(task)) if task is not None else None
 
 
 def _exceptions(events: list[dict[str, Any]]) -> list[str]:
@@ -298,8 +306,9 @@ def tool_call_id(attrs: dict[str, Any], default: str | None = None) -> str | Non
     return value if value is None or isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
-    """One normalised span -> (a step with step_idx 0, the task text it reveals)."""
+def span_step(span: dict[str, Any], crew_roles: Mapping[str, str] | None = None) -> tuple[Step, str | None]:
+    """One normalised span -> (a step with step_idx 0, the task text it reveals); `crew_roles`
+    (`crew_task_agents` of the trace's spans) names the agent of a CrewAI task span."""
     attrs, events = normalise(span["attributes"]), span["events"]
     kind = span_kind(attrs)
     content, calls, call_id = output_of(attrs, events)
@@ -328,7 +337,9 @@ def span_step(span: dict[str, Any]) -> tuple[Step, str | None]:
     )
     step = Step(
         step_idx=0,
-        agent=span_agent(attrs) or (span["name"] if kind is StepKind.AGENT else None),
+        agent=span_agent(attrs)
+        or crew_role(attrs, crew_roles or {})
+        or (span["name"] if kind is StepKind.AGENT else None),
         role={StepKind.LLM: "assistant", StepKind.TOOL: "tool"}.get(kind),
         kind=kind,
         name=span["name"],
@@ -418,8 +429,9 @@ def map_spans(spans: list[dict[str, Any]]) -> SpanSteps:
     """Normalised spans -> steps in trace order, each with its agent and unread text."""
     order = sorted(range(len(spans)), key=lambda i: span_order_key(spans[i], i))
     steps, task, task_span = [], None, None
+    roles = crew_task_agents(span["attributes"] for span in spans)
     for idx, i in enumerate(order):
-        step, seen_task = span_step(spans[i])
+        step, seen_task = span_step(spans[i], roles)
         step.step_idx = idx
         steps.append(step)
         if not task:  # the first task text seen, in step order

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracefail.ingest import fidelity
-from tracefail.ingest.otel import _otlp_span, keep_unread, map_spans, otel_trace, session_of, span_step
+from tracefail.ingest.otel import (
+    _otlp_span,
+    crew_task_agents,
+    keep_unread,
+    map_spans,
+    otel_trace,
+    session_of,
+    span_step,
+)
 from tracefail.ingest.otlp_live import MergedSpans, SpanGroup
 from tracefail.model import Step, Trace, raw_digest_end, raw_digest_head, raw_digest_more, step_json
 
@@ -60,6 +68,12 @@ def _resource(service: str | None) -> str:
 
 def _key(span: dict[str, Any], service_place: int, arrival: int) -> OrderKey:
     return (span["start"] is None, span["start"] or 0, service_place, arrival)
+
+
+def _task_ids(spans: list[dict[str, Any]]) -> set[str]:
+    """The CrewAI task ids these spans name (a task span's agent is its task's role)."""
+    named = (span["attributes"].get("task_id") for span in spans)
+    return {str(task) for task in named if task is not None}
 
 
 def _kept_lines(step: Step) -> set[str]:
@@ -102,6 +116,8 @@ class GrowingTrace:
     # service's spans costs only its own bytes of hashing (`raw_digest_head`)
     raw_head: Any = None
     last_service: str | None = None
+    crew_roles: dict[str, str] = field(default_factory=dict)  # CrewAI task id -> its agent's role
+    crew_tasks: set[str] = field(default_factory=set)  # the CrewAI task ids the stored spans name
 
     @classmethod
     def build(
@@ -115,6 +131,8 @@ class GrowingTrace:
             raise ValueError("the trace has no spans")
         mapped = map_spans(spans)
         state = cls(native_id, merged, mapped.steps, mapped.own_agents, mapped.stored, mapped.task)
+        state.crew_roles = crew_task_agents(span["attributes"] for span in spans)
+        state.crew_tasks = _task_ids(spans)
         key_of: dict[str, OrderKey] = {}
         for place, (service, group) in enumerate(merged.services.items()):
             for span_id, span in group.items():
@@ -218,12 +236,17 @@ class GrowingTrace:
 
     def _add(self, fresh: list[tuple[str | None, dict[str, Any]]], source_file: str, fmt: str) -> Grown:
         place = {service: i for i, service in enumerate(self.merged.services)}
+        decoded_spans = [_otlp_span(span, service) for service, span in fresh]
+        roles = crew_task_agents(decoded["attributes"] for decoded in decoded_spans)
+        if any(task in self.crew_tasks and self.crew_roles.get(task) != role for task, role in roles.items()):
+            raise Rebuild("a CrewAI crew span names the agent of a stored task span")
+        self.crew_roles |= roles
+        self.crew_tasks |= _task_ids(decoded_spans)
         items = []
-        for service, span in fresh:
+        for (service, span), decoded in zip(fresh, decoded_spans, strict=True):
             place.setdefault(service, len(place))
-            decoded = _otlp_span(span, service)
             self.arrivals += 1
-            step, seen_task = span_step(decoded)
+            step, seen_task = span_step(decoded, self.crew_roles)
             items.append(
                 (_key(decoded, place[service], self.arrivals), step, seen_task, decoded, service, span)
             )
