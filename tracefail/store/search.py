@@ -591,7 +591,7 @@ def _phrase_sql(
     positions of its rarest word (first in `order`) are unnested, each a candidate start, and
     each other word's position list in that document must contain `start + its place`. The
     common words' positions are only searched, never unnested: `"of the"` on 100k traces went
-    from 835-915 ms to 416-437 ms CPU (docs/search.md)."""
+    filter from 915-1,019 ms to 395-421 ms CPU (docs/search.md)."""
     numbers = [tokens.index((t, False)) for t in part.tokens]
     rarest = min(range(len(numbers)), key=lambda i: (order.index(numbers[i]), i))
 
