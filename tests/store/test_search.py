@@ -187,3 +187,32 @@ def test_text_kept_only_in_metadata_is_found(db: Database) -> None:
         db, '"unnecessary reiteration of previously completed steps"'
     )  # a MAST mode's definition
     assert mode_text and {step for _, step in mode_text} == {0}
+
+
+PHRASES = [
+    '"of the"',
+    '"the answer"',
+    '"the final answer"',
+    '"is the"',
+    '"the the"',
+    '"of the" task',
+    '"to the" "of the"',
+]
+
+
+def _steps(db: Database, query: str, *, indexed: bool) -> set[tuple[str, int]]:
+    found, _, _ = store.search_steps(db, query, limit=100_000, indexed=indexed)
+    return set(zip(found["trace_id"], found["step_idx"], strict=True))
+
+
+@pytest.mark.parametrize("query", PHRASES)
+def test_phrase_hits_equal_the_regex_scan(samples_db: Database, query: str) -> None:
+    """Phrases answered from positions (the rarest word's positions, the others' looked up)
+    select exactly the steps the scan's phrase regex selects, repeated words included."""
+    assert _steps(samples_db, query, indexed=True) == _steps(samples_db, query, indexed=False)
+
+
+def test_phrases_of_the_samples_are_found(samples_db: Database) -> None:
+    found = {query: len(_steps(samples_db, query, indexed=True)) for query in PHRASES}
+    assert found['"of the"'] > found['"of the" task'] > 0
+    assert found['"the answer"'] > 0 and found['"to the" "of the"'] > 0

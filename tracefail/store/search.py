@@ -579,15 +579,35 @@ def _match_ctes(parts: list[QueryPart], counts: TermCounts | None = None) -> tup
     last = f"m{len(tokens) - 1}"
     final = f"SELECT doc_id FROM {last}"
     for j, part in enumerate(p for p in parts if p.phrase):
-        starts = " INTERSECT ".join(
-            f"SELECT doc_id, unnest(positions) - {i} AS start FROM search_postings "
-            f"WHERE {_term_filter(tokens.index((t, False)), tokens, ids)} "
-            f"AND doc_id IN (SELECT doc_id FROM {last})"
-            for i, t in enumerate(part.tokens)
-        )
-        ctes.append(f"phrase{j} AS (SELECT DISTINCT doc_id FROM ({starts}))")
+        ctes.append(f"phrase{j} AS ({_phrase_sql(part, tokens, ids, order, last)})")
         final += f" SEMI JOIN phrase{j} USING (doc_id)"
     return ctes, final
+
+
+def _phrase_sql(
+    part: QueryPart, tokens: list[tuple[str, bool]], ids: TermIds | None, order: list[int], within: str
+) -> str:
+    """The documents of `within` where the phrase's words stand next to each other: the
+    positions of its rarest word (first in `order`) are unnested, each a candidate start, and
+    each other word's position list in that document must contain `start + its place`. The
+    common words' positions are only searched, never unnested: on 100k traces the filter `"of the"` went
+    from 915-1,019 ms to 395-421 ms CPU (docs/search.md)."""
+    numbers = [tokens.index((t, False)) for t in part.tokens]
+    rarest = min(range(len(numbers)), key=lambda i: (order.index(numbers[i]), i))
+
+    def postings(i: int) -> str:
+        return (
+            f"(SELECT doc_id, positions FROM search_postings WHERE {_term_filter(numbers[i], tokens, ids)} "
+            f"AND doc_id IN (SELECT doc_id FROM {within}))"
+        )
+
+    others = [i for i in range(len(numbers)) if i != rarest]
+    joins = "".join(f" JOIN {postings(i)} p{i} USING (doc_id)" for i in others)
+    checks = " AND ".join(f"list_contains(p{i}.positions, r.start + {i})" for i in others)
+    return (
+        f"SELECT DISTINCT r.doc_id FROM (SELECT doc_id, unnest(positions) - {rarest} AS start "
+        f"FROM {postings(rarest)}) r{joins} WHERE {checks}"
+    )
 
 
 def _matched_traces_sql(parts: list[QueryPart], counts: TermCounts | None = None) -> str:
