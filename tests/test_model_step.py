@@ -1,5 +1,5 @@
-"""Step.split_from_log (the splitters' unvalidated constructor) builds the same step as the
-validating constructor, with its own mutable defaults."""
+"""StepColumns.steps (the splitters' unvalidated way to Step objects) builds the same steps as
+the validating constructor, each with its own mutable defaults."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tracefail.model import Step, StepKind, ToolCall, Trace
+from tracefail.model import Step, StepColumns, StepKind, ToolCall, Trace
 
 
 @pytest.mark.parametrize(
@@ -25,24 +25,29 @@ from tracefail.model import Step, StepKind, ToolCall, Trace
         },
     ],
 )
-def test_split_from_log_equals_the_validated_step(values: dict) -> None:
+def test_column_steps_equal_the_validated_steps(values: dict) -> None:
     step_idx, content = values["step_idx"], values["content"]
     rest = {k: v for k, v in values.items() if k not in ("step_idx", "content")}
-    fast = Step.split_from_log(step_idx, content, **rest)
-    checked = Step(step_idx=step_idx, content=content, **rest)
-    assert fast == checked
-    assert fast.model_dump() == checked.model_dump()
-    assert fast.kind is StepKind.MESSAGE
-    fast_steps = [Step.split_from_log(i, content, **rest) for i in range(step_idx + 1)]
+    columns = StepColumns()
+    for _ in range(step_idx + 1):
+        columns.append(content, **rest)
+    fast_steps = columns.steps()
     checked_steps = [Step(step_idx=i, content=content, **rest) for i in range(step_idx + 1)]
+    assert fast_steps == checked_steps
+    assert [s.model_dump() for s in fast_steps] == [s.model_dump() for s in checked_steps]
+    assert all(s.kind is StepKind.MESSAGE for s in fast_steps)
     assert (
         Trace(trace_id="t", source="s", steps=fast_steps).content_hash()
         == Trace(trace_id="t", source="s", steps=checked_steps).content_hash()
+        == Trace(trace_id="t", source="s").with_columns(columns).content_hash()
     )
 
 
-def test_split_from_log_steps_do_not_share_their_lists_and_dicts() -> None:
-    first, second = Step.split_from_log(0, "a"), Step.split_from_log(1, "b")
+def test_column_steps_do_not_share_their_lists_and_dicts() -> None:
+    columns = StepColumns()
+    columns.append("a")
+    columns.append("b")
+    first, second = columns.steps()
     first.metadata["x"] = 1
     first.tool_calls.append(ToolCall(name="search"))
     assert second.metadata == {} and second.tool_calls == []

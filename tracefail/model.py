@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from json.encoder import encode_basestring as _quote  # the C string encoder json.dumps uses
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, field_validator
@@ -79,44 +80,6 @@ class Step(BaseModel):
     end_ts: datetime | None = None
     status: str | None = None  # ok / error / the source's status text
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def split_from_log(
-        cls,
-        step_idx: int,
-        content: str,
-        *,
-        agent: str | None = None,
-        recipient: str | None = None,
-        role: str | None = None,
-        name: str | None = None,
-        start_ts: datetime | None = None,
-    ) -> Step:
-        """A message step from values our own log splitters produced, without validation.
-
-        Validating each step cost ~1 s of a 50 MB MAST ingest (108k steps) and
-        `model_construct` is slower still (it inspects every default factory per call); these
-        arguments are already of their field types (mypy checks the callers), step_idx >= 0.
-        Copying the defaults and assigning by key is the cheapest way to a full `__dict__` in
-        field order (half the cost of `dict.update(**kw)` or an 18-key literal).
-        """
-        values = _STEP_DEFAULTS.copy()
-        values["step_idx"] = step_idx
-        values["agent"] = agent
-        values["recipient"] = recipient
-        values["role"] = role
-        values["name"] = name
-        values["content"] = content
-        values["tool_calls"] = []
-        values["start_ts"] = start_ts
-        values["metadata"] = {}
-        step = object.__new__(cls)
-        _set = object.__setattr__  # pydantic's own slots: what validation would have set
-        _set(step, "__dict__", values)
-        _set(step, "__pydantic_fields_set__", set(_SPLIT_FIELDS))
-        _set(step, "__pydantic_extra__", None)
-        _set(step, "__pydantic_private__", None)
-        return step
 
     def full_text(self, max_arguments: int = 2000) -> str:
         """Everything a reader of the step needs, compactly: a tool result's call id, the content,
@@ -199,16 +162,32 @@ class StepColumns:
         self.start_ts.append(start_ts)
 
     def steps(self) -> list[Step]:
-        """The steps as objects (for callers that read or change steps one by one)."""
-        make = Step.split_from_log
-        return [
-            make(i, content, agent=agent, recipient=recipient, role=role, name=name, start_ts=start)
-            for i, (content, agent, recipient, role, name, start) in enumerate(
-                zip(
-                    self.content, self.agent, self.recipient, self.role, self.name, self.start_ts, strict=True
-                )
-            )
-        ]
+        """The steps as objects (for callers that read or change steps one by one), built
+        without validation: the columns hold values of the fields' types (mypy checks the
+        splitters), and `model_construct` is slower still (it inspects every default factory
+        per call). Copying the defaults and assigning by key is the cheapest way to a full
+        `__dict__` in field order."""
+        steps = []
+        _set = object.__setattr__  # pydantic's own slots: what validation would have set
+        rows = zip(self.content, self.agent, self.recipient, self.role, self.name, self.start_ts, strict=True)
+        for i, (content, agent, recipient, role, name, start) in enumerate(rows):
+            values = _STEP_DEFAULTS.copy()
+            values["step_idx"] = i
+            values["agent"] = agent
+            values["recipient"] = recipient
+            values["role"] = role
+            values["name"] = name
+            values["content"] = content
+            values["tool_calls"] = []
+            values["start_ts"] = start
+            values["metadata"] = {}
+            step = object.__new__(Step)
+            _set(step, "__dict__", values)
+            _set(step, "__pydantic_fields_set__", set(_SPLIT_FIELDS))
+            _set(step, "__pydantic_extra__", None)
+            _set(step, "__pydantic_private__", None)
+            steps.append(step)
+        return steps
 
 
 class SourceKind(StrEnum):
@@ -395,23 +374,29 @@ _MESSAGE_JSON = (
 _MESSAGE_TEMPLATES: dict[tuple[str | None, ...], bytes] = {}
 
 
+def _looked_up(found: dict[Any, bytes], keys: list[Any], make: Callable[[Any], bytes]) -> list[bytes]:
+    """`found[key]` for each key, `make(key)` (which may add it to `found`) where it is not."""
+    values = list(map(found.get, keys))
+    if None not in values:
+        return cast(list[bytes], values)
+    return [make(key) if value is None else value for key, value in zip(keys, values, strict=True)]
+
+
 def columns_json(columns: StepColumns) -> bytes:
-    """`_steps_json` of the steps the columns hold, read from the columns."""
+    """`_steps_json` of the steps the columns hold, built a column at a time: templates, content
+    and times are looked up or encoded with `map` over whole columns and the steps are filled in
+    with one `bytes.__mod__` each, with no Python frame per step."""
+    keys = list(zip(columns.agent, columns.name, columns.recipient, columns.role, strict=True))
+    templates = _looked_up(
+        _MESSAGE_TEMPLATES, keys, lambda key: _template(_MESSAGE_TEMPLATES, key, _MESSAGE_JSON)
+    )
+    try:
+        contents = list(map(orjson.dumps, columns.content))
+    except orjson.JSONEncodeError:  # a lone surrogate somewhere: that step's content the slow way
+        contents = list(map(_content_json, columns.content))
     times: dict[datetime | None, bytes] = {None: b"null"}
-    rows = zip(
-        columns.content,
-        columns.agent,
-        columns.name,
-        columns.recipient,
-        columns.role,
-        columns.start_ts,
-        strict=True,
-    )
-    return b", ".join(
-        _template(_MESSAGE_TEMPLATES, (agent, name, recipient, role), _MESSAGE_JSON)
-        % (_content_json(content), _start_json(times, start), idx)
-        for idx, (content, agent, name, recipient, role, start) in enumerate(rows)
-    )
+    starts = _looked_up(times, columns.start_ts, lambda start: _start_json(times, start))
+    return b", ".join(map(bytes.__mod__, templates, zip(contents, starts, range(len(keys)), strict=True)))
 
 
 class Trace(BaseModel):

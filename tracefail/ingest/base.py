@@ -42,9 +42,11 @@ class Adapter(Protocol):
 class RecordAdapter(Adapter, Protocol):
     """A format whose files are runs of independent records (MAST-Data's JSON arrays): a big
     file is cut into runs of records that several processes read at once. `parse(path)` is
-    `from_records(path, records(path))`."""
+    `from_records(path, records(path))`. `parsed`: records read in this process keep the
+    value the record scan parsed (else they are parsed twice); records for other processes
+    keep only their bytes (a parsed run waiting for a reader would hold its window and value)."""
 
-    def records(self, path: Path) -> Iterator[RawRecord]: ...
+    def records(self, path: Path, parsed: bool = False) -> Iterator[RawRecord]: ...
 
     def from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]: ...
 

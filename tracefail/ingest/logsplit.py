@@ -12,8 +12,9 @@ import bisect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
+from itertools import compress, repeat
+from operator import add
 from typing import Any
 
 from tracefail.ingest.base import parse_time, text_of
@@ -37,6 +38,9 @@ class Split:
         return self.columns.steps()
 
 
+_Heads = tuple[list[int], list[re.Match[str]]]
+
+
 class _LineHead:
     """A header pattern that matches at line starts only (what `^` under re.M means).
 
@@ -51,12 +55,15 @@ class _LineHead:
         self.first = re.compile(pattern, re.M)
         self.later = re.compile(f"\\n(?:{pattern})", re.M)
 
-    def starts(self, text: str) -> list[tuple[int, re.Match[str]]]:
-        """Every header as (offset of its line, match), in order."""
+    def starts(self, text: str) -> _Heads:
+        """Every header: the offsets of their lines and the matches, in order."""
         first = self.first.match(text)
-        found = [(0, first)] if first else []
-        found += [(m.start() + 1, m) for m in self.later.finditer(text, first.end() if first else 0)]
-        return found
+        matches = [first] if first else []
+        matches += self.later.finditer(text, first.end() if first else 0)
+        offsets = list(map(add, map(re.Match.start, matches), repeat(1)))  # after the newline
+        if first:
+            offsets[0] = 0
+        return offsets, matches
 
     def search(self, text: str) -> re.Match[str] | None:
         return self.first.match(text) or self.later.search(text)
@@ -71,55 +78,38 @@ _Part = tuple[int, int, str | None, str | None, str | None, str | None]
 _Maker = Callable[[str, re.Match[str], int], _Part | None]
 
 
-def _trimmed(text: str, start: int, end: int) -> str:
-    """text[start:end].strip("\n") with one copy, not two (bodies end in newlines)."""
-    while start < end and text[start] == "\n":
-        start += 1
-    while end > start and text[end - 1] == "\n":
-        end -= 1
-    return text[start:end]
-
-
-def _cut(text: str, heads: list[tuple[int, re.Match[str]]], make: _Maker) -> StepColumns:
+def _cut(text: str, heads: _Heads, make: _Maker) -> StepColumns:
     """One step per header, its body running to the next header's line; text before the first
     header becomes a preamble step. `make(text, match, end)` reads a header whose body ends at
-    `end`, or returns None to drop it. The parts go straight into columns, no Step each.
-    A log stamps many lines with the same second, so each timestamp text is parsed once (with
-    the lookups hoisted, a fifth of the split's time on the 50 MB MAST array)."""
+    `end`, or returns None to drop it. The parts go straight into columns, no Step each, and
+    everything after `make` is done a column at a time (`map` over C functions: cutting and
+    trimming the bodies, looking up times), not step by step. A log stamps many lines with the
+    same second, so each distinct timestamp text is parsed once."""
+    offsets, matches = heads
     columns = StepColumns()
-    if text[: heads[0][0]].strip():
-        columns.append(_trimmed(text, 0, heads[0][0]), name="preamble")
-    ends = [start for start, _ in heads[1:]]
+    if text[: offsets[0]].strip():
+        columns.append(text[: offsets[0]].strip("\n"), name="preamble")
+    ends = offsets[1:]
     ends.append(len(text))
-    times: dict[str | None, datetime | None] = {None: None}
-    contents, agents, recipients, names, starts = (
-        columns.content,
-        columns.agent,
-        columns.recipient,
-        columns.name,
-        columns.start_ts,
-    )
-    for (_, match), end in zip(heads, ends, strict=True):
-        part = make(text, match, end)
-        if part is not None:
-            start, stop, agent, recipient, name, ts = part
-            try:
-                when = times[ts]
-            except KeyError:
-                when = times[ts] = parse_time(ts)
-            contents.append(_trimmed(text, start, stop))
-            agents.append(agent)
-            recipients.append(recipient)
-            names.append(name)
-            starts.append(when)
-    columns.role.extend([None] * (len(contents) - len(columns.role)))
+    parts = [part for part in map(make, repeat(text), matches, ends) if part is not None]
+    if parts:
+        starts, stops, agents, recipients, names, stamps = zip(*parts, strict=True)
+        bodies = map(text.__getitem__, map(slice, starts, stops))
+        columns.content += map(str.strip, bodies, repeat("\n"))
+        columns.agent += agents
+        columns.recipient += recipients
+        columns.name += names
+        times = {stamp: parse_time(stamp) for stamp in set(stamps)}
+        columns.start_ts += map(times.__getitem__, stamps)
+    columns.role += [None] * (len(columns.content) - len(columns.role))
     return columns
 
 
-def _outside_code(text: str, heads: list[tuple[int, re.Match[str]]]) -> list[tuple[int, re.Match[str]]]:
+def _outside_code(text: str, heads: _Heads) -> _Heads:
     """The headers not inside ``` fences (where e.g. `# comment` lines are code, not headings)."""
-    fences = [start for start, _ in _FENCE.starts(text)]
-    return [head for head in heads if bisect.bisect_left(fences, head[0]) % 2 == 0]
+    fences = _FENCE.starts(text)[0]
+    kept = [bisect.bisect_left(fences, offset) % 2 == 0 for offset in heads[0]]
+    return list(compress(heads[0], kept)), list(compress(heads[1], kept))
 
 
 # --- AG2: the trajectory is JSON, a message list or an object holding one ------------------
@@ -226,7 +216,7 @@ def _mgpt_part(text: str, match: re.Match[str], end: int) -> _Part:
 
 def split_metagpt(text: str) -> Split | None:
     heads = _MGPT_BLOCK.starts(text)
-    if not heads:
+    if not heads[0]:
         return _split_loguru(text, "metagpt-loguru")
     columns = _cut(text, heads, _mgpt_part)
     human = next((i for i, agent in enumerate(columns.agent) if agent == "Human"), None)
@@ -236,11 +226,16 @@ def split_metagpt(text: str) -> Split | None:
 
 # Style 2 (loguru, also OpenManus):
 # "2025-01-17 11:40:27.872 | INFO     | module:func:391 - Alice(SimpleCoder): ..."
-_LOGURU = _LineHead(
+_LOGURU_HEAD = (
     r"(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?) \| (?P<level>[A-Z]+)\s*\| (?P<where>\S+) - "
 )
+_LOGURU = _LineHead(_LOGURU_HEAD)
 _PERSONA = re.compile(r"^\w[\w-]*\(([\w ]+)\)$")
-_LOGURU_AGENT = re.compile(r"(?:\W+\s*)?(?P<agent>[A-Z][\w-]*(?:\([\w ]+\))?)(?::|'s )")
+# The speaker after the header, read in the header's own match (one regex call a step, not
+# two). It cannot run past the body: the next header's line starts with a digit, which none of
+# its parts match.
+_LOGURU_STEP = _LineHead(_LOGURU_HEAD + r"(?:(?:\W+\s*)?(?P<agent>[A-Z][\w-]*(?:\([\w ]+\))?)(?::|'s ))?")
+_LOGURU_BODY = len(" - ")  # what the header has after `where`
 
 
 @lru_cache(maxsize=1024)
@@ -251,9 +246,9 @@ def _persona(speaker: str) -> str:
 
 
 def _loguru_part(text: str, match: re.Match[str], end: int) -> _Part:
-    agent = _LOGURU_AGENT.match(text, match.end(), end)
-    speaker = agent.group("agent") if agent else match.group("where").split(":")[0]
-    return match.end(), end, _persona(speaker), None, match.group("level"), match.group("ts")
+    speaker = match.group("agent") or match.group("where").split(":")[0]
+    start = match.end("where") + _LOGURU_BODY
+    return start, end, _persona(speaker), None, match.group("level"), match.group("ts")
 
 
 def _split_loguru(text: str, style: str) -> Split | None:
@@ -267,12 +262,16 @@ def _split_loguru(text: str, style: str) -> Split | None:
         if isinstance(data, dict) and isinstance(data.get("content"), str):
             task = data.get("prompt") if isinstance(data.get("prompt"), str) else None
             text = data["content"]
-    heads = _LOGURU.starts(text)
-    return Split(style, _cut(text, heads, _loguru_part), task=task) if heads else None
+    heads = _LOGURU_STEP.starts(text)
+    return Split(style, _cut(text, heads, _loguru_part), task=task) if heads[0] else None
 
 
 # --- ChatDev: "[2023-25-08 10:20:56 INFO] Chief Product Officer: **Chief Product Officer<->..." -----
-_CHATDEV = _LineHead(r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?")
+_CHATDEV_HEAD = r"\[(?P<ts>\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?P<level>[A-Z]+)\] ?"
+_CHATDEV = _LineHead(_CHATDEV_HEAD)
+# The speaker after the header, in the header's own match: it cannot hold a newline, so it
+# cannot run past the body.
+_CHATDEV_STEP = _LineHead(_CHATDEV_HEAD + r"(?:(?P<agent>[A-Z][\w .-]{0,60}): )?")
 _CHATDEV_AGENT = re.compile(r"(?P<agent>[A-Z][\w .-]{0,60}): ")
 _CHATDEV_PAIR = re.compile(r"\*\*(?P<a>[^*<]+)<->(?P<b>[^*]+?) on : ")
 _CHATDEV_TASK = _LineHead(r"\*\*task_prompt\*\*: (.+)$")
@@ -284,24 +283,25 @@ CHATDEV_NOISE = "flask app.py did not start for online log"  # a line the ChatDe
 
 
 def _chatdev_part(text: str, match: re.Match[str], end: int) -> _Part | None:
-    start = match.end()
-    if _CHATDEV_NOISE.match(text, start, end):
-        return None
-    agent = _CHATDEV_AGENT.match(text, start, end)
-    if not agent:
+    agent = match.group("agent")
+    if agent is None:  # a body that starts with a speaker is never the noise line
+        start = match.end()
+        if _CHATDEV_NOISE.match(text, start, end):
+            return None
         return start, end, None, None, match.group("level"), None
-    pair = _CHATDEV_PAIR.search(text, start, min(start + 300, end))
+    head_end = match.start("agent")
+    pair = _CHATDEV_PAIR.search(text, head_end, min(head_end + 300, end))
     recipient = None
     if pair:
         a, b = pair.group("a").strip(), pair.group("b").strip()
-        recipient = b if agent.group("agent") == a else a
+        recipient = b if agent == a else a
     # ChatDev dates are year-day-month; keep the text, the timestamp is not reliable
-    return agent.end(), end, agent.group("agent"), recipient, match.group("level"), None
+    return match.end(), end, agent, recipient, match.group("level"), None
 
 
 def split_chatdev(text: str) -> Split | None:
-    heads = _CHATDEV.starts(text)
-    if not heads:
+    heads = _CHATDEV_STEP.starts(text)
+    if not heads[0]:
         return None
     prompt = _CHATDEV_TASK.search(text)
     task = prompt.group(1).strip() if prompt else None
@@ -327,7 +327,7 @@ def _hyper_part(text: str, match: re.Match[str], end: int) -> _Part:
 
 def split_hyperagent(text: str) -> Split | None:
     heads = _HYPER.starts(text)
-    return Split("hyperagent-log", _cut(text, heads, _hyper_part)) if heads else None
+    return Split("hyperagent-log", _cut(text, heads, _hyper_part)) if heads[0] else None
 
 
 # --- Magentic-One ------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ def split_magentic(text: str) -> Split | None:
             columns.append(content.strip("\n"), agent, recipient, name=note, start_ts=parse_time(ts))
         return Split("magentic-jsonl", columns, task=task)
     heads = _CONSOLE.starts(text)
-    return Split("magentic-console", _cut(text, heads, _console_part)) if heads else None
+    return Split("magentic-console", _cut(text, heads, _console_part)) if heads[0] else None
 
 
 # --- AppWorld: markdown sections, one per agent turn ("### Supervisor -> spotify_agent") --------
@@ -404,10 +404,10 @@ def _appworld_part(text: str, match: re.Match[str], end: int) -> _Part:
 
 def split_appworld(text: str) -> Split | None:
     heads = _MD_HEADING.starts(text)
-    if len(heads) < 2:
+    if len(heads[0]) < 2:
         return None
     heads = _outside_code(text, heads)
-    if not heads:  # every heading sat inside a code fence: not this style
+    if not heads[0]:  # every heading sat inside a code fence: not this style
         return None
     columns = _cut(text, heads, _appworld_part)
     return Split("appworld-markdown", columns) if len(columns) > 1 else None

@@ -149,8 +149,8 @@ class MastFullAdapter:
             and ('"llm_name"' in head or '"mast_annotation"' in head)
         )
 
-    def records(self, path: Path) -> Iterator[RawRecord]:
-        return iter_json_array(path, values=False)  # parsed again by the reader process
+    def records(self, path: Path, parsed: bool = False) -> Iterator[RawRecord]:
+        return iter_json_array(path, values=parsed)
 
     def columns_from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, full_record_to_trace)
@@ -173,8 +173,8 @@ class MastHumanAdapter:
     def sniff(self, path: Path, head: str) -> bool:
         return first_char(head) == "[" and '"mas_name"' in head and '"round"' in head
 
-    def records(self, path: Path) -> Iterator[RawRecord]:
-        return iter_json_array(path, values=False)  # parsed again by the reader process
+    def records(self, path: Path, parsed: bool = False) -> Iterator[RawRecord]:
+        return iter_json_array(path, values=parsed)
 
     def columns_from_records(self, path: Path, records: Iterable[RawRecord]) -> Iterator[Trace | Rejected]:
         return _mapped(path, records, human_record_to_trace)

@@ -288,7 +288,7 @@ def _parts(unit: Unit, limits: Limits, sample: bool = True) -> Iterator[Part]:
         else:
             yield _checked(traces, unit, limits), None, sample
     elif isinstance(adapter, RecordAdapter) and unit.size > UNIT_BYTES:
-        for number, run in enumerate(runs(adapter, unit.file)):
+        for number, run in enumerate(runs(adapter, unit.file, parsed=True)):
             size = sum(r.size for r in run)
             yield from _parts(
                 Unit(unit.file, unit.adapter, size, run, number % MEASURE_EVERY == 0), limits, sample
@@ -360,13 +360,14 @@ def units(file: Path, forced: str | None, parallel: bool) -> Iterator[Unit | Rej
         yield _rejection(file, exc)
 
 
-def runs(adapter: RecordAdapter, file: Path) -> Iterator[tuple[RawRecord, ...]]:
+def runs(adapter: RecordAdapter, file: Path, parsed: bool = False) -> Iterator[tuple[RawRecord, ...]]:
     """The file's records in runs of RUN_BYTES; if the record scan breaks, the records read
-    before it, then the error."""
+    before it, then the error. `parsed`: the runs are read in this process (see
+    `RecordAdapter.records`)."""
     run: list[RawRecord] = []
     size = 0
     try:
-        for record in adapter.records(file):
+        for record in adapter.records(file, parsed):
             run.append(record)
             size += record.size
             if size >= RUN_BYTES:
