@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -132,10 +133,17 @@ class Database:
                 self.connection = duckdb.connect(
                     self.path, read_only=True, config=_SANDBOX if sandbox else {}
                 )
-            elif "lock" in text.lower():
+            elif "lock" in text.lower() and read_only:
                 raise DatabaseLocked(
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
+                ) from None
+            elif "lock" in text.lower():  # a writer or a reader (`tracefail browse` reads) holds it
+                held_by = " ".join(re.findall(r"\(PID \d+\)", text)[:1])
+                raise DatabaseLocked(
+                    f"{self.path}: the database is open in another process {held_by}".rstrip()
+                    + "; wait for it to finish (an idle `tracefail browse` lets go of it within "
+                    "seconds) and try again"
                 ) from None
             else:
                 raise StoreError(
@@ -420,6 +428,15 @@ class Database:
     def drop_snapshot(self) -> None:
         """Remove the published copy (the file itself is readable again once this one closes)."""
         snapshot_path(self.path).unlink(missing_ok=True)
+
+    def cursor(self) -> Database:
+        """Another connection to this open database, for one thread (DuckDB's connections are not
+        shared between threads): no file open, no lock, no migration check; close it when done."""
+        twin = copy.copy(self)
+        twin.connection = self.connection.cursor()
+        twin._held = False  # its own transactions
+        twin.connection.execute("SET enable_progress_bar = false")
+        return twin
 
     def close(self) -> None:
         self.connection.close()
