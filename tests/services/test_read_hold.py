@@ -7,8 +7,11 @@ import threading
 import time
 from pathlib import Path
 
+from tracefail.services.browse import BrowseService
+from tracefail.services.filter_language import CorpusFilter
 from tracefail.services.read_hold import ReadHold
 from tracefail.store import Database
+from tracefail.store.partitioned import export_partitioned
 
 
 def _corpus(tmp_path: Path) -> Path:
@@ -92,3 +95,14 @@ def test_without_idle_time_each_read_closes_the_file(tmp_path: Path) -> None:
             db.rows("SELECT 1")
         assert not hold.held
     assert len(opened) == 2
+
+
+def test_a_parquet_corpus_is_read_through_the_hold(corpus_path: Path, tmp_path: Path) -> None:
+    with Database(corpus_path, read_only=True) as db:
+        export_partitioned(db, tmp_path / "parts", "framework")
+    service = BrowseService(tmp_path / "parts", "tester", hold_s=60)
+    service.prepare()
+    assert service.count(CorpusFilter()) == 22
+    assert len(service.page(CorpusFilter(), 0, 5).rows) == 5 and service.reads.held
+    service.close()
+    assert not service.reads.held

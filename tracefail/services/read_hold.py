@@ -48,11 +48,13 @@ class ReadHold:
                 self._db = self._open_read()  # under the lock: other readers wait for this one open
             db = self._db
             self._readers += 1
-        cursor = db.cursor()
+        cursor: Database | None = None
         try:
+            cursor = db.cursor()
             yield cursor
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
             with self._cond:
                 self._readers -= 1
                 self._last_use = time.monotonic()

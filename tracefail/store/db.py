@@ -117,12 +117,12 @@ class Database:
             **(_SANDBOX if sandbox else {}),
             **({"memory_limit": memory_limit} if memory_limit else {}),
         }
+        self.snapshot_of: str | None = None  # set when this reads serve's published copy
         if is_partitioned(self.path):
             self._open_partitioned(sandbox)
             return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
-        self.snapshot_of: str | None = None  # set when this reads serve's published copy
         try:
             self.connection = duckdb.connect(self.path, read_only=read_only, config=self._config)
         except duckdb.IOException as exc:
