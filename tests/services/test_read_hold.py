@@ -7,10 +7,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import CorpusFilter
 from tracefail.services.read_hold import ReadHold
-from tracefail.store import Database
+from tracefail.store import Database, StoreError
 from tracefail.store.partitioned import export_partitioned
 
 
@@ -106,3 +108,9 @@ def test_a_parquet_corpus_is_read_through_the_hold(corpus_path: Path, tmp_path: 
     assert len(service.page(CorpusFilter(), 0, 5).rows) == 5 and service.reads.held
     service.close()
     assert not service.reads.held
+
+
+def test_a_sandboxed_database_hands_out_no_cursor(tmp_path: Path) -> None:
+    path = _corpus(tmp_path)
+    with Database(path, sandbox=True) as db, pytest.raises(StoreError, match="no cursors"):
+        db.cursor()

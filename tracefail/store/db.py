@@ -113,6 +113,7 @@ class Database:
         self.path = str(path)
         self._held = False  # inside bulk_write: transaction() joins the held transaction
         self.read_only = read_only = read_only or sandbox
+        self.sandbox = sandbox
         self._config = {
             **(_SANDBOX if sandbox else {}),
             **({"memory_limit": memory_limit} if memory_limit else {}),
@@ -432,6 +433,8 @@ class Database:
     def cursor(self) -> Database:
         """Another connection to this open database, for one thread (DuckDB's connections are not
         shared between threads): no file open, no lock, no migration check; close it when done."""
+        if self.sandbox:  # its configuration is locked: a cursor could not turn the progress bar off
+            raise StoreError(f"{self.path}: a sandboxed database hands out no cursors")
         twin = copy.copy(self)
         twin.connection = self.connection.cursor()
         twin._held = False  # its own transactions
