@@ -2,12 +2,14 @@
 statistics, human labels, export.
 
 Lock design: DuckDB lets one process write a file, and while it does no other process can
-open it, not even read-only. A TUI left open for hours must not block `tracefail label`, and
-must not crash while one runs. So the browser never holds the file: every call opens a
-connection, does its work and closes it (reads read-only, human label writes read-write).
-When another process holds the lock the call retries briefly, then raises `CorpusBusy`; the
-TUI keeps what it already shows, says the corpus is busy, and retries on a timer. Filters are
-answered from an in-memory index while the file is unchanged (`index_cache`).
+open it, not even read-only; while a process reads it, no other process can write it. A TUI
+left open for hours must not block `tracefail label`, and must not crash while one runs. So
+the browser reads through a `ReadHold`: one read-only connection shared by its workers, kept
+for `hold_s` after the last read (a burst of filter changes opens the file once) and closed
+before the browser's own human label writes (read-write, closed at once). When another process
+holds the lock the call retries briefly, then raises `CorpusBusy`; the TUI keeps what it
+already shows, says the corpus is busy, and retries on a timer. Filters are answered from an
+in-memory index while the file is unchanged (`index_cache`).
 
 Statistics and graphs come from `services.stats`, the same functions `tracefail stats` and
 `tracefail graph` call, so the screens and the CLI give one answer.
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import closing, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,6 +39,7 @@ from tracefail.services.clusters import Clusters, failure_clusters
 from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
 from tracefail.services.ops import Ops
+from tracefail.services.read_hold import ReadHold
 from tracefail.services.search import matching_traces, trace_matches
 from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
@@ -72,7 +75,8 @@ class LiveState:
 
 
 class BrowseService:
-    """Short-lived connections per call so the browser never holds the corpus' lock."""
+    """Reads share one connection held `hold_s` after the last (0: opened and closed per call),
+    writes open their own, so the browser holds the corpus' lock only while it is in use."""
 
     def __init__(
         self,
@@ -82,6 +86,7 @@ class BrowseService:
         retries: int = 3,
         backoff_s: float = 0.15,
         use_index: bool = True,
+        hold_s: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.user = user
@@ -89,6 +94,7 @@ class BrowseService:
         self.backoff_s = backoff_s
         self.facets_cache: Facets | None = None
         self.index = IndexCache(self.path, enabled=use_index)
+        self.reads = ReadHold(lambda: self._connect(read_only=True), hold_s)
 
     @property
     def source(self) -> str:
@@ -103,30 +109,29 @@ class BrowseService:
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
             Database(self.path).close()
 
-    @contextmanager
-    def _open(self, read_only: bool) -> Iterator[Database]:
+    def _connect(self, read_only: bool) -> Database:
         for attempt in range(self.retries + 1):
             try:
-                db = Database(self.path, read_only=read_only)
-                break
+                return Database(self.path, read_only=read_only)
             except DatabaseLocked as exc:
                 if attempt == self.retries:
                     raise CorpusBusy(str(exc)) from None
                 time.sleep(self.backoff_s * (attempt + 1))
-        try:
-            yield db
-        finally:
-            db.close()
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def close(self) -> None:
+        """Let go of the file now (the browser quits)."""
+        self.reads.close()
 
     def read(self, fn: Callable[[Database], T]) -> T:
-        with self._open(read_only=True) as db:
+        with self.reads.reading() as db:
             return fn(db)
 
     def write(self, fn: Callable[[Database], T]) -> T:
         self.index.writes += 1
         self.index.drop()  # before and after: no read may pair the old index with the new file
         try:
-            with self._open(read_only=False) as db:
+            with self.reads.exclusive(), closing(self._connect(read_only=False)) as db:
                 done = fn(db)
                 if self.facets_cache is not None:  # a new label source is a filter value at once
                     self.facets_cache = _facets(db)
@@ -164,8 +169,8 @@ class BrowseService:
         return self.read(lambda db: _count(db, _text_as_ids(db, f)))
 
     def live(self) -> LiveState:
-        """Opens nothing unless serve's copy exists: a read connection open in this process
-        would make a human label's write fail (DuckDB refuses a second configuration)."""
+        """Opens nothing unless serve's copy exists (polled on a timer, it must not keep the file
+        held for nothing); that copy is read and closed at once (`ReadHold`)."""
         if not snapshot_path(self.path).exists():
             return LiveState(serving=False, traces=0)
         return self.read(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -112,16 +113,17 @@ class Database:
         self.path = str(path)
         self._held = False  # inside bulk_write: transaction() joins the held transaction
         self.read_only = read_only = read_only or sandbox
+        self.sandbox = sandbox
         self._config = {
             **(_SANDBOX if sandbox else {}),
             **({"memory_limit": memory_limit} if memory_limit else {}),
         }
+        self.snapshot_of: str | None = None  # set when this reads serve's published copy
         if is_partitioned(self.path):
             self._open_partitioned(sandbox)
             return
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise StoreError(f"{self.path}: no such database (run `tracefail ingest` first)")
-        self.snapshot_of: str | None = None  # set when this reads serve's published copy
         try:
             self.connection = duckdb.connect(self.path, read_only=read_only, config=self._config)
         except duckdb.IOException as exc:
@@ -132,10 +134,17 @@ class Database:
                 self.connection = duckdb.connect(
                     self.path, read_only=True, config=_SANDBOX if sandbox else {}
                 )
-            elif "lock" in text.lower():
+            elif "lock" in text.lower() and read_only:
                 raise DatabaseLocked(
                     f"{self.path}: the database is open for writing in another process; "
                     "wait for it to finish or open it read-only later"
+                ) from None
+            elif "lock" in text.lower():  # a writer or a reader (`tracefail browse` reads) holds it
+                held_by = " ".join(re.findall(r"\(PID \d+\)", text)[:1])
+                raise DatabaseLocked(
+                    f"{self.path}: the database is open in another process {held_by}".rstrip()
+                    + "; wait for it to finish (an idle `tracefail browse` lets go of it within "
+                    "seconds) and try again"
                 ) from None
             else:
                 raise StoreError(
@@ -420,6 +429,17 @@ class Database:
     def drop_snapshot(self) -> None:
         """Remove the published copy (the file itself is readable again once this one closes)."""
         snapshot_path(self.path).unlink(missing_ok=True)
+
+    def cursor(self) -> Database:
+        """Another connection to this open database, for one thread (DuckDB's connections are not
+        shared between threads): no file open, no lock, no migration check; close it when done."""
+        if self.sandbox:  # its configuration is locked: a cursor could not turn the progress bar off
+            raise StoreError(f"{self.path}: a sandboxed database hands out no cursors")
+        twin = copy.copy(self)
+        twin.connection = self.connection.cursor()
+        twin._held = False  # its own transactions
+        twin.connection.execute("SET enable_progress_bar = false")
+        return twin
 
     def close(self) -> None:
         self.connection.close()

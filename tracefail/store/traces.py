@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -51,14 +51,6 @@ def _insert(db: Database, table: str, schema: pa.Schema, rows: list[dict] | pa.T
     db.connection.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM arrow")
 
 
-def _for_ids(db: Database, sql: str, ids: Iterable[str]) -> list[tuple]:
-    """Run `sql` with `{ids}` standing for a subquery over `ids`. The ids go in as an Arrow
-    column: DuckDB converts a Python list parameter element by element, about 0.25 ms each
-    (a failed pandas import per element when pandas is absent), which cost 11% of a MAST ingest."""
-    wanted_ids = pa.table({"trace_id": pa.array(list(ids), pa.string())})  # noqa: F841 - scanned by name
-    return db.connection.execute(sql.format(ids="(SELECT trace_id FROM wanted_ids)")).fetchall()
-
-
 def insert_rows(db: Database, table: Literal["labels", "attributions"], rows: list[dict]) -> None:
     """Label or attribution rows (as `label_rows` / `attribution_rows` make them) written now."""
     schema = LABEL_SCHEMA if table == "labels" else ATTRIBUTION_SCHEMA
@@ -90,7 +82,9 @@ def add_prepared(db: Database, batch: Prepared, run_id: str | None) -> AddResult
     if not batch.headers:
         return result
     ids = [t.trace_id for t in batch.headers]
-    stored = dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", ids))
+    stored = dict(
+        db.rows(f"SELECT trace_id, content_hash FROM traces WHERE trace_id {IN_TEXTS}", [texts(ids)])
+    )
     fresh: list[int] = []
     same: list[int] = []
     for i, (trace, digest) in enumerate(zip(batch.headers, batch.hashes, strict=True)):
@@ -163,11 +157,9 @@ def _write(
     ]
     with db.transaction():
         if replace:
-            ids = [trace.trace_id for trace in batch.headers]
-            _for_ids(db, "DELETE FROM steps WHERE trace_id IN {ids}", ids)
-            _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", ids)
-            _for_ids(db, "DELETE FROM traces WHERE trace_id IN {ids}", ids)
-            _for_ids(db, "DELETE FROM trace_spans WHERE trace_id IN {ids}", ids)
+            ids = texts(trace.trace_id for trace in batch.headers)
+            for table in ("steps", "features", "traces", "trace_spans"):
+                db.execute(f"DELETE FROM {table} WHERE trace_id {IN_TEXTS}", [ids])
         _insert(db, "traces", TRACE_SCHEMA, trace_rows)
         _insert_spans(db, spans)
         _insert(db, "steps", STEP_SCHEMA, batch.steps)
@@ -185,14 +177,16 @@ def stored_raw(db: Database, trace_ids: Sequence[str]) -> dict[str, str | None]:
     put together from its spans where it keeps them as `trace_spans`."""
     if not trace_ids:
         return {}
-    return dict(_for_ids(db, "SELECT trace_id, raw FROM trace_raw WHERE trace_id IN {ids}", trace_ids))
+    return dict(db.rows(f"SELECT trace_id, raw FROM trace_raw WHERE trace_id {IN_TEXTS}", [texts(trace_ids)]))
 
 
 def stored_hashes(db: Database, trace_ids: Sequence[str]) -> dict[str, str]:
     """The content hash of those ids that are stored (without reading their `raw` text)."""
     if not trace_ids:
         return {}
-    return dict(_for_ids(db, "SELECT trace_id, content_hash FROM traces WHERE trace_id IN {ids}", trace_ids))
+    return dict(
+        db.rows(f"SELECT trace_id, content_hash FROM traces WHERE trace_id {IN_TEXTS}", [texts(trace_ids)])
+    )
 
 
 def replace_traces(
@@ -223,11 +217,10 @@ def refresh_grown(
         return None
     stored = {
         trace_id: set(spans or ())
-        for trace_id, spans in _for_ids(
-            db,
-            "SELECT trace_id, list(span_id) FILTER (span_id IS NOT NULL) FROM steps WHERE trace_id IN {ids} "
-            "GROUP BY trace_id",
-            ids,
+        for trace_id, spans in db.rows(
+            "SELECT trace_id, list(span_id) FILTER (span_id IS NOT NULL) FROM steps "
+            f"WHERE trace_id {IN_TEXTS} GROUP BY trace_id",
+            [texts(ids)],
         )
     }
     mine = pl.from_arrow(batch.steps.select(["trace_id", "span_id"]))
@@ -308,7 +301,9 @@ def grow_traces(db: Database, grown: Sequence[GrownTrace], run_id: str | None) -
             "ingest_run_id = r.ingest_run_id, ingested_at = r.ingested_at "
             "FROM grown_rows r WHERE traces.trace_id = r.trace_id"
         )
-        _for_ids(db, "DELETE FROM features WHERE trace_id IN {ids}", [g.header.trace_id for g in grown])
+        db.execute(
+            f"DELETE FROM features WHERE trace_id {IN_TEXTS}", [texts(g.header.trace_id for g in grown)]
+        )
         if replaced:  # steps appended at the end replace nothing: no scan of the steps table
             written = pa.table(  # noqa: F841 - scanned by name
                 {

@@ -15,6 +15,10 @@ from tracefail.tui.commands import BrowseCommands
 from tracefail.tui.layout import TraceLayout, default_layout_file
 from tracefail.tui.work import background
 
+# seconds the browser keeps its read connection after the last read: a burst of filter changes
+# opens the file once, and other processes can write it this long after the browser went idle
+HOLD_S = 3.0
+
 
 class TracefailApp(App[None]):
     """`tracefail browse`: corpus -> trace -> graph / stats, with human labels and undo."""
@@ -48,13 +52,16 @@ class TracefailApp(App[None]):
         # user's config folder, tests in a file of their own or nowhere
         self.layout_file = layout_file or (default_layout_file() if remember_layout else None)
         self.trace_layout = TraceLayout.load(layout_file)
-        self.service = BrowseService(db_path, user)
+        self.service = BrowseService(db_path, user, hold_s=HOLD_S)
         self.export_dir = export_dir or Path.cwd()
         self.ranker_path = ranker_path  # orders the review queue (else one is fitted on the labels)
         self.corpus_filter = CorpusFilter()
         self.receipts: list[Receipt] = []
         self.writes = 0  # human writes and undos so far: the corpus list re-reads when it changed
         self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"
+
+    def on_unmount(self) -> None:
+        self.service.close()  # let go of the file at once, not after HOLD_S
 
     def on_mount(self) -> None:
         from tracefail.tui.screens.corpus import CorpusScreen
