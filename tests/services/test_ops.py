@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from fractions import Fraction
 from pathlib import Path
 
 import polars as pl
@@ -87,6 +88,20 @@ def test_cost_uses_the_price_table_and_says_n(corpus: Database, tmp_path: Path) 
     assert claude["cost_usd"] == pytest.approx(expected) and claude["cost_n"] > 0
     unpriced = result.table.filter(dimension="model", cost_n=0)
     assert unpriced.height and unpriced["cost_usd"].null_count() == unpriced.height  # unknown, not free
+
+
+def test_cost_is_the_exact_sum_so_no_thread_order_changes_its_last_bits(
+    corpus: Database, tmp_path: Path
+) -> None:
+    """Prices of 0.1 and 0.7 per 1M tokens are not exact doubles: summed as doubles on several
+    threads, a cost could change in its last bits from run to run (and between machines)."""
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"claude-sonnet-4": [0.1, 0.7]}))
+    claude = (
+        ops(corpus, prices).table.filter(dimension="model", value="claude-sonnet-4-5-20250929").to_dicts()[0]
+    )
+    exact = Fraction(claude["tokens_in"]) * Fraction("0.1") + Fraction(claude["tokens_out"]) * Fraction("0.7")
+    assert claude["cost_usd"] == float(exact) / 1e6
 
 
 def test_price_table_rules(tmp_path: Path) -> None:

@@ -56,8 +56,11 @@ def ops_table(db: Database, prices: dict[str, tuple[float, float]]) -> pl.DataFr
         x AS (  -- per step once, so that each grouping set only sums and counts
             SELECT {columns}, s.trace_id, s.tokens_in, s.tokens_out,
                    s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL AS has_tokens,
+                   -- in micro-USD as an exact decimal: a sum of doubles on several threads
+                   -- could differ in its last bits from run to run
                    CASE WHEN s.tokens_in IS NOT NULL OR s.tokens_out IS NOT NULL
-                        THEN (coalesce(s.tokens_in, 0) * p.p_in + coalesce(s.tokens_out, 0) * p.p_out) / 1e6
+                        THEN coalesce(s.tokens_in, 0) * p.p_in::DECIMAL(18, 6)
+                             + coalesce(s.tokens_out, 0) * p.p_out::DECIMAL(18, 6)
                    END AS cost,  -- NULL: unpriced model or no tokens
                    -- a step stamped once (end = start: formats with one time per event) has
                    -- no measured latency; counted as 0 ms it pulled p50 to 0 on the samples
@@ -71,7 +74,7 @@ def ops_table(db: Database, prices: dict[str, tuple[float, float]]) -> pl.DataFr
                coalesce(sum(tokens_in), 0)::BIGINT AS tokens_in,
                coalesce(sum(tokens_out), 0)::BIGINT AS tokens_out,
                count(*) FILTER (WHERE has_tokens) AS tokens_n,
-               sum(cost) AS cost_usd,
+               sum(cost)::DOUBLE / 1e6 AS cost_usd,
                count(cost) AS cost_n,
                quantile_cont(latency_ms, [0.5, 0.95]) AS latency_ms,
                count(latency_ms) AS latency_n,
