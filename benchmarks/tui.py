@@ -102,7 +102,9 @@ def _idle(pilot: Pilot) -> bool:
 
 
 async def _filter(pilot: Pilot, screen: CorpusScreen, words: str) -> dict[str, float]:
-    await _until(pilot, lambda: _idle(pilot) and not screen.loading and screen.total is not None, paint=False)
+    await _until(
+        pilot, lambda: _idle(pilot) and not screen.fetching and screen.total is not None, paint=False
+    )
     box = screen.query_one("#filter")
     box.value = words  # type: ignore[attr-defined]
     box.focus()
@@ -112,7 +114,7 @@ async def _filter(pilot: Pilot, screen: CorpusScreen, words: str) -> dict[str, f
     press = asyncio.create_task(pilot.press("enter"))  # its own wait for CPU idle is not our measure
 
     def shown() -> bool:
-        return screen.generation == generation and not screen.loading
+        return screen.generation == generation and not screen.fetching
 
     rows = await _until(pilot, shown)
     await _until(pilot, lambda: screen.total is not None, paint=False)

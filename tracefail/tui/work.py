@@ -27,8 +27,10 @@ def background(
     group: str,
     exclusive: bool = True,
     busy: Callable[[str], None] | None = None,
+    failed: Callable[[], None] | None = None,
 ) -> Worker[None]:
-    """Run `work` in a thread worker of `node`; `done(result)` or `busy(message)` on the UI thread."""
+    """Run `work` in a thread worker of `node`; `done(result)` or `busy(message)` on the UI thread,
+    or after an error is shown, `failed()` (to undo what waited for the result)."""
     app = node.app
 
     def run() -> None:
@@ -39,16 +41,19 @@ def background(
             if not worker.is_cancelled:
                 app.call_from_thread(busy or _notify_busy(app), str(exc))
             return
-        except (StoreError, FilterError, ValueError, FileNotFoundError) as exc:
-            if not worker.is_cancelled:
-                app.call_from_thread(app.notify, str(exc), title="error", severity="error", timeout=8)
-            return
         except Exception as exc:  # a bug must not take the browser down; show it and keep going
             if not worker.is_cancelled:
-                message = f"{type(exc).__name__}: {exc}"
+                known = isinstance(exc, StoreError | FilterError | ValueError | FileNotFoundError)
+                message = str(exc) if known else f"{type(exc).__name__}: {exc}"
                 app.call_from_thread(
-                    app.notify, message, title="unexpected error", severity="error", timeout=12
+                    app.notify,
+                    message,
+                    title="error" if known else "unexpected error",
+                    severity="error",
+                    timeout=8 if known else 12,
                 )
+                if failed is not None:
+                    app.call_from_thread(failed)
             return
         if not worker.is_cancelled:
             app.call_from_thread(done, result)

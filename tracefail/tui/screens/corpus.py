@@ -86,7 +86,10 @@ class CorpusScreen(Screen[None]):
         self.loaded = 0
         self.generation = 0  # bumped per filter; results of older generations are dropped
         self.last_page_short = False
-        self.loading = False
+        # a page is being read (not Textual's `loading`: over the screen it would disable it)
+        self.fetching = False
+        # the table takes the focus once its rows show: the first page's, and a submitted filter's
+        self.focus_table = True
         self.busy: str | None = None
         self.spark_feature: str | None = None
         self.row_ids: list[str] = []  # trace id of each loaded table row
@@ -140,7 +143,7 @@ class CorpusScreen(Screen[None]):
         corpus_filter = self.tf.corpus_filter
         self.generation += 1
         generation = self.generation
-        self.loading = True
+        self.fetching = True
         self.total = None
         answered = self.tf.service.indexed_page_and_count(corpus_filter, PAGE)
         if answered is not None:  # from the in-memory index: milliseconds, no file access
@@ -148,6 +151,10 @@ class CorpusScreen(Screen[None]):
             self._counted(generation, answered[1])
             return
         self._status()
+        # Textual's loading indicator over the table (not over the screen: that would disable
+        # the screen and rebuild the footer's keys twice) while the page is read from the file:
+        # the old rows are not re-rendered meanwhile, and the worker has the GIL to itself
+        self.query_one(DataTable).loading = True
 
         def on_page(page: CorpusPage) -> None:  # runs in the worker: hand the rows over at once
             self.app.call_from_thread(self._first_page, generation, page)
@@ -158,12 +165,14 @@ class CorpusScreen(Screen[None]):
             lambda total: self._counted(generation, total),
             group="corpus",
             busy=self._busy,
+            failed=self._read_failed,
         )
 
     def _first_page(self, generation: int, page: CorpusPage) -> None:
         if generation != self.generation:
             return
         self.busy = None
+        self._show_table()
         self.query_one(DataTable).clear()
         self.loaded = 0
         self.row_ids = []
@@ -172,7 +181,7 @@ class CorpusScreen(Screen[None]):
     @on(LiveStatus.Arrived)
     def _arrived(self) -> None:
         """Traces arrived from `serve`: show them at once unless the user is down the table."""
-        if self.query_one(DataTable).cursor_row <= 0 and not self.loading:
+        if self.query_one(DataTable).cursor_row <= 0 and not self.fetching:
             self.action_reload()
 
     def _counted(self, generation: int, total: int) -> None:
@@ -196,9 +205,9 @@ class CorpusScreen(Screen[None]):
 
     def _more(self) -> None:
         exhausted = self.total is not None and self.loaded >= self.total
-        if self.loading or exhausted or self.last_page_short:
+        if self.fetching or exhausted or self.last_page_short:
             return
-        self.loading = True
+        self.fetching = True
         corpus_filter, offset, generation = self.tf.corpus_filter, self.loaded, self.generation
         background(
             self,
@@ -211,7 +220,7 @@ class CorpusScreen(Screen[None]):
     def _add(self, generation: int, page: CorpusPage) -> None:
         if generation != self.generation or page.offset != self.loaded:
             return  # a page for an older filter
-        self.loading = False
+        self.fetching = False
         self.last_page_short = len(page.rows) < PAGE
         table = self.query_one(DataTable)
         # a first page: the rows that fit on screen first (the table measures every row it is
@@ -275,10 +284,25 @@ class CorpusScreen(Screen[None]):
         ]
 
     def _busy(self, message: str) -> None:
-        self.loading = False
+        self.fetching = False
+        self._show_table()
         self.busy = message
         self._status()
         self.set_timer(RETRY_S, self.reload)
+
+    def _read_failed(self) -> None:
+        """The page could not be read (the error is shown): the rows read before stay."""
+        self.fetching = False
+        self._show_table()
+        self._status()
+
+    def _show_table(self) -> None:
+        """The table shown again (its loading indicator gone), focused if a filter asked for it."""
+        table = self.query_one(DataTable)
+        table.loading = False
+        if self.focus_table:
+            self.focus_table = False
+            table.focus()
 
     def _status(self) -> None:
         f = self.tf.corpus_filter
@@ -300,7 +324,7 @@ class CorpusScreen(Screen[None]):
                 text.append(" · no trace matches; esc clears the filter", style="bold yellow")
             if self.spark_feature:
                 text.append(f" · sparkline: {self.spark_feature}", style="dim")
-            if self.loading:
+            if self.fetching:
                 text.append(" · loading…", style="italic")
         self.query_one("#status", Static).update(text, layout=False)  # one line: no screen reflow
 
@@ -338,12 +362,12 @@ class CorpusScreen(Screen[None]):
             error.display = True
             return
         error.display = False
+        self.focus_table = True  # once its rows are shown: while they are read it is covered
         self.set_filter(
             replace(parsed, sort=self.tf.corpus_filter.sort, descending=self.tf.corpus_filter.descending)
             if "sort:" not in event.value
             else parsed
         )
-        self.query_one(DataTable).focus()
 
     def set_filter(self, corpus_filter: CorpusFilter) -> None:
         self.tf.corpus_filter = corpus_filter
