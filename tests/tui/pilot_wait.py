@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 from textual.worker import WorkerState
+
+from tracefail.tui.screens.corpus import CorpusScreen
 
 
 async def settle(pilot: Pilot, quiet_rounds: int = 2) -> None:
@@ -16,3 +19,13 @@ async def settle(pilot: Pilot, quiet_rounds: int = 2) -> None:
         if quiet == quiet_rounds:
             return
     raise AssertionError("workers did not finish")
+
+
+async def submit_filter(pilot: Pilot, words: str) -> CorpusScreen:
+    """Type `words` into the corpus screen's filter bar, submit them, and wait for the result."""
+    screen = pilot.app.screen
+    assert isinstance(screen, CorpusScreen)
+    screen.query_one("#filter", Input).value = words
+    await pilot.press("slash", "end", "enter")
+    await settle(pilot)
+    return screen

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pilot_wait import settle
-from textual.widgets import DataTable, Input
+from pilot_wait import settle, submit_filter
+from textual.widgets import DataTable
 
 from tracefail.tui.app import TracefailApp
 from tracefail.tui.screens.corpus import CorpusScreen
-
-
-async def _submit(pilot, words: str) -> CorpusScreen:  # type: ignore[no-untyped-def]
-    screen = pilot.app.screen
-    assert isinstance(screen, CorpusScreen)
-    screen.query_one("#filter", Input).value = words
-    await pilot.press("slash", "end", "enter")
-    await settle(pilot)
-    return screen
 
 
 async def test_a_filter_read_from_the_file_covers_only_the_table(corpus_path: Path, tmp_path: Path) -> None:
@@ -36,7 +27,7 @@ async def test_a_filter_read_from_the_file_covers_only_the_table(corpus_path: Pa
         covered: list[tuple[str, bool]] = []
         screen.watch(screen, "loading", lambda value: covered.append(("screen", value)), init=False)
         screen.watch(table, "loading", lambda value: covered.append(("table", value)), init=False)
-        screen = await _submit(pilot, "the")
+        screen = await submit_filter(pilot, "the")
         assert screen.loaded > 1 and screen.total == screen.loaded
         assert covered == [("table", True), ("table", False)]  # the screen stayed as it was
         assert app.focused is table and not table.disabled
@@ -47,7 +38,7 @@ async def test_a_filter_read_from_the_file_covers_only_the_table(corpus_path: Pa
             raise ValueError("the corpus could not be read")
 
         app.service.page_and_count = fail  # type: ignore[method-assign]
-        screen = await _submit(pilot, "framework:AG2")
+        screen = await submit_filter(pilot, "framework:AG2")
         assert not table.loading and not screen.fetching  # uncovered, the rows read before kept
         assert screen.loaded > 0
         assert any("could not be read" in str(n.message) for n in app._notifications)

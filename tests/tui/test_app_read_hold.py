@@ -9,11 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from pilot_wait import settle
-from textual.widgets import Input
+from pilot_wait import settle, submit_filter
 
 from tracefail.tui.app import TracefailApp
-from tracefail.tui.screens.corpus import CorpusScreen
 
 SPAN_TRACE = "demo:spans"  # built in conftest.py
 WRITE = """
@@ -36,15 +34,6 @@ def _write_elsewhere(path: Path) -> str:
     return done.stdout.strip()
 
 
-async def _filter(pilot, words: str) -> CorpusScreen:  # type: ignore[no-untyped-def]
-    screen = pilot.app.screen
-    assert isinstance(screen, CorpusScreen)
-    screen.query_one("#filter", Input).value = words
-    await pilot.press("slash", "end", "enter")
-    await settle(pilot)
-    return screen
-
-
 async def test_filters_share_the_held_connection_and_writes_still_work(
     corpus_path: Path, tmp_path: Path
 ) -> None:
@@ -62,7 +51,7 @@ async def test_filters_share_the_held_connection_and_writes_still_work(
         app.service.reads._open_read = lambda: counted(True)
         app.service.index.enabled = False  # every filter change reads the file
         for words in ("framework:MetaGPT", "flight", 'framework:"OpenAI Agents"', ""):
-            screen = await _filter(pilot, words)
+            screen = await submit_filter(pilot, words)
         assert opened in ([], [True])  # at most one open for four filter changes
         assert app.service.reads.held
         # the browser's own write while its read connection is held: it closes it and writes
@@ -82,7 +71,7 @@ async def test_filters_share_the_held_connection_and_writes_still_work(
             assert time.monotonic() < deadline, "the browser kept the file"
             await pilot.pause(0.05)
         assert _write_elsewhere(corpus_path) == "written"
-        screen = await _filter(pilot, 'framework:"OpenAI Agents"')  # the browser reads again
+        screen = await submit_filter(pilot, 'framework:"OpenAI Agents"')  # the browser reads again
         assert screen.loaded == 1
         assert app.service.trace(SPAN_TRACE).head["task"] == "edited elsewhere"  # type: ignore[union-attr]
     assert not app.service.reads.held  # closed when the app quit
