@@ -105,6 +105,36 @@ def test_an_ingest_runs_with_fewer_collections_and_restores_the_collector(
     assert (gc.get_threshold(), gc.get_freeze_count()) == before
 
 
+def test_an_ingest_offers_the_gil_often_and_restores_the_interval(
+    db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from tracefail.services import ingest as ingest_service
+
+    before = sys.getswitchinterval()
+    assert before > ingest_service.GIL_SWITCH_S  # the interpreter's default, 5 ms
+    real_add = trace_store.add_prepared
+    seen = []
+
+    def add_and_look(db, batch, run_id):  # a spy: the interval while the store thread writes
+        seen.append(sys.getswitchinterval())
+        return real_add(db, batch, run_id)
+
+    monkeypatch.setattr(trace_store, "add_prepared", add_and_look)
+    assert ingest(db, _whowhen_files(tmp_path, 3)).traces == 3
+    assert seen and all(s == pytest.approx(ingest_service.GIL_SWITCH_S) for s in seen)
+    assert sys.getswitchinterval() == before
+
+    def fail(db, batch, run_id):
+        raise MemoryError("out of memory while appending")
+
+    monkeypatch.setattr(trace_store, "add_prepared", fail)
+    with pytest.raises(IngestStopped):
+        ingest(db, _whowhen_files(tmp_path, 2))
+    assert sys.getswitchinterval() == before
+
+
 def test_a_group_is_read_with_the_collector_off_and_it_comes_back_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

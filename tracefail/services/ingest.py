@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -104,6 +105,12 @@ OPEN_TEXT_FACTOR = 2
 # Store tasks (batches, quarantine rows, commits) the reader may run ahead of the writer: one
 # batch being written and one prepared keep both halves busy; more only holds memory.
 STORE_DEPTH = 2
+# How often (seconds) the reading thread, long stretches of Python, must offer the GIL to the
+# store thread. The store thread gives it up in every DuckDB and polars call and needs it back
+# after each, hundreds of times a batch: at the interpreter's 5 ms it waited most of that, at
+# 0.5 ms a 50 MB MAST ingest with `--workers 0` took 0.87x the time for the same CPU (three
+# alternating rounds, docs/benchmarks.md).
+GIL_SWITCH_S = 0.0005
 
 
 @dataclass
@@ -240,6 +247,7 @@ def ingest(
         open_text = _OpenText(db)
         with (
             fewer_collections(),
+            quick_gil_handover(),
             db.memory_capped(DB_MEMORY_CAP + OPEN_TEXT_FACTOR * open_text.bytes) as at_least,
             db.threads_capped(1),
             db.checkpoint_each_commit(),
@@ -262,6 +270,18 @@ def ingest(
     finally:
         if pool is not None:
             pool.close()
+
+
+@contextmanager
+def quick_gil_handover() -> Iterator[None]:
+    """Run with the GIL offered every GIL_SWITCH_S (or the shorter interval already set),
+    then restore the interpreter's interval."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(min(before, GIL_SWITCH_S))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class _OpenText:
