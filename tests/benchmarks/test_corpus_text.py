@@ -8,8 +8,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from benchmarks.corpus_text import Words, synthesize_mast
+from benchmarks.corpus_text import SAMPLES, Words, pool_words, synthesize_mast
+from benchmarks.synth import synthesize
 from tracefail.ingest.logsplit import Split, split_trajectory
+from tracefail.services.ingest import ingest
+from tracefail.store import Database
 
 _WORD = re.compile(r"[A-Za-z]+")
 
@@ -60,3 +63,27 @@ def test_mast_synth_keeps_every_records_steps_and_agents_in_new_words(tmp_path: 
     # third of all words (a uniform draw from the pool's vocabulary would give under 1%)
     counts = Counter(word.lower() for text in filled for word in _WORD.findall(text))
     assert 0.1 < sum(n for _, n in counts.most_common(10)) / counts.total() < 0.35
+
+
+def _corpus(path: Path, words: Words | None) -> Database:
+    db = Database(path)
+    ingest(db, [SAMPLES / "whowhen"])
+    synthesize(db, 200, text=None if words is None else words.text)
+    return db
+
+
+def test_synthetic_corpus_copies_sample_steps_in_new_words(tmp_path: Path) -> None:
+    query = (
+        "SELECT trace_id, step_idx, agent, role, kind, content FROM steps "
+        "WHERE trace_id LIKE 'synth:%' ORDER BY trace_id, step_idx"
+    )
+    with _corpus(tmp_path / "repeated.duckdb", None) as db:
+        old = db.rows(query)
+    with _corpus(tmp_path / "diverse.duckdb", Words(pool_words())) as db:
+        new = db.rows(query)
+    assert len(new) == len(old) > 600
+    for step, sample in zip(new, old, strict=True):
+        assert step[:5] == sample[:5] and _skeleton(step[5] or "") == _skeleton(sample[5] or "")
+    filled = [step[5] for step in new if _WORD.search(step[5] or "")]
+    old_filled = [step[5] for step in old if _WORD.search(step[5] or "")]
+    assert len(set(filled)) > 0.8 * len(filled) and len(set(old_filled)) < 0.5 * len(old_filled)
