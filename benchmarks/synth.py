@@ -68,20 +68,21 @@ def _array(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def _step_text(con: Any, text: Callable[[str], str] | None) -> None:
+def _step_text(con: Any, text: Callable[[str], str] | None) -> int:
     """The table synth_text (i, j, content): each step's copied sample text, rewritten by `text`
-    in (trace, step) order so a seed always gives the same corpus."""
+    in (trace, step) order so a seed always gives the same corpus; returns its distinct texts."""
     if text is None:
         con.execute(
             "CREATE TEMP TABLE synth_text AS SELECT i, j, content FROM synth_s JOIN synth_pool USING (k)"
         )
-        return
+        return int(con.execute("SELECT count(DISTINCT content) FROM synth_text").fetchone()[0])
     templates = dict(con.execute("SELECT k, content FROM synth_pool").fetchall())
     keys = con.execute("SELECT i, j, k FROM synth_s ORDER BY i, j").to_arrow_table()
     contents = [None if templates[k] is None else text(templates[k]) for k in keys["k"].to_pylist()]
     con.register("synth_rewritten", pa.table({"i": keys["i"], "j": keys["j"], "content": contents}))
     con.execute("CREATE TEMP TABLE synth_text AS SELECT * FROM synth_rewritten")
     con.unregister("synth_rewritten")
+    return len(set(contents) - {None})
 
 
 def synthesize(
@@ -157,7 +158,7 @@ def synthesize(
             FROM synth_t t, generate_series(0, t.n - 1) g(j)
             """
         )
-        _step_text(con, text)
+        distinct = _step_text(con, text)
         con.execute(
             f"""
             INSERT INTO steps (trace_id, step_idx, agent, role, kind, content,
@@ -243,8 +244,6 @@ def synthesize(
         table: db.rows(f"SELECT count(*) FROM {table} WHERE trace_id LIKE 'synth:%'")[0][0]
         for table in ("traces", "steps", "labels", "attributions", "features")
     }
-    counts["distinct_texts"] = db.rows(
-        "SELECT count(DISTINCT content) FROM steps WHERE trace_id LIKE 'synth:%'"
-    )[0][0]
+    counts["distinct_texts"] = distinct
     catch_up(db)  # the rows above bypassed the store's writers, which index as they write
     return SynthReport(**counts)
