@@ -6,6 +6,9 @@
 Two inputs: the Who&When folder (many small JSON files; ../shared/data when present, else the
 shipped sample) and a synthesized MAST-Data-style array (default 200 MB, trajectories from 2 KB
 to 2 MB, built from the shipped sample records; give several sizes to see how peak RSS scales).
+Its bodies are in real words drawn from Who&When and HaluEval (`benchmarks/corpus_text.py`: each
+record keeps its sample's headers, steps and agents; `--mast-text repeated` writes the samples'
+own text, the earlier corpus, whose 124k steps held a few hundred distinct texts).
 Each measurement runs in a fresh child process so its peak RSS is its own. The baseline only
 loads JSON into a table of the database file and checkpoints it (`rawscan.py`); tracefail also
 splits logs into steps, computes ids and content hashes, maps labels, checks every record and
@@ -35,43 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "data_samples"
-SHARED_WHOWHEN = ROOT.parent / "shared" / "data" / "whowhen-algorithm-generated"
+from corpus_text import (
+    SAMPLES,
+    SHARED,
+    distinct_messages,
+    synthesize_mast,
+)  # benchmarks/corpus_text.py, beside this script
 
-
-def _longer(trajectory: str, repeat: int) -> str:
-    """A run log `repeat` times as long, still in its own style: an AG2 run is a JSON document,
-    so its message list is repeated (repeating the text would make it unreadable JSON, which no
-    real MAST record is, and send it through every splitter)."""
-    try:
-        document = json.loads(trajectory)
-    except ValueError:
-        return trajectory * repeat
-    if isinstance(document, list):
-        return json.dumps(document * repeat, ensure_ascii=False)
-    document["trajectory"] = document["trajectory"] * repeat  # AG2's {..., "trajectory": [...]}
-    return json.dumps(document, ensure_ascii=False)
-
-
-def synthesize_mast(path: Path, megabytes: int) -> int:
-    """Write a MAST-Data full-file lookalike of about `megabytes` MB, streaming; returns records."""
-    base = json.loads((SAMPLES / "mast" / "mad_full_sample.json").read_text())
-    target, written, count = megabytes * 1_000_000, 0, 0
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write("[\n")
-        while written < target:
-            record = json.loads(json.dumps(base[count % len(base)]))
-            # sizes like the real file: mostly ~10 KB, every 50th ~2 MB
-            repeat = 400 if count % 50 == 49 else 1 + count % 7
-            record["trace"]["trajectory"] = _longer(record["trace"]["trajectory"], repeat)
-            record["trace_id"] = record["trace"]["index"] = count
-            text = json.dumps(record, ensure_ascii=False)
-            fh.write(("" if count == 0 else ",\n") + text)
-            written += len(text)
-            count += 1
-        fh.write("\n]\n")
-    return count
+SHARED_WHOWHEN = SHARED / "whowhen-algorithm-generated"
 
 
 KINDS = {
@@ -213,6 +187,15 @@ def main() -> None:
     parser.add_argument(
         "--mast-repeat", type=int, default=2, help="runs per MAST-style measurement (best kept)"
     )
+    parser.add_argument(
+        "--mast-text",
+        choices=["diverse", "repeated"],
+        default="diverse",
+        help="MAST bodies in real words drawn from a pool (diverse) or the samples' own text repeated",
+    )
+    parser.add_argument(
+        "--shared-data", type=Path, default=SHARED, help="the real-text pool's folder (Who&When, HaluEval)"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tracefail-bench")
     parser.add_argument("--child", choices=list(KINDS), help=argparse.SUPPRESS)
     parser.add_argument(
@@ -228,11 +211,26 @@ def main() -> None:
     report(f"Who&When ({args.whowhen})", sorted(args.whowhen.glob("*.json")), array=False, repeat=args.repeat)
     for megabytes in (mb for mb in args.mast_mb if mb > 0):
         args.workdir.mkdir(parents=True, exist_ok=True)
-        mast = args.workdir / f"mast_synth_{megabytes}mb_v2.json"  # v2: AG2 runs stay JSON
+        # v2: AG2 runs stay JSON; v3: real words in the bodies (the pool from --shared-data)
+        version = "v3_diverse" if args.mast_text == "diverse" else "v2"
+        mast = args.workdir / f"mast_synth_{megabytes}mb_{version}.json"
         if not mast.exists():
-            records = synthesize_mast(mast, megabytes)
-            print(f"\nsynthesized {mast} ({records} records)")
-        report("MAST-style array (synthesized)", [mast], array=True, repeat=args.mast_repeat)
+            real = distinct_messages(args.whowhen)
+            made = synthesize_mast(
+                mast, megabytes, diverse=args.mast_text == "diverse", shared=args.shared_data
+            )
+            print(
+                f"\nsynthesized {mast} ({made.records} records, {made.steps} steps as split, "
+                f"{made.distinct_texts} distinct step texts = {made.distinct_texts / made.steps:.1%}; "
+                f"{made.kept_sample_text} records kept their sample's text; real Who&When in "
+                f"{args.whowhen}: {real[0]} distinct message texts of {real[1]})"
+            )
+        report(
+            f"MAST-style array (synthesized, {args.mast_text} text)",
+            [mast],
+            array=True,
+            repeat=args.mast_repeat,
+        )
 
 
 if __name__ == "__main__":

@@ -3,13 +3,19 @@
 Benchmarks and UI work need a corpus of realistic shape (100k traces, 1M steps, labels from
 several sources, attributions, features). Generating it row by row in Python would take minutes;
 here every table is filled by one `INSERT ... SELECT` over `generate_series`, with pseudo-random
-choices drawn from `hash()` so the same seed always gives the same corpus. Step text is copied
-from the stored sample steps, so text lengths and agents look like real ones.
+choices drawn from `hash()` so the same seed always gives the same corpus. Each step copies a
+stored sample step (its role, kind and layout), and `text` rewrites the copied text (in Python,
+the one part done row by row: about a minute for 1M steps): copied as it is, a 1M-step corpus
+holds only as many distinct texts as the samples (673), which flatters compression and search.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
 
 from tracefail.store.db import Database, StoreError, now
 from tracefail.store.search import catch_up
@@ -50,6 +56,7 @@ class SynthReport:
     labels: int
     attributions: int
     features: int
+    distinct_texts: int
 
 
 def _u(expr: str, salt: int) -> str:
@@ -61,10 +68,31 @@ def _array(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
+def _step_text(con: Any, text: Callable[[str], str] | None) -> int:
+    """The table synth_text (i, j, content): each step's copied sample text, rewritten by `text`
+    in (trace, step) order so a seed always gives the same corpus; returns its distinct texts."""
+    if text is None:
+        con.execute(
+            "CREATE TEMP TABLE synth_text AS SELECT i, j, content FROM synth_s JOIN synth_pool USING (k)"
+        )
+        return int(con.execute("SELECT count(DISTINCT content) FROM synth_text").fetchone()[0])
+    templates = dict(con.execute("SELECT k, content FROM synth_pool").fetchall())
+    keys = con.execute("SELECT i, j, k FROM synth_s ORDER BY i, j").to_arrow_table()
+    contents = [None if templates[k] is None else text(templates[k]) for k in keys["k"].to_pylist()]
+    con.register("synth_rewritten", pa.table({"i": keys["i"], "j": keys["j"], "content": contents}))
+    con.execute("CREATE TEMP TABLE synth_text AS SELECT * FROM synth_rewritten")
+    con.unregister("synth_rewritten")
+    return len(set(contents) - {None})
+
+
+def synthesize(
+    db: Database, n_traces: int, *, seed: int = 0, text: Callable[[str], str] | None = None
+) -> SynthReport:
     """Add `n_traces` synthetic traces (ids `synth:<n>`) and their labels, attributions, features.
 
-    Needs at least one stored step to copy text from; ingest the shipped samples first.
+    Needs at least one stored step to copy text from; ingest the shipped samples first. `text`
+    rewrites each copied step text (seeded, in step order: benchmarks/corpus_text.py's
+    `Words.text`); without it the text is copied as it is.
     """
     pool = db.rows("SELECT count(*) FROM steps WHERE trace_id NOT LIKE 'synth:%'")[0][0]
     if not pool:
@@ -125,19 +153,26 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
         )
         con.execute(
             f"""
+            CREATE TEMP TABLE synth_s AS
+            SELECT t.i, j, hash(t.i, j, {s + 7}) % {pool} AS k
+            FROM synth_t t, generate_series(0, t.n - 1) g(j)
+            """
+        )
+        distinct = _step_text(con, text)
+        con.execute(
+            f"""
             INSERT INTO steps (trace_id, step_idx, agent, role, kind, content,
                                tokens_in, tokens_out, start_ts, end_ts, status)
             SELECT 'synth:' || t.i, j,
                    {_array(AGENTS)}[((j + hash(t.i, {s + 6})) % {len(AGENTS)})::INT + 1],
-                   p.role, p.kind, p.content,
+                   p.role, p.kind, x.content,
                    -- tokens, timings over 30 days and 3% errors, for the ops dashboard
                    (200 + hash(t.i, j, {s + 20}) % 3000)::INT, (20 + hash(t.i, j, {s + 21}) % 500)::INT,
                    TIMESTAMP '2025-06-01' + to_seconds((t.i * 26 + j * 7)::BIGINT),
                    TIMESTAMP '2025-06-01' + to_seconds((t.i * 26 + j * 7)::BIGINT)
                        + to_milliseconds((100 + hash(t.i, j, {s + 22}) % 5000)::BIGINT),
                    CASE WHEN hash(t.i, j, {s + 23}) % 100 < 3 THEN 'error' END
-            FROM synth_t t, generate_series(0, t.n - 1) g(j), synth_pool p
-            WHERE p.k = hash(t.i, j, {s + 7}) % {pool}
+            FROM synth_t t JOIN synth_s USING (i) JOIN synth_pool p USING (k) JOIN synth_text x USING (i, j)
             """
         )
         # Evidence step of each true mode: early, middle or late in the trace by MAST stage.
@@ -203,11 +238,12 @@ def synthesize(db: Database, n_traces: int, *, seed: int = 0) -> SynthReport:
             WHERE {_u("t.i", s + 11)} < 0.05
             """
         )
-        for table in ("synth_pool", "synth_t", "synth_truth", "synth_ev"):
+        for table in ("synth_pool", "synth_t", "synth_s", "synth_text", "synth_truth", "synth_ev"):
             con.execute(f"DROP TABLE {table}")
     counts = {
         table: db.rows(f"SELECT count(*) FROM {table} WHERE trace_id LIKE 'synth:%'")[0][0]
         for table in ("traces", "steps", "labels", "attributions", "features")
     }
+    counts["distinct_texts"] = distinct
     catch_up(db)  # the rows above bypassed the store's writers, which index as they write
     return SynthReport(**counts)
