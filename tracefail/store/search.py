@@ -20,7 +20,9 @@ ranks exactly as one built in one go.
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
 stop words (so any language that separates words by spaces or punctuation works). Han and kana
 characters are indexed one character per token; a word of several such characters is searched
-as a phrase of its characters. Tokenising is polars (`token_lists`, Rust regex on every core),
+as a phrase of its characters. JSON text (tool calls, metadata) is split with its escapes
+decoded at any depth of JSON-in-JSON (`_json_words`, `_json_words_sql`; migration 009 re-indexed
+older corpora). Tokenising is polars (`token_lists`, Rust regex on every core),
 and the query's words go through the same function, so both sides split text alike. The
 postings are grouped with a stable sort of integer codes, not a GROUP BY on strings: a term's
 rows come out sorted by document, and their positions are already in order (docs/search.md has
