@@ -191,6 +191,18 @@ def test_escapes_at_any_depth_are_decoded(db: Database, query: str, found: bool)
     assert (store.search_steps(db, query, indexed=False)[1] == 1) is found
 
 
+def test_polars_and_sql_make_the_same_text_of_escapes(db: Database) -> None:
+    """Control characters, surrogate pairs, upper-case hex and runs of 1-8 backslashes: the
+    write's text (polars) is the scan's (SQL), character for character."""
+    odd = json.dumps({"s": "\x00 \x1f é 😀 中", "deep": json.dumps({"x": json.dumps({"y": "a\tb ü"})})})
+    trace = _escaped_trace().model_copy(update={"metadata": {"raw": odd, "upper": "\\u00C9T\\\\u00e9"}})
+    add_traces(db, [trace], run_id=None)
+    sql = db.rows(f"SELECT content FROM ({store.STEP_TEXT}) WHERE trace_id = 'demo:escaped'")
+    held = store._step_texts(store._stored_steps(db, ["demo:escaped"], only_first=False))
+    assert held.get_column("text").to_list() == [c for (c,) in sql]
+    assert {"e", "中", "u", "ete", "tb"} - set(store.tokenize(sql[0][0])) == {"tb"} and "😀" not in sql[0][0]
+
+
 def _escaped_steps(db: Database, query: str) -> int:
     return store.search_steps(db, query, trace_id="demo:escaped")[1]
 
