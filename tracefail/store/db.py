@@ -77,7 +77,9 @@ def _setting_bytes(text: str) -> float:
     return float(match.group(1)) * _UNITS.get(match.group(2).lower() or "b", float("inf"))
 
 
-SEARCH_INDEX_MIGRATIONS = (6, 7)  # (re)create the full-text index's tables, which are then filled
+# migrations that (re)create the full-text index's tables or drop some of its documents: the
+# index is caught up right after them
+SEARCH_INDEX_MIGRATIONS = (6, 7, 9)
 
 
 def migrations() -> list[tuple[int, str, str]]:

@@ -20,7 +20,9 @@ ranks exactly as one built in one go.
 Tokens: words of Unicode letters and digits, lower-cased and accent-stripped, no stemmer and no
 stop words (so any language that separates words by spaces or punctuation works). Han and kana
 characters are indexed one character per token; a word of several such characters is searched
-as a phrase of its characters. Tokenising is polars (`token_lists`, Rust regex on every core),
+as a phrase of its characters. JSON text (tool calls, metadata) is split with its escapes
+decoded at any depth of JSON-in-JSON (`_json_words`, `_json_words_sql`; migration 009 re-indexed
+older corpora). Tokenising is polars (`token_lists`, Rust regex on every core),
 and the query's words go through the same function, so both sides split text alike. The
 postings are grouped with a stable sort of integer codes, not a GROUP BY on strings: a term's
 rows come out sorted by document, and their positions are already in order (docs/search.md has
@@ -65,13 +67,37 @@ _ASCII_WORD = r"[a-z0-9]+"  # a lower-cased ASCII text's letters and digits
 # a Han or kana character alone, or a run of other letters and digits
 _CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _WORD = rf"[{_CJK_CLASS}]|[[\p{{L}}\p{{N}}]--[{_CJK_CLASS}]]+"
-# JSON text as words: its escapes (\n, \", ...) would glue the letter after them to a word
-_JSON_WORDS = "regexp_replace(CAST({} AS VARCHAR), '\\\\[nrtbf\"\\\\/]', ' ', 'g')"
+# JSON text as words, alike in SQL (`_json_words_sql`) and polars (`_json_words`): a JSON
+# string often holds JSON (tool-call arguments, span attributes), so an escape can stand behind
+# any run of backslashes (`\\n` is a newline two levels down). A run before `uXXXX` is that
+# character (a space for a control character or half a surrogate pair), collapsed to one
+# backslash first; a run before n, r, t, b, f, a quote or a slash, or alone, is a space: the
+# letter after an escape must not be glued to the next word.
+_UNICODE_RUN = r"\\+u([0-9a-fA-F]{4})"  # the code point's hex digits captured
+_UNICODE_SPLIT = r"\\+u[0-9a-fA-F]{4}"
+_JSON_ESCAPE = r'\\+[nrtbf"/]?'
+
+
+def _json_words_sql(column: str) -> str:
+    """`_json_words` in DuckDB SQL: the text split around its `\\uXXXX` runs, each piece
+    followed by the character of the escape after it; then the other escapes made spaces."""
+    text = f"CAST({column} AS VARCHAR)"
+    point = "('0x' || p[2])::INTEGER"
+    char = f"CASE WHEN {point} < 32 OR {point} BETWEEN 55296 AND 57343 THEN ' ' ELSE chr({point}) END"
+    pieces = f"regexp_split_to_array({text}, '{_UNICODE_SPLIT}')"
+    points = f"regexp_extract_all({text}, '{_UNICODE_RUN}', 1)"
+    decoded = (
+        f"CASE WHEN contains({text}, '\\u') THEN array_to_string(list_transform(list_zip({pieces}, "
+        f"{points}), p -> p[1] || coalesce({char}, '')), '') ELSE {text} END"
+    )
+    return f"regexp_replace({decoded}, '{_JSON_ESCAPE}', ' ', 'g')"
+
+
 # Everything search reads of a step `s` (of trace `t`, joined only for step 0: `_TRACE_JOIN`)
 _TEXT = f"""concat_ws(chr(10), s.content,
-        CASE WHEN len(CAST(s.tool_calls AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("s.tool_calls")} END,
-        CASE WHEN len(CAST(s.metadata AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("s.metadata")} END,
-        CASE WHEN len(CAST(t.metadata AS VARCHAR)) > 2 THEN {_JSON_WORDS.format("t.metadata")} END)"""
+        CASE WHEN len(CAST(s.tool_calls AS VARCHAR)) > 2 THEN {_json_words_sql("s.tool_calls")} END,
+        CASE WHEN len(CAST(s.metadata AS VARCHAR)) > 2 THEN {_json_words_sql("s.metadata")} END,
+        CASE WHEN len(CAST(t.metadata AS VARCHAR)) > 2 THEN {_json_words_sql("t.metadata")} END)"""
 _TRACE_JOIN = "LEFT JOIN traces t ON s.step_idx = 0 AND t.trace_id = s.trace_id"
 # One row per step: (trace_id, step_idx, content), `content` being its searchable text
 STEP_TEXT = f"SELECT s.trace_id, s.step_idx, {_TEXT} AS content FROM steps s {_TRACE_JOIN}"
@@ -143,24 +169,42 @@ def tokenize(text: str) -> list[str]:
 
 
 # --- writing ---------------------------------------------------------------------------------------
-_JSON_ESCAPE = r'\\[nrtbf"\\/]'  # as in `_JSON_WORDS`: an escape would glue the letter after it to a word
 _TEXT_COLUMNS = ("content", "tool_calls", "metadata", "trace_metadata")
 
 
-def _json_words(column: str) -> pl.Expr:
-    """`_JSON_WORDS` of a JSON text column, kept only where it holds more than `{}` / `[]`."""
+def _unicode_chars(steps: pl.DataFrame) -> dict[str, str]:
+    """Each `\\uXXXX` escape in these JSON columns (runs of backslashes collapsed) and the
+    character `_json_words_sql` makes of it."""
+    found: set[str] = set()
+    for column in _TEXT_COLUMNS[1:]:
+        text = steps.get_column(column)
+        held = text.filter(text.str.contains("\\u", literal=True))  # most texts have none
+        if held.len():
+            runs = held.str.extract_all(_UNICODE_RUN).explode().drop_nulls().unique()
+            found.update(runs.str.replace(_UNICODE_RUN, r"\u$1").to_list())
+    points = {escape: int(escape[2:], 16) for escape in sorted(found)}
+    return {e: " " if p < 32 or 0xD800 <= p <= 0xDFFF else chr(p) for e, p in points.items()}
+
+
+def _json_words(column: str, chars: dict[str, str]) -> pl.Expr:
+    """A JSON text column as words (`_json_words_sql`), kept only where it holds more than `{}`
+    / `[]`; `chars` holds this batch's `\\uXXXX` escapes (`_unicode_chars`)."""
     text = pl.col(column)
-    return pl.when(text.str.len_chars() > 2).then(text.str.replace_all(_JSON_ESCAPE, " "))
+    words = text
+    if chars:  # one pass for all escapes (Aho-Corasick), only in batches that hold some
+        words = words.str.replace_all(_UNICODE_RUN, r"\u$1").str.replace_many(chars)
+    return pl.when(text.str.len_chars() > 2).then(words.str.replace_all(_JSON_ESCAPE, " "))
 
 
 def _step_texts(steps: pl.DataFrame) -> pl.DataFrame:
     """(trace_id, step_idx, text): each step's searchable text, `_TEXT` computed by polars on
     every core from the columns a write holds (or catch-up reads), one string per step."""
+    chars = _unicode_chars(steps)
     return steps.select(
         "trace_id",
         "step_idx",
         text=pl.concat_str(
-            [pl.col("content"), *(_json_words(c) for c in _TEXT_COLUMNS[1:])],
+            [pl.col("content"), *(_json_words(c, chars) for c in _TEXT_COLUMNS[1:])],
             separator="\n",
             ignore_nulls=True,
         ),
