@@ -189,17 +189,12 @@ def _written_frame(steps: pa.Table, trace_rows: Sequence[Mapping[str, object]]) 
     )
 
 
-def written_index(steps: pa.Table, trace_rows: Sequence[Mapping[str, object]]) -> IndexRows:
-    """The index rows of a write of whole traces (as `index_written` takes it), built without a
-    database: where an ingest prepares a batch (`indexed`), so its writer only gives them ids."""
-    return index_rows(_step_texts(_written_frame(steps, trace_rows)))
-
-
 def indexed(batch: Prepared) -> Prepared:
-    """The batch with its index rows (`Prepared.index`): a reader process tokenises while the
-    ingest's one writer inserts, where the writer had spent ~40% of a MAST ingest on it."""
+    """The batch with its index rows (`Prepared.index`), built where it is prepared without a
+    database, so an ingest's reader processes (or its reading thread) tokenise and its one
+    writer only gives them ids: the index had been ~40% of a MAST ingest, all in the writer."""
     trace_rows = [{"trace_id": t.trace_id, "metadata": json_text(t.metadata)} for t in batch.headers]
-    return replace(batch, index=written_index(batch.steps, trace_rows))
+    return replace(batch, index=index_rows(_step_texts(_written_frame(batch.steps, trace_rows))))
 
 
 def index_written(
@@ -214,7 +209,7 @@ def index_written(
     (`STEP_SCHEMA`) and the rows of its traces (their `trace_id` and `metadata` as stored, JSON
     text), so nothing is read back. By default the write replaced whole traces (every trace in
     `trace_rows`): their old documents go; `prepared` are its index rows if they were built
-    beforehand (`written_index`). With `grown`, only the documents of the written steps and of
+    beforehand (`indexed`). With `grown`, only the documents of the written steps and of
     step 0 (which carries the trace's metadata) go: a live trace growing span by span costs its
     new steps, not all of them; a step 0 the write did not hold is read from the steps table.
     The caller owns the transaction: call it in the one that wrote the steps, after writing
@@ -222,14 +217,15 @@ def index_written(
     if grown and prepared is not None:
         raise ValueError("index rows are prepared for whole traces only, not for a grown write")
     ids = sorted({str(r["trace_id"]) for r in trace_rows})
-    frame = _written_frame(steps, trace_rows) if prepared is None else None
-    for start in range(0, len(ids), INDEX_CHUNK):
-        chunk = ids[start : start + INDEX_CHUNK]
-        if frame is None:
-            assert prepared is not None
+    if prepared is not None:
+        for start in range(0, len(ids), INDEX_CHUNK):
+            chunk = ids[start : start + INDEX_CHUNK]
             _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
             _add_docs(db, prepared.subset(chunk))
-            continue
+        return
+    frame = _written_frame(steps, trace_rows)
+    for start in range(0, len(ids), INDEX_CHUNK):
+        chunk = ids[start : start + INDEX_CHUNK]
         written = frame.filter(pl.col("trace_id").is_in(chunk))
         if grown:
             gone = pl.concat(
