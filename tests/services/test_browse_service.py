@@ -130,7 +130,7 @@ def test_a_writer_in_another_process_makes_reads_busy_not_crash(corpus_path: Pat
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        service = BrowseService(corpus_path, "tester", retries=1, backoff_s=0.01)
+        service = BrowseService(corpus_path, "tester", wait_s=0.05)
         with pytest.raises(CorpusBusy, match="open for writing in another process"):
             service.count(CorpusFilter())
     finally:
