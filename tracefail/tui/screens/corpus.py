@@ -215,6 +215,7 @@ class CorpusScreen(Screen[None]):
             lambda page: self._add(generation, page),
             group="corpus-more",
             busy=self._busy,
+            failed=self._read_failed,  # not left fetching: scrolling on tries this page again
         )
 
     def _add(self, generation: int, page: CorpusPage) -> None:
@@ -284,14 +285,14 @@ class CorpusScreen(Screen[None]):
         ]
 
     def _busy(self, message: str) -> None:
-        self.fetching = False
-        self._show_table()
+        """Another process holds the corpus: say so, and read again in a moment."""
         self.busy = message
-        self._status()
+        self._read_failed()
         self.set_timer(RETRY_S, self.reload)
 
     def _read_failed(self) -> None:
-        """The page could not be read (the error is shown): the rows read before stay."""
+        """The page could not be read (the error or the busy corpus is shown): the rows read
+        before stay, uncovered, and the next try can start."""
         self.fetching = False
         self._show_table()
         self._status()
