@@ -19,6 +19,7 @@ Statistics and graphs come from `services.stats`, the same functions `tracefail 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass, replace
@@ -107,10 +108,19 @@ class BrowseService:
             return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
+        if not os.access(self.path, os.W_OK):  # a corpus this user may only read: as it is
+            Database(self.path, read_only=True).close()
+            return
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
             Database(self.path).close()
 
     def _connect(self, read_only: bool) -> Database:
+        if not is_partitioned(self.path) and not self.path.exists():
+            # a write would create a new, empty corpus and "save" the label there
+            raise StoreError(
+                f"{self.path}: the corpus file is gone (deleted or moved while the browser had it "
+                "open); nothing was written"
+            )
         try:
             return open_waiting(self.path, self.wait_s, read_only=read_only)
         except DatabaseLocked as exc:

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from tracefail.services.browse import StoreError
 from tracefail.services.filter_language import (
     FILTER_HELP,
     SORT_COLUMNS,
@@ -120,7 +121,21 @@ class CorpusScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        background(self, self.tf.service.prepare, lambda _: self._start(), group="corpus")
+
+        def prepare() -> str | None:  # in the worker: the corpus opens, or why it cannot
+            try:
+                self.tf.service.prepare()
+            except (StoreError, FileNotFoundError) as exc:
+                return str(exc)
+            return None
+
+        background(self, prepare, self._prepared, group="corpus")
+
+    def _prepared(self, error: str | None) -> None:
+        if error is not None:
+            self.tf.cannot_open(error)
+        else:
+            self._start()
 
     def _start(self) -> None:
         self.query_one(LiveStatus).loaded()
