@@ -1,5 +1,7 @@
-"""`tracefail search` caches its index where it can write and reads where it cannot: on a Parquet
-corpus and on a file this user may only read it answers (it had stopped at its writable open)."""
+"""A corpus this process cannot write. `tracefail search` caches its index where it can write and
+reads where it cannot: on a Parquet corpus and on a file this user may only read it answers (it
+had stopped at its writable open). A writer says in one line that the user may not write it.
+The read-only-file tests are skipped where the user is root (root writes them anyway)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import SAMPLES, run_cli
 
 
 def _search(db: Path) -> list[tuple[str, int]]:
@@ -32,3 +34,16 @@ def test_search_reads_a_file_this_user_may_only_read(whowhen_corpus: Path) -> No
     if os.access(whowhen_corpus, os.W_OK):
         pytest.skip("this user (root) may write a read-only file")
     assert _search(whowhen_corpus) == expected != []
+
+
+def test_writing_a_file_this_user_may_only_read_says_so_in_one_line(whowhen_corpus: Path) -> None:
+    whowhen_corpus.chmod(0o444)
+    if os.access(whowhen_corpus, os.W_OK):
+        pytest.skip("this user (root) may write a read-only file")
+    before = whowhen_corpus.read_bytes()
+    result = run_cli("ingest", SAMPLES / "otel", "--db", whowhen_corpus)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {whowhen_corpus}: this user may not write it (permission denied)"
+    ]
+    assert whowhen_corpus.read_bytes() == before

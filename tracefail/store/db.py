@@ -185,6 +185,9 @@ class Database:
                     "seconds) and try again",
                     held_by,
                 ) from None
+            elif "Permission denied" in text:  # not a broken file: say what the user can change
+                doing = "read" if read_only else "write"
+                raise StoreError(f"{self.path}: this user may not {doing} it (permission denied)") from None
             else:
                 raise StoreError(
                     f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})"
