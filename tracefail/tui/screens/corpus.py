@@ -135,15 +135,17 @@ class CorpusScreen(Screen[None]):
         if error is not None:
             self.tf.cannot_open(error)
         else:
-            self._start()
+            self.action_reload()
 
-    def _start(self) -> None:
+    def action_reload(self) -> None:
+        """Read the corpus: the rows, and its size and filter values, which other processes
+        (`ingest`, `serve`) change (after `R` the size had stayed as first counted)."""
         self.query_one(LiveStatus).loaded()
         self.reload()
         background(self, self.tf.service.facets, lambda _: None, group="facets", exclusive=False)
         background(
-            self, lambda: self.tf.service.count(CorpusFilter()), self._sized, group="size", exclusive=False
-        )
+            self, lambda: self.tf.service.count(CorpusFilter()), self._sized, group="size"
+        )  # exclusive: an older count never lands after a newer one
 
     def _sized(self, size: int) -> None:
         self.corpus_size = size
@@ -432,10 +434,6 @@ class CorpusScreen(Screen[None]):
         from tracefail.tui.screens.review import ReviewScreen
 
         self.app.push_screen(ReviewScreen(self.tf.ranker_path))
-
-    def action_reload(self) -> None:
-        self.query_one(LiveStatus).loaded()
-        self.reload()
 
     def action_mark(self) -> None:
         """Toggle the mark of the trace under the cursor; a third mark drops the oldest."""
