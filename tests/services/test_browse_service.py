@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tracefail.services.browse import BrowseService, CorpusBusy
+from tracefail.services.browse import BrowseService, CorpusBusy, StoreError
 from tracefail.services.filter_language import CorpusFilter, FeatureThreshold
 from tracefail.services.markdown import trace_markdown
 from tracefail.store import Database
@@ -130,7 +130,7 @@ def test_a_writer_in_another_process_makes_reads_busy_not_crash(corpus_path: Pat
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        service = BrowseService(corpus_path, "tester", retries=1, backoff_s=0.01)
+        service = BrowseService(corpus_path, "tester", wait_s=0.05)
         with pytest.raises(CorpusBusy, match="open for writing in another process"):
             service.count(CorpusFilter())
     finally:
@@ -159,3 +159,17 @@ def test_each_source_counts_with_its_latest_label(service: BrowseService) -> Non
     service.label(INJECT_TRACE, "2.2", False, taxonomy=("mast", "1.0"))  # the same human changes their mind
     assert service.count(CorpusFilter(mode="2.2")) == 0
     assert service.page(CorpusFilter(framework="MetaGPT"), 0, 1).rows[0]["modes"] == []
+
+
+def test_a_label_after_the_corpus_file_is_gone_is_refused_not_saved_elsewhere(corpus_path: Path) -> None:
+    """The browser's write would have created a new, empty corpus at the path and said "saved"."""
+    service = BrowseService(corpus_path, "tester", hold_s=60)
+    assert service.count(CorpusFilter()) == 22  # the read connection is held
+    moved = corpus_path.with_name("moved.duckdb")
+    corpus_path.rename(moved)
+    with pytest.raises(StoreError, match=r"the corpus file is gone .*nothing was written"):
+        service.mistake(SPAN_TRACE, "booker", 3, "after the move")
+    assert not corpus_path.exists()
+    service.close()
+    with Database(moved, read_only=True) as db:
+        assert db.rows("SELECT count(*) FROM attributions WHERE source = 'human:tester'") == [(0,)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tracefail.services.corpus import open_corpus
-from tracefail.store import Database, DatabaseLocked
+from tracefail.store import Database, DatabaseLocked, StoreError, open_waiting
 
 HOLD = """
 import sys, time
@@ -78,3 +78,32 @@ def test_a_read_only_open_does_not_wait_for_a_writer(corpus: Path) -> None:
     finally:
         writer.kill()
         writer.wait(timeout=30)
+
+
+def test_the_wait_is_said_once_and_ends_when_the_holder_lets_go(corpus: Path) -> None:
+    reader = _hold(corpus, 1.0)
+    told: list[DatabaseLocked] = []
+    open_waiting(corpus, 10, on_wait=told.append).close()
+    assert reader.wait(timeout=30) == 0
+    assert len(told) == 1 and told[0].holder == f"(PID {reader.pid})"
+
+
+def test_a_broken_file_is_not_waited_for_even_where_lock_is_in_its_name(tmp_path: Path) -> None:
+    """DuckDB's message for a corrupt file says "block", and a path may say "lock": neither is
+    another process holding the file, so a writer says what is wrong at once."""
+    folder = tmp_path / "lockwait"
+    folder.mkdir()
+    good = folder / "good.duckdb"
+    Database(good).close()
+    corrupt = folder / "corrupt.duckdb"
+    data = bytearray(good.read_bytes())
+    data[8192 : 8192 + 4096] = b"\xff" * 4096  # a block whose checksum no longer matches
+    corrupt.write_bytes(bytes(data))
+    not_duckdb = folder / "notes.duckdb"
+    not_duckdb.write_text("not a database\n")
+    for path, says in ((corrupt, "Corrupt database file"), (not_duckdb, "not a valid DuckDB")):
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=f"{path.name}: cannot open as a DuckDB database.*{says}") as err:
+            open_corpus(path, wait_s=10)
+        assert not isinstance(err.value, DatabaseLocked)
+        assert time.monotonic() - started < 5

@@ -43,6 +43,9 @@ def browse(
     from tracefail.services.attribution import saved_ranker
     from tracefail.tui.app import TracefailApp
 
-    TracefailApp(
+    browser = TracefailApp(
         db, name, export_dir=export_dir, ranker_path=saved_ranker(ranker), remember_layout=True
-    ).run()
+    )
+    browser.run()
+    if browser.error is not None:  # the corpus could not be opened: the browser closed at once
+        fail(browser.error)

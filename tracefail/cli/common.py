@@ -90,15 +90,34 @@ def is_remote(path: Path) -> bool:
 
 def open_db(path: Path, *, read_only: bool = False, create: bool = False, or_read: bool = False) -> Database:
     """Only ingest creates a corpus: a mistyped --db elsewhere is an error, not a new empty file.
-    `or_read`: read-only where another process (`tracefail serve`) writes it."""
-    from tracefail.services.corpus import StoreError, open_corpus
+    `or_read`: read-only where another process (`tracefail serve`) writes it. While another
+    process holds the file a writer waits, and says so once on stderr (else 10 silent seconds
+    look like a hang); Ctrl-C then stops it with one line (nothing was written)."""
+    from tracefail.services.corpus import WRITE_WAIT_S, DatabaseLocked, StoreError, open_corpus
 
     if not create and str(path) != ":memory:" and not is_remote(path) and not Path(path).exists():
         fail(f"{path}: no such database (run `tracefail ingest` first)")
+    waited: list[DatabaseLocked] = []
+
+    def waiting(locked: DatabaseLocked) -> None:
+        waited.append(locked)
+        holder = f"another process {locked.holder}".rstrip()
+        err.print(
+            f"{safe(path)}: open in {holder}; waiting up to {WRITE_WAIT_S:g} s for it to let go "
+            "(Ctrl-C stops)",
+            highlight=False,
+        )
+
     try:
-        return open_corpus(path, read_only=read_only, or_read=or_read)
+        return open_corpus(path, read_only=read_only, or_read=or_read, on_wait=waiting)
     except StoreError as exc:
         fail(str(exc))
+    except KeyboardInterrupt:
+        if not waited:
+            raise
+        fail(
+            f"{path}: interrupted while waiting for another process to let go of it; nothing was written", 130
+        )
 
 
 def print_json(value: Any) -> None:

@@ -7,9 +7,10 @@ left open for hours must not block `tracefail label`, and must not crash while o
 the browser reads through a `ReadHold`: one read-only connection shared by its workers, kept
 for `hold_s` after the last read (a burst of filter changes opens the file once) and closed
 before the browser's own human label writes (read-write, closed at once). When another process
-holds the lock the call retries briefly, then raises `CorpusBusy`; the TUI keeps what it
-already shows, says the corpus is busy, and retries on a timer. Filters are answered from an
-in-memory index while the file is unchanged (`index_cache`).
+holds the lock the call waits up to `wait_s` (`store.open_waiting`, as the CLI's writers do),
+then raises `CorpusBusy`; the TUI keeps what it already shows, says the corpus is busy, and
+retries on a timer. Filters are answered from an in-memory index while the file is unchanged
+(`index_cache`).
 
 Statistics and graphs come from `services.stats`, the same functions `tracefail stats` and
 `tracefail graph` call, so the screens and the CLI give one answer.
@@ -18,7 +19,7 @@ Statistics and graphs come from `services.stats`, the same functions `tracefail 
 from __future__ import annotations
 
 import json
-import time
+import os
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass, replace
@@ -44,7 +45,7 @@ from tracefail.services.search import matching_traces, trace_matches
 from tracefail.services.spans import span_waterfall
 from tracefail.services.stats import SelectionStats, TraceGraph
 from tracefail.services.views import CorpusPage, Facets, Receipt, TraceView
-from tracefail.store import Database, DatabaseLocked, StoreError
+from tracefail.store import Database, DatabaseLocked, StoreError, open_waiting
 from tracefail.store import export as export_store
 from tracefail.store import facets as facet_store
 from tracefail.store import human as human_store
@@ -59,6 +60,9 @@ from tracefail.store.traces import trace_header
 __all__ = ["BrowseService", "CorpusBusy", "LiveState", "StoreError"]
 
 T = TypeVar("T")
+# How long a read or a human label waits for another process' lock before the browser says the
+# corpus is busy (and retries on a timer): short, the screen must answer
+LOCK_WAIT_S = 1.0
 
 
 class CorpusBusy(Exception):
@@ -83,15 +87,13 @@ class BrowseService:
         path: Path | str,
         user: str,
         *,
-        retries: int = 3,
-        backoff_s: float = 0.15,
+        wait_s: float = LOCK_WAIT_S,
         use_index: bool = True,
         hold_s: float = 0.0,
     ) -> None:
         self.path = Path(path)
         self.user = user
-        self.retries = retries
-        self.backoff_s = backoff_s
+        self.wait_s = wait_s
         self.facets_cache: Facets | None = None
         self.index = IndexCache(self.path, enabled=use_index)
         self.reads = ReadHold(lambda: self._connect(read_only=True), hold_s)
@@ -106,18 +108,23 @@ class BrowseService:
             return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
+        if not os.access(self.path, os.W_OK):  # a corpus this user may only read: as it is
+            Database(self.path, read_only=True).close()
+            return
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done
             Database(self.path).close()
 
     def _connect(self, read_only: bool) -> Database:
-        for attempt in range(self.retries + 1):
-            try:
-                return Database(self.path, read_only=read_only)
-            except DatabaseLocked as exc:
-                if attempt == self.retries:
-                    raise CorpusBusy(str(exc)) from None
-                time.sleep(self.backoff_s * (attempt + 1))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        if not is_partitioned(self.path) and not self.path.exists():
+            # a write would create a new, empty corpus and "save" the label there
+            raise StoreError(
+                f"{self.path}: the corpus file is gone (deleted or moved while the browser had it "
+                "open); nothing was written"
+            )
+        try:
+            return open_waiting(self.path, self.wait_s, read_only=read_only)
+        except DatabaseLocked as exc:
+            raise CorpusBusy(str(exc)) from None
 
     def close(self) -> None:
         """Let go of the file now (the browser quits)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tracefail.store.db import DEFAULT_DB, Database, DatabaseLocked, StoreError
+    from tracefail.store.db import DEFAULT_DB, Database, DatabaseLocked, StoreError, open_waiting
 
-__all__ = ["DEFAULT_DB", "Database", "DatabaseLocked", "StoreError"]
+__all__ = ["DEFAULT_DB", "Database", "DatabaseLocked", "StoreError", "open_waiting"]
 
 
 def __getattr__(name: str) -> Any:

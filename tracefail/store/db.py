@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib import resources
@@ -25,6 +26,10 @@ ROW_GROUP_ROWS = 122_880  # DuckDB's default row group size: a checkpoint rewrit
 # of the segment keeps pinned; shorter ones are inline and evictable
 OVERFLOW_BYTES = 4096
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+# DuckDB's words when another process holds the file; a bare "lock" also matched "block" in a
+# corrupt file's message and any path with "lock" in it, and then a writer waited for nobody
+_LOCK_HELD = "Could not set lock on file"
+LOCK_RETRY_S = 0.1  # how often `open_waiting` tries again: a refused open costs microseconds
 
 
 class StoreError(Exception):
@@ -32,7 +37,12 @@ class StoreError(Exception):
 
 
 class DatabaseLocked(StoreError):
-    """Another process holds the file's write lock; waiting and retrying can succeed."""
+    """Another process holds the file's write lock; waiting and retrying can succeed.
+    `holder` is DuckDB's "(PID n)" of that process, empty when DuckDB did not say."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 def snapshot_path(path: str | Path) -> Path:
@@ -96,6 +106,32 @@ def latest_version() -> int:
     return migrations()[-1][0]
 
 
+def open_waiting(
+    path: str | Path,
+    wait_s: float,
+    *,
+    read_only: bool = False,
+    on_wait: Callable[[DatabaseLocked], None] | None = None,
+) -> Database:
+    """Open `path`, waiting up to `wait_s` for another process to let go of it (a browser
+    between filter changes, a writer finishing), then raise its `DatabaseLocked`, which names
+    the holder. `on_wait(error)` is called once, when the first try finds the file held, so a
+    command that waits can say why it is silent. Only the lock is waited for: any other
+    error is raised at once."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return Database(path, read_only=read_only)
+        except DatabaseLocked as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            if on_wait is not None:
+                on_wait(exc)
+                on_wait = None
+        time.sleep(min(LOCK_RETRY_S, left))
+
+
 class Database:
     """One corpus file (or `:memory:`), migrated to the current schema on open."""
 
@@ -130,24 +166,30 @@ class Database:
             self.connection = duckdb.connect(self.path, read_only=read_only, config=self._config)
         except duckdb.IOException as exc:
             text = str(exc)
-            if "lock" in text.lower() and read_only and snapshot_path(self.path).exists():
+            locked = _LOCK_HELD in text
+            held_by = " ".join(re.findall(r"\(PID \d+\)", text)[:1])
+            if locked and read_only and snapshot_path(self.path).exists():
                 # `serve` holds the file and publishes a copy after its commits: read that
                 self.snapshot_of, self.path = self.path, str(snapshot_path(self.path))
                 self.connection = duckdb.connect(
                     self.path, read_only=True, config=_SANDBOX if sandbox else {}
                 )
-            elif "lock" in text.lower() and read_only:
+            elif locked and read_only:
                 raise DatabaseLocked(
-                    f"{self.path}: the database is open for writing in another process; "
-                    "wait for it to finish or open it read-only later"
+                    f"{self.path}: the database is open for writing in another process {held_by}".rstrip()
+                    + "; wait for it to finish or open it read-only later",
+                    held_by,
                 ) from None
-            elif "lock" in text.lower():  # a writer or a reader (`tracefail browse` reads) holds it
-                held_by = " ".join(re.findall(r"\(PID \d+\)", text)[:1])
+            elif locked:  # a writer or a reader (`tracefail browse` reads) holds it
                 raise DatabaseLocked(
                     f"{self.path}: the database is open in another process {held_by}".rstrip()
                     + "; wait for it to finish (an idle `tracefail browse` lets go of it within "
-                    "seconds) and try again"
+                    "seconds) and try again",
+                    held_by,
                 ) from None
+            elif "Permission denied" in text:  # not a broken file: say what the user can change
+                doing = "read" if read_only else "write"
+                raise StoreError(f"{self.path}: this user may not {doing} it (permission denied)") from None
             else:
                 raise StoreError(
                     f"{self.path}: cannot open as a DuckDB database ({_first_line(text)})"

@@ -58,10 +58,18 @@ class TracefailApp(App[None]):
         self.corpus_filter = CorpusFilter()
         self.receipts: list[Receipt] = []
         self.writes = 0  # human writes and undos so far: the corpus list re-reads when it changed
+        self.error: str | None = None  # why the corpus could not be opened at all (the app exits)
         self.sub_title = f"{Path(db_path).name} · labelling as {self.service.source}"
 
     def on_unmount(self) -> None:
         self.service.close()  # let go of the file at once, not after HOLD_S
+
+    def cannot_open(self, message: str) -> None:
+        """The corpus cannot be read at all (not a DuckDB file, corrupt, unreadable): an empty
+        screen saying "loading…" helps nobody, so the browser ends and `tracefail browse`
+        prints `message` as its one line."""
+        self.error = message
+        self.exit(return_code=1)
 
     def on_mount(self) -> None:
         from tracefail.tui.screens.corpus import CorpusScreen

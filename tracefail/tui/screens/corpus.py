@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from tracefail.services.browse import StoreError
 from tracefail.services.filter_language import (
     FILTER_HELP,
     SORT_COLUMNS,
@@ -120,15 +121,31 @@ class CorpusScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
-        background(self, self.tf.service.prepare, lambda _: self._start(), group="corpus")
 
-    def _start(self) -> None:
+        def prepare() -> str | None:  # in the worker: the corpus opens, or why it cannot
+            try:
+                self.tf.service.prepare()
+            except (StoreError, FileNotFoundError) as exc:
+                return str(exc)
+            return None
+
+        background(self, prepare, self._prepared, group="corpus")
+
+    def _prepared(self, error: str | None) -> None:
+        if error is not None:
+            self.tf.cannot_open(error)
+        else:
+            self.action_reload()
+
+    def action_reload(self) -> None:
+        """Read the corpus: the rows, and its size and filter values, which other processes
+        (`ingest`, `serve`) change (after `R` the size had stayed as first counted)."""
         self.query_one(LiveStatus).loaded()
         self.reload()
         background(self, self.tf.service.facets, lambda _: None, group="facets", exclusive=False)
         background(
-            self, lambda: self.tf.service.count(CorpusFilter()), self._sized, group="size", exclusive=False
-        )
+            self, lambda: self.tf.service.count(CorpusFilter()), self._sized, group="size"
+        )  # exclusive: an older count never lands after a newer one
 
     def _sized(self, size: int) -> None:
         self.corpus_size = size
@@ -215,6 +232,7 @@ class CorpusScreen(Screen[None]):
             lambda page: self._add(generation, page),
             group="corpus-more",
             busy=self._busy,
+            failed=self._read_failed,  # not left fetching: scrolling on tries this page again
         )
 
     def _add(self, generation: int, page: CorpusPage) -> None:
@@ -284,14 +302,14 @@ class CorpusScreen(Screen[None]):
         ]
 
     def _busy(self, message: str) -> None:
-        self.fetching = False
-        self._show_table()
+        """Another process holds the corpus: say so, and read again in a moment."""
         self.busy = message
-        self._status()
+        self._read_failed()
         self.set_timer(RETRY_S, self.reload)
 
     def _read_failed(self) -> None:
-        """The page could not be read (the error is shown): the rows read before stay."""
+        """The page could not be read (the error or the busy corpus is shown): the rows read
+        before stay, uncovered, and the next try can start."""
         self.fetching = False
         self._show_table()
         self._status()
@@ -416,10 +434,6 @@ class CorpusScreen(Screen[None]):
         from tracefail.tui.screens.review import ReviewScreen
 
         self.app.push_screen(ReviewScreen(self.tf.ranker_path))
-
-    def action_reload(self) -> None:
-        self.query_one(LiveStatus).loaded()
-        self.reload()
 
     def action_mark(self) -> None:
         """Toggle the mark of the trace under the cursor; a third mark drops the oldest."""
