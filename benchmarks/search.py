@@ -3,7 +3,7 @@ every step for the same words, on a large corpus; then what the index costs to k
 
     .venv/bin/python benchmarks/make_corpus.py --traces 100000 --db /tmp/big.duckdb
     .venv/bin/python benchmarks/search.py --db /tmp/big.duckdb [--rebuild]
-    .venv/bin/python benchmarks/search.py --ingest /tmp/tracefail-bench/mast_synth_50mb_v2.json
+    .venv/bin/python benchmarks/search.py --ingest /tmp/tracefail-bench/mast_synth_50mb_v3_diverse.json
 
 Both sides return the number of matching steps and traces; the search also ranks and returns
 the best 20 with snippets. Each query runs `--repeat` times; the best time is printed with the
