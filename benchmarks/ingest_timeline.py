@@ -1,7 +1,8 @@
 """Where one ingest's time goes, by thread: the store's steps (inserts, the search index's parts)
 and the index rows built beside the reading, each timed where it runs.
 
-    .venv/bin/python benchmarks/ingest_timeline.py [--mast-mb 50] [--workers 0] [--workdir DIR]
+    .venv/bin/python benchmarks/ingest_timeline.py [--mast-mb 50] [--workers 0] [--mast-text diverse]
+        [--workdir DIR]
 
 Ingests the synthesized MAST-style array (`ingest.py`'s, made if missing) into a fresh corpus
 with the named functions wrapped: per function and thread, the calls, the wall seconds inside
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest import synthesize_mast  # benchmarks/ingest.py, beside this script
+from corpus_text import synthesize_mast  # benchmarks/corpus_text.py, beside this script
 
 from tracefail.services import ingest as ingest_service
 from tracefail.services import ingest_read
@@ -56,12 +57,17 @@ def main() -> None:
     )
     parser.add_argument("--mast-mb", type=int, default=50)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument(
+        "--mast-text", choices=("diverse", "repeated"), default="diverse", help="as ingest.py's"
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tracefail-bench")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    mast = args.workdir / f"mast_synth_{args.mast_mb}mb_v2.json"
+    # the file ingest.py makes and caches: v2 the sample text repeated, v3 in real words
+    version = "v3_diverse" if args.mast_text == "diverse" else "v2"
+    mast = args.workdir / f"mast_synth_{args.mast_mb}mb_{version}.json"
     if not mast.exists():
-        synthesize_mast(mast, args.mast_mb)
+        synthesize_mast(mast, args.mast_mb, diverse=args.mast_text == "diverse")
     calls: list[Call] = []
     started = [time.perf_counter()]
     _wrap(ingest_read, "indexed", calls, started)
