@@ -221,12 +221,16 @@ class Stored:
     def has(self, line: str) -> bool:
         if line in self._lines:
             return True
+        # A log line's header rule is tried before the search inside the joined text, which
+        # reads all of it: on real (diverse) logs most lines are a header and a stored line.
+        rest = header_rest(line)
+        if rest is not None and (not _is_text(rest) or rest in self._lines):
+            return True
         if self._fresh:
             self._join_fresh()
         if any(line in chunk for chunk in self._chunks):
             return True
-        rest = header_rest(line)
-        return rest is not None and (not _is_text(rest) or self.has(rest))
+        return rest is not None and self.has(rest)
 
     def _join_fresh(self) -> None:
         chunks = self._chunks
