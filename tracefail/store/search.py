@@ -437,9 +437,9 @@ def index_rows(texts: pl.DataFrame) -> IndexRows:
         .explode("term", "pos")
         .drop_nulls("term")
     )
+    terms = words.get_column("term").unique().sort()
     if words.height == 0:
         return IndexRows(docs, pa.array([], pa.string()), _POSTING_ROWS.empty_table())
-    terms = words.get_column("term").unique().sort()
     code = words.get_column("term").cast(pl.Enum(terms)).to_physical()  # the term's rank
     words = pl.DataFrame({"code": code, "doc": words.get_column("doc"), "pos": words.get_column("pos")})
     words = words.sort("code", maintain_order=True)
