@@ -26,7 +26,6 @@ from tracefail.ingest.reader import MAX_RECORD_BYTES, RawRecord, SourceError
 from tracefail.model import Trace
 from tracefail.store import rows
 from tracefail.store.rows import Prepared
-from tracefail.store.search import indexed
 
 BATCH = 200
 BATCH_CHARS = 8 * 1024 * 1024  # flush early on big records, so memory stays bounded
@@ -327,13 +326,13 @@ def _prepared(pending: list[tuple[Path, Trace]]) -> Iterator[Item]:
     if not pending:
         return
     try:
-        yield indexed(rows.prepare([trace for _, trace in pending]))
+        yield rows.prepare([trace for _, trace in pending])
         return
     except UnicodeEncodeError:
         pass
     for file, trace in pending:
         try:
-            yield indexed(rows.prepare([trace]))
+            yield rows.prepare([trace])
         except UnicodeEncodeError as exc:
             readable = _opening(trace).encode("utf-8", "replace").decode("utf-8")
             reason = f"holds text that cannot be stored as UTF-8 ({exc.reason})"

@@ -1,5 +1,5 @@
-"""The rows traces are stored as, built without a database: reader processes prepare them and
-the store writes them."""
+"""The rows traces are stored as, built without a database: reader processes prepare them
+(importing neither DuckDB nor polars keeps their start-up short) and the store writes them."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import groupby
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tracefail.model import STEP_FIELDS, Attribution, Label, StepKind, Trace, step_values
-
-if TYPE_CHECKING:
-    from tracefail.store.search import IndexRows
 
 
 def now() -> datetime:
@@ -30,9 +27,7 @@ class Prepared:
     write: an ingest prepares the next batch (the Python half of its work, possibly in another
     process) while the store thread writes this one (the DuckDB half). `headers` are the traces
     without steps, labels and attributions, which travel as Arrow tables: a pydantic object per
-    label cost more to pickle between processes than the rest of the batch. `index`: the search
-    index's rows of its steps where they were built with it (`search.indexed`), else the write
-    builds them."""
+    label cost more to pickle between processes than the rest of the batch."""
 
     headers: list[Trace]
     hashes: list[str]
@@ -40,7 +35,6 @@ class Prepared:
     steps: pa.Table
     labels: pa.Table  # run_id null where the label had none: the writing run's id goes there
     attributions: pa.Table
-    index: IndexRows | None = None
 
     @property
     def chars(self) -> int:
@@ -84,7 +78,6 @@ class Prepared:
             steps=mine(self.steps),
             labels=mine(self.labels),
             attributions=mine(self.attributions),
-            index=self.index.subset(ids) if self.index is not None else None,
         )
 
     @staticmethod
@@ -93,12 +86,6 @@ class Prepared:
         per file would dominate on a folder of small files)."""
         if len(batches) == 1:
             return batches[0]
-        indexes = [b.index for b in batches if b.index is not None]
-        index = None
-        if len(indexes) == len(batches):
-            from tracefail.store.search import IndexRows  # search imports this module
-
-            index = IndexRows.joined(indexes)
         return Prepared(
             headers=[t for b in batches for t in b.headers],
             hashes=[h for b in batches for h in b.hashes],
@@ -106,7 +93,6 @@ class Prepared:
             steps=pa.concat_tables([b.steps for b in batches]),
             labels=pa.concat_tables([b.labels for b in batches]),
             attributions=pa.concat_tables([b.attributions for b in batches]),
-            index=index,
         )
 
 

@@ -10,11 +10,8 @@ tokens), `search_postings` (one row per term id and step: the term frequency and
 positions) and `search_segments` (the runs of postings, each sorted by term id). Every store
 function that writes steps calls `index_written` in the same transaction with the rows it has
 just written (the text is tokenised from them, not read back), so the index never lags the
-steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild). Building
-the rows (`index_rows`: tokens, postings keyed by term) needs no database: an ingest builds
-them where it prepares a batch (`indexed`, in its reader processes), and its one writer only
-gives them term and document ids (`_add_docs`). `index_traces` indexes what the steps table
-holds (a corpus the index does not cover). Each
+steps and is never rebuilt from scratch (DuckDB's fts extension could only rebuild);
+`index_traces` indexes what the steps table holds (a corpus the index does not cover). Each
 write appends one run; runs of one size tier are merged (LSM-style, `_merge_segments`), so a
 common word's rows stay in few row groups. BM25's statistics (document frequency, number of
 documents, average length) are read from these tables at query time, so an incremental index
@@ -46,15 +43,13 @@ import math
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from tracefail.store.db import Database, StoreError
-from tracefail.store.rows import Prepared, json_text
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _QUERY_PART = re.compile(r'"([^"]*)"?|(\S+)')
@@ -216,9 +211,18 @@ def _step_texts(steps: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _written_frame(steps: pa.Table, trace_rows: Sequence[Mapping[str, object]]) -> pl.DataFrame:
-    """The text columns of a write's steps (`STEP_SCHEMA`), step 0 with its trace's metadata
-    (`trace_rows`: `trace_id` and `metadata` as stored, JSON text)."""
+def index_written(
+    db: Database, steps: pa.Table, trace_rows: Sequence[Mapping[str, object]], *, grown: bool = False
+) -> None:
+    """Make the index hold the steps a write has just stored, from the Arrow rows it holds
+    (`STEP_SCHEMA`) and the rows of its traces (their `trace_id` and `metadata` as stored, JSON
+    text), so nothing is read back. By default the write replaced whole traces (every trace in
+    `trace_rows`):
+    their old documents go. With `grown`, only the documents of the written steps and of step 0
+    (which carries the trace's metadata) go: a live trace growing span by span costs its new
+    steps, not all of them; a step 0 the write did not hold is read from the steps table. The
+    caller owns the transaction: call it in the one that wrote the steps, after writing them,
+    so the index commits (or rolls back) with them."""
     frame = pl.from_arrow(steps.select(["trace_id", "step_idx", *_TEXT_COLUMNS[:3]]))
     meta = pl.DataFrame(
         {
@@ -228,46 +232,10 @@ def _written_frame(steps: pa.Table, trace_rows: Sequence[Mapping[str, object]]) 
         schema={"trace_id": pl.String, "trace_metadata": pl.String},
     )
     assert isinstance(frame, pl.DataFrame)
-    return frame.join(meta, on="trace_id", how="left").with_columns(
+    frame = frame.join(meta, on="trace_id", how="left").with_columns(
         trace_metadata=pl.when(pl.col("step_idx") == 0).then(pl.col("trace_metadata"))
     )
-
-
-def indexed(batch: Prepared) -> Prepared:
-    """The batch with its index rows (`Prepared.index`), built where it is prepared without a
-    database, so an ingest's reader processes (or its reading thread) tokenise and its one
-    writer only gives them ids: the index had been ~40% of a MAST ingest, all in the writer."""
-    trace_rows = [{"trace_id": t.trace_id, "metadata": json_text(t.metadata)} for t in batch.headers]
-    return replace(batch, index=index_rows(_step_texts(_written_frame(batch.steps, trace_rows))))
-
-
-def index_written(
-    db: Database,
-    steps: pa.Table,
-    trace_rows: Sequence[Mapping[str, object]],
-    *,
-    grown: bool = False,
-    prepared: IndexRows | None = None,
-) -> None:
-    """Make the index hold the steps a write has just stored, from the Arrow rows it holds
-    (`STEP_SCHEMA`) and the rows of its traces (their `trace_id` and `metadata` as stored, JSON
-    text), so nothing is read back. By default the write replaced whole traces (every trace in
-    `trace_rows`): their old documents go; `prepared` are its index rows if they were built
-    beforehand (`indexed`). With `grown`, only the documents of the written steps and of
-    step 0 (which carries the trace's metadata) go: a live trace growing span by span costs its
-    new steps, not all of them; a step 0 the write did not hold is read from the steps table.
-    The caller owns the transaction: call it in the one that wrote the steps, after writing
-    them, so the index commits (or rolls back) with them."""
-    if grown and prepared is not None:
-        raise ValueError("index rows are prepared for whole traces only, not for a grown write")
-    ids = sorted({str(r["trace_id"]) for r in trace_rows})
-    if prepared is not None:
-        for start in range(0, len(ids), INDEX_CHUNK):
-            chunk = ids[start : start + INDEX_CHUNK]
-            _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
-            _add_docs(db, prepared.subset(chunk))
-        return
-    frame = _written_frame(steps, trace_rows)
+    ids = sorted(meta.get_column("trace_id").unique())
     for start in range(0, len(ids), INDEX_CHUNK):
         chunk = ids[start : start + INDEX_CHUNK]
         written = frame.filter(pl.col("trace_id").is_in(chunk))
@@ -285,7 +253,7 @@ def index_written(
                 )
         else:
             _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
-        _add_docs(db, index_rows(_step_texts(written)))
+        _add_docs(db, _step_texts(written))
 
 
 def index_traces(db: Database, traces: Iterable[str]) -> None:
@@ -295,7 +263,7 @@ def index_traces(db: Database, traces: Iterable[str]) -> None:
     for start in range(0, len(ids), INDEX_CHUNK):
         chunk = ids[start : start + INDEX_CHUNK]
         _drop_docs(db, pa.table({"trace_id": pa.array(chunk, pa.string())}), whole=True)
-        _add_docs(db, index_rows(_step_texts(_stored_steps(db, chunk, only_first=False))))
+        _add_docs(db, _step_texts(_stored_steps(db, chunk, only_first=False)))
 
 
 def _stored_steps(db: Database, ids: list[str], *, only_first: bool) -> pl.DataFrame:
@@ -344,126 +312,9 @@ def _drop_docs(db: Database, gone: pa.Table, *, whole: bool) -> None:
     con.execute("DELETE FROM search_docs WHERE doc_id IN (SELECT doc_id FROM old_docs)")
 
 
-@dataclass(frozen=True)
-class IndexRows:
-    """Documents and postings of some steps, built without a database (`index_rows`), so that
-    the process preparing a batch builds them and the writer only gives them ids (`_add_docs`).
-    Arrow throughout: a batch crosses from a reader process as a few buffers, not a Python
-    object per step."""
-
-    docs: pa.Table  # trace_id, step_idx, len (tokens): one row per step, in (trace, step) order
-    terms: pa.Array  # the distinct terms, sorted
-    # rank (of the term in `terms`), doc (row of `docs`), tf, positions: sorted by rank, then doc
-    postings: pa.Table
-
-    def subset(self, trace_ids: pa.Array | Sequence[str]) -> IndexRows:
-        """The rows of these traces' documents only, renumbered; terms they lack are dropped."""
-        keep = pc.is_in(self.docs["trace_id"], value_set=pa.array(trace_ids, pa.string()))
-        kept = keep.to_numpy(zero_copy_only=False)
-        if kept.all():
-            return self
-        number = np.cumsum(kept, dtype=np.int64) - 1  # a kept document's new number
-        doc = self.postings["doc"].to_numpy()
-        postings = self.postings.filter(pa.array(kept[doc]))
-        rank = postings["rank"].to_numpy()
-        used = np.unique(rank)  # sorted, so the terms and the rows keep their order
-        return IndexRows(
-            docs=self.docs.filter(keep),
-            terms=self.terms.take(pa.array(used)),
-            postings=_with_rank_doc(
-                postings, np.searchsorted(used, rank), number[postings["doc"].to_numpy()]
-            ),
-        )
-
-    @staticmethod
-    def joined(parts: Sequence[IndexRows]) -> IndexRows:
-        """The rows of several batches (of distinct traces) as `index_rows` builds them for all
-        their steps at once: documents renumbered in (trace, step) order, terms ranked anew."""
-        if len(parts) == 1:
-            return parts[0]
-        docs = pa.concat_tables([part.docs for part in parts])
-        by_step = pl.from_arrow(docs.select(["trace_id", "step_idx"]))
-        assert isinstance(by_step, pl.DataFrame)
-        order = by_step.with_row_index("row").sort("trace_id", "step_idx").get_column("row").to_numpy()
-        number = np.empty(len(order), np.int64)
-        number[order] = np.arange(len(order))
-        terms = pl.concat([pl.Series(part.terms) for part in parts]).unique().sort()
-        ranks, numbers, offset = [], [], 0
-        for part in parts:
-            own = pl.Series(part.terms).cast(pl.Enum(terms)).to_physical().to_numpy().astype(np.int64)
-            ranks.append(own[part.postings["rank"].to_numpy()])
-            numbers.append(number[part.postings["doc"].to_numpy().astype(np.int64) + offset])
-            offset += part.docs.num_rows
-        rank, doc = np.concatenate(ranks), np.concatenate(numbers)
-        merged = np.argsort(rank * (1 << 32) + doc, kind="stable")
-        postings = pa.concat_tables([part.postings for part in parts]).take(pa.array(merged))
-        return IndexRows(
-            docs=docs.take(pa.array(order)),
-            terms=terms.to_arrow().cast(pa.string()),
-            postings=_with_rank_doc(postings, rank[merged], doc[merged]),
-        )
-
-
-_POSTING_ROWS = pa.schema(
-    [("rank", pa.uint32()), ("doc", pa.uint32()), ("tf", pa.int32()), ("positions", pa.list_(pa.int32()))]
-)
-
-
-def _with_rank_doc(postings: pa.Table, rank: np.ndarray, doc: np.ndarray) -> pa.Table:
-    return postings.set_column(0, "rank", pa.array(rank.astype(np.uint32))).set_column(
-        1, "doc", pa.array(doc.astype(np.uint32))
-    )
-
-
-def index_rows(texts: pl.DataFrame) -> IndexRows:
-    """The index rows of (trace_id, step_idx, text) rows: each run of one term in one document
-    is a posting; the token rows are stably sorted by term (they come ordered by document and
-    position), so a term's postings come out by document with their positions in order."""
-    texts = texts.sort("trace_id", "step_idx")  # document numbers in a stable order
-    tokens = token_lists(texts.get_column("text"))
-    docs = pa.table(
-        {
-            "trace_id": texts.get_column("trace_id").to_arrow().cast(pa.string()),
-            "step_idx": texts.get_column("step_idx").cast(pl.Int32).to_arrow(),
-            "len": tokens.list.len().cast(pl.Int32).to_arrow(),
-        }
-    )
-    words = (
-        pl.DataFrame({"term": tokens})
-        .with_columns(
-            doc=pl.int_range(pl.len(), dtype=pl.UInt32),
-            pos=pl.int_ranges(pl.col("term").list.len(), dtype=pl.Int32),
-        )
-        .explode("term", "pos")
-        .drop_nulls("term")
-    )
-    terms = words.get_column("term").unique().sort()
-    if words.height == 0:
-        return IndexRows(docs, pa.array([], pa.string()), _POSTING_ROWS.empty_table())
-    code = words.get_column("term").cast(pl.Enum(terms)).to_physical()  # the term's rank
-    words = pl.DataFrame({"code": code, "doc": words.get_column("doc"), "pos": words.get_column("pos")})
-    words = words.sort("code", maintain_order=True)
-    key = words.get_column("code").cast(pl.UInt64) * (1 << 32) + words.get_column("doc").cast(pl.UInt64)
-    runs = key.rle().struct.unnest()
-    offsets = np.concatenate([[0], np.cumsum(runs.get_column("len").to_numpy())]).astype(np.int32)
-    first = runs.get_column("value").to_numpy()
-    postings = pa.table(
-        [
-            pa.array((first >> 32).astype(np.uint32)),
-            pa.array((first & 0xFFFFFFFF).astype(np.uint32)),
-            pa.array(runs.get_column("len").to_numpy().astype(np.int32)),
-            pa.ListArray.from_arrays(pa.array(offsets), words.get_column("pos").to_arrow()),
-        ],
-        schema=_POSTING_ROWS,
-    )
-    return IndexRows(docs, terms.to_arrow().cast(pa.string()), postings)
-
-
-def _add_docs(db: Database, rows: IndexRows) -> None:
-    """Store index rows: document ids from the corpus's next one, term ids from `search_terms`
-    (new terms get the next ids), postings in (term id, document) order as one run."""
-    n_docs = rows.docs.num_rows
-    if n_docs == 0:
+def _add_docs(db: Database, steps: pl.DataFrame) -> None:
+    """Documents and postings for (trace_id, step_idx, text) rows, ids in (trace, step) order."""
+    if steps.height == 0:
         return
     con = db.connection
     # ids never reused: a merge rewrites a range of ids, which must hold only its own runs
@@ -473,14 +324,23 @@ def _add_docs(db: Database, rows: IndexRows) -> None:
             "(SELECT coalesce(max(last_doc), 0) FROM search_segments))"
         ).fetchone()[0]
     )
-    docs = rows.docs.add_column(  # noqa: F841 - scanned by name
-        0, "doc_id", pa.array(range(base + 1, base + 1 + n_docs), pa.int64())
+    steps = steps.sort("trace_id", "step_idx")  # document ids in a stable order
+    tokens = token_lists(steps.get_column("text"))
+    docs = pa.table(  # noqa: F841 - scanned by name
+        {
+            "doc_id": pa.array(range(base + 1, base + 1 + steps.height), pa.int64()),
+            "trace_id": steps.get_column("trace_id").to_arrow(),
+            "step_idx": steps.get_column("step_idx").cast(pl.Int32).to_arrow(),
+            "len": tokens.list.len().cast(pl.Int32).to_arrow(),
+        }
     )
     con.execute("INSERT INTO search_docs SELECT doc_id, trace_id, step_idx, len FROM docs")
-    postings = _postings_rows(db, rows, base)
+    postings = _postings_rows(db, tokens, base)
     if postings.num_rows:
         con.execute("INSERT INTO search_postings SELECT term_id, doc_id, tf, positions FROM postings")
-    con.execute("INSERT INTO search_segments VALUES (?, ?, ?)", [base + 1, base + n_docs, postings.num_rows])
+    con.execute(
+        "INSERT INTO search_segments VALUES (?, ?, ?)", [base + 1, base + steps.height, postings.num_rows]
+    )
     _merge_segments(db)
 
 
@@ -516,38 +376,44 @@ def _merge_segments(db: Database) -> None:
         runs = [*runs[:same], (low, high, n_rows)]
 
 
-def _postings_rows(db: Database, rows: IndexRows, base: int) -> pa.Table:
-    """The postings with term and document ids, sorted by term id then document. New terms get
-    ids in term order after the known ones, so the rows are in id order already where every new
-    term sorts after every known one (a fresh corpus); else the runs of each term are reordered
-    by id, each run as it is (a term's rows are next to each other, by document)."""
-    postings = rows.postings
-    if postings.num_rows == 0:
+def _postings_rows(db: Database, tokens: pl.Series, base: int) -> pa.Table:
+    """One row per (term, document) of these token lists (document `base + 1 + i` for list i),
+    sorted by term id then document: the token rows are stably sorted by term (they come
+    ordered by document and position), and each run of one term in one document is a row."""
+    words = (
+        pl.DataFrame({"term": tokens})
+        .with_columns(
+            doc=pl.int_range(pl.len(), dtype=pl.UInt32),
+            pos=pl.int_ranges(pl.col("term").list.len(), dtype=pl.Int32),
+        )
+        .explode("term", "pos")
+        .drop_nulls("term")
+    )
+    if words.height == 0:
         return pa.table({"term_id": pa.array([], pa.int32())})
-    ids = _term_ids(db, rows.terms)
-    rank = postings["rank"].to_numpy().astype(np.int64)
-    table = pa.table(
+    terms, term_ids = _term_ids(db, words.get_column("term").unique().sort())
+    code = words.get_column("term").cast(pl.Enum(terms)).to_physical()  # rank of the term's id
+    words = pl.DataFrame({"code": code, "doc": words.get_column("doc"), "pos": words.get_column("pos")})
+    words = words.sort("code", maintain_order=True)
+    key = words.get_column("code").cast(pl.UInt64) * (1 << 32) + words.get_column("doc").cast(pl.UInt64)
+    runs = key.rle().struct.unnest()
+    offsets = np.concatenate([[0], np.cumsum(runs.get_column("len").to_numpy())]).astype(np.int32)
+    first = runs.get_column("value")
+    return pa.table(
         {
-            "term_id": pa.array(ids[rank], pa.int32()),
-            "doc_id": pa.array(postings["doc"].to_numpy().astype(np.int64) + base + 1, pa.int64()),
-            "tf": postings["tf"],
-            "positions": postings["positions"],
+            "term_id": pa.array(term_ids[(first // (1 << 32)).to_numpy().astype(np.int64)], pa.int32()),
+            "doc_id": pa.array((first % (1 << 32)).to_numpy().astype(np.int64) + base + 1, pa.int64()),
+            "tf": pa.array(runs.get_column("len").to_numpy().astype(np.int32), pa.int32()),
+            "positions": pa.ListArray.from_arrays(pa.array(offsets), words.get_column("pos").to_arrow()),
         }
     )
-    if (np.diff(ids) > 0).all():
-        return table
-    counts = np.bincount(rank, minlength=len(ids))
-    by_id = np.argsort(ids)  # term ranks in id order
-    run, first = counts[by_id], (np.cumsum(counts) - counts)[by_id]
-    at = np.cumsum(run) - run  # where each term's run goes
-    return table.take(pa.array(np.repeat(first - at, run) + np.arange(len(rank))))
 
 
-def _term_ids(db: Database, terms: pa.Array) -> np.ndarray:
-    """The id of each of these distinct, sorted terms in `search_terms`; terms new to the corpus
-    get the next ids, in sorted order. One scan of the terms."""
+def _term_ids(db: Database, batch_terms: pl.Series) -> tuple[pl.Series, np.ndarray]:
+    """The batch's distinct terms (sorted) ordered by their id in `search_terms`, and those
+    ids; terms new to the corpus get the next ids, in sorted order. One scan of the terms."""
     con = db.connection
-    wanted_terms = pa.table({"term": terms})  # noqa: F841 - scanned by name
+    wanted_terms = pa.table({"term": batch_terms.to_arrow()})  # noqa: F841 - scanned by name
     found = pl.from_arrow(
         con.execute(
             "SELECT term, term_id FROM search_terms WHERE term IN (SELECT term FROM wanted_terms) "
@@ -556,20 +422,18 @@ def _term_ids(db: Database, terms: pa.Array) -> np.ndarray:
     )
     assert isinstance(found, pl.DataFrame)
     top = int(found.filter(pl.col("term").is_null()).get_column("term_id")[0])
-    ranked = (
-        pl.DataFrame({"term": pl.Series(terms)})
-        .with_row_index("rank")
-        .join(found.drop_nulls("term"), on="term", how="left")
-        .sort("rank")
+    found = found.drop_nulls("term")
+    new = (
+        pl.DataFrame({"term": batch_terms})
+        .join(found, on="term", how="anti")
+        .sort("term")  # new ids in term order, whatever order the join left
+        .with_columns(term_id=pl.int_range(top + 1, top + 1 + pl.len(), dtype=pl.Int32))
     )
-    new = ranked.get_column("term_id").is_null()
-    ids = ranked.select(
-        pl.coalesce("term_id", top + pl.col("term_id").is_null().cum_sum()).cast(pl.Int32)
-    ).to_series()
-    if new.any():
-        new_terms = pl.DataFrame({"term": ranked.get_column("term"), "term_id": ids}).filter(new).to_arrow()  # noqa: F841
+    if new.height:
+        new_terms = new.to_arrow()  # noqa: F841 - scanned by name
         con.execute("INSERT INTO search_terms SELECT term, term_id FROM new_terms")
-    return ids.to_numpy()
+    known = pl.concat([found, new]).sort("term_id")
+    return known.get_column("term"), known.get_column("term_id").to_numpy()
 
 
 def _doc_ranges(doc_ids: list[int], most: int = 16) -> list[tuple[int, int]]:

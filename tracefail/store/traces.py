@@ -165,7 +165,7 @@ def _write(
         _insert(db, "steps", STEP_SCHEMA, batch.steps)
         _insert(db, "labels", LABEL_SCHEMA, stamped(batch.labels, run_id))
         _insert(db, "attributions", ATTRIBUTION_SCHEMA, stamped(batch.attributions, run_id))
-        index_written(db, batch.steps, trace_rows, prepared=batch.index)
+        index_written(db, batch.steps, trace_rows)
     result.traces += len(batch.headers)
     result.steps += batch.steps.num_rows
     result.labels += batch.labels.num_rows
