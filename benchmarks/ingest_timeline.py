@@ -1,5 +1,5 @@
 """Where one ingest's time goes, by thread: the store's steps (inserts, the search index's parts)
-and the index rows built beside the reading, each timed where it runs.
+and the fidelity measure beside the reading, each timed where it runs.
 
     .venv/bin/python benchmarks/ingest_timeline.py [--mast-mb 50] [--workers 0] [--mast-text diverse]
         [--workdir DIR]
@@ -27,14 +27,14 @@ from typing import Any
 
 from corpus_text import synthesize_mast  # benchmarks/corpus_text.py, beside this script
 
+from tracefail.ingest import fidelity
 from tracefail.services import ingest as ingest_service
-from tracefail.services import ingest_read
 from tracefail.store import Database, search, traces
 
 Call = tuple[str, str, float, float, float]  # name, thread, start, wall, thread CPU
 
 
-def _wrap(owner: Any, name: str, calls: list[Call], started: list[float], static: bool = False) -> None:
+def _wrap(owner: Any, name: str, calls: list[Call], started: list[float]) -> None:
     function: Callable[..., Any] = getattr(owner, name)
 
     @functools.wraps(function)
@@ -48,7 +48,7 @@ def _wrap(owner: Any, name: str, calls: list[Call], started: list[float], static
                 (name, thread, wall - started[0], time.perf_counter() - wall, time.thread_time() - cpu)
             )
 
-    setattr(owner, name, staticmethod(timed) if static else timed)
+    setattr(owner, name, timed)
 
 
 def main() -> None:
@@ -70,8 +70,8 @@ def main() -> None:
         synthesize_mast(mast, args.mast_mb, diverse=args.mast_text == "diverse")
     calls: list[Call] = []
     started = [time.perf_counter()]
-    _wrap(ingest_read, "indexed", calls, started)
-    _wrap(search.IndexRows, "joined", calls, started, static=True)
+    _wrap(fidelity.Stored, "measure", calls, started)
+    _wrap(traces, "add_prepared", calls, started)
     _wrap(traces, "_insert", calls, started)
     _wrap(traces, "index_written", calls, started)
     for name in ("_drop_docs", "_add_docs", "token_lists", "_postings_rows", "_term_ids", "_merge_segments"):
