@@ -12,6 +12,7 @@ a seeded random place in the pool: word frequencies and common phrases are those
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -33,6 +34,20 @@ TEXT_KEYS = ("content", "message", "prompt", "problem_statement")  # what JSON-s
 # Kept at the start of what follows a header: a ChatDev bold mark ("**Programmer<->Chief
 # Technology Officer on : Coding, turn 0**" names the recipient) or a loguru speaker ("✨ Manus's").
 _SPEAKER_MARK = re.compile(r"\*\*[^*\n]*\*\*|[^\w\n]*\s*[A-Z][\w-]*(?:\([\w ]+\))?(?::|'s )")
+
+
+def add_text_options(parser: argparse.ArgumentParser, flag: str, what: str) -> None:
+    """`flag` (diverse or repeated text) and `--shared-data`, alike in every benchmark that
+    synthesizes a corpus."""
+    parser.add_argument(
+        flag,
+        choices=["diverse", "repeated"],
+        default="diverse",
+        help=f"{what} in real words drawn from a pool (diverse) or the samples' own text, repeated",
+    )
+    parser.add_argument(
+        "--shared-data", type=Path, default=SHARED, help="the real-text pool's folder (Who&When, HaluEval)"
+    )
 
 
 def pool_texts(shared: Path = SHARED) -> list[str]:

@@ -41,6 +41,7 @@ from typing import Any
 from corpus_text import (
     SAMPLES,
     SHARED,
+    add_text_options,
     distinct_messages,
     synthesize_mast,
 )  # benchmarks/corpus_text.py, beside this script
@@ -187,15 +188,7 @@ def main() -> None:
     parser.add_argument(
         "--mast-repeat", type=int, default=2, help="runs per MAST-style measurement (best kept)"
     )
-    parser.add_argument(
-        "--mast-text",
-        choices=["diverse", "repeated"],
-        default="diverse",
-        help="MAST bodies in real words drawn from a pool (diverse) or the samples' own text repeated",
-    )
-    parser.add_argument(
-        "--shared-data", type=Path, default=SHARED, help="the real-text pool's folder (Who&When, HaluEval)"
-    )
+    add_text_options(parser, "--mast-text", "MAST bodies")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "tracefail-bench")
     parser.add_argument("--child", choices=list(KINDS), help=argparse.SUPPRESS)
     parser.add_argument(

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from corpus_text import SHARED, Words, pool_words  # benchmarks/, beside this script
+from corpus_text import Words, add_text_options, pool_words  # benchmarks/, beside this script
 from synth import synthesize
 
 from tracefail.services.ingest import ingest
@@ -28,15 +28,7 @@ def main() -> int:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--db", type=Path, default=Path("bench-corpus.duckdb"))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--text",
-        choices=["diverse", "repeated"],
-        default="diverse",
-        help="step texts in real words drawn from a pool (diverse) or the samples' own, repeated",
-    )
-    parser.add_argument(
-        "--shared-data", type=Path, default=SHARED, help="the real-text pool's folder (Who&When, HaluEval)"
-    )
+    add_text_options(parser, "--text", "step texts")
     args = parser.parse_args()
     if args.db.exists():
         print(f"error: {args.db} exists; pick a new path", file=sys.stderr)

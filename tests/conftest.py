@@ -26,6 +26,15 @@ def db(tmp_path: Path):
     database.close()
 
 
+@pytest.fixture(scope="session")
+def samples_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every shipped sample ingested into a closed DuckDB file, once: for tests that only read it."""
+    path = tmp_path_factory.mktemp("samples") / "corpus.duckdb"
+    with Database(path) as db:
+        ingest(db, [SAMPLES])
+    return path
+
+
 @pytest.fixture
 def whowhen_db(db: Database) -> Database:
     """The shipped Who&When sample (20 AG2 traces with dataset attributions), ingested."""

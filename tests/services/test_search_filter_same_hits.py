@@ -9,23 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLES
 from tracefail.services import search
 from tracefail.services.browse import BrowseService
 from tracefail.services.filter_language import corpus_filter
-from tracefail.services.ingest import ingest
 from tracefail.store import Database
 from tracefail.store.selection import selection_sql
 
 QUERIES = ["error", "verif*", '"the answer"', "python code", "umbrella", "出错", '"reasons about the task"']
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("same-hits") / "corpus.duckdb"
-    with Database(path) as db:
-        ingest(db, [SAMPLES])
-    return path
 
 
 def _filtered(service: BrowseService, words: str) -> set[str]:
@@ -35,17 +25,19 @@ def _filtered(service: BrowseService, words: str) -> set[str]:
 
 
 @pytest.mark.parametrize("query", QUERIES)
-def test_filter_selects_the_traces_search_finds(corpus: Path, query: str) -> None:
-    with Database(corpus, read_only=True) as db:
+def test_filter_selects_the_traces_search_finds(samples_corpus: Path, query: str) -> None:
+    with Database(samples_corpus, read_only=True) as db:
         result = search.search(db, query, limit=100_000)
     assert result.indexed
     found = {hit.trace_id for hit in result.hits}
     assert len(found) == result.n_traces
-    indexed = BrowseService(corpus, "t")
+    indexed = BrowseService(samples_corpus, "t")
     assert indexed.build_index() is not None
-    sql_only = BrowseService(corpus, "t", use_index=False)
+    sql_only = BrowseService(samples_corpus, "t", use_index=False)
     assert _filtered(indexed, query) == found
     assert _filtered(sql_only, query) == found
-    with Database(corpus, read_only=True) as db:  # SQL built without a connection: term ids as subqueries
+    with Database(
+        samples_corpus, read_only=True
+    ) as db:  # SQL built without a connection: term ids as subqueries
         sql, params = selection_sql(corpus_filter(db, query))
         assert {row[0] for row in db.rows(sql, params)} == found

@@ -23,14 +23,6 @@ from tracefail.store.db import latest_version
 from tracefail.store.traces import add_traces
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("json-words") / "corpus.duckdb"
-    with Database(path) as db:
-        ingest(db, [SAMPLES])
-    return path
-
-
 def _json(text: str) -> object | None:
     """The object or array a string holds as JSON text, else None."""
     if text.lstrip()[:1] not in ("{", "["):
@@ -100,10 +92,10 @@ def _indexed(db: Database) -> dict[tuple[str, int], list[str]]:
     return held
 
 
-def test_words_of_decoded_json_in_the_shipped_samples_are_indexed(corpus: Path) -> None:
+def test_words_of_decoded_json_in_the_shipped_samples_are_indexed(samples_corpus: Path) -> None:
     """Every word of every decoded string in the samples' tool calls and metadata is in its
     step's index entry; the scan's text (`STEP_TEXT`, SQL) splits into the very same tokens."""
-    with Database(corpus, read_only=True) as db:
+    with Database(samples_corpus, read_only=True) as db:
         decoded, indexed = _decoded_words(db), _indexed(db)
         sql = db.rows(f"SELECT trace_id, step_idx, content FROM ({store.STEP_TEXT}) ORDER BY 1, 2")
     missing = {key: sorted(words - set(indexed.get(key, []))) for key, (words, _) in decoded.items()}
@@ -126,10 +118,10 @@ def test_words_of_decoded_json_in_the_shipped_samples_are_indexed(corpus: Path) 
     } <= sources
 
 
-def test_the_scan_and_the_index_find_words_only_decoding_reveals(corpus: Path) -> None:
+def test_the_scan_and_the_index_find_words_only_decoding_reveals(samples_corpus: Path) -> None:
     """Per trace, a word that only decoding reveals (no split of the stored JSON text holds it):
     the ranked search, the corpus filter and the scan each find its step."""
-    with Database(corpus, read_only=True) as db:
+    with Database(samples_corpus, read_only=True) as db:
         decoded = _decoded_words(db)
         picked: dict[str, tuple[int, str]] = {}
         for (trace_id, step_idx), (words, stored) in sorted(decoded.items()):
