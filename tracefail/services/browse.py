@@ -19,7 +19,6 @@ Statistics and graphs come from `services.stats`, the same functions `tracefail 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from tracefail.services import ops as ops_service
 from tracefail.services import stats as stats_service
 from tracefail.services.attribution import ReviewPanel
 from tracefail.services.clusters import Clusters, failure_clusters
+from tracefail.services.corpus import may_write
 from tracefail.services.diff import RunDiff, diff_runs
 from tracefail.services.index_cache import IndexCache
 from tracefail.services.ops import Ops
@@ -108,7 +108,7 @@ class BrowseService:
             return  # a Parquet corpus: read-only, its schema is built in memory on every open
         if not self.path.exists():
             raise FileNotFoundError(f"{self.path}: no such database (run `tracefail ingest` first)")
-        if not os.access(self.path, os.W_OK):  # a corpus this user may only read: as it is
+        if not may_write(self.path):  # a corpus this user may only read: as it is
             Database(self.path, read_only=True).close()
             return
         with suppress(DatabaseLocked):  # a writer is running and migrated it; reads retry until it is done

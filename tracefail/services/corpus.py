@@ -21,6 +21,7 @@ __all__ = [
     "StoreError",
     "get_trace",
     "list_traces",
+    "may_write",
     "open_corpus",
 ]
 
@@ -44,7 +45,7 @@ def open_corpus(
     `or_read`: writable if no other process writes it and this one may, else read-only at
     once (while `tracefail serve` writes it, that is the copy serve publishes; a Parquet
     corpus; a file this user may only read), for commands that only cache when they can."""
-    if read_only or (or_read and not _writable(path)):
+    if read_only or (or_read and not may_write(path)):
         return Database(path, read_only=True)
     try:
         return open_waiting(path, 0.0 if or_read else wait_s, on_wait=on_wait)
@@ -54,7 +55,7 @@ def open_corpus(
         raise
 
 
-def _writable(path: Path | str) -> bool:
+def may_write(path: Path | str) -> bool:
     """False where a writable open cannot succeed whoever holds the file: a Parquet corpus, a
     file this user may only read."""
     if str(path) == ":memory:":
